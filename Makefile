@@ -1,0 +1,40 @@
+# Coverage Planner: the two commands are `make app` and `make test` (see README).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: app test lint typecheck bench bench-full browser clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+## Launch the Streamlit app on the embedded default city (Chengdu).
+app: $(STAMP)
+	$(BIN)/python -m streamlit run app.py
+
+## Run the whole test suite (lint, types, unit, CLI, app, browser, benchmark smoke).
+test: $(STAMP) browser
+	$(BIN)/ruff check coverage tests benchmarks app.py
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+browser:
+	@bash scripts/install_chromium.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check coverage tests benchmarks app.py
+	$(BIN)/ruff format --check coverage tests benchmarks app.py
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## Benchmarks at full size (10k/100k/300k nodes); writes docs/BENCHMARKS.md.
+bench-full: $(STAMP)
+	$(BIN)/python benchmarks/run.py --sizes 10000,100000,300000 --write-docs
+
+clean:
+	rm -rf $(VENV) .cache

@@ -1,0 +1,28 @@
+"""Exceptions: one root, :class:`PlannerError`, that callers can catch.
+
+Every subclass also inherits the builtin it resembles, so code that catches
+``ValueError`` or ``MemoryError`` keeps working. A message says what was
+expected, what arrived, and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class PlannerError(Exception):
+    """Root of every error raised on purpose by Coverage Planner."""
+
+
+class InputError(PlannerError, ValueError):
+    """A file, parameter or upload that cannot be used as given."""
+
+
+class ResourceLimitError(PlannerError, MemoryError):
+    """Work refused because it would exceed a memory, size or time budget."""
+
+
+class SolverError(PlannerError, RuntimeError):
+    """An optimisation model that could not be solved (infeasible, solver failure)."""
+
+
+class NetworkUnavailableError(PlannerError, ConnectionError):
+    """Online mode asked for, but the internet (Overpass) is not reachable."""

@@ -1,0 +1,546 @@
+"""The walking network: walkable ways → osmnx graph → largest component → local
+UTM → flat arrays with edge lengths, cached on disk.
+
+The searches downstream work on :class:`WalkNetwork`, a frozen set of numpy
+arrays (nodes, undirected edges, edge geometries) that loads from an ``.npz``
+cache in well under a second. :func:`walk_graph` gives the same network as an
+osmnx ``MultiDiGraph`` for interoperability and independent checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import osmnx as ox
+import pyproj
+import shapely
+from numpy.typing import NDArray
+from scipy import sparse
+
+from coverage.errors import InputError
+from coverage.osm import OsmExtract, ProgressFn, check_osm_file, file_sha256, read_osm
+
+logger = logging.getLogger(__name__)
+
+#: Bump when the network build changes, so stale caches are not reused.
+NETWORK_VERSION = "1"
+DEFAULT_SPEED_KMH = 4.5
+DEFAULT_CACHE_DIR = Path(
+    os.environ.get("COVERAGE_PLANNER_CACHE", Path.home() / ".cache" / "coverage-planner")
+)
+
+
+@dataclass(frozen=True)
+class WalkNetwork:
+    """An undirected walking network in a projected (metric) CRS.
+
+    Edge ``i`` joins nodes ``edge_u[i]`` and ``edge_v[i]`` (indices into the node
+    arrays); its geometry runs from ``u`` to ``v``. Walking is allowed both ways.
+    """
+
+    crs: str
+    node_osmid: NDArray[np.int64]
+    node_x: NDArray[np.float64]
+    node_y: NDArray[np.float64]
+    edge_u: NDArray[np.int64]
+    edge_v: NDArray[np.int64]
+    edge_length_m: NDArray[np.float64]
+    edge_highway: NDArray[np.object_]
+    edge_geometry: NDArray[np.object_]
+    source_sha256: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.node_x.size)
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.edge_u.size)
+
+    @property
+    def length_km(self) -> float:
+        return float(self.edge_length_m.sum() / 1000.0)
+
+    @property
+    def node_xy(self) -> NDArray[np.float64]:
+        return np.column_stack([self.node_x, self.node_y])
+
+    def walk_time_s(self, speed_kmh: float = DEFAULT_SPEED_KMH) -> NDArray[np.float64]:
+        """Return each edge's walking time in seconds at ``speed_kmh``."""
+        return self.edge_length_m / speed_ms(speed_kmh)
+
+    def adjacency(self, weights: NDArray[np.float64] | None = None) -> sparse.csr_array:
+        """Symmetric CSR adjacency with ``weights`` (default: ``edge_length_m``).
+
+        Parallel edges keep the smallest weight; self-loops are dropped.
+        """
+        w = self.edge_length_m if weights is None else weights
+        keep = self.edge_u != self.edge_v
+        u, v, w = self.edge_u[keep], self.edge_v[keep], w[keep]
+        # scipy sums duplicates; take the minimum per (u, v) pair first.
+        rows = np.concatenate([u, v])
+        cols = np.concatenate([v, u])
+        vals = np.concatenate([w, w])
+        order = np.lexsort((vals, cols, rows))
+        rows, cols, vals = rows[order], cols[order], vals[order]
+        first = np.ones(rows.size, dtype=bool)
+        first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+        n = self.n_nodes
+        return sparse.csr_array((vals[first], (rows[first], cols[first])), shape=(n, n))
+
+    @cached_property
+    def edge_tree(self) -> shapely.STRtree:
+        """Spatial index over edge geometries (built on first use)."""
+        return shapely.STRtree(self.edge_geometry)
+
+    def to_networkx(self, speed_kmh: float = DEFAULT_SPEED_KMH) -> nx.MultiGraph:
+        """Return the network as an undirected ``networkx.MultiGraph`` (node = index)."""
+        G = nx.MultiGraph(crs=self.crs)
+        G.add_nodes_from(
+            (i, {"x": float(x), "y": float(y), "osmid": int(o)})
+            for i, (x, y, o) in enumerate(
+                zip(self.node_x, self.node_y, self.node_osmid, strict=True)
+            )
+        )
+        t = self.walk_time_s(speed_kmh)
+        G.add_edges_from(
+            (int(u), int(v), {"length_m": float(length), "walk_time_s": float(s), "edge": i})
+            for i, (u, v, length, s) in enumerate(
+                zip(self.edge_u, self.edge_v, self.edge_length_m, t, strict=True)
+            )
+        )
+        return G
+
+
+def speed_ms(speed_kmh: float) -> float:
+    """Convert a walking speed to m/s, refusing non-positive or absurd speeds."""
+    if not np.isfinite(speed_kmh) or speed_kmh <= 0 or speed_kmh > 30:
+        msg = f"`speed_kmh` must be a walking speed in (0, 30] km/h; got {speed_kmh!r}. The default is {DEFAULT_SPEED_KMH} km/h."
+        raise InputError(msg)
+    return float(speed_kmh) / 3.6
+
+
+@contextlib.contextmanager
+def _osmnx_settings(**changes: Any) -> Iterator[None]:
+    """Temporarily change ``osmnx.settings`` and restore them afterwards."""
+    old = {k: getattr(ox.settings, k) for k in changes}
+    try:
+        for k, v in changes.items():
+            setattr(ox.settings, k, v)
+        yield
+    finally:
+        for k, v in old.items():
+            setattr(ox.settings, k, v)
+
+
+def raw_walk_graph(extract: OsmExtract) -> nx.MultiDiGraph:
+    """Build the unsimplified, unprojected osmnx-style graph of the walkable ways.
+
+    Every consecutive node pair of a way becomes an edge in both directions
+    (pedestrians ignore ``oneway``), with ``osmid``, ``highway`` and ``reversed``
+    attributes as osmnx sets them, and great-circle ``length`` in meters.
+    """
+    ways = extract.ways
+    G = nx.MultiDiGraph(crs="epsg:4326")
+    node_id, lon, lat = ways.node_id, ways.lon, ways.lat
+    uniq, first = np.unique(node_id, return_index=True)
+    G.add_nodes_from(
+        (int(n), {"x": float(x), "y": float(y)})
+        for n, x, y in zip(uniq, lon[first], lat[first], strict=True)
+    )
+    starts, ends = ways.offsets[:-1], ways.offsets[1:]
+    for wid, hw, a, b in zip(ways.way_id, ways.highway, starts, ends, strict=True):
+        ids = node_id[a:b]
+        u, v = ids[:-1], ids[1:]
+        attrs = {"osmid": int(wid), "highway": hw, "oneway": False}
+        G.add_edges_from(
+            (int(x), int(y), {**attrs, "reversed": False})
+            for x, y in zip(u, v, strict=True)
+            if x != y
+        )
+        G.add_edges_from(
+            (int(y), int(x), {**attrs, "reversed": True})
+            for x, y in zip(u, v, strict=True)
+            if x != y
+        )
+    return ox.distance.add_edge_lengths(G)
+
+
+def walk_graph(
+    extract: OsmExtract, *, speed_kmh: float = DEFAULT_SPEED_KMH, progress: ProgressFn | None = None
+) -> nx.MultiDiGraph:
+    """Return the simplified, projected walking graph as an osmnx ``MultiDiGraph``.
+
+    Bidirectional, simplified with osmnx, restricted to its largest weakly
+    connected component, projected to local UTM, and each edge given
+    ``length_m`` (projected geometry length) and ``walk_time_s``.
+    """
+    ms = speed_ms(speed_kmh)
+    if progress:
+        progress(0.1, "building raw graph")
+    G = raw_walk_graph(extract)
+    raw_nodes = G.number_of_nodes()
+    if progress:
+        progress(0.35, "simplifying")
+    with _osmnx_settings(log_console=False, use_cache=False):
+        G = ox.simplify_graph(G)
+        before = G.number_of_nodes()
+        G = ox.truncate.largest_component(G, strongly=False)
+        after = G.number_of_nodes()
+        if progress:
+            progress(0.65, "projecting to UTM")
+        G = ox.projection.project_graph(G)
+    for u, v, data in G.edges(data=True):
+        geom = data.get("geometry")
+        if geom is None:
+            geom = shapely.LineString(
+                [(G.nodes[u]["x"], G.nodes[u]["y"]), (G.nodes[v]["x"], G.nodes[v]["y"])]
+            )
+            data["geometry"] = geom
+        data["length_m"] = float(geom.length)
+        data["walk_time_s"] = data["length_m"] / ms
+    G.graph["raw_nodes"] = raw_nodes
+    G.graph["dropped_nodes"] = before - after
+    G.graph["dropped_share"] = (before - after) / before if before else 0.0
+    if before - after:
+        logger.info(
+            "kept the largest connected component: dropped %d of %d simplified nodes (%.1f %%)",
+            before - after,
+            before,
+            100.0 * (before - after) / before,
+        )
+    logger.info(
+        "returned graph with %d nodes and %d edges", G.number_of_nodes(), G.number_of_edges()
+    )
+    return G
+
+
+def network_from_graph(G: nx.MultiDiGraph, *, source_sha256: str = "") -> WalkNetwork:
+    """Flatten a projected, bidirectional walking graph to a :class:`WalkNetwork`.
+
+    Each pair of reciprocal directed edges becomes one undirected edge.
+    """
+    crs = pyproj.CRS.from_user_input(G.graph["crs"])
+    if not crs.is_projected:
+        msg = f"The walking graph must be projected to a metric CRS; it is in {crs.to_string()}. Use `walk_graph`, which projects to local UTM."
+        raise InputError(msg)
+    nodes = list(G.nodes)
+    index = {n: i for i, n in enumerate(nodes)}
+    node_x = np.array([G.nodes[n]["x"] for n in nodes], dtype=np.float64)
+    node_y = np.array([G.nodes[n]["y"] for n in nodes], dtype=np.float64)
+    seen: set[tuple[int, int, bytes]] = set()
+    eu: list[int] = []
+    ev: list[int] = []
+    hw: list[str] = []
+    geoms: list[shapely.LineString] = []
+    for u, v, data in G.edges(data=True):
+        geom = data["geometry"]
+        a, b = index[u], index[v]
+        coords = np.asarray(geom.coords)
+        key_fwd = (a, b, coords.round(3).tobytes())
+        if key_fwd in seen:
+            continue
+        seen.add((b, a, coords[::-1].round(3).tobytes()))
+        seen.add(key_fwd)
+        eu.append(a)
+        ev.append(b)
+        highway = data.get("highway", "")
+        hw.append(highway if isinstance(highway, str) else ";".join(sorted(map(str, highway))))
+        geoms.append(geom)
+    geometry = np.empty(len(geoms), dtype=object)
+    geometry[:] = geoms
+    osmid = np.array([int(n) for n in nodes], dtype=np.int64)
+    stats = {
+        "raw_nodes": int(G.graph.get("raw_nodes", len(nodes))),
+        "dropped_nodes": int(G.graph.get("dropped_nodes", 0)),
+        "dropped_share": float(G.graph.get("dropped_share", 0.0)),
+    }
+    return WalkNetwork(
+        crs=crs.to_string(),
+        node_osmid=osmid,
+        node_x=node_x,
+        node_y=node_y,
+        edge_u=np.asarray(eu, dtype=np.int64),
+        edge_v=np.asarray(ev, dtype=np.int64),
+        edge_length_m=shapely.length(geometry).astype(np.float64),
+        edge_highway=np.asarray(hw, dtype=object),
+        edge_geometry=geometry,
+        source_sha256=source_sha256,
+        stats=stats,
+    )
+
+
+# --- disk cache -------------------------------------------------------------
+
+
+def cache_key(source_sha256: str) -> str:
+    """Key of a cached network: input file hash, build parameters and code version."""
+    params = {"network_version": NETWORK_VERSION, "osmnx": ox.__version__, "filter": "walk"}
+    blob = json.dumps({"sha256": source_sha256, **params}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def save_network(net: WalkNetwork, path: Path) -> Path:
+    """Write ``net`` to ``path`` (``.npz``) atomically, with a checksum of the arrays."""
+    arrays = _network_arrays(net)
+    meta = {
+        "crs": net.crs,
+        "source_sha256": net.source_sha256,
+        "stats": net.stats,
+        "network_version": NETWORK_VERSION,
+        "checksum": _checksum(arrays),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_network(path: Path) -> WalkNetwork:
+    """Read a network written by :func:`save_network`; raise ``InputError`` if corrupt."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        msg = f"Network cache {path.name!r} is unreadable ({exc}); delete it to rebuild."
+        raise InputError(msg) from exc
+    try:
+        meta = json.loads(arrays.pop("meta").tobytes().decode())
+    except (KeyError, ValueError) as exc:
+        msg = f"Network cache {path.name!r} has no valid metadata; delete it to rebuild."
+        raise InputError(msg) from exc
+    if meta.get("checksum") != _checksum(arrays):
+        msg = f"Network cache {path.name!r} failed its checksum; delete it to rebuild."
+        raise InputError(msg)
+    geometry = shapely.from_ragged_array(
+        shapely.GeometryType.LINESTRING, arrays["geom_coords"], (arrays["geom_offsets"],)
+    )
+    return WalkNetwork(
+        crs=meta["crs"],
+        node_osmid=arrays["node_osmid"],
+        node_x=arrays["node_x"],
+        node_y=arrays["node_y"],
+        edge_u=arrays["edge_u"],
+        edge_v=arrays["edge_v"],
+        edge_length_m=arrays["edge_length_m"],
+        edge_highway=arrays["edge_highway"].astype(object),
+        edge_geometry=np.asarray(geometry, dtype=object),
+        source_sha256=meta["source_sha256"],
+        stats=meta["stats"],
+    )
+
+
+def _network_arrays(net: WalkNetwork) -> dict[str, NDArray[Any]]:
+    _, coords, (offsets,) = shapely.to_ragged_array(net.edge_geometry)
+    return {
+        "node_osmid": net.node_osmid,
+        "node_x": net.node_x,
+        "node_y": net.node_y,
+        "edge_u": net.edge_u,
+        "edge_v": net.edge_v,
+        "edge_length_m": net.edge_length_m,
+        "edge_highway": net.edge_highway.astype(str),
+        "geom_coords": coords,
+        "geom_offsets": offsets,
+    }
+
+
+def _checksum(arrays: dict[str, NDArray[Any]]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(arrays[name]).tobytes())
+    return digest.hexdigest()
+
+
+def walk_network(
+    path: Path | str,
+    *,
+    cache_dir: Path | str | None = DEFAULT_CACHE_DIR,
+    extract: OsmExtract | None = None,
+    memory_budget_bytes: int | None = None,
+    progress: ProgressFn | None = None,
+) -> WalkNetwork:
+    """Return the walking network of an OSM file, from the disk cache when possible.
+
+    Parameters
+    ----------
+    path
+        Local OSM file (see :func:`coverage.osm.read_osm`).
+    cache_dir
+        Folder of cached networks; ``None`` disables the cache. A corrupt cache
+        file is logged, ignored and rebuilt.
+    extract
+        An already-read extract of ``path``, to avoid reading the file twice.
+    memory_budget_bytes
+        See :func:`coverage.osm.check_osm_file`.
+    progress
+        Called with ``(fraction, message)``.
+    """
+    p = check_osm_file(path, memory_budget_bytes=memory_budget_bytes)
+    sha = extract.sha256 if extract is not None else file_sha256(p)
+    cache_file = Path(cache_dir) / f"walk-{cache_key(sha)}.npz" if cache_dir is not None else None
+    if cache_file is not None and cache_file.exists():
+        try:
+            net = load_network(cache_file)
+        except InputError as exc:
+            logger.warning("%s; rebuilding", exc)
+        else:
+            logger.info("loaded cached network %s (%d nodes)", cache_file.name, net.n_nodes)
+            if progress:
+                progress(1.0, "network loaded from cache")
+            return net
+    if extract is None:
+        extract = read_osm(p, memory_budget_bytes=memory_budget_bytes)
+    G = walk_graph(extract, progress=progress)
+    net = network_from_graph(G, source_sha256=sha)
+    if cache_file is not None:
+        try:
+            save_network(net, cache_file)
+        except OSError as exc:
+            logger.warning("could not write network cache %s: %s", cache_file, exc)
+    if progress:
+        progress(1.0, "network built")
+    return net
+
+
+# --- snapping ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snap:
+    """Where points join the network: the nearest point on the nearest edge.
+
+    ``offset_m`` is measured along edge ``edge`` from its ``u`` end.
+    """
+
+    edge: NDArray[np.int64]
+    offset_m: NDArray[np.float64]
+    distance_m: NDArray[np.float64]
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.edge.size)
+
+
+def snap_points(net: WalkNetwork, x: NDArray[np.float64], y: NDArray[np.float64]) -> Snap:
+    """Snap projected points to the nearest point on a walkable edge.
+
+    Parameters
+    ----------
+    net
+        The walking network.
+    x, y
+        Point coordinates in ``net.crs``.
+
+    Returns
+    -------
+    Snap
+        Edge index, offset along the edge, straight-line access distance and
+        the snapped coordinates, one per input point.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.size == 0:
+        empty_f = np.empty(0, dtype=np.float64)
+        return Snap(np.empty(0, dtype=np.int64), empty_f, empty_f, empty_f, empty_f)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        msg = "Points to snap have NaN or infinite coordinates; drop or fix them first."
+        raise InputError(msg)
+    pts = shapely.points(x, y)
+    idx, dist = net.edge_tree.query_nearest(pts, return_distance=True, all_matches=False)
+    order = np.argsort(idx[0], kind="stable")
+    pi, ei, d = idx[0][order], idx[1][order], dist[order]
+    first = np.ones(pi.size, dtype=bool)
+    first[1:] = pi[1:] != pi[:-1]
+    edge = np.empty(x.size, dtype=np.int64)
+    distance = np.empty(x.size, dtype=np.float64)
+    edge[pi[first]] = ei[first]
+    distance[pi[first]] = d[first]
+    lines = net.edge_geometry[edge]
+    offset = shapely.line_locate_point(lines, pts)
+    on = shapely.line_interpolate_point(lines, offset)
+    offset = np.clip(
+        offset * (net.edge_length_m[edge] / np.maximum(shapely.length(lines), 1e-12)),
+        0.0,
+        net.edge_length_m[edge],
+    )
+    return Snap(
+        edge=edge,
+        offset_m=offset.astype(np.float64),
+        distance_m=distance,
+        x=shapely.get_x(on),
+        y=shapely.get_y(on),
+    )
+
+
+def project_lonlat(
+    lon: NDArray[np.float64], lat: NDArray[np.float64], crs: str
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Project WGS-84 longitude/latitude arrays to ``crs``."""
+    t = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    x, y = t.transform(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+    return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+
+#: Columns added by :func:`snap_frame`.
+SNAP_EDGE = "snap_edge"
+SNAP_OFFSET_M = "snap_offset_m"
+SNAP_DISTANCE_M = "snap_distance_m"
+
+
+def snap_frame(net: WalkNetwork, gdf: Any) -> Any:
+    """Return a copy of ``gdf`` with ``snap_edge``, ``snap_offset_m`` and ``snap_distance_m``.
+
+    Points snap as they are; polygons and lines snap from a representative
+    point inside them. ``gdf`` must already be in ``net.crs``: a CRS mismatch
+    raises instead of producing wrong distances.
+    """
+    import geopandas as gpd
+    import pyproj as _pyproj
+
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        msg = f"`gdf` must be a GeoDataFrame; got {type(gdf).__name__}."
+        raise InputError(msg)
+    if gdf.crs is None or not _pyproj.CRS.from_user_input(gdf.crs).equals(
+        _pyproj.CRS.from_user_input(net.crs)
+    ):
+        msg = f"`gdf` is in {gdf.crs}, the network in {net.crs}; project it first (`gdf.to_crs(net.crs)`)."
+        raise InputError(msg)
+    out = gdf.copy()
+    geoms = out.geometry.values
+    pts = np.where(
+        shapely.get_type_id(geoms) == shapely.GeometryType.POINT,
+        geoms,
+        shapely.point_on_surface(geoms),
+    )
+    snap = snap_points(net, shapely.get_x(pts), shapely.get_y(pts))
+    out[SNAP_EDGE] = snap.edge
+    out[SNAP_OFFSET_M] = snap.offset_m
+    out[SNAP_DISTANCE_M] = snap.distance_m
+    return out

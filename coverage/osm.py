@@ -1,0 +1,531 @@
+"""Read raw OpenStreetMap extracts from disk: walkable ways, residential features,
+candidate service centers and administrative boundaries.
+
+This module never builds a network; :mod:`coverage.network` does that from the
+ways returned here. All coordinates returned are WGS-84 (EPSG:4326).
+
+Files are streamed with libosmium (``pyosmium``), which reads ``.osm``,
+``.osm.bz2``, ``.osm.gz`` and ``.osm.pbf``. XML input is checked before parsing:
+a document type declaration (the vehicle of entity-expansion and external-entity
+attacks) is refused, and so is XML whose root element is not ``<osm>``.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import logging
+import re
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import osmium
+import shapely
+from numpy.typing import NDArray
+
+from coverage.errors import InputError, ResourceLimitError
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[float, str], None]
+"""Progress callback: ``progress(fraction_done, message)``."""
+
+SUPPORTED_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".xml")
+
+#: osmnx 2's ``network_type="walk"`` filter, applied as regex searches exactly as
+#: Overpass does (``!~`` matches anywhere, so ``motor`` excludes ``motorway_link``).
+WALK_EXCLUDED = {
+    "highway": re.compile(
+        "abandoned|bus_guideway|construction|cycleway|motor|no|planned|platform|"
+        "proposed|raceway|razed"
+    ),
+    "area": re.compile("yes"),
+    "foot": re.compile("no"),
+    "service": re.compile("private"),
+    "access": re.compile("private"),
+}
+
+#: Usual OSM tags of community service offices (党群服务中心 and the like).
+DEFAULT_CENTER_TAGS: Mapping[str, tuple[str, ...]] = {
+    "office": ("government",),
+    "amenity": ("townhall", "community_centre", "social_facility", "social_centre"),
+}
+
+#: ``building=*`` values whose residents count as demand.
+RESIDENTIAL_BUILDINGS = frozenset(
+    {
+        "residential",
+        "apartments",
+        "house",
+        "detached",
+        "semidetached_house",
+        "terrace",
+        "dormitory",
+        "bungalow",
+        "yes;residential",
+    }
+)
+
+# Column names of the returned GeoDataFrames.
+OSM_ID = "osm_id"
+OSM_TYPE = "osm_type"
+KIND = "kind"
+NAME = "name"
+LEVELS = "building_levels"
+ADMIN_LEVEL = "admin_level"
+TAGS = "tags"
+
+_XML_SUFFIXES = (".osm", ".xml", ".osm.bz2", ".osm.gz")
+_PROLOG_LIMIT_BYTES = 1 << 20
+# Uncompressed-size expansion of each format, and bytes of memory the pipeline
+# needs per byte of OSM XML; measured on the Chengdu extract (see docs/BENCHMARKS.md).
+_EXPANSION = {".bz2": 16.0, ".gz": 9.0, ".pbf": 12.0}
+_MEMORY_PER_XML_BYTE = 1.5
+
+
+@dataclass(frozen=True)
+class WalkWays:
+    """Walkable ways as flat arrays; way ``i`` spans ``offsets[i]:offsets[i+1]``.
+
+    A way trimmed because of missing nodes can appear as several pieces with the
+    same ``way_id``.
+    """
+
+    way_id: NDArray[np.int64]
+    highway: NDArray[np.object_]
+    offsets: NDArray[np.int64]
+    node_id: NDArray[np.int64]
+    lon: NDArray[np.float64]
+    lat: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.way_id.size)
+
+
+@dataclass(frozen=True)
+class ReadStats:
+    """What the reader kept and what it had to repair."""
+
+    walkable_ways: int = 0
+    ways_trimmed: int = 0
+    ways_dropped: int = 0
+    missing_node_refs: int = 0
+    residential_features: int = 0
+    center_features: int = 0
+    boundaries: int = 0
+
+
+@dataclass(frozen=True)
+class OsmExtract:
+    """Everything the planner needs from one OSM file, in EPSG:4326."""
+
+    path: Path
+    sha256: str
+    bounds: tuple[float, float, float, float] | None
+    ways: WalkWays
+    residential: gpd.GeoDataFrame
+    center_features: gpd.GeoDataFrame
+    boundaries: gpd.GeoDataFrame
+    stats: ReadStats = field(default_factory=ReadStats)
+
+
+def file_sha256(path: Path | str, *, chunk_bytes: int = 1 << 20) -> str:
+    """Return the hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_osm_file(path: Path | str, *, memory_budget_bytes: int | None = None) -> Path:
+    """Validate an OSM file before parsing it and return its resolved path.
+
+    Parameters
+    ----------
+    path
+        ``.osm``, ``.osm.bz2``, ``.osm.gz`` or ``.osm.pbf`` file.
+    memory_budget_bytes
+        Refuse files whose estimated processing memory exceeds this. ``None``
+        uses 80 % of the memory available now.
+
+    Raises
+    ------
+    InputError
+        Missing file, unsupported extension, corrupt compression, XML that is not
+        OSM, or XML with a document type declaration (entity expansion).
+    ResourceLimitError
+        The estimated memory need exceeds the budget.
+    """
+    p = Path(path)
+    if not p.is_file():
+        msg = f"OSM file not found: {str(p)!r}. Check the path (it is read from local disk; nothing is downloaded)."
+        raise InputError(msg)
+    name = p.name.lower()
+    if not name.endswith(SUPPORTED_SUFFIXES):
+        msg = (
+            f"Unsupported OSM file {p.name!r}: expected one of "
+            f"{', '.join(SUPPORTED_SUFFIXES)}. Export the area from OpenStreetMap "
+            "(or convert it with osmium) to one of these formats."
+        )
+        raise InputError(msg)
+    size = p.stat().st_size
+    if size == 0:
+        msg = f"OSM file {p.name!r} is empty (0 bytes). Export the area again."
+        raise InputError(msg)
+    _check_memory(p, size, memory_budget_bytes)
+    if name.endswith(_XML_SUFFIXES):
+        _check_xml_prolog(p)
+    elif not _looks_like_pbf(p):
+        msg = f"{p.name!r} is not an OSM PBF file (its header is not an OSMHeader block)."
+        raise InputError(msg)
+    return p.resolve()
+
+
+def _check_memory(p: Path, size: int, budget: int | None) -> None:
+    suffix = p.suffix.lower()
+    xml_bytes = size * _EXPANSION.get(suffix, 1.0)
+    need = int(xml_bytes * _MEMORY_PER_XML_BYTE)
+    if budget is None:
+        import psutil
+
+        budget = int(psutil.virtual_memory().available * 0.8)
+    if need > budget:
+        msg = (
+            f"{p.name!r} ({size / 1e6:.1f} MB) needs an estimated {need / 1e9:.1f} GB of "
+            f"memory to process, more than the budget of {budget / 1e9:.1f} GB. Cut a "
+            "smaller extract (e.g. `osmium extract -b W,S,E,N`) or raise the budget."
+        )
+        raise ResourceLimitError(msg)
+
+
+def _open_text(p: Path) -> Any:
+    name = p.name.lower()
+    if name.endswith(".bz2"):
+        return bz2.open(p, "rb")
+    if name.endswith(".gz"):
+        return gzip.open(p, "rb")
+    return p.open("rb")
+
+
+def _check_xml_prolog(p: Path) -> None:
+    """Read up to the root element; refuse DOCTYPE/ENTITY and non-OSM roots."""
+    head = b""
+    try:
+        with _open_text(p) as fh:
+            while len(head) < _PROLOG_LIMIT_BYTES:
+                chunk = fh.read(4096)
+                if not chunk:
+                    break
+                head += chunk
+                if re.search(rb"<\s*osm[\s>]", head):
+                    break
+    except (OSError, EOFError, zlib.error) as exc:
+        msg = f"{p.name!r} is corrupted or truncated and cannot be decompressed ({exc}). Copy or export it again."
+        raise InputError(msg) from exc
+    root = re.search(rb"<\s*osm[\s>]", head)
+    prolog = head[: root.start()] if root else head
+    if re.search(rb"<!\s*(DOCTYPE|ENTITY)", prolog, re.IGNORECASE):
+        msg = (
+            f"{p.name!r} declares a DOCTYPE or entities. OSM files never do, and such "
+            "declarations can be used for entity-expansion attacks, so the file is refused."
+        )
+        raise InputError(msg)
+    if root is None:
+        stripped = head.lstrip()[:60]
+        msg = (
+            f"{p.name!r} is not OpenStreetMap XML: no <osm> root element in its first "
+            f"{min(len(head), _PROLOG_LIMIT_BYTES)} bytes (it starts with {stripped!r})."
+        )
+        raise InputError(msg)
+
+
+def _looks_like_pbf(p: Path) -> bool:
+    with p.open("rb") as fh:
+        head = fh.read(64)
+    return b"OSMHeader" in head
+
+
+def _is_walkable(tags: Mapping[str, str]) -> bool:
+    if "highway" not in tags:
+        return False
+    return not any(
+        key in tags and pattern.search(tags[key]) for key, pattern in WALK_EXCLUDED.items()
+    )
+
+
+def _matches(tags: Any, wanted: Mapping[str, tuple[str, ...]]) -> bool:
+    for key, values in wanted.items():
+        value = tags.get(key)
+        if value is not None and (not values or value in values):
+            return True
+    return False
+
+
+def _parse_levels(value: str | None) -> float:
+    if value is None:
+        return float("nan")
+    try:
+        levels = float(value.split(";")[0].strip())
+    except ValueError:
+        return float("nan")
+    return levels if 0 < levels < 200 else float("nan")
+
+
+def read_osm(
+    path: Path | str,
+    *,
+    center_tags: Mapping[str, tuple[str, ...]] = DEFAULT_CENTER_TAGS,
+    admin_levels: tuple[str, ...] | None = None,
+    memory_budget_bytes: int | None = None,
+    progress: ProgressFn | None = None,
+) -> OsmExtract:
+    """Read an OSM extract: walkable ways, residential areas, centers, boundaries.
+
+    Ways whose nodes are partly missing (clipped extracts) are trimmed to the
+    runs of nodes that are present; a way with no run of two nodes is dropped.
+    Both counts are logged and returned in ``stats``.
+
+    Parameters
+    ----------
+    path
+        Local ``.osm``, ``.osm.bz2``, ``.osm.gz`` or ``.osm.pbf`` file.
+    center_tags
+        ``{key: values}`` identifying existing service centers; an empty tuple of
+        values matches any value of the key.
+    admin_levels
+        ``admin_level`` values of the boundaries to keep; ``None`` keeps all.
+    memory_budget_bytes
+        See :func:`check_osm_file`.
+    progress
+        Called with ``(fraction, message)`` as reading advances.
+
+    Returns
+    -------
+    OsmExtract
+        ``residential`` has columns ``osm_id``, ``osm_type``, ``kind``
+        (``"landuse"`` or ``"building"``), ``name``, ``building_levels``;
+        ``center_features`` has ``osm_id``, ``osm_type``, ``name``, ``tags``
+        (points); ``boundaries`` has ``osm_id``, ``name``, ``admin_level``.
+    """
+    p = check_osm_file(path, memory_budget_bytes=memory_budget_bytes)
+    sha = file_sha256(p)
+    if progress:
+        progress(0.0, "reading OSM file")
+
+    way_ids: list[int] = []
+    highways: list[str] = []
+    offsets: list[int] = [0]
+    node_ids: list[int] = []
+    lons: list[float] = []
+    lats: list[float] = []
+    trimmed = dropped = missing = 0
+
+    res_rows: list[dict[str, Any]] = []
+    res_wkb: list[bytes] = []
+    ctr_rows: list[dict[str, Any]] = []
+    ctr_xy: list[tuple[float, float]] = []
+    bnd_rows: list[dict[str, Any]] = []
+    bnd_wkb: list[bytes] = []
+    wkb = osmium.geom.WKBFactory()
+
+    def area_wanted(tags: Any) -> bool:
+        return (
+            tags.get("landuse") == "residential"
+            or tags.get("building") in RESIDENTIAL_BUILDINGS
+            or tags.get("boundary") == "administrative"
+            or _matches(tags, center_tags)
+        )
+
+    center_keys = list(center_tags)
+    key_filter = osmium.filter.KeyFilter("highway", "landuse", "building", "boundary", *center_keys)
+    processor = (
+        osmium.FileProcessor(str(p))
+        .with_locations()
+        .with_areas(osmium.filter.KeyFilter("landuse", "building", "boundary", *center_keys))
+        .with_filter(key_filter)
+    )
+    try:
+        header = processor.header
+        box = header.box()
+        bounds = (
+            (box.bottom_left.lon, box.bottom_left.lat, box.top_right.lon, box.top_right.lat)
+            if box.valid()
+            else None
+        )
+        obj: Any
+        for obj in processor:
+            if obj.is_node():
+                tags = obj.tags
+                if _matches(tags, center_tags) and obj.location.valid():
+                    ctr_rows.append(
+                        {
+                            OSM_ID: obj.id,
+                            OSM_TYPE: "node",
+                            NAME: tags.get("name"),
+                            TAGS: _tag_string(tags, center_keys),
+                        }
+                    )
+                    ctr_xy.append((obj.location.lon, obj.location.lat))
+            elif obj.is_way():
+                tags = obj.tags
+                if not _is_walkable(tags):
+                    continue
+                run_ids: list[int] = []
+                run_xy: list[tuple[float, float]] = []
+                pieces: list[tuple[list[int], list[tuple[float, float]]]] = []
+                gap = False
+                for nref in obj.nodes:
+                    loc = nref.location
+                    if loc.valid():
+                        run_ids.append(nref.ref)
+                        run_xy.append((loc.lon, loc.lat))
+                    else:
+                        gap = True
+                        missing += 1
+                        if len(run_ids) >= 2:
+                            pieces.append((run_ids, run_xy))
+                        run_ids, run_xy = [], []
+                if len(run_ids) >= 2:
+                    pieces.append((run_ids, run_xy))
+                if gap:
+                    if pieces:
+                        trimmed += 1
+                    else:
+                        dropped += 1
+                hw = tags.get("highway")
+                for ids, xy in pieces:
+                    way_ids.append(obj.id)
+                    highways.append(hw)
+                    node_ids.extend(ids)
+                    lons.extend(x for x, _ in xy)
+                    lats.extend(y for _, y in xy)
+                    offsets.append(len(node_ids))
+            elif obj.is_area():
+                tags = obj.tags
+                if not area_wanted(tags):
+                    continue
+                try:
+                    geom = wkb.create_multipolygon(obj)
+                except RuntimeError:
+                    continue  # incomplete ring in a clipped extract
+                osm_type = "way" if obj.from_way() else "relation"
+                if (
+                    tags.get("landuse") == "residential"
+                    or tags.get("building") in RESIDENTIAL_BUILDINGS
+                ):
+                    res_rows.append(
+                        {
+                            OSM_ID: obj.orig_id(),
+                            OSM_TYPE: osm_type,
+                            KIND: "landuse" if tags.get("landuse") == "residential" else "building",
+                            NAME: tags.get("name"),
+                            LEVELS: _parse_levels(tags.get("building:levels")),
+                        }
+                    )
+                    res_wkb.append(bytes.fromhex(geom))
+                if tags.get("boundary") == "administrative":
+                    level = tags.get("admin_level")
+                    if admin_levels is None or level in admin_levels:
+                        bnd_rows.append(
+                            {OSM_ID: obj.orig_id(), NAME: tags.get("name"), ADMIN_LEVEL: level}
+                        )
+                        bnd_wkb.append(bytes.fromhex(geom))
+                if _matches(tags, center_tags):
+                    centroid = shapely.centroid(shapely.from_wkb(bytes.fromhex(geom)))
+                    ctr_rows.append(
+                        {
+                            OSM_ID: obj.orig_id(),
+                            OSM_TYPE: osm_type,
+                            NAME: tags.get("name"),
+                            TAGS: _tag_string(tags, center_keys),
+                        }
+                    )
+                    ctr_xy.append((centroid.x, centroid.y))
+    except RuntimeError as exc:
+        msg = f"{p.name!r} could not be parsed as OpenStreetMap data: {exc}. The file may be truncated or corrupted; export it again."
+        raise InputError(msg) from exc
+
+    ways = WalkWays(
+        way_id=np.asarray(way_ids, dtype=np.int64),
+        highway=np.asarray(highways, dtype=object),
+        offsets=np.asarray(offsets, dtype=np.int64),
+        node_id=np.asarray(node_ids, dtype=np.int64),
+        lon=np.asarray(lons, dtype=np.float64),
+        lat=np.asarray(lats, dtype=np.float64),
+    )
+    if len(ways) == 0:
+        msg = (
+            f"{p.name!r} contains no walkable ways (highway=* open to pedestrians), so "
+            "there is no street network to walk on. Check that the extract covers a "
+            "built-up area and includes highways."
+        )
+        raise InputError(msg)
+    if trimmed or dropped:
+        logger.warning(
+            "%s: %d ways referenced %d missing nodes (clipped extract): %d trimmed, %d dropped",
+            p.name,
+            trimmed + dropped,
+            missing,
+            trimmed,
+            dropped,
+        )
+
+    residential = _frame(
+        res_rows,
+        shapely.from_wkb(res_wkb) if res_wkb else [],
+        [OSM_ID, OSM_TYPE, KIND, NAME, LEVELS],
+    )
+    centers = _frame(
+        ctr_rows, shapely.points(ctr_xy) if ctr_xy else [], [OSM_ID, OSM_TYPE, NAME, TAGS]
+    )
+    centers = centers.drop_duplicates(subset=[OSM_TYPE, OSM_ID]).reset_index(drop=True)
+    boundaries = _frame(
+        bnd_rows, shapely.from_wkb(bnd_wkb) if bnd_wkb else [], [OSM_ID, NAME, ADMIN_LEVEL]
+    )
+    stats = ReadStats(
+        walkable_ways=len(set(way_ids)),
+        ways_trimmed=trimmed,
+        ways_dropped=dropped,
+        missing_node_refs=missing,
+        residential_features=len(residential),
+        center_features=len(centers),
+        boundaries=len(boundaries),
+    )
+    if progress:
+        progress(1.0, "OSM file read")
+    logger.info(
+        "read %s: %d walkable ways, %d residential features, %d center features, %d boundaries",
+        p.name,
+        stats.walkable_ways,
+        stats.residential_features,
+        stats.center_features,
+        stats.boundaries,
+    )
+    return OsmExtract(
+        path=p,
+        sha256=sha,
+        bounds=bounds,
+        ways=ways,
+        residential=residential,
+        center_features=centers,
+        boundaries=boundaries,
+        stats=stats,
+    )
+
+
+def _tag_string(tags: Any, keys: list[str]) -> str:
+    return ";".join(f"{k}={tags.get(k)}" for k in keys if tags.get(k) is not None)
+
+
+def _frame(rows: list[dict[str, Any]], geoms: Any, columns: list[str]) -> gpd.GeoDataFrame:
+    import pandas as pd
+
+    data = pd.DataFrame(rows, columns=columns)
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
