@@ -164,6 +164,9 @@ def check_osm_file(path: Path | str, *, memory_budget_bytes: int | None = None) 
         The estimated memory need exceeds the budget.
     """
     p = Path(path)
+    if p.is_dir():
+        msg = f"{str(p)!r} is a folder; expected an OSM file inside it (e.g. `city.osm.pbf`)."
+        raise InputError(msg)
     if not p.is_file():
         msg = f"OSM file not found: {str(p)!r}. Check the path (it is read from local disk; nothing is downloaded)."
         raise InputError(msg)
@@ -214,36 +217,88 @@ def _open_text(p: Path) -> Any:
     return p.open("rb")
 
 
+_MAGIC = {b"\x1f\x8b": ".osm.gz", b"BZh": ".osm.bz2", b"PK\x03\x04": ".zip"}
+
+
 def _check_xml_prolog(p: Path) -> None:
-    """Read up to the root element; refuse DOCTYPE/ENTITY and non-OSM roots."""
+    """Read up to the root element; refuse DOCTYPE/ENTITY and non-OSM roots.
+
+    Only the prolog (XML declaration, comments, processing instructions) may
+    precede ``<osm``; the scan stops at the first element, so a hostile file
+    is rejected after reading at most ``_PROLOG_LIMIT_BYTES``.
+    """
     head = b""
+    verdict: tuple[str, bytes] | None = None
     try:
         with _open_text(p) as fh:
             while len(head) < _PROLOG_LIMIT_BYTES:
-                chunk = fh.read(4096)
+                chunk = fh.read(65536)
                 if not chunk:
                     break
                 head += chunk
-                if re.search(rb"<\s*osm[\s>]", head):
+                verdict = _first_element(head)
+                if verdict is not None:
                     break
     except (OSError, EOFError, zlib.error) as exc:
         msg = f"{p.name!r} is corrupted or truncated and cannot be decompressed ({exc}). Copy or export it again."
         raise InputError(msg) from exc
-    root = re.search(rb"<\s*osm[\s>]", head)
-    prolog = head[: root.start()] if root else head
-    if re.search(rb"<!\s*(DOCTYPE|ENTITY)", prolog, re.IGNORECASE):
+    if verdict is None:
+        verdict = _first_element(head, final=True)
+    kind, detail = verdict if verdict is not None else ("none", b"")
+    if kind == "doctype" and re.match(rb"<!DOCTYPE\s+html", detail, re.IGNORECASE):
+        kind, detail = "element", b"html"
+    if kind == "doctype":
         msg = (
-            f"{p.name!r} declares a DOCTYPE or entities. OSM files never do, and such "
-            "declarations can be used for entity-expansion attacks, so the file is refused."
+            f"{p.name!r} declares a DOCTYPE or entities ({detail[:40]!r}). OpenStreetMap "
+            "files never do, and such declarations can be used for entity-expansion and "
+            "external-entity attacks, so the file is refused. Export the area again "
+            "from OpenStreetMap, or remove the declaration."
         )
         raise InputError(msg)
-    if root is None:
-        stripped = head.lstrip()[:60]
-        msg = (
-            f"{p.name!r} is not OpenStreetMap XML: no <osm> root element in its first "
-            f"{min(len(head), _PROLOG_LIMIT_BYTES)} bytes (it starts with {stripped!r})."
-        )
-        raise InputError(msg)
+    if kind == "element" and detail == b"osm":
+        return
+    magic = next((ext for m, ext in _MAGIC.items() if head.startswith(m)), None)
+    if magic is not None:
+        hint = f"it is a compressed file; name it with the {magic!r} extension"
+    elif kind == "element":
+        hint = f"its root element is <{detail.decode(errors='replace')}>, not <osm>"
+        if detail.lower() == b"html":
+            hint += " (a web page, perhaps a download error page)"
+    else:
+        hint = f"no <osm> root element in its first {len(head)} bytes (it starts with {head.lstrip()[:40]!r})"
+    msg = (
+        f"{p.name!r} is not OpenStreetMap XML: {hint}. Expected an <osm> document as "
+        "exported by openstreetmap.org, Overpass or osmium (.osm, .osm.bz2, .osm.gz) or "
+        "an .osm.pbf file."
+    )
+    raise InputError(msg)
+
+
+_PI_OR_COMMENT = re.compile(rb"\s*(<\?.*?\?>|<!--.*?-->)", re.DOTALL)
+_ELEMENT = re.compile(rb"\s*<([A-Za-z_][\w.:-]*)")
+
+
+def _first_element(head: bytes, *, final: bool = False) -> tuple[str, bytes] | None:
+    """Classify what follows the prolog of ``head``.
+
+    Returns ``("element", name)``, ``("doctype", text)`` or ``("none", b"")``;
+    ``None`` when more bytes are needed to decide (unless ``final``).
+    """
+    pos = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    while True:
+        m = _PI_OR_COMMENT.match(head, pos)
+        if m is None:
+            break
+        pos = m.end()
+    rest = head[pos:].lstrip()
+    if rest[:2] == b"<!" and not rest.startswith(b"<!--"):
+        return ("doctype", rest)
+    m = _ELEMENT.match(head, pos)
+    if m is not None and m.end() < len(head):
+        return ("element", m.group(1))
+    if final or (rest and not rest.startswith(b"<")):
+        return ("none", b"")
+    return None
 
 
 def _looks_like_pbf(p: Path) -> bool:
@@ -448,7 +503,9 @@ def read_osm(
                         }
                     )
                     ctr_xy.append((centroid.x, centroid.y))
-    except RuntimeError as exc:
+    except (RuntimeError, osmium.InvalidLocationError, ValueError, OverflowError) as exc:
+        # libosmium reports parse, decompression and format errors as RuntimeError
+        # (or InvalidLocationError for bad coordinates), from its reader thread.
         msg = f"{p.name!r} could not be parsed as OpenStreetMap data: {exc}. The file may be truncated or corrupted; export it again."
         raise InputError(msg) from exc
 
