@@ -1,0 +1,588 @@
+"""Read the planner's own files (centers, candidates, districts, population) into
+validated GeoDataFrames in EPSG:4326.
+
+Accepted formats are GeoJSON (``.geojson``/``.json``), GeoPackage (``.gpkg``,
+read with pyogrio) and CSV with longitude/latitude columns. CSV text may be
+UTF-8, UTF-8 with a byte-order mark (Excel's "CSV UTF-8") or GBK/GB18030 (Excel
+on Chinese Windows). Coordinates may be WGS-84, GCJ-02 (Amap/高德, Tencent) or
+BD-09 (Baidu/百度); they are converted to WGS-84.
+
+A source is a path, or the bytes / binary file object of an upload together
+with its ``filename`` (the extension decides the format).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from numpy.typing import NDArray
+
+from coverage.coords import CRS_NAMES, Crs, to_wgs84
+from coverage.errors import InputError, ResourceLimitError
+
+logger = logging.getLogger(__name__)
+
+Source = Path | str | bytes | IO[bytes]
+"""A path, or the raw bytes or binary file object of an upload."""
+
+VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg")
+CSV_SUFFIXES = (".csv", ".txt")
+SUPPORTED_SUFFIXES = VECTOR_SUFFIXES + CSV_SUFFIXES
+
+#: Column names recognised (case-insensitively) as longitude and latitude in a CSV.
+LON_NAMES = ("lon", "lng", "long", "longitude", "x", "经度", "wgs84_lon", "gcj02_lon", "bd09_lon")
+LAT_NAMES = ("lat", "latitude", "y", "纬度", "wgs84_lat", "gcj02_lat", "bd09_lat")
+#: Column names recognised as polygon geometry (WKT) in a CSV.
+WKT_NAMES = ("wkt", "geometry", "geom", "the_geom")
+
+#: Text encodings tried, in order, for CSV files.
+CSV_ENCODINGS = ("utf-8-sig", "gb18030")
+DEFAULT_MAX_BYTES = 200_000_000
+_MAX_LISTED = 10
+
+
+# --- loading ------------------------------------------------------------------
+
+
+def _load(source: Source, filename: str | None, max_bytes: int) -> tuple[str, str, bytes]:
+    """Return ``(display name, lower-case suffix, bytes)`` of a source."""
+    if isinstance(source, (str, Path)):
+        p = Path(source)
+        if not p.is_file():
+            msg = f"File not found: {str(p)!r}. Check the path and the file name."
+            raise InputError(msg)
+        name = filename or p.name
+        size = p.stat().st_size
+        if size > max_bytes:
+            _too_big(name, size, max_bytes)
+        data = p.read_bytes()
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        name = filename or ""
+    elif hasattr(source, "read"):
+        data = source.read(max_bytes + 1)
+        if not isinstance(data, (bytes, bytearray)):
+            msg = f"The upload must be opened in binary mode (read() returned {type(data).__name__}); open it with 'rb'."
+            raise InputError(msg)
+        data = bytes(data)
+        name = filename or str(getattr(source, "name", "") or "")
+    else:
+        msg = f"Expected a path, bytes or a binary file object; got {type(source).__name__}."
+        raise InputError(msg)
+    if not name:
+        msg = "Uploaded bytes need a `filename` (e.g. 'centers.csv') so the format can be told from its extension."
+        raise InputError(msg)
+    name = Path(name).name
+    if len(data) > max_bytes:
+        _too_big(name, len(data), max_bytes)
+    suffix = _suffix(name)
+    if suffix not in SUPPORTED_SUFFIXES:
+        msg = f"Unsupported file {name!r}: expected one of {', '.join(SUPPORTED_SUFFIXES)}. Save it from your GIS or spreadsheet as GeoJSON, GeoPackage or CSV (with longitude/latitude columns)."
+        raise InputError(msg)
+    if not data.strip(b"\xef\xbb\xbf \t\r\n"):
+        msg = f"{name!r} is empty. Export the data again, with at least one feature or row."
+        raise InputError(msg)
+    return name, suffix, data
+
+
+def _suffix(name: str) -> str:
+    lower = name.lower()
+    for s in SUPPORTED_SUFFIXES:
+        if lower.endswith(s):
+            return s
+    return Path(lower).suffix
+
+
+def _too_big(name: str, size: int, max_bytes: int) -> None:
+    msg = f"{name!r} is {size / 1e6:.1f} MB, more than the {max_bytes / 1e6:.0f} MB allowed. Split it or keep only the area you plan for."
+    raise ResourceLimitError(msg)
+
+
+def _rows(positions: Sequence[int] | NDArray[Any], *, offset: int) -> str:
+    """Human row numbers (1-based plus ``offset``), at most ``_MAX_LISTED`` of them."""
+    nums = [int(i) + offset for i in positions]
+    shown = ", ".join(map(str, nums[:_MAX_LISTED]))
+    more = f" and {len(nums) - _MAX_LISTED} more" if len(nums) > _MAX_LISTED else ""
+    return shown + more
+
+
+# --- CSV ----------------------------------------------------------------------
+
+
+def decode_text(data: bytes, *, name: str = "file") -> str:
+    """Decode CSV bytes as UTF-8 (with or without BOM), else GB18030 (a superset of GBK).
+
+    Returns
+    -------
+    str
+        The decoded text; the encoding used is logged.
+    """
+    for encoding in CSV_ENCODINGS:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        used = (
+            "utf-8 with BOM"
+            if encoding == "utf-8-sig" and data.startswith(b"\xef\xbb\xbf")
+            else encoding
+        )
+        if encoding == "utf-8-sig" and used != "utf-8 with BOM":
+            used = "utf-8"
+        logger.info("read %s as %s text", name, used)
+        return text
+    msg = f"{name!r} is neither UTF-8 nor GBK/GB18030 text. Save it again as 'CSV UTF-8' (Excel: 另存为 → CSV UTF-8)."
+    raise InputError(msg)
+
+
+def _read_csv_table(name: str, data: bytes) -> pd.DataFrame:
+    text = decode_text(data, name=name)
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=None, engine="python", skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
+        msg = f"{name!r} could not be read as CSV ({exc}). Expected a header row and comma-separated values."
+        raise InputError(msg) from exc
+    df.columns = [str(c).strip() for c in df.columns]
+    if len(df) == 0:
+        msg = f"{name!r} has a header ({', '.join(df.columns)}) but no data rows."
+        raise InputError(msg)
+    return df
+
+
+def _find_column(
+    columns: Sequence[str], wanted: str | None, candidates: Sequence[str], what: str, name: str
+) -> str:
+    if wanted is not None:
+        if wanted in columns:
+            return wanted
+        msg = (
+            f"{name!r} has no column {wanted!r} for {what}; its columns are: {', '.join(columns)}."
+        )
+        raise InputError(msg)
+    lookup = {c.lower(): c for c in columns}
+    for cand in candidates:
+        if cand in lookup:
+            return lookup[cand]
+    msg = (
+        f"{name!r} has no {what} column: expected one named {' / '.join(candidates[:5])}; "
+        f"found columns: {', '.join(columns)}. Rename the column or pass `{'lon' if what == 'longitude' else 'lat'}_column`."
+    )
+    raise InputError(msg)
+
+
+def _numeric(df: pd.DataFrame, column: str, name: str) -> NDArray[np.float64]:
+    values: NDArray[np.float64] = np.asarray(
+        pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
+        dtype=np.float64,
+    )
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        msg = (
+            f"{name!r}: column {column!r} must hold finite numbers, but rows "
+            f"{_rows(bad, offset=2)} (counting the header as row 1) are empty, text, NaN or infinite. "
+            "Fix or delete those rows."
+        )
+        raise InputError(msg)
+    return values
+
+
+def check_lonlat(
+    lon: NDArray[np.float64], lat: NDArray[np.float64], *, name: str, offset: int = 2
+) -> None:
+    """Refuse out-of-range coordinates, saying when longitude and latitude look swapped.
+
+    Raises
+    ------
+    InputError
+        Latitude outside ±90° or longitude outside ±180°.
+    """
+    bad_lat = np.abs(lat) > 90
+    if bad_lat.any():
+        rows = np.flatnonzero(bad_lat)
+        if np.all(np.abs(lon) <= 90):
+            msg = (
+                f"{name!r}: latitudes outside ±90° in rows {_rows(rows, offset=offset)} (e.g. {lat[rows[0]]}) "
+                "while every longitude is within ±90°: longitude and latitude look swapped. "
+                "Swap the two columns (or pass `lon_column`/`lat_column`)."
+            )
+        else:
+            msg = f"{name!r}: latitudes must lie within ±90°; rows {_rows(rows, offset=offset)} do not (e.g. {lat[rows[0]]}). Check the coordinate columns; projected coordinates (meters) are not accepted in CSV."
+        raise InputError(msg)
+    bad_lon = np.abs(lon) > 180
+    if bad_lon.any():
+        rows = np.flatnonzero(bad_lon)
+        msg = f"{name!r}: longitudes must lie within ±180°; rows {_rows(rows, offset=offset)} do not (e.g. {lon[rows[0]]}). Projected coordinates (meters) are not accepted in CSV; export longitude/latitude in degrees."
+        raise InputError(msg)
+
+
+def _read_csv(
+    name: str,
+    data: bytes,
+    *,
+    crs: Crs,
+    lon_column: str | None,
+    lat_column: str | None,
+    want_points: bool,
+) -> gpd.GeoDataFrame:
+    df = _read_csv_table(name, data)
+    columns = list(df.columns)
+    if not want_points and lon_column is None and lat_column is None:
+        lookup = {c.lower(): c for c in columns}
+        wkt_col = next((lookup[c] for c in WKT_NAMES if c in lookup), None)
+        if wkt_col is not None:
+            return _read_wkt_csv(name, df, wkt_col, crs)
+    lon_col = _find_column(columns, lon_column, LON_NAMES, "longitude", name)
+    lat_col = _find_column(columns, lat_column, LAT_NAMES, "latitude", name)
+    lon = _numeric(df, lon_col, name)
+    lat = _numeric(df, lat_col, name)
+    check_lonlat(lon, lat, name=name)
+    x, y = to_wgs84(lon, lat, crs)
+    attrs = df.drop(columns=[lon_col, lat_col]).reset_index(drop=True)
+    return gpd.GeoDataFrame(attrs, geometry=shapely.points(x, y), crs="EPSG:4326")
+
+
+def _read_wkt_csv(name: str, df: pd.DataFrame, column: str, crs: Crs) -> gpd.GeoDataFrame:
+    text = df[column].astype(object).where(df[column].notna(), None).to_numpy()
+    try:
+        geoms = shapely.from_wkt(text, on_invalid="raise")
+    except shapely.errors.GEOSException as exc:
+        msg = (
+            f"{name!r}: column {column!r} must hold WKT geometries (e.g. 'POLYGON ((...))'); {exc}."
+        )
+        raise InputError(msg) from exc
+    gdf = gpd.GeoDataFrame(
+        df.drop(columns=[column]).reset_index(drop=True), geometry=geoms, crs="EPSG:4326"
+    )
+    _check_geographic_range(gdf, name)
+    return _convert_datum(gdf, crs)
+
+
+# --- vector files -------------------------------------------------------------
+
+
+def _read_vector(name: str, data: bytes, layer: str | int | None) -> gpd.GeoDataFrame:
+    import pyogrio
+
+    try:
+        with warnings.catch_warnings():
+            # GDAL reports recoverable oddities (e.g. an unknown CRS) as RuntimeWarnings;
+            # the checks below turn the consequences into clear errors.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            gdf = pyogrio.read_dataframe(io.BytesIO(data), layer=layer)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+        msg = f"{name!r} could not be read as GeoJSON/GeoPackage ({exc}). Check that the file is complete and in the format its extension says."
+        raise InputError(msg) from exc
+    except pyogrio.errors.GeometryError as exc:  # pragma: no cover - depends on GDAL
+        msg = f"{name!r} has geometries GDAL cannot read ({exc})."
+        raise InputError(msg) from exc
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
+        msg = f"{name!r} has no geometry column. For a table with coordinates, save it as CSV with longitude/latitude columns."
+        raise InputError(msg)
+    if len(gdf) == 0:
+        msg = f"{name!r} contains no features. Export the layer again with at least one feature."
+        raise InputError(msg)
+    gdf = gdf.rename_geometry("geometry") if gdf.geometry.name != "geometry" else gdf
+    return _to_wgs84_frame(gdf, name)
+
+
+def _is_wgs84(crs: pyproj.CRS) -> bool:
+    if not crs.is_geographic:
+        return False
+    try:
+        datum = crs.datum.name if crs.datum is not None else ""
+    except pyproj.exceptions.CRSError:  # pragma: no cover
+        return False
+    datum = datum.upper()
+    return "WORLD GEODETIC SYSTEM 1984" in datum or ("WGS" in datum and "84" in datum)
+
+
+def _to_wgs84_frame(gdf: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
+    if gdf.crs is None:
+        logger.info("%s declares no CRS; assuming WGS-84 longitude/latitude", name)
+        gdf = gdf.set_crs("EPSG:4326")
+    crs = pyproj.CRS.from_user_input(gdf.crs)
+    if _is_wgs84(crs):
+        gdf = gdf.set_crs("EPSG:4326", allow_override=True)
+    else:
+        _check_finite(gdf, name)
+        logger.info("%s is in %s; reprojecting to WGS-84 (EPSG:4326)", name, crs.to_string())
+        try:
+            gdf = gdf.to_crs("EPSG:4326")
+        except pyproj.exceptions.ProjError as exc:  # pragma: no cover - depends on PROJ
+            msg = f"{name!r} declares CRS {crs.to_string()}, which cannot be converted to WGS-84 ({exc}). Reproject it to EPSG:4326 first."
+            raise InputError(msg) from exc
+    _check_geographic_range(gdf, name)
+    return gdf
+
+
+def _check_finite(gdf: gpd.GeoDataFrame, name: str) -> None:
+    coords = shapely.get_coordinates(gdf.geometry.values)
+    if coords.size and not np.isfinite(coords).all():
+        msg = (
+            f"{name!r} has geometries with NaN or infinite coordinates. Repair them in a GIS first."
+        )
+        raise InputError(msg)
+
+
+def _check_geographic_range(gdf: gpd.GeoDataFrame, name: str) -> None:
+    _check_finite(gdf, name)
+    geoms = gdf.geometry.values
+    bounds = shapely.bounds(geoms)
+    ok = ~np.isnan(bounds[:, 0])
+    if not ok.any():
+        return
+    outside = ok & (
+        (np.abs(bounds[:, 0]) > 180)
+        | (np.abs(bounds[:, 2]) > 180)
+        | (np.abs(bounds[:, 1]) > 90)
+        | (np.abs(bounds[:, 3]) > 90)
+    )
+    if outside.any():
+        rows = np.flatnonzero(outside)
+        sample = bounds[rows[0]]
+        swapped = np.all(np.abs(bounds[ok][:, [0, 2]]) <= 90) and not np.any(
+            np.abs(bounds[ok][:, [1, 3]]) > 180
+        )
+        hint = (
+            "Longitude and latitude look swapped (x within ±90°, y beyond): swap the axes."
+            if swapped
+            else "The coordinates look projected (meters) while the file declares WGS-84 or no CRS: set the file's real CRS in your GIS and export again."
+        )
+        msg = f"{name!r}: features {_rows(rows, offset=1)} have coordinates outside longitude ±180° / latitude ±90° (e.g. x {sample[0]:.6g}, y {sample[1]:.6g}). {hint}"
+        raise InputError(msg)
+
+
+def _convert_datum(gdf: gpd.GeoDataFrame, crs: Crs) -> gpd.GeoDataFrame:
+    if str(crs).lower().replace("-", "").replace("_", "") == "wgs84":
+        return gdf
+
+    def convert(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        x, y = to_wgs84(xy[:, 0], xy[:, 1], crs)
+        return np.column_stack([x, y])
+
+    out = gdf.copy()
+    out["geometry"] = shapely.transform(out.geometry.values, convert)
+    return out
+
+
+# --- geometry clean-up --------------------------------------------------------
+
+
+def _clean_geometries(gdf: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
+    """Drop Z, drop empty geometries (warning), repair invalid ones (warning)."""
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    geoms = shapely.force_2d(geoms)
+    empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    if empty.any():
+        rows = np.flatnonzero(empty)
+        warnings.warn(
+            f"{name}: dropped {rows.size} features with no geometry (features {_rows(rows, offset=1)}).",
+            stacklevel=3,
+        )
+    invalid = ~empty & ~shapely.is_valid(geoms)
+    if invalid.any():
+        rows = np.flatnonzero(invalid)
+        reasons = shapely.is_valid_reason(geoms[rows[:1]])[0]
+        warnings.warn(
+            f"{name}: repaired {rows.size} invalid geometries with make_valid (features {_rows(rows, offset=1)}; first problem: {reasons}).",
+            stacklevel=3,
+        )
+        geoms[invalid] = shapely.make_valid(geoms[invalid])
+    out = gdf.copy()
+    out["geometry"] = geoms
+    out = out.loc[~empty].reset_index(drop=True)
+    if len(out) == 0:
+        msg = f"{name!r} has no features with a geometry. Export the layer again."
+        raise InputError(msg)
+    return out
+
+
+def _polygons_only(geom: Any) -> Any:
+    """Keep the polygonal parts of a (repaired) geometry; None if there are none."""
+    parts = shapely.get_parts(geom)
+    polys = [p for p in parts if shapely.get_type_id(p) in (3, 6)]
+    if not polys:
+        return None
+    return polys[0] if len(polys) == 1 else shapely.union_all(polys)
+
+
+# --- public API ---------------------------------------------------------------
+
+
+def read_features(
+    source: Source,
+    *,
+    filename: str | None = None,
+    crs: Crs = "wgs84",
+    lon_column: str | None = None,
+    lat_column: str | None = None,
+    layer: str | int | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> gpd.GeoDataFrame:
+    """Read a user file with any geometry type into a clean EPSG:4326 GeoDataFrame.
+
+    Parameters
+    ----------
+    source
+        A path, or the bytes / binary file object of an upload.
+    filename
+        Name of the upload (its extension selects the format); defaults to the path's name.
+    crs
+        Datum of the coordinates: ``"wgs84"``, ``"gcj02"`` (Amap/高德) or ``"bd09"`` (Baidu).
+        A GeoJSON/GeoPackage declaring a projected CRS is reprojected first; ``crs``
+        then applies to the resulting longitude/latitude.
+    lon_column, lat_column
+        CSV coordinate columns; by default detected among ``lon``/``lng``/
+        ``longitude``/``x``/``经度`` and ``lat``/``latitude``/``y``/``纬度``.
+    layer
+        Layer of a GeoPackage; the first by default.
+    max_bytes
+        Larger files are refused with :class:`~coverage.errors.ResourceLimitError`.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The file's attribute columns plus ``geometry`` (2D, valid, non-empty) in
+        EPSG:4326, with a RangeIndex.
+    """
+    return _read(source, filename, crs, lon_column, lat_column, layer, max_bytes, want_points=None)
+
+
+def read_points(
+    source: Source,
+    *,
+    filename: str | None = None,
+    crs: Crs = "wgs84",
+    lon_column: str | None = None,
+    lat_column: str | None = None,
+    layer: str | int | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> gpd.GeoDataFrame:
+    """Read a point file (GeoJSON, GeoPackage or CSV with lon/lat columns).
+
+    MultiPoints are split into points; polygons and lines are replaced by a
+    point inside them, with a warning. Parameters are those of :func:`read_features`.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The file's attribute columns plus Point ``geometry`` in EPSG:4326, RangeIndex.
+    """
+    gdf = _read(source, filename, crs, lon_column, lat_column, layer, max_bytes, want_points=True)
+    name = _display_name(source, filename)
+    types = shapely.get_type_id(gdf.geometry.values)
+    if (types == shapely.GeometryType.MULTIPOINT).any():
+        gdf = gdf.explode(index_parts=False, ignore_index=True)
+        types = shapely.get_type_id(gdf.geometry.values)
+    other = types != shapely.GeometryType.POINT
+    if other.any():
+        warnings.warn(
+            f"{name}: {int(other.sum())} features are not points (features {_rows(np.flatnonzero(other), offset=1)}); using a point inside each.",
+            stacklevel=2,
+        )
+        geoms = np.asarray(gdf.geometry.values, dtype=object)
+        geoms[other] = shapely.point_on_surface(geoms[other])
+        gdf = gdf.copy()
+        gdf["geometry"] = geoms
+    logger.info("read %d points from %s", len(gdf), name)
+    return gdf.reset_index(drop=True)
+
+
+def read_polygons(
+    source: Source,
+    *,
+    filename: str | None = None,
+    crs: Crs = "wgs84",
+    layer: str | int | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> gpd.GeoDataFrame:
+    """Read a polygon file (GeoJSON, GeoPackage, or CSV with a WKT ``geometry`` column).
+
+    Parameters are those of :func:`read_features`.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The file's attribute columns plus Polygon/MultiPolygon ``geometry`` in
+        EPSG:4326, RangeIndex.
+
+    Raises
+    ------
+    InputError
+        Features that are points or lines (listed by number).
+    """
+    gdf = _read(source, filename, crs, None, None, layer, max_bytes, want_points=False)
+    name = _display_name(source, filename)
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    types = shapely.get_type_id(geoms)
+    collection = types == shapely.GeometryType.GEOMETRYCOLLECTION
+    if collection.any():  # make_valid can return collections; keep their polygon parts
+        geoms[collection] = [_polygons_only(g) for g in geoms[collection]]
+        types = shapely.get_type_id(geoms)
+    bad = ~np.isin(types, [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON])
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        kinds = sorted({shapely.get_type_id(g) for g in geoms[rows] if g is not None})
+        names = ", ".join(shapely.GeometryType(k).name.title() for k in kinds) or "empty"
+        msg = f"{name!r}: expected polygons, but features {_rows(rows, offset=1)} are {names}. Use a polygon layer (areas), or read points with `read_points`."
+        raise InputError(msg)
+    out = gdf.copy()
+    out["geometry"] = geoms
+    logger.info("read %d polygons from %s", len(out), name)
+    return out
+
+
+def _display_name(source: Source, filename: str | None) -> str:
+    if filename:
+        return Path(filename).name
+    if isinstance(source, (str, Path)):
+        return Path(source).name
+    return str(getattr(source, "name", "upload"))
+
+
+def _read(
+    source: Source,
+    filename: str | None,
+    crs: Crs,
+    lon_column: str | None,
+    lat_column: str | None,
+    layer: str | int | None,
+    max_bytes: int,
+    *,
+    want_points: bool | None,
+) -> gpd.GeoDataFrame:
+    if str(crs).lower().replace("-", "").replace("_", "") not in CRS_NAMES:
+        msg = f"`crs` must be one of {', '.join(CRS_NAMES)}; got {crs!r}. Use 'gcj02' for Amap/高德 coordinates, 'bd09' for Baidu/百度, 'wgs84' for GPS/OpenStreetMap."
+        raise InputError(msg)
+    name, suffix, data = _load(source, filename, max_bytes)
+    if suffix in CSV_SUFFIXES:
+        gdf = _read_csv(
+            name,
+            data,
+            crs=crs,
+            lon_column=lon_column,
+            lat_column=lat_column,
+            want_points=want_points is not False,
+        )
+    else:
+        gdf = _read_vector(name, data, layer)
+        gdf = _clean_geometries(gdf, name)
+        gdf = _convert_datum(gdf, crs)
+        return _tidy(gdf)
+    return _tidy(_clean_geometries(gdf, name))
+
+
+def _tidy(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    out = gdf.reset_index(drop=True)
+    return out.set_crs("EPSG:4326", allow_override=True)
