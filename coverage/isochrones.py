@@ -530,8 +530,12 @@ def minutes_to_nearest(
     )
     nearest = np.full(src.size, None, dtype=object)
     nearest[src >= 0] = ids[src[src >= 0]]
+    # an explicit object Series keeps None (pandas 3 would infer str and turn None into NaN)
     return pd.DataFrame(
-        {MINUTES_TO_NEAREST: minutes, NEAREST_CENTER_ID: nearest},
+        {
+            MINUTES_TO_NEAREST: minutes,
+            NEAREST_CENTER_ID: pd.Series(nearest, dtype=object, index=demand.index),
+        },
         index=demand.index,
     )
 
