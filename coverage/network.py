@@ -30,7 +30,7 @@ import shapely
 from numpy.typing import NDArray
 from scipy import sparse
 
-from coverage.errors import InputError
+from coverage.errors import InputError, NetworkUnavailableError
 from coverage.osm import OsmExtract, ProgressFn, check_osm_file, file_sha256, read_osm
 
 logger = logging.getLogger(__name__)
@@ -204,15 +204,7 @@ def walk_graph(
         if progress:
             progress(0.65, "projecting to UTM")
         G = ox.projection.project_graph(G)
-    for u, v, data in G.edges(data=True):
-        geom = data.get("geometry")
-        if geom is None:
-            geom = shapely.LineString(
-                [(G.nodes[u]["x"], G.nodes[u]["y"]), (G.nodes[v]["x"], G.nodes[v]["y"])]
-            )
-            data["geometry"] = geom
-        data["length_m"] = float(geom.length)
-        data["walk_time_s"] = data["length_m"] / ms
+    _add_projected_lengths(G, ms)
     G.graph["raw_nodes"] = raw_nodes
     G.graph["dropped_nodes"] = before - after
     G.graph["dropped_share"] = (before - after) / before if before else 0.0
@@ -227,6 +219,19 @@ def walk_graph(
         "returned graph with %d nodes and %d edges", G.number_of_nodes(), G.number_of_edges()
     )
     return G
+
+
+def _add_projected_lengths(G: nx.MultiDiGraph, ms: float) -> None:
+    """Give every edge a geometry, ``length_m`` (projected) and ``walk_time_s``."""
+    for u, v, data in G.edges(data=True):
+        geom = data.get("geometry")
+        if geom is None:
+            geom = shapely.LineString(
+                [(G.nodes[u]["x"], G.nodes[u]["y"]), (G.nodes[v]["x"], G.nodes[v]["y"])]
+            )
+            data["geometry"] = geom
+        data["length_m"] = float(geom.length)
+        data["walk_time_s"] = data["length_m"] / ms
 
 
 def network_from_graph(G: nx.MultiDiGraph, *, source_sha256: str = "") -> WalkNetwork:
@@ -425,6 +430,101 @@ def walk_network(
             logger.warning("could not write network cache %s: %s", cache_file, exc)
     if progress:
         progress(1.0, "network built")
+    return net
+
+
+# --- optional online mode ---------------------------------------------------
+
+
+def _internet_reachable(url: str, timeout_s: float) -> bool:
+    """Return whether a TCP connection to ``url``'s host opens within ``timeout_s``."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def walk_network_online(
+    place: str,
+    *,
+    speed_kmh: float = DEFAULT_SPEED_KMH,
+    probe_timeout_s: float = 3.0,
+    progress: ProgressFn | None = None,
+) -> WalkNetwork:
+    """Download the walking network of a named place with osmnx (needs internet).
+
+    The offline path (:func:`walk_network` on a local file) is the normal one;
+    this is a convenience for places without a local extract. The graph comes
+    from ``osmnx.graph_from_place(place, network_type="walk")`` (bidirectional,
+    simplified, largest component), projected to local UTM.
+
+    Parameters
+    ----------
+    place
+        A place name Nominatim can geocode to a polygon, e.g. ``"金牛区, 成都市"``.
+    speed_kmh
+        Walking speed used for ``walk_time_s`` on the intermediate graph.
+    probe_timeout_s
+        How long to wait for the Overpass and Nominatim servers to answer a
+        connection before declaring the internet unreachable.
+    progress
+        Called with ``(fraction, message)``.
+
+    Returns
+    -------
+    WalkNetwork
+        ``source_sha256`` is empty (there is no input file); ``stats`` has
+        ``place``.
+
+    Raises
+    ------
+    NetworkUnavailableError
+        The OSM servers cannot be reached.
+    InputError
+        ``place`` is empty or could not be found / has no walkable streets.
+    """
+    if not isinstance(place, str) or not place.strip():
+        msg = f"`place` must be a non-empty place name such as '金牛区, 成都市'; got {place!r}."
+        raise InputError(msg)
+    ms = speed_ms(speed_kmh)
+    for url in (ox.settings.nominatim_url, ox.settings.overpass_url):
+        if not _internet_reachable(url, probe_timeout_s):
+            msg = (
+                f"Online mode needs the internet, but {url} did not answer within "
+                f"{probe_timeout_s:g} s. Work offline instead: pass a local OSM extract "
+                "(.osm, .osm.bz2, .osm.gz or .osm.pbf, e.g. from download.geofabrik.de) "
+                "to `walk_network`."
+            )
+            raise NetworkUnavailableError(msg)
+    if progress:
+        progress(0.05, f"downloading the walking network of {place}")
+    try:
+        with _osmnx_settings(log_console=False):
+            G = ox.graph_from_place(place, network_type="walk")
+            if progress:
+                progress(0.7, "projecting to UTM")
+            G = ox.projection.project_graph(G)
+    except (ox._errors.InsufficientResponseError, TypeError, ValueError) as exc:
+        msg = f"No walking network found for place {place!r} ({exc}). Check the spelling or use a larger area."
+        raise InputError(msg) from exc
+    except OSError as exc:  # requests' ConnectionError/Timeout derive from OSError
+        msg = f"Downloading {place!r} from OpenStreetMap failed ({exc}). Retry later or work offline with a local extract."
+        raise NetworkUnavailableError(msg) from exc
+    _add_projected_lengths(G, ms)
+    net = network_from_graph(G)
+    net.stats["place"] = place
+    logger.info(
+        "returned online network of %s with %d nodes and %d edges", place, net.n_nodes, net.n_edges
+    )
+    if progress:
+        progress(1.0, "network downloaded")
     return net
 
 

@@ -46,14 +46,19 @@ def to_pbf(src: Path, dst: Path) -> Path:
     return dst
 
 
+def _open_plain(src: Path):  # type: ignore[no-untyped-def]
+    return bz2.open(src, "rb") if src.name.endswith(".bz2") else src.open("rb")
+
+
 def to_gz(src: Path, dst: Path) -> Path:
-    with src.open("rb") as fin, gzip.open(dst, "wb") as fout:
+    """Recompress (or compress) an OSM XML file with gzip."""
+    with _open_plain(src) as fin, gzip.open(dst, "wb") as fout:
         shutil.copyfileobj(fin, fout)
     return dst
 
 
 def to_bz2(src: Path, dst: Path) -> Path:
-    with src.open("rb") as fin, bz2.open(dst, "wb") as fout:
+    with _open_plain(src) as fin, bz2.open(dst, "wb") as fout:
         shutil.copyfileobj(fin, fout)
     return dst
 

@@ -1,0 +1,426 @@
+"""Tests for coverage.network: exact answers on the grid, invariants on real extracts."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import osmium
+import pyproj
+import pytest
+import shapely
+from conftest import HAIDIAN, TEST_DATA
+from scipy.sparse.csgraph import connected_components
+from test_osm import to_gz, to_pbf
+
+import coverage.network as network
+from coverage.errors import InputError, NetworkUnavailableError
+from coverage.network import (
+    DEFAULT_SPEED_KMH,
+    SNAP_DISTANCE_M,
+    SNAP_EDGE,
+    SNAP_OFFSET_M,
+    WalkNetwork,
+    cache_key,
+    load_network,
+    network_from_graph,
+    project_lonlat,
+    raw_walk_graph,
+    save_network,
+    snap_frame,
+    snap_points,
+    speed_ms,
+    walk_graph,
+    walk_network,
+    walk_network_online,
+)
+from coverage.osm import WALK_EXCLUDED, OsmExtract, read_osm
+
+GRID = TEST_DATA / "grid.osm"
+GRID_CLIPPED = TEST_DATA / "grid_clipped.osm"
+# Grid origin in EPSG:32650 (see tests/data/make_grid.py).
+ORIGIN = np.array([440_000.0, 4_428_000.0])
+CM = 0.02  # OSM stores 1e-7 degrees, ~1 cm: tolerance for "exact" grid metres
+
+
+@pytest.fixture(scope="module")
+def grid_extract() -> OsmExtract:
+    return read_osm(GRID)
+
+
+@pytest.fixture(scope="module")
+def grid_net(grid_extract: OsmExtract) -> WalkNetwork:
+    return walk_network(GRID, extract=grid_extract, cache_dir=None)
+
+
+def local_xy(net: WalkNetwork) -> np.ndarray:
+    """Node positions in metres from the grid origin."""
+    return net.node_xy - ORIGIN
+
+
+def assert_same_network(a: WalkNetwork, b: WalkNetwork) -> None:
+    assert a.crs == b.crs
+    np.testing.assert_array_equal(a.node_osmid, b.node_osmid)
+    np.testing.assert_array_equal(a.node_x, b.node_x)
+    np.testing.assert_array_equal(a.node_y, b.node_y)
+    np.testing.assert_array_equal(a.edge_u, b.edge_u)
+    np.testing.assert_array_equal(a.edge_v, b.edge_v)
+    np.testing.assert_array_equal(a.edge_length_m, b.edge_length_m)
+    np.testing.assert_array_equal(a.edge_highway, b.edge_highway)
+    assert shapely.equals_exact(a.edge_geometry, b.edge_geometry, tolerance=0).all()
+    assert a.source_sha256 == b.source_sha256
+    assert a.stats == b.stats
+
+
+def same_shape(a: WalkNetwork, b: WalkNetwork) -> None:
+    """Equal networks up to node/edge order (e.g. from another file format)."""
+    assert (a.n_nodes, a.n_edges, a.crs) == (b.n_nodes, b.n_edges, b.crs)
+    assert a.length_km == pytest.approx(b.length_km, abs=1e-6)
+    assert set(a.node_osmid.tolist()) == set(b.node_osmid.tolist())
+    np.testing.assert_allclose(np.sort(a.edge_length_m), np.sort(b.edge_length_m), atol=1e-6)
+
+
+# --- grid: exact answers ------------------------------------------------------
+
+
+def test_grid_counts(grid_net: WalkNetwork) -> None:
+    # 25 intersections minus 4 corners (two neighbours each, simplified away).
+    assert grid_net.n_nodes == 21
+    # 40 blocks, of which 8 merge pairwise at the corners.
+    assert grid_net.n_edges == 36
+    assert grid_net.length_km * 1000 == pytest.approx(4000.0, abs=0.1)
+    assert grid_net.crs == "EPSG:32650"
+    # Raw graph: 25 grid nodes + 3 island nodes; island simplifies to 2, dropped.
+    assert grid_net.stats == {"raw_nodes": 28, "dropped_nodes": 2, "dropped_share": 2 / 23}
+
+
+def test_grid_geometry_is_exact(grid_net: WalkNetwork) -> None:
+    xy = local_xy(grid_net)
+    expected = {(c * 100.0, r * 100.0) for r in range(5) for c in range(5)} - {
+        (0.0, 0.0),
+        (400.0, 0.0),
+        (0.0, 400.0),
+        (400.0, 400.0),
+    }
+    snapped = {(round(x / 100) * 100.0, round(y / 100) * 100.0) for x, y in xy}
+    assert snapped == expected
+    assert np.abs(xy - np.round(xy / 100) * 100).max() < CM
+    lengths = np.sort(grid_net.edge_length_m)
+    np.testing.assert_allclose(lengths[:32], 100.0, atol=CM)
+    np.testing.assert_allclose(lengths[32:], 200.0, atol=2 * CM)
+    np.testing.assert_allclose(
+        grid_net.edge_length_m, shapely.length(grid_net.edge_geometry), rtol=1e-12
+    )
+    # Each geometry runs from its u node to its v node.
+    starts = shapely.get_coordinates(shapely.get_point(grid_net.edge_geometry, 0))
+    ends = shapely.get_coordinates(shapely.get_point(grid_net.edge_geometry, -1))
+    np.testing.assert_allclose(starts, grid_net.node_xy[grid_net.edge_u], atol=1e-6)
+    np.testing.assert_allclose(ends, grid_net.node_xy[grid_net.edge_v], atol=1e-6)
+
+
+def test_grid_excluded_ways_leave_no_trace(grid_net: WalkNetwork) -> None:
+    osmids = set(grid_net.node_osmid.tolist())
+    assert osmids <= set(range(1, 26))
+    assert {400, 401, 402, 403, 410, 411, 412, 300, 301, 302}.isdisjoint(osmids)
+    assert set(grid_net.edge_highway) == {"footway", "residential", "footway;residential"}
+
+
+def test_grid_clipped_network() -> None:
+    net = walk_network(GRID_CLIPPED, cache_dir=None)
+    # Node (0, 2) and its three 100 m blocks are gone; (0, 1) and (0, 3) become bends.
+    assert (net.n_nodes, net.n_edges) == (18, 31)
+    assert net.length_km * 1000 == pytest.approx(3700.0, abs=0.1)
+    assert 3 not in net.node_osmid
+
+
+def test_oneway_street_is_walkable_both_ways(grid_extract: OsmExtract) -> None:
+    G = walk_graph(grid_extract)
+    assert G.number_of_edges() == 72
+    row2 = [(u, v) for u, v, d in G.edges(data=True) if d["osmid"] == 102]
+    assert len(row2) == 8  # 4 blocks of the oneway=yes row, in both directions
+    assert {(v, u) for u, v in row2} == set(row2)
+    for _, _, d in G.edges(data=True):
+        assert d["walk_time_s"] == pytest.approx(d["length_m"] / speed_ms(DEFAULT_SPEED_KMH))
+
+
+def test_grid_formats_build_the_same_network(grid_net: WalkNetwork, tmp_path: Path) -> None:
+    for path in (to_pbf(GRID, tmp_path / "grid.osm.pbf"), to_gz(GRID, tmp_path / "grid.osm.gz")):
+        same_shape(walk_network(path, cache_dir=None), grid_net)
+
+
+# --- grid: snapping -----------------------------------------------------------
+
+
+def test_snap_points_exact_on_grid(grid_net: WalkNetwork) -> None:
+    pts = np.array([[130.0, 190.0], [-10.0, 50.0], [200.0, 200.0], [250.0, 405.0]]) + ORIGIN
+    snap = snap_points(grid_net, pts[:, 0], pts[:, 1])
+    on = np.column_stack([snap.x, snap.y]) - ORIGIN
+    np.testing.assert_allclose(on, [[130, 200], [0, 50], [200, 200], [250, 400]], atol=CM)
+    np.testing.assert_allclose(snap.distance_m, [10.0, 10.0, 0.0, 5.0], atol=CM)
+    # offset_m is measured along the edge from its u end, bends included.
+    for i in range(len(snap)):
+        e = snap.edge[i]
+        geom = grid_net.edge_geometry[e]
+        along = shapely.line_locate_point(geom, shapely.points(snap.x[i], snap.y[i]))
+        assert snap.offset_m[i] == pytest.approx(along, abs=1e-6)
+        assert 0 <= snap.offset_m[i] <= grid_net.edge_length_m[e]
+    # The corner point lies on the 200 m L-shaped edge, 50 m from its (0, 100) end.
+    bend = snap.edge[1]
+    assert grid_net.edge_length_m[bend] == pytest.approx(200.0, abs=2 * CM)
+    u_xy = local_xy(grid_net)[grid_net.edge_u[bend]]
+    expected = 50.0 if np.allclose(u_xy, [0, 100], atol=CM) else 150.0
+    assert snap.offset_m[1] == pytest.approx(expected, abs=CM)
+
+
+def test_snap_the_grid_center(grid_extract: OsmExtract, grid_net: WalkNetwork) -> None:
+    centers = grid_extract.center_features.to_crs(grid_net.crs)
+    out = snap_frame(grid_net, centers)
+    assert out.index.equals(centers.index)
+    assert out[SNAP_DISTANCE_M].iloc[0] == pytest.approx(30.0, abs=CM)
+    e = out[SNAP_EDGE].iloc[0]
+    ends = local_xy(grid_net)[[grid_net.edge_u[e], grid_net.edge_v[e]]]
+    assert np.allclose(np.sort(ends[:, 0]), [100, 200], atol=CM)
+    assert np.allclose(ends[:, 1], 100, atol=CM)
+    assert out[SNAP_OFFSET_M].iloc[0] == pytest.approx(50.0, abs=CM)
+    assert SNAP_EDGE not in centers.columns  # input untouched
+
+
+def test_snap_frame_polygons_and_index(grid_extract: OsmExtract, grid_net: WalkNetwork) -> None:
+    res = grid_extract.residential.to_crs(grid_net.crs)
+    res.index = [10, 20]
+    out = snap_frame(grid_net, res)
+    assert list(out.index) == [10, 20]
+    assert (out[SNAP_DISTANCE_M] > 0).all()
+    assert (out[SNAP_DISTANCE_M] < 60).all()
+
+
+def test_snap_frame_refuses_wrong_crs(grid_extract: OsmExtract, grid_net: WalkNetwork) -> None:
+    with pytest.raises(InputError, match="to_crs"):
+        snap_frame(grid_net, grid_extract.center_features)
+    with pytest.raises(InputError, match="GeoDataFrame"):
+        snap_frame(grid_net, grid_extract.center_features.drop(columns="geometry"))
+
+
+def test_snap_points_edge_cases(grid_net: WalkNetwork) -> None:
+    empty = snap_points(grid_net, np.array([]), np.array([]))
+    assert len(empty) == 0
+    with pytest.raises(InputError, match="NaN"):
+        snap_points(grid_net, np.array([np.nan]), np.array([0.0]))
+
+
+def test_project_lonlat_round_trip(grid_extract: OsmExtract) -> None:
+    x, y = project_lonlat(grid_extract.ways.lon[:5], grid_extract.ways.lat[:5], "EPSG:32650")
+    np.testing.assert_allclose(x - ORIGIN[0], [0, 100, 200, 300, 400], atol=CM)
+    np.testing.assert_allclose(y - ORIGIN[1], 0, atol=CM)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, 31.0, float("nan"), float("inf")])
+def test_speed_ms_refuses_bad_speeds(bad: float) -> None:
+    with pytest.raises(InputError, match="speed_kmh"):
+        speed_ms(bad)
+
+
+def test_speed_and_walk_time(grid_net: WalkNetwork) -> None:
+    assert speed_ms(3.6) == 1.0
+    np.testing.assert_allclose(grid_net.walk_time_s(3.6), grid_net.edge_length_m)
+
+
+def test_adjacency_and_networkx(grid_net: WalkNetwork) -> None:
+    A = grid_net.adjacency()
+    assert A.shape == (21, 21)
+    assert (A != A.T).nnz == 0
+    assert A.nnz == 2 * 36
+    G = grid_net.to_networkx()
+    assert (G.number_of_nodes(), G.number_of_edges()) == (21, 36)
+    assert nx.is_connected(G)
+
+
+def test_network_from_unprojected_graph_refused(grid_extract: OsmExtract) -> None:
+    with pytest.raises(InputError, match="projected"):
+        network_from_graph(raw_walk_graph(grid_extract))
+
+
+# --- real extracts: invariants ------------------------------------------------
+
+
+def test_haidian_counts(haidian_net: WalkNetwork) -> None:
+    assert haidian_net.n_nodes == 376
+    assert haidian_net.crs == "EPSG:32650"
+
+
+def test_chengdu_counts(chengdu_net: WalkNetwork) -> None:
+    # ~3,060 nodes; the extract keeps complete ways (not clipped to <bounds>).
+    assert chengdu_net.n_nodes == pytest.approx(3060, abs=30)
+    assert chengdu_net.n_edges == pytest.approx(4523, abs=50)
+    assert chengdu_net.crs == "EPSG:32648"
+    assert chengdu_net.stats["dropped_share"] < 0.1
+
+
+@pytest.mark.parametrize("which", ["haidian", "chengdu"])
+def test_real_network_invariants(which: str, request: pytest.FixtureRequest) -> None:
+    net: WalkNetwork = request.getfixturevalue(f"{which}_net")
+    crs = pyproj.CRS.from_user_input(net.crs)
+    assert crs.is_projected
+    assert crs.utm_zone is not None
+    n_comp, _ = connected_components(net.adjacency(), directed=False)
+    assert n_comp == 1
+    assert np.unique(np.concatenate([net.edge_u, net.edge_v])).size == net.n_nodes
+    pattern = WALK_EXCLUDED["highway"]
+    for hw in net.edge_highway:
+        assert hw
+        assert not any(pattern.search(part) for part in hw.split(";"))
+    np.testing.assert_allclose(net.edge_length_m, shapely.length(net.edge_geometry), rtol=0.01)
+    assert (net.edge_length_m > 0).all()
+    assert len(net.source_sha256) == 64
+
+
+@pytest.mark.parametrize("which", ["haidian", pytest.param("chengdu", marks=pytest.mark.slow)])
+def test_lengths_match_haversine(which: str, request: pytest.FixtureRequest) -> None:
+    ext: OsmExtract = request.getfixturevalue(f"{which}_extract")
+    net: WalkNetwork = request.getfixturevalue(f"{which}_net")
+    G = walk_graph(ext)
+    # Per edge: projected length vs the great-circle length osmnx summed over raw ways.
+    proj = np.array([d["length_m"] for _, _, d in G.edges(data=True)])
+    hav = np.array([d["length"] for _, _, d in G.edges(data=True)])
+    np.testing.assert_allclose(proj, hav, rtol=0.01)
+    # In total: the network vs the raw ways of its component, both directions halved.
+    raw = raw_walk_graph(ext)
+    comp = nx.node_connected_component(raw.to_undirected(as_view=True), int(net.node_osmid[0]))
+    raw_m = sum(d["length"] for _, _, d in raw.subgraph(comp).edges(data=True)) / 2
+    assert net.length_km * 1000 == pytest.approx(raw_m, rel=0.01)
+
+
+def test_chengdu_oneway_ways_are_walked_both_ways(chengdu_extract: OsmExtract) -> None:
+    oneway: set[int] = set()
+    for w in osmium.FileProcessor(str(chengdu_extract.path), osmium.osm.WAY).with_filter(
+        osmium.filter.TagFilter(("oneway", "yes"))
+    ):
+        oneway.add(w.id)
+    walkable_oneway = oneway & set(chengdu_extract.ways.way_id.tolist())
+    assert len(walkable_oneway) > 100
+    raw = raw_walk_graph(chengdu_extract)
+    pairs = {(u, v) for u, v, d in raw.edges(data=True) if d["osmid"] in walkable_oneway}
+    assert pairs
+    assert {(v, u) for u, v in pairs} == pairs
+
+
+def test_haidian_formats_build_the_same_network(haidian_net: WalkNetwork, tmp_path: Path) -> None:
+    for path in (to_pbf(HAIDIAN, tmp_path / "h.osm.pbf"), to_gz(HAIDIAN, tmp_path / "h.osm.gz")):
+        same_shape(walk_network(path, cache_dir=None), haidian_net)
+
+
+# --- cache ----------------------------------------------------------------------
+
+
+def test_cache_round_trip(haidian_net: WalkNetwork, tmp_path: Path) -> None:
+    path = save_network(haidian_net, tmp_path / "net.npz")
+    assert_same_network(load_network(path), haidian_net)
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_cached_network_equals_built(
+    chengdu_net: WalkNetwork, cache_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from conftest import CHENGDU
+
+    with caplog.at_level(logging.INFO, logger="coverage.network"):
+        again = walk_network(CHENGDU, cache_dir=cache_dir)
+    assert "loaded cached network" in caplog.text
+    assert_same_network(again, chengdu_net)
+
+
+def test_cache_key_depends_on_input() -> None:
+    assert cache_key("a" * 64) != cache_key("b" * 64)
+    assert cache_key("a" * 64) == cache_key("a" * 64)
+
+
+def _corrupt_flip(p: Path) -> None:
+    data = bytearray(p.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 64] = bytes(255 - b for b in data[mid : mid + 64])
+    p.write_bytes(bytes(data))
+
+
+def _corrupt_truncate(p: Path) -> None:
+    p.write_bytes(p.read_bytes()[:1000])
+
+
+def _corrupt_empty(p: Path) -> None:
+    p.write_bytes(b"")
+
+
+def _corrupt_checksum(p: Path) -> None:
+    with np.load(p, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["edge_length_m"] = arrays["edge_length_m"] * 2  # meta keeps the old checksum
+    np.savez(p, **arrays)
+
+
+@pytest.mark.parametrize(
+    "corrupt", [_corrupt_flip, _corrupt_truncate, _corrupt_empty, _corrupt_checksum]
+)
+def test_corrupt_cache_is_detected_and_rebuilt(
+    grid_extract: OsmExtract, tmp_path: Path, corrupt, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    src = shutil.copy(GRID, tmp_path / "grid.osm")
+    cache = tmp_path / "cache"
+    built = walk_network(src, cache_dir=cache)
+    (cache_file,) = cache.glob("walk-*.npz")
+    corrupt(cache_file)
+    with pytest.raises(InputError, match="delete it to rebuild"):
+        load_network(cache_file)
+    with caplog.at_level(logging.WARNING, logger="coverage.network"):
+        rebuilt = walk_network(src, cache_dir=cache)
+    assert "rebuilding" in caplog.text
+    assert_same_network(rebuilt, built)
+    assert_same_network(load_network(cache_file), built)
+
+
+def test_cache_unwritable_is_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with caplog.at_level(logging.WARNING, logger="coverage.network"):
+        net = walk_network(GRID, cache_dir=blocker / "cache")
+    assert net.n_nodes == 21
+    assert "could not write network cache" in caplog.text
+
+
+def test_walk_network_progress() -> None:
+    calls: list[float] = []
+    walk_network(GRID, cache_dir=None, progress=lambda f, _m: calls.append(f))
+    assert calls == sorted(calls)
+    assert calls[-1] == 1.0
+
+
+def test_walk_network_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        walk_network(tmp_path / "missing.osm", cache_dir=None)
+
+
+# --- online mode (never touches the network in tests) ---------------------------
+
+
+def test_online_mode_offline_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(network, "_internet_reachable", lambda url, timeout_s: False)
+
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("must not download")
+
+    monkeypatch.setattr(network.ox, "graph_from_place", no_download)
+    with pytest.raises(NetworkUnavailableError, match="walk_network") as info:
+        walk_network_online("金牛区, 成都市")
+    assert isinstance(info.value, ConnectionError)
+    assert "local OSM extract" in str(info.value)
+
+
+def test_online_mode_refuses_empty_place() -> None:
+    with pytest.raises(InputError, match="place"):
+        walk_network_online("  ")
+
+
+def test_geodataframe_fixture_type(grid_extract: OsmExtract) -> None:
+    assert isinstance(grid_extract.residential, gpd.GeoDataFrame)
