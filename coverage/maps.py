@@ -1,0 +1,1134 @@
+"""Folium maps of coverage results that work offline, and the standalone ``report.html``.
+
+folium loads Leaflet, jQuery and Bootstrap from public CDNs, so offline a folium map is a blank
+box. This module ships those files (``coverage/static/vendor/``, fetched from npm by
+``scripts/vendor_assets.sh``) and offers two ways to use them:
+
+- :func:`offline_map_html` / :func:`report_html` inline every script and stylesheet into one
+  HTML file that opens from ``file://`` with no network (tiles are optional);
+- :func:`use_local_assets` points a map's asset URLs at a web path where :func:`static_dir` is
+  served (the Streamlit app serves it at ``/app/static``), for ``streamlit_folium.st_folium``.
+
+:func:`coverage_map` draws the output contract frames (projected CRS) on one map. Every string
+that comes from data (OSM names may contain markup) is HTML-escaped before it reaches the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import math
+import mimetypes
+import re
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from branca.element import Element, MacroElement
+from folium.elements import JSCSSMixin
+from jinja2 import Template
+
+from coverage.errors import InputError
+from coverage.i18n import t
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "coverage_map",
+    "offline_map_html",
+    "report_html",
+    "static_dir",
+    "use_local_assets",
+]
+
+#: Default display simplification, in meters of the input's projected CRS.
+DEFAULT_TOLERANCE_M: Final = 5.0
+#: Above this many demand units, :func:`coverage_map` aggregates demand to a square grid.
+DEFAULT_MAX_UNITS: Final = 20_000
+#: Side of a grid cell when demand is aggregated, in meters.
+DEFAULT_GRID_M: Final = 250.0
+#: Decimal places kept in WGS-84 coordinates (6 ≈ 0.1 m).
+COORD_DECIMALS: Final = 6
+
+_ATTRIBUTION: Final = (
+    '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+)
+_TILES: Final[dict[str, tuple[str, str]]] = {
+    # name → (folium tiles name, i18n key of the layer label)
+    "openstreetmap": ("OpenStreetMap", "map.tiles.osm"),
+    "light": ("CartoDB positron", "map.tiles.light"),
+}
+
+# CDN URL patterns (folium 0.20's default_js / default_css and close versions) → file under
+# static_dir(), or None for a stylesheet we do not ship and the map does not need.
+_CDN_TO_LOCAL: Final[tuple[tuple[re.Pattern[str], str | None], ...]] = (
+    (re.compile(r"/leaflet@1\.9\.\d+/dist/leaflet\.js$"), "vendor/leaflet/leaflet.js"),
+    (re.compile(r"/leaflet@1\.9\.\d+/dist/leaflet\.css$"), "vendor/leaflet/leaflet.css"),
+    (re.compile(r"/jquery-3\.\d+\.\d+(\.min)?\.js$"), "vendor/jquery/jquery-3.7.1.min.js"),
+    (
+        re.compile(r"/jquery@3\.\d+\.\d+/dist/jquery(\.min)?\.js$"),
+        "vendor/jquery/jquery-3.7.1.min.js",
+    ),
+    (
+        re.compile(r"/bootstrap@5\.\d+\.\d+/dist/js/bootstrap\.bundle\.min\.js$"),
+        "vendor/bootstrap/bootstrap.bundle.min.js",
+    ),
+    (
+        re.compile(r"/bootstrap@5\.\d+\.\d+/dist/css/bootstrap\.min\.css$"),
+        "vendor/bootstrap/bootstrap.min.css",
+    ),
+    (
+        re.compile(r"/leaflet\.awesome-markers\.js$"),
+        "vendor/awesome-markers/leaflet.awesome-markers.js",
+    ),
+    (
+        re.compile(r"/leaflet\.awesome-markers\.css$"),
+        "vendor/awesome-markers/leaflet.awesome-markers.css",
+    ),
+    (
+        re.compile(r"/fontawesome-free@6\.\d+\.\d+/css/all\.min\.css$"),
+        "vendor/fontawesome/css/all.min.css",
+    ),
+    # Bootstrap 3 glyphicons are not on npm; folium's rotate CSS only rotates awesome icons.
+    (re.compile(r"/bootstrap-glyphicons\.css$"), None),
+    (re.compile(r"/leaflet\.awesome\.rotate\.min\.css$"), None),
+)
+_UNKNOWN: Final = "?"
+
+# What coverage_map's maps need: Leaflet, and jQuery because folium's Popup template builds its
+# content with `$(...)`. No Bootstrap, no icon fonts (CircleMarker / DivIcon only).
+_MAP_JS: Final = [
+    ("leaflet", "https://cdn.jsdelivr.net/npm/leaflet@1.9.4/dist/leaflet.js"),
+    ("jquery", "https://code.jquery.com/jquery-3.7.1.min.js"),
+]
+_MAP_CSS: Final = [
+    ("leaflet_css", "https://cdn.jsdelivr.net/npm/leaflet@1.9.4/dist/leaflet.css"),
+]
+
+_CENTER_COLOR: Final = "#c8102e"
+_SITE_COLOR: Final = "#ff7f00"
+_UNCOVERED_COLOR: Final = "#54278f"
+_DISTRICT_COLOR: Final = "#444444"
+_UNREACHABLE_COLOR: Final = "#969696"
+_AREA_COLORS: Final = ("#08519c", "#3182bd", "#6baed6", "#9ecae1", "#c6dbef")
+_MINUTES_COLORS: Final = ("#1a9850", "#91cf60", "#d9ef8b", "#fee08b", "#fc8d59", "#d73027")
+
+
+# --------------------------------------------------------------------------------------------
+# Assets
+
+
+def static_dir() -> Path:
+    """Return the folder of static files shipped with the package.
+
+    Returns
+    -------
+    Path
+        ``coverage/static``; vendored JavaScript and CSS are under ``vendor/``. Serve this folder
+        as a whole (the Streamlit app serves a copy or symlink of it at ``/app/static``) and pass
+        its URL to :func:`use_local_assets`.
+    """
+    return Path(__file__).resolve().parent / "static"
+
+
+def _local_path(url: str) -> str | None:
+    """Path under :func:`static_dir` for a CDN `url`, None to drop it, ``_UNKNOWN`` if unknown."""
+    for pattern, rel in _CDN_TO_LOCAL:
+        if pattern.search(url):
+            return rel
+    return _UNKNOWN
+
+
+def _walk(element: Element) -> Iterable[Element]:
+    yield element
+    for child in list(element._children.values()):
+        yield from _walk(child)
+
+
+def _check_root(m: folium.Map) -> None:
+    if not isinstance(m, folium.Map):
+        msg = (
+            f"expected a folium.Map, got {type(m).__name__}; pass the map built by coverage_map()."
+        )
+        raise InputError(msg)
+
+
+def use_local_assets(m: folium.Map, base_url: str = "/app/static") -> folium.Map:
+    """Point the map's JavaScript and CSS at the vendored copies served at `base_url`.
+
+    Rewrites ``default_js`` and ``default_css`` of every element that loads assets (folium's
+    Map and plugins). ``streamlit_folium.st_folium`` reads exactly these lists and loads them
+    into its component iframe (it bundles no Leaflet of its own), so after this call the app
+    map needs no CDN. Changes `m` in place, like folium's ``add_to``.
+
+    Parameters
+    ----------
+    m
+        A folium map.
+    base_url
+        URL at which :func:`static_dir` is served. Use a root-relative path
+        (``"/app/static"``): st_folium loads the scripts from inside its component iframe,
+        where a relative path would resolve against the component's own URL. With Streamlit,
+        set ``server.enableStaticServing = true`` and make ``static/`` next to ``app.py`` a
+        copy (or a symlink) of :func:`static_dir`.
+
+    Returns
+    -------
+    folium.Map
+        `m` itself.
+
+    Warns
+    -----
+    UserWarning
+        For an asset URL that is not vendored (it stays as is and needs the network).
+    """
+    _check_root(m)
+    base = base_url.rstrip("/")
+    for element in _walk(m):
+        if not isinstance(element, JSCSSMixin):
+            continue
+        for attr in ("default_js", "default_css"):
+            rewritten: list[tuple[str, str]] = []
+            for name, url in getattr(element, attr):
+                rel = _local_path(url)
+                if rel is None:
+                    # Drop it from a header rendered earlier, too.
+                    m.get_root().header._children.pop(name, None)  # type: ignore[attr-defined]
+                    continue
+                if rel == _UNKNOWN:
+                    if url.startswith(("http://", "https://", "//")):
+                        warnings.warn(
+                            f"asset {url} is not vendored in coverage/static and needs the network; add it to scripts/vendor_assets.sh",
+                            stacklevel=2,
+                        )
+                    rewritten.append((name, url))
+                else:
+                    rewritten.append((name, f"{base}/{rel}"))
+            setattr(element, attr, rewritten)
+    return m
+
+
+@lru_cache(maxsize=32)
+def _asset_text(rel: str) -> str:
+    return (static_dir() / rel).read_text(encoding="utf-8")
+
+
+def _data_uri(path: Path) -> str:
+    mime = mimetypes.guess_type(path.name)[0]
+    if mime is None:
+        mime = "font/woff2" if path.suffix == ".woff2" else "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+@lru_cache(maxsize=16)
+def _inline_css(rel: str) -> str:
+    """The stylesheet `rel` with its relative ``url(...)`` references turned into data URIs."""
+    folder = (static_dir() / rel).parent
+
+    def replace(match: re.Match[str]) -> str:
+        ref = match.group(2)
+        if ref.startswith(("data:", "#", "http://", "https://", "//")):
+            return match.group(0)
+        target = (folder / ref.split("?")[0].split("#")[0]).resolve()
+        if not target.is_file():
+            # e.g. Font Awesome's .ttf fallbacks, which we do not ship: an empty, local URL.
+            return "url(data:,)"
+        return f"url({_data_uri(target)})"
+
+    css = re.sub(r"""url\((['"]?)([^'")]+)\1\)""", replace, _asset_text(rel))
+    return re.sub(r"</(style)", r"<\\/\1", css, flags=re.IGNORECASE)
+
+
+def _inline_js(rel: str) -> str:
+    return re.sub(r"</(script)", r"<\\/\1", _asset_text(rel), flags=re.IGNORECASE)
+
+
+_SCRIPT_SRC = re.compile(
+    r"""<script\b[^>]*?\bsrc=["']([^"']+)["'][^>]*>\s*</script\s*>""", re.IGNORECASE
+)
+_LINK_CSS = re.compile(r"""<link\b[^>]*?\brel=["']stylesheet["'][^>]*>""", re.IGNORECASE)
+_HREF = re.compile(r"""\bhref=["']([^"']+)["']""", re.IGNORECASE)
+
+
+def _inline_assets(page: str) -> str:
+    """Replace every known CDN ``<script src>`` and stylesheet ``<link>`` by inline content."""
+    unknown: list[str] = []
+
+    def script(match: re.Match[str]) -> str:
+        url = match.group(1)
+        rel = _local_path(url)
+        if rel is None:
+            return ""
+        if rel == _UNKNOWN:
+            unknown.append(url)
+            return match.group(0)
+        return f"<script>/* {rel} */\n{_inline_js(rel)}\n</script>"
+
+    def link(match: re.Match[str]) -> str:
+        href = _HREF.search(match.group(0))
+        if href is None:
+            return match.group(0)
+        rel = _local_path(href.group(1))
+        if rel is None:
+            return ""
+        if rel == _UNKNOWN:
+            unknown.append(href.group(1))
+            return match.group(0)
+        return f"<style>/* {rel} */\n{_inline_css(rel)}\n</style>"
+
+    page = _SCRIPT_SRC.sub(script, page)
+    page = _LINK_CSS.sub(link, page)
+    if unknown:
+        msg = f"the map loads assets that are not vendored in coverage/static: {', '.join(unknown)}; remove the plugin that needs them or add them to scripts/vendor_assets.sh."
+        raise InputError(msg)
+    return page
+
+
+def offline_map_html(m: folium.Map) -> str:
+    """Return the map as one self-contained HTML page, every script and stylesheet inlined.
+
+    The page opens from ``file://`` on a machine with no network. Only the tile images (if the
+    map has a tile layer) are fetched from the web; without tiles there is no request at all.
+
+    Parameters
+    ----------
+    m
+        A folium map, for example from :func:`coverage_map`.
+
+    Returns
+    -------
+    str
+        A complete HTML document.
+
+    Raises
+    ------
+    InputError
+        If the map needs a script or stylesheet that is not vendored.
+    """
+    _check_root(m)
+    page = _inline_assets(m.get_root().render())
+    logger.info("rendered offline map page of %.1f kB", len(page.encode("utf-8")) / 1e3)
+    return page
+
+
+# --------------------------------------------------------------------------------------------
+# Escaping and small helpers
+
+
+def _esc(value: object) -> str:
+    """HTML-escape `value` so that it is also safe inside a JavaScript template literal.
+
+    folium puts popup and tooltip markup between backticks, where `` ` ``, ``${`` and ``\\``
+    would be code; they become character references here.
+    """
+    text = html.escape(str(value), quote=True)
+    return text.replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;")
+
+
+def _is_missing(value: object) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _fmt_number(value: object, digits: int = 0) -> str:
+    if _is_missing(value):
+        return "—"
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):,.{digits}f}"
+    return str(value)
+
+
+def _fmt_minutes(value: float) -> str:
+    return f"{value:g}"
+
+
+def _json_for_script(value: object) -> str:
+    """JSON that can sit inside a ``<script>`` element (no ``</`` sequences)."""
+    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
+
+
+def _require(gdf: object, *, arg: str, columns: Sequence[str]) -> gpd.GeoDataFrame:
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        msg = f"`{arg}` must be a GeoDataFrame, got {type(gdf).__name__}."
+        raise InputError(msg)
+    if gdf.crs is None or not gdf.crs.is_projected:
+        msg = f"`{arg}` must be in a projected CRS (the network's UTM zone), got {gdf.crs}; reproject with `{arg}.to_crs(net.crs)`."
+        raise InputError(msg)
+    missing = [c for c in columns if c not in gdf.columns]
+    if missing:
+        msg = f"`{arg}` lacks column(s) {missing}; pass the frame from the audit/siting result (see docs/ARCHITECTURE.md)."
+        raise InputError(msg)
+    return gdf
+
+
+def _display_frame(gdf: gpd.GeoDataFrame, tolerance_m: float) -> gpd.GeoDataFrame:
+    """Simplified (in meters), reprojected to EPSG:4326, coordinates rounded; empties dropped."""
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    geoms = gdf.geometry.values
+    if tolerance_m > 0:
+        geoms = shapely.simplify(np.asarray(geoms), tolerance_m, preserve_topology=True)
+    out = gpd.GeoDataFrame(gdf.drop(columns=gdf.geometry.name), geometry=geoms, crs=gdf.crs)
+    out = out.to_crs(4326)
+    rounded = shapely.transform(
+        np.asarray(out.geometry.values), lambda xy: np.round(xy, COORD_DECIMALS)
+    )
+    out = out.set_geometry(gpd.GeoSeries(rounded, index=out.index, crs=4326))
+    return out[~out.geometry.is_empty]
+
+
+def _jsonable(value: object) -> object:
+    if _is_missing(value):
+        return None
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return round(float(value), 2)
+    return _esc(value)
+
+
+def _feature_collection(gdf: gpd.GeoDataFrame, properties: Sequence[str]) -> dict[str, Any]:
+    """GeoJSON dict with only `properties` (strings HTML-escaped, floats to 2 decimals)."""
+    features = []
+    cols = [c for c in properties if c in gdf.columns]
+    values = gdf[cols].to_numpy(dtype=object) if cols else np.empty((len(gdf), 0), dtype=object)
+    for geom, row in zip(gdf.geometry.values, values, strict=True):
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {c: _jsonable(v) for c, v in zip(cols, row, strict=True)},
+                "geometry": shapely.geometry.mapping(geom),
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _tooltip(
+    fields: Sequence[tuple[str, str]], gdf: gpd.GeoDataFrame
+) -> folium.GeoJsonTooltip | None:
+    present = [(f, a) for f, a in fields if f in gdf.columns]
+    if not present:
+        return None
+    return folium.GeoJsonTooltip(
+        fields=[f for f, _ in present], aliases=[_esc(a) for _, a in present], localize=True
+    )
+
+
+def _point_marker(color: str) -> folium.CircleMarker:
+    return folium.CircleMarker(radius=4, weight=1, color=color, fill=True, fill_opacity=0.8)
+
+
+def _const_style(style: dict[str, Any]) -> Any:
+    return lambda _feature: style
+
+
+# --------------------------------------------------------------------------------------------
+# Map elements
+
+
+class _Legend(MacroElement):  # type: ignore[misc]
+    """A Leaflet control with pre-escaped HTML; removable through nothing, always visible."""
+
+    _template = Template(
+        """
+        {% macro header(this, kwargs) %}
+        <style>
+          .cp-legend { background: rgba(255,255,255,0.92); padding: 6px 8px; border-radius: 4px;
+            box-shadow: 0 1px 4px rgba(0,0,0,0.3); font: 12px/1.5 system-ui, "PingFang SC",
+            "Microsoft YaHei", "Noto Sans CJK SC", sans-serif; max-width: 260px; }
+          .cp-legend b { display: block; margin-bottom: 2px; }
+          .cp-legend i { display: inline-block; width: 14px; height: 12px; margin-right: 6px;
+            vertical-align: -1px; border: 1px solid rgba(0,0,0,0.25); }
+          .cp-legend i.cp-dot { border-radius: 50%; }
+          .cp-site { width: 24px; height: 24px; border-radius: 50%; background: {{ this.site_color }};
+            color: #fff; font: bold 12px/24px system-ui, sans-serif; text-align: center;
+            border: 2px solid #fff; box-shadow: 0 0 3px rgba(0,0,0,0.6); }
+        </style>
+        {% endmacro %}
+        {% macro script(this, kwargs) %}
+        (function () {
+          var legend = L.control({position: "bottomright"});
+          legend.onAdd = function () {
+            var div = L.DomUtil.create("div", "cp-legend");
+            div.innerHTML = {{ this.html_json }};
+            L.DomEvent.disableClickPropagation(div);
+            return div;
+          };
+          legend.addTo({{ this._parent.get_name() }});
+          {{ this._parent.get_name() }}.attributionControl.addAttribution({{ this.attribution_json }});
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, legend_html: str, attribution: str) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._name = "Legend"
+        self.html_json = _json_for_script(legend_html)
+        self.attribution_json = _json_for_script(attribution)
+        self.site_color = _SITE_COLOR
+
+
+def _minute_bins(thresholds_min: Sequence[float]) -> list[tuple[float, float, str]]:
+    """(lower, upper, color) bins: 0–t1, t1–t2, …, tn–2·tn, > 2·tn."""
+    edges = [0.0, *sorted({float(x) for x in thresholds_min}), 2.0 * float(max(thresholds_min))]
+    n = len(edges)  # closed bins n-1, plus one open bin
+    idx = np.round(np.linspace(0, len(_MINUTES_COLORS) - 1, n)).astype(int)
+    bins = [(edges[i], edges[i + 1], _MINUTES_COLORS[idx[i]]) for i in range(n - 1)]
+    bins.append((edges[-1], math.inf, _MINUTES_COLORS[idx[-1]]))
+    return bins
+
+
+def _bin_label(lo: float, hi: float, lang: str) -> str:
+    if lo == 0:
+        return t("map.legend.minutes_le", lang, hi=_fmt_minutes(hi))
+    if math.isinf(hi):
+        return t("map.legend.minutes_gt", lang, lo=_fmt_minutes(lo))
+    return t("map.legend.minutes_bin", lang, lo=_fmt_minutes(lo), hi=_fmt_minutes(hi))
+
+
+def _demand_grid(demand: gpd.GeoDataFrame, cell_m: float) -> gpd.GeoDataFrame:
+    """Aggregate demand units to square cells: population, weighted mean minutes, unreachable."""
+    pts = demand.geometry.representative_point()
+    ix = np.floor(pts.x.to_numpy() / cell_m).astype(np.int64)
+    iy = np.floor(pts.y.to_numpy() / cell_m).astype(np.int64)
+    pop = demand["population"].to_numpy(dtype=float)
+    minutes = demand["minutes_to_nearest"].to_numpy(dtype=float)
+    reach = np.isfinite(minutes)
+    frame = pd.DataFrame(
+        {
+            "ix": ix,
+            "iy": iy,
+            "population": pop,
+            "pop_reach": np.where(reach, pop, 0.0),
+            "pop_min": np.where(reach, pop * np.nan_to_num(minutes), 0.0),
+            "min_sum": np.where(reach, np.nan_to_num(minutes), 0.0),
+            "n_reach": reach.astype(np.int64),
+            "units": 1,
+        }
+    )
+    g = frame.groupby(["ix", "iy"], sort=True).sum().reset_index()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weighted = g["pop_min"] / g["pop_reach"]
+        plain = g["min_sum"] / g["n_reach"]
+    # population-weighted where there is population, plain mean for zero-population cells
+    minutes_cell = np.where(g["pop_reach"] > 0, weighted, plain)
+    minutes_cell = np.where(g["n_reach"] > 0, minutes_cell, np.nan)
+    x0 = g["ix"].to_numpy() * cell_m
+    y0 = g["iy"].to_numpy() * cell_m
+    cells = shapely.box(x0, y0, x0 + cell_m, y0 + cell_m)
+    return gpd.GeoDataFrame(
+        {
+            "population": g["population"].to_numpy(),
+            "minutes_to_nearest": minutes_cell,
+            "unreachable_population": (g["population"] - g["pop_reach"]).to_numpy(),
+            "units": g["units"].to_numpy(),
+        },
+        geometry=cells,
+        crs=demand.crs,
+    )
+
+
+def _add_tiles(m: folium.Map, tiles: str | None, lang: str) -> None:
+    if tiles is None:
+        return
+    if tiles not in _TILES:
+        msg = f"`tiles` must be one of {sorted(_TILES)} or None, got {tiles!r}."
+        raise InputError(msg)
+    name, key = _TILES[tiles]
+    kwargs: dict[str, Any] = {"attr": _ATTRIBUTION} if tiles == "openstreetmap" else {}
+    folium.TileLayer(name, name=t(key, lang), control=True, **kwargs).add_to(m)
+
+
+def _legend_row(color: str, label: str, *, dot: bool = False, outline: bool = False) -> str:
+    style = (
+        f"border-color:{color};background:transparent;border-width:2px"
+        if outline
+        else f"background:{color}"
+    )
+    cls = ' class="cp-dot"' if dot else ""
+    return f'<div><i{cls} style="{style}"></i>{_esc(label)}</div>'
+
+
+def coverage_map(
+    *,
+    centers: gpd.GeoDataFrame | None = None,
+    service_areas: gpd.GeoDataFrame | None = None,
+    demand: gpd.GeoDataFrame | None = None,
+    uncovered: gpd.GeoDataFrame | None = None,
+    sites: gpd.GeoDataFrame | None = None,
+    districts: gpd.GeoDataFrame | None = None,
+    lang: str = "zh",
+    tiles: Literal["openstreetmap", "light"] | None = "openstreetmap",
+    thresholds_min: Sequence[float] = (5.0, 15.0),
+    tolerance_m: float = DEFAULT_TOLERANCE_M,
+    max_units: int | None = DEFAULT_MAX_UNITS,
+    grid_m: float = DEFAULT_GRID_M,
+    per_center_areas: bool = False,
+    district_name_column: str = "name",
+    height: str | int = "100%",
+) -> folium.Map:
+    """Return a folium map of existing centers, service areas, demand and proposed sites.
+
+    Every layer is optional; pass the frames of the output contract (docs/ARCHITECTURE.md) in
+    their projected CRS. They are simplified by `tolerance_m` meters, reprojected to EPSG:4326
+    and rounded to 6 decimals. The map asks for Leaflet and jQuery only (no icon fonts); use
+    :func:`offline_map_html`, :func:`report_html` or :func:`use_local_assets` to take them from
+    the vendored copies instead of a CDN. The inputs are not modified.
+
+    Parameters
+    ----------
+    centers
+        Existing centers: ``center_id``; optional ``name``, ``level``, ``source``. Drawn as
+        circles with a popup.
+    service_areas
+        ``minutes`` and optional ``center_id`` (``"all"`` for the union). One layer per
+        threshold with the union (rows ``"all"``, or the dissolve of per-center rows).
+    demand
+        Demand units after the audit: ``population``, ``minutes_to_nearest`` (NaN when
+        unreachable); optional ``demand_id``, ``name``. Shaded by minutes with a legend.
+    uncovered
+        Uncovered residential areas: ``minutes``, ``population``; optional ``area_m2``. One
+        layer per threshold; only the largest is shown at first.
+    sites
+        Proposed sites: ``rank``, ``marginal_population``; optional ``cumulative_population``,
+        ``cumulative_share``. Numbered markers.
+    districts
+        District outlines; the `district_name_column` column, if present, is the tooltip.
+    lang
+        ``"zh"`` or ``"en"`` for layer names, legend and popups.
+    tiles
+        ``"openstreetmap"``, ``"light"`` (CARTO Positron) or None for no basemap (no network
+        request at all; the vector layers still show).
+    thresholds_min
+        Minute thresholds that define the demand color bins.
+    tolerance_m
+        Simplification tolerance in meters, applied before reprojecting; 0 keeps every vertex.
+    max_units
+        Above this many demand units, demand is aggregated to square cells of `grid_m`
+        meters (population-weighted mean minutes) to keep the page small. None never does.
+    grid_m
+        Cell side in meters for that aggregation.
+    per_center_areas
+        Also add one hidden layer per threshold with each center's own service area.
+    district_name_column
+        Column with district names.
+    height
+        Map height (CSS length or pixels).
+
+    Returns
+    -------
+    folium.Map
+        With a layer control, a legend and the "© OpenStreetMap contributors" attribution (also
+        when `tiles` is None).
+
+    Raises
+    ------
+    InputError
+        If a frame is not a GeoDataFrame in a projected CRS or lacks a required column, or
+        `tiles` / `lang` is not supported.
+    """
+    t("map.layer.centers", lang)  # validates `lang` before any work
+    if tiles is not None and tiles not in _TILES:
+        msg = f"`tiles` must be one of {sorted(_TILES)} or None, got {tiles!r}."
+        raise InputError(msg)
+    if not thresholds_min:
+        msg = "`thresholds_min` must name at least one threshold, e.g. (5, 15)."
+        raise InputError(msg)
+
+    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True, height=height)
+    m.default_js = list(_MAP_JS)
+    m.default_css = list(_MAP_CSS)
+    _add_tiles(m, tiles, lang)
+    bounds: list[np.ndarray] = []
+    legend: list[str] = []
+    counts: dict[str, int] = {}
+
+    def track(gdf: gpd.GeoDataFrame) -> None:
+        if len(gdf):
+            bounds.append(np.asarray(gdf.total_bounds))
+
+    if districts is not None:
+        d = _display_frame(_require(districts, arg="districts", columns=()), tolerance_m)
+        track(d)
+        label = t("map.layer.districts", lang)
+        props = [district_name_column] if district_name_column in d.columns else []
+        folium.GeoJson(
+            _feature_collection(d, props),
+            name=label,
+            style_function=_const_style(
+                {"color": _DISTRICT_COLOR, "weight": 2, "dashArray": "6 4", "fill": False}
+            ),
+            tooltip=_tooltip([(district_name_column, t("map.field.district", lang))], d),
+        ).add_to(m)
+        legend.append(_legend_row(_DISTRICT_COLOR, label, outline=True))
+        counts["districts"] = len(d)
+
+    if service_areas is not None:
+        sa = _require(service_areas, arg="service_areas", columns=("minutes",))
+        minutes_values = sorted({float(v) for v in sa["minutes"].dropna()}, reverse=True)
+        has_ids = "center_id" in sa.columns
+        for i, minutes in enumerate(minutes_values):
+            rows = sa[sa["minutes"].astype(float) == minutes]
+            union_rows = rows[rows["center_id"] == "all"] if has_ids else rows
+            if not len(union_rows):
+                union_rows = rows
+            geom = shapely.union_all(np.asarray(union_rows.geometry.values))
+            union = _display_frame(
+                gpd.GeoDataFrame({"minutes": [minutes]}, geometry=[geom], crs=sa.crs), tolerance_m
+            )
+            track(union)
+            color = _AREA_COLORS[min(len(minutes_values) - 1 - i, len(_AREA_COLORS) - 1)]
+            label = t("map.layer.service_area", lang, minutes=_fmt_minutes(minutes))
+            folium.GeoJson(
+                _feature_collection(union, ["minutes"]),
+                name=label,
+                style_function=_const_style(
+                    {"color": color, "weight": 1, "fillColor": color, "fillOpacity": 0.18}
+                ),
+            ).add_to(m)
+            legend.append(_legend_row(color, label))
+            if per_center_areas and has_ids:
+                own = rows[rows["center_id"] != "all"]
+                if len(own):
+                    own_disp = _display_frame(own, tolerance_m)
+                    folium.GeoJson(
+                        _feature_collection(own_disp, ["center_id", "minutes"]),
+                        name=t(
+                            "map.layer.service_area_per_center", lang, minutes=_fmt_minutes(minutes)
+                        ),
+                        show=False,
+                        style_function=_const_style(
+                            {"color": color, "weight": 1, "fillOpacity": 0.05}
+                        ),
+                        tooltip=_tooltip([("center_id", t("map.field.center_id", lang))], own_disp),
+                    ).add_to(m)
+        counts["service_areas"] = len(minutes_values)
+
+    if demand is not None:
+        dem = _require(demand, arg="demand", columns=("population", "minutes_to_nearest"))
+        label = t("map.layer.demand", lang)
+        fields = [
+            ("demand_id", t("map.field.demand_id", lang)),
+            ("name", t("map.field.name", lang)),
+            ("population", t("map.field.population", lang)),
+            ("minutes_to_nearest", t("map.field.minutes", lang)),
+        ]
+        if max_units is not None and len(dem) > max_units:
+            logger.info(
+                "aggregating %d demand units to a %.0f m grid (max_units=%d)",
+                len(dem),
+                grid_m,
+                max_units,
+            )
+            dem = _demand_grid(dem, grid_m)
+            label = t("map.layer.demand_grid", lang, cell_m=_fmt_minutes(grid_m))
+            fields = [
+                ("population", t("map.field.population", lang)),
+                ("minutes_to_nearest", t("map.field.minutes", lang)),
+                ("unreachable_population", t("map.field.unreachable_population", lang)),
+            ]
+            dem_disp = _display_frame(dem, 0.0)
+        else:
+            dem_disp = _display_frame(dem, tolerance_m)
+        track(dem_disp)
+        group = folium.FeatureGroup(name=label).add_to(m)
+        minutes_col = dem_disp["minutes_to_nearest"].to_numpy(dtype=float)
+        legend.append(f"<b>{_esc(label)}</b>")
+        classes: list[tuple[np.ndarray, str, str]] = []
+        for lo, hi, color in _minute_bins(thresholds_min):
+            inside = (minutes_col > lo) & (minutes_col <= hi) if lo > 0 else minutes_col <= hi
+            classes.append((inside, color, _bin_label(lo, hi, lang)))
+        classes.append(
+            (~np.isfinite(minutes_col), _UNREACHABLE_COLOR, t("map.legend.unreachable", lang))
+        )
+        props = [f for f, _ in fields]
+        for mask, color, bin_label in classes:
+            legend.append(_legend_row(color, bin_label))
+            part = dem_disp[mask]
+            if not len(part):
+                continue
+            folium.GeoJson(
+                _feature_collection(part, props),
+                style_function=_const_style(
+                    {"color": color, "weight": 0.5, "fillColor": color, "fillOpacity": 0.6}
+                ),
+                marker=_point_marker(color),
+                tooltip=_tooltip(fields, part),
+            ).add_to(group)
+        counts["demand"] = len(dem_disp)
+
+    if uncovered is not None:
+        unc = _require(uncovered, arg="uncovered", columns=("minutes", "population"))
+        minutes_values = sorted({float(v) for v in unc["minutes"].dropna()})
+        for minutes in minutes_values:
+            part = _display_frame(unc[unc["minutes"].astype(float) == minutes], tolerance_m)
+            track(part)
+            label = t("map.layer.uncovered", lang, minutes=_fmt_minutes(minutes))
+            folium.GeoJson(
+                _feature_collection(part, ["population", "area_m2"]),
+                name=label,
+                show=minutes == minutes_values[-1],
+                style_function=_const_style(
+                    {
+                        "color": _UNCOVERED_COLOR,
+                        "weight": 1.5,
+                        "dashArray": "4 3",
+                        "fillColor": _UNCOVERED_COLOR,
+                        "fillOpacity": 0.2,
+                    }
+                ),
+                tooltip=_tooltip(
+                    [
+                        ("population", t("map.field.population", lang)),
+                        ("area_m2", t("map.field.area_m2", lang)),
+                    ],
+                    part,
+                ),
+            ).add_to(m)
+        if minutes_values:
+            legend.append(
+                _legend_row(
+                    _UNCOVERED_COLOR,
+                    t("map.layer.uncovered", lang, minutes=_fmt_minutes(minutes_values[-1])),
+                )
+            )
+        counts["uncovered"] = len(unc)
+
+    if centers is not None:
+        cen = _display_frame(_require(centers, arg="centers", columns=("center_id",)), 0.0)
+        track(cen)
+        label = t("map.layer.centers", lang)
+        group = folium.FeatureGroup(name=label).add_to(m)
+        fields = [
+            ("name", "map.field.name"),
+            ("center_id", "map.field.center_id"),
+            ("level", "map.field.level"),
+            ("source", "map.field.source"),
+        ]
+        for row in cen.itertuples(index=False):
+            point = row.geometry.representative_point()
+            rows_html = "".join(
+                f"<tr><th>{_esc(t(key, lang))}</th><td>{_esc(getattr(row, col))}</td></tr>"
+                for col, key in fields
+                if col in cen.columns and not _is_missing(getattr(row, col))
+            )
+            title = getattr(row, "name", None) if "name" in cen.columns else None
+            tip = row.center_id if _is_missing(title) else title
+            folium.CircleMarker(
+                location=(point.y, point.x),
+                radius=7,
+                color="#ffffff",
+                weight=2,
+                fill=True,
+                fill_color=_CENTER_COLOR,
+                fill_opacity=1.0,
+                popup=folium.Popup(f"<table>{rows_html}</table>", max_width=320),
+                tooltip=folium.Tooltip(_esc(tip)),
+            ).add_to(group)
+        legend.append(_legend_row(_CENTER_COLOR, label, dot=True))
+        counts["centers"] = len(cen)
+
+    if sites is not None:
+        st_ = _display_frame(
+            _require(sites, arg="sites", columns=("rank", "marginal_population")), 0.0
+        )
+        track(st_)
+        label = t("map.layer.sites", lang)
+        group = folium.FeatureGroup(name=label).add_to(m)
+        for row in st_.sort_values("rank").itertuples(index=False):
+            point = row.geometry.representative_point()
+            rank = _esc(_fmt_number(row.rank))
+            parts = [
+                (t("map.field.rank", lang), rank),
+                (t("map.field.marginal_population", lang), _fmt_number(row.marginal_population)),
+            ]
+            if "cumulative_population" in st_.columns:
+                parts.append(
+                    (
+                        t("map.field.cumulative_population", lang),
+                        _fmt_number(row.cumulative_population),
+                    )
+                )
+            if "cumulative_share" in st_.columns and not _is_missing(row.cumulative_share):
+                parts.append(
+                    (t("map.field.cumulative_share", lang), f"{float(row.cumulative_share):.1%}")
+                )
+            rows_html = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in parts)
+            folium.Marker(
+                location=(point.y, point.x),
+                icon=folium.DivIcon(
+                    html=f'<div class="cp-site">{rank}</div>',
+                    icon_size=(28, 28),
+                    icon_anchor=(14, 14),
+                ),
+                popup=folium.Popup(f"<table>{rows_html}</table>", max_width=320),
+            ).add_to(group)
+        legend.append(_legend_row(_SITE_COLOR, label, dot=True))
+        counts["sites"] = len(st_)
+
+    folium.LayerControl(collapsed=True).add_to(m)
+    legend_html = f"<b>{_esc(t('map.legend.title', lang))}</b>" + "".join(legend)
+    _Legend(legend_html, _ATTRIBUTION).add_to(m)
+    if bounds:
+        b = np.vstack(bounds)
+        m.fit_bounds([[b[:, 1].min(), b[:, 0].min()], [b[:, 3].max(), b[:, 2].max()]])
+    else:
+        m.location = [30.66, 104.06]  # Chengdu, the default city, when there is nothing to show
+        m.options["zoom"] = 12
+    logger.info(
+        "returned map with %s",
+        ", ".join(f"{n} {k}" for k, n in counts.items()) or "no layers",
+    )
+    return m
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def _curve_svg(curve: pd.DataFrame, lang: str, *, width: int = 560, height: int = 300) -> str:
+    """Inline SVG line chart of ``share`` (0–1) against ``k``."""
+    data = curve[["k", "share"]].dropna().sort_values("k")
+    if data.empty:
+        return f"<p>{_esc(t('report.empty', lang))}</p>"
+    left, right, top, bottom = 56, 16, 12, 40
+    pw, ph = width - left - right, height - top - bottom
+    k = data["k"].to_numpy(dtype=float)
+    share = np.clip(data["share"].to_numpy(dtype=float), 0.0, 1.0)
+    k_max = max(float(k.max()), 1.0)
+    k_min = min(float(k.min()), 0.0)
+    span = (k_max - k_min) or 1.0
+
+    def x(v: float) -> float:
+        return left + (v - k_min) / span * pw
+
+    def y(v: float) -> float:
+        return top + (1.0 - v) * ph
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="cp-curve" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(t("report.section.curve", lang))}">'
+    ]
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>'
+            f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="11">{tick:.0%}</text>'
+        )
+    step = max(1, math.ceil(span / 10))
+    for tick_k in range(math.ceil(k_min), math.floor(k_max) + 1, step):
+        parts.append(
+            f'<text x="{x(tick_k):.1f}" y="{top + ph + 16}" text-anchor="middle" font-size="11">{tick_k}</text>'
+        )
+    points = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(k, share, strict=True))
+    parts.append(
+        f'<polyline points="{points}" fill="none" stroke="{_AREA_COLORS[1]}" stroke-width="2"/>'
+    )
+    parts.extend(
+        f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="3" fill="{_AREA_COLORS[0]}"/>'
+        for a, b in zip(k, share, strict=True)
+    )
+    parts.append(
+        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#333"/>'
+        f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#333"/>'
+        f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle" font-size="12">{_esc(t("report.curve.x", lang))}</text>'
+        f'<text transform="translate(14 {top + ph / 2:.1f}) rotate(-90)" text-anchor="middle" font-size="12">{_esc(t("report.curve.y", lang))}</text>'
+        "</svg>"
+    )
+    return "".join(parts)
+
+
+def _cell(value: object) -> str:
+    if _is_missing(value):
+        return "—"
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if v.is_integer() and abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:,.3f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:,.1f}"
+    if isinstance(value, (bool, np.bool_)):
+        return "✓" if value else "✗"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    return html.escape(str(value))
+
+
+def _table_html(df: pd.DataFrame, lang: str, max_rows: int) -> str:
+    frame = (
+        pd.DataFrame(df.drop(columns=df.geometry.name)) if isinstance(df, gpd.GeoDataFrame) else df
+    )
+    if frame.empty:
+        return f"<p>{_esc(t('report.empty', lang))}</p>"
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
+        for row in frame.head(max_rows).itertuples(index=False, name=None)
+    )
+    note = ""
+    if len(frame) > max_rows:
+        note = f"<p class='cp-note'>{_esc(t('report.rows_truncated', lang, shown=max_rows, total=len(frame)))}</p>"
+    return f"<div class='cp-table'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{note}"
+
+
+def _headlines(summary: Mapping[str, Any], lang: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    coverage = summary.get("coverage") or {}
+    population = (summary.get("demand") or {}).get("population")
+    keys = sorted(coverage, key=lambda s: float(s))
+    for key in keys:
+        share = coverage[key].get("share")
+        if not _is_missing(share):
+            out.append((t("report.headline.share", lang, minutes=key), f"{float(share):.1%}"))
+    if keys and population is not None:
+        last = keys[-1]
+        covered = coverage[last].get("population_covered")
+        if covered is not None:
+            out.append(
+                (
+                    t("report.headline.uncovered", lang, minutes=last),
+                    _fmt_number(max(float(population) - float(covered), 0.0)),
+                )
+            )
+    if population is not None:
+        out.append((t("report.headline.population", lang), _fmt_number(float(population))))
+    centers = summary.get("centers")
+    count = centers.get("count") if isinstance(centers, Mapping) else centers
+    if count is not None:
+        out.append((t("report.headline.centers", lang), _fmt_number(int(count))))
+    siting = summary.get("siting")
+    if isinstance(siting, Mapping) and siting.get("share_after") is not None:
+        out.append((t("report.headline.share_after", lang), f"{float(siting['share_after']):.1%}"))
+    return out
+
+
+_REPORT_CSS: Final = """
+body { margin: 0; padding: 24px; font: 14px/1.5 system-ui, -apple-system, "PingFang SC",
+  "Microsoft YaHei", "Noto Sans CJK SC", "Segoe UI", sans-serif; color: #222; background: #fafafa; }
+main { max-width: 1200px; margin: 0 auto; }
+h1 { font-size: 22px; margin: 0 0 16px; }
+h2 { font-size: 17px; margin: 28px 0 10px; }
+.cp-cards { display: flex; flex-wrap: wrap; gap: 12px; }
+.cp-card { background: #fff; border: 1px solid #e3e3e3; border-radius: 6px; padding: 10px 14px;
+  min-width: 150px; }
+.cp-card .v { font-size: 22px; font-weight: 600; }
+.cp-card .k { color: #666; font-size: 12px; }
+iframe.cp-map { width: 100%; height: 620px; border: 1px solid #ccc; border-radius: 4px;
+  background: #fff; }
+.cp-table { overflow-x: auto; background: #fff; border: 1px solid #e3e3e3; }
+table { border-collapse: collapse; font-size: 13px; width: 100%; }
+th, td { padding: 4px 8px; border-bottom: 1px solid #eee; text-align: left; white-space: nowrap; }
+thead th { background: #f1f1f1; position: sticky; top: 0; }
+.cp-note, footer { color: #666; font-size: 12px; }
+footer { margin-top: 32px; }
+"""
+
+
+def _has_tiles(m: folium.Map) -> bool:
+    return any(isinstance(e, folium.TileLayer) for e in _walk(m))
+
+
+def report_html(
+    *,
+    title: str,
+    summary: Mapping[str, Any],
+    map: folium.Map,
+    tables: Mapping[str, pd.DataFrame],
+    lang: str = "zh",
+    curve: pd.DataFrame | None = None,
+    max_rows: int = 1000,
+) -> str:
+    """Return the standalone ``report.html``: headline numbers, the map, tables, a curve.
+
+    Every script and stylesheet is inlined and a Content-Security-Policy forbids any other
+    request, so the page opens from ``file://`` with no network. If the map has a tile layer,
+    tile images are the only requests allowed.
+
+    Parameters
+    ----------
+    title
+        Page title (escaped).
+    summary
+        The ``summary.json`` dict: ``coverage`` (threshold string → ``share``,
+        ``population_covered``), ``demand.population``, ``centers`` (count, or a dict with
+        ``count``) and optionally ``siting.share_after``.
+    map
+        The map, usually from :func:`coverage_map`; embedded as an ``<iframe srcdoc>`` so its
+        full-page styles do not leak into the report.
+    tables
+        Section title (or an i18n key such as ``"report.table.centers"``) → table. Every
+        cell and header is HTML-escaped; GeoDataFrames lose their geometry column.
+    lang
+        ``"zh"`` or ``"en"``.
+    curve
+        Optional coverage curve, columns ``k`` and ``share`` (0–1), drawn as inline SVG.
+    max_rows
+        Rows shown per table; a note says when a table was cut.
+
+    Returns
+    -------
+    str
+        A complete HTML document (UTF-8).
+    """
+    t("report.title", lang)  # validates `lang`
+    map_page = offline_map_html(map)
+    img_src = "data: https:" if _has_tiles(map) else "data:"
+    csp = (
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        f"img-src {img_src}; font-src data:; frame-src 'self' about:"
+    )
+    cards = "".join(
+        f"<div class='cp-card'><div class='v'>{_esc(v)}</div><div class='k'>{_esc(k)}</div></div>"
+        for k, v in _headlines(summary, lang)
+    )
+    sections = [
+        f"<h2>{_esc(t('report.section.map', lang))}</h2>",
+        f"<iframe class='cp-map' title='{_esc(t('report.section.map', lang))}' "
+        f'srcdoc="{html.escape(map_page, quote=True)}"></iframe>',
+    ]
+    if curve is not None:
+        missing = {"k", "share"} - set(curve.columns)
+        if missing:
+            msg = f"`curve` needs columns 'k' and 'share', missing {sorted(missing)}; pass SitingResult.curve."
+            raise InputError(msg)
+        sections.append(f"<h2>{_esc(t('report.section.curve', lang))}</h2>")
+        sections.append(_curve_svg(curve, lang))
+    for name, table in tables.items():
+        heading = t(name, lang) if name.startswith("report.table.") else name
+        sections.append(f"<h2>{_esc(heading)}</h2>")
+        sections.append(_table_html(table, lang, max_rows))
+    page = f"""<!DOCTYPE html>
+<html lang="{"zh-CN" if lang == "zh" else "en"}">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_esc(title)}</title>
+<style>{_REPORT_CSS}</style>
+</head>
+<body>
+<main>
+<h1>{_esc(title)}</h1>
+<div class="cp-cards">{cards}</div>
+{"".join(sections)}
+<footer>{_esc(t("report.footer", lang))}</footer>
+</main>
+</body>
+</html>
+"""
+    logger.info("returned report of %.1f kB", len(page.encode("utf-8")) / 1e3)
+    return page
