@@ -474,7 +474,7 @@ def _snap_cols(gdf: Any, what: str) -> tuple[NDArray[Any], NDArray[Any], NDArray
     )
 
 
-def _check_crs(net: WalkNetwork, gdf: Any, what: str) -> None:
+def check_crs(net: WalkNetwork, gdf: Any, what: str) -> None:
     import pyproj
 
     if gdf.crs is None or not pyproj.CRS.from_user_input(gdf.crs).equals(
@@ -514,8 +514,8 @@ def minutes_to_nearest(
         center is reachable) and ``nearest_center_id`` (None when unreachable).
     """
     ms = speed_ms(speed_kmh)
-    _check_crs(net, centers, "centers")
-    _check_crs(net, demand, "demand")
+    check_crs(net, centers, "centers")
+    check_crs(net, demand, "demand")
     se, so, sa = _snap_cols(centers, "centers")
     pe, po, pa = _snap_cols(demand, "demand")
     limit_m = limit_min * 60.0 * ms
@@ -728,11 +728,11 @@ def service_areas(
         (Polygon/MultiPolygon in ``net.crs``); the union rows come first.
     """
     ms = speed_ms(speed_kmh)
-    ts = _check_minutes(minutes)
+    ts = check_thresholds(minutes)
     if corridor_m <= 0:
         msg = f"`corridor_m` must be > 0 meters; got {corridor_m!r}. The default is {DEFAULT_CORRIDOR_M}."
         raise InputError(msg)
-    _check_crs(net, centers, "centers")
+    check_crs(net, centers, "centers")
     se, so, sa = _snap_cols(centers, "centers")
     se = se.astype(np.int64)
     ids = (
@@ -814,7 +814,7 @@ def service_bands(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     )
 
 
-def _check_minutes(minutes: Sequence[float]) -> tuple[float, ...]:
+def check_thresholds(minutes: Sequence[float]) -> tuple[float, ...]:
     ts = tuple(float(t) for t in minutes)
     if not ts:
         msg = "`minutes` must list at least one threshold, e.g. (5, 15)."

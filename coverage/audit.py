@@ -1,0 +1,538 @@
+"""The coverage audit: who can walk to a service center within each threshold.
+
+:func:`audit` runs one multi-source search for the minutes to the nearest
+center, bounded per-center searches for per-center statistics and service
+areas, and summarises coverage per threshold and per level of service, and the
+uncovered residential areas, into one frozen :class:`AuditResult`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from numpy.typing import NDArray
+
+from coverage import isochrones as iso
+from coverage.centers import CENTER_ID, LEVEL
+from coverage.demand import POPULATION
+from coverage.errors import InputError
+from coverage.network import (
+    DEFAULT_SPEED_KMH,
+    SNAP_DISTANCE_M,
+    SNAP_EDGE,
+    SNAP_OFFSET_M,
+    WalkNetwork,
+    snap_frame,
+    speed_ms,
+)
+from coverage.osm import ProgressFn
+
+logger = logging.getLogger(__name__)
+
+#: Output columns (``covered_<t>``, ``population_within_<t>`` and ``share_<t>`` per threshold).
+MINUTES_TO_NEAREST = iso.MINUTES_TO_NEAREST
+NEAREST_CENTER_ID = iso.NEAREST_CENTER_ID
+POPULATION_NEAREST = "population_nearest"
+MINUTES = "minutes"
+AREA_M2 = "area_m2"
+MAX_THRESHOLD_MIN = 120.0
+
+
+def threshold_key(minutes: float) -> str:
+    """The key of a threshold in outputs: ``5.0`` → ``"5"``, ``7.5`` → ``"7.5"``."""
+    return f"{float(minutes):g}"
+
+
+def covered_column(minutes: float) -> str:
+    """Name of the per-unit boolean column for a threshold, e.g. ``covered_15``."""
+    return f"covered_{threshold_key(minutes)}"
+
+
+def within_column(minutes: float) -> str:
+    """Name of the per-center population column for a threshold, e.g. ``population_within_5``."""
+    return f"population_within_{threshold_key(minutes)}"
+
+
+def share_column(minutes: float) -> str:
+    """Name of the per-level share column for a threshold, e.g. ``share_15``."""
+    return f"share_{threshold_key(minutes)}"
+
+
+@dataclass(frozen=True)
+class AuditParams:
+    """Parameters of an audit, validated on creation.
+
+    Parameters
+    ----------
+    speed_kmh
+        Walking speed, in (0, 30] km/h.
+    thresholds_min
+        Strictly increasing positive minutes, at most 120 (e.g. ``(5, 15)``).
+    corridor_m
+        Half-width of the street corridor of service-area polygons.
+    level_thresholds_min
+        Minutes that apply to each level of service, e.g.
+        ``{"community": 5, "street": 15}``; ``None`` skips per-level standards.
+    min_hole_area_m2
+        Holes of service areas smaller than this are filled.
+    """
+
+    speed_kmh: float = DEFAULT_SPEED_KMH
+    thresholds_min: tuple[float, ...] = (5.0, 15.0)
+    corridor_m: float = iso.DEFAULT_CORRIDOR_M
+    level_thresholds_min: Mapping[str, float] | None = None
+    min_hole_area_m2: float = iso.DEFAULT_MIN_HOLE_AREA_M2
+
+    def __post_init__(self) -> None:
+        speed_ms(self.speed_kmh)  # raises InputError with a helpful message
+        try:
+            ts = tuple(float(t) for t in self.thresholds_min)
+        except (TypeError, ValueError) as exc:
+            msg = f"`thresholds_min` must be a sequence of minutes, e.g. (5, 15); got {self.thresholds_min!r}."
+            raise InputError(msg) from exc
+        ts = iso.check_thresholds(ts)
+        if ts[-1] > MAX_THRESHOLD_MIN:
+            msg = f"`thresholds_min` must be at most {MAX_THRESHOLD_MIN:g} minutes; got {ts}. Walking audits beyond two hours are not meaningful."
+            raise InputError(msg)
+        object.__setattr__(self, "thresholds_min", ts)
+        if not math.isfinite(self.corridor_m) or self.corridor_m <= 0:
+            msg = f"`corridor_m` must be a positive width in meters (default {iso.DEFAULT_CORRIDOR_M:g}); got {self.corridor_m!r}."
+            raise InputError(msg)
+        if not math.isfinite(self.min_hole_area_m2) or self.min_hole_area_m2 < 0:
+            msg = f"`min_hole_area_m2` must be >= 0; got {self.min_hole_area_m2!r}."
+            raise InputError(msg)
+        if self.level_thresholds_min is not None:
+            levels: dict[str, float] = {}
+            for level, t in dict(self.level_thresholds_min).items():
+                if not isinstance(level, str) or not level:
+                    msg = f"`level_thresholds_min` keys must be level names such as 'community'; got {level!r}."
+                    raise InputError(msg)
+                try:
+                    tf = float(t)
+                except (TypeError, ValueError) as exc:
+                    msg = f"`level_thresholds_min[{level!r}]` must be minutes; got {t!r}."
+                    raise InputError(msg) from exc
+                if not math.isfinite(tf) or tf <= 0 or tf > MAX_THRESHOLD_MIN:
+                    msg = f"`level_thresholds_min[{level!r}]` must be in (0, {MAX_THRESHOLD_MIN:g}] minutes; got {t!r}."
+                    raise InputError(msg)
+                levels[level] = tf
+            object.__setattr__(self, "level_thresholds_min", MappingProxyType(levels))
+
+    @property
+    def max_threshold_min(self) -> float:
+        return float(self.thresholds_min[-1])
+
+
+@dataclass(frozen=True)
+class CoverageStats:
+    """Coverage at one threshold."""
+
+    population_covered: float
+    share: float
+    units_covered: int
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Everything an audit produces (see docs/ARCHITECTURE.md).
+
+    ``demand``: the demand frame plus ``minutes_to_nearest`` (NaN when no center
+    is reachable), ``nearest_center_id`` (None then) and ``covered_<t>`` per
+    threshold. ``centers``: the centers frame plus ``population_nearest`` and
+    ``population_within_<t>``. ``coverage``: per threshold key (``"5"``,
+    ``"15"``). ``coverage_by_level``: one row per level and ``"all"``.
+    ``service_areas``: ``center_id`` (``"all"`` for the union), ``minutes``,
+    geometry. ``bands``: ``minutes_from``, ``minutes_to``, geometry.
+    ``uncovered``: ``minutes``, ``population``, ``area_m2``, geometry.
+    """
+
+    params: AuditParams
+    demand: gpd.GeoDataFrame
+    centers: gpd.GeoDataFrame
+    coverage: Mapping[str, CoverageStats]
+    coverage_by_level: pd.DataFrame
+    service_areas: gpd.GeoDataFrame
+    uncovered: gpd.GeoDataFrame
+    population_total: float
+    bands: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
+    timings_s: Mapping[str, float] = field(default_factory=dict)
+
+
+class _Steps:
+    """Progress reporting and timings for the audit's steps."""
+
+    def __init__(self, progress: ProgressFn | None, weights: Mapping[str, float]) -> None:
+        self.progress = progress
+        total = sum(weights.values())
+        self.start: dict[str, float] = {}
+        acc = 0.0
+        for name, w in weights.items():
+            self.start[name] = acc / total
+            acc += w
+        self.weights = {k: v / total for k, v in weights.items()}
+        self.timings: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+        self._name = ""
+
+    def begin(self, name: str, message: str) -> None:
+        self._finish()
+        self._name = name
+        self._t0 = time.perf_counter()
+        if self.progress:
+            self.progress(self.start[name], message)
+
+    def sub(self, name: str) -> ProgressFn | None:
+        if self.progress is None:
+            return None
+        outer = self.progress
+        start, weight = self.start[name], self.weights[name]
+
+        def inner(fraction: float, message: str) -> None:
+            outer(start + weight * min(max(fraction, 0.0), 1.0), message)
+
+        return inner
+
+    def _finish(self) -> None:
+        if self._name:
+            self.timings[self._name] = time.perf_counter() - self._t0
+
+    def done(self) -> None:
+        self._finish()
+        self._name = ""
+        if self.progress:
+            self.progress(1.0, "audit done")
+
+
+def _prepare(net: WalkNetwork, gdf: Any, what: str, *, needs: tuple[str, ...]) -> gpd.GeoDataFrame:
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        msg = f"`{what}` must be a GeoDataFrame; got {type(gdf).__name__}."
+        raise InputError(msg)
+    if len(gdf) == 0:
+        hint = (
+            "Load existing centers (`coverage.centers.centers_from_osm` or `centers_from_file`) or add some."
+            if what == "centers"
+            else "The area has no residential buildings or landuse; check the extract or supply a population file."
+        )
+        msg = f"`{what}` is empty: an audit needs at least one row. {hint}"
+        raise InputError(msg)
+    missing = [c for c in needs if c not in gdf.columns]
+    if missing:
+        msg = f"`{what}` lacks the column(s) {missing}; build it with coverage.{what} (see docs/ARCHITECTURE.md)."
+        raise InputError(msg)
+    iso.check_crs(net, gdf, what)
+    if any(c not in gdf.columns for c in (SNAP_EDGE, SNAP_OFFSET_M, SNAP_DISTANCE_M)):
+        gdf = snap_frame(net, gdf)
+    return gdf
+
+
+def _uncovered_areas(
+    demand: gpd.GeoDataFrame, covered: NDArray[np.bool_], minutes: float, pop: NDArray[np.float64]
+) -> list[dict[str, Any]]:
+    """Dissolve uncovered units into connected areas with their population."""
+    idx = np.flatnonzero(~covered)
+    if idx.size == 0:
+        return []
+    geoms = demand.geometry.values[idx]
+    merged = shapely.union_all(shapely.make_valid(geoms))
+    parts = shapely.get_parts(merged)
+    polys = parts[shapely.get_type_id(parts) != shapely.GeometryType.LINESTRING]
+    if polys.size == 0:
+        return []
+    tree = shapely.STRtree(polys)
+    reps = shapely.point_on_surface(geoms)
+    part_of = tree.query_nearest(reps, all_matches=False)[1]
+    part_pop = np.bincount(part_of, weights=pop[idx], minlength=polys.size)
+    return [
+        {
+            MINUTES: float(minutes),
+            POPULATION: float(part_pop[i]),
+            AREA_M2: float(shapely.area(polys[i])),
+            "geometry": polys[i],
+        }
+        for i in np.argsort(-part_pop, kind="stable")
+    ]
+
+
+def _level_table(
+    net: WalkNetwork,
+    centers: gpd.GeoDataFrame,
+    demand: gpd.GeoDataFrame,
+    params: AuditParams,
+    all_minutes: NDArray[np.float64],
+    pop: NDArray[np.float64],
+    total: float,
+) -> pd.DataFrame:
+    ms = speed_ms(params.speed_kmh)
+    levels_col = (
+        centers[LEVEL].to_numpy(dtype=object)
+        if LEVEL in centers
+        else np.full(len(centers), None, dtype=object)
+    )
+    standard = params.level_thresholds_min
+    if standard is not None:
+        levels = list(standard)
+    else:
+        levels = sorted({str(x) for x in levels_col if x is not None and x == x})
+    pe, po, pa = (
+        demand[SNAP_EDGE].to_numpy(),
+        demand[SNAP_OFFSET_M].to_numpy(),
+        demand[SNAP_DISTANCE_M].to_numpy(),
+    )
+    rows: list[dict[str, Any]] = []
+    any_standard = np.zeros(len(demand), dtype=bool)
+
+    def share(mask: NDArray[np.bool_]) -> float:
+        return float(pop[mask].sum() / total) if total > 0 else 0.0
+
+    for level in levels:
+        sel = centers[levels_col == level]
+        if len(sel):
+            se, so, sa = (
+                sel[SNAP_EDGE].to_numpy(),
+                sel[SNAP_OFFSET_M].to_numpy(),
+                sel[SNAP_DISTANCE_M].to_numpy(),
+            )
+            reach = iso.nearest_source_m(net, se, so, sa)
+            d, _ = iso.points_reach_m(net, reach, pe, po, pa, se, so, sa)
+            minutes = d / ms / 60.0
+        else:
+            minutes = np.full(len(demand), np.inf)
+        row: dict[str, Any] = {"level": level, "centers": len(sel)}
+        if standard is not None:
+            t = float(standard[level])
+            ok = minutes <= t
+            any_standard |= ok
+            row.update({MINUTES: t, "population_covered": float(pop[ok].sum()), "share": share(ok)})
+        else:
+            row.update({MINUTES: np.nan, "population_covered": np.nan, "share": np.nan})
+        for t in params.thresholds_min:
+            row[share_column(t)] = share(minutes <= t)
+        rows.append(row)
+    row = {"level": iso.ALL_CENTERS, "centers": len(centers), MINUTES: np.nan}
+    if standard is not None:
+        row.update(
+            {"population_covered": float(pop[any_standard].sum()), "share": share(any_standard)}
+        )
+    else:
+        row.update({"population_covered": np.nan, "share": np.nan})
+    for t in params.thresholds_min:
+        row[share_column(t)] = share(all_minutes <= t)
+    rows.append(row)
+    columns = ["level", "centers", MINUTES, "population_covered", "share"] + [
+        share_column(t) for t in params.thresholds_min
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def audit(
+    net: WalkNetwork,
+    centers: gpd.GeoDataFrame,
+    demand: gpd.GeoDataFrame,
+    params: AuditParams | None = None,
+    *,
+    with_polygons: bool = True,
+    progress: ProgressFn | None = None,
+) -> AuditResult:
+    """Audit walking access from ``demand`` to ``centers`` on ``net``.
+
+    Parameters
+    ----------
+    net
+        The walking network.
+    centers
+        Centers frame (``center_id``, ``level``, snap columns) in ``net.crs``;
+        snapped here if the snap columns are missing.
+    demand
+        Demand frame (``demand_id``, ``population``, snap columns) in ``net.crs``.
+    params
+        Audit parameters (defaults: 4.5 km/h, 5 and 15 minutes).
+    with_polygons
+        Also build service-area polygons and bands (the slowest step).
+    progress
+        Called with ``(fraction, message)`` as the audit advances.
+
+    Returns
+    -------
+    AuditResult
+        ``demand`` gains ``minutes_to_nearest``, ``nearest_center_id``,
+        ``covered_<t>``; ``centers`` gains ``population_nearest``,
+        ``population_within_<t>``; ``coverage`` per threshold
+        (``population_covered``, ``share``, ``units_covered``);
+        ``coverage_by_level`` (``level``, ``centers``, ``minutes``,
+        ``population_covered``, ``share``, ``share_<t>``); ``service_areas``
+        (``center_id``, ``minutes``, geometry); ``bands`` (``minutes_from``,
+        ``minutes_to``, geometry); ``uncovered`` (``minutes``, ``population``,
+        ``area_m2``, geometry).
+
+    Raises
+    ------
+    InputError
+        No centers, empty demand, a CRS mismatch, missing columns, or no
+        demand unit that can reach any center.
+    """
+    if params is None:
+        params = AuditParams()
+    if not isinstance(params, AuditParams):
+        msg = f"`params` must be an AuditParams; got {type(params).__name__}."
+        raise InputError(msg)
+    steps = _Steps(
+        progress,
+        {
+            "search": 1,
+            "per_center": 2,
+            "levels": 1,
+            "uncovered": 2,
+            "polygons": 10 if with_polygons else 0.001,
+        },
+    )
+    centers = _prepare(net, centers, "centers", needs=(CENTER_ID,))
+    demand = _prepare(net, demand, "demand", needs=(POPULATION,))
+    ids = centers[CENTER_ID].astype(str).to_numpy(dtype=object)
+    if len(set(ids)) != len(ids):
+        dup = pd.Series(ids).loc[lambda s: s.duplicated()].unique()[:5].tolist()
+        msg = (
+            f"`centers.center_id` must be unique; duplicated: {dup}. Deduplicate the centers first."
+        )
+        raise InputError(msg)
+    pop = demand[POPULATION].to_numpy(dtype=np.float64)
+    if not np.isfinite(pop).all() or (pop < 0).any():
+        msg = "`demand.population` must be finite and >= 0; fix or drop the rows with missing or negative population."
+        raise InputError(msg)
+    total = float(pop.sum())
+    if total <= 0:
+        warnings.warn(
+            "The demand units have a total population of 0; every share is reported as 0.",
+            stacklevel=2,
+        )
+    ms = speed_ms(params.speed_kmh)
+    ts = params.thresholds_min
+    limit_m = params.max_threshold_min * 60.0 * ms
+
+    # 1. one multi-source search: minutes to the nearest center for every unit
+    steps.begin("search", "minutes to the nearest center")
+    se, so, sa = (
+        centers[SNAP_EDGE].to_numpy(),
+        centers[SNAP_OFFSET_M].to_numpy(dtype=np.float64),
+        centers[SNAP_DISTANCE_M].to_numpy(dtype=np.float64),
+    )
+    pe, po, pa = (
+        demand[SNAP_EDGE].to_numpy(),
+        demand[SNAP_OFFSET_M].to_numpy(dtype=np.float64),
+        demand[SNAP_DISTANCE_M].to_numpy(dtype=np.float64),
+    )
+    reach = iso.nearest_source_m(net, se, so, sa)
+    dist_m, src = iso.points_reach_m(net, reach, pe, po, pa, se, so, sa)
+    if not np.isfinite(dist_m).any():
+        msg = (
+            f"None of the {len(demand)} demand units can reach any of the {len(centers)} centers "
+            "on the walking network. Check that centers and residents lie in the area of the OSM "
+            "extract (same city, same coordinate system)."
+        )
+        raise InputError(msg)
+    minutes = dist_m / ms / 60.0
+    out_demand = demand.copy()
+    out_demand[MINUTES_TO_NEAREST] = np.where(np.isfinite(minutes), minutes, np.nan)
+    nearest = np.full(len(demand), None, dtype=object)
+    nearest[src >= 0] = ids[src[src >= 0]]
+    out_demand[NEAREST_CENTER_ID] = pd.Series(nearest, dtype=object, index=demand.index)
+    coverage: dict[str, CoverageStats] = {}
+    covered_by_t: dict[float, NDArray[np.bool_]] = {}
+    for t in ts:
+        ok = minutes <= t
+        covered_by_t[t] = ok
+        out_demand[covered_column(t)] = ok
+        covered_pop = float(pop[ok].sum())
+        coverage[threshold_key(t)] = CoverageStats(
+            population_covered=covered_pop,
+            share=covered_pop / total if total > 0 else 0.0,
+            units_covered=int(ok.sum()),
+        )
+
+    # 2. per-center bounded searches: who is within each threshold of each center
+    steps.begin("per_center", "per-center reach")
+    per = iso.reach_per_source_m(net, se, so, sa, limit_m=limit_m, progress=steps.sub("per_center"))
+    s_idx, p_idx, d_pair = iso.points_within_m(net, per, pe, po, pa, se, so, sa)
+    out_centers = centers.copy()
+    within_max = minutes <= params.max_threshold_min
+    out_centers[POPULATION_NEAREST] = np.bincount(
+        src[within_max], weights=pop[within_max], minlength=len(centers)
+    )
+    m_pair = d_pair / ms / 60.0
+    for t in ts:
+        ok = m_pair <= t
+        out_centers[within_column(t)] = np.bincount(
+            s_idx[ok], weights=pop[p_idx[ok]], minlength=len(centers)
+        )
+
+    # 3. levels of service
+    steps.begin("levels", "coverage by level")
+    by_level = _level_table(net, centers, demand, params, minutes, pop, total)
+
+    # 4. uncovered residential areas
+    steps.begin("uncovered", "uncovered areas")
+    unc_rows: list[dict[str, Any]] = []
+    for t in ts:
+        unc_rows += _uncovered_areas(demand, covered_by_t[t], t, pop)
+    uncovered = gpd.GeoDataFrame(
+        unc_rows,
+        columns=[MINUTES, POPULATION, AREA_M2, "geometry"],
+        geometry="geometry",
+        crs=net.crs,
+    )
+
+    # 5. service areas
+    if with_polygons:
+        steps.begin("polygons", "service areas")
+        areas = iso.service_areas(
+            net,
+            centers,
+            minutes=ts,
+            speed_kmh=params.speed_kmh,
+            corridor_m=params.corridor_m,
+            min_hole_area_m2=params.min_hole_area_m2,
+            per_source=per,
+            progress=steps.sub("polygons"),
+        )
+        bands = iso.service_bands(areas)
+    else:
+        areas = gpd.GeoDataFrame(
+            {CENTER_ID: pd.Series(dtype=object), MINUTES: pd.Series(dtype=float)},
+            geometry=gpd.GeoSeries([], crs=net.crs),
+            crs=net.crs,
+        )
+        bands = gpd.GeoDataFrame(
+            {iso.MINUTES_FROM: pd.Series(dtype=float), iso.MINUTES_TO: pd.Series(dtype=float)},
+            geometry=gpd.GeoSeries([], crs=net.crs),
+            crs=net.crs,
+        )
+    steps.done()
+    logger.info(
+        "audited %d demand units (population %.0f) against %d centers: %s",
+        len(demand),
+        total,
+        len(centers),
+        ", ".join(f"{k} min {v.share:.1%}" for k, v in coverage.items()),
+    )
+    return AuditResult(
+        params=params,
+        demand=out_demand,
+        centers=out_centers,
+        coverage=MappingProxyType(coverage),
+        coverage_by_level=by_level,
+        service_areas=areas,
+        uncovered=uncovered,
+        population_total=total,
+        bands=bands,
+        timings_s=MappingProxyType(dict(steps.timings)),
+    )
