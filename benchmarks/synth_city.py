@@ -451,42 +451,48 @@ def generate_city(
     cell = rng.uniform(0.15, 0.9, ((rows - 2) // 8 + 1, (cols - 2) // 8 + 1))
     ii, jj = np.meshgrid(np.arange(rows - 1), np.arange(cols - 1), indexing="ij")
     residential = rng.random(ii.shape) < cell[ii // 8, jj // 8]
-    res_blocks = np.argwhere(residential)
-    n_res = n_bld = 0
+    bi, bj = np.nonzero(residential)
+    n_res = int(bi.size)
     corners = ((0, 0), (0, 1), (1, 1), (1, 0))
-    for i, j in res_blocks:
-        px = np.array([lay.x[i + a, j + b] for a, b in corners])
-        py = np.array([lay.y[i + a, j + b] for a, b in corners])
-        # Inset ~10 m from the street centre lines.
-        dx, dy = px - cx[i, j], py - cy[i, j]
-        d = np.hypot(dx, dy)
-        f = np.clip(1 - 10.0 / d, 0.5, 1)
+    px = np.stack([lay.x[bi + a, bj + b] for a, b in corners], axis=1)
+    py = np.stack([lay.y[bi + a, bj + b] for a, b in corners], axis=1)
+    bcx, bcy = cx[bi, bj][:, None], cy[bi, bj][:, None]
+    # Inset ~10 m from the street centre lines.
+    f = np.clip(1 - 10.0 / np.hypot(px - bcx, py - bcy), 0.5, 1)
+    ring_ids = w.nodes(bcx + (px - bcx) * f, bcy + (py - bcy) * f).reshape(-1, 4).tolist()
+    named = (rng.random(n_res) < 0.3).tolist()
+    word = rng.integers(len(_RES_NAMES), size=n_res).tolist()
+    for k, (ids, i, j) in enumerate(zip(ring_ids, bi.tolist(), bj.tolist(), strict=True)):
         tags = {"landuse": "residential"}
-        if rng.random() < 0.3:
-            tags["name"] = f"{_RES_NAMES[int(rng.integers(len(_RES_NAMES)))]}{i}-{j}号小区"
-        w.ring(cx[i, j] + dx * f, cy[i, j] + dy * f, tags)
-        n_res += 1
-        if rng.random() < 0.12:
-            bw = float(np.hypot(*(px[1] - px[0], py[1] - py[0]))) - 40
-            bh = float(np.hypot(*(px[3] - px[0], py[3] - py[0]))) - 40
-            n_row = max(1, int(bh // 35))
-            for r in range(min(n_row, 4)):
-                by0 = cy[i, j] - bh / 2 + r * 35 + 5
-                for side in (-1, 1):
-                    width = min(float(rng.uniform(30, 60)), max(bw / 2 - 8, 12))
-                    bx0 = cx[i, j] + side * (4 + width / 2) - width / 2
-                    depth = float(rng.uniform(12, 18))
-                    btags = {"building": "residential" if rng.random() < 0.6 else "apartments"}
-                    if rng.random() < 0.8:
-                        btags["building:levels"] = str(
-                            int(rng.choice([3, 5, 6, 7, 11, 18, 26, 33]))
-                        )
-                    w.ring(
-                        np.array([bx0, bx0 + width, bx0 + width, bx0]),
-                        np.array([by0, by0, by0 + depth, by0 + depth]),
-                        btags,
-                    )
-                    n_bld += 1
+        if named[k]:
+            tags["name"] = f"{_RES_NAMES[word[k]]}{i}-{j}号小区"
+        w.way([*ids, ids[0]], tags)
+
+    # Apartment rows in some compounds: two slabs per 35 m row, up to four rows.
+    sel = np.nonzero(rng.random(n_res) < 0.12)[0]
+    bw = np.hypot(px[sel, 1] - px[sel, 0], py[sel, 1] - py[sel, 0]) - 40
+    bh = np.hypot(px[sel, 3] - px[sel, 0], py[sel, 3] - py[sel, 0]) - 40
+    n_row = np.clip(bh // 35, 1, 4).astype(np.int64)
+    blk = np.repeat(np.arange(sel.size), 2 * n_row)
+    first = np.repeat(np.cumsum(2 * n_row) - 2 * n_row, 2 * n_row)
+    slot = np.arange(blk.size) - first
+    row, side = slot // 2, np.where(slot % 2 == 0, -1.0, 1.0)
+    n_bld = int(blk.size)
+    width = np.minimum(rng.uniform(30, 60, n_bld), np.maximum(bw[blk] / 2 - 8, 12))
+    depth = rng.uniform(12, 18, n_bld)
+    bx0 = bcx[sel[blk], 0] + side * (4 + width / 2) - width / 2
+    by0 = bcy[sel[blk], 0] - bh[blk] / 2 + row * 35 + 5
+    bxs = np.stack([bx0, bx0 + width, bx0 + width, bx0], axis=1)
+    bys = np.stack([by0, by0, by0 + depth, by0 + depth], axis=1)
+    bld_ids = w.nodes(bxs, bys).reshape(-1, 4).tolist()
+    kind = np.where(rng.random(n_bld) < 0.6, "residential", "apartments").tolist()
+    levels = rng.choice(np.array([3, 5, 6, 7, 11, 18, 26, 33]), size=n_bld).tolist()
+    has_levels = (rng.random(n_bld) < 0.8).tolist()
+    for k, ids in enumerate(bld_ids):
+        btags = {"building": kind[k]}
+        if has_levels[k]:
+            btags["building:levels"] = str(levels[k])
+        w.way([*ids, ids[0]], btags)
     nonres = np.argwhere(~residential & (lay.foot == 0) & ~lay.diag)
     for n, k in enumerate(
         rng.choice(len(nonres), size=min(max(2, n_blocks // 300), len(nonres)), replace=False)
@@ -635,13 +641,13 @@ def _write_osm(
         for nid, (x, y) in enumerate(zip(lon.tolist(), lat.tolist(), strict=True), start=1):
             tags = tags_of.get(nid)
             if tags:
-                writer.add_node(Node(id=nid, location=(x, y), tags=tags, version=1))
+                writer.add_node(Node(id=nid, location=(x, y), tags=tags))
             else:
-                writer.add_node(Node(id=nid, location=(x, y), version=1))
+                writer.add_node(Node(id=nid, location=(x, y)))
         for wid, (refs, tags) in enumerate(w.ways, start=1):
-            writer.add_way(Way(id=wid, nodes=refs, tags=tags, version=1))
+            writer.add_way(Way(id=wid, nodes=refs, tags=tags))
         for rid, (members, tags) in enumerate(w.relations, start=1):
-            writer.add_relation(Relation(id=rid, members=members, tags=tags, version=1))
+            writer.add_relation(Relation(id=rid, members=members, tags=tags))
     except BaseException:
         writer.close()
         tmp.unlink(missing_ok=True)
