@@ -1,0 +1,490 @@
+"""Siting: matrix core against brute force, coverage sets against networkx, the wrapper's invariants."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from scipy import sparse
+
+from coverage.errors import InputError
+from coverage.network import snap_frame
+from coverage.siting import (
+    CANDIDATE_ID,
+    SitingParams,
+    candidate_sites,
+    candidates_from_file,
+    coverage_sets,
+    covered_population,
+    greedy_max_coverage,
+    nearest_source_m,
+    propose_sites,
+    solve_exact,
+    swap_improve,
+    upper_bound,
+)
+
+SPEED_KMH = 4.5
+LIMIT_15_M = 15 * 60 * SPEED_KMH / 3.6  # 1,125 m
+
+
+# --- small random instances -----------------------------------------------------
+
+
+def random_instance(
+    seed: int, n_cand: int = 10, n_dem: int = 25, density: float = 0.18
+) -> tuple[sparse.csr_array, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    dense = rng.random((n_cand, n_dem)) < density
+    cover = sparse.csr_array(dense)
+    weights = rng.integers(1, 100, n_dem).astype(float)
+    covered0 = rng.random(n_dem) < 0.15
+    return cover, weights, covered0
+
+
+def brute_force(cover: sparse.csr_array, w: np.ndarray, c0: np.ndarray, k: int) -> float:
+    return max(
+        covered_population(cover, w, list(s), covered0=c0)
+        for s in itertools.combinations(range(cover.shape[0]), k)
+    )
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_greedy_and_swap_within_1_minus_1_over_e_of_brute_force(seed: int, k: int) -> None:
+    cover, w, c0 = random_instance(seed)
+    opt = brute_force(cover, w, c0, k)
+    g = greedy_max_coverage(cover, w, covered0=c0, k=k)
+    base = float(w[c0].sum())
+    assert g.population_after - base >= (1 - 1 / math.e) * (opt - base) - 1e-9
+    assert g.population_after == pytest.approx(covered_population(cover, w, g.chosen, covered0=c0))
+    if g.chosen.size:
+        sw = swap_improve(cover, w, g.chosen, covered0=c0)
+        assert sw.population_covered >= g.population_after - 1e-9
+        assert sw.population_covered <= opt + 1e-9
+        assert len(set(sw.chosen.tolist())) == sw.chosen.size
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_exact_equals_brute_force_and_bound_is_above(seed: int) -> None:
+    cover, w, c0 = random_instance(seed, n_cand=11, n_dem=30)
+    k = 3
+    opt = brute_force(cover, w, c0, k)
+    g = greedy_max_coverage(cover, w, covered0=c0, k=k)
+    ex = solve_exact(cover, w, k, covered0=c0, warm_start=g.chosen, time_limit_s=30)
+    assert ex.optimal
+    assert ex.population_covered == pytest.approx(opt, rel=1e-9)
+    assert ex.bound_population >= opt - 1e-6
+    b = upper_bound(cover, w, g.chosen, covered0=c0, k=k)
+    assert b.population >= opt - 1e-9
+    assert b.submodular_population >= opt - 1e-9
+    assert b.lp_population >= opt - 1e-6
+    assert b.population == pytest.approx(min(b.submodular_population, b.lp_population))
+
+
+def test_greedy_is_deterministic_and_breaks_ties_by_secondary_then_index() -> None:
+    # Candidates 0, 1, 2 cover the same population within the primary threshold;
+    # 2 covers more within the secondary one, so it wins; 0 beats 1 on index.
+    cover = sparse.csr_array(np.array([[1, 1, 0], [1, 1, 0], [1, 1, 0]], dtype=bool))
+    tie = sparse.csr_array(np.array([[1, 0, 0], [1, 0, 0], [1, 1, 0]], dtype=bool))
+    w = np.array([5.0, 5.0, 0.0])
+    g = greedy_max_coverage(cover, w, k=1, tie_cover=tie)
+    assert g.chosen.tolist() == [2]
+    g = greedy_max_coverage(cover, w, k=1)
+    assert g.chosen.tolist() == [0]
+    cover, w, c0 = random_instance(3, n_cand=40, n_dem=80)
+    runs = [greedy_max_coverage(cover, w, covered0=c0, k=5).chosen.tolist() for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]
+
+
+def test_greedy_stops_when_nothing_is_left_to_cover() -> None:
+    cover = sparse.csr_array(np.array([[1, 0], [0, 1], [1, 1]], dtype=bool))
+    g = greedy_max_coverage(cover, np.array([1.0, 1.0]), k=3)
+    assert g.chosen.tolist() == [2]
+    assert g.population_after == 2.0
+
+
+def test_target_share_met_and_unreachable(caplog: pytest.LogCaptureFixture) -> None:
+    cover = sparse.csr_array(np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=bool))
+    w = np.array([60.0, 30.0, 10.0])
+    g = greedy_max_coverage(cover, w, target_share=0.6)
+    assert g.chosen.tolist() == [0]
+    assert g.target_met is True
+    with caplog.at_level(logging.WARNING, logger="coverage.siting"):
+        g = greedy_max_coverage(cover, w, target_share=0.95, max_k=5)
+    assert g.target_met is False
+    assert g.population_after == 90.0
+    assert "not reachable" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"k": 0},
+        {"k": -2},
+        {"target_share": 0.0},
+        {"target_share": 1.5},
+        {"target_share": -0.1},
+        {},
+        {"k": 3, "target_share": 0.5},
+        {"k": 3, "minutes": 0.0},
+        {"k": 3, "max_k": 0},
+        {"k": 3, "speed_kmh": -1.0},
+    ],
+)
+def test_bad_params_raise_input_error(kwargs: dict[str, float]) -> None:
+    with pytest.raises(InputError):
+        SitingParams(**kwargs)  # type: ignore[arg-type]
+
+
+def test_matrix_core_rejects_mismatched_inputs() -> None:
+    cover = sparse.csr_array(np.eye(3, dtype=bool))
+    with pytest.raises(InputError, match="weights"):
+        greedy_max_coverage(cover, np.ones(2), k=1)
+    with pytest.raises(InputError, match="covered0"):
+        greedy_max_coverage(cover, np.ones(3), covered0=np.zeros(4, bool), k=1)
+    with pytest.raises(InputError, match="`k`"):
+        greedy_max_coverage(cover, np.ones(3), k=0)
+    with pytest.raises(InputError):
+        greedy_max_coverage(np.eye(3), np.ones(3), k=1)
+
+
+# --- Chengdu ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chengdu_demand(chengdu_extract, chengdu_net):  # type: ignore[no-untyped-def]
+    res = chengdu_extract.residential.to_crs(chengdu_net.crs).reset_index(drop=True)
+    geoms = res.geometry.values
+    demand = gpd.GeoDataFrame(
+        {
+            "demand_id": [f"d{i}" for i in range(len(res))],
+            "population": shapely.area(geoms) * 0.02,
+            "kind": "landuse",
+        },
+        geometry=geoms,
+        crs=chengdu_net.crs,
+    )
+    return snap_frame(chengdu_net, demand)
+
+
+@pytest.fixture(scope="module")
+def chengdu_candidates(chengdu_net, chengdu_demand):  # type: ignore[no-untyped-def]
+    return candidate_sites(chengdu_net, chengdu_demand)
+
+
+@pytest.fixture(scope="module")
+def chengdu_result(chengdu_net, chengdu_demand):  # type: ignore[no-untyped-def]
+    return propose_sites(chengdu_net, chengdu_demand, None, params=SitingParams(k=8))
+
+
+def test_candidates_are_thinned_on_network_and_near_demand(
+    chengdu_net, chengdu_demand, chengdu_candidates
+) -> None:  # type: ignore[no-untyped-def]
+    c = chengdu_candidates
+    assert 100 < len(c) < chengdu_net.n_nodes * 2
+    assert c[CANDIDATE_ID].is_unique
+    assert str(c.crs) == str(chengdu_net.crs)
+    xy = np.column_stack([c.geometry.x, c.geometry.y])
+    d = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    assert d.min() >= 100.0 * (1 - 1e-6)
+    _, dist = chengdu_net.edge_tree.query_nearest(c.geometry.values, return_distance=True)
+    assert dist.max() < 1e-6
+    near = shapely.STRtree(chengdu_demand.geometry.values).query(
+        c.geometry.values, predicate="dwithin", distance=300.0
+    )
+    assert np.unique(near[0]).size == len(c)
+    again = candidate_sites(chengdu_net, chengdu_demand)
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(c.drop(columns="geometry")), pd.DataFrame(again.drop(columns="geometry"))
+    )
+
+
+def _networkx_reach_m(net, G, c_edge, c_off, c_acc, d_edge, d_off, d_acc):  # type: ignore[no-untyped-def]
+    """Walking meters from one candidate point to each demand point, via networkx."""
+    u, v = int(net.edge_u[c_edge]), int(net.edge_v[c_edge])
+    L = float(net.edge_length_m[c_edge])
+    du = nx.single_source_dijkstra_path_length(G, u, weight="length_m")
+    dv = nx.single_source_dijkstra_path_length(G, v, weight="length_m")
+
+    def node_dist(n: int) -> float:
+        return min(c_off + du.get(n, math.inf), L - c_off + dv.get(n, math.inf))
+
+    out = np.empty(d_edge.size)
+    for i, (e, o, a) in enumerate(zip(d_edge, d_off, d_acc, strict=True)):
+        eu, ev = int(net.edge_u[e]), int(net.edge_v[e])
+        Le = float(net.edge_length_m[e])
+        best = min(node_dist(eu) + o, node_dist(ev) + Le - o)
+        if e == c_edge:
+            best = min(best, abs(c_off - o))
+        out[i] = c_acc + best + a
+    return out
+
+
+def test_coverage_set_matches_networkx(chengdu_net, chengdu_demand, chengdu_candidates) -> None:  # type: ignore[no-untyped-def]
+    net, dem = chengdu_net, chengdu_demand
+    # Include file-style candidates with access legs and one sharing an edge with a demand unit.
+    pts = gpd.GeoDataFrame(
+        {"id": ["a", "b"]},
+        geometry=[
+            shapely.Point(
+                dem.geometry.iloc[0].representative_point().x + 3,
+                dem.geometry.iloc[0].representative_point().y,
+            ),
+            shapely.Point(
+                chengdu_candidates.geometry.iloc[7].x + 20, chengdu_candidates.geometry.iloc[7].y
+            ),
+        ],
+        crs=net.crs,
+    )
+    filec = candidates_from_file(net, pts)
+    assert (filec["snap_distance_m"] >= 0).all()
+    cands = pd.concat([chengdu_candidates.iloc[[0, 500, 1000]], filec], ignore_index=True)
+    M = coverage_sets(net, cands, dem, minutes=15, speed_kmh=SPEED_KMH)
+    assert M.shape == (len(cands), len(dem))
+    assert M.dtype == bool
+    G = net.to_networkx()
+    de = dem["snap_edge"].to_numpy()
+    do = dem["snap_offset_m"].to_numpy()
+    da = dem["snap_distance_m"].to_numpy()
+    for r in range(len(cands)):
+        dist = _networkx_reach_m(
+            net,
+            G,
+            int(cands["snap_edge"].iloc[r]),
+            float(cands["snap_offset_m"].iloc[r]),
+            float(cands["snap_distance_m"].iloc[r]),
+            de,
+            do,
+            da,
+        )
+        clear = np.abs(dist - LIMIT_15_M) > 1e-3
+        row = M[[r]].toarray().ravel()
+        np.testing.assert_array_equal(row[clear], (dist <= LIMIT_15_M)[clear])
+    # 5-minute sets are inside 15-minute sets.
+    M5 = coverage_sets(net, cands, dem, minutes=5, speed_kmh=SPEED_KMH)
+    assert not (M5.toarray() & ~M.toarray()).any()
+    assert M5.nnz < M.nnz
+
+
+def test_proposed_sites_contract(chengdu_net, chengdu_demand, chengdu_result) -> None:  # type: ignore[no-untyped-def]
+    res = chengdu_result
+    s = res.sites
+    assert res.method == "greedy+swap"
+    assert res.k == len(s) == 8
+    assert s["rank"].tolist() == list(range(1, 9))
+    assert str(s.crs) == str(chengdu_net.crs)
+    for col in ("marginal_population", "cumulative_population", "cumulative_share", "candidate_id"):
+        assert col in s.columns
+    _, dist = chengdu_net.edge_tree.query_nearest(s.geometry.values, return_distance=True)
+    assert dist.max() < 1e-6
+    # Curve: k = 0..K, monotone, consistent with the sites.
+    curve = res.curve
+    assert curve["k"].tolist() == list(range(9))
+    assert (np.diff(curve["share"]) >= 0).all()
+    assert curve["share"].iloc[-1] == pytest.approx(res.share_after)
+    assert curve["share"].iloc[0] == pytest.approx(res.share_before)
+    np.testing.assert_allclose(s["cumulative_share"], curve["share"].iloc[1:])
+    assert res.upper_bound_share >= res.share_after
+    assert res.gap == pytest.approx(res.upper_bound_share - res.share_after)
+    # minutes_after: same index as demand, and consistent with share_after.
+    assert res.minutes_after.index.equals(chengdu_demand.index)
+    w = chengdu_demand["population"].to_numpy()
+    share = w[res.minutes_after.to_numpy() <= 15 + 1e-9].sum() / w.sum()
+    assert share == pytest.approx(res.share_after, abs=1e-9)
+    assert res.summary()["k"] == 8
+
+
+def test_marginal_population_matches_recomputation(
+    chengdu_net, chengdu_demand, chengdu_result
+) -> None:  # type: ignore[no-untyped-def]
+    net, dem, s = chengdu_net, chengdu_demand, chengdu_result.sites
+    w = dem["population"].to_numpy()
+    args = (
+        dem["snap_edge"].to_numpy(),
+        dem["snap_offset_m"].to_numpy(),
+        dem["snap_distance_m"].to_numpy(),
+    )
+    prev = 0.0
+    for r in range(1, len(s) + 1):
+        top = s.iloc[:r]
+        dist, _ = nearest_source_m(
+            net,
+            top["snap_edge"].to_numpy(),
+            top["snap_offset_m"].to_numpy(),
+            top["snap_distance_m"].to_numpy(),
+            *args,
+        )
+        pop = float(w[dist <= LIMIT_15_M + 1e-6].sum())
+        assert s["marginal_population"].iloc[r - 1] == pytest.approx(pop - prev, abs=1e-6)
+        assert s["cumulative_population"].iloc[r - 1] == pytest.approx(pop, abs=1e-6)
+        prev = pop
+
+
+def test_propose_sites_is_deterministic(chengdu_net, chengdu_demand, chengdu_result) -> None:  # type: ignore[no-untyped-def]
+    again = propose_sites(chengdu_net, chengdu_demand, None, params=SitingParams(k=8))
+    assert again.sites["candidate_id"].tolist() == chengdu_result.sites["candidate_id"].tolist()
+    assert again.share_after == chengdu_result.share_after
+
+
+def test_adding_sites_never_lowers_coverage(
+    chengdu_net, chengdu_demand, chengdu_candidates
+) -> None:  # type: ignore[no-untyped-def]
+    shares = [
+        propose_sites(
+            chengdu_net,
+            chengdu_demand,
+            None,
+            params=SitingParams(k=k, lp_bound=False),
+            candidates=chengdu_candidates,
+        ).share_after
+        for k in (1, 3, 6)
+    ]
+    assert shares == sorted(shares)
+
+
+def test_exact_mode_is_optimal_and_bounds_hold(
+    chengdu_net, chengdu_demand, chengdu_candidates
+) -> None:  # type: ignore[no-untyped-def]
+    cands = chengdu_candidates.iloc[::10].reset_index(drop=True)
+    greedy = propose_sites(
+        chengdu_net, chengdu_demand, None, params=SitingParams(k=4), candidates=cands
+    )
+    exact = propose_sites(
+        chengdu_net, chengdu_demand, None, params=SitingParams(k=4, exact=True), candidates=cands
+    )
+    assert exact.method == "exact"
+    assert exact.optimal
+    assert exact.share_after >= greedy.share_after - 1e-12
+    assert greedy.upper_bound_share >= exact.share_after - 1e-9
+    assert exact.gap < 1e-6
+
+
+def test_existing_centers_count_as_covered_and_closed_ones_do_not(
+    chengdu_net, chengdu_demand, chengdu_candidates
+) -> None:  # type: ignore[no-untyped-def]
+    net = chengdu_net
+    pts = chengdu_candidates.geometry.iloc[[100, 900]]
+    centers = snap_frame(
+        net,
+        gpd.GeoDataFrame(
+            {"center_id": ["c1", "c2"], "name": ["一", "二"], "source": "osm", "level": None},
+            geometry=pts.values,
+            crs=net.crs,
+        ),
+    )
+    params = SitingParams(k=2, lp_bound=False)
+    with_c = propose_sites(
+        net, chengdu_demand, centers, params=params, candidates=chengdu_candidates
+    )
+    closed = propose_sites(
+        net, chengdu_demand, centers, params=params, candidates=chengdu_candidates, closed=["c2"]
+    )
+    assert with_c.share_before > closed.share_before > 0
+    assert with_c.share_after >= with_c.share_before
+    w = chengdu_demand["population"].to_numpy()
+    share = w[with_c.minutes_after.to_numpy() <= 15 + 1e-9].sum() / w.sum()
+    assert share == pytest.approx(with_c.share_after, abs=1e-9)
+    with pytest.raises(InputError, match="unknown center"):
+        propose_sites(net, chengdu_demand, centers, params=params, closed=["nope"])
+    # A covered0 array works in place of centers.
+    cov0 = np.zeros(len(chengdu_demand), dtype=bool)
+    cov0[:50] = True
+    r = propose_sites(net, chengdu_demand, cov0, params=params, candidates=chengdu_candidates)
+    assert r.share_before == pytest.approx(w[:50].sum() / w.sum())
+
+
+def test_target_share_in_propose_sites(
+    chengdu_net, chengdu_demand, chengdu_candidates, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    r = propose_sites(
+        chengdu_net,
+        chengdu_demand,
+        None,
+        params=SitingParams(target_share=0.3, lp_bound=False),
+        candidates=chengdu_candidates,
+    )
+    assert r.target_met is True
+    assert r.share_after >= 0.3
+    assert r.curve["share"].iloc[-2] < 0.3
+    with caplog.at_level(logging.WARNING, logger="coverage.siting"):
+        r = propose_sites(
+            chengdu_net,
+            chengdu_demand,
+            None,
+            params=SitingParams(target_share=1.0, max_k=2, lp_bound=False),
+            candidates=chengdu_candidates,
+        )
+    assert r.target_met is False
+    assert r.k == 2
+    assert r.summary()["target_met"] is False
+    assert "not reachable" in caplog.text
+
+
+def test_exclusion_polygons_keep_sites_out(chengdu_net, chengdu_demand, chengdu_result) -> None:  # type: ignore[no-untyped-def]
+    best = chengdu_result.sites.geometry.iloc[:3]
+    zone = gpd.GeoDataFrame(geometry=list(best.buffer(250.0)), crs=chengdu_net.crs).to_crs(
+        "EPSG:4326"
+    )
+    r = propose_sites(
+        chengdu_net, chengdu_demand, None, params=SitingParams(k=5, lp_bound=False), exclude=zone
+    )
+    zone_m = zone.to_crs(chengdu_net.crs).union_all()
+    assert not shapely.intersects(r.sites.geometry.values, zone_m).any()
+    assert len(r.sites) == 5
+
+
+def test_candidate_errors(chengdu_net, chengdu_demand) -> None:  # type: ignore[no-untyped-def]
+    net = chengdu_net
+    everything = gpd.GeoDataFrame(
+        geometry=[shapely.box(*chengdu_demand.total_bounds).buffer(2000)], crs=net.crs
+    )
+    with pytest.raises(InputError, match="exclude"):
+        candidate_sites(net, chengdu_demand, exclude=everything)
+    far = chengdu_demand.iloc[:3].copy()
+    far["geometry"] = far.geometry.translate(50_000, 0)
+    with pytest.raises(InputError, match="max_distance_m"):
+        candidate_sites(net, far)
+    with pytest.raises(InputError, match="project it first"):
+        candidate_sites(net, chengdu_demand.to_crs("EPSG:4326"))
+    x0, y0 = chengdu_demand.geometry.iloc[0].representative_point().coords[0]
+    lonlat = gpd.GeoDataFrame(
+        {"candidate_id": ["p", "q"]},
+        geometry=[shapely.Point(x0, y0), shapely.Point(x0 + 30, y0 + 30)],
+        crs=net.crs,
+    ).to_crs("EPSG:4326")
+    ok = candidates_from_file(net, lonlat)
+    assert ok["candidate_id"].tolist() == ["p", "q"]
+    assert str(ok.crs) == str(net.crs)
+    with pytest.raises(InputError, match="EPSG:4326"):
+        candidates_from_file(net, lonlat.to_crs("EPSG:3857"))
+    with pytest.raises(InputError, match="no usable Point"):
+        candidates_from_file(net, gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 1, 1)], crs=net.crs))
+    off = gpd.GeoDataFrame(geometry=[shapely.Point(x0 + 40_000, y0)], crs=net.crs)
+    with pytest.raises(InputError, match="not reachable"):
+        candidates_from_file(net, off)
+    with pytest.raises(InputError, match="exclude"):
+        candidates_from_file(net, lonlat, exclude=everything)
+    dup = lonlat.assign(candidate_id=["p", "p"])
+    with pytest.raises(InputError, match="unique"):
+        candidates_from_file(net, dup)
+
+
+def test_propose_sites_rejects_bad_demand(chengdu_net, chengdu_demand) -> None:  # type: ignore[no-untyped-def]
+    params = SitingParams(k=2)
+    with pytest.raises(InputError, match="project it first"):
+        propose_sites(chengdu_net, chengdu_demand.to_crs("EPSG:4326"), params=params)
+    with pytest.raises(InputError, match="population"):
+        propose_sites(chengdu_net, chengdu_demand.drop(columns="population"), params=params)
+    with pytest.raises(InputError, match="zero total population"):
+        propose_sites(chengdu_net, chengdu_demand.assign(population=0.0), params=params)
+    with pytest.raises(InputError, match="covered0"):
+        propose_sites(chengdu_net, chengdu_demand, np.zeros(3, dtype=bool), params=params)
