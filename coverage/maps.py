@@ -62,10 +62,10 @@ COORD_DECIMALS: Final = 6
 _ATTRIBUTION: Final = (
     '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 )
-_TILES: Final[dict[str, tuple[str, str]]] = {
-    # name → (folium tiles name, i18n key of the layer label)
-    "openstreetmap": ("OpenStreetMap", "map.tiles.osm"),
-    "light": ("CartoDB positron", "map.tiles.light"),
+_TILES: Final[dict[str, str]] = {
+    # `tiles` argument → i18n key of the layer label
+    "openstreetmap": "map.tiles.osm",
+    "light": "map.tiles.light",
 }
 
 # CDN URL patterns (folium 0.20's default_js / default_css and close versions) → file under
@@ -550,9 +550,23 @@ def _add_tiles(m: folium.Map, tiles: str | None, lang: str) -> None:
     if tiles not in _TILES:
         msg = f"`tiles` must be one of {sorted(_TILES)} or None, got {tiles!r}."
         raise InputError(msg)
-    name, key = _TILES[tiles]
-    kwargs: dict[str, Any] = {"attr": _ATTRIBUTION} if tiles == "openstreetmap" else {}
-    folium.TileLayer(name, name=t(key, lang), control=True, **kwargs).add_to(m)
+    # "light" is the same OpenStreetMap tiles, desaturated in CSS: CARTO's light basemap now
+    # needs an API key, and a second tile provider would be a second data-use agreement.
+    layer = folium.TileLayer(
+        "OpenStreetMap",
+        name=t(_TILES[tiles], lang),
+        attr=_ATTRIBUTION,
+        control=True,
+        class_name="cp-tiles-light" if tiles == "light" else "",
+    )
+    layer.add_to(m)
+    if tiles == "light":
+        m.get_root().header.add_child(  # type: ignore[attr-defined]
+            Element(
+                "<style>.cp-tiles-light { filter: grayscale(1) brightness(1.08) contrast(0.85); }</style>"
+            ),
+            name="cp_tiles_light_css",
+        )
 
 
 def _legend_row(color: str, label: str, *, dot: bool = False, outline: bool = False) -> str:
@@ -613,8 +627,9 @@ def coverage_map(
     lang
         ``"zh"`` or ``"en"`` for layer names, legend and popups.
     tiles
-        ``"openstreetmap"``, ``"light"`` (CARTO Positron) or None for no basemap (no network
-        request at all; the vector layers still show).
+        ``"openstreetmap"``, ``"light"`` (the same OpenStreetMap tiles, desaturated so the
+        layers stand out) or None for no basemap (no network request at all; the vector layers
+        still show).
     thresholds_min
         Minute thresholds that define the demand color bins.
     tolerance_m
