@@ -36,7 +36,7 @@ from coverage.osm import OsmExtract, ProgressFn, check_osm_file, file_sha256, re
 logger = logging.getLogger(__name__)
 
 #: Bump when the network build changes, so stale caches are not reused.
-NETWORK_VERSION = "1"
+NETWORK_VERSION = "2"
 DEFAULT_SPEED_KMH = 4.5
 DEFAULT_CACHE_DIR = Path(
     os.environ.get("COVERAGE_PLANNER_CACHE", Path.home() / ".cache" / "coverage-planner")
@@ -203,7 +203,7 @@ def walk_graph(
         after = G.number_of_nodes()
         if progress:
             progress(0.65, "projecting to UTM")
-        G = ox.projection.project_graph(G)
+    _project_to_utm(G)
     _add_projected_lengths(G, ms)
     G.graph["raw_nodes"] = raw_nodes
     G.graph["dropped_nodes"] = before - after
@@ -219,6 +219,41 @@ def walk_graph(
         "returned graph with %d nodes and %d edges", G.number_of_nodes(), G.number_of_edges()
     )
     return G
+
+
+def _project_to_utm(G: nx.MultiDiGraph) -> None:
+    """Project a WGS-84 graph in place to the UTM zone osmnx would choose.
+
+    Same result as ``osmnx.projection.project_graph`` (zone from
+    ``GeoSeries.estimate_utm_crs`` of the nodes, UPS beyond the UTM limits), but
+    with one vectorised transform instead of a GeoDataFrame round trip (~10x
+    faster on a city).
+    """
+    import geopandas as gpd
+
+    nodes = list(G.nodes)
+    lon = np.fromiter((G.nodes[n]["x"] for n in nodes), dtype=np.float64, count=len(nodes))
+    lat = np.fromiter((G.nodes[n]["y"] for n in nodes), dtype=np.float64, count=len(nodes))
+    if lat.mean() < -80.0:
+        crs = pyproj.CRS.from_epsg(32761)
+    elif lat.mean() > 84.0:
+        crs = pyproj.CRS.from_epsg(32661)
+    else:
+        crs = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs="EPSG:4326").estimate_utm_crs()
+    t = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    x, y = t.transform(lon, lat)
+    for n, xi, yi in zip(nodes, x.tolist(), y.tolist(), strict=True):
+        G.nodes[n]["x"] = xi
+        G.nodes[n]["y"] = yi
+    with_geom = [d for _, _, d in G.edges(data=True) if "geometry" in d]
+    if with_geom:
+        geoms = np.array([d["geometry"] for d in with_geom], dtype=object)
+        projected = shapely.transform(
+            geoms, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1]))
+        )
+        for d, g in zip(with_geom, projected, strict=True):
+            d["geometry"] = g
+    G.graph["crs"] = crs
 
 
 def _add_projected_lengths(G: nx.MultiDiGraph, ms: float) -> None:
