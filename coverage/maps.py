@@ -145,6 +145,10 @@ def _local_path(url: str) -> str | None:
     for pattern, rel in _CDN_TO_LOCAL:
         if pattern.search(url):
             return rel
+    # already rewritten by use_local_assets: <base_url>/vendor/...
+    for _, rel in _CDN_TO_LOCAL:
+        if rel is not None and url.endswith("/" + rel):
+            return rel
     return _UNKNOWN
 
 

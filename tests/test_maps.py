@@ -248,6 +248,13 @@ def test_offline_map_html_inlines_plain_folium_maps_with_icons() -> None:
     assert "url(images/" not in page  # Leaflet's CSS images became data URIs
 
 
+def test_offline_map_html_after_use_local_assets(layers) -> None:  # type: ignore[no-untyped-def]
+    m = use_local_assets(coverage_map(**layers, tiles=None), "/app/static")
+    page = offline_map_html(m)
+    assert "Leaflet 1.9.4" in page
+    assert "/app/static/vendor" not in page
+
+
 def test_offline_map_html_refuses_unvendored_assets() -> None:
     from folium.plugins import MarkerCluster
 
@@ -325,6 +332,12 @@ def test_coverage_map_rounds_coordinates_to_six_decimals(layers) -> None:  # typ
     lon_lat = np.array([float(n) for n in numbers]).reshape(-1, 2)
     assert np.all((lon_lat[:, 0] > 103) & (lon_lat[:, 0] < 105))
     assert np.all((lon_lat[:, 1] > 30) & (lon_lat[:, 1] < 31.5))
+
+
+def test_point_demand_is_drawn_as_circles(demand) -> None:  # type: ignore[no-untyped-def]
+    points = demand.set_geometry(demand.geometry.centroid)
+    page = coverage_map(demand=points, tiles=None).get_root().render()
+    assert "new L.CircleMarker(latlng, opts)" in page
 
 
 def test_coverage_map_without_layers_is_an_empty_map() -> None:
