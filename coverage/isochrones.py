@@ -99,8 +99,9 @@ class _Graph:
 
     def __init__(self, net: WalkNetwork) -> None:
         adj = net.adjacency()
-        self.indptr = adj.indptr.astype(np.int64)
-        self.indices = adj.indices.astype(np.int64)
+        # int32 is what csgraph works in; converting once here saves a copy per search
+        self.indptr = adj.indptr.astype(np.int32)
+        self.indices = adj.indices.astype(np.int32)
         self.data = adj.data.astype(np.float64)
         self.n = net.n_nodes
         # node -> incident edges (CSR), for finding edges touched by a reach
@@ -169,8 +170,8 @@ def _augmented(
     k = edge.size
     length = net.edge_length_m[edge]
     nnz = g.indices.size
-    indptr = np.concatenate([g.indptr, nnz + 2 * np.arange(1, k + 1, dtype=np.int64)])
-    targets = np.column_stack([net.edge_u[edge], net.edge_v[edge]]).ravel()
+    indptr = np.concatenate([g.indptr, nnz + 2 * np.arange(1, k + 1, dtype=np.int32)])
+    targets = np.column_stack([net.edge_u[edge], net.edge_v[edge]]).ravel().astype(np.int32)
     weights = np.column_stack([acc + off, acc + (length - off)]).ravel()
     n = g.n + k
     return sparse.csr_array(
