@@ -153,7 +153,7 @@ def _invert(
     return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
 
-def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: Crs) -> tuple[Floats, Floats]:
+def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: Crs | str) -> tuple[Floats, Floats]:
     """Convert longitude/latitude in ``crs`` to WGS-84.
 
     Parameters
@@ -181,7 +181,7 @@ def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: Crs) -> tuple[Floats, Floats]:
     raise InputError(msg)
 
 
-def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: Crs) -> tuple[Floats, Floats]:
+def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: Crs | str) -> tuple[Floats, Floats]:
     """Convert WGS-84 longitude/latitude to ``crs`` (the inverse of :func:`to_wgs84`).
 
     Returns

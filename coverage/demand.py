@@ -431,7 +431,7 @@ def demand_units(
     population_column: str = "population",
     name_column: str | None = None,
     filename: str | None = None,
-    crs: Crs = "wgs84",
+    crs: Crs | str = "wgs84",
     extent_margin_m: float = 200.0,
 ) -> gpd.GeoDataFrame:
     """Residential demand units with population, snapped to the walking network.

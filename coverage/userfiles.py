@@ -230,7 +230,7 @@ def _read_csv(
     name: str,
     data: bytes,
     *,
-    crs: Crs,
+    crs: Crs | str,
     lon_column: str | None,
     lat_column: str | None,
     want_points: bool,
@@ -252,7 +252,7 @@ def _read_csv(
     return gpd.GeoDataFrame(attrs, geometry=shapely.points(x, y), crs="EPSG:4326")
 
 
-def _read_wkt_csv(name: str, df: pd.DataFrame, column: str, crs: Crs) -> gpd.GeoDataFrame:
+def _read_wkt_csv(name: str, df: pd.DataFrame, column: str, crs: Crs | str) -> gpd.GeoDataFrame:
     text = df[column].astype(object).where(df[column].notna(), None).to_numpy()
     try:
         geoms = shapely.from_wkt(text, on_invalid="raise")
@@ -363,7 +363,7 @@ def _check_geographic_range(gdf: gpd.GeoDataFrame, name: str) -> None:
         raise InputError(msg)
 
 
-def _convert_datum(gdf: gpd.GeoDataFrame, crs: Crs) -> gpd.GeoDataFrame:
+def _convert_datum(gdf: gpd.GeoDataFrame, crs: Crs | str) -> gpd.GeoDataFrame:
     if str(crs).lower().replace("-", "").replace("_", "") == "wgs84":
         return gdf
 
@@ -424,7 +424,7 @@ def read_features(
     source: Source,
     *,
     filename: str | None = None,
-    crs: Crs = "wgs84",
+    crs: Crs | str = "wgs84",
     lon_column: str | None = None,
     lat_column: str | None = None,
     layer: str | int | None = None,
@@ -463,7 +463,7 @@ def read_points(
     source: Source,
     *,
     filename: str | None = None,
-    crs: Crs = "wgs84",
+    crs: Crs | str = "wgs84",
     lon_column: str | None = None,
     lat_column: str | None = None,
     layer: str | int | None = None,
@@ -503,7 +503,7 @@ def read_polygons(
     source: Source,
     *,
     filename: str | None = None,
-    crs: Crs = "wgs84",
+    crs: Crs | str = "wgs84",
     layer: str | int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> gpd.GeoDataFrame:
@@ -554,7 +554,7 @@ def _display_name(source: Source, filename: str | None) -> str:
 def _read(
     source: Source,
     filename: str | None,
-    crs: Crs,
+    crs: Crs | str,
     lon_column: str | None,
     lat_column: str | None,
     layer: str | int | None,
