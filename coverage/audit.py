@@ -14,7 +14,6 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 import geopandas as gpd
@@ -127,7 +126,8 @@ class AuditParams:
                     msg = f"`level_thresholds_min[{level!r}]` must be in (0, {MAX_THRESHOLD_MIN:g}] minutes; got {t!r}."
                     raise InputError(msg)
                 levels[level] = tf
-            object.__setattr__(self, "level_thresholds_min", MappingProxyType(levels))
+            # a plain dict (not MappingProxyType) so params pickle for Dask and st.cache_data
+            object.__setattr__(self, "level_thresholds_min", levels)
 
     @property
     def max_threshold_min(self) -> float:
@@ -528,11 +528,11 @@ def audit(
         params=params,
         demand=out_demand,
         centers=out_centers,
-        coverage=MappingProxyType(coverage),
+        coverage=coverage,
         coverage_by_level=by_level,
         service_areas=areas,
         uncovered=uncovered,
         population_total=total,
         bands=bands,
-        timings_s=MappingProxyType(dict(steps.timings)),
+        timings_s=dict(steps.timings),
     )

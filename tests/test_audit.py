@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import geopandas as gpd
@@ -179,6 +180,10 @@ def test_result_contract(chengdu_case: tuple[Any, Any, AuditResult]) -> None:
     assert r.population_total == pytest.approx(demand["population"].sum())
     assert r.uncovered.crs == demand.crs
     assert r.demand["covered_15"].dtype == bool
+    # results and params travel to Dask workers and Streamlit caches
+    back = pickle.loads(pickle.dumps(r))
+    assert back.coverage == r.coverage
+    assert back.params == r.params
 
 
 def test_covered_plus_uncovered_is_total(chengdu_case: tuple[Any, Any, AuditResult]) -> None:
