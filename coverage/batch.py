@@ -515,12 +515,12 @@ def run_districts(
 
     rows: dict[str, dict[str, Any]] = {}
     todo = []
-    for name, wkb, key, folder in tasks:
-        done = None if force else _is_complete(folder, key)
+    for name, wkb, key, path in tasks:
+        done = None if force else _is_complete(path, key)
         if done is not None:
             rows[name] = {**done, STATUS: done.get(STATUS, STATUS_OK), "rerun": False}
         else:
-            todo.append((name, wkb, key, folder))
+            todo.append((name, wkb, key, path))
     if len(rows):
         logger.info("%d of %d districts up to date; skipping them", len(rows), len(tasks))
 

@@ -219,12 +219,13 @@ def load_city(
         centers = centers_from_osm(extract, net)
     if progress:
         progress(0.85, "estimating residents")
-    population = None
-    if population_file is not None:
-        from coverage.userfiles import read_polygons
-
-        population = read_polygons(population_file, filename=population_filename)
-    demand = demand_units(extract, net, population=population, population_column=population_column)
+    demand = demand_units(
+        extract,
+        net,
+        population=population_file,
+        population_column=population_column,
+        filename=population_filename,
+    )
     if progress:
         progress(1.0, "city loaded")
     return CityData(
