@@ -374,6 +374,8 @@ def _prep_batch(ctx: _Ctx) -> Callable[[], Any]:
         if "status" in table and (table["status"] == "error").any():
             bad = table[table["status"] == "error"]
             first = str(bad["error"].iloc[0]) if "error" in bad else ""
+            if "ImportError" in first or "cannot import" in first:
+                raise UnavailableError(f"batch needs a module not written yet: {first[:200]}")
             msg = f"{len(bad)} of {len(table)} districts failed; first: {first[:200]}"
             raise RuntimeError(msg)
         return res
@@ -417,13 +419,31 @@ STAGES: tuple[Stage, ...] = (
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
 
-def run_stages(ctx: _Ctx, *, profile_network: bool = False) -> tuple[list[StageResult], str]:
-    """Run every stage on ``ctx.path``; never raises for a stage's own failure."""
+def select_stages(spec: str | None) -> tuple[str, ...]:
+    """Stage names matching comma-separated prefixes (``"load,network"``); all if ``spec`` is empty."""
+    if not spec:
+        return STAGE_NAMES
+    prefixes = [p.strip().lower() for p in spec.split(",") if p.strip()]
+    chosen = tuple(n for n in STAGE_NAMES if any(n.startswith(p) for p in prefixes))
+    if not chosen:
+        msg = f"`--stages` {spec!r} matches none of: {', '.join(STAGE_NAMES)}"
+        raise ValueError(msg)
+    return chosen
+
+
+def run_stages(
+    ctx: _Ctx, *, profile_network: bool = False, only: tuple[str, ...] = STAGE_NAMES
+) -> tuple[list[StageResult], str]:
+    """Run the stages named in ``only`` on ``ctx.path``; never raises for a stage's own failure."""
     results: list[StageResult] = []
     status_of: dict[str, str] = {}
     producer = {s.keep: s.name for s in STAGES if s.keep}
     profile_text = ""
     for stage in STAGES:
+        if stage.name not in only:
+            results.append(StageResult(stage.name, SKIPPED, detail="not selected (`--stages`)"))
+            status_of[stage.name] = "not selected"
+            continue
         missing = [k for k in stage.needs if k not in ctx.data]
         if missing:
             why = ", ".join(
@@ -526,6 +546,7 @@ def run_size(
     network_repeat: int,
     smoke: bool,
     profile_network: bool,
+    only: tuple[str, ...] = STAGE_NAMES,
 ) -> dict[str, Any]:
     """Generate (or reuse) one city and run every stage on it."""
     from synth_city import generate_city
@@ -548,7 +569,7 @@ def run_size(
             network_repeat=network_repeat,
             smoke=smoke,
         )
-        results, profile = run_stages(ctx, profile_network=profile_network)
+        results, profile = run_stages(ctx, profile_network=profile_network, only=only)
         net = ctx.data.get("net")
         network = (
             {"nodes": net.n_nodes, "edges": net.n_edges, "length_km": round(net.length_km, 1)}
@@ -699,6 +720,7 @@ def _child_main(spec: dict[str, Any]) -> int:
         network_repeat=spec["network_repeat"],
         smoke=spec["smoke"],
         profile_network=spec["profile_network"],
+        only=tuple(spec["stages"]),
     )
     Path(spec["result"]).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
     return 0
@@ -749,6 +771,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--write-docs", action="store_true", help=f"write {DOC_PATH.relative_to(ROOT)}")
     p.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON")
     p.add_argument("--workdir", type=Path, default=None, help="where cities are generated and kept")
+    p.add_argument(
+        "--stages", default=None, help="comma-separated stage name prefixes to run (default all)"
+    )
     p.add_argument("--profile-network", action="store_true", help="profile the cold network build")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per size")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -774,6 +799,11 @@ def main(argv: list[str] | None = None) -> int:
     if not sizes or repeat < 1 or network_repeat < 1:
         print("error: give at least one size and repeats ≥ 1", file=sys.stderr)
         return 2
+    try:
+        only = select_stages(args.stages)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = args.out or (DOC_PATH if args.write_docs or not args.smoke else SMOKE_PATH)
     workdir = args.workdir or Path(tempfile.gettempdir()) / "coverage-planner-bench"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -789,6 +819,7 @@ def main(argv: list[str] | None = None) -> int:
                 "network_repeat": network_repeat,
                 "smoke": bool(args.smoke),
                 "profile_network": bool(args.profile_network),
+                "stages": list(only),
                 "result": str(Path(tmp) / f"{n}.json"),
             }
             t0 = time.perf_counter()
