@@ -16,8 +16,12 @@ class InputError(PlannerError, ValueError):
     """A file, parameter or upload that cannot be used as given."""
 
 
-class ResourceLimitError(PlannerError, MemoryError):
-    """Work refused because it would exceed a memory, size or time budget."""
+class ResourceLimitError(InputError):
+    """Work refused because the input would exceed a memory, size or time budget.
+
+    A subclass of :class:`InputError`: the fix is a smaller input or a larger
+    budget, and the CLI reports it with exit code 2 like any other bad input.
+    """
 
 
 class SolverError(PlannerError, RuntimeError):

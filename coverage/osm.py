@@ -83,11 +83,13 @@ TAGS = "tags"
 
 _XML_SUFFIXES = (".osm", ".xml", ".osm.bz2", ".osm.gz")
 _PROLOG_LIMIT_BYTES = 1 << 20
-# Uncompressed-size expansion of each format, and bytes of memory the pipeline
-# needs per byte of OSM XML; measured on the Chengdu extract (see docs/BENCHMARKS.md).
-_EXPANSION = {".bz2": 16.0, ".gz": 9.0, ".pbf": 12.0}
-_MEMORY_PER_XML_BYTE = 1.5
-
+# Memory guard. Uncompressed-size expansion per format and peak bytes of working
+# memory per byte of OSM XML. Measured on the Chengdu extract (2026-11-22): the
+# .bz2 expands 8.3x (420 kB -> 3.47 MB of XML) and reading + building the network
+# (osmnx simplification included) raised peak RSS by 75 MB, i.e. ~22 bytes per XML
+# byte; 25 leaves a margin. PBF is ~10x smaller than the XML it encodes.
+_EXPANSION = {".bz2": 8.5, ".gz": 7.0, ".pbf": 10.0}
+_MEMORY_PER_XML_BYTE = 25.0
 
 @dataclass(frozen=True)
 class WalkWays:
