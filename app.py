@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -368,12 +369,28 @@ def parse_tags(tags: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
+class CitySlot:
+    """Holder for one city's data; filled once, then shared read-only by every session.
+
+    ``st.cache_resource`` keeps the slots (keyed by the spec's hash); the slow load runs
+    outside the cached function so that it can drive an ``st.progress`` bar (elements
+    created inside a cached function would be replayed on every cache hit).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.city: CityData | None = None
+
+
 @st.cache_resource(max_entries=4, show_spinner=False)
-def load_city_cached(
-    key: str, _spec: CitySpec, _progress: Callable[[float, str], None] | None = None
+def city_slot(key: str) -> CitySlot:
+    return CitySlot()
+
+
+def load_city_data(
+    spec: CitySpec, progress: Callable[[float, str], None] | None = None
 ) -> CityData:
-    """One CityData per spec key, shared read-only by every session."""
-    spec = _spec
+    """Load the city described by ``spec`` (no caching here)."""
     city = load_city(
         spec.osm_path,
         centers_file=spec.centers.data if spec.centers else None,
@@ -384,7 +401,7 @@ def load_city_cached(
         population_filename=spec.population.name if spec.population else None,
         population_column=spec.population_column,
         cache_dir=cache_dir(),
-        progress=_progress,
+        progress=progress,
     )
     if spec.districts is not None:
         from coverage.batch import districts_from_file
@@ -393,7 +410,7 @@ def load_city_cached(
             spec.districts.data, name_column=spec.district_column, filename=spec.districts.name
         )
         city = replace(city, districts=districts)
-    logger.info("app loaded city %s (key %s)", spec.osm_name, key)
+    logger.info("app loaded city %s", spec.osm_name)
     return city
 
 
@@ -407,8 +424,12 @@ def current_city() -> CityData:
     def progress(fraction: float, message: str) -> None:
         bar.progress(min(max(fraction, 0.0), 1.0), text=f"{tr('data.loading')} {message}")
 
+    slot = city_slot(key)
     try:
-        city = load_city_cached(key, spec, progress)
+        with slot.lock:  # two sessions asking for the same new city load it once
+            if slot.city is None:
+                slot.city = load_city_data(spec, progress)
+            city = slot.city
     finally:
         bar.empty()
     return city
@@ -593,6 +614,12 @@ def on_accept(sites: list[dict[str, Any]]) -> None:
 def on_reject() -> None:
     set_active(replace(active(), siting=None))
     st.session_state["accept_ranks"] = []
+
+
+def on_scenario_upload() -> None:
+    up = st.session_state.get("scenario_upload")
+    if up is not None:
+        st.session_state["pending_scenario"] = up.getvalue()
 
 
 def load_scenario_json(data: bytes) -> Scenario:
@@ -1114,6 +1141,13 @@ def sidebar_scenarios(city: CityData) -> None:
     ss = st.session_state
     sb = st.sidebar
     sb.subheader(tr("scenario"))
+    if ss.get("pending_scenario") is not None:  # before the widgets that show the active one
+        try:
+            loaded = load_scenario_json(ss.pop("pending_scenario"))
+            sb.success(tr("scenario.loaded", name=loaded.name))
+        except Exception as exc:
+            with sb:
+                show_error(exc)
     names = list(scenarios())
     ss["active_pick"] = ss["active"]
     sb.selectbox(tr("scenario.active"), names, key="active_pick", on_change=on_switch)
@@ -1127,18 +1161,9 @@ def sidebar_scenarios(city: CityData) -> None:
     c2.button(tr("scenario.copy"), key="copy_scenario", on_click=on_copy)
     if len(names) > 1:
         sb.button(tr("scenario.delete"), key="delete_scenario", on_click=on_delete)
-    scen_file = sb.file_uploader(tr("scenario.load"), type=["json"], key="scenario_upload")
-    if scen_file is not None and ss.get("scenario_upload_seen") != scen_file.file_id:
-        ss["scenario_upload_seen"] = scen_file.file_id
-        ss["pending_scenario"] = scen_file.getvalue()
-    if ss.get("pending_scenario") is not None:
-        try:
-            s = load_scenario_json(ss.pop("pending_scenario"))
-            sb.success(tr("scenario.loaded", name=s.name))
-        except Exception as exc:
-            with sb:
-                show_error(exc)
-
+    sb.file_uploader(
+        tr("scenario.load"), type=["json"], key="scenario_upload", on_change=on_scenario_upload
+    )
     sb.subheader(tr("params"))
     s = active()
     ss.setdefault("speed", float(s.speed_kmh))

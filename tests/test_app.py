@@ -1,0 +1,273 @@
+"""The Streamlit app, driven headless with streamlit.testing.v1.AppTest.
+
+The app is pointed at the small Haidian fixture (COVERAGE_PLANNER_DEFAULT_OSM) and a
+private network cache (COVERAGE_PLANNER_CACHE). AppTest cannot drive file_uploader or the
+map component, so uploads go through ``session_state["pending_upload"]`` (the same path
+the Load button takes) and a map click through ``session_state["clicked"]``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from coverage.scenario import Scenario
+
+pytest.importorskip("streamlit.testing.v1")
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app.py"
+HAIDIAN = ROOT / "data" / "beijing_haidian_cau.osm.bz2"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _app_env(monkeypatch: pytest.MonkeyPatch, cache_dir: Path) -> None:
+    monkeypatch.setenv("COVERAGE_PLANNER_DEFAULT_OSM", str(HAIDIAN))
+    monkeypatch.setenv("COVERAGE_PLANNER_CACHE", str(cache_dir))
+
+
+def new_app() -> AppTest:
+    return AppTest.from_file(str(APP), default_timeout=120)
+
+
+def started() -> AppTest:
+    at = new_app().run()
+    assert_ok(at)
+    return at
+
+
+def assert_ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def pct(value: str) -> float:
+    return float(value.rstrip("%"))
+
+
+def share(at: AppTest, minutes: int) -> float:
+    return pct(metrics(at)[f"{minutes} 分钟步行覆盖率"])
+
+
+def active(at: AppTest) -> Scenario:
+    scen = at.session_state["scenarios"]
+    return scen[at.session_state["active"]]
+
+
+def test_default_load_shows_metrics() -> None:
+    at = started()
+    m = metrics(at)
+    assert "5 分钟步行覆盖率" in m
+    assert "15 分钟步行覆盖率" in m
+    assert "15 分钟未覆盖人口" in m
+    assert 0 <= share(at, 5) <= share(at, 15) <= 100
+    assert "beijing_haidian_cau" in at.caption[0].value
+
+
+def test_speed_change_changes_numbers() -> None:
+    at = started()
+    before = share(at, 15)
+    at.slider(key="speed").set_value(2.5).run()
+    assert_ok(at)
+    assert active(at).speed_kmh == 2.5
+    after = share(at, 15)
+    assert after < before
+    at.slider(key="speed").set_value(6.5).run()
+    assert share(at, 15) > before
+
+
+def test_language_switch() -> None:
+    at = started()
+    at.radio(key="lang").set_value("en").run()
+    assert_ok(at)
+    assert "Share within 15 min" in metrics(at)
+    assert at.title[0].value.startswith("Walking coverage")
+
+
+def test_add_station_by_click_does_not_lower_share(haidian_extract) -> None:  # type: ignore[no-untyped-def]
+    at = started()
+    before = share(at, 15), share(at, 5)
+    centers_before = int(metrics(at)["服务中心"])
+    pt = haidian_extract.residential.geometry.representative_point().iloc[0]
+    at.session_state["clicked"] = {"lat": pt.y, "lng": pt.x}
+    at.run()
+    assert not at.button(key="add_station").disabled
+    at.button(key="add_station").click().run()
+    assert_ok(at)
+    assert len(active(at).added) == 1
+    assert int(metrics(at)["服务中心"]) == centers_before + 1
+    assert share(at, 15) >= before[0]
+    assert share(at, 5) >= before[1]
+    assert at.session_state["clicked"] is None
+    at.button(key="undo_added").click().run()
+    assert active(at).added == ()
+
+
+def test_close_center_does_not_raise_share(haidian_extract) -> None:  # type: ignore[no-untyped-def]
+    at = started()
+    pt = haidian_extract.residential.geometry.representative_point().iloc[-1]
+    at.session_state["clicked"] = {"lat": pt.y, "lng": pt.x}
+    at.run()
+    at.button(key="add_station").click().run()
+    before = share(at, 15)
+    ids = at.multiselect(key="closed").options
+    at.multiselect(key="closed").set_value(ids[:1]).run()
+    assert_ok(at)
+    assert len(active(at).closed) == 1
+    assert share(at, 15) <= before
+
+
+def test_closing_every_center_is_explained() -> None:
+    at = started()
+    ids = at.multiselect(key="closed").options
+    at.multiselect(key="closed").set_value(ids).run()
+    assert not at.exception
+    if at.error:  # coverage.audit refuses an empty center set; the app must say so calmly
+        assert "Traceback" not in at.error[0].value
+    else:
+        assert share(at, 15) == 0
+    at.multiselect(key="closed").set_value([]).run()
+    assert_ok(at)
+
+
+def test_optimizer_k2_lists_sites_and_accept() -> None:
+    at = started()
+    at.number_input(key="opt_k").set_value(2)
+    at.button(key="run_optimizer").click().run()
+    assert_ok(at)
+    assert active(at).siting is not None
+    assert active(at).siting.k == 2
+    tables = [d.value for d in at.dataframe]
+    sites = tables[0]
+    assert len(sites) == 2
+    assert list(sites.iloc[:, 0]) == [1, 2]
+    before = share(at, 15)
+    at.multiselect(key="accept_ranks").set_value([1, 2])
+    at.button(key="accept_sites").click().run()
+    assert_ok(at)
+    s = active(at)
+    assert len(s.accepted_sites) == 2
+    assert s.siting is None
+    assert share(at, 15) >= before
+
+
+def test_compare_two_scenarios() -> None:
+    at = started()
+    at.text_input(key="new_name").set_value("faster")
+    at.button(key="copy_scenario").click().run()
+    assert_ok(at)
+    assert list(at.session_state["scenarios"]) == ["baseline", "faster"]
+    assert at.session_state["active"] == "faster"
+    at.slider(key="speed").set_value(6.0).run()
+    assert_ok(at)
+    table = next(d.value for d in at.dataframe if "share_15" in d.value.columns)
+    assert list(table.index) == ["baseline", "faster"]
+    assert table.loc["faster", "share_15"] >= table.loc["baseline", "share_15"]
+    # switching back shows the baseline's own speed
+    at.selectbox(key="active_pick").set_value("baseline").run()
+    assert at.slider(key="speed").value == pytest.approx(4.5)
+
+
+def test_bad_osm_upload_shows_error_and_app_survives() -> None:
+    at = started()
+    good = metrics(at)
+    at.session_state["pending_upload"] = {
+        "source": "upload",
+        "osm": ("broken.osm.bz2", b"BZh91AY&SYgarbage" * 10),
+    }
+    at.run()
+    assert not at.exception
+    assert at.error, "a corrupt upload must be reported"
+    assert "Traceback" not in at.error[0].value
+    assert metrics(at) == good  # still the previous city
+    at.run()  # and the next rerun is clean
+    assert_ok(at)
+    at.slider(key="speed").set_value(5.0).run()
+    assert_ok(at)
+
+
+def test_garbage_centers_csv_shows_error() -> None:
+    at = started()
+    at.session_state["pending_upload"] = {
+        "source": "default",
+        "centers": ("centers.csv", b"foo;bar\n\x00\x01,zz\n"),
+    }
+    at.run()
+    assert not at.exception
+    assert at.error
+    at.run()
+    assert_ok(at)
+    assert "15 分钟步行覆盖率" in metrics(at)
+
+
+def test_wrong_suffix_upload_is_refused() -> None:
+    at = started()
+    at.session_state["pending_upload"] = {"source": "upload", "osm": ("city.zip", b"PK\x03\x04")}
+    at.run()
+    assert at.error
+    assert ".osm.pbf" in at.error[0].value
+
+
+def test_accept_upload_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("planner_app", APP)
+    assert spec is not None
+    assert spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "planner_app", mod)
+    spec.loader.exec_module(mod)  # importing runs nothing (no __main__)
+    from coverage.errors import InputError
+
+    up = mod.accept_upload("osm", "a.osm.pbf", b"x" * 10, max_mb=1)
+    assert up.sha256
+    assert up.name == "a.osm.pbf"
+    with pytest.raises(InputError, match="limit"):
+        mod.accept_upload("osm", "a.osm", b"x" * 2_000_001, max_mb=2)
+    with pytest.raises(InputError, match="empty"):
+        mod.accept_upload("centers", "c.csv", b"", max_mb=2)
+    with pytest.raises(InputError, match="GeoJSON"):
+        mod.accept_upload("centers", "c.xlsx", b"x", max_mb=2)
+
+
+def test_sessions_do_not_share_scenarios() -> None:
+    a = started()
+    a.text_input(key="new_name").set_value("only-in-a")
+    a.button(key="copy_scenario").click().run()
+    a.slider(key="speed").set_value(3.0).run()
+    b = started()
+    assert list(b.session_state["scenarios"]) == ["baseline"]
+    assert active(b).speed_kmh == 4.5
+    assert "only-in-a" in a.session_state["scenarios"]
+
+
+def test_load_scenario_json() -> None:
+    at = started()
+    s = Scenario(name="saved", speed_kmh=5.5, thresholds_min=(5.0, 10.0, 15.0))
+    at.session_state["pending_scenario"] = s.to_json().encode()
+    at.run()
+    assert_ok(at)
+    assert at.session_state["active"] == "saved"
+    assert active(at).speed_kmh == 5.5
+    assert "10 分钟步行覆盖率" in metrics(at)
+    at.session_state["pending_scenario"] = b"{not json"
+    at.run()
+    assert at.error
+    assert at.session_state["active"] == "saved"
+
+
+def test_scenario_download_round_trips() -> None:
+    at = started()
+    s = active(at)
+    assert Scenario.from_json(s.to_json()) == s
+    assert json.loads(s.to_json())["schema_version"] == 1
