@@ -1,0 +1,749 @@
+"""Write the output contract (docs/DESIGN.md) of an audit or a siting run, atomically.
+
+:func:`output_files` turns an :class:`~coverage.audit.AuditResult` (and an optional
+:class:`~coverage.siting.SitingResult`) into ``{file name: bytes}``: ``summary.json``,
+GeoJSON layers in EPSG:4326 (RFC 7946: lon/lat, counter-clockwise exterior rings,
+coordinates rounded to 7 decimals, NaN written as ``null``, Chinese kept as is), CSV
+tables and ``report.html``. :func:`write_outputs` puts those files into a folder
+all-or-nothing: they are built in a temporary sibling folder, flushed to disk and
+swapped into place, so the folder holds either the previous complete output or the
+new one, never a mix. :func:`export_result` does both for a scenario result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+from coverage.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+#: Version of the output contract; bump it whenever a file or field name changes.
+SCHEMA_VERSION = 1
+#: Decimals kept in GeoJSON coordinates (1e-7 degree ≈ 1 cm).
+COORD_DECIMALS = 7
+
+SUMMARY_JSON = "summary.json"
+CENTERS_GEOJSON = "centers.geojson"
+SERVICE_AREAS_GEOJSON = "service_areas.geojson"
+DEMAND_GEOJSON = "demand.geojson"
+UNCOVERED_GEOJSON = "uncovered.geojson"
+PROPOSED_SITES_GEOJSON = "proposed_sites.geojson"
+COVERAGE_CURVE_CSV = "coverage_curve.csv"
+CENTERS_CSV = "centers.csv"
+COVERAGE_BY_LEVEL_CSV = "coverage_by_level.csv"
+REPORT_HTML = "report.html"
+
+#: Contract columns of each GeoJSON layer (``covered_<t>`` columns are added per threshold).
+CENTER_COLUMNS = ("center_id", "name", "source", "level", "snap_distance_m")
+SERVICE_AREA_COLUMNS = ("center_id", "minutes")
+DEMAND_COLUMNS = ("demand_id", "population", "minutes_to_nearest", "nearest_center_id")
+DEMAND_EXTRA_COLUMNS = ("kind", "name")
+UNCOVERED_COLUMNS = ("minutes", "population", "area_m2")
+SITE_COLUMNS = ("rank", "marginal_population", "cumulative_population", "cumulative_share")
+SITE_EXTRA_COLUMNS = ("candidate_id", "snap_distance_m")
+MINUTES_AFTER = "minutes_after"
+LON = "lon"
+LAT = "lat"
+
+_WGS84 = pyproj.CRS.from_epsg(4326)
+_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL"}
+    | {f"COM{i}" for i in range(1, 10)}
+    | {f"LPT{i}" for i in range(1, 10)}
+)
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+
+
+# --- values ---------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-ready Python value: NaN/inf/NA → None, numpy scalars → Python scalars."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(asdict(value))
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def _column_values(series: pd.Series) -> list[Any]:
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return [bool(v) for v in series.to_numpy()]
+    if pd.api.types.is_float_dtype(series.dtype):
+        arr = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        return [float(v) if math.isfinite(v) else None for v in arr]
+    if pd.api.types.is_integer_dtype(series.dtype) and not series.isna().any():
+        return [int(v) for v in series.to_numpy()]
+    return [_jsonable(v) for v in series.to_numpy(dtype=object)]
+
+
+def safe_filename(name: str, *, default: str = "unnamed", max_chars: int = 100) -> str:
+    """Return ``name`` made safe as one file name on Windows, macOS and Linux.
+
+    Path separators, control characters and characters Windows forbids become
+    ``_``; leading dots and trailing dots/spaces are dropped (no hidden files, no
+    ``..``); Windows reserved device names (``CON``, ``NUL``, ``COM1``...) get a
+    ``_`` prefix. Chinese and other letters are kept.
+
+    Parameters
+    ----------
+    name
+        A user-supplied string (a district or scenario name).
+    default
+        Returned when nothing usable is left.
+    max_chars
+        Longest result, in characters.
+
+    Returns
+    -------
+    str
+        A non-empty file name without any directory part.
+    """
+    text = unicodedata.normalize("NFC", str(name))
+    text = _UNSAFE.sub("_", text).strip().lstrip(".").rstrip(". ")
+    text = text[:max_chars].rstrip(". ")
+    if not text:
+        return default
+    if text.split(".")[0].upper() in _RESERVED:
+        text = f"_{text}"
+    return text
+
+
+# --- GeoJSON --------------------------------------------------------------------------
+
+
+def _to_wgs84(gdf: gpd.GeoDataFrame, what: str) -> gpd.GeoDataFrame:
+    if gdf.crs is None:
+        if len(gdf) == 0:
+            return gdf.set_crs(_WGS84)
+        msg = f"`{what}` has no CRS; give it the network's CRS (`gdf.set_crs(net.crs)`) before exporting so its coordinates can be converted to EPSG:4326."
+        raise InputError(msg)
+    if pyproj.CRS.from_user_input(gdf.crs).equals(_WGS84):
+        return gdf
+    return gdf.to_crs(_WGS84)
+
+
+def _geometry_json(geoms: Any) -> list[str]:
+    arr = np.array(geoms, dtype=object)
+    missing = np.asarray(shapely.is_missing(arr), dtype=bool)
+    empty = np.zeros(arr.size, dtype=bool)
+    empty[~missing] = shapely.is_empty(arr[~missing])
+    arr[missing | empty] = None
+    arr = shapely.transform(arr, lambda c: np.round(c, COORD_DECIMALS))
+    arr = shapely.orient_polygons(arr)  # RFC 7946 §3.1.6: exterior rings counter-clockwise
+    out = shapely.to_geojson(arr)
+    return ["null" if s is None else str(s) for s in out]
+
+
+def geojson_bytes(
+    gdf: gpd.GeoDataFrame,
+    columns: Sequence[str] | None = None,
+    *,
+    optional: Sequence[str] = (),
+    what: str = "layer",
+) -> bytes:
+    """Return ``gdf`` as an RFC 7946 GeoJSON FeatureCollection (UTF-8 bytes).
+
+    Parameters
+    ----------
+    gdf
+        Any CRS (converted to EPSG:4326); a frame without CRS is refused.
+    columns
+        Properties to write, in this order; all of them must exist. ``None``
+        writes every non-geometry column.
+    optional
+        Further properties written when present.
+    what
+        Name of the layer in error messages.
+
+    Returns
+    -------
+    bytes
+        The FeatureCollection; coordinates lon/lat rounded to 7 decimals,
+        NaN/None as ``null``, Chinese text kept (not ``\\u`` escaped).
+
+    Raises
+    ------
+    InputError
+        A missing contract column, or no CRS.
+    """
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        msg = f"`{what}` must be a GeoDataFrame; got {type(gdf).__name__}."
+        raise InputError(msg)
+    geom_name = gdf.geometry.name
+    if columns is None:
+        props = [c for c in gdf.columns if c != geom_name]
+    else:
+        missing = [c for c in columns if c not in gdf.columns]
+        if missing:
+            msg = f"`{what}` lacks the contract column(s) {missing}; build it with the coverage library (see docs/ARCHITECTURE.md)."
+            raise InputError(msg)
+        props = list(columns) + [c for c in optional if c in gdf.columns and c not in columns]
+    wgs = _to_wgs84(gdf, what)
+    values = {c: _column_values(wgs[c]) for c in props}
+    geoms = _geometry_json(wgs.geometry.values)
+    parts: list[str] = []
+    for i, geom in enumerate(geoms):
+        properties = json.dumps(
+            {c: values[c][i] for c in props}, ensure_ascii=False, allow_nan=False
+        )
+        parts.append(f'{{"type":"Feature","properties":{properties},"geometry":{geom}}}')
+    text = '{"type":"FeatureCollection","features":[\n' + ",\n".join(parts) + "\n]}\n"
+    return text.encode("utf-8")
+
+
+# --- tables ---------------------------------------------------------------------------
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    """Return ``df`` as CSV with a UTF-8 BOM (so Excel shows Chinese), without its index."""
+    out = df.drop(
+        columns=[c for c in df.columns if isinstance(df[c].dtype, gpd.array.GeometryDtype)]
+    )
+    text: str = out.to_csv(index=False, lineterminator="\n")
+    return text.encode("utf-8-sig")
+
+
+def centers_table(centers: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Per-center table: ids, names, ``lon``/``lat`` (EPSG:4326) and population reached.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``center_id``, ``name``, ``source``, ``level``, ``lon``, ``lat``,
+        ``snap_distance_m``, ``population_nearest``, ``population_within_<t>``.
+    """
+    wgs = _to_wgs84(centers, "centers")
+    cols = [c for c in CENTER_COLUMNS if c in wgs.columns]
+    cols += [
+        c for c in wgs.columns if c == "population_nearest" or c.startswith("population_within_")
+    ]
+    df = pd.DataFrame(wgs[cols]).reset_index(drop=True)
+    pts = shapely.point_on_surface(np.asarray(wgs.geometry.values, dtype=object))
+    df[LON] = np.round(shapely.get_x(pts), COORD_DECIMALS)
+    df[LAT] = np.round(shapely.get_y(pts), COORD_DECIMALS)
+    head = [c for c in (*CENTER_COLUMNS[:4], LON, LAT) if c in df.columns]
+    return df[head + [c for c in df.columns if c not in head]]
+
+
+# --- summary --------------------------------------------------------------------------
+
+
+def _threshold_key(minutes: float) -> str:
+    return f"{float(minutes):g}"
+
+
+def _coverage_block(audit: Any) -> dict[str, Any]:
+    return {
+        str(key): {
+            "population_covered": float(stats.population_covered),
+            "share": float(stats.share),
+            "units_covered": int(stats.units_covered),
+        }
+        for key, stats in audit.coverage.items()
+    }
+
+
+def _records(df: pd.DataFrame | None) -> list[dict[str, Any]]:
+    if df is None or len(df) == 0:
+        return []
+    plain = pd.DataFrame(df).drop(columns=["geometry"], errors="ignore")
+    return [
+        {str(k): _jsonable(v) for k, v in row.items()} for row in plain.to_dict(orient="records")
+    ]
+
+
+def siting_block(siting: Any) -> dict[str, Any]:
+    """The ``siting`` section of ``summary.json`` from a :class:`~coverage.siting.SitingResult`."""
+    block: dict[str, Any] = {
+        "method": str(siting.method),
+        "k": int(siting.k),
+        "share_before": float(siting.share_before),
+        "share_after": float(siting.share_after),
+        "upper_bound_share": float(siting.upper_bound_share),
+        "gap": float(siting.gap),
+    }
+    params = getattr(siting, "params", None)
+    if params is not None:
+        block["minutes"] = float(params.minutes)
+        if params.target_share is not None:
+            block["target_share"] = float(params.target_share)
+    for name in ("target_met", "optimal", "n_candidates"):
+        value = getattr(siting, name, None)
+        if value is not None:
+            block[name] = _jsonable(value)
+    return block
+
+
+def district_coverage(
+    demand: gpd.GeoDataFrame,
+    districts: gpd.GeoDataFrame,
+    thresholds_min: Sequence[float],
+    *,
+    name_column: str = "district",
+) -> pd.DataFrame:
+    """Coverage per district: each demand unit counts in the district holding its point.
+
+    Parameters
+    ----------
+    demand
+        Audited demand (``population``, ``covered_<t>``), any CRS.
+    districts
+        District polygons with a `name_column` column, any CRS.
+    thresholds_min
+        The audit's thresholds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``district``, ``units``, ``population``, ``population_covered_<t>``, ``share_<t>``.
+    """
+    if name_column not in districts.columns:
+        msg = f"`districts` lacks the name column {name_column!r}; columns are {list(districts.columns)}."
+        raise InputError(msg)
+    dist = districts[[name_column, districts.geometry.name]].to_crs(demand.crs)
+    pts = gpd.GeoDataFrame(
+        {"population": demand["population"].to_numpy()},
+        geometry=demand.geometry.representative_point().to_numpy(),
+        crs=demand.crs,
+    )
+    for t in thresholds_min:
+        col = f"covered_{_threshold_key(t)}"
+        pts[col] = demand[col].to_numpy(dtype=bool)
+    joined = gpd.sjoin(pts, dist, how="inner", predicate="within")
+    joined = joined[~joined.index.duplicated(keep="first")]
+    rows: list[dict[str, Any]] = []
+    for name in dist[name_column]:
+        g = joined[joined[name_column] == name]
+        pop = float(g["population"].sum())
+        row: dict[str, Any] = {"district": name, "units": len(g), "population": pop}
+        for t in thresholds_min:
+            key = _threshold_key(t)
+            covered = float(g.loc[g[f"covered_{key}"], "population"].sum())
+            row[f"population_covered_{key}"] = covered
+            row[f"share_{key}"] = covered / pop if pop > 0 else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_dict(
+    *,
+    net: Any,
+    audit: Any,
+    siting: Any = None,
+    centers: gpd.GeoDataFrame | None = None,
+    source_name: str | None = None,
+    source_sha256: str | None = None,
+    population_model: Mapping[str, Any] | None = None,
+    districts: pd.DataFrame | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return the ``summary.json`` document (schema :data:`SCHEMA_VERSION`).
+
+    Parameters
+    ----------
+    net
+        The walking network (``n_nodes``, ``n_edges``, ``length_km``).
+    audit
+        The audit result.
+    siting
+        The siting result, when sites were proposed.
+    centers
+        Centers in force (default: ``audit.centers``).
+    source_name, source_sha256
+        The OSM input file's name and checksum.
+    population_model
+        How population was estimated.
+    districts
+        Per-district table (:func:`district_coverage`).
+    extra
+        Further top-level keys (e.g. closed centers).
+
+    Returns
+    -------
+    dict
+        ``schema_version``, ``input``, ``params``, ``network``, ``demand``,
+        ``centers``, ``coverage``, ``coverage_by_level`` and, when present,
+        ``districts`` and ``siting``.
+    """
+    params = audit.params
+    levels = getattr(params, "level_thresholds_min", None)
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "input": {"file": source_name, "sha256": source_sha256},
+        "params": {
+            "walk_speed_kmh": float(params.speed_kmh),
+            "thresholds_min": [float(t) for t in params.thresholds_min],
+            "level_thresholds_min": {str(k): float(v) for k, v in levels.items()}
+            if levels
+            else None,
+            "population_model": _jsonable(dict(population_model or {})),
+        },
+        "network": {
+            "nodes": int(net.n_nodes),
+            "edges": int(net.n_edges),
+            "length_km": round(float(net.length_km), 3),
+            "crs": str(net.crs),
+        },
+        "demand": {
+            "units": len(audit.demand),
+            "population": float(audit.population_total),
+        },
+        "centers": {"count": len(audit.centers if centers is None else centers)},
+        "coverage": _coverage_block(audit),
+        "coverage_by_level": _records(getattr(audit, "coverage_by_level", None)),
+    }
+    if districts is not None:
+        doc["districts"] = _records(districts)
+    if siting is not None:
+        doc["siting"] = siting_block(siting)
+    if extra:
+        doc.update({str(k): _jsonable(v) for k, v in extra.items()})
+    return doc
+
+
+def summary(city: Any, res: Any) -> dict[str, Any]:
+    """``summary.json`` for a :class:`~coverage.scenario.ScenarioResult` on a ``CityData``."""
+    return summary_dict(
+        net=city.net,
+        audit=res.audit,
+        siting=res.siting,
+        centers=res.centers,
+        source_name=city.source_name,
+        source_sha256=city.source_sha256,
+        population_model=city.population_model or None,
+        districts=(
+            district_coverage(res.audit.demand, city.districts, res.audit.params.thresholds_min)
+            if city.districts is not None
+            else None
+        ),
+        extra={
+            "scenario": {
+                "name": res.scenario.name,
+                "added": len(res.scenario.added) + len(res.scenario.accepted_sites),
+                "closed": list(res.scenario.closed),
+            }
+        },
+    )
+
+
+# --- all files --------------------------------------------------------------------------
+
+
+def _demand_frame(audit: Any, siting: Any) -> tuple[gpd.GeoDataFrame, list[str]]:
+    demand = audit.demand
+    cols = list(DEMAND_COLUMNS) + [
+        f"covered_{_threshold_key(t)}" for t in audit.params.thresholds_min
+    ]
+    if siting is not None:
+        demand = demand.copy()
+        after = siting.minutes_after
+        demand[MINUTES_AFTER] = (
+            after.reindex(demand.index).to_numpy(dtype=np.float64)
+            if isinstance(after, pd.Series)
+            else np.asarray(after, dtype=np.float64)
+        )
+        cols.append(MINUTES_AFTER)
+    return demand, cols
+
+
+def output_files(
+    *,
+    net: Any,
+    audit: Any,
+    siting: Any = None,
+    centers: gpd.GeoDataFrame | None = None,
+    title: str = "Coverage Planner",
+    source_name: str | None = None,
+    source_sha256: str | None = None,
+    population_model: Mapping[str, Any] | None = None,
+    districts: pd.DataFrame | None = None,
+    extra: Mapping[str, Any] | None = None,
+    lang: str = "zh",
+    report: bool = True,
+    progress: Callable[[float, str], None] | None = None,
+) -> dict[str, bytes]:
+    """Build every file of the output contract in memory.
+
+    Parameters are those of :func:`summary_dict`, plus ``title`` and ``lang`` of
+    ``report.html`` (skipped when ``report`` is False or :mod:`coverage.maps` is
+    unavailable) and a ``progress(fraction, message)`` callback.
+
+    Returns
+    -------
+    dict
+        File name → bytes: ``summary.json``, ``centers.geojson``,
+        ``service_areas.geojson``, ``demand.geojson``, ``uncovered.geojson``,
+        ``centers.csv``, ``coverage_by_level.csv``; with ``siting`` also
+        ``proposed_sites.geojson`` and ``coverage_curve.csv``; ``report.html``.
+    """
+
+    def step(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(fraction, message)
+
+    centers_now = audit.centers if centers is None else centers
+    # The audit's centers carry the per-center statistics; prefer them.
+    audited_centers = audit.centers if len(audit.centers) == len(centers_now) else centers_now
+    doc = summary_dict(
+        net=net,
+        audit=audit,
+        siting=siting,
+        centers=centers_now,
+        source_name=source_name,
+        source_sha256=source_sha256,
+        population_model=population_model,
+        districts=districts,
+        extra=extra,
+    )
+    files: dict[str, bytes] = {}
+    step(0.0, "writing centers")
+    files[CENTERS_GEOJSON] = geojson_bytes(
+        audited_centers,
+        ["center_id"],
+        optional=[*CENTER_COLUMNS[1:], "population_nearest"],
+        what="centers",
+    )
+    files[CENTERS_CSV] = csv_bytes(centers_table(audited_centers))
+    step(0.1, "writing service areas")
+    files[SERVICE_AREAS_GEOJSON] = geojson_bytes(
+        audit.service_areas, SERVICE_AREA_COLUMNS, what="service_areas"
+    )
+    step(0.3, "writing demand")
+    demand, demand_cols = _demand_frame(audit, siting)
+    files[DEMAND_GEOJSON] = geojson_bytes(
+        demand, demand_cols, optional=DEMAND_EXTRA_COLUMNS, what="demand"
+    )
+    step(0.5, "writing uncovered areas")
+    files[UNCOVERED_GEOJSON] = geojson_bytes(audit.uncovered, UNCOVERED_COLUMNS, what="uncovered")
+    files[COVERAGE_BY_LEVEL_CSV] = csv_bytes(pd.DataFrame(audit.coverage_by_level))
+    if siting is not None:
+        files[PROPOSED_SITES_GEOJSON] = geojson_bytes(
+            siting.sites, SITE_COLUMNS, optional=SITE_EXTRA_COLUMNS, what="proposed_sites"
+        )
+        files[COVERAGE_CURVE_CSV] = csv_bytes(pd.DataFrame(siting.curve))
+    files[SUMMARY_JSON] = (
+        json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+    ).encode("utf-8")
+    if report:
+        step(0.6, "writing report")
+        page = _report(title, doc, audit, siting, centers_now, lang)
+        if page is not None:
+            files[REPORT_HTML] = page.encode("utf-8")
+    step(1.0, "files ready")
+    return files
+
+
+def _report(
+    title: str,
+    doc: Mapping[str, Any],
+    audit: Any,
+    siting: Any,
+    centers: gpd.GeoDataFrame,
+    lang: str,
+) -> str | None:
+    try:
+        from coverage.maps import coverage_map, report_html
+    except ImportError:  # maps not installed in this build: the data files still go out
+        logger.warning("coverage.maps is not available; report.html is skipped")
+        return None
+    m = coverage_map(
+        centers=audit.centers if len(audit.centers) == len(centers) else centers,
+        service_areas=audit.service_areas if len(audit.service_areas) else None,
+        demand=audit.demand,
+        uncovered=audit.uncovered if len(audit.uncovered) else None,
+        sites=siting.sites if siting is not None and len(siting.sites) else None,
+        lang=lang,
+        thresholds_min=tuple(audit.params.thresholds_min),
+    )
+    tables: dict[str, pd.DataFrame] = {
+        "report.table.centers": centers_table(
+            audit.centers if len(audit.centers) == len(centers) else centers
+        ),
+    }
+    if siting is not None:
+        tables["report.table.sites"] = pd.DataFrame(
+            siting.sites.drop(columns="geometry")[
+                [c for c in (*SITE_COLUMNS, "candidate_id") if c in siting.sites.columns]
+            ]
+        )
+    return report_html(
+        title=title,
+        summary=doc,
+        map=m,
+        tables=tables,
+        lang=lang,
+        curve=pd.DataFrame(siting.curve) if siting is not None else None,
+    )
+
+
+# --- atomic folder swap ------------------------------------------------------------------
+
+
+def check_output_dir(out: Path | str) -> Path:
+    """Check that ``out`` may receive our output; return it as an absolute path.
+
+    ``out`` may be missing, an empty folder, or a folder holding an earlier
+    output (it has ``summary.json``); anything else is refused so a user's own
+    folder is never replaced.
+
+    Raises
+    ------
+    InputError
+        ``out`` is a file, or a non-empty folder without ``summary.json``.
+    """
+    p = Path(out).expanduser().absolute()
+    if p.exists() or p.is_symlink():
+        if not p.is_dir():
+            msg = f"Output path {str(p)!r} exists and is not a folder; choose a folder name with --out."
+            raise InputError(msg)
+        if any(p.iterdir()) and not (p / SUMMARY_JSON).is_file():
+            msg = f"Output folder {str(p)!r} is not empty and holds no earlier Coverage Planner output (no {SUMMARY_JSON}); refusing to replace it. Choose a new or empty folder with --out."
+            raise InputError(msg)
+    return p
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some platforms cannot open folders; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_outputs(out: Path | str, files: Mapping[str, bytes | str]) -> Path:
+    """Write ``files`` into the folder ``out`` all-or-nothing.
+
+    The files go to a temporary sibling folder (same file system), are flushed
+    to disk, then the old ``out`` (if any) is moved aside, the new folder renamed
+    to ``out`` and the old one removed. On any error, including
+    ``KeyboardInterrupt``, the temporary folder is removed and ``out`` keeps its
+    previous content.
+
+    Parameters
+    ----------
+    out
+        Output folder; its parent is created if needed.
+    files
+        File name → content; names must be plain file names.
+
+    Returns
+    -------
+    pathlib.Path
+        The absolute output folder.
+
+    Raises
+    ------
+    InputError
+        ``out`` cannot be used (see :func:`check_output_dir`), a file name is
+        not a plain name, or the folder cannot be written.
+    """
+    target = check_output_dir(out)
+    for name in files:
+        if safe_filename(name) != name or name in {".", ".."}:
+            msg = f"Output file name {name!r} is not a plain file name; use `safe_filename` to build it."
+            raise InputError(msg)
+    parent = target.parent
+    tmp: Path | None = None
+    old: Path | None = None
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.tmp-"))
+        for name, data in files.items():
+            payload = data.encode("utf-8") if isinstance(data, str) else data
+            with (tmp / name).open("wb") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; outputs are meant to be shared
+        _fsync_dir(tmp)
+        if target.exists():
+            old = parent / f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}"
+            target.rename(old)
+        try:
+            tmp.rename(target)
+        except BaseException:
+            if old is not None and not target.exists():
+                old.rename(target)
+                old = None
+            raise
+        tmp = None
+        _fsync_dir(parent)
+    except OSError as exc:
+        msg = f"Cannot write the output folder {str(target)!r}: {exc.strerror or exc}. Check the path and its permissions."
+        raise InputError(msg) from exc
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    logger.info("wrote %d files to %s", len(files), target)
+    return target
+
+
+def export_result(
+    city: Any,
+    res: Any,
+    out: Path | str,
+    *,
+    title: str = "Coverage Planner",
+    lang: str = "zh",
+    report: bool = True,
+) -> Path:
+    """Write the output contract of a scenario result into ``out`` atomically."""
+    files = output_files(
+        net=city.net,
+        audit=res.audit,
+        siting=res.siting,
+        centers=res.centers,
+        title=title,
+        source_name=city.source_name,
+        source_sha256=city.source_sha256,
+        population_model=city.population_model or None,
+        districts=(
+            district_coverage(res.audit.demand, city.districts, res.audit.params.thresholds_min)
+            if city.districts is not None
+            else None
+        ),
+        lang=lang,
+        report=report,
+    )
+    return write_outputs(out, files)
