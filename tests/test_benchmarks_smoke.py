@@ -1,0 +1,158 @@
+"""Smoke tests of the benchmark tools: the synthetic city and the suite runner."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+TARGET_NODES = 3_000
+
+sys.path.insert(0, str(BENCH))
+
+from synth_city import generate_city  # noqa: E402  (benchmarks/ is not a package)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("synth") / "city.osm.pbf"
+    districts = out.with_name("districts.geojson")
+    stats = generate_city(out, nodes=TARGET_NODES, seed=7, districts_out=districts)
+    return stats, districts
+
+
+@pytest.fixture(scope="module")
+def extract(city):  # type: ignore[no-untyped-def]
+    from coverage.osm import read_osm
+
+    return read_osm(city[0].path)
+
+
+@pytest.fixture(scope="module")
+def net(city, extract):  # type: ignore[no-untyped-def]
+    from coverage.network import walk_network
+
+    return walk_network(city[0].path, cache_dir=None, extract=extract)
+
+
+def test_network_size_near_target(net) -> None:  # type: ignore[no-untyped-def]
+    assert 0.7 * TARGET_NODES <= net.n_nodes <= 1.3 * TARGET_NODES
+    assert net.crs == "EPSG:32649"  # UTM 49N: the city sits at Taiyuan
+
+
+def test_generator_predicts_network_size(city, net) -> None:  # type: ignore[no-untyped-def]
+    stats, _ = city
+    assert abs(net.n_nodes - stats.expected_network_nodes) <= 0.05 * stats.expected_network_nodes
+
+
+def test_non_walkable_ways_are_filtered(net) -> None:  # type: ignore[no-untyped-def]
+    highways = {h for value in net.edge_highway for h in str(value).split(";")}
+    assert "footway" in highways
+    assert highways.isdisjoint({"motorway", "motorway_link", "cycleway", "construction"})
+
+
+def test_districts_present(city, extract) -> None:  # type: ignore[no-untyped-def]
+    import geopandas as gpd
+
+    stats, districts_path = city
+    b = extract.boundaries
+    assert len(b) == stats.districts >= 4
+    assert set(b["admin_level"]) == {"6"}
+    assert sorted(b["name"]) == sorted(f"区{k}" for k in range(1, stats.districts + 1))
+    d = gpd.read_file(districts_path)
+    assert d.crs.to_epsg() == 4326
+    assert sorted(d["name"]) == sorted(b["name"])
+    # The districts tile the city: every street lies in one of them.
+    assert d.union_all().covers(extract.residential.union_all())
+
+
+def test_centers_and_residential_present(city, extract) -> None:  # type: ignore[no-untyped-def]
+    stats, _ = city
+    c = extract.center_features
+    assert len(c) >= stats.centers  # a few offices are mapped twice, as in real data
+    assert c["name"].str.contains("社区").all()
+    kinds = set(extract.residential["kind"])
+    assert kinds == {"landuse", "building"}
+    levels = extract.residential["building_levels"]
+    assert levels.notna().any()
+
+
+def test_same_seed_same_bytes(city, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    stats, _ = city
+    again = generate_city(tmp_path / "again.osm.pbf", nodes=TARGET_NODES, seed=7)
+    other = generate_city(tmp_path / "other.osm.pbf", nodes=TARGET_NODES, seed=8)
+    assert _sha256(again.path) == _sha256(stats.path)
+    assert _sha256(other.path) != _sha256(stats.path)
+
+
+def test_bz2_output_reads_the_same(city, extract, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from coverage.osm import read_osm
+
+    stats = generate_city(tmp_path / "city.osm.bz2", nodes=TARGET_NODES, seed=7)
+    xml = read_osm(stats.path)
+    assert len(xml.ways) == len(extract.ways)
+    assert len(xml.residential) == len(extract.residential)
+    assert len(xml.boundaries) == len(extract.boundaries)
+
+
+def test_cli_writes_city_and_districts(tmp_path: Path) -> None:
+    out, districts = tmp_path / "c.osm.pbf", tmp_path / "d.geojson"
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(BENCH / "synth_city.py"), "--nodes", "1000", "--seed", "1"),
+            *("--out", str(out), "--districts-out", str(districts)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 0
+    assert districts.stat().st_size > 0
+
+
+def test_generator_refuses_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="`nodes`"):
+        generate_city(tmp_path / "x.osm.pbf", nodes=10)
+    with pytest.raises(ValueError, match="`out`"):
+        generate_city(tmp_path / "x.shp", nodes=5_000)
+
+
+def test_growth_exponent() -> None:
+    from run import growth_exponent
+
+    assert growth_exponent([1e4, 1e5, 3e5], [1.0, 10.0, 30.0]) == pytest.approx(1.0)
+    assert growth_exponent([1e4], [1.0]) is None
+
+
+@pytest.mark.slow
+def test_suite_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "suite.md"
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(BENCH / "run.py"), "--smoke", "--out", str(out)),
+            *("--workdir", str(tmp_path / "work")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text(encoding="utf-8")
+    assert "## Machine" in text
+    assert "| stage | median |" in text
+    assert "|---|" in text
+    for stage in ("load", "network (cold)", "network (cached)"):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {stage} |"))
+        assert " s |" in row or " ms |" in row, row  # timed, not skipped or failed
