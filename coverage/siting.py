@@ -845,72 +845,102 @@ def _coverage_matrix(
     if n_c == 0 or n_d == 0:
         return sparse.csr_array((n_c, n_d), dtype=bool)
     A = _weighted_adjacency(net)
+    a_indptr = A.indptr.astype(np.int64)
+    a_indices = A.indices.astype(np.int64)
+    a_data = A.data
     cx, cy = _point_xy(net, ce, co)
     dx, dy = _point_xy(net, de, do)
-    size = max(limit, 1.0)
+    cell = max(limit, 1.0)
     x0 = float(min(net.node_x.min(), cx.min(), dx.min())) - 1.0
     y0 = float(min(net.node_y.min(), cy.min(), dy.min())) - 1.0
-    ncy = int(np.floor((max(net.node_y.max(), cy.max(), dy.max()) - y0) / size)) + 3
+    # Tiles of t × t cells: sparse candidates share one bigger local graph, which
+    # pays the per-call overhead of dijkstra once for more sources.
+    gx, gy = _cells(cx, cy, x0, y0, cell)
+    occupied = np.unique(gx * (int(gy.max()) + 1) + gy).size
+    t = int(np.clip(np.rint(np.sqrt(48.0 / max(n_c / occupied, 1e-9))), 1, 4))
+    size = cell * t
+    ncy = int(np.floor((max(net.node_y.max(), cy.max(), dy.max()) - y0) / cell)) + 3
 
-    def keyed(x: FloatArray, y: FloatArray) -> tuple[IntArray, IntArray]:
-        gx, gy = _cells(x, y, x0, y0, size)
-        key = (gx + 1) * ncy + (gy + 1)
+    def keyed(x: FloatArray, y: FloatArray, width: float) -> tuple[IntArray, IntArray]:
+        kx, ky = _cells(x, y, x0, y0, width)
+        key = (kx + 1) * ncy + (ky + 1)
         order = np.argsort(key, kind="stable")
         return order, key[order]
 
-    node_order, node_keys = keyed(net.node_x, net.node_y)
-    dem_order, dem_keys = keyed(dx, dy)
-    cand_order, cand_keys = keyed(cx, cy)
-    tiles, tile_start = np.unique(cand_keys, return_index=True)
-    tile_end = np.append(tile_start[1:], cand_keys.size)
+    node_order, node_keys = keyed(net.node_x, net.node_y, cell)
+    dem_order, dem_keys = keyed(dx, dy, cell)
+    tx, ty = _cells(cx, cy, x0, y0, size)
+    tkey = tx * (ncy // t + 2) + ty
+    cand_order = np.argsort(tkey, kind="stable")
+    tiles, tile_start = np.unique(tkey[cand_order], return_index=True)
+    tile_end = np.append(tile_start[1:], n_c)
     g2l = np.full(net.n_nodes, -1, dtype=np.int64)
     rows_out: list[IntArray] = []
     cols_out: list[IntArray] = []
-    offsets = np.array([dxo * ncy + dyo for dxo in (-1, 0, 1) for dyo in (-1, 0, 1)])
 
-    def gather(order: IntArray, keys: IntArray, tile: int) -> IntArray:
-        want = tile + offsets
+    def gather(order: IntArray, keys: IntArray, cx0: int, cy0: int) -> IntArray:
+        # Cells cx0-1 .. cx0+t and cy0-1 .. cy0+t (in units of `cell`).
+        want = np.array(
+            [
+                (i + 1) * ncy + (j + 1)
+                for i in range(cx0 - 1, cx0 + t + 1)
+                for j in range(cy0 - 1, cy0 + t + 1)
+            ]
+        )
         lo = np.searchsorted(keys, want, side="left")
         hi = np.searchsorted(keys, want, side="right")
         parts = [order[a:b] for a, b in zip(lo, hi, strict=True) if b > a]
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
-    for t, (tile, s, e) in enumerate(zip(tiles, tile_start, tile_end, strict=True)):
+    for it, (s, e) in enumerate(zip(tile_start, tile_end, strict=True)):
         cands = cand_order[s:e]
-        loc = gather(node_order, node_keys, int(tile))
-        dems = gather(dem_order, dem_keys, int(tile))
+        c0x, c0y = int(tx[cands[0]]) * t, int(ty[cands[0]]) * t
+        dems = gather(dem_order, dem_keys, c0x, c0y)
         if dems.size == 0:
             continue
+        # Demand farther than the limit from the tile's candidates' bounding box
+        # cannot be reached (a walk is never shorter than the straight line).
+        bx0, bx1 = cx[cands].min(), cx[cands].max()
+        by0, by1 = cy[cands].min(), cy[cands].max()
+        ddx = np.maximum(np.maximum(bx0 - dx[dems], dx[dems] - bx1), 0.0)
+        ddy = np.maximum(np.maximum(by0 - dy[dems], dy[dems] - by1), 0.0)
+        dems = dems[ddx * ddx + ddy * ddy <= limit * limit + 1.0]
+        if dems.size == 0:
+            continue
+        loc = gather(node_order, node_keys, c0x, c0y)
         nl, nc = loc.size, cands.size
         g2l[loc] = np.arange(nl)
-        # Induced subgraph of the local nodes (vectorised CSR slicing).
-        st, en = A.indptr[loc], A.indptr[loc + 1]
+        # Induced subgraph of the local nodes, built as CSR directly (rows stay
+        # in local order), plus one row per candidate with one-way arcs to the
+        # ends of its edge.
+        st, en = a_indptr[loc], a_indptr[loc + 1]
         cnt = en - st
         flat = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(st, cnt)
-        r = np.repeat(np.arange(nl), cnt)
-        c = g2l[A.indices[flat]]
-        keep = c >= 0
-        # One-way arcs from a virtual node per candidate to its edge's ends.
+        col = g2l[a_indices[flat]]
+        keep = col >= 0
+        kept_per_row = np.add.reduceat(keep.astype(np.int64), np.cumsum(cnt) - cnt) if nl else cnt
+        kept_per_row = np.where(cnt > 0, kept_per_row, 0)
         eu, ev = g2l[net.edge_u[ce[cands]]], g2l[net.edge_v[ce[cands]]]
         wu = np.maximum(ca[cands] + co[cands], _MIN_ARC_M)
         wv = np.maximum(ca[cands] + net.edge_length_m[ce[cands]] - co[cands], _MIN_ARC_M)
-        vid = nl + np.arange(nc)
-        ok_u, ok_v = eu >= 0, ev >= 0
-        rr = np.concatenate([r[keep], vid[ok_u], vid[ok_v]])
-        cc = np.concatenate([c[keep], eu[ok_u], ev[ok_v]])
-        ww = np.concatenate([A.data[flat][keep], wu[ok_u], wv[ok_v]])
-        G = sparse.csr_array((ww, (rr, cc)), shape=(nl + nc, nl + nc))
-        D = dijkstra(G, directed=True, indices=vid, limit=limit + _LIMIT_EPS_M)
-        Dx = np.empty((nc, nl + 1), dtype=np.float64)
-        Dx[:, :nl] = D[:, :nl]
-        Dx[:, nl] = np.inf
-        dist = _through_nodes_m(net, Dx, g2l, nl, de[dems], do[dems], da[dems])
+        vcols = np.column_stack([eu, ev])
+        vdata = np.column_stack([wu, wv])
+        vok = vcols >= 0
+        indptr = np.concatenate([[0], np.cumsum(np.concatenate([kept_per_row, vok.sum(axis=1)]))])
+        indices = np.concatenate([col[keep], vcols[vok]])
+        data = np.concatenate([a_data[flat][keep], vdata[vok]])
+        G = sparse.csr_matrix(
+            (data, indices.astype(np.int32), indptr.astype(np.int32)), shape=(nl + nc, nl + nc)
+        )
+        D = dijkstra(G, directed=True, indices=nl + np.arange(nc), limit=limit + _LIMIT_EPS_M)
+        D[:, nl] = np.inf  # first virtual column: never a target, serves as "not local"
+        dist = _through_nodes_m(net, D, g2l, nl, de[dems], do[dems], da[dems])
         hit_r, hit_c = np.nonzero(dist <= limit + _LIMIT_EPS_M)
         rows_out.append(cands[hit_r])
         cols_out.append(dems[hit_c])
         g2l[loc] = -1
-        if progress is not None and (t % 64 == 0 or t == tiles.size - 1):
-            progress((t + 1) / tiles.size, "coverage sets")
+        if progress is not None and (it % 64 == 0 or it == tiles.size - 1):
+            progress((it + 1) / tiles.size, "coverage sets")
     ai, bi, d = _same_edge_pairs(ce, co, ca, de, do, da)
     ok = d <= limit + _LIMIT_EPS_M
     rows_out.append(ai[ok])
