@@ -844,166 +844,95 @@ def minutes_curve(res: ScenarioResult) -> pd.DataFrame:
     return pd.DataFrame({label: shares}, index=pd.Index(xs, name="min"))
 
 
-def district_table(city: CityData, res: ScenarioResult) -> pd.DataFrame:
-    import geopandas as gpd
-
-    d = res.audit.demand
-    pts = gpd.GeoDataFrame(
-        d.drop(columns="geometry"), geometry=d.geometry.representative_point(), crs=d.crs
-    ).to_crs(4326)
-    joined = gpd.sjoin(pts, city.districts, how="inner", predicate="within")
-    rows = []
-    for name, g in joined.groupby("district"):
-        pop = float(g["population"].sum())
-        row: dict[str, Any] = {tr("col.district"): name, tr("col.population"): round(pop)}
-        for t in res.scenario.thresholds_min:
-            col = f"covered_{minutes_key(t)}"
-            if col in g:
-                row[tr("col.share", m=t)] = (
-                    float(g.loc[g[col].astype(bool), "population"].sum() / pop)
-                    if pop
-                    else float("nan")
-                )
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 # --- exports ----------------------------------------------------------------------------
 
-
-def geojson_bytes(gdf: Any) -> bytes:
-    try:
-        from coverage.export import geojson_bytes as lib_geojson
-
-        return bytes(lib_geojson(gdf))
-    except ImportError:
-        pass
-    out = gdf.to_crs(4326) if gdf.crs is not None else gdf
-    for col in out.columns:
-        if col != out.geometry.name and out[col].dtype == object:
-            out[col] = out[col].astype("string")
-    return out.to_json(drop_id=True, ensure_ascii=False).encode("utf-8")
+DOWNLOADS: tuple[tuple[str, str, str], ...] = (
+    ("centers.geojson", "layer.centers", "application/geo+json"),
+    ("service_areas.geojson", "layer.service_areas", "application/geo+json"),
+    ("demand.geojson", "layer.demand", "application/geo+json"),
+    ("uncovered.geojson", "layer.uncovered", "application/geo+json"),
+    ("proposed_sites.geojson", "layer.sites", "application/geo+json"),
+    ("summary.json", "export.summary_json", "application/json"),
+    ("summary.csv", "export.summary_csv", "text/csv"),
+    ("report.html", "export.report", "text/html"),
+)
 
 
-def summary_dict(city: CityData, res: ScenarioResult) -> dict[str, Any]:
-    try:
-        from coverage.export import summary
+def export_files(city: CityData, res: ScenarioResult, language: str) -> dict[str, bytes]:
+    """Every file of the output contract for ``res`` (coverage.export), plus summary.csv."""
+    from coverage import export
 
-        return dict(summary(city, res))
-    except (ImportError, TypeError):
-        pass
-    a = res.audit
-    out: dict[str, Any] = {
-        "schema_version": 1,
-        "input": {"file": city.source_name, "sha256": city.source_sha256},
-        "params": {
-            "walk_speed_kmh": res.scenario.speed_kmh,
-            "thresholds_min": list(res.scenario.thresholds_min),
-        },
-        "network": {"nodes": int(city.net.n_nodes)},
-        "demand": {"units": len(a.demand), "population": float(a.population_total)},
-        "centers": {"count": len(res.centers)},
-        "coverage": {
-            k: {
-                "population_covered": float(v.population_covered),
-                "share": float(v.share),
-                "units_covered": int(v.units_covered),
-            }
-            for k, v in a.coverage.items()
-        },
-        "scenario": res.scenario.to_dict(),
-    }
-    if res.siting is not None:
-        s = res.siting
-        out["siting"] = {
-            "method": s.method,
-            "k": int(s.k),
-            "share_before": float(s.share_before),
-            "share_after": float(s.share_after),
-            "upper_bound_share": float(s.upper_bound_share),
-            "gap": float(s.gap),
-        }
-    return out
-
-
-def summary_csv(res: ScenarioResult) -> bytes:
+    districts = (
+        export.district_coverage(res.audit.demand, city.districts, res.audit.params.thresholds_min)
+        if city.districts is not None
+        else None
+    )
+    files = export.output_files(
+        net=city.net,
+        audit=res.audit,
+        siting=res.siting,
+        centers=res.centers,
+        title=i18n("report.title", TEXT["title"][0 if language == "zh" else 1], lang=language),
+        source_name=city.source_name,
+        source_sha256=city.source_sha256,
+        population_model=city.population_model or None,
+        districts=districts,
+        extra={"scenario": res.scenario.to_dict()},
+        lang=language,
+    )
     rows = [
         {
+            "scenario": res.scenario.name,
             "threshold_min": k,
             "population_covered": v.population_covered,
+            "population_total": res.audit.population_total,
             "share": v.share,
             "units_covered": v.units_covered,
         }
         for k, v in res.audit.coverage.items()
     ]
-    return pd.DataFrame(rows).to_csv(index=False).encode("utf-8-sig")
+    files["summary.csv"] = pd.DataFrame(rows).to_csv(index=False).encode("utf-8-sig")
+    return files
 
 
-def report_bytes(city: CityData, res: ScenarioResult) -> bytes:
-    from coverage.maps import report_html
+class LazyFiles:
+    """Builds the export files on the first download click (in Streamlit's download
+    thread), once, then serves every button from memory."""
 
-    tables: dict[str, pd.DataFrame] = {
-        "report.table.centers": pd.DataFrame(res.audit.centers.drop(columns="geometry"))
-    }
-    if res.siting is not None:
-        tables["report.table.sites"] = sites_frame(res)
-    if city.districts is not None:
-        tables["report.table.districts"] = district_table(city, res)
-    html = report_html(
-        title=i18n("report.title", tr("title")),
-        summary=summary_dict(city, res),
-        map=build_map(city, res, "none"),
-        tables=tables,
-        lang=lang(),
-        curve=res.siting.curve if res.siting is not None else None,
+    def __init__(self, make: Callable[[], dict[str, bytes]]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._files: dict[str, bytes] | None = None
+
+    def get(self, name: str) -> bytes:
+        with self._lock:
+            if self._files is None:
+                self._files = self._make()
+        return self._files.get(name, b"")
+
+
+def downloads(city: CityData, city_key: str, res: ScenarioResult) -> None:
+    language = lang()
+    lazy: LazyFiles = memo_get(
+        "exports",
+        (city_key, res.scenario.to_json(), language),
+        lambda: LazyFiles(lambda: export_files(city, res, language)),
     )
-    return html.encode("utf-8")
-
-
-def downloads(city: CityData, res: ScenarioResult) -> None:
-    a = res.audit
-    layers: list[tuple[str, str, Any]] = [
-        ("centers", "layer.centers", res.centers),
-        ("service_areas", "layer.service_areas", getattr(a, "service_areas", None)),
-        ("demand", "layer.demand", getattr(a, "demand", None)),
-        ("uncovered", "layer.uncovered", getattr(a, "uncovered", None)),
-    ]
-    if res.siting is not None:
-        layers.append(("proposed_sites", "layer.sites", res.siting.sites))
     cols = st.columns(3)
     i = 0
-    for stem, label, gdf in layers:
-        if gdf is None:
+    for name, label, mime in DOWNLOADS:
+        if name == "proposed_sites.geojson" and res.siting is None:
             continue
+        text = tr("export.layer", layer=tr(label)) if name.endswith(".geojson") else tr(label)
         cols[i % 3].download_button(
-            tr("export.layer", layer=tr(label)),
-            data=(lambda g=gdf: geojson_bytes(g)),
-            file_name=f"{stem}.geojson",
-            mime="application/geo+json",
-            key=f"dl_{stem}",
+            text,
+            data=(lambda n=name: lazy.get(n)),
+            file_name=name,
+            mime=mime,
+            key=f"dl_{name}",
             on_click="ignore",
         )
         i += 1
-    cols[i % 3].download_button(
-        tr("export.summary_json"),
-        data=lambda: json.dumps(
-            summary_dict(city, res), ensure_ascii=False, indent=2, default=str
-        ).encode(),
-        file_name="summary.json",
-        mime="application/json",
-        key="dl_summary_json",
-        on_click="ignore",
-    )
-    i += 1
-    cols[i % 3].download_button(
-        tr("export.summary_csv"),
-        data=lambda: summary_csv(res),
-        file_name="summary.csv",
-        mime="text/csv",
-        key="dl_summary_csv",
-        on_click="ignore",
-    )
-    i += 1
     cols[i % 3].download_button(
         tr("export.scenario"),
         data=res.scenario.to_json().encode("utf-8"),
@@ -1012,19 +941,16 @@ def downloads(city: CityData, res: ScenarioResult) -> None:
         key="dl_scenario",
         on_click="ignore",
     )
-    i += 1
-    try:
-        from coverage.maps import report_html  # noqa: F401 - only checks that it exists
-    except ImportError:
-        return
-    cols[i % 3].download_button(
-        tr("export.report"),
-        data=lambda: report_bytes(city, res),
-        file_name="report.html",
-        mime="text/html",
-        key="dl_report",
-        on_click="ignore",
-    )
+
+
+def district_table(city: CityData, res: ScenarioResult) -> pd.DataFrame:
+    from coverage.export import district_coverage
+
+    df = district_coverage(res.audit.demand, city.districts, res.audit.params.thresholds_min)
+    names = {"district": tr("col.district"), "population": tr("col.population")}
+    for t in res.scenario.thresholds_min:
+        names[f"share_{minutes_key(t)}"] = tr("col.share", m=t)
+    return df.rename(columns=names)
 
 
 # --- page -------------------------------------------------------------------------------
@@ -1364,7 +1290,7 @@ def main() -> None:
                 except Exception as exc:
                     show_error(exc)
     with tabs[4]:
-        downloads(city, res)
+        downloads(city, city_key, res)
 
 
 def run() -> None:

@@ -1,0 +1,215 @@
+"""The real app in headless Chromium, offline: ``streamlit run app.py`` in a subprocess,
+driven with Playwright's Python API against Debian's /usr/bin/chromium.
+
+Every request that does not go to the local Streamlit server is aborted, so the map must
+draw from the vendored Leaflet served at app/static/. Tile images are the only outside
+requests the page may try (and they fail, leaving a grey background under the layers).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HAIDIAN = ROOT / "data" / "beijing_haidian_cau.osm.bz2"
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TILE_HOSTS = ("tile.openstreetmap.org", "basemaps.cartocdn.com")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="/usr/bin/chromium is missing: run `bash scripts/install_chromium.sh` (Debian chromium)",
+    ),
+]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    cache = tmp_path_factory.mktemp("app-cache")
+    env = {
+        **os.environ,
+        "COVERAGE_PLANNER_DEFAULT_OSM": str(HAIDIAN),
+        "COVERAGE_PLANNER_CACHE": str(cache),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = (tmp_path_factory.mktemp("app-log") / "streamlit.log").open("w+")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://localhost:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def map_frame(page: Any) -> Any:
+    page.wait_for_selector("iframe[src*='st_folium']", timeout=90_000)
+    for _ in range(300):
+        frames = [f for f in page.frames if "st_folium" in f.url]
+        if frames:
+            return frames[0]
+        time.sleep(0.1)
+    raise AssertionError("no streamlit-folium iframe")
+
+
+def leaflet_layers(frame: Any) -> dict[str, Any]:
+    """Count what Leaflet has on the map (vector layers draw on a canvas: prefer_canvas)."""
+    frame.wait_for_function("() => window.L && window.map && window.map._loaded", timeout=90_000)
+    return dict(
+        frame.evaluate(
+            """() => {
+                let layers = 0, paths = 0, markers = 0;
+                window.map.eachLayer(l => {
+                    layers++;
+                    if (l instanceof L.Path) paths++;
+                    if (l instanceof L.Marker) markers++;
+                });
+                return {version: L.version, layers, paths, markers,
+                        legend: document.body.innerText.length};
+            }"""
+        )
+    )
+
+
+def test_offline_map_optimizer_download_screenshot(app_url: str, browser: Any) -> None:
+    import geopandas as gpd
+
+    outside: list[str] = []
+    context = browser.new_context(viewport={"width": 1440, "height": 1100}, accept_downloads=True)
+
+    def route(r: Any) -> None:
+        url = r.request.url
+        if url.startswith(("http://localhost", "http://127.0.0.1", "data:", "blob:", "about:")):
+            r.continue_()
+        else:
+            outside.append(url)
+            r.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda e: page_errors.append(str(e)))
+    page.goto(app_url)
+
+    # 1. the map draws with no internet
+    frame = map_frame(page)
+    info = leaflet_layers(frame)
+    assert info["version"].startswith("1.9"), info
+    assert info["paths"] > 10, info  # service areas, demand, uncovered, centers
+    css = frame.evaluate("() => Array.from(document.styleSheets).map(s => s.href || '')")
+    assert any("app/static/vendor/leaflet/leaflet.css" in h for h in css), css
+    not_tiles = [u for u in outside if not any(h in u for h in TILE_HOSTS)]
+    assert not not_tiles, f"requests outside localhost (a CDN dependency?): {not_tiles[:5]}"
+    assert not page.locator("[data-testid='stException']").count()
+
+    # 2. English labels, then run the optimizer (k = 3 by default)
+    page.get_by_text("English", exact=True).click()
+    page.get_by_text("Share within 15 min").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Run the optimizer").click()
+    page.get_by_role("button", name="Accept selected sites").wait_for(timeout=120_000)
+    frame = map_frame(page)
+    after = leaflet_layers(frame)
+    assert after["layers"] >= info["layers"], (info, after)
+
+    # 3. download the proposed sites and read them back
+    page.get_by_role("tab", name="Downloads").click()
+    button = page.get_by_role("button", name="Proposed sites (GeoJSON)")
+    button.wait_for(timeout=30_000)
+    with page.expect_download(timeout=120_000) as dl:
+        button.click()
+    path = ARTIFACTS / "proposed_sites.geojson"
+    ARTIFACTS.mkdir(exist_ok=True)
+    dl.value.save_as(path)
+    sites = gpd.read_file(path)
+    assert 1 <= len(sites) <= 3  # greedy stops early once nothing more can be covered
+    assert sites.crs is not None
+    assert sites.crs.to_epsg() == 4326
+    assert list(sites["rank"]) == list(range(1, len(sites) + 1))
+    assert sites.geometry.geom_type.eq("Point").all()
+
+    # 4. a screenshot of the whole page with the map
+    page.get_by_role("tab", name="Proposed sites").click()
+    page.wait_for_timeout(1500)
+    shot = ARTIFACTS / "app.png"
+    page.screenshot(path=str(shot), full_page=False)
+    assert shot.stat().st_size > 20_000
+    if os.environ.get("COVERAGE_PLANNER_UPDATE_SCREENSHOT"):
+        shutil.copyfile(shot, ROOT / "docs" / "screenshot.png")
+    assert not page.locator("[data-testid='stException']").count()
+    assert not page_errors, page_errors
+    context.close()
