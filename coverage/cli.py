@@ -12,6 +12,7 @@ Exit codes: 0 success; 2 bad input (one ``error: ...`` line on stderr);
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import itertools
 import logging
@@ -632,7 +633,7 @@ def _print_summary(out: TextIO, result: Any, siting: Any, n_centers: int, target
 
 def _batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
-        from coverage import batch
+        batch = importlib.import_module("coverage.batch")
     except ModuleNotFoundError as exc:
         if exc.name in {"coverage.batch"}:
             msg = "batch is not available yet"

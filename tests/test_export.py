@@ -1,0 +1,370 @@
+"""Tests for coverage.export: GeoJSON per RFC 7946, summary.json, atomic folder swap."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from shapely.geometry import Point, Polygon
+
+from coverage import export
+from coverage.errors import InputError
+
+UTM50 = "EPSG:32650"  # Beijing
+
+
+def _utm_frame() -> gpd.GeoDataFrame:
+    # A clockwise square (RFC 7946 wants counter-clockwise exteriors), a point, nothing.
+    x0, y0 = 442_000.0, 4_427_000.0
+    cw = Polygon([(x0, y0), (x0, y0 + 100), (x0 + 100, y0 + 100), (x0 + 100, y0)])
+    return gpd.GeoDataFrame(
+        {
+            "demand_id": ["a", "b", "c"],
+            "name": ["中国农业大学", None, "x"],
+            "population": [10.5, np.nan, 3.0],
+            "covered_5": [True, False, True],
+            "units": np.array([1, 2, 3], dtype=np.int64),
+        },
+        geometry=[cw, Point(x0, y0), None],
+        crs=UTM50,
+    )
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _leftovers(parent: Path, name: str) -> list[str]:
+    return [p.name for p in parent.iterdir() if p.name.startswith(f".{name}.")]
+
+
+# --- GeoJSON ------------------------------------------------------------------------------
+
+
+def test_geojson_is_rfc7946_wgs84_lonlat(tmp_path: Path) -> None:
+    data = export.geojson_bytes(_utm_frame(), ["demand_id", "population", "covered_5"])
+    doc = json.loads(data)
+    assert doc["type"] == "FeatureCollection"
+    assert "crs" not in doc
+    f0, f1, f2 = doc["features"]
+    lon, lat = f1["geometry"]["coordinates"]
+    assert 115 < lon < 118
+    assert 39 < lat < 41
+    assert f2["geometry"] is None
+    ring = np.array(f0["geometry"]["coordinates"][0])
+    assert shapely.Polygon(ring).exterior.is_ccw
+    # every coordinate has at most 7 decimals
+    for value in ring.ravel():
+        assert round(float(value), 7) == float(value)
+    path = tmp_path / "layer.geojson"
+    path.write_bytes(data)
+    back = gpd.read_file(path)
+    assert back.crs is not None
+    assert back.crs.to_epsg() == 4326
+    assert list(back.columns) == ["demand_id", "population", "covered_5", "geometry"]
+
+
+def test_geojson_values_nan_null_chinese_types() -> None:
+    data = export.geojson_bytes(_utm_frame(), None)
+    text = data.decode("utf-8")
+    assert "中国农业大学" in text
+    assert "\\u" not in text
+    assert "NaN" not in text
+    props = [f["properties"] for f in json.loads(data)["features"]]
+    assert props[1]["population"] is None
+    assert props[1]["name"] is None
+    assert props[0]["covered_5"] is True
+    assert props[1]["covered_5"] is False
+    assert props[2]["units"] == 3
+    assert isinstance(props[2]["units"], int)
+
+
+def test_geojson_keeps_wgs84_input_and_optional_columns() -> None:
+    gdf = gpd.GeoDataFrame(
+        {"center_id": ["c1"], "name": ["党群服务中心"]},
+        geometry=[Point(116.123456789, 39.987654321)],
+        crs="EPSG:4326",
+    )
+    doc = json.loads(export.geojson_bytes(gdf, ["center_id"], optional=["name", "level"]))
+    feature = doc["features"][0]
+    assert feature["geometry"]["coordinates"] == [116.1234568, 39.9876543]
+    assert feature["properties"] == {"center_id": "c1", "name": "党群服务中心"}
+
+
+def test_geojson_refuses_missing_columns_and_crs() -> None:
+    gdf = _utm_frame()
+    with pytest.raises(InputError, match="minutes_to_nearest"):
+        export.geojson_bytes(gdf, ["demand_id", "minutes_to_nearest"], what="demand")
+    with pytest.raises(InputError, match="no CRS"):
+        export.geojson_bytes(gdf.set_crs(None, allow_override=True), ["demand_id"])
+    with pytest.raises(InputError, match="GeoDataFrame"):
+        export.geojson_bytes(pd.DataFrame({"a": [1]}), None)  # type: ignore[arg-type]
+
+
+def test_geojson_empty_layer_reads_back(tmp_path: Path) -> None:
+    empty = gpd.GeoDataFrame(
+        {"minutes": pd.Series(dtype=float)}, geometry=gpd.GeoSeries([], crs=UTM50), crs=UTM50
+    )
+    path = tmp_path / "empty.geojson"
+    path.write_bytes(export.geojson_bytes(empty, ["minutes"]))
+    assert json.loads(path.read_bytes())["features"] == []
+    assert len(gpd.read_file(path)) == 0
+
+
+# --- file names ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("海淀区", "海淀区"),
+        ("a/b\\c", "a_b_c"),
+        ("../../etc/passwd", "_.._etc_passwd"),
+        ("..", "unnamed"),
+        ("", "unnamed"),
+        ("tab\there\nnewline", "tab_here_newline"),
+        ("CON", "_CON"),
+        ("nul.txt", "_nul.txt"),
+        ("what?*:<>|", "what_"),
+        ("name. ", "name"),
+    ],
+)
+def test_safe_filename(raw: str, expected: str) -> None:
+    assert export.safe_filename(raw) == expected
+    assert "/" not in export.safe_filename(raw)
+    assert "\\" not in export.safe_filename(raw)
+
+
+def test_safe_filename_is_bounded() -> None:
+    assert len(export.safe_filename("社" * 500)) == 100
+
+
+# --- atomic writes ---------------------------------------------------------------------------
+
+
+def test_write_outputs_creates_and_replaces(tmp_path: Path) -> None:
+    out = tmp_path / "nested" / "out"
+    export.write_outputs(out, {"summary.json": b"{}", "a.csv": "x\n"})
+    assert _snapshot(out) == {"a.csv": b"x\n", "summary.json": b"{}"}
+    export.write_outputs(out, {"summary.json": b'{"v": 2}'})
+    assert _snapshot(out) == {"summary.json": b'{"v": 2}'}  # a.csv is gone: no mix
+    assert _leftovers(out.parent, "out") == []
+
+
+def test_write_outputs_into_empty_folder(tmp_path: Path) -> None:
+    out = tmp_path / "empty"
+    out.mkdir()
+    export.write_outputs(out, {"summary.json": b"{}"})
+    assert (out / "summary.json").is_file()
+
+
+def test_write_outputs_refuses_foreign_folder_and_file(tmp_path: Path) -> None:
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.docx").write_bytes(b"precious")
+    with pytest.raises(InputError, match="refusing"):
+        export.write_outputs(mine, {"summary.json": b"{}"})
+    assert _snapshot(mine) == {"chapter1.docx": b"precious"}
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    with pytest.raises(InputError, match="not a folder"):
+        export.write_outputs(a_file, {"summary.json": b"{}"})
+
+
+@pytest.mark.parametrize("name", ["../escape.json", "sub/x.json", "", ".."])
+def test_write_outputs_refuses_path_like_names(tmp_path: Path, name: str) -> None:
+    with pytest.raises(InputError, match="plain file name"):
+        export.write_outputs(tmp_path / "out", {name: b"x"})
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "escape.json").exists()
+
+
+@pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_write_outputs_failure_midway_keeps_old_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exc: BaseException
+) -> None:
+    out = tmp_path / "out"
+    export.write_outputs(out, {"summary.json": b"old", "demand.geojson": b"old"})
+    before = _snapshot(out)
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def failing_fsync(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # after the first file, before the second
+            raise exc
+        real_fsync(fd)
+
+    monkeypatch.setattr(export.os, "fsync", failing_fsync)
+    new = {"summary.json": b"new", "demand.geojson": b"new", "centers.geojson": b"new"}
+    expected: type[BaseException] = (
+        KeyboardInterrupt if isinstance(exc, KeyboardInterrupt) else InputError
+    )
+    with pytest.raises(expected):
+        export.write_outputs(out, new)
+    assert _snapshot(out) == before
+    assert _leftovers(tmp_path, "out") == []
+
+
+def test_write_outputs_rename_failure_restores_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    export.write_outputs(out, {"summary.json": b"old"})
+    real_rename = Path.rename
+
+    def rename(self: Path, target: Any) -> Path:
+        if self.name.startswith(".out.tmp-"):
+            msg = "simulated"
+            raise OSError(5, msg)
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(InputError, match="Cannot write"):
+        export.write_outputs(out, {"summary.json": b"new"})
+    assert _snapshot(out) == {"summary.json": b"old"}
+    assert _leftovers(tmp_path, "out") == []
+
+
+# --- whole output on the real extract ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def haidian_result(haidian_extract, haidian_net):  # type: ignore[no-untyped-def]
+    from coverage.audit import AuditParams, audit
+    from coverage.centers import centers_from_osm
+    from coverage.demand import demand_units
+    from coverage.siting import SitingParams, propose_sites
+
+    centers = centers_from_osm(haidian_extract, haidian_net)
+    demand = demand_units(haidian_extract, haidian_net)
+    result = audit(haidian_net, centers, demand, AuditParams(thresholds_min=(5.0, 15.0)))
+    siting = propose_sites(haidian_net, demand, centers, params=SitingParams(k=2))
+    return haidian_net, result, siting
+
+
+def test_output_files_contract(haidian_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    net, result, siting = haidian_result
+    files = export.output_files(
+        net=net,
+        audit=result,
+        siting=siting,
+        source_name="beijing_haidian_cau.osm.bz2",
+        source_sha256="0" * 64,
+        population_model={"source": "osm"},
+        lang="en",
+    )
+    assert set(files) == {
+        "summary.json",
+        "centers.geojson",
+        "centers.csv",
+        "service_areas.geojson",
+        "demand.geojson",
+        "uncovered.geojson",
+        "coverage_by_level.csv",
+        "proposed_sites.geojson",
+        "coverage_curve.csv",
+        "report.html",
+    }
+    doc = json.loads(files["summary.json"])
+    assert doc["schema_version"] == export.SCHEMA_VERSION
+    assert doc["input"] == {"file": "beijing_haidian_cau.osm.bz2", "sha256": "0" * 64}
+    assert doc["params"]["walk_speed_kmh"] == 4.5
+    assert doc["params"]["thresholds_min"] == [5.0, 15.0]
+    assert doc["network"]["nodes"] == net.n_nodes
+    assert doc["network"]["edges"] == net.n_edges
+    assert doc["demand"]["units"] == len(result.demand)
+    assert set(doc["coverage"]) == {"5", "15"}
+    for block in doc["coverage"].values():
+        assert set(block) == {"population_covered", "share", "units_covered"}
+    assert doc["coverage"]["5"]["share"] <= doc["coverage"]["15"]["share"]
+    s = doc["siting"]
+    assert {"method", "k", "share_before", "share_after", "upper_bound_share", "gap"} <= set(s)
+    assert s["share_before"] <= s["share_after"] <= s["upper_bound_share"] + 1e-12
+    assert s["share_before"] == pytest.approx(doc["coverage"]["15"]["share"])
+
+    out = export.write_outputs(tmp_path / "out", files)
+    demand = gpd.read_file(out / "demand.geojson")
+    assert demand.crs.to_epsg() == 4326
+    assert len(demand) == len(result.demand)
+    after = demand["minutes_after"].to_numpy(dtype=float)
+    base = demand["minutes_to_nearest"].to_numpy(dtype=float)
+    finite = np.isfinite(base)
+    assert (after[finite] <= base[finite] + 1e-9).all()  # adding stations never lowers access
+    covered = demand.loc[demand["covered_15"].astype(bool), "population"].sum()
+    assert covered == pytest.approx(doc["coverage"]["15"]["population_covered"], rel=1e-9)
+    sites = gpd.read_file(out / "proposed_sites.geojson")
+    assert list(sites["rank"]) == list(range(1, len(sites) + 1))
+    curve = pd.read_csv(out / "coverage_curve.csv", encoding="utf-8-sig")
+    assert {"k", "share"} <= set(curve.columns)
+    centers_csv = pd.read_csv(out / "centers.csv", encoding="utf-8-sig")
+    assert {"center_id", "lon", "lat", "population_within_5", "population_within_15"} <= set(
+        centers_csv.columns
+    )
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>")
+
+
+def test_output_files_without_siting_or_report(haidian_result) -> None:  # type: ignore[no-untyped-def]
+    net, result, _ = haidian_result
+    files = export.output_files(net=net, audit=result, report=False)
+    assert "proposed_sites.geojson" not in files
+    assert "report.html" not in files
+    doc = json.loads(files["summary.json"])
+    assert "siting" not in doc
+    assert "districts" not in doc
+    assert doc["input"] == {"file": None, "sha256": None}
+    props = json.loads(files["demand.geojson"])["features"][0]["properties"]
+    assert "minutes_after" not in props
+    assert {"demand_id", "population", "minutes_to_nearest", "nearest_center_id"} <= set(props)
+    assert {"covered_5", "covered_15"} <= set(props)
+
+
+def test_district_coverage_sums_to_total(haidian_result) -> None:  # type: ignore[no-untyped-def]
+    _, result, _ = haidian_result
+    bounds = result.demand.to_crs(4326).total_bounds
+    west = shapely.box(
+        bounds[0] - 0.01, bounds[1] - 0.01, (bounds[0] + bounds[2]) / 2, bounds[3] + 0.01
+    )
+    east = shapely.box(
+        (bounds[0] + bounds[2]) / 2, bounds[1] - 0.01, bounds[2] + 0.01, bounds[3] + 0.01
+    )
+    districts = gpd.GeoDataFrame(
+        {"district": ["西区", "东区"]}, geometry=[west, east], crs="EPSG:4326"
+    )
+    table = export.district_coverage(result.demand, districts, (5.0, 15.0))
+    assert list(table["district"]) == ["西区", "东区"]
+    assert table["population"].sum() == pytest.approx(result.population_total, rel=1e-9)
+    assert table["population_covered_15"].sum() == pytest.approx(
+        result.coverage["15"].population_covered, rel=1e-9
+    )
+    with pytest.raises(InputError, match="name column"):
+        export.district_coverage(result.demand, districts.rename(columns={"district": "x"}), (5.0,))
+
+
+def test_summary_and_export_result_for_a_scenario(cache_dir: Path, tmp_path: Path) -> None:
+    from conftest import HAIDIAN
+
+    from coverage.scenario import Scenario, load_city, run_scenario
+
+    city = load_city(HAIDIAN, cache_dir=cache_dir)
+    res = run_scenario(city, Scenario(thresholds_min=(10.0,)), with_polygons=False)
+    doc = export.summary(city, res)
+    assert doc["input"]["file"] == HAIDIAN.name
+    assert doc["input"]["sha256"] == city.source_sha256
+    assert set(doc["coverage"]) == {"10"}
+    assert doc["scenario"]["name"] == "baseline"
+    out = export.export_result(city, res, tmp_path / "out", report=False)
+    assert (
+        json.loads((out / "summary.json").read_text(encoding="utf-8"))["coverage"]
+        == doc["coverage"]
+    )
+    areas = gpd.read_file(out / "service_areas.geojson")
+    assert len(areas) == 0
