@@ -15,8 +15,9 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -80,7 +81,9 @@ class SitingParams:
 
     Give exactly one of ``k`` (number of new stations) or ``target_share``
     (population share to reach within ``minutes``, with at most ``max_k``
-    stations).
+    stations). ``secondary_minutes`` breaks ties between equal primary gains.
+    With ``exact`` and ``target_share``, the MIP maximises coverage with as many
+    sites as greedy + swap needed to reach the target.
     """
 
     k: int | None = None
@@ -235,7 +238,6 @@ class SitingResult:
     optimal: bool = False
     solver_status: str = ""
     swaps: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The ``siting`` section of ``summary.json``."""
@@ -723,10 +725,23 @@ def _point_xy(
     return shapely.get_x(pts).astype(np.float64), shapely.get_y(pts).astype(np.float64)
 
 
+_ADJACENCY: dict[int, tuple[weakref.ref[WalkNetwork], sparse.csr_array]] = {}
+
+
 def _weighted_adjacency(net: WalkNetwork) -> sparse.csr_array:
+    """Length-weighted CSR adjacency of ``net``, built once per network object.
+
+    Callers must not modify it. The cache entry goes away with ``net``.
+    """
+    key = id(net)
+    hit = _ADJACENCY.get(key)
+    if hit is not None and hit[0]() is net:
+        return hit[1]
     A = net.adjacency()
     A.data = np.maximum(A.data, _MIN_ARC_M)
     A.sort_indices()
+    _ADJACENCY[key] = (weakref.ref(net), A)
+    weakref.finalize(net, _ADJACENCY.pop, key, None)
     return A
 
 
