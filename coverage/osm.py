@@ -91,6 +91,7 @@ _PROLOG_LIMIT_BYTES = 1 << 20
 _EXPANSION = {".bz2": 8.5, ".gz": 7.0, ".pbf": 10.0}
 _MEMORY_PER_XML_BYTE = 25.0
 
+
 @dataclass(frozen=True)
 class WalkWays:
     """Walkable ways as flat arrays; way ``i`` spans ``offsets[i]:offsets[i+1]``.
@@ -208,6 +209,41 @@ def _check_memory(p: Path, size: int, budget: int | None) -> None:
             "smaller extract (e.g. `osmium extract -b W,S,E,N`) or raise the budget."
         )
         raise ResourceLimitError(msg)
+
+
+def _check_expanded_size(p: Path, budget: int | None) -> None:
+    """Refuse a compressed XML file whose real uncompressed size exceeds the budget.
+
+    :func:`_check_memory` estimates from a typical compression ratio; a
+    decompression bomb (a few MB of repetitive XML expanding to GBs) defeats
+    that. This streams the file through the decompressor, counting bytes, and
+    stops as soon as the budget is exceeded, so it never decompresses more
+    than ``budget / _MEMORY_PER_XML_BYTE`` bytes.
+    """
+    name = p.name.lower()
+    if not name.endswith((".bz2", ".gz")):
+        return
+    if budget is None:
+        import psutil
+
+        budget = int(psutil.virtual_memory().available * 0.8)
+    limit = int(budget / _MEMORY_PER_XML_BYTE)
+    total = 0
+    try:
+        with _open_text(p) as fh:
+            while chunk := fh.read(1 << 20):
+                total += len(chunk)
+                if total > limit:
+                    msg = (
+                        f"{p.name!r} ({p.stat().st_size / 1e6:.1f} MB compressed) expands to more "
+                        f"than {limit / 1e6:.0f} MB of XML, which would need more than the memory "
+                        f"budget of {budget / 1e9:.1f} GB to process. Cut a smaller extract "
+                        "(e.g. `osmium extract -b W,S,E,N`) or raise the budget."
+                    )
+                    raise ResourceLimitError(msg)
+    except (OSError, EOFError, zlib.error) as exc:
+        msg = f"{p.name!r} is corrupted or truncated and cannot be decompressed ({exc}). Copy or export it again."
+        raise InputError(msg) from exc
 
 
 def _open_text(p: Path) -> Any:
@@ -372,6 +408,7 @@ def read_osm(
         (points); ``boundaries`` has ``osm_id``, ``name``, ``admin_level``.
     """
     p = check_osm_file(path, memory_budget_bytes=memory_budget_bytes)
+    _check_expanded_size(p, memory_budget_bytes)
     sha = file_sha256(p)
     if progress:
         progress(0.0, "reading OSM file")

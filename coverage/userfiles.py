@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -253,10 +254,14 @@ def _read_csv(
 
 
 def _read_wkt_csv(name: str, df: pd.DataFrame, column: str, crs: Crs | str) -> gpd.GeoDataFrame:
-    text = df[column].astype(object).where(df[column].notna(), None).to_numpy()
+    # A mis-split row can leave numbers in the WKT column; shapely wants str or None.
+    text = np.array(
+        [str(v) if isinstance(v, str) or not pd.isna(v) else None for v in df[column]],
+        dtype=object,
+    )
     try:
         geoms = shapely.from_wkt(text, on_invalid="raise")
-    except shapely.errors.GEOSException as exc:
+    except (shapely.errors.GEOSException, TypeError) as exc:
         msg = (
             f"{name!r}: column {column!r} must hold WKT geometries (e.g. 'POLYGON ((...))'); {exc}."
         )
@@ -293,7 +298,54 @@ def _read_vector(name: str, data: bytes, layer: str | int | None) -> gpd.GeoData
         msg = f"{name!r} contains no features. Export the layer again with at least one feature."
         raise InputError(msg)
     gdf = gdf.rename_geometry("geometry") if gdf.geometry.name != "geometry" else gdf
-    return _to_wgs84_frame(gdf, name)
+    _check_degrees_declared_projected(gdf, name)
+    gdf = _to_wgs84_frame(gdf, name)
+    _check_declared_crs(name, data)  # after the range check: metre coordinates were refused
+    return gdf
+
+
+_GEOJSON_CRS = re.compile(
+    rb'"crs"\s*:\s*\{[^{}]*"properties"\s*:\s*\{[^{}]*"name"\s*:\s*"([^"]{1,200})"'
+)
+
+
+def _check_declared_crs(name: str, data: bytes) -> None:
+    """Warn about a GeoJSON ``crs`` member naming a CRS that does not exist.
+
+    GDAL's GeoJSON driver silently falls back to WGS-84 for a CRS it does not
+    know; say so. Coordinates that are not degrees are then refused by the
+    range check.
+    """
+    if data[:16].startswith(b"SQLite format 3"):
+        return
+    m = _GEOJSON_CRS.search(data[: 1 << 16])
+    if m is None:
+        return
+    declared = m.group(1).decode("utf-8", errors="replace")
+    try:
+        pyproj.CRS.from_user_input(declared)
+    except pyproj.exceptions.CRSError:
+        warnings.warn(
+            f"{name}: declares the unknown coordinate system {declared!r}; reading its coordinates as WGS-84 longitude/latitude. Set the layer's real CRS in your GIS if that is wrong.",
+            stacklevel=5,
+        )
+
+
+def _check_degrees_declared_projected(gdf: gpd.GeoDataFrame, name: str) -> None:
+    """Refuse longitude/latitude values in a layer that declares a projected CRS.
+
+    Real projected coordinates (meters) of a city are never all within ±180 / ±90
+    of the projection's origin; such a layer has a wrong CRS declaration and
+    reprojecting it would move every feature by hundreds of kilometres.
+    """
+    if gdf.crs is None or not pyproj.CRS.from_user_input(gdf.crs).is_projected:
+        return
+    coords = shapely.get_coordinates(gdf.geometry.values)
+    coords = coords[np.isfinite(coords).all(axis=1)] if coords.size else coords
+    if coords.size and (np.abs(coords[:, 0]) <= 180).all() and (np.abs(coords[:, 1]) <= 90).all():
+        crs = pyproj.CRS.from_user_input(gdf.crs)
+        msg = f"{name!r} declares the projected coordinate system {crs.to_string()} (meters), but its coordinates look like longitude/latitude degrees (e.g. {coords[0, 0]:.6g}, {coords[0, 1]:.6g}). Fix the layer's CRS in your GIS (EPSG:4326 for degrees) and export again."
+        raise InputError(msg)
 
 
 def _is_wgs84(crs: pyproj.CRS) -> bool:
