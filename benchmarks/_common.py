@@ -149,6 +149,15 @@ class Measurement:
     peak_rss_bytes: int
     baseline_rss_bytes: int
     result: Any = field(default=None, repr=False, compare=False)
+    cpu_times_s: tuple[float, ...] = ()
+
+    @property
+    def median_cpu_s(self) -> float:
+        """Median CPU time (user + system, all threads of this process; not child processes).
+
+        Unlike wall time it barely moves when other jobs compete for the cores.
+        """
+        return float(statistics.median(self.cpu_times_s)) if self.cpu_times_s else float("nan")
 
     @property
     def median_s(self) -> float:
@@ -235,21 +244,26 @@ def measure(
         result = fn()
     gc.collect()
     times: list[float] = []
+    cpu: list[float] = []
+
+    def run_all() -> Any:
+        out: Any = None
+        for _ in range(repeat):
+            c0, t0 = time.process_time(), time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+        return out
+
     if track_memory:
         tracker = PeakRSS()
         with tracker:
-            for _ in range(repeat):
-                t0 = time.perf_counter()
-                result = fn()
-                times.append(time.perf_counter() - t0)
+            result = run_all()
         peak, base = tracker.peak, tracker.baseline
     else:
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            result = fn()
-            times.append(time.perf_counter() - t0)
+        result = run_all()
         peak = base = 0
-    return Measurement(tuple(times), peak, base, result)
+    return Measurement(tuple(times), peak, base, result, tuple(cpu))
 
 
 def _child(fn: Callable[[], Any], conn: Any) -> None:

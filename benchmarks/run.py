@@ -64,6 +64,8 @@ THRESHOLDS_MIN = (5.0, 15.0)
 SITING_MINUTES = 15.0
 SITING_K = 20
 TARGET_CACHED_LOAD_S = 5.0  # issue 7: network load from cache at 300k nodes
+#: Hand-written analysis below this line in an existing report survives a rerun.
+NOTES_MARKER = "<!-- notes: kept when the report is regenerated -->"
 
 OK = "ok"
 NOT_AVAILABLE = "not available yet"
@@ -79,6 +81,7 @@ class StageResult:
     status: str
     median_s: float | None = None
     times_s: list[float] = field(default_factory=list)
+    cpu_s: float | None = None
     peak_rss_mb: float | None = None
     delta_rss_mb: float | None = None
     detail: str = ""
@@ -496,6 +499,7 @@ def run_stages(
                 OK,
                 m.median_s,
                 list(m.times_s),
+                m.median_cpu_s,
                 round(m.peak_rss_mb, 1),
                 round(m.delta_rss_mb, 1),
                 detail,
@@ -512,14 +516,14 @@ def _profiled(call: Callable[[], Any]) -> tuple[Measurement, str]:
     profiler = Profiler(interval=0.005)
     with peak_rss() as tracker:
         profiler.start()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         try:
             result = call()
         finally:
-            elapsed = time.perf_counter() - t0
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
             profiler.stop()
     text = profiler.output_text(unicode=True, color=False, show_all=False)
-    return Measurement((elapsed,), tracker.peak, tracker.baseline, result), text
+    return Measurement((elapsed,), tracker.peak, tracker.baseline, result, (cpu,)), text
 
 
 def _short_error(exc: BaseException) -> str:
@@ -598,13 +602,16 @@ def _size_table(size: dict[str, Any]) -> str:
             {
                 "stage": r["stage"],
                 "median": fmt_seconds(r["median_s"]) if ok else r["status"],
+                "CPU": fmt_seconds(r.get("cpu_s")) if ok else "",
                 "runs": len(r["times_s"]) if ok else "",
                 "peak RSS": fmt_mb(r["peak_rss_mb"]) if ok else "",
                 "added RSS": fmt_mb(r["delta_rss_mb"]) if ok else "",
                 "notes": r["detail"],
             }
         )
-    return markdown_table(rows, ["stage", "median", "runs", "peak RSS", "added RSS", "notes"])
+    return markdown_table(
+        rows, ["stage", "median", "CPU", "runs", "peak RSS", "added RSS", "notes"]
+    )
 
 
 def growth_exponent(n: list[float], t: list[float]) -> float | None:
@@ -653,7 +660,9 @@ def render_report(info: dict[str, Any], sizes: list[dict[str, Any]], args: dict[
         f"{args['repeat']} run(s) per stage ({args['network_repeat']} for the cold network "
         "build); *peak RSS* is the resident memory of the benchmark process while the stage "
         "ran (sampled every 10 ms; each size runs in a fresh process), *added RSS* the part "
-        "above the memory held when the stage began. Walking speed "
+        "above the memory held when the stage began. *CPU* is the process's CPU time (all "
+        "threads, not Dask worker processes): when other jobs share the cores, wall time "
+        "grows but CPU time does not, so compare CPU across runs. Walking speed "
         f"{SPEED_KMH} km/h, thresholds {', '.join(f'{t:g}' for t in THRESHOLDS_MIN)} min, "
         f"siting k = {SITING_K} at {SITING_MINUTES:g} min.\n",
         "## Machine\n",
@@ -832,6 +841,10 @@ def main(argv: list[str] | None = None) -> int:
         info, results, {"command": command, "repeat": repeat, "network_repeat": network_repeat}
     )
     out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        old = out.read_text(encoding="utf-8")
+        if NOTES_MARKER in old:
+            report = report.rstrip() + "\n\n" + NOTES_MARKER + old.split(NOTES_MARKER, 1)[1]
     tmp_out = out.with_name(f".{out.name}.tmp")
     tmp_out.write_text(report, encoding="utf-8")
     os.replace(tmp_out, out)
