@@ -162,8 +162,17 @@ def _geometry_json(geoms: Any) -> list[str]:
     empty = np.zeros(arr.size, dtype=bool)
     empty[~missing] = shapely.is_empty(arr[~missing])
     arr[missing | empty] = None
-    arr = shapely.transform(arr, lambda c: np.round(c, COORD_DECIMALS))
-    arr = shapely.orient_polygons(arr)  # RFC 7946 §3.1.6: exterior rings counter-clockwise
+    rounded = shapely.transform(arr, lambda c: np.round(c, COORD_DECIMALS))
+    # Rounding can fold centimetre-thin slivers onto themselves; repair those, and keep
+    # the unrounded shape where the repair leaves nothing.
+    broken = np.flatnonzero(~np.asarray(shapely.is_valid(rounded), dtype=bool) & ~(missing | empty))
+    broken = broken[np.asarray(shapely.is_valid(arr[broken]), dtype=bool)]
+    if broken.size:
+        fixed = shapely.make_valid(rounded[broken], method="structure", keep_collapsed=False)
+        gone = np.asarray(shapely.is_empty(fixed), dtype=bool)
+        fixed[gone] = arr[broken][gone]
+        rounded[broken] = fixed
+    arr = shapely.orient_polygons(rounded)  # RFC 7946 §3.1.6: exterior rings counter-clockwise
     out = shapely.to_geojson(arr)
     return ["null" if s is None else str(s) for s in out]
 

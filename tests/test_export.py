@@ -368,3 +368,23 @@ def test_summary_and_export_result_for_a_scenario(cache_dir: Path, tmp_path: Pat
     )
     areas = gpd.read_file(out / "service_areas.geojson")
     assert len(areas) == 0
+
+
+def test_geojson_repairs_slivers_folded_by_rounding() -> None:
+    # A notch 0.04 µ° deep: valid as given, self-touching once rounded to 7 decimals.
+    u = 1e-7
+    notch = Polygon(
+        [
+            (116, 40),
+            (116 + 10 * u, 40),
+            (116 + 10 * u, 40 + 2 * u),
+            (116 + 5 * u, 40 + 0.4 * u),
+            (116, 40 + 2 * u),
+        ]
+    )
+    assert notch.is_valid
+    gdf = gpd.GeoDataFrame({"demand_id": ["s"]}, geometry=[notch], crs="EPSG:4326")
+    geometry = json.loads(export.geojson_bytes(gdf, ["demand_id"]))["features"][0]["geometry"]
+    shape = shapely.geometry.shape(geometry)
+    assert shape.is_valid
+    assert shape.area == pytest.approx(notch.area, rel=0.05)
