@@ -159,6 +159,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "metric.centers": ("服务中心", "Service centers"),
     "metric.share_after": ("采纳建议后 {m:g} 分钟覆盖率", "Share within {m:g} min with proposal"),
     "running": ("正在计算覆盖…", "Computing coverage…"),
+    "running.areas": ("正在绘制服务范围…", "Drawing service areas…"),
     "tab.sites": ("建议站点", "Proposed sites"),
     "tab.curve": ("覆盖曲线", "Coverage curve"),
     "tab.districts": ("分区统计", "By district"),
@@ -493,20 +494,45 @@ def memo_get(store: str, key: Any, make: Callable[[], Any]) -> Any:
     return value
 
 
+def _run(city: CityData, s: Scenario, *, with_polygons: bool, label: str) -> ScenarioResult:
+    status = st.status(label, expanded=False)
+    with status:
+        bar = st.progress(0.0)
+
+        def progress(fraction: float, message: str) -> None:
+            bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+        res = run_scenario(city, s, with_polygons=with_polygons, progress=progress)
+    status.update(state="complete")
+    return res
+
+
+def numbers_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
+    """The scenario's numbers (and proposed sites), without polygons: fast, shown first."""
+    label = tr("opt.running") if s.siting else tr("running")
+    return memo_get(
+        "memo",
+        (city_key, s.to_json(), "numbers"),
+        lambda: _run(city, s, with_polygons=False, label=label),
+    )
+
+
 def result_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
-    def make() -> ScenarioResult:
-        status = st.status(tr("opt.running") if s.siting else tr("running"), expanded=False)
-        with status:
-            bar = st.progress(0.0)
+    """Numbers plus service-area and uncovered polygons (for the map and downloads).
 
-            def progress(fraction: float, message: str) -> None:
-                bar.progress(min(max(fraction, 0.0), 1.0), text=message)
-
-            res = run_scenario(city, s, progress=progress)
-        status.update(state="complete")
-        return res
-
-    return memo_get("memo", (city_key, s.to_json()), make)
+    The polygons do not depend on a siting request, so they are memoised without it and
+    proposing sites never redraws them.
+    """
+    numbers = numbers_for(city, city_key, s)
+    plain = replace(s, siting=None)
+    areas = memo_get(
+        "memo",
+        (city_key, plain.to_json(), "areas"),
+        lambda: _run(city, plain, with_polygons=True, label=tr("running.areas")),
+    )
+    return ScenarioResult(
+        scenario=s, centers=areas.centers, audit=areas.audit, siting=numbers.siting
+    )
 
 
 # --- callbacks (run before the script reruns) -------------------------------------------
@@ -1204,15 +1230,15 @@ def main() -> None:
     s = active()
     try:
         with capture_warnings():
-            res = result_for(city, city_key, s)
+            numbers = numbers_for(city, city_key, s)
             first = next(iter(scenarios().values()))
-            base = result_for(city, city_key, first) if first is not s else None
+            base = numbers_for(city, city_key, first) if first is not s else None
+        headline(numbers, base)  # numbers first: the map's polygons take longer
+        with capture_warnings():
+            res = result_for(city, city_key, s)
     except Exception as exc:
         show_error(exc)
         return
-    ss["last_result_ok"] = s.name
-
-    headline(res, base)
 
     tiles = str(ss.get("tiles", "osm"))
     try:
@@ -1285,7 +1311,7 @@ def main() -> None:
             if len(picked) >= 2:
                 try:
                     with capture_warnings():
-                        results = {n: result_for(city, city_key, scenarios()[n]) for n in picked}
+                        results = {n: numbers_for(city, city_key, scenarios()[n]) for n in picked}
                     st.dataframe(compare(results), key="compare_table")
                 except Exception as exc:
                     show_error(exc)
