@@ -263,11 +263,9 @@ def assign_demand(demand: gpd.GeoDataFrame, districts: gpd.GeoDataFrame) -> NDAr
     d = districts.to_crs(demand.crs)
     tree = shapely.STRtree(np.asarray(d.geometry.values, dtype=object))
     unit, dist = tree.query(pts, predicate="intersects")
-    out = np.full(len(demand), -1, dtype=np.int64)
-    # First district wins: write in reverse order so the smallest index is written last.
-    order = np.lexsort((-dist, unit))[::-1]
-    out[unit[order]] = dist[order]
-    return out
+    first = np.full(len(demand), len(d), dtype=np.int64)
+    np.minimum.at(first, unit, dist.astype(np.int64))  # the first district wins
+    return np.where(first < len(d), first, -1)
 
 
 # --- clipping -----------------------------------------------------------------

@@ -1,0 +1,456 @@
+"""Tests for coverage.batch: clipping at borders, statuses, failures, resume, Dask."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from coverage import batch
+from coverage.batch import BatchParams, run_districts
+from coverage.errors import InputError
+from coverage.network import snap_frame, walk_network
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = Path(__file__).resolve().parent / "data" / "grid.osm"
+ORIGIN = (440_000.0, 4_428_000.0)  # tests/data/make_grid.py: grid origin in EPSG:32650
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from synth_city import generate_city  # noqa: E402  (benchmarks/ is not a package)
+
+NUMBERS = ["population", "share_5", "share_15", "uncovered_population_5", "uncovered_population_15"]
+
+
+def _box(x0: float, y0: float, x1: float, y1: float) -> shapely.Polygon:
+    return shapely.box(ORIGIN[0] + x0, ORIGIN[1] + y0, ORIGIN[0] + x1, ORIGIN[1] + y1)
+
+
+def _pt(x: float, y: float) -> shapely.Point:
+    return shapely.Point(ORIGIN[0] + x, ORIGIN[1] + y)
+
+
+# --- the hand-made grid: 5 x 5 streets, 100 m apart, x and y in 0..400 m -----------------
+
+
+@pytest.fixture(scope="module")
+def grid_city() -> SimpleNamespace:
+    net = walk_network(GRID, cache_dir=None)
+    # Residents: "border" 50 m west of the W/E border (x = 250), served only by the
+    # center across it; "east" next to that center; "block" inside a block, in a
+    # district with no street of its own.
+    demand = gpd.GeoDataFrame(
+        {
+            "demand_id": ["border", "east", "block"],
+            "population": [100.0, 50.0, 30.0],
+            "kind": ["file"] * 3,
+            "name": [None] * 3,
+        },
+        geometry=[_pt(200, 210).buffer(5), _pt(330, 190).buffer(5), _pt(150, 350).buffer(5)],
+        crs=net.crs,
+    )
+    centers = gpd.GeoDataFrame(
+        {"center_id": ["c1"], "name": ["东区中心"], "source": ["file"], "level": [None]},
+        geometry=[_pt(300, 210)],
+        crs=net.crs,
+    )
+    return SimpleNamespace(
+        net=net,
+        centers=snap_frame(net, centers),
+        demand=snap_frame(net, demand),
+        source_name=GRID.name,
+        source_sha256=net.source_sha256,
+    )
+
+
+@pytest.fixture(scope="module")
+def grid_districts(grid_city: SimpleNamespace) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"district": ["街区", "西区", "东区", "空区"]},
+        geometry=[
+            _box(
+                120, 320, 180, 380
+            ),  # inside one block: no street; listed first, so it owns "block"
+            _box(-50, -50, 250, 450),
+            _box(250, -50, 450, 450),
+            _box(2000, 2000, 2300, 2300),  # far away: nobody lives there
+        ],
+        crs=grid_city.net.crs,
+    ).to_crs("EPSG:4326")
+
+
+FAST = BatchParams(with_polygons=False)
+
+
+def _row(summary: pd.DataFrame, name: str) -> pd.Series:
+    return summary.set_index("district").loc[name]
+
+
+def test_border_resident_served_across_border(grid_city, grid_districts, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    res = run_districts(grid_city, grid_districts, tmp_path / "out", params=BatchParams())
+    west = _row(res.summary, "西区")
+    assert west["status"] == batch.STATUS_OK
+    assert west["population"] == 100.0
+    # 10 m access + 100 m street + 10 m access = 120 m = 1.6 min at 4.5 km/h
+    assert west["share_5"] == 1.0
+    assert west["share_15"] == 1.0
+    assert west["uncovered_population_5"] == 0.0
+    assert west["centers"] == 0
+    assert west["centers_used"] == 1
+    demand = gpd.read_file(tmp_path / "out" / "西区" / "demand.geojson")
+    assert demand.crs.to_epsg() == 4326
+    assert list(demand["demand_id"]) == ["border"]
+    assert bool(demand["covered_5"].iloc[0])
+    assert demand["minutes_to_nearest"].iloc[0] == pytest.approx(120 / 75, abs=0.01)
+    doc = json.loads((tmp_path / "out" / "西区" / "summary.json").read_text(encoding="utf-8"))
+    assert doc["coverage"]["5"]["share"] == 1.0
+    assert doc["district"] == "西区"
+
+
+def test_statuses_and_batch_outputs(grid_city, grid_districts, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    res = run_districts(grid_city, grid_districts, out, params=FAST)
+    s = res.summary
+    assert list(s["district"]) == ["街区", "西区", "东区", "空区"]
+    block, empty = _row(s, "街区"), _row(s, "空区")
+    assert block["status"] == batch.STATUS_NO_NETWORK
+    assert block["population"] == 30.0
+    assert empty["status"] == batch.STATUS_NO_RESIDENTS
+    assert empty["population"] == 0.0
+    assert np.isnan(empty["share_5"])
+    assert _row(s, "东区")["share_5"] == 1.0
+    # Each resident is counted once, in the first district holding it.
+    assert s["population"].sum() == pytest.approx(grid_city.demand["population"].sum())
+    csv = pd.read_csv(out / "summary.csv", encoding="utf-8-sig")
+    assert list(csv.columns[:5]) == ["district", "status", "population", "share_5", "share_15"]
+    doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert [d["district"] for d in doc["districts"]] == list(s["district"])
+    layer = gpd.read_file(out / "districts.geojson")
+    assert layer.crs.to_epsg() == 4326
+    assert len(layer) == 4
+    assert set(layer.geom_type) == {"Polygon"}
+    page = (out / "report.html").read_text(encoding="utf-8")
+    # ranked by uncovered population at 15 minutes; districts without an audit last
+    assert batch.STATUS_NO_NETWORK in page
+    assert page.index("西区") < page.index("街区")
+    for name in ("街区", "空区"):
+        assert (out / name / "summary.json").is_file()
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def test_failing_district_is_recorded(grid_city, grid_districts, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import coverage.audit
+
+    real = coverage.audit.audit
+
+    def flaky(net, centers, demand, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if "east" in set(demand["demand_id"]):
+            msg = "boom"
+            raise RuntimeError(msg)
+        return real(net, centers, demand, *args, **kwargs)
+
+    monkeypatch.setattr(coverage.audit, "audit", flaky)
+    out = tmp_path / "out"
+    s = run_districts(grid_city, grid_districts, out, params=FAST).summary
+    east = _row(s, "东区")
+    assert east["status"] == batch.STATUS_ERROR
+    assert "RuntimeError: boom" in east["error"]
+    assert _row(s, "西区")["status"] == batch.STATUS_OK
+    assert not (out / "东区").exists()
+    monkeypatch.setattr(coverage.audit, "audit", real)
+    s2 = run_districts(grid_city, grid_districts, out, params=FAST).summary
+    assert list(s2.loc[s2["recomputed"], "district"]) == ["东区"]
+    assert _row(s2, "东区")["share_5"] == 1.0
+
+
+def test_resume_after_damage_and_interrupt(
+    grid_city, grid_districts, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import coverage.audit
+
+    out = tmp_path / "out"
+    first = run_districts(grid_city, grid_districts, out, params=FAST).summary
+    assert first["recomputed"].all()
+    again = run_districts(grid_city, grid_districts, out, params=FAST).summary
+    assert not again["recomputed"].any()
+    pd.testing.assert_frame_equal(first[NUMBERS], again[NUMBERS])
+
+    # A damaged file and a deleted folder are redone; the rest is skipped.
+    with (out / "东区" / "demand.geojson").open("ab") as fh:
+        fh.write(b" ")
+    (out / "西区" / "summary.json").unlink()
+    s = run_districts(grid_city, grid_districts, out, params=FAST).summary
+    assert set(s.loc[s["recomputed"], "district"]) == {"西区", "东区"}
+
+    # Ctrl-C in the middle of a run with new parameters (so every district is due):
+    # what was done stays, nothing half-written is left.
+    slower = BatchParams(with_polygons=False, speed_kmh=4.0)
+    real = coverage.audit.audit
+
+    def interrupted(net, centers, demand, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if "east" in set(demand["demand_id"]):
+            raise KeyboardInterrupt
+        return real(net, centers, demand, *args, **kwargs)
+
+    monkeypatch.setattr(coverage.audit, "audit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_districts(grid_city, grid_districts, out, params=slower)
+    monkeypatch.setattr(coverage.audit, "audit", real)
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name or ".old-" in p.name]
+    (out / ".东区.tmp-left-by-a-killed-worker").mkdir()  # as after kill -9
+    s = run_districts(grid_city, grid_districts, out, params=slower).summary
+    # 街区 and 西区 were redone before the interrupt; 东区 and 空区 remain.
+    assert set(s.loc[s["recomputed"], "district"]) == {"东区", "空区"}
+    assert not (out / ".东区.tmp-left-by-a-killed-worker").exists()
+
+    forced = run_districts(grid_city, grid_districts, out, params=slower, force=True).summary
+    assert forced["recomputed"].all()
+
+
+# --- bad inputs ---------------------------------------------------------------------------
+
+
+def test_districts_file_without_name_column(tmp_path: Path) -> None:
+    path = tmp_path / "d.geojson"
+    gpd.GeoDataFrame(
+        {"NAME_CN": ["甲"]}, geometry=[shapely.box(116, 39, 116.1, 39.1)], crs="EPSG:4326"
+    ).to_file(path, driver="GeoJSON")
+    with pytest.raises(InputError, match="--name-column"):
+        batch.districts_from_file(path, name_column="name")
+    assert list(batch.districts_from_file(path, name_column="NAME_CN")["district"]) == ["甲"]
+
+
+def test_point_districts_refused(tmp_path, grid_city) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "d.geojson"
+    gpd.GeoDataFrame({"name": ["甲"]}, geometry=[shapely.Point(116, 39)], crs="EPSG:4326").to_file(
+        path, driver="GeoJSON"
+    )
+    with pytest.raises(InputError, match="polygon"):
+        batch.districts_from_file(path)
+    points = gpd.GeoDataFrame({"district": ["甲"]}, geometry=[_pt(0, 0)], crs=grid_city.net.crs)
+    with pytest.raises(InputError, match="polygons"):
+        run_districts(grid_city, points, tmp_path / "out")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_scheduler(grid_city, grid_districts, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(batch, "SCHEDULER_TIMEOUT_S", 1.0)
+    with pytest.raises(InputError, match="Cannot reach the Dask scheduler"):
+        run_districts(
+            grid_city,
+            grid_districts,
+            tmp_path / "out",
+            params=FAST,
+            scheduler=f"tcp://127.0.0.1:{_free_port()}",
+        )
+    with pytest.raises(InputError, match="scheduler address"):
+        run_districts(grid_city, grid_districts, tmp_path / "out", scheduler="localhost:8786")
+    with pytest.raises(InputError, match="workers"):
+        run_districts(grid_city, grid_districts, tmp_path / "out", workers=0)
+
+
+def test_bad_params() -> None:
+    with pytest.raises(InputError):
+        BatchParams(thresholds_min=(15.0, 5.0))
+    with pytest.raises(InputError, match="new_k"):
+        BatchParams(new_k=0)
+    assert BatchParams().buffer_m == pytest.approx(15 * 75 + 300)
+
+
+def test_folder_names_are_safe_and_unique() -> None:
+    assert batch.district_folders(["a/b", "A/B", "..", "区1", ".work"]) == [
+        "a_b",
+        "A_B_2",
+        "district",
+        "区1",
+        "work",
+    ]
+
+
+# --- a synthetic city split into districts ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, gpd.GeoDataFrame]:
+    from coverage.scenario import load_city
+
+    folder = tmp_path_factory.mktemp("synth")
+    osm = folder / "city.osm.pbf"
+    generate_city(osm, nodes=3000, seed=11, districts=4, districts_out=folder / "d.geojson")
+    city = load_city(osm, cache_dir=folder / "cache")
+    return city, batch.districts_from_file(folder / "d.geojson")
+
+
+def test_districts_from_osm_boundaries(synth) -> None:  # type: ignore[no-untyped-def]
+    city, from_file = synth
+    from_osm = batch.districts_from_osm(city.extract, admin_level=6)
+    assert sorted(from_osm["district"]) == sorted(from_file["district"])
+    with pytest.raises(InputError, match="admin_level"):
+        batch.districts_from_osm(city.extract, admin_level=9)
+
+
+def test_clipped_equals_whole_city_audit(synth, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from coverage.audit import AuditParams, audit
+
+    city, districts = synth
+    s = run_districts(city, districts, tmp_path / "out", params=FAST).summary
+    assert (s["status"] == batch.STATUS_OK).all()
+    whole = audit(city.net, city.centers, city.demand, AuditParams(), with_polygons=False)
+    owner = batch.assign_demand(city.demand, districts.to_crs(city.net.crs))
+    d = whole.demand.assign(owner=owner)
+    for i, name in enumerate(districts["district"]):
+        mine = d[d["owner"] == i]
+        pop = mine["population"].sum()
+        row = _row(s, name)
+        assert row["population"] == pytest.approx(pop)
+        for t in ("5", "15"):
+            covered = mine.loc[mine[f"covered_{t}"], "population"].sum()
+            assert row[f"share_{t}"] == pytest.approx(covered / pop, abs=1e-12)
+
+
+@pytest.mark.slow
+def test_local_cluster_matches_serial(synth, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    city, districts = synth
+    params = BatchParams(with_polygons=False, new_k=1)
+    serial = run_districts(city, districts, tmp_path / "serial", params=params).summary
+    seen: list[float] = []
+    parallel = run_districts(
+        city,
+        districts,
+        tmp_path / "dask",
+        params=params,
+        workers=2,
+        progress=lambda f, m: seen.append(f),
+    ).summary
+    cols = [*NUMBERS, "centers", "centers_used", "sites_proposed", "share_after"]
+    pd.testing.assert_frame_equal(serial[cols], parallel[cols])
+    assert (parallel["status"] == batch.STATUS_OK).all()
+    assert seen[-1] == 1.0
+    assert seen == sorted(seen)
+    assert (
+        tmp_path / "dask" / str(parallel["folder"].iloc[0]) / "proposed_sites.geojson"
+    ).is_file()
+
+
+# --- an existing scheduler in separate processes -------------------------------------------
+
+
+@pytest.fixture
+def dask_scheduler(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from distributed import Client
+
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    logs = [(tmp_path / f"{n}.log").open("wb") for n in ("scheduler", "worker")]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-dashboard",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=logs[0],
+            stderr=subprocess.STDOUT,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or procs[0].poll() is not None:
+                    pytest.fail("the dask scheduler did not start")
+                time.sleep(0.2)
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--nworkers",
+                    "1",
+                    "--no-dashboard",
+                ],
+                cwd=tmp_path,
+                env=env,
+                stdout=logs[1],
+                stderr=subprocess.STDOUT,
+            )
+        )
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(1, timeout=60)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for f in logs:
+            f.close()
+
+
+@pytest.mark.slow
+def test_existing_scheduler(grid_city, grid_districts, tmp_path, dask_scheduler) -> None:  # type: ignore[no-untyped-def]
+    serial = run_districts(grid_city, grid_districts, tmp_path / "serial", params=FAST).summary
+    remote = run_districts(
+        grid_city, grid_districts, tmp_path / "remote", params=FAST, scheduler=dask_scheduler
+    ).summary
+    pd.testing.assert_frame_equal(
+        serial[["district", "status", *NUMBERS]], remote[["district", "status", *NUMBERS]]
+    )
+    assert (tmp_path / "remote" / "西区" / "demand.geojson").is_file()
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_cli_batch(tmp_path: Path) -> None:
+    cli = pytest.importorskip("coverage.cli")
+    districts = tmp_path / "districts.geojson"
+    net = walk_network(GRID, cache_dir=None)
+    gpd.GeoDataFrame(
+        {"名称": ["西区", "东区"]},
+        geometry=[_box(-50, -50, 250, 450), _box(250, -50, 450, 450)],
+        crs=net.crs,
+    ).to_crs("EPSG:4326").to_file(districts, driver="GeoJSON")
+    out = tmp_path / "out"
+    base = ["batch", "--osm", str(GRID), "--districts", str(districts), "--out", str(out)]
+    base += ["--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    assert cli.main([*base, "--name-column", "名称"]) == 0
+    s = pd.read_csv(out / "summary.csv", encoding="utf-8-sig")
+    assert list(s["district"]) == ["西区", "东区"]
+    assert s["population"].sum() > 0
+    assert cli.main([*base, "--name-column", "NAME"]) == 2
