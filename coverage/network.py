@@ -128,10 +128,16 @@ class WalkNetwork:
 
 def speed_ms(speed_kmh: float) -> float:
     """Convert a walking speed to m/s, refusing non-positive or absurd speeds."""
-    if not np.isfinite(speed_kmh) or speed_kmh <= 0 or speed_kmh > 30:
-        msg = f"`speed_kmh` must be a walking speed in (0, 30] km/h; got {speed_kmh!r}. The default is {DEFAULT_SPEED_KMH} km/h."
+    msg = f"`speed_kmh` must be a walking speed in (0, 30] km/h; got {speed_kmh!r}. The default is {DEFAULT_SPEED_KMH} km/h."
+    if isinstance(speed_kmh, (bool, str, bytes)):
         raise InputError(msg)
-    return float(speed_kmh) / 3.6
+    try:
+        value = float(speed_kmh)
+    except (TypeError, ValueError) as exc:
+        raise InputError(msg) from exc
+    if not np.isfinite(value) or value <= 0 or value > 30:
+        raise InputError(msg)
+    return value / 3.6
 
 
 @contextlib.contextmanager

@@ -110,7 +110,7 @@ class Scenario:
             raise InputError(msg)
         try:
             siting = d.get("siting")
-            return cls(
+            scenario = cls(
                 name=str(d.get("name", "scenario")),
                 speed_kmh=float(d.get("speed_kmh", DEFAULT_SPEED_KMH)),
                 thresholds_min=tuple(float(t) for t in d.get("thresholds_min", (5.0, 15.0))),
@@ -124,11 +124,57 @@ class Scenario:
                 siting=SitingRequest(**siting) if siting else None,
                 accepted_sites=tuple(AddedStation(**a) for a in d.get("accepted_sites", ())),
             )
+            scenario.validate()
         except (TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, InputError):
                 raise
             msg = f"Scenario file is malformed: {exc}. Save it again from the app or fix the field named."
             raise InputError(msg) from exc
+        return scenario
+
+    def validate(self) -> None:
+        """Check every value a scenario file can carry; raise ``InputError`` naming the bad one.
+
+        Speed, thresholds and per-level standards are checked as an audit would
+        check them; stations need finite WGS-84 coordinates; a siting request
+        needs positive, finite minutes, spacing and time limit.
+        """
+        import math
+
+        from coverage.audit import AuditParams
+
+        AuditParams(
+            speed_kmh=self.speed_kmh,
+            thresholds_min=tuple(self.thresholds_min),
+            level_thresholds_min=dict(self.level_thresholds_min)
+            if self.level_thresholds_min
+            else None,
+        )
+        for what, stations in (("added", self.added), ("accepted_sites", self.accepted_sites)):
+            for i, st in enumerate(stations, start=1):
+                try:
+                    lon, lat = float(st.lon), float(st.lat)
+                except (TypeError, ValueError) as exc:
+                    msg = f"Scenario `{what}` station {i} needs numeric `lon`/`lat`; got {st.lon!r}, {st.lat!r}."
+                    raise InputError(msg) from exc
+                if not (
+                    math.isfinite(lon) and math.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90
+                ):
+                    msg = f"Scenario `{what}` station {i} has coordinates outside longitude ±180° / latitude ±90° (lon {lon!r}, lat {lat!r}); check the order and the values."
+                    raise InputError(msg)
+        req = self.siting
+        if req is not None:
+            for name in ("minutes", "spacing_m", "time_limit_s"):
+                value = getattr(req, name)
+                if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                    msg = f"Scenario siting `{name}` must be a positive number; got {value!r}."
+                    raise InputError(msg)
+            sec = req.secondary_minutes
+            if sec is not None and not (
+                isinstance(sec, (int, float)) and math.isfinite(sec) and sec > 0
+            ):
+                msg = f"Scenario siting `secondary_minutes` must be a positive number or null; got {sec!r}."
+                raise InputError(msg)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Scenario:
@@ -136,6 +182,9 @@ class Scenario:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             msg = f"Scenario file is not valid JSON: {exc}."
+            raise InputError(msg) from exc
+        except RecursionError as exc:
+            msg = "Scenario file is nested too deeply to be a saved scenario; save it again from the app."
             raise InputError(msg) from exc
         return cls.from_dict(data)
 

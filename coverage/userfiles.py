@@ -436,6 +436,9 @@ def _clean_geometries(gdf: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
     geoms = np.asarray(gdf.geometry.values, dtype=object)
     geoms = shapely.force_2d(geoms)
     empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    if empty.all():
+        msg = f"{name!r} has no features with a geometry. Export the layer again."
+        raise InputError(msg)
     if empty.any():
         rows = np.flatnonzero(empty)
         warnings.warn(
