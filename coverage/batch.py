@@ -803,6 +803,9 @@ def _run_on_dask(
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            # The scheduler's HTTP server still binds; a free port avoids a warning
+            # (and a clash) when another cluster holds the default 8787.
+            scheduler_kwargs={"dashboard_address": ":0"},
             silence_logs=logging.WARNING,
         )
         client = Client(cluster)
