@@ -718,11 +718,21 @@ def _point_xy(
     if edge.size == 0:
         e = np.empty(0, dtype=np.float64)
         return e, e
+    length = net.edge_length_m[edge]
+    frac = np.clip(offset_m / np.maximum(length, 1e-12), 0.0, 1.0)
     lines = net.edge_geometry[edge]
-    geo_len = shapely.length(lines)
-    frac = offset_m / np.maximum(net.edge_length_m[edge], 1e-12)
-    pts = shapely.line_interpolate_point(lines, frac * geo_len)
-    return shapely.get_x(pts).astype(np.float64), shapely.get_y(pts).astype(np.float64)
+    # Straight edges (two vertices) interpolate in numpy; only bent ones need shapely.
+    straight = shapely.get_num_coordinates(lines) == 2
+    first = shapely.get_coordinates(shapely.get_point(lines, 0))
+    last = shapely.get_coordinates(shapely.get_point(lines, -1))
+    x = first[:, 0] + frac * (last[:, 0] - first[:, 0])
+    y = first[:, 1] + frac * (last[:, 1] - first[:, 1])
+    bent = ~straight
+    if bent.any():
+        pts = shapely.line_interpolate_point(lines[bent], frac[bent] * shapely.length(lines[bent]))
+        x[bent] = shapely.get_x(pts)
+        y[bent] = shapely.get_y(pts)
+    return x.astype(np.float64), y.astype(np.float64)
 
 
 _ADJACENCY: dict[int, tuple[weakref.ref[WalkNetwork], sparse.csr_array]] = {}
