@@ -276,8 +276,32 @@ def _read_wkt_csv(name: str, df: pd.DataFrame, column: str, crs: Crs | str) -> g
 # --- vector files -------------------------------------------------------------
 
 
+_SURROGATE_PAIR = re.compile(
+    rb"(?<!\\)\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})"
+)
+
+
+def _unescape_surrogates(data: bytes) -> bytes:
+    """Turn JSON ``\\uD8xx\\uDCxx`` escapes into UTF-8 before GDAL reads the text.
+
+    GDAL's JSON parser turns escaped surrogate pairs (how ``json.dumps`` and
+    ``GeoDataFrame.to_json`` write characters beyond U+FFFF, e.g. CJK Extension B
+    place-name characters such as 𠀀) into U+FFFD; UTF-8 text is read correctly.
+    """
+    if data[:16].startswith(b"SQLite format 3") or _SURROGATE_PAIR.search(data) is None:
+        return data
+
+    def utf8(m: re.Match[bytes]) -> bytes:
+        hi, lo = int(m.group(1), 16), int(m.group(2), 16)
+        return chr(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)).encode("utf-8")
+
+    return _SURROGATE_PAIR.sub(utf8, data)
+
+
 def _read_vector(name: str, data: bytes, layer: str | int | None) -> gpd.GeoDataFrame:
     import pyogrio
+
+    data = _unescape_surrogates(data)
 
     try:
         with warnings.catch_warnings():
