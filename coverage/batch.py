@@ -113,6 +113,9 @@ class BatchParams:
         Added to the longest threshold's walking distance to get the clipping buffer.
     with_polygons
         Build service-area polygons (the slowest part of an audit).
+    with_report
+        Write each district's ``report.html`` (a map page of about 1 MB per
+        1,000 demand units).
     """
 
     speed_kmh: float = 4.5
@@ -120,6 +123,7 @@ class BatchParams:
     new_k: int | None = None
     margin_m: float = 300.0
     with_polygons: bool = True
+    with_report: bool = True
 
     def __post_init__(self) -> None:
         from coverage.audit import AuditParams
@@ -503,6 +507,7 @@ def _write_audit(
         source_name=task.source_name,
         source_sha256=task.source_sha256,
         extra={DISTRICT: task.name, "clip_buffer_m": task.params.buffer_m, **task.extra},
+        report=task.params.with_report,
     )
     _commit(task, files, row)
 
@@ -921,7 +926,7 @@ def _index_html(table: pd.DataFrame, params: BatchParams) -> str:
         cells = []
         for c in cols:
             text = html.escape(_cell(c, rec[c]))
-            if c == DISTRICT:
+            if c == DISTRICT and params.with_report:
                 href = html.escape(f"{rec[FOLDER]}/report.html", quote=True)
                 cells.append(f'<td><a href="{href}">{text}</a></td>')
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -90,7 +91,7 @@ def grid_districts(grid_city: SimpleNamespace) -> gpd.GeoDataFrame:
     ).to_crs("EPSG:4326")
 
 
-FAST = BatchParams(with_polygons=False)
+FAST = BatchParams(with_polygons=False, with_report=False)
 
 
 def _row(summary: pd.DataFrame, name: str) -> pd.Series:
@@ -195,7 +196,7 @@ def test_resume_after_damage_and_interrupt(
 
     # Ctrl-C in the middle of a run with new parameters (so every district is due):
     # what was done stays, nothing half-written is left.
-    slower = BatchParams(with_polygons=False, speed_kmh=4.0)
+    slower = BatchParams(with_polygons=False, with_report=False, speed_kmh=4.0)
     real = coverage.audit.audit
 
     def interrupted(net, centers, demand, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -327,7 +328,7 @@ def test_clipped_equals_whole_city_audit(synth, tmp_path) -> None:  # type: igno
 @pytest.mark.slow
 def test_local_cluster_matches_serial(synth, tmp_path) -> None:  # type: ignore[no-untyped-def]
     city, districts = synth
-    params = BatchParams(with_polygons=False, new_k=1)
+    params = BatchParams(with_polygons=False, with_report=False, new_k=1)
     serial = run_districts(city, districts, tmp_path / "serial", params=params).summary
     seen: list[float] = []
     parallel = run_districts(
@@ -410,8 +411,12 @@ def dask_scheduler(tmp_path: Path):  # type: ignore[no-untyped-def]
             client.wait_for_workers(1, timeout=60)
         yield address
     finally:
+        if len(procs) == 2:
+            with contextlib.suppress(Exception), Client(address, timeout="10s") as client:
+                client.shutdown()  # stops the scheduler and its workers cleanly
         for p in reversed(procs):
-            p.terminate()
+            if p.poll() is None:
+                p.terminate()
         for p in reversed(procs):
             try:
                 p.wait(timeout=20)
