@@ -495,15 +495,15 @@ def memo_get(store: str, key: Any, make: Callable[[], Any]) -> Any:
 
 
 def _run(city: CityData, s: Scenario, *, with_polygons: bool, label: str) -> ScenarioResult:
-    status = st.status(label, expanded=False)
-    with status:
+    slot = st.empty()  # the status box goes away once the work is done
+    with slot.status(label, expanded=False):
         bar = st.progress(0.0)
 
         def progress(fraction: float, message: str) -> None:
             bar.progress(min(max(fraction, 0.0), 1.0), text=message)
 
         res = run_scenario(city, s, with_polygons=with_polygons, progress=progress)
-    status.update(state="complete")
+    slot.empty()
     return res
 
 

@@ -123,7 +123,9 @@ def map_frame(page: Any) -> Any:
         frames = [f for f in page.frames if "st_folium" in f.url]
         if frames:
             return frames[0]
-        time.sleep(0.1)
+        page.wait_for_timeout(
+            100
+        )  # not time.sleep: route handlers run only inside Playwright calls
     raise AssertionError("no streamlit-folium iframe")
 
 
