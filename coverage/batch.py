@@ -35,6 +35,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -188,8 +189,15 @@ def districts_from_osm(extract: Any, *, admin_level: str | int | None = None) ->
     if admin_level is not None:
         b = b[b["admin_level"].astype(str) == str(admin_level)]
     elif len(levels) > 1:
-        msg = f"The OSM file has administrative boundaries at several levels ({', '.join(levels)}); choose one with `--admin-level`."
-        raise InputError(msg)
+        # Levels nest (city ⊃ district ⊃ street): mixing them would double count.
+        counts = b["admin_level"].astype(str).value_counts()
+        chosen = max(levels, key=lambda lv: (int(counts.get(lv, 0)), _level_number(lv)))
+        warnings.warn(
+            f"The OSM file has administrative boundaries at levels {', '.join(levels)}; "
+            f"using admin_level={chosen} (the most boundaries). Choose with `--admin-level`.",
+            stacklevel=2,
+        )
+        b = b[b["admin_level"].astype(str) == chosen]
     if b.empty:
         msg = (
             f"The OSM file has no administrative boundaries at admin_level={admin_level!r} "
@@ -199,6 +207,13 @@ def districts_from_osm(extract: Any, *, admin_level: str | int | None = None) ->
     gdf = b.rename(columns={"name": DISTRICT})
     gdf[DISTRICT] = gdf[DISTRICT].where(gdf[DISTRICT].notna(), gdf["osm_id"].astype(str))
     return normalise_districts(gdf[[DISTRICT, gdf.geometry.name]])
+
+
+def _level_number(level: str) -> float:
+    try:
+        return float(level)
+    except ValueError:
+        return -1.0
 
 
 def normalise_districts(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
