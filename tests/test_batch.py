@@ -459,3 +459,22 @@ def test_cli_batch(tmp_path: Path) -> None:
     assert list(s["district"]) == ["西区", "东区"]
     assert s["population"].sum() > 0
     assert cli.main([*base, "--name-column", "NAME"]) == 2
+
+
+def test_osm_levels_choice() -> None:
+    boxes = [shapely.box(i, 0, i + 1, 1) for i in range(4)]
+    extract = SimpleNamespace(
+        boundaries=gpd.GeoDataFrame(
+            {
+                "osm_id": [1, 2, 3, 4],
+                "name": ["市", "甲区", "乙区", None],
+                "admin_level": ["4", "6", "6", "6"],
+            },
+            geometry=boxes,
+            crs="EPSG:4326",
+        )
+    )
+    with pytest.warns(UserWarning, match="admin_level=6"):
+        d = batch.districts_from_osm(extract)
+    assert list(d["district"]) == ["甲区", "乙区", "4"]  # unnamed: its OSM id
+    assert list(batch.districts_from_osm(extract, admin_level=4)["district"]) == ["市"]
