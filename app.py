@@ -410,7 +410,7 @@ def load_city_data(
         districts = districts_from_file(
             spec.districts.data, name_column=spec.district_column, filename=spec.districts.name
         )
-        city = replace(city, districts=districts)
+        city = replace(city, districts=districts.to_crs(city.net.crs))  # maps want metres
     logger.info("app loaded city %s", spec.osm_name)
     return city
 

@@ -271,3 +271,46 @@ def test_scenario_download_round_trips() -> None:
     s = active(at)
     assert Scenario.from_json(s.to_json()) == s
     assert json.loads(s.to_json())["schema_version"] == 1
+
+
+def test_centers_csv_and_districts_upload(haidian_extract) -> None:  # type: ignore[no-untyped-def]
+    from shapely.geometry import box, mapping
+
+    at = started()
+    minx, miny, maxx, maxy = haidian_extract.residential.total_bounds
+    pts = haidian_extract.residential.geometry.representative_point()
+    csv = "name,lon,lat\n" + "".join(
+        f"站点{i},{p.x:.7f},{p.y:.7f}\n" for i, p in enumerate(pts.iloc[:2])
+    )
+    midx = (minx + maxx) / 2
+    districts = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": "西区"},
+                "geometry": mapping(box(minx - 0.01, miny - 0.01, midx, maxy + 0.01)),
+            },
+            {
+                "type": "Feature",
+                "properties": {"name": "东区"},
+                "geometry": mapping(box(midx, miny - 0.01, maxx + 0.01, maxy + 0.01)),
+            },
+        ],
+    }
+    at.session_state["centers_src"] = "file"
+    at.session_state["pending_upload"] = {
+        "source": "default",
+        "centers": ("centers.csv", csv.encode("utf-8")),
+        "districts": ("districts.geojson", json.dumps(districts, ensure_ascii=False).encode()),
+    }
+    at.run()
+    assert_ok(at)
+    assert metrics(at)["服务中心"] == "2"
+    table = next(d.value for d in at.dataframe if "区划" in d.value.columns)
+    assert set(table["区划"]) == {"西区", "东区"}
+    # back to the default data: OSM centers, no districts
+    at.session_state["pending_upload"] = {"source": "default"}
+    at.run()
+    assert_ok(at)
+    assert metrics(at)["服务中心"] == "1"
