@@ -1,0 +1,276 @@
+"""Fault injection: killed CLI runs, corrupted caches, solver time limits.
+
+A CLI run killed with SIGTERM or SIGKILL, even in the middle of writing, must leave ``--out``
+holding either the old complete output or the new complete output, never a mix. The runs
+are started in parallel and killed the moment their temporary output folder appears (plus a
+small seeded random delay), so the kill really lands during the write.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = ROOT / "tests" / "data" / "grid.osm"
+CONTRACT = {
+    "summary.json",
+    "centers.geojson",
+    "service_areas.geojson",
+    "demand.geojson",
+    "uncovered.geojson",
+}
+
+pytest.importorskip("coverage.cli")
+
+
+def _cli_cmd(out: Path, cache: Path, minutes: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "coverage.cli",
+        "audit",
+        "--osm",
+        str(GRID),
+        "--minutes",
+        minutes,
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache),
+        "--quiet",
+    ]
+
+
+def _check_complete(out: Path) -> tuple[str, ...]:
+    """Return the thresholds of the complete output in ``out``; fail on any mix or gap."""
+    assert out.is_dir(), f"{out} is missing: neither the old nor the new output"
+    names = {p.name for p in out.iterdir()}
+    assert names >= CONTRACT, f"incomplete output: missing {CONTRACT - names}"
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    keys = tuple(summary["coverage"])
+    for name in names:
+        if name.endswith(".geojson"):
+            doc = json.loads((out / name).read_text(encoding="utf-8"))
+            assert doc["type"] == "FeatureCollection"
+    demand = json.loads((out / "demand.geojson").read_text(encoding="utf-8"))
+    assert len(demand["features"]) == summary["demand"]["units"]
+    for feat in demand["features"]:
+        covered = {
+            k.removeprefix("covered_") for k in feat["properties"] if k.startswith("covered_")
+        }
+        assert covered == set(keys), (
+            f"demand.geojson ({covered}) and summary.json ({keys}) differ: mixed output"
+        )
+    areas = json.loads((out / "service_areas.geojson").read_text(encoding="utf-8"))
+    minutes = {f"{float(f['properties']['minutes']):g}" for f in areas["features"]}
+    assert minutes <= set(keys), f"service areas {minutes} are not from the run of {keys}"
+    if (out / "report.html").exists():
+        assert (out / "report.html").read_text(encoding="utf-8").rstrip().endswith("</html>")
+    return keys
+
+
+@pytest.fixture(scope="module")
+def old_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("faults")
+    cache = base / "cache"
+    out = base / "old"
+    proc = subprocess.run(
+        _cli_cmd(out, cache, "5,15"), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert _check_complete(out) == ("5", "15")
+    return out, cache
+
+
+def _kill_during_write(
+    old: Path, cache: Path, work: Path, sig: int, rng: random.Random, n: int
+) -> list[tuple[str, ...]]:
+    runs: list[dict[str, Any]] = []
+    for i in range(n):
+        parent = work / f"run{i}"
+        parent.mkdir()
+        out = parent / "out"
+        shutil.copytree(old, out)
+        proc = subprocess.Popen(
+            _cli_cmd(out, cache, "3,10"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        runs.append(
+            {
+                "proc": proc,
+                "parent": parent,
+                "out": out,
+                "delay": rng.uniform(0.0, 0.05),
+                "seen": None,
+            }
+        )
+    deadline = time.monotonic() + 240
+    pending = list(runs)
+    while pending and time.monotonic() < deadline:
+        for run in list(pending):
+            proc = run["proc"]
+            if proc.poll() is not None:  # finished before we caught the write: still a valid case
+                pending.remove(run)
+                continue
+            if run["seen"] is None and any(
+                p.name.startswith(".out.") for p in run["parent"].iterdir()
+            ):
+                run["seen"] = time.monotonic()
+            if run["seen"] is not None and time.monotonic() - run["seen"] >= run["delay"]:
+                proc.send_signal(sig)
+                pending.remove(run)
+        time.sleep(0.001)
+    results = []
+    for run in runs:
+        proc = run["proc"]
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail("a killed run did not stop")
+        if proc.stderr is not None:
+            err = proc.stderr.read().decode(errors="replace")
+            proc.stderr.close()
+            assert "Traceback" not in err, err
+        results.append(_check_complete(run["out"]))
+        if run["seen"] is not None and proc.returncode == -sig:
+            KILLED_MID_WRITE.append(sig)
+        LEFTOVERS.extend(p.name for p in run["parent"].iterdir() if p.name != "out")
+    return results
+
+
+KILLED_MID_WRITE: list[int] = []
+LEFTOVERS: list[str] = []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killed_audit_leaves_old_or_new_output(
+    old_output: tuple[Path, Path], tmp_path: Path, sig: int
+) -> None:
+    old, cache = old_output
+    rng = random.Random(int(sig))
+    before = len(KILLED_MID_WRITE)
+    results = _kill_during_write(old, cache, tmp_path, sig, rng, n=3)
+    assert all(r in {("5", "15"), ("3", "10")} for r in results), results
+    assert len(KILLED_MID_WRITE) > before, "no run was caught while writing its output"
+    # Temporary folders (.out.tmp-*) may remain after a kill: SIGKILL cannot clean up, and
+    # the CLI does not turn SIGTERM into a clean exit yet (see docs/RELIABILITY.md). They
+    # are hidden siblings of --out, never inside it.
+
+
+@pytest.mark.slow
+def test_killed_before_writing_keeps_old_output(
+    old_output: tuple[Path, Path], tmp_path: Path
+) -> None:
+    old, cache = old_output
+    out = tmp_path / "out"
+    shutil.copytree(old, out)
+    proc = subprocess.Popen(
+        _cli_cmd(out, cache, "3,10"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    time.sleep(random.Random(7).uniform(0.3, 1.5))
+    proc.kill()
+    proc.wait(timeout=60)
+    assert _check_complete(out) in {("5", "15"), ("3", "10")}
+
+
+# --- network cache -------------------------------------------------------------------------
+
+
+def _cache_file(cache: Path) -> Path:
+    (f,) = sorted(cache.glob("walk-*.npz"))
+    return f
+
+
+@pytest.mark.parametrize("damage", ["flip_bytes", "truncate", "zero_length", "garbage"])
+def test_corrupt_network_cache_is_detected_and_rebuilt(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from coverage.network import load_network, walk_network
+
+    ref = walk_network(GRID, cache_dir=tmp_path)
+    f = _cache_file(tmp_path)
+    data = bytearray(f.read_bytes())
+    if damage == "flip_bytes":
+        rng = np.random.default_rng(3)
+        for pos in rng.integers(len(data) // 4, len(data) - 200, size=8):
+            data[pos] ^= 0xFF
+    elif damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "zero_length":
+        data = bytearray()
+    else:
+        data = bytearray(b"not a zip file" * 100)
+    f.write_bytes(bytes(data))
+    with pytest.raises(Exception, match="rebuild"):
+        load_network(f)
+    with caplog.at_level("WARNING", logger="coverage.network"):
+        net = walk_network(GRID, cache_dir=tmp_path)
+    assert any("rebuild" in r.getMessage() for r in caplog.records)
+    assert net.n_nodes == ref.n_nodes
+    assert net.n_edges == ref.n_edges
+    assert np.allclose(net.edge_length_m, ref.edge_length_m)
+    again = load_network(_cache_file(tmp_path))  # rewritten intact
+    assert again.n_edges == ref.n_edges
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_flipped_array_byte_fails_checksum(tmp_path: Path) -> None:
+    """A change inside an array (not the zip structure) is caught by the checksum."""
+    from coverage.errors import InputError
+    from coverage.network import load_network, save_network, walk_network
+
+    net = walk_network(GRID, cache_dir=None)
+    path = save_network(net, tmp_path / "n.npz")
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["node_x"] = arrays["node_x"].copy()
+    arrays["node_x"][0] += 1.0
+    with path.open("wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(InputError, match="checksum"):
+        load_network(path)
+
+
+# --- solver time limit ----------------------------------------------------------------------
+
+
+def test_exact_time_limit_honoured_with_gap() -> None:
+    from coverage.siting import SitingParams, solve_exact
+
+    rng = np.random.default_rng(0)
+    C = sparse.random_array((400, 3000), density=0.02, rng=rng, format="csr").astype(bool)
+    w = rng.uniform(1, 100, 3000)
+    limit = 0.5
+    t0 = time.monotonic()
+    res = solve_exact(C, w, 15, time_limit_s=limit)
+    elapsed = time.monotonic() - t0
+    assert elapsed < limit + 10
+    assert not res.optimal
+    assert res.bound_population >= res.population_covered
+    assert res.bound_population > res.population_covered + 1e-6  # a real gap is reported
+    assert SitingParams(k=1, exact=True, time_limit_s=0.01).time_limit_s == 0.01
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_no_temporary_folders(old_output: tuple[Path, Path], tmp_path: Path) -> None:
+    """SIGTERM during the write should clean up like Ctrl-C does (exit code, temp folder removed)."""
+    old, cache = old_output
+    _kill_during_write(old, cache, tmp_path, signal.SIGTERM, random.Random(11), n=1)
+    leftovers = [p.name for p in (tmp_path / "run0").iterdir() if p.name != "out"]
+    if leftovers:
+        pytest.xfail(
+            f"cli.py has no SIGTERM handler; left behind {leftovers} (fix proposed in the report)"
+        )
