@@ -507,11 +507,32 @@ def _run(city: CityData, s: Scenario, *, with_polygons: bool, label: str) -> Sce
     return res
 
 
+class ResultSlot:
+    """One scenario result, computed once and shared read-only by every session
+    (results are frozen; the scenarios themselves stay in each session's state)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.value: ScenarioResult | None = None
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def result_slot(key: str) -> ResultSlot:
+    return ResultSlot()
+
+
+def shared_result(key: tuple[str, str, str], make: Callable[[], ScenarioResult]) -> ScenarioResult:
+    slot = result_slot(hashlib.sha256(json.dumps(key).encode()).hexdigest())
+    with slot.lock:
+        if slot.value is None:
+            slot.value = make()
+        return slot.value
+
+
 def numbers_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
     """The scenario's numbers (and proposed sites), without polygons: fast, shown first."""
     label = tr("opt.running") if s.siting else tr("running")
-    return memo_get(
-        "memo",
+    return shared_result(
         (city_key, s.to_json(), "numbers"),
         lambda: _run(city, s, with_polygons=False, label=label),
     )
@@ -525,8 +546,7 @@ def result_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
     """
     numbers = numbers_for(city, city_key, s)
     plain = replace(s, siting=None)
-    areas = memo_get(
-        "memo",
+    areas = shared_result(
         (city_key, plain.to_json(), "areas"),
         lambda: _run(city, plain, with_polygons=True, label=tr("running.areas")),
     )
