@@ -150,3 +150,47 @@ def test_streamlit_config_binds_localhost_with_xsrf() -> None:
     assert server["enableXsrfProtection"] is True
     assert 0 < server["maxUploadSize"] <= 500
     assert cfg["client"]["showErrorDetails"] is False
+
+
+# --- the app ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("COVERAGE_PLANNER_DEFAULT_OSM", str(XSS_OSM))
+    monkeypatch.setenv("COVERAGE_PLANNER_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("app_env")
+def test_two_app_sessions_do_not_share_scenarios() -> None:
+    testing = pytest.importorskip("streamlit.testing.v1")
+    a = testing.AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    b = testing.AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert not a.exception
+    assert not b.exception
+    a.slider(key="speed").set_value(2.5).run()
+    b.run()
+    sa = a.session_state["scenarios"][a.session_state["active"]]
+    sb = b.session_state["scenarios"][b.session_state["active"]]
+    assert sa.speed_kmh == 2.5
+    assert sb.speed_kmh == 4.5
+    for at in (a, b):  # the hostile center name never reaches the page as markup
+        for el in [*at.markdown, *at.caption, *at.error, *at.warning]:
+            assert SCRIPT not in str(el.value)
+
+
+@pytest.mark.usefixtures("app_env")
+def test_app_map_escapes_osm_names(xss_city: Any) -> None:
+    import sys
+
+    from coverage.scenario import Scenario, run_scenario
+
+    sys.path.insert(0, str(ROOT))
+    try:
+        import app
+    finally:
+        sys.path.remove(str(ROOT))
+    res = run_scenario(xss_city, Scenario(), with_polygons=False)
+    m = app.build_map(xss_city, res, "osm")
+    _assert_no_live_markup(m.get_root().render())
