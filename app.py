@@ -196,6 +196,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "Something unexpected went wrong ({kind}). The session is kept; try again, and if it fails again send the file you used to the maintainers.",
     ),
     "warn": ("提示：{msg}", "Note: {msg}"),
+    "choose": ("请选择", "Choose"),
     "map.fallback": (
         "（地图模块未就绪：仅显示路网范围与服务中心）",
         "(map module not ready: showing the network extent and centers only)",
@@ -1031,7 +1032,13 @@ def sidebar_data() -> None:
         )
         centers_file = None
         if centers_src == "osm":
-            st.multiselect(tr("data.tags"), TAG_CHOICES, default=list(DEFAULT_TAGS), key="tags")
+            st.multiselect(
+                tr("data.tags"),
+                TAG_CHOICES,
+                default=list(DEFAULT_TAGS),
+                key="tags",
+                placeholder=tr("choose"),
+            )
         else:
             centers_file = st.file_uploader(
                 tr("data.centers_file"),
@@ -1145,6 +1152,7 @@ def sidebar_scenarios(city: CityData) -> None:
         tr("thresholds"),
         sorted({*THRESHOLD_CHOICES, *s.thresholds_min}),
         key="thresholds",
+        placeholder=tr("choose"),
         on_change=on_params,
     )
     sb.radio(
@@ -1174,6 +1182,7 @@ def sidebar_scenarios(city: CityData) -> None:
         list(labels),
         format_func=lambda c: labels.get(c, c),
         key="closed",
+        placeholder=tr("choose"),
         on_change=on_close,
     )
 
@@ -1298,7 +1307,12 @@ def main() -> None:
                 key="sites_table",
             )
             records = df.to_dict("records")
-            st.multiselect(tr("opt.accept_pick"), [int(r) for r in df["rank"]], key="accept_ranks")
+            st.multiselect(
+                tr("opt.accept_pick"),
+                [int(r) for r in df["rank"]],
+                key="accept_ranks",
+                placeholder=tr("choose"),
+            )
             c1, c2 = st.columns(2)
             c1.button(
                 tr("opt.accept"),
@@ -1327,7 +1341,13 @@ def main() -> None:
         if len(names) < 2:
             st.info(tr("compare.one"))
         else:
-            picked = st.multiselect(tr("compare.pick"), names, default=names, key="compare_pick")
+            picked = st.multiselect(
+                tr("compare.pick"),
+                names,
+                default=names,
+                key="compare_pick",
+                placeholder=tr("choose"),
+            )
             if len(picked) >= 2:
                 try:
                     with capture_warnings():
