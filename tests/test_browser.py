@@ -215,3 +215,37 @@ def test_offline_map_optimizer_download_screenshot(app_url: str, browser: Any) -
     assert not page.locator("[data-testid='stException']").count()
     assert not page_errors, page_errors
     context.close()
+
+
+def test_click_map_then_add_station(app_url: str, browser: Any) -> None:
+    """The real click path: Leaflet click → st_folium last_clicked → sidebar → button."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    context.route(
+        "**/*",
+        lambda r: (
+            r.continue_()
+            if r.request.url.startswith(("http://localhost", "data:", "blob:", "about:"))
+            else r.abort()
+        ),
+    )
+    page = context.new_page()
+    page.goto(app_url)
+    frame = map_frame(page)
+    leaflet_layers(frame)
+    page.wait_for_timeout(1000)
+    box = page.locator("iframe[src*='st_folium']").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.4)
+    page.get_by_text("地图上选中的位置").wait_for(timeout=60_000)
+    values = page.locator("[data-testid='stMetricValue']")
+    before = values.all_inner_texts()
+    page.get_by_role("button", name="在选中位置新增站点").click()
+    page.get_by_text("新增站点：1 个").wait_for(timeout=60_000)
+    page.wait_for_function(
+        "n => Array.from(document.querySelectorAll(\"[data-testid='stMetricValue']\"))"
+        ".map(e => e.innerText)[3] === n",
+        arg=str(int(before[3]) + 1),
+        timeout=60_000,
+    )
+    after = values.all_inner_texts()
+    assert float(after[1].rstrip("%")) >= float(before[1].rstrip("%"))  # 15-minute share
+    context.close()
