@@ -17,7 +17,9 @@ import inspect
 import itertools
 import logging
 import math
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -692,6 +694,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     debug = bool(args.debug)
+    previous = _sigterm_as_interrupt()
     try:
         with _cli_logging(debug, bool(args.quiet), err):
             if args.command == "batch":
@@ -716,6 +719,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=err,
             )
         return EXIT_FAILURE
+    finally:
+        _restore_sigterm(previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _sigterm_as_interrupt() -> Any:
+    """Treat SIGTERM like Ctrl-C, so a terminated run cleans its temporary output."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,18 @@ BoolArray = NDArray[np.bool_]
 # --- parameters and results ---------------------------------------------------
 
 
+def _finite_number(name: str, value: Any, *, what: str) -> float:
+    """``value`` as a finite float, or an InputError naming the parameter."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, str) or not math.isfinite(number):
+        msg = f"`{name}` must be {what}; got {value!r}."
+        raise InputError(msg)
+    return number
+
+
 @dataclass(frozen=True)
 class SitingParams:
     """What to optimise and how.
@@ -104,30 +116,32 @@ class SitingParams:
         if (self.k is None) == (self.target_share is None):
             msg = f"Give exactly one of `k` (number of new stations) or `target_share` (e.g. 0.95); got k={self.k!r}, target_share={self.target_share!r}."
             raise InputError(msg)
-        if self.k is not None and (
-            isinstance(self.k, bool) or int(self.k) != self.k or self.k <= 0
-        ):
-            msg = f"`k` must be a positive whole number of new stations; got {self.k!r}."
-            raise InputError(msg)
-        if self.target_share is not None and not (
-            math.isfinite(self.target_share) and 0 < self.target_share <= 1
-        ):
-            msg = f"`target_share` must be a population share in (0, 1], e.g. 0.95; got {self.target_share!r}."
-            raise InputError(msg)
-        if int(self.max_k) != self.max_k or self.max_k <= 0:
+        if self.k is not None:
+            k = _finite_number("k", self.k, what="a positive whole number of new stations")
+            if isinstance(self.k, bool) or int(k) != k or k <= 0:
+                msg = f"`k` must be a positive whole number of new stations; got {self.k!r}."
+                raise InputError(msg)
+        if self.target_share is not None:
+            share = _finite_number("target_share", self.target_share, what="a population share in (0, 1]")
+            if not 0 < share <= 1:
+                msg = f"`target_share` must be a population share in (0, 1], e.g. 0.95; got {self.target_share!r}."
+                raise InputError(msg)
+        max_k = _finite_number("max_k", self.max_k, what="a positive whole number")
+        if isinstance(self.max_k, bool) or int(max_k) != max_k or max_k <= 0:
             msg = f"`max_k` must be a positive whole number; got {self.max_k!r}."
             raise InputError(msg)
         for name in ("minutes", "spacing_m", "max_distance_m", "time_limit_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                msg = f"`{name}` must be a positive number; got {value!r}."
+            value = _finite_number(name, getattr(self, name), what="a positive number")
+            if value <= 0:
+                msg = f"`{name}` must be a positive number; got {getattr(self, name)!r}."
                 raise InputError(msg)
-        if self.secondary_minutes is not None and not (
-            math.isfinite(self.secondary_minutes) and self.secondary_minutes > 0
-        ):
-            msg = f"`secondary_minutes` must be a positive number of minutes or None; got {self.secondary_minutes!r}."
-            raise InputError(msg)
-        if not 0 <= self.mip_rel_gap < 1:
+        if self.secondary_minutes is not None:
+            value = _finite_number("secondary_minutes", self.secondary_minutes, what="a positive number of minutes or None")
+            if value <= 0:
+                msg = f"`secondary_minutes` must be a positive number of minutes or None; got {self.secondary_minutes!r}."
+                raise InputError(msg)
+        gap = _finite_number("mip_rel_gap", self.mip_rel_gap, what="a number in [0, 1)")
+        if not 0 <= gap < 1:
             msg = f"`mip_rel_gap` must be in [0, 1); got {self.mip_rel_gap!r}."
             raise InputError(msg)
         speed_ms(self.speed_kmh)
