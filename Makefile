@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: app test lint typecheck bench bench-full browser clean
+.PHONY: app test lint typecheck reliability bench-full browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## Hostile inputs, properties, fault injection and concurrency only (fast subset).
+reliability: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" tests/test_bad_inputs.py tests/test_properties.py tests/test_faults.py tests/test_concurrency.py
 
 ## Benchmarks at full size (10k/100k/300k nodes); writes docs/BENCHMARKS.md.
 bench-full: $(STAMP)
