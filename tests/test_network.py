@@ -13,7 +13,7 @@ import osmium
 import pyproj
 import pytest
 import shapely
-from conftest import HAIDIAN, TEST_DATA
+from conftest import CHENGDU, HAIDIAN, TEST_DATA
 from scipy.sparse.csgraph import connected_components
 from test_osm import to_gz, to_pbf
 
@@ -424,3 +424,26 @@ def test_online_mode_refuses_empty_place() -> None:
 
 def test_geodataframe_fixture_type(grid_extract: OsmExtract) -> None:
     assert isinstance(grid_extract.residential, gpd.GeoDataFrame)
+
+
+@pytest.mark.parametrize("path", [GRID, GRID_CLIPPED, HAIDIAN, CHENGDU])
+def test_array_build_equals_osmnx_build(path: Path) -> None:
+    extract = read_osm(path)
+    a = network_from_graph(walk_graph(extract))
+    b = network.network_from_ways(extract)
+    assert (a.n_nodes, a.n_edges, a.crs, a.stats) == (b.n_nodes, b.n_edges, b.crs, b.stats)
+    np.testing.assert_array_equal(a.node_osmid, b.node_osmid)
+    np.testing.assert_array_equal(a.node_x, b.node_x)
+    np.testing.assert_array_equal(a.node_y, b.node_y)
+
+    def edges(n: WalkNetwork) -> list[tuple[int, int, float, str]]:
+        return sorted(
+            (min(u, v), max(u, v), round(float(length), 6), str(h))
+            for u, v, length, h in zip(
+                n.edge_u.tolist(), n.edge_v.tolist(), n.edge_length_m, n.edge_highway, strict=True
+            )
+        )
+
+    assert edges(a) == edges(b)
+    starts = shapely.get_coordinates(shapely.get_point(b.edge_geometry, 0))
+    np.testing.assert_allclose(starts, b.node_xy[b.edge_u], atol=1e-9)
