@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import shapely
 from numpy.typing import NDArray
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from coverage import isochrones as iso
 from coverage.centers import CENTER_ID, LEVEL
@@ -46,6 +48,9 @@ POPULATION_NEAREST = "population_nearest"
 MINUTES = "minutes"
 AREA_M2 = "area_m2"
 MAX_THRESHOLD_MIN = 120.0
+#: Above this many centers the audit builds only the union service area per
+#: threshold unless asked for per-center polygons (see :func:`audit`).
+PER_CENTER_POLYGONS_MAX = 200
 
 
 def threshold_key(minutes: float) -> str:
@@ -236,6 +241,56 @@ def _prepare(net: WalkNetwork, gdf: Any, what: str, *, needs: tuple[str, ...]) -
     return gdf
 
 
+def _dissolve_touching(
+    geoms: NDArray[np.object_],
+) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
+    """Connected parts of the union of ``geoms``, and the part each input lies in.
+
+    Same parts as ``get_parts(union_all(geoms))`` (line parts dropped), but only
+    geometries that touch or overlap are unioned, group by group: most demand
+    units touch few others, so this is ~10x faster than one union of everything.
+    Units that lie in no polygonal part (lines) get ``-1``.
+    """
+    n = geoms.size
+    tree = shapely.STRtree(geoms)
+    i, j = tree.query(geoms, predicate="intersects")
+    pair = i < j
+    graph = sparse.csr_array((np.ones(int(pair.sum())), (i[pair], j[pair])), shape=(n, n))
+    n_groups, group = connected_components(graph, directed=False)
+    size = np.bincount(group, minlength=n_groups)
+    alone = size[group] == 1
+    polygonal = np.isin(
+        shapely.get_type_id(geoms),
+        [shapely.GeometryType.POLYGON, shapely.GeometryType.POINT],
+    )
+    part_of = np.full(n, -1, dtype=np.int64)
+    parts: list[NDArray[np.object_]] = []
+    count = 0
+    # a lone valid polygon (or point) is its own part
+    simple = np.flatnonzero(alone & polygonal)
+    parts.append(geoms[simple])
+    part_of[simple] = np.arange(simple.size)
+    count += simple.size
+    rest = np.flatnonzero(~(alone & polygonal))
+    if rest.size:
+        order = rest[np.argsort(group[rest], kind="stable")]
+        bounds = np.flatnonzero(np.diff(group[order])) + 1
+        for members in np.split(order, bounds):
+            merged = shapely.get_parts(shapely.union_all(geoms[members]))
+            merged = merged[shapely.get_type_id(merged) != shapely.GeometryType.LINESTRING]
+            if merged.size == 0:
+                continue
+            if merged.size == 1:
+                part_of[members] = count
+            else:
+                reps = shapely.point_on_surface(geoms[members])
+                near = shapely.STRtree(merged).query_nearest(reps, all_matches=False)
+                part_of[members[near[0]]] = count + near[1]
+            parts.append(merged)
+            count += merged.size
+    return np.concatenate(parts) if parts else np.empty(0, dtype=object), part_of
+
+
 def _uncovered_areas(
     demand: gpd.GeoDataFrame, covered: NDArray[np.bool_], minutes: float, pop: NDArray[np.float64]
 ) -> list[dict[str, Any]]:
@@ -243,21 +298,22 @@ def _uncovered_areas(
     idx = np.flatnonzero(~covered)
     if idx.size == 0:
         return []
-    geoms = demand.geometry.values[idx]
-    merged = shapely.union_all(shapely.make_valid(geoms))
-    parts = shapely.get_parts(merged)
-    polys = parts[shapely.get_type_id(parts) != shapely.GeometryType.LINESTRING]
+    geoms = np.asarray(demand.geometry.values[idx], dtype=object)
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():
+        geoms = geoms.copy()
+        geoms[bad] = shapely.make_valid(geoms[bad])
+    polys, part_of = _dissolve_touching(geoms)
     if polys.size == 0:
         return []
-    tree = shapely.STRtree(polys)
-    reps = shapely.point_on_surface(geoms)
-    part_of = tree.query_nearest(reps, all_matches=False)[1]
-    part_pop = np.bincount(part_of, weights=pop[idx], minlength=polys.size)
+    ok = part_of >= 0
+    part_pop = np.bincount(part_of[ok], weights=pop[idx][ok], minlength=polys.size)
+    areas = shapely.area(polys)
     return [
         {
             MINUTES: float(minutes),
             POPULATION: float(part_pop[i]),
-            AREA_M2: float(shapely.area(polys[i])),
+            AREA_M2: float(areas[i]),
             "geometry": polys[i],
         }
         for i in np.argsort(-part_pop, kind="stable")
@@ -342,6 +398,7 @@ def audit(
     params: AuditParams | None = None,
     *,
     with_polygons: bool = True,
+    per_center_polygons: bool | None = None,
     progress: ProgressFn | None = None,
 ) -> AuditResult:
     """Audit walking access from ``demand`` to ``centers`` on ``net``.
@@ -359,6 +416,13 @@ def audit(
         Audit parameters (defaults: 4.5 km/h, 5 and 15 minutes).
     with_polygons
         Also build service-area polygons and bands (the slowest step).
+    per_center_polygons
+        With ``with_polygons``, also build one service area per center and
+        threshold (not only the union per threshold). ``None`` (default) does so
+        up to :data:`PER_CENTER_POLYGONS_MAX` centers: a city with thousands of
+        centers needs only the unions for its report and map, and one center's
+        area can be built when asked for (``isochrones.service_areas`` on that
+        center's row). Per-center statistics are always computed.
     progress
         Called with ``(fraction, message)`` as the audit advances.
 
@@ -501,6 +565,11 @@ def audit(
             speed_kmh=params.speed_kmh,
             corridor_m=params.corridor_m,
             min_hole_area_m2=params.min_hole_area_m2,
+            per_center=(
+                len(centers) <= PER_CENTER_POLYGONS_MAX
+                if per_center_polygons is None
+                else bool(per_center_polygons)
+            ),
             per_source=per,
             progress=steps.sub("polygons"),
         )

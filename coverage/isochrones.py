@@ -544,6 +544,36 @@ def minutes_to_nearest(
 # --- polygons ------------------------------------------------------------------
 
 
+def _substrings(
+    geoms: NDArray[np.object_], start_m: NDArray[np.float64], end_m: NDArray[np.float64]
+) -> NDArray[np.object_]:
+    """The parts of ``geoms[i]`` between ``start_m[i]`` and ``end_m[i]`` along the line.
+
+    Vectorised ``shapely.ops.substring`` for ``0 <= start < end <= length``: the
+    interpolated end points plus the vertices strictly between them.
+    """
+    if geoms.size == 0:
+        return np.empty(0, dtype=object)
+    coords, which = shapely.get_coordinates(geoms, return_index=True)
+    seg = np.hypot(np.diff(coords[:, 0]), np.diff(coords[:, 1]))
+    seg[which[1:] != which[:-1]] = 0.0
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    first = np.searchsorted(which, np.arange(geoms.size))
+    along = cum - cum[first][which]
+    inner = (along > start_m[which]) & (along < end_m[which])
+    p0 = shapely.get_coordinates(shapely.line_interpolate_point(geoms, start_m))
+    p1 = shapely.get_coordinates(shapely.line_interpolate_point(geoms, end_m))
+    idx = np.arange(geoms.size)
+    g = np.concatenate([idx, which[inner], idx])
+    key = np.concatenate([np.full(idx.size, -np.inf), along[inner], np.full(idx.size, np.inf)])
+    xy = np.concatenate([p0, coords[inner], p1])
+    order = np.lexsort((key, g))
+    counts = np.bincount(g, minlength=geoms.size)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    out = shapely.from_ragged_array(shapely.GeometryType.LINESTRING, xy[order], (offsets,))
+    return np.asarray(out, dtype=object)
+
+
 def _reached_lines(
     net: WalkNetwork,
     dist_m: NDArray[np.float64],
@@ -551,35 +581,28 @@ def _reached_lines(
     src_edge: NDArray[np.int64],
     src_offset_m: NDArray[np.float64],
     src_access_m: NDArray[np.float64],
-) -> tuple[NDArray[np.int64], list[shapely.LineString]]:
+) -> tuple[NDArray[np.int64], NDArray[np.object_]]:
     """Edges fully within ``budget_m`` (indices) and line pieces of partly reached edges."""
     du, dv = dist_m[net.edge_u], dist_m[net.edge_v]
     length = net.edge_length_m
     a = budget_m - du  # reach into the edge from u
     b = budget_m - dv  # reach into the edge from v
     full = (a >= length) | (b >= length) | ((a >= 0) & (b >= 0) & (a + b >= length))
+    full_idx = np.flatnonzero(full)
+    partial = ~full & ((a > 0) | (b > 0))
+    from_u = np.flatnonzero(partial & (a > 0))
+    from_v = np.flatnonzero(partial & (b > 0))
     # own edges of sources: interval around the snapped point
     r = budget_m - src_access_m
-    live = r >= 0
-    full_idx = np.flatnonzero(full)
-    pieces: list[shapely.LineString] = []
-    geoms = net.edge_geometry
-    partial = np.flatnonzero(~full & ((a > 0) | (b > 0)))
-    from shapely.ops import substring
-
-    for i in partial:
-        L = float(length[i])
-        if a[i] > 0:
-            pieces.append(substring(geoms[i], 0.0, float(a[i])))
-        if b[i] > 0:
-            pieces.append(substring(geoms[i], L - float(b[i]), L))
-    full_set = full
-    for e, o, rr in zip(src_edge[live], src_offset_m[live], r[live], strict=True):
-        if full_set[e]:
-            continue
-        lo, hi = max(0.0, float(o - rr)), min(float(length[e]), float(o + rr))
-        if hi > lo:
-            pieces.append(substring(geoms[e], lo, hi))
+    live = (r >= 0) & ~full[src_edge]
+    se, so, rr = src_edge[live], src_offset_m[live], r[live]
+    lo = np.maximum(0.0, so - rr)
+    hi = np.minimum(length[se], so + rr)
+    ok = hi > lo
+    edges = np.concatenate([from_u, from_v, se[ok]])
+    starts = np.concatenate([np.zeros(from_u.size), length[from_v] - b[from_v], lo[ok]])
+    ends = np.concatenate([a[from_u], length[from_v], hi[ok]])
+    pieces = _substrings(net.edge_geometry[edges], starts, ends)
     return full_idx, pieces
 
 
@@ -661,9 +684,9 @@ def reach_polygon(
         raise InputError(msg)
     se, so, sa = _as_sources(net, src_edge, src_offset_m, src_access_m, "sources")
     full_idx, pieces = _reached_lines(net, reach.dist_m, budget_m, se, so, sa)
-    lines = np.concatenate(
-        [net.edge_geometry[full_idx], np.asarray(list(pieces) + list(access_lines), dtype=object)]
-    )
+    extra = np.empty(len(access_lines), dtype=object)
+    extra[:] = list(access_lines)
+    lines = np.concatenate([net.edge_geometry[full_idx], pieces, extra])
     return _polygon(lines, corridor_m=corridor_m, min_hole_area_m2=min_hole_area_m2)
 
 
