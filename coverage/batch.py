@@ -33,6 +33,7 @@ import math
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 import warnings
@@ -801,6 +802,19 @@ def _check_scheduler_address(address: str) -> None:
         raise InputError(msg)
 
 
+def _probe_scheduler(address: str) -> None:
+    """Refuse a ``tcp://`` scheduler address where nothing listens."""
+    m = re.fullmatch(r"tcp://\[?([^\]/]+?)\]?:(\d+)/?", address)
+    if m is None:
+        return
+    try:
+        with socket.create_connection((m.group(1), int(m.group(2))), timeout=SCHEDULER_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        msg = f"Cannot reach the Dask scheduler at {address!r} ({exc.strerror or exc}). Start it with `dask scheduler` and check the address, or run locally with `--workers N`."
+        raise InputError(msg) from exc
+
+
 def _run_on_dask(
     tasks: list[DistrictTask],
     *,
@@ -992,6 +1006,7 @@ def run_batch(
         raise InputError(msg)
     if scheduler is not None:
         _check_scheduler_address(scheduler)
+        _probe_scheduler(scheduler)  # fail before the slow city load
     d = None
     if districts is not None:  # a bad districts file fails before the slow city load
         d = districts_from_file(districts, name_column=name_column)

@@ -478,3 +478,13 @@ def test_osm_levels_choice() -> None:
         d = batch.districts_from_osm(extract)
     assert list(d["district"]) == ["甲区", "乙区", "4"]  # unnamed: its OSM id
     assert list(batch.districts_from_osm(extract, admin_level=4)["district"]) == ["市"]
+
+
+def test_run_batch_refuses_unreachable_scheduler_before_loading(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="Cannot reach the Dask scheduler"):
+        batch.run_batch(
+            osm=tmp_path / "never-read.osm.pbf",
+            districts=None,
+            out=tmp_path / "out",
+            scheduler=f"tcp://127.0.0.1:{_free_port()}",
+        )
