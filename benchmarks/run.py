@@ -356,7 +356,7 @@ def _prep_batch(ctx: _Ctx) -> Callable[[], Any]:
     if ctx.districts_path is not None:
         districts = _need_attr(batch, "districts_from_file")(ctx.districts_path)
     else:
-        districts = _need_attr(batch, "districts_from_osm")(ext)
+        districts = _need_attr(batch, "districts_from_osm")(ext, admin_level="6")
     if ctx.smoke:
         districts = districts.iloc[:2]
     city = city_data(
