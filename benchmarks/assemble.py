@@ -33,9 +33,7 @@ Regenerate a section by running its script, then `python benchmarks/assemble.py`
 def assemble(root: Path = ROOT) -> str:
     parts = [HEADER]
     bench_dir = root / "docs" / "bench"
-    names = SECTIONS + sorted(
-        p.stem for p in bench_dir.glob("*.md") if p.stem not in SECTIONS
-    )
+    names = SECTIONS + sorted(p.stem for p in bench_dir.glob("*.md") if p.stem not in SECTIONS)
     for name in names:
         path = bench_dir / f"{name}.md"
         if path.exists():

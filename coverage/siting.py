@@ -122,7 +122,9 @@ class SitingParams:
                 msg = f"`k` must be a positive whole number of new stations; got {self.k!r}."
                 raise InputError(msg)
         if self.target_share is not None:
-            share = _finite_number("target_share", self.target_share, what="a population share in (0, 1]")
+            share = _finite_number(
+                "target_share", self.target_share, what="a population share in (0, 1]"
+            )
             if not 0 < share <= 1:
                 msg = f"`target_share` must be a population share in (0, 1], e.g. 0.95; got {self.target_share!r}."
                 raise InputError(msg)
@@ -136,7 +138,11 @@ class SitingParams:
                 msg = f"`{name}` must be a positive number; got {getattr(self, name)!r}."
                 raise InputError(msg)
         if self.secondary_minutes is not None:
-            value = _finite_number("secondary_minutes", self.secondary_minutes, what="a positive number of minutes or None")
+            value = _finite_number(
+                "secondary_minutes",
+                self.secondary_minutes,
+                what="a positive number of minutes or None",
+            )
             if value <= 0:
                 msg = f"`secondary_minutes` must be a positive number of minutes or None; got {self.secondary_minutes!r}."
                 raise InputError(msg)
