@@ -19,7 +19,8 @@ app: $(STAMP)
 ## Run the whole test suite (lint, types, unit, CLI, app, browser, benchmark smoke).
 test: $(STAMP) browser
 	$(BIN)/ruff check coverage tests benchmarks app.py
-	$(BIN)/mypy
+	$(BIN)/ruff format --check coverage tests benchmarks app.py
+	$(BIN)/mypy --no-incremental
 	$(BIN)/python -m pytest
 
 browser:
