@@ -25,7 +25,6 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
-import osmnx as ox
 import pyproj
 import shapely
 from numpy.typing import NDArray
@@ -36,6 +35,15 @@ from coverage.errors import InputError, NetworkUnavailableError
 from coverage.osm import OsmExtract, ProgressFn, check_osm_file, file_sha256, read_osm
 
 logger = logging.getLogger(__name__)
+
+
+def _ox() -> Any:
+    """osmnx, imported on first use: it takes seconds to import and only the
+    osmnx-graph interop (`walk_graph`) and online mode need it."""
+    import osmnx
+
+    return osmnx
+
 
 #: Bump when the network build changes, so stale caches are not reused.
 NETWORK_VERSION = "3"  # 3: built from arrays (same graph, edges in another order)
@@ -145,14 +153,14 @@ def speed_ms(speed_kmh: float) -> float:
 @contextlib.contextmanager
 def _osmnx_settings(**changes: Any) -> Iterator[None]:
     """Temporarily change ``osmnx.settings`` and restore them afterwards."""
-    old = {k: getattr(ox.settings, k) for k in changes}
+    old = {k: getattr(_ox().settings, k) for k in changes}
     try:
         for k, v in changes.items():
-            setattr(ox.settings, k, v)
+            setattr(_ox().settings, k, v)
         yield
     finally:
         for k, v in old.items():
-            setattr(ox.settings, k, v)
+            setattr(_ox().settings, k, v)
 
 
 def raw_walk_graph(extract: OsmExtract) -> nx.MultiDiGraph:
@@ -185,7 +193,7 @@ def raw_walk_graph(extract: OsmExtract) -> nx.MultiDiGraph:
             for x, y in zip(u, v, strict=True)
             if x != y
         )
-    return ox.distance.add_edge_lengths(G)
+    return _ox().distance.add_edge_lengths(G)
 
 
 def walk_graph(
@@ -205,9 +213,9 @@ def walk_graph(
     if progress:
         progress(0.35, "simplifying")
     with _osmnx_settings(log_console=False, use_cache=False):
-        G = ox.simplify_graph(G)
+        G = _ox().simplify_graph(G)
         before = G.number_of_nodes()
-        G = ox.truncate.largest_component(G, strongly=False)
+        G = _ox().truncate.largest_component(G, strongly=False)
         after = G.number_of_nodes()
         if progress:
             progress(0.65, "projecting to UTM")
@@ -512,7 +520,7 @@ def network_from_ways(extract: OsmExtract, *, source_sha256: str = "") -> WalkNe
 
 def cache_key(source_sha256: str) -> str:
     """Key of a cached network: input file hash, build parameters and code version."""
-    params = {"network_version": NETWORK_VERSION, "osmnx": ox.__version__, "filter": "walk"}
+    params = {"network_version": NETWORK_VERSION, "filter": "walk"}
     blob = json.dumps({"sha256": source_sha256, **params}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
 
@@ -715,7 +723,7 @@ def walk_network_online(
         msg = f"`place` must be a non-empty place name such as '金牛区, 成都市'; got {place!r}."
         raise InputError(msg)
     ms = speed_ms(speed_kmh)
-    for url in (ox.settings.nominatim_url, ox.settings.overpass_url):
+    for url in (_ox().settings.nominatim_url, _ox().settings.overpass_url):
         if not _internet_reachable(url, probe_timeout_s):
             msg = (
                 f"Online mode needs the internet, but {url} did not answer within "
@@ -728,11 +736,11 @@ def walk_network_online(
         progress(0.05, f"downloading the walking network of {place}")
     try:
         with _osmnx_settings(log_console=False):
-            G = ox.graph_from_place(place, network_type="walk")
+            G = _ox().graph_from_place(place, network_type="walk")
             if progress:
                 progress(0.7, "projecting to UTM")
-            G = ox.projection.project_graph(G)
-    except (ox._errors.InsufficientResponseError, TypeError, ValueError) as exc:
+            G = _ox().projection.project_graph(G)
+    except (_ox()._errors.InsufficientResponseError, TypeError, ValueError) as exc:
         msg = f"No walking network found for place {place!r} ({exc}). Check the spelling or use a larger area."
         raise InputError(msg) from exc
     except OSError as exc:  # requests' ConnectionError/Timeout derive from OSError
