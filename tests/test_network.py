@@ -410,7 +410,9 @@ def test_online_mode_offline_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_download(*args: object, **kwargs: object) -> None:
         raise AssertionError("must not download")
 
-    monkeypatch.setattr(network.ox, "graph_from_place", no_download)
+    import osmnx
+
+    monkeypatch.setattr(osmnx, "graph_from_place", no_download)
     with pytest.raises(NetworkUnavailableError, match="walk_network") as info:
         walk_network_online("金牛区, 成都市")
     assert isinstance(info.value, ConnectionError)
