@@ -36,6 +36,7 @@ import shapely
 from branca.element import Element, MacroElement
 from folium.elements import JSCSSMixin
 from jinja2 import Template
+from numpy.typing import NDArray
 
 from coverage.errors import InputError
 from coverage.i18n import t
@@ -58,7 +59,7 @@ DEFAULT_MAX_UNITS: Final = 20_000
 DEFAULT_GRID_M: Final = 250.0
 #: The whole-city view is drawn at about this many pixels across: geometry is simplified to
 #: ``extent / DISPLAY_PIXELS`` (at least the given tolerance) for the map only.
-DISPLAY_PIXELS: Final = 3000
+DISPLAY_PIXELS: Final = 1500
 #: Decimal places kept in WGS-84 coordinates (6 ≈ 0.1 m).
 COORD_DECIMALS: Final = 6
 
@@ -385,24 +386,80 @@ def _require(gdf: object, *, arg: str, columns: Sequence[str]) -> gpd.GeoDataFra
 def _display_frame(gdf: gpd.GeoDataFrame, tolerance_m: float) -> gpd.GeoDataFrame:
     """Simplified (in meters), reprojected to EPSG:4326, coordinates rounded; empties dropped.
 
-    Above the default tolerance (a city-wide view, see :func:`_display_tolerance_m`) the
-    simplification does not preserve topology: ~10x faster on polygons with thousands of holes,
-    and features smaller than the tolerance vanish, as they would on screen.
+    Above the default tolerance (a city-wide view, see :func:`_display_tolerance_m`) each ring
+    is simplified on its own (:func:`_simplify_rings`).
     """
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     geoms = gdf.geometry.values
-    if tolerance_m > 0:
-        geoms = shapely.simplify(
-            np.asarray(geoms), tolerance_m, preserve_topology=tolerance_m <= DEFAULT_TOLERANCE_M
-        )
+    if tolerance_m > DEFAULT_TOLERANCE_M:
+        geoms = _simplify_rings(np.asarray(geoms), tolerance_m)
+    elif tolerance_m > 0:
+        geoms = shapely.simplify(np.asarray(geoms), tolerance_m, preserve_topology=True)
     out = gpd.GeoDataFrame(gdf.drop(columns=gdf.geometry.name), geometry=geoms, crs=gdf.crs)
     out = out[~out.geometry.is_empty]
     out = out.to_crs(4326)
     rounded = shapely.transform(
-        np.asarray(out.geometry.values), lambda xy: np.round(xy, COORD_DECIMALS)
+        np.asarray(out.geometry.values),
+        # 1e-5 degrees ≈ 1 m is finer than a city-wide tolerance
+        lambda xy: np.round(xy, COORD_DECIMALS if tolerance_m <= DEFAULT_TOLERANCE_M else 5),
     )
     out = out.set_geometry(gpd.GeoSeries(rounded, index=out.index, crs=4326))
     return out[~out.geometry.is_empty]
+
+
+def _simplify_rings(geoms: NDArray[np.object_], tolerance_m: float) -> NDArray[np.object_]:
+    """Display simplification of polygons ring by ring, without any topology repair.
+
+    GEOS's polygon simplifiers either preserve topology or repair the result with a
+    buffer(0); both take minutes on a city-wide service area with ~40,000 holes. For
+    the screen, each ring is simplified as a plain line (vectorised Douglas-Peucker);
+    rings that collapse below 4 points vanish (holes), or take their polygon with
+    them (shells). Rings may then touch where they came closer than the tolerance,
+    which the browser draws fine. Non-polygon geometries pass through unchanged.
+    """
+    out = geoms.copy()
+    kind = shapely.get_type_id(geoms)
+    poly = np.flatnonzero(
+        (kind == shapely.GeometryType.POLYGON) | (kind == shapely.GeometryType.MULTIPOLYGON)
+    )
+    if poly.size == 0:
+        return out
+    parts, owner = shapely.get_parts(geoms[poly], return_index=True)
+    _, coords, (ring_off, part_off) = shapely.to_ragged_array(parts)
+    rings = shapely.from_ragged_array(shapely.GeometryType.LINESTRING, coords, (ring_off,))
+    simple = shapely.simplify(rings, tolerance_m, preserve_topology=False)
+    n_coords = shapely.get_num_coordinates(simple)
+    ring_part = np.repeat(np.arange(parts.size), np.diff(part_off))
+    is_shell = np.zeros(rings.size, dtype=bool)
+    is_shell[part_off[:-1][np.diff(part_off) > 0]] = True
+    part_ok = np.zeros(parts.size, dtype=bool)
+    part_ok[ring_part[is_shell & (n_coords >= 4)]] = True
+    keep = (n_coords >= 4) & part_ok[ring_part]
+    # holes smaller than 2 x 2 tolerances (pixels) are not visible: fill them
+    holes = np.flatnonzero(keep & ~is_shell)
+    if holes.size:
+        hc, hi = shapely.get_coordinates(simple[holes], return_index=True)
+        hole_area = shapely.area(shapely.polygons(shapely.linearrings(hc, indices=hi)))
+        keep[holes[hole_area < (2.0 * tolerance_m) ** 2]] = False
+    new_coords = shapely.get_coordinates(simple[keep])
+    new_ring_off = np.concatenate([[0], np.cumsum(n_coords[keep])]).astype(np.int64)
+    per_part = np.bincount(ring_part[keep], minlength=parts.size)[part_ok]
+    new_part_off = np.concatenate([[0], np.cumsum(per_part)]).astype(np.int64)
+    new_parts = shapely.from_ragged_array(
+        shapely.GeometryType.POLYGON, new_coords, (new_ring_off, new_part_off)
+    )
+    owner = owner[part_ok]
+    counts = np.bincount(owner, minlength=poly.size)
+    merged = np.full(poly.size, shapely.Polygon(), dtype=object)
+    single = counts == 1
+    first = np.searchsorted(owner, np.arange(poly.size))
+    merged[single] = new_parts[first[single]]
+    multi = np.flatnonzero(counts > 1)
+    if multi.size:
+        sel = np.isin(owner, multi)
+        merged[multi] = shapely.multipolygons(new_parts[sel], indices=owner[sel])[multi]
+    out[poly] = merged
+    return out
 
 
 def _display_tolerance_m(tolerance_m: float, frames: Sequence[gpd.GeoDataFrame | None]) -> float:
@@ -670,13 +727,15 @@ def coverage_map(
     tolerance_m
         Simplification tolerance in meters, applied before reprojecting; 0 keeps every vertex.
         On a large area it is raised to about one pixel of the whole-city view
-        (``extent / DISPLAY_PIXELS``; e.g. 17 m on a 50 km city), so the page stays a few
+        (``extent / DISPLAY_PIXELS``; e.g. 33 m on a 50 km city; holes under 2 × 2 of that are
+        filled), so the page stays a few
         megabytes; zoomed in, edges look coarser than in the exported files, which keep every
         vertex.
     max_units
         Above this many demand units, demand is aggregated to square cells of `grid_m`
         meters (population-weighted mean minutes) to keep the page small; the cells grow
-        (doubling) until there are at most `max_units` of them. None never aggregates.
+        (doubling) until there are at most `max_units` of them. Each uncovered layer then
+        shows its ``max_units // 4`` most populated areas. None never aggregates or caps.
     grid_m
         Cell side in meters for that aggregation.
     per_center_areas
@@ -744,7 +803,11 @@ def coverage_map(
             union_rows = rows[rows["center_id"] == "all"] if has_ids else rows
             if not len(union_rows):
                 union_rows = rows
-            geom = shapely.union_all(np.asarray(union_rows.geometry.values))
+            geom = (
+                union_rows.geometry.iloc[0]
+                if len(union_rows) == 1
+                else shapely.union_all(np.asarray(union_rows.geometry.values))
+            )
             union = _display_frame(
                 gpd.GeoDataFrame({"minutes": [minutes]}, geometry=[geom], crs=sa.crs), tolerance_m
             )
@@ -837,7 +900,21 @@ def coverage_map(
         unc = _require(uncovered, arg="uncovered", columns=("minutes", "population"))
         minutes_values = sorted({float(v) for v in unc["minutes"].dropna()})
         for minutes in minutes_values:
-            part = _display_frame(unc[unc["minutes"].astype(float) == minutes], tolerance_m)
+            part = unc[unc["minutes"].astype(float) == minutes]
+            if max_units is not None and len(part) > max_units // 4:
+                # city scale: the largest areas by population; the exports keep every one
+                logger.info(
+                    "showing the %d most populated of %d uncovered areas (%g min)",
+                    max_units // 4,
+                    len(part),
+                    minutes,
+                )
+                part = part.iloc[
+                    np.argsort(-part["population"].to_numpy(dtype=float), kind="stable")[
+                        : max_units // 4
+                    ]
+                ]
+            part = _display_frame(part, tolerance_m)
             track(part)
             label = t("map.layer.uncovered", lang, minutes=_fmt_minutes(minutes))
             folium.GeoJson(
