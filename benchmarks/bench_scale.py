@@ -275,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench" / "scale.md"))
     ap.add_argument("--no-siting", action="store_true")
     ap.add_argument("--no-issue3", action="store_true")
+    ap.add_argument(
+        "--report-only", action="store_true", help="write the report from the JSON in --work"
+    )
     ap.add_argument("--_one", help=argparse.SUPPRESS)
     ap.add_argument("--_json", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -289,8 +292,15 @@ def main(argv: list[str] | None = None) -> int:
     per_size: dict[int, list[dict[str, Any]]] = {}
     nodes: dict[int, int] = {}
     for size in sizes:
-        path = _city(work, size)
+        path = work / f"synth-{size}.osm.pbf" if args.report_only else _city(work, size)
         js = work / f"scale-{size}.json"
+        if args.report_only:
+            per_size[size] = json.loads(js.read_text()) if js.exists() else []
+            net_row = next((r for r in per_size[size] if r["stage"] == "network (cold)"), None)
+            nodes[size] = (
+                int(net_row["notes"].split(" nodes")[0].replace(",", "")) if net_row else size
+            )
+            continue
         js.unlink(missing_ok=True)
         cmd = [
             sys.executable,
