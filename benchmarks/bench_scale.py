@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         if size >= 300_000:
             mem = f"Peak RSS over all stages {peak:,.0f} MB (target ≤ {MEMORY_TARGET_MB:,} MB: {'met' if peak <= MEMORY_TARGET_MB else 'missed'}). "
         parts.append(
-            f"## {size:,}-node city ({nodes[size]:,} nodes)\n\n{mem}\n" + markdown_table(table)
+            f"## {size:,}-node city ({nodes[size]:,} nodes)\n\n{mem}\n\n" + markdown_table(table)
         )
     if len(sizes) > 1:
         parts.append(
