@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import warnings
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,6 +243,9 @@ def _prepare(net: WalkNetwork, gdf: Any, what: str, *, needs: tuple[str, ...]) -
     return gdf
 
 
+_LINESTRING = shapely.GeometryType.LINESTRING
+
+
 def _dissolve_touching(
     geoms: NDArray[np.object_],
 ) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
@@ -275,9 +280,24 @@ def _dissolve_touching(
     if rest.size:
         order = rest[np.argsort(group[rest], kind="stable")]
         bounds = np.flatnonzero(np.diff(group[order])) + 1
-        for members in np.split(order, bounds):
-            merged = shapely.get_parts(shapely.union_all(geoms[members]))
-            merged = merged[shapely.get_type_id(merged) != shapely.GeometryType.LINESTRING]
+        groups = np.split(order, bounds)
+
+        def union_parts(batch: list[NDArray[np.int64]]) -> list[NDArray[np.object_]]:
+            out = []
+            for members in batch:
+                merged = shapely.get_parts(shapely.union_all(geoms[members]))
+                out.append(merged[shapely.get_type_id(merged) != _LINESTRING])
+            return out
+
+        # GEOS releases the GIL: unions of different groups run on all cores
+        workers = min(os.cpu_count() or 1, 4)
+        batches = [groups[w::workers] for w in range(workers)]
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(union_parts, batches))
+        merged_of: list[NDArray[np.object_]] = [np.empty(0, dtype=object)] * len(groups)
+        for w, res in enumerate(results):
+            merged_of[w::workers] = res
+        for members, merged in zip(groups, merged_of, strict=True):
             if merged.size == 0:
                 continue
             if merged.size == 1:
