@@ -204,6 +204,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp)
+        load_before = os.getloadavg()
         log("warming the network cache")
         sys.path.insert(0, str(ROOT))
         from coverage.network import walk_network
@@ -252,7 +253,6 @@ def main() -> None:
     for r in rows:
         print(r)
     if args.write_docs:
-        load = os.getloadavg()[0]
         intro = (
             f"Streamlit app on `{args.osm.name}` in headless Chromium ({CHROMIUM}), every "
             "non-localhost request blocked. Wall time measured in the browser (Playwright): from "
@@ -260,15 +260,18 @@ def main() -> None:
             "the key press (walking speed −0.1 km/h, never computed before) until the headline "
             "numbers on screen change, and until Streamlit's running indicator goes away. "
             "Reproduce with `.venv/bin/python benchmarks/bench_app.py --write-docs`.\n\n"
-            f"Load average (1 min) at the end of the run: {load:.1f} on {os.cpu_count()} CPUs; "
-            "other jobs were sharing the machine, so these are upper bounds."
+            "Load average (1 / 5 / 15 min) before the run: "
+            + " / ".join(f"{x:.1f}" for x in load_before)
+            + f" on {os.cpu_count()} CPUs (above {os.cpu_count()}, other jobs shared the "
+            "machine and these figures are upper bounds; during the run the benchmark's own "
+            "server and browser load it)."
         )
         extra = (
             "## Notes\n\n"
             "- The app shows the numbers (audit without polygons) before it computes the "
             "service-area and uncovered polygons and rebuilds the map, but in the "
             "browser both arrive within a few tens of milliseconds of each other (see the table).\n"
-            "- Where the time goes after a slider change (Chengdu, measured in process on the same busy machine): "
+            "- Where the time goes after a slider change (Chengdu, measured in process on a busy machine, so upper bounds): "
             "audit without polygons ≈ 0.4 s; service areas + uncovered polygons ≈ 1.1 s; "
             "`coverage_map` ≈ 0.85 s; streamlit-folium serialising the ~0.9 MB map ≈ 0.2 s.\n"
             "- A new session on a running server reuses the city data and the baseline results "
