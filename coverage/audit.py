@@ -221,17 +221,17 @@ class _Steps:
             self.progress(1.0, "audit done")
 
 
-def _prepare(net: WalkNetwork, gdf: Any, what: str, *, needs: tuple[str, ...]) -> gpd.GeoDataFrame:
+def _prepare(
+    net: WalkNetwork, gdf: Any, what: str, *, needs: tuple[str, ...], allow_empty: bool = False
+) -> gpd.GeoDataFrame:
     if not isinstance(gdf, gpd.GeoDataFrame):
         msg = f"`{what}` must be a GeoDataFrame; got {type(gdf).__name__}."
         raise InputError(msg)
-    if len(gdf) == 0:
-        hint = (
-            "Load existing centers (`coverage.centers.centers_from_osm` or `centers_from_file`) or add some."
-            if what == "centers"
-            else "The area has no residential buildings or landuse; check the extract or supply a population file."
+    if len(gdf) == 0 and not allow_empty:
+        msg = (
+            f"`{what}` is empty: an audit needs at least one row. The area has no residential "
+            "buildings or landuse; check the extract or supply a population file."
         )
-        msg = f"`{what}` is empty: an audit needs at least one row. {hint}"
         raise InputError(msg)
     missing = [c for c in needs if c not in gdf.columns]
     if missing:
@@ -462,8 +462,9 @@ def audit(
     Raises
     ------
     InputError
-        No centers, empty demand, a CRS mismatch, missing columns, or no
-        demand unit that can reach any center.
+        Empty demand, a CRS mismatch, missing columns, or no demand unit that
+        can reach any of the (non-empty) centers. An empty centers frame is
+        valid: nobody is covered.
     """
     if params is None:
         params = AuditParams()
@@ -480,7 +481,8 @@ def audit(
             "polygons": 10 if with_polygons else 0.001,
         },
     )
-    centers = _prepare(net, centers, "centers", needs=(CENTER_ID,))
+    # no centers is a real scenario (a new district, every station closed): nobody is covered
+    centers = _prepare(net, centers, "centers", needs=(CENTER_ID,), allow_empty=True)
     demand = _prepare(net, demand, "demand", needs=(POPULATION,))
     ids = centers[CENTER_ID].astype(str).to_numpy(dtype=object)
     if len(set(ids)) != len(ids):
@@ -517,7 +519,7 @@ def audit(
     )
     reach = iso.nearest_source_m(net, se, so, sa)
     dist_m, src = iso.points_reach_m(net, reach, pe, po, pa, se, so, sa)
-    if not np.isfinite(dist_m).any():
+    if len(centers) and not np.isfinite(dist_m).any():
         msg = (
             f"None of the {len(demand)} demand units can reach any of the {len(centers)} centers "
             "on the walking network. Check that centers and residents lie in the area of the OSM "

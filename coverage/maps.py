@@ -389,7 +389,9 @@ def _display_frame(gdf: gpd.GeoDataFrame, tolerance_m: float) -> gpd.GeoDataFram
     Above the default tolerance (a city-wide view, see :func:`_display_tolerance_m`) each ring
     is simplified on its own (:func:`_simplify_rings`).
     """
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    arr = np.asarray(gdf.geometry.values, dtype=object)
+    # shapely, not GeoSeries.notna: that one warns when empty geometries are present
+    gdf = gdf[~(shapely.is_missing(arr) | shapely.is_empty(arr))]
     geoms = gdf.geometry.values
     if tolerance_m > DEFAULT_TOLERANCE_M:
         geoms = _simplify_rings(np.asarray(geoms), tolerance_m)

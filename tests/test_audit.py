@@ -113,11 +113,28 @@ def test_params_frozen() -> None:
 # --- errors ---------------------------------------------------------------------
 
 
-def test_no_centers_and_empty_demand(haidian_net: WalkNetwork, haidian_extract: Any) -> None:
+def test_no_centers_covers_nobody(haidian_net: WalkNetwork, haidian_extract: Any) -> None:
+    """A district without any station is a real case: zero coverage, every resident uncovered."""
     demand = make_demand(haidian_net, haidian_extract)
     centers = node_centers(haidian_net, 2)
-    with pytest.raises(InputError, match="`centers` is empty"):
-        audit(haidian_net, centers.iloc[:0], demand)
+    r = audit(haidian_net, centers.iloc[:0], demand, with_polygons=True)
+    total = float(demand["population"].sum())
+    assert r.population_total == pytest.approx(total)
+    for t in (5, 15):
+        assert r.coverage[str(t)].share == 0.0
+        assert r.coverage[str(t)].population_covered == 0.0
+        unc = r.uncovered[r.uncovered["minutes"] == t]
+        assert unc["population"].sum() == pytest.approx(total)
+    assert r.demand["minutes_to_nearest"].isna().all()
+    assert r.demand["nearest_center_id"].isna().all()
+    assert len(r.centers) == 0
+    assert r.service_areas.geometry.is_empty.all()
+    assert r.bands.geometry.is_empty.all()
+
+
+def test_empty_demand_and_bad_frames(haidian_net: WalkNetwork, haidian_extract: Any) -> None:
+    demand = make_demand(haidian_net, haidian_extract)
+    centers = node_centers(haidian_net, 2)
     with pytest.raises(InputError, match="`demand` is empty"):
         audit(haidian_net, centers, demand.iloc[:0])
     with pytest.raises(InputError, match="to_crs"):

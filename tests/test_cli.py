@@ -211,6 +211,29 @@ def test_site_target_share_and_close(
     assert len(gpd.read_file(out / "service_areas.geojson")) == 0
 
 
+def test_site_with_every_center_closed(
+    cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A district with no station left: baseline 0 %, the optimizer still proposes sites."""
+    out = tmp_path / "out"
+    argv = ["site", *_haidian(cache_dir), "--centers", str(_centers_csv(tmp_path))]
+    argv += ["--id-column", "编号", "--new", "2", "--close", "A1,B2", "--out", str(out)]
+    code, _, err = _run(argv, capsys)
+    assert code == 0, err
+    assert "warning" not in err
+    doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert doc["centers"]["count"] == 0
+    assert doc["coverage"]["15"]["share"] == 0.0
+    assert doc["siting"]["share_before"] == 0.0
+    assert 0.0 < doc["siting"]["share_after"] <= doc["siting"]["upper_bound_share"] + 1e-9
+    assert len(gpd.read_file(out / "proposed_sites.geojson")) == 2
+    unc = gpd.read_file(out / "uncovered.geojson")
+    assert unc.loc[unc["minutes"] == 15, "population"].sum() == pytest.approx(
+        doc["demand"]["population"]
+    )
+    assert (out / "report.html").exists()
+
+
 def test_centers_from_a_chinese_csv(
     cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
