@@ -393,3 +393,50 @@ def write_markdown(
 def log(msg: str) -> None:
     """Progress line on stderr (benchmarks are scripts, so printing is fine here)."""
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def grid_network(
+    side: int,
+    *,
+    spacing_m: float = 90.0,
+    jitter_m: float = 20.0,
+    missing_share: float = 0.05,
+    origin_xy: tuple[float, float] = (500_000.0, 3_000_000.0),
+    crs: str = "EPSG:32650",
+    seed: int = 0,
+) -> Any:
+    """A perturbed ``side × side`` street grid as a WalkNetwork (deterministic from ``seed``).
+
+    Nodes are jittered by up to ``jitter_m`` and a ``missing_share`` of links is dropped
+    (dead ends and detours), so searches do not run on a perfect lattice.
+    """
+    import numpy as np
+    import shapely
+
+    from coverage.network import WalkNetwork
+
+    rng = np.random.default_rng(seed)
+    r, c = np.divmod(np.arange(side * side), side)
+    x = origin_xy[0] + c * spacing_m + rng.uniform(-jitter_m, jitter_m, r.size)
+    y = origin_xy[1] + r * spacing_m + rng.uniform(-jitter_m, jitter_m, r.size)
+    idx = np.arange(side * side).reshape(side, side)
+    u = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
+    v = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
+    keep = rng.random(u.size) > missing_share
+    u, v = u[keep], v[keep]
+    geoms = shapely.linestrings(
+        np.stack([np.column_stack([x[u], y[u]]), np.column_stack([x[v], y[v]])], axis=1)
+    )
+    geometry = np.empty(geoms.size, dtype=object)
+    geometry[:] = list(geoms)
+    return WalkNetwork(
+        crs=crs,
+        node_osmid=np.arange(x.size, dtype=np.int64),
+        node_x=x,
+        node_y=y,
+        edge_u=u.astype(np.int64),
+        edge_v=v.astype(np.int64),
+        edge_length_m=shapely.length(geoms).astype(np.float64),
+        edge_highway=np.full(u.size, "residential", dtype=object),
+        edge_geometry=geometry,
+    )

@@ -28,7 +28,15 @@ import numpy as np
 import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, fmt_seconds, log, machine_info, measure, write_markdown
+from _common import (
+    ROOT,
+    fmt_seconds,
+    grid_network,
+    log,
+    machine_info,
+    measure,
+    write_markdown,
+)
 
 sys.path.insert(0, str(ROOT))
 from coverage import isochrones as iso
@@ -40,31 +48,9 @@ M_PER_MIN = SPEED / 3.6 * 60.0
 
 
 def synthetic_network(side: int = 500, spacing_m: float = 90.0, seed: int = 0) -> WalkNetwork:
-    """A perturbed ``side × side`` street grid with a few missing links, as a WalkNetwork."""
-    rng = np.random.default_rng(seed)
-    r, c = np.divmod(np.arange(side * side), side)
-    x = 500_000.0 + c * spacing_m + rng.uniform(-20, 20, r.size)
-    y = 3_000_000.0 + r * spacing_m + rng.uniform(-20, 20, r.size)
-    idx = np.arange(side * side).reshape(side, side)
-    u = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
-    v = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
-    keep = rng.random(u.size) > 0.05  # missing links → dead ends and detours
-    u, v = u[keep], v[keep]
-    geoms = shapely.linestrings(
-        np.stack([np.column_stack([x[u], y[u]]), np.column_stack([x[v], y[v]])], axis=1)
-    )
-    geoms = np.asarray(geoms, dtype=object)
-    return WalkNetwork(
-        crs="EPSG:32650",
-        node_osmid=np.arange(x.size, dtype=np.int64),
-        node_x=x,
-        node_y=y,
-        edge_u=u.astype(np.int64),
-        edge_v=v.astype(np.int64),
-        edge_length_m=shapely.length(geoms).astype(np.float64),
-        edge_highway=np.full(u.size, "residential", dtype=object),
-        edge_geometry=geoms,
-    )
+    """A perturbed ``side × side`` street grid with 5 % of links missing, as a WalkNetwork."""
+    net: WalkNetwork = grid_network(side, spacing_m=spacing_m, seed=seed)
+    return net
 
 
 def random_sources(net: WalkNetwork, k: int, seed: int = 1) -> tuple[Any, Any, Any]:

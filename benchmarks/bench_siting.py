@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import (
     ROOT,
     fmt_seconds,
+    grid_network,
     log,
     machine_info,
     markdown_table,
@@ -51,34 +52,14 @@ MINUTES = 15.0
 
 def synthetic_network(n_nodes: int, *, seed: int = 1, spacing_m: float = 90.0) -> Any:
     """A perturbed street grid of about ``n_nodes`` nodes with 8 % of links missing."""
-    import shapely
-
-    from coverage.network import WalkNetwork
-
-    rng = np.random.default_rng(seed)
-    side = round(math.sqrt(n_nodes))
-    ii, jj = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
-    x = 500_000.0 + jj.ravel() * spacing_m + rng.uniform(-15, 15, side * side)
-    y = 4_190_000.0 + ii.ravel() * spacing_m + rng.uniform(-15, 15, side * side)
-    idx = np.arange(side * side).reshape(side, side)
-    u = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
-    v = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
-    keep = rng.random(u.size) > 0.08
-    u, v = u[keep], v[keep]
-    coords = np.stack([np.column_stack([x[u], y[u]]), np.column_stack([x[v], y[v]])], axis=1)
-    geoms = shapely.linestrings(coords)
-    geometry = np.empty(geoms.size, dtype=object)
-    geometry[:] = list(geoms)
-    return WalkNetwork(
+    return grid_network(
+        round(math.sqrt(n_nodes)),
+        spacing_m=spacing_m,
+        jitter_m=15.0,
+        missing_share=0.08,
+        origin_xy=(500_000.0, 4_190_000.0),
         crs="EPSG:32649",
-        node_osmid=np.arange(x.size, dtype=np.int64),
-        node_x=x,
-        node_y=y,
-        edge_u=u.astype(np.int64),
-        edge_v=v.astype(np.int64),
-        edge_length_m=shapely.length(geoms).astype(np.float64),
-        edge_highway=np.full(u.size, "residential", dtype=object),
-        edge_geometry=geometry,
+        seed=seed,
     )
 
 
