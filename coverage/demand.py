@@ -371,50 +371,100 @@ def _file_units(
 
 
 def population_from_raster(
-    path: Path | str, net: WalkNetwork, *, band: int = 1
+    path: Path | str, net: WalkNetwork, *, band: int = 1, margin_m: float = 200.0
 ) -> gpd.GeoDataFrame:
     """Demand units from a population raster (e.g. WorldPop GeoTIFF), one per populated pixel.
 
-    Needs the optional ``rasterio`` package. Only pixels within the network's
-    extent are kept.
+    Needs the optional ``rasterio`` package (``pip install 'coverage-planner[raster]'``).
+    Only the window covering the network's extent (plus ``margin_m``) is read, so a
+    country-wide raster costs no more memory than the city.
+
+    Parameters
+    ----------
+    path
+        A GeoTIFF of residents per pixel, with a CRS (WorldPop: EPSG:4326).
+    net
+        The walking network; its extent selects the pixels.
+    band
+        Band to read (1-based).
+    margin_m
+        Margin around the network's extent, in meters.
 
     Returns
     -------
     geopandas.GeoDataFrame
-        ``demand_id`` (``"r<row>_<col>"``), ``population``, ``kind`` (``"raster"``),
-        ``name`` (None), Polygon ``geometry`` (pixel), in ``net.crs``; not snapped.
+        ``demand_id`` (``"r<row>_<col>"`` in the whole raster), ``population``,
+        ``kind`` (``"raster"``), ``name`` (None), Polygon ``geometry`` (pixel), in
+        ``net.crs``; not snapped.
     """
     try:
         import rasterio
     except ImportError as exc:
-        msg = "Reading population rasters needs the optional package rasterio: install it (`pip install rasterio`), or convert the raster to points/polygons with a population column."
+        msg = "Reading population rasters needs the optional package rasterio: install it (`pip install 'coverage-planner[raster]'`), or convert the raster to points/polygons with a population column."
         raise InputError(msg) from exc
+    from pyproj import Transformer
+
     p = Path(path)
     if not p.is_file():
         msg = f"Population raster not found: {str(p)!r}."
         raise InputError(msg)
     try:
         with rasterio.open(p) as src:
-            data = src.read(band, masked=True).astype(np.float64).filled(0.0)
             t = src.transform
-            raster_crs = src.crs
+            if src.crs is None:
+                msg = f"{p.name!r} has no CRS; WorldPop rasters are EPSG:4326, set it with `gdal_edit.py -a_srs EPSG:4326`."
+                raise InputError(msg)
+            if t.b != 0 or t.d != 0:
+                msg = f"{p.name!r} is a rotated raster; warp it to a north-up grid first (`gdalwarp`)."
+                raise InputError(msg)
+            if not 1 <= band <= src.count:
+                msg = f"{p.name!r} has {src.count} band(s); `band` must be in 1..{src.count}, got {band}."
+                raise InputError(msg)
+            box = (
+                float(net.node_x.min()) - margin_m,
+                float(net.node_y.min()) - margin_m,
+                float(net.node_x.max()) + margin_m,
+                float(net.node_y.max()) + margin_m,
+            )
+            bx0, by0, bx1, by1 = Transformer.from_crs(
+                net.crs, src.crs, always_xy=True
+            ).transform_bounds(*box, densify_pts=21)
+            inv = ~t
+            cols, rows = zip(*(inv * (x, y) for x in (bx0, bx1) for y in (by0, by1)), strict=True)
+            c0, c1 = max(0, math.floor(min(cols))), min(src.width, math.ceil(max(cols)))
+            r0, r1 = max(0, math.floor(min(rows))), min(src.height, math.ceil(max(rows)))
+            if c0 >= c1 or r0 >= r1:
+                msg = f"{p.name!r} does not overlap the OSM extract; use the population raster of this city (or of the whole country)."
+                raise InputError(msg)
+            window = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
+            data = src.read(band, window=window, masked=True).astype(np.float64).filled(0.0)
+            raster_crs, width, height = src.crs, src.width, src.height
     except rasterio.errors.RasterioError as exc:
         msg = f"{p.name!r} could not be read as a raster ({exc})."
         raise InputError(msg) from exc
-    if raster_crs is None:
-        msg = f"{p.name!r} has no CRS; WorldPop rasters are EPSG:4326, set it with `gdal_edit.py -a_srs EPSG:4326`."
-        raise InputError(msg)
-    if t.b != 0 or t.d != 0:
-        msg = f"{p.name!r} is a rotated raster; warp it to a north-up grid first (`gdalwarp`)."
-        raise InputError(msg)
     data = np.where(np.isfinite(data) & (data > 0), data, 0.0)
-    rows, cols = np.nonzero(data)
-    x0 = t.c + cols * t.a
-    y0 = t.f + rows * t.e
+    rows_i, cols_i = np.nonzero(data)
+    x0 = t.c + (cols_i + c0) * t.a
+    y0 = t.f + (rows_i + r0) * t.e
     boxes = shapely.box(x0, y0, x0 + t.a, y0 + t.e)
-    ids = [f"r{r}_{c}" for r, c in zip(rows, cols, strict=True)]
+    ids = [f"r{r + r0}_{c + c0}" for r, c in zip(rows_i, cols_i, strict=True)]
     gdf = _frame(
-        ids, data[rows, cols], ["raster"] * rows.size, [None] * rows.size, boxes, str(raster_crs)
+        ids,
+        data[rows_i, cols_i],
+        ["raster"] * rows_i.size,
+        [None] * rows_i.size,
+        boxes,
+        str(raster_crs),
+    )
+    logger.info(
+        "read %d populated pixels (%.0f residents) from %s, window %dx%d of %dx%d",
+        rows_i.size,
+        float(data.sum()),
+        p.name,
+        c1 - c0,
+        r1 - r0,
+        width,
+        height,
     )
     return gdf.to_crs(net.crs)
 
@@ -498,7 +548,7 @@ def demand_units(
         )
     elif isinstance(population, (str, Path)) and str(population).lower().endswith(RASTER_SUFFIXES):
         label = Path(population).name
-        units = population_from_raster(population, net)
+        units = population_from_raster(population, net, margin_m=extent_margin_m)
     else:
         gdf = read_features(population, filename=filename, crs=crs)
         label = filename or (
