@@ -100,6 +100,13 @@ TEXT: dict[str, tuple[str, str]] = {
         "{name}: {nodes:,} network nodes, {centers} centers, {units:,} residential units, about {pop:,.0f} residents",
     ),
     "data.loading": ("正在加载城市数据…", "Loading the city…"),
+    "data.osm_hint": (
+        "服务中心取自 OSM 标签：OSM 往往只标注了一部分站点（这里 {n} 个），覆盖率会偏低。"
+        "上传本市的站点清单（CSV / GeoJSON，支持高德 GCJ-02、百度 BD-09 坐标）可得到真实结果。",
+        "Centers come from OSM tags: OSM usually maps only some of them ({n} here), so shares "
+        "come out low. Upload the city's list of centers (CSV / GeoJSON; Amap GCJ-02 and Baidu "
+        "BD-09 coordinates are accepted) for real figures.",
+    ),
     "data.kept": ("仍使用之前的数据：{name}", "Still using the previous data: {name}"),
     "params": ("参数", "Parameters"),
     "speed": ("步行速度（公里/小时）", "Walking speed (km/h)"),
@@ -1255,6 +1262,8 @@ def main() -> None:
             pop=float(city.demand["population"].sum()) if "population" in city.demand else 0.0,
         )
     )
+    if "source" in city.centers and (city.centers["source"] == "osm").all():
+        st.caption(tr("data.osm_hint", n=len(city.centers)))
 
     s = active()
     try:

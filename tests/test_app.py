@@ -71,6 +71,8 @@ def test_default_load_shows_metrics() -> None:
     assert "15 分钟未覆盖人口" in m
     assert 0 <= share(at, 5) <= share(at, 15) <= 100
     assert "beijing_haidian_cau" in at.caption[0].value
+    # centers from OSM tags: the planner is told why the shares may be low and what to do
+    assert any("OSM" in c.value and "GCJ-02" in c.value for c in at.caption)
 
 
 def test_speed_change_changes_numbers() -> None:
@@ -304,6 +306,7 @@ def test_centers_csv_and_districts_upload(haidian_extract) -> None:  # type: ign
     at.run()
     assert_ok(at)
     assert metrics(at)["服务中心"] == "2"
+    assert not any("GCJ-02" in c.value for c in at.caption)  # the user's own list: no OSM hint
     table = next(d.value for d in at.dataframe if "区划" in d.value.columns)
     assert set(table["区划"]) == {"西区", "东区"}
     # back to the default data: OSM centers, no districts
