@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,17 +54,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def serve_app(tmp: pytest.TempPathFactory, *extra: str, path: str = "") -> Iterator[str]:
+    """``streamlit run app.py`` on a free port (extra CLI options); yields the app's URL."""
     port = free_port()
-    cache = tmp_path_factory.mktemp("app-cache")
+    cache = tmp.mktemp("app-cache")
     env = {
         **os.environ,
         "COVERAGE_PLANNER_DEFAULT_OSM": str(HAIDIAN),
         "COVERAGE_PLANNER_CACHE": str(cache),
         "PYTHONUNBUFFERED": "1",
     }
-    log = (tmp_path_factory.mktemp("app-log") / "streamlit.log").open("w+")
+    log = (tmp.mktemp("app-log") / "streamlit.log").open("w+")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -77,13 +79,14 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             str(port),
             "--browser.gatherUsageStats",
             "false",
+            *extra,
         ],
         cwd=ROOT,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://localhost:{port}"
+    url = f"http://localhost:{port}{path}"
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -105,6 +108,28 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve_app(tmp_path_factory) as url:
+        yield url
+
+
+def offline_context(browser: Any, outside: list[str], **kwargs: Any) -> Any:
+    """A browser context that aborts (and records) every request not to the local server."""
+    context = browser.new_context(**kwargs)
+
+    def route(r: Any) -> None:
+        url = r.request.url
+        if url.startswith(("http://localhost", "http://127.0.0.1", "data:", "blob:", "about:")):
+            r.continue_()
+        else:
+            outside.append(url)
+            r.abort()
+
+    context.route("**/*", route)
+    return context
 
 
 @pytest.fixture(scope="module")
@@ -152,17 +177,9 @@ def test_offline_map_optimizer_download_screenshot(app_url: str, browser: Any) -
     import geopandas as gpd
 
     outside: list[str] = []
-    context = browser.new_context(viewport={"width": 1440, "height": 1100}, accept_downloads=True)
-
-    def route(r: Any) -> None:
-        url = r.request.url
-        if url.startswith(("http://localhost", "http://127.0.0.1", "data:", "blob:", "about:")):
-            r.continue_()
-        else:
-            outside.append(url)
-            r.abort()
-
-    context.route("**/*", route)
+    context = offline_context(
+        browser, outside, viewport={"width": 1440, "height": 1100}, accept_downloads=True
+    )
     page = context.new_page()
     page_errors: list[str] = []
     page.on("pageerror", lambda e: page_errors.append(str(e)))
@@ -219,15 +236,7 @@ def test_offline_map_optimizer_download_screenshot(app_url: str, browser: Any) -
 
 def test_click_map_then_add_station(app_url: str, browser: Any) -> None:
     """The real click path: Leaflet click → st_folium last_clicked → sidebar → button."""
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    context.route(
-        "**/*",
-        lambda r: (
-            r.continue_()
-            if r.request.url.startswith(("http://localhost", "data:", "blob:", "about:"))
-            else r.abort()
-        ),
-    )
+    context = offline_context(browser, [], viewport={"width": 1440, "height": 1000})
     page = context.new_page()
     page.goto(app_url)
     frame = map_frame(page)
@@ -249,3 +258,23 @@ def test_click_map_then_add_station(app_url: str, browser: Any) -> None:
     after = values.all_inner_texts()
     assert float(after[1].rstrip("%")) >= float(before[1].rstrip("%"))  # 15-minute share
     context.close()
+
+
+def test_map_draws_offline_under_a_sub_path(
+    tmp_path_factory: pytest.TempPathFactory, browser: Any
+) -> None:
+    """Behind a reverse proxy (`server.baseUrlPath`), the vendored Leaflet still loads."""
+    with serve_app(tmp_path_factory, "--server.baseUrlPath", "coverage", path="/coverage") as url:
+        outside: list[str] = []
+        context = offline_context(browser, outside, viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.goto(url + "/")
+        frame = map_frame(page)
+        info = leaflet_layers(frame)
+        assert info["version"].startswith("1.9"), info
+        assert info["paths"] > 10, info
+        css = frame.evaluate("() => Array.from(document.styleSheets).map(s => s.href || '')")
+        assert any("/coverage/app/static/vendor/leaflet/leaflet.css" in h for h in css), css
+        not_tiles = [u for u in outside if not any(h in u for h in TILE_HOSTS)]
+        assert not not_tiles, not_tiles[:5]
+        context.close()
