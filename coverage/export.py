@@ -12,12 +12,15 @@ new one, never a mix. :func:`export_result` does both for a scenario result.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import logging
 import math
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import unicodedata
@@ -658,12 +661,41 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the paths ``a`` and ``b`` in one atomic step; ``False`` where unsupported.
+
+    Linux ``renameat2(RENAME_EXCHANGE)`` (kernel 3.15+, glibc 2.28+): readers see the
+    old folder or the new one, never no folder at all. Elsewhere, or on a file system
+    without it, the caller falls back to two renames.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
 def write_outputs(out: Path | str, files: Mapping[str, bytes | str]) -> Path:
     """Write ``files`` into the folder ``out`` all-or-nothing.
 
     The files go to a temporary sibling folder (same file system), are flushed
-    to disk, then the old ``out`` (if any) is moved aside, the new folder renamed
-    to ``out`` and the old one removed. On any error, including
+    to disk, then swapped with the old ``out`` in one atomic step (Linux
+    ``renameat2``; elsewhere the old folder is moved aside and the new one renamed
+    in) and the old one removed. On any error, including
     ``KeyboardInterrupt``, the temporary folder is removed and ``out`` keeps its
     previous content.
 
@@ -704,17 +736,20 @@ def write_outputs(out: Path | str, files: Mapping[str, bytes | str]) -> Path:
                 os.fsync(fh.fileno())
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; outputs are meant to be shared
         _fsync_dir(tmp)
-        if target.exists():
-            old = parent / f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}"
-            target.rename(old)
-        try:
-            tmp.rename(target)
-        except BaseException:
-            if old is not None and not target.exists():
-                old.rename(target)
-                old = None
-            raise
-        tmp = None
+        if target.is_dir() and not target.is_symlink() and _exchange(tmp, target):
+            old, tmp = tmp, None  # tmp now holds the previous result
+        else:
+            if target.exists():
+                old = parent / f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}"
+                target.rename(old)
+            try:
+                tmp.rename(target)
+            except BaseException:
+                if old is not None and not target.exists():
+                    old.rename(target)
+                    old = None
+                raise
+            tmp = None
         _fsync_dir(parent)
     except OSError as exc:
         msg = f"Cannot write the output folder {str(target)!r}: {exc.strerror or exc}. Check the path and its permissions."

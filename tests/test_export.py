@@ -218,6 +218,7 @@ def test_write_outputs_rename_failure_restores_old(
 ) -> None:
     out = tmp_path / "out"
     export.write_outputs(out, {"summary.json": b"old"})
+    monkeypatch.setattr(export, "_exchange", lambda a, b: False)  # the two-rename fallback
     real_rename = Path.rename
 
     def rename(self: Path, target: Any) -> Path:
@@ -230,6 +231,35 @@ def test_write_outputs_rename_failure_restores_old(
     with pytest.raises(InputError, match="Cannot write"):
         export.write_outputs(out, {"summary.json": b"new"})
     assert _snapshot(out) == {"summary.json": b"old"}
+    assert _leftovers(tmp_path, "out") == []
+
+
+def _can_exchange(tmp: Path) -> bool:
+    a, b = tmp / "xa", tmp / "xb"
+    a.mkdir()
+    b.mkdir()
+    (a / "f").write_text("a")
+    ok = export._exchange(a, b)
+    if ok:
+        assert (b / "f").read_text() == "a"
+        assert not (a / "f").exists()
+    return ok
+
+
+def test_write_outputs_swaps_in_one_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the OS can exchange two folders, `out` is never missing, not even for an instant."""
+    if not _can_exchange(tmp_path):
+        pytest.skip("renameat2(RENAME_EXCHANGE) is not available here")
+    out = tmp_path / "out"
+    export.write_outputs(out, {"summary.json": b"old", "a.csv": b"old"})
+
+    def no_rename(self: Path, target: Any) -> Path:
+        msg = f"a rename of {self.name} would leave a moment without {target}"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(Path, "rename", no_rename)
+    export.write_outputs(out, {"summary.json": b"new"})
+    assert _snapshot(out) == {"summary.json": b"new"}
     assert _leftovers(tmp_path, "out") == []
 
 
