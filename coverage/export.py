@@ -313,7 +313,7 @@ def siting_block(siting: Any) -> dict[str, Any]:
         block["minutes"] = float(params.minutes)
         if params.target_share is not None:
             block["target_share"] = float(params.target_share)
-    for name in ("target_met", "optimal", "n_candidates"):
+    for name in ("target_met", "optimal", "min_sites_proven", "n_candidates"):
         value = getattr(siting, name, None)
         if value is not None:
             block[name] = _jsonable(value)

@@ -94,8 +94,9 @@ class SitingParams:
     Give exactly one of ``k`` (number of new stations) or ``target_share``
     (population share to reach within ``minutes``, with at most ``max_k``
     stations). ``secondary_minutes`` breaks ties between equal primary gains.
-    With ``exact`` and ``target_share``, the MIP maximises coverage with as many
-    sites as greedy + swap needed to reach the target.
+    With ``exact`` and ``target_share``, a first MIP finds the fewest sites that
+    reach the target (at most as many as greedy + swap needed), a second one the
+    best coverage with that many.
     """
 
     k: int | None = None
@@ -240,6 +241,9 @@ class SitingResult:
         within ``max_k`` sites (a warning is logged when it was not).
     optimal
         True when the reported solution is proven optimal (exact mode).
+    min_sites_proven
+        Exact mode with ``target_share`` only: True when ``k`` is proven to be the
+        fewest sites reaching the target (``None`` otherwise).
     """
 
     params: SitingParams
@@ -258,6 +262,7 @@ class SitingResult:
     optimal: bool = False
     solver_status: str = ""
     swaps: int = 0
+    min_sites_proven: bool | None = None
 
     def summary(self) -> dict[str, Any]:
         """The ``siting`` section of ``summary.json``."""
@@ -704,6 +709,82 @@ def solve_exact(
         population_covered=pop,
         bound_population=bound,
         optimal=bool(optimal),
+        status=status_s,
+        runtime_s=float(h.getRunTime()),
+    )
+
+
+def solve_min_sites(
+    cover: Any,
+    weights: Any,
+    target_population: float,
+    *,
+    covered0: Any = None,
+    max_k: int,
+    warm_start: Any = None,
+    time_limit_s: float = 60.0,
+) -> ExactResult:
+    """Fewest sites covering at least ``target_population`` (covered0 counted): a HiGHS MIP.
+
+    Minimises the number of sites subject to the covering rows of the maximal
+    covering model and ``sum w_d y_d >= target_population - w(covered0)``, with at
+    most ``max_k`` sites. ``optimal`` means the count is proven minimal;
+    ``bound_population`` is the population covered by the solution found.
+
+    Raises
+    ------
+    SolverError
+        When HiGHS finds no solution reaching the target within ``max_k`` sites
+        (the target is out of reach, or the time limit ran out first).
+    """
+    import highspy
+
+    C, w, c0 = _check_matrix(cover, weights, covered0)
+    if int(max_k) != max_k or max_k <= 0:
+        msg = f"`max_k` must be a positive whole number of sites; got {max_k!r}."
+        raise InputError(msg)
+    h, n_cand, dem = _mclp_model(C, w, c0, int(max_k), integral=True)
+    n_y = dem.size
+    need = float(target_population) - float(w[c0].sum())
+    h.changeObjectiveSense(highspy.ObjSense.kMinimize)
+    cols = np.arange(n_cand + n_y, dtype=np.int32)
+    h.changeColsCost(cols.size, cols, np.concatenate([np.ones(n_cand), np.zeros(n_y)]))
+    if n_y:
+        h.addRows(
+            1,
+            np.array([need * (1 - 1e-12)]),
+            np.array([highspy.kHighsInf]),
+            n_y,
+            np.array([0], dtype=np.int32),
+            (n_cand + np.arange(n_y)).astype(np.int32),
+            w[dem].astype(np.float64),
+        )
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("mip_abs_gap", 0.5)  # counts are whole numbers: within 0.5 is proven
+    if warm_start is not None:
+        ws = np.asarray(warm_start, dtype=np.int64)
+        x = np.zeros(n_cand)
+        x[ws] = 1.0
+        hit = np.zeros(C.shape[1], dtype=bool)
+        if ws.size:
+            hit[C[ws].indices] = True
+        sol = highspy.HighsSolution()
+        sol.col_value = list(np.concatenate([x, hit[dem].astype(np.float64)]))
+        h.setSolution(sol)
+    h.run()
+    status = h.getModelStatus()
+    status_s = h.modelStatusToString(status)
+    values = np.asarray(h.getSolution().col_value, dtype=np.float64)
+    if values.size < n_cand or h.getInfo().primal_solution_status == 0:
+        msg = f"HiGHS found no set of at most {max_k} sites reaching the target ({status_s}); lower the target share or raise the cap on new sites."
+        raise SolverError(msg)
+    chosen = np.flatnonzero(values[:n_cand] > 0.5).astype(np.int64)
+    pop = covered_population(C, w, chosen, covered0=c0)
+    return ExactResult(
+        chosen=chosen,
+        population_covered=pop,
+        bound_population=pop,
+        optimal=status == highspy.HighsModelStatus.kOptimal,
         status=status_s,
         runtime_s=float(h.getRunTime()),
     )
@@ -1536,6 +1617,35 @@ def propose_sites(
         bound_pop = bound.population
     else:
         bound_pop = float(w[covered0].sum())
+    min_sites_proven: bool | None = None
+    if params.exact and kk and params.target_share is not None and g.target_met:
+        # "How many stations until X %?": the fewest sites, then the best coverage with them
+        fewest = solve_min_sites(
+            cover,
+            w,
+            params.target_share * total,
+            covered0=covered0,
+            max_k=kk,
+            warm_start=chosen,
+            time_limit_s=params.time_limit_s,
+        )
+        min_sites_proven = fewest.optimal
+        if fewest.chosen.size < kk:
+            logger.info(
+                "exact: %d sites reach the target (greedy + swap needed %d)",
+                fewest.chosen.size,
+                kk,
+            )
+            chosen, kk = fewest.chosen, int(fewest.chosen.size)
+            bound_pop = upper_bound(
+                cover,
+                w,
+                chosen,
+                covered0=covered0,
+                k=kk,
+                lp=params.lp_bound,
+                time_limit_s=params.time_limit_s,
+            ).population
     if params.exact and kk:
         ex = solve_exact(
             cover,
@@ -1616,6 +1726,7 @@ def propose_sites(
         optimal=optimal,
         solver_status=status,
         swaps=swaps,
+        min_sites_proven=min_sites_proven,
     )
     if progress:
         progress(1.0, "sites proposed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from typing import Any
 
 import geopandas as gpd
 import networkx as nx
@@ -14,7 +15,7 @@ import pytest
 import shapely
 from scipy import sparse
 
-from coverage.errors import InputError
+from coverage.errors import InputError, SolverError
 from coverage.network import snap_frame
 from coverage.siting import (
     CANDIDATE_ID,
@@ -27,6 +28,7 @@ from coverage.siting import (
     nearest_source_m,
     propose_sites,
     solve_exact,
+    solve_min_sites,
     swap_improve,
     upper_bound,
 )
@@ -509,3 +511,55 @@ def test_nearest_source_agrees_with_isochrones(
     reach = iso.nearest_source_m(chengdu_net, *s_args)
     theirs, _ = iso.points_reach_m(chengdu_net, reach, *p_args, *s_args)
     np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-6)
+
+
+def _fewest_by_brute_force(
+    cover: sparse.csr_array, w: np.ndarray, c0: np.ndarray, target: float
+) -> int | None:
+    for k in range(1, cover.shape[0] + 1):
+        if brute_force(cover, w, c0, k) >= target * (1 - 1e-12):
+            return k
+    return None
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_min_sites_equals_brute_force(seed: int) -> None:
+    cover, w, c0 = random_instance(seed, n_cand=10, n_dem=30, density=0.15)
+    reachable = covered_population(cover, w, np.arange(cover.shape[0]), covered0=c0)
+    target = float(w[c0].sum()) + 0.8 * (reachable - float(w[c0].sum()))
+    fewest = _fewest_by_brute_force(cover, w, c0, target)
+    assert fewest is not None
+    res = solve_min_sites(cover, w, target, covered0=c0, max_k=cover.shape[0], time_limit_s=30)
+    assert res.optimal
+    assert res.chosen.size == fewest
+    assert res.population_covered >= target * (1 - 1e-12)
+
+
+def test_min_sites_out_of_reach_is_a_solver_error() -> None:
+    cover, w, c0 = random_instance(1)
+    with pytest.raises(SolverError, match="lower the target"):
+        solve_min_sites(cover, w, float(w.sum()) * 2, covered0=c0, max_k=3, time_limit_s=10)
+
+
+def test_exact_target_share_never_needs_more_sites_than_greedy(
+    chengdu_net: Any, chengdu_demand: Any
+) -> None:
+    cands = candidate_sites(chengdu_net, chengdu_demand, spacing_m=250)
+    params = {"target_share": 0.5, "max_k": 30, "minutes": 10.0}
+    greedy = propose_sites(
+        chengdu_net, chengdu_demand, None, params=SitingParams(**params), candidates=cands
+    )
+    exact = propose_sites(
+        chengdu_net,
+        chengdu_demand,
+        None,
+        params=SitingParams(**params, exact=True),
+        candidates=cands,
+    )
+    assert greedy.target_met
+    assert exact.target_met
+    assert exact.k <= greedy.k
+    assert exact.min_sites_proven is True
+    assert exact.share_after >= 0.5 - 1e-12
+    assert exact.upper_bound_share >= exact.share_after - 1e-9
+    assert greedy.min_sites_proven is None
