@@ -1262,10 +1262,7 @@ def candidate_sites(
     pts = shapely.points(x, y)
     dgeoms = dem.geometry.values
     dgeoms = dgeoms[~(shapely.is_missing(dgeoms) | shapely.is_empty(dgeoms))]
-    near = np.zeros(edge.size, dtype=bool)
-    if dgeoms.size:
-        hits = shapely.STRtree(dgeoms).query(pts, predicate="dwithin", distance=max_distance_m)
-        near[hits[0]] = True
+    near = _near_demand(x, y, pts, dgeoms, max_distance_m)
     if not near.any():
         msg = f"No network point lies within {max_distance_m:g} m of the {len(dem)} demand units; check that demand and network cover the same area, or raise `max_distance_m`."
         raise InputError(msg)
@@ -1288,6 +1285,40 @@ def candidate_sites(
         int((near & excl).sum()),
     )
     return out
+
+
+def _near_demand(
+    x: FloatArray,
+    y: FloatArray,
+    pts: NDArray[np.object_],
+    dgeoms: NDArray[np.object_],
+    max_distance_m: float,
+) -> BoolArray:
+    """Which points lie within ``max_distance_m`` of a demand geometry.
+
+    A point within ``max_distance_m`` of a unit's representative point (which lies in
+    the unit) is near; one farther than ``max_distance_m`` plus the largest unit's
+    diagonal from every representative point is not. Only the points in between take
+    the exact (and slow) polygon distance test.
+    """
+    near = np.zeros(x.size, dtype=bool)
+    if dgeoms.size == 0 or x.size == 0:
+        return near
+    rep = shapely.point_on_surface(dgeoms)
+    b = shapely.bounds(dgeoms)
+    reach_m = float(np.hypot(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]).max())
+    tree = cKDTree(np.column_stack([shapely.get_x(rep), shapely.get_y(rep)]))
+    d, _ = tree.query(
+        np.column_stack([x, y]), k=1, distance_upper_bound=max_distance_m + reach_m + 1e-6
+    )
+    near = np.asarray(d <= max_distance_m, dtype=bool)
+    maybe = np.flatnonzero(~near & np.isfinite(d))
+    if maybe.size:
+        hits = shapely.STRtree(dgeoms).query(
+            pts[maybe], predicate="dwithin", distance=max_distance_m
+        )
+        near[maybe[hits[0]]] = True
+    return near
 
 
 def _thin(x: FloatArray, y: FloatArray, rank: FloatArray, spacing_m: float) -> IntArray:
