@@ -7,6 +7,8 @@ do not leak between sizes, the stages
     load → network (cold, no cache) → cache write → network (from cache)
     → centers → demand → nearest-center minutes → polygons → audit
     → coverage sets → greedy + swap → export → batch
+    → anchors (networkx search, osmnx-style ego-graph isochrones, spopt MCLP: the same
+      inputs through the usual tools, reported as a speed ratio)
 
 recording the median wall time over ``--repeat`` runs and the peak resident
 memory of the process while the stage ran. It writes a Markdown report
@@ -391,6 +393,151 @@ def _describe_batch(res: Any) -> str:
     return f"{len(table)} districts"
 
 
+# --- anchors: the usual tools on the same inputs, for the speed ratio -------------------
+
+ANCHOR_CENTERS = 20  # ego-graph isochrones: one search per center, so a sample
+ANCHOR_CANDIDATES = 300  # spopt builds a dense demand × candidate matrix: a window
+ANCHOR_K = 10
+
+
+def _nx_graph(net: Any) -> Any:
+    """The walking network as a networkx Graph weighted by ``length`` (shortest parallel edge)."""
+    import networkx as nx
+    import numpy as np
+
+    order = np.argsort(-net.edge_length_m, kind="stable")  # the shortest edge is added last
+    G = nx.Graph()
+    G.add_nodes_from(range(net.n_nodes))
+    G.add_weighted_edges_from(
+        zip(
+            net.edge_u[order].tolist(),
+            net.edge_v[order].tolist(),
+            net.edge_length_m[order].tolist(),
+            strict=True,
+        ),
+        weight="length",
+    )
+    return G
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def _prep_anchor_search(ctx: _Ctx) -> Callable[[], Any]:
+    import networkx as nx
+
+    iso = _import("coverage.isochrones")
+    net, centers = ctx.data["net"], ctx.data["centers"]
+    c_edge, c_off, c_acc = _snap_cols(centers)
+    G = ctx.data.setdefault("nx_graph", _nx_graph(net))
+    nodes = sorted(set(net.edge_u[c_edge].tolist()))
+
+    def run() -> Any:
+        ours, _ = _timed(lambda: iso.nearest_source_m(net, c_edge, c_off, c_acc))
+        theirs, dist = _timed(
+            lambda: nx.multi_source_dijkstra_path_length(G, nodes, weight="length")
+        )
+        return {"ours_s": ours, "theirs_s": theirs, "reached": len(dist), "what": "networkx"}
+
+    return run
+
+
+def _prep_anchor_ego(ctx: _Ctx) -> Callable[[], Any]:
+    import networkx as nx
+    import shapely
+
+    iso = _import("coverage.isochrones")
+    net, centers = ctx.data["net"], ctx.data["centers"]
+    c_edge, c_off, c_acc = (a[:ANCHOR_CENTERS] for a in _snap_cols(centers))
+    G = ctx.data.setdefault("nx_graph", _nx_graph(net))
+    budget_m = SITING_MINUTES * SPEED_KMH / 3.6 * 60.0
+    xy = net.node_xy
+
+    def run() -> Any:
+        nodes = net.edge_u[c_edge].tolist()
+        theirs_search, subs = _timed(
+            lambda: [nx.ego_graph(G, u, radius=budget_m, distance="length") for u in nodes]
+        )
+        theirs_hull, hulls = _timed(
+            lambda: [shapely.multipoints(xy[list(sub.nodes)]).convex_hull for sub in subs]
+        )
+        ours_search, per = _timed(
+            lambda: iso.reach_per_source_m(net, c_edge, c_off, c_acc, limit_m=budget_m)
+        )
+        ours_poly, mine = _timed(
+            lambda: [
+                iso.reach_polygon(
+                    net,
+                    per.of(j, net.n_nodes),
+                    budget_m,
+                    c_edge[j : j + 1],
+                    c_off[j : j + 1],
+                    c_acc[j : j + 1],
+                )
+                for j in range(c_edge.size)
+            ]
+        )
+        area = sum(h.area for h in hulls) / max(sum(g.area for g in mine), 1e-9)
+        return {
+            "ours_s": ours_search,
+            "theirs_s": theirs_search,
+            "what": f"{len(nodes)} centers, 15 min: ego_graph search",
+            "extra": (
+                f"polygons: convex hull {fmt_seconds(theirs_hull)}, street-following "
+                f"{fmt_seconds(ours_poly)}; hulls cover {area:.1f}× the street-following area"
+            ),
+        }
+
+    return run
+
+
+def _prep_anchor_spopt(ctx: _Ctx) -> Callable[[], Any]:
+    import numpy as np
+
+    mod = _import("coverage.siting")
+    from bench_siting import run_spopt
+
+    cands, cover = ctx.data["cover"]
+    weights = ctx.data["demand"]["population"].to_numpy(dtype=float)
+    # a window: the candidates nearest the city's middle, and the units they reach
+    x, y = cands.geometry.x.to_numpy(), cands.geometry.y.to_numpy()
+    mid = np.hypot(x - np.median(x), y - np.median(y))
+    pick = np.sort(np.argsort(mid, kind="stable")[:ANCHOR_CANDIDATES])
+    sub = cover[pick]
+    cols = np.unique(sub.indices)
+    C, w = sub[:, cols], weights[cols]
+
+    def run() -> Any:
+        def ours_fn() -> Any:
+            g = mod.greedy_max_coverage(C, w, k=ANCHOR_K)
+            return mod.swap_improve(C, w, g.chosen)
+
+        ours, s = _timed(ours_fn)
+        sp = run_spopt(C, w, ANCHOR_K)
+        sp_pop = mod.covered_population(C, w, sp["chosen"])
+        return {
+            "ours_s": ours,
+            "theirs_s": sp["time_s"],
+            "what": f"spopt MCLP ({sp['solver']}), {C.shape[0]} candidates × {C.shape[1]:,} units, k={ANCHOR_K}",
+            "extra": f"coverage ours/spopt {s.population_covered / max(sp_pop, 1e-12):.4f}",
+        }
+
+    return run
+
+
+def _describe_anchor(res: Any) -> str:
+    ratio = res["theirs_s"] / max(res["ours_s"], 1e-12)
+    verdict = f"ours {ratio:,.0f}× faster" if ratio >= 1 else f"ours {1 / ratio:,.1f}× slower"
+    extra = f"; {res['extra']}" if res.get("extra") else ""
+    return (
+        f"{res['what']}: {fmt_seconds(res['theirs_s'])} vs ours {fmt_seconds(res['ours_s'])} "
+        f"(**{verdict}**){extra}"
+    )
+
+
 STAGES: tuple[Stage, ...] = (
     Stage("load", _prep_load, keep="extract", describe=_describe_load),
     Stage(
@@ -418,6 +565,13 @@ STAGES: tuple[Stage, ...] = (
     Stage("greedy + swap", _prep_greedy, ("cover", "demand"), None, _describe_greedy),
     Stage("export", _prep_export, ("net", "audit"), None, _describe_bytes),
     Stage("batch", _prep_batch, ("extract", "net", "centers", "demand"), None, _describe_batch),
+    Stage(
+        "anchor: networkx search", _prep_anchor_search, ("net", "centers"), None, _describe_anchor
+    ),
+    Stage(
+        "anchor: ego-graph isochrones", _prep_anchor_ego, ("net", "centers"), None, _describe_anchor
+    ),
+    Stage("anchor: spopt MCLP", _prep_anchor_spopt, ("cover", "demand"), None, _describe_anchor),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
