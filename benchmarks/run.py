@@ -246,8 +246,13 @@ def _describe_minutes(minutes: Any) -> str:
 
 def _prep_polygons(ctx: _Ctx) -> Callable[[], Any]:
     fn = _need_attr(_import("coverage.isochrones"), "service_areas")
+    most = _need_attr(_import("coverage.audit"), "PER_CENTER_POLYGONS_MAX")
     net, centers = ctx.data["net"], ctx.data["centers"]
-    return lambda: fn(net, centers, minutes=list(THRESHOLDS_MIN), speed_kmh=SPEED_KMH)
+    # as the audit does: one area per center up to `most` centers, the unions above
+    per_center = len(centers) <= most
+    return lambda: fn(
+        net, centers, minutes=list(THRESHOLDS_MIN), speed_kmh=SPEED_KMH, per_center=per_center
+    )
 
 
 def _describe_rows(gdf: Any) -> str:
