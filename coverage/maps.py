@@ -35,6 +35,7 @@ import pandas as pd
 import shapely
 from branca.element import Element, MacroElement
 from folium.elements import JSCSSMixin
+from folium.map import Layer
 from jinja2 import Template
 from numpy.typing import NDArray
 
@@ -58,8 +59,10 @@ DEFAULT_MAX_UNITS: Final = 20_000
 #: Side of a grid cell when demand is aggregated, in meters.
 DEFAULT_GRID_M: Final = 250.0
 #: The whole-city view is drawn at about this many pixels across: geometry is simplified to
-#: ``extent / DISPLAY_PIXELS`` (at least the given tolerance) for the map only.
-DISPLAY_PIXELS: Final = 1500
+#: ``extent / DISPLAY_PIXELS`` (at least the given tolerance) for the map only. The app's map
+#: (560 px tall) and the report's (620 px) are ~1,000 px wide, and Leaflet fits the city at the
+#: next whole zoom level out, so one screen pixel of the first view is at least this coarse.
+DISPLAY_PIXELS: Final = 1000
 #: Decimal places kept in WGS-84 coordinates (6 ≈ 0.1 m).
 COORD_DECIMALS: Final = 6
 
@@ -402,11 +405,23 @@ def _display_frame(gdf: gpd.GeoDataFrame, tolerance_m: float) -> gpd.GeoDataFram
     out = out.to_crs(4326)
     rounded = shapely.transform(
         np.asarray(out.geometry.values),
-        # 1e-5 degrees ≈ 1 m is finer than a city-wide tolerance
-        lambda xy: np.round(xy, COORD_DECIMALS if tolerance_m <= DEFAULT_TOLERANCE_M else 5),
+        lambda xy: np.round(xy, _coord_decimals(tolerance_m)),
     )
     out = out.set_geometry(gpd.GeoSeries(rounded, index=out.index, crs=4326))
     return out[~out.geometry.is_empty]
+
+
+def _coord_decimals(tolerance_m: float) -> int:
+    """Decimal places of WGS-84 coordinates for a display simplified by `tolerance_m`.
+
+    Rounding moves a vertex by at most half a step; keep the step under half the tolerance (a
+    quarter of a pixel of the city-wide view): 4 decimals (~10 m) for a 50 m pixel. Up to the
+    default tolerance, :data:`COORD_DECIMALS`.
+    """
+    if tolerance_m <= DEFAULT_TOLERANCE_M:
+        return COORD_DECIMALS
+    step_deg = tolerance_m / 2.0 / 111_320.0
+    return int(min(max(math.ceil(-math.log10(step_deg)), 4), COORD_DECIMALS))
 
 
 def _simplify_rings(geoms: NDArray[np.object_], tolerance_m: float) -> NDArray[np.object_]:
@@ -437,12 +452,12 @@ def _simplify_rings(geoms: NDArray[np.object_], tolerance_m: float) -> NDArray[n
     part_ok = np.zeros(parts.size, dtype=bool)
     part_ok[ring_part[is_shell & (n_coords >= 4)]] = True
     keep = (n_coords >= 4) & part_ok[ring_part]
-    # holes smaller than 2 x 2 tolerances (pixels) are not visible: fill them
+    # holes smaller than 3 x 3 tolerances (pixels) do not show through a faint fill: fill them
     holes = np.flatnonzero(keep & ~is_shell)
     if holes.size:
         hc, hi = shapely.get_coordinates(simple[holes], return_index=True)
         hole_area = shapely.area(shapely.polygons(shapely.linearrings(hc, indices=hi)))
-        keep[holes[hole_area < (2.0 * tolerance_m) ** 2]] = False
+        keep[holes[hole_area < (3.0 * tolerance_m) ** 2]] = False
     new_coords = shapely.get_coordinates(simple[keep])
     new_ring_off = np.concatenate([[0], np.cumsum(n_coords[keep])]).astype(np.int64)
     per_part = np.bincount(ring_part[keep], minlength=parts.size)[part_ok]
@@ -494,45 +509,144 @@ def _jsonable(value: object) -> object:
     return _esc(value)
 
 
-def _feature_collection(gdf: gpd.GeoDataFrame, properties: Sequence[str]) -> dict[str, Any]:
-    """GeoJSON dict with only `properties` (strings HTML-escaped, floats to 2 decimals)."""
-    features = []
+# GEOS's GeoJSON writer prints some doubles with 17 significant digits (104.02940099999999 for
+# 104.029401): a quarter of the coordinates of a city page, ~1 MB. The coordinates are rounded to
+# at most 6 decimals, so 10 or more is always this artifact; Python's repr gives the shortest form.
+_GEOS_LONG_FLOAT: Final = re.compile(r"-?\d+\.\d{10,}")
+
+
+def _shortest_float(match: re.Match[str]) -> str:
+    return repr(float(match.group(0)))
+
+
+def _feature_collection_json(gdf: gpd.GeoDataFrame, properties: Sequence[str]) -> str:
+    """GeoJSON text with only `properties` (strings HTML-escaped, floats to 2 decimals).
+
+    Written as text for a ``<script>`` element: geometry by GEOS (vectorised), no parse and
+    re-dump through dicts, no per-feature ``id``, no ``</`` sequence.
+    """
     cols = [c for c in properties if c in gdf.columns]
     values = gdf[cols].to_numpy(dtype=object) if cols else np.empty((len(gdf), 0), dtype=object)
-    # GEOS writes the GeoJSON geometries (vectorised), ~5x faster than shapely's mapping()
-    geometries = shapely.to_geojson(np.asarray(gdf.geometry.values))
-    for geom, row in zip(geometries, values, strict=True):
-        features.append(
-            {
-                "type": "Feature",
-                "properties": {c: _jsonable(v) for c, v in zip(cols, row, strict=True)},
-                "geometry": json.loads(geom),
-            }
-        )
-    return {"type": "FeatureCollection", "features": features}
+    text = "\n".join(shapely.to_geojson(np.asarray(gdf.geometry.values)))
+    geometries = _GEOS_LONG_FLOAT.sub(_shortest_float, text).split("\n") if len(gdf) else []
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    features = [
+        '{"type":"Feature","properties":'
+        + dumps({c: _jsonable(v) for c, v in zip(cols, row, strict=True)})
+        + ',"geometry":'
+        + geom
+        + "}"
+        for geom, row in zip(geometries, values, strict=True)
+    ]
+    text = '{"type":"FeatureCollection","features":[' + ",".join(features) + "]}"
+    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
-def _tooltip(
-    fields: Sequence[tuple[str, str]], gdf: gpd.GeoDataFrame
-) -> folium.GeoJsonTooltip | None:
-    present = [(f, a) for f, a in fields if f in gdf.columns]
-    if not present:
-        return None
-    return folium.GeoJsonTooltip(
-        fields=[f for f, _ in present], aliases=[_esc(a) for _, a in present], localize=True
-    )
-
-
-def _point_marker(color: str) -> folium.CircleMarker:
-    return folium.CircleMarker(radius=4, weight=1, color=color, fill=True, fill_opacity=0.8)
-
-
-def _const_style(style: dict[str, Any]) -> Any:
-    return lambda _feature: style
+def _fields(fields: Sequence[tuple[str, str]], gdf: gpd.GeoDataFrame) -> list[tuple[str, str]]:
+    """(column, escaped label) for the columns of `gdf` among `fields`."""
+    return [(f, _esc(a)) for f, a in fields if f in gdf.columns]
 
 
 # --------------------------------------------------------------------------------------------
 # Map elements
+
+
+class _Raw(Element):  # type: ignore[misc]
+    """Text that goes into the page as is.
+
+    branca's ``MacroElement.render`` wraps each rendered script in ``Element(text)``, which
+    compiles the text as a Jinja template: seconds for a few megabytes of GeoJSON.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.text = text
+
+    def render(self, **kwargs: Any) -> str:
+        return self.text
+
+
+# One hover/popup table builder for every layer: rows for the non-null properties, numbers
+# localised. Labels and string values are HTML-escaped in Python before they get here.
+_TABLE_JS: Final = """function cpTable(p, fields) {
+  var rows = "";
+  for (var i = 0; i < fields.length; i++) {
+    var v = p[fields[i][0]];
+    if (v === null || v === undefined) continue;
+    rows += "<tr><th>" + fields[i][1] + "</th><td>" +
+      (typeof v === "number" ? v.toLocaleString() : v) + "</td></tr>";
+  }
+  return "<table>" + rows + "</table>";
+}"""
+
+
+class _GeoJsonLayer(Layer):  # type: ignore[misc]
+    """A GeoJSON overlay written straight into the page: one style for all its features.
+
+    Replaces ``folium.GeoJson`` for the large layers: folium keeps the data as dicts, adds an
+    ``id`` to every feature, maps styles feature by feature, dumps the JSON with HTML escapes
+    and compiles the result as a template. Here the GeoJSON text is written once
+    (:func:`_feature_collection_json`) and tooltips and popups are built in the browser from
+    the properties, on demand.
+    """
+
+    _template = Template("")
+
+    def __init__(
+        self,
+        gdf: gpd.GeoDataFrame,
+        properties: Sequence[str],
+        *,
+        style: Mapping[str, Any],
+        name: str | None = None,
+        show: bool = True,
+        control: bool = True,
+        marker: Mapping[str, Any] | None = None,
+        tooltip: Sequence[tuple[str, str]] = (),
+        tooltip_field: str | None = None,
+        popup: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        super().__init__(name=name, overlay=True, control=control, show=show)
+        self._name = "CpGeoJson"
+        self.data_json = _feature_collection_json(gdf, properties)
+        self.style = dict(style)
+        self.marker = dict(marker) if marker is not None else {"radius": 4, **self.style}
+        self.tooltip = list(tooltip)
+        self.tooltip_field = tooltip_field
+        self.popup = list(popup)
+
+    def _script(self) -> str:
+        bind = []
+        if self.tooltip_field is not None:
+            key = _json_for_script(self.tooltip_field)
+            bind.append(
+                f"var t = feature.properties[{key}]; if (t !== null && t !== undefined) "
+                "layer.bindTooltip(String(t));"
+            )
+        elif self.tooltip:
+            bind.append(
+                f"layer.bindTooltip(function () {{ return cpTable(feature.properties, {_json_for_script(self.tooltip)}); }}, {{sticky: true}});"
+            )
+        if self.popup:
+            bind.append(
+                f"layer.bindPopup(function () {{ return cpTable(feature.properties, {_json_for_script(self.popup)}); }}, {{maxWidth: 320}});"
+            )
+        return (
+            f"var {self.get_name()} = L.geoJson({self.data_json}, {{\n"
+            f"  style: function () {{ return {_json_for_script(self.style)}; }},\n"
+            "  pointToLayer: function (feature, latlng) {\n"
+            f"    var opts = {_json_for_script(self.marker)};\n"
+            "    return new L.CircleMarker(latlng, opts);\n"
+            "  },\n"
+            f"  onEachFeature: function (feature, layer) {{ {' '.join(bind)} }}\n"
+            "});"
+        )
+
+    def render(self, **kwargs: Any) -> None:  # type: ignore[override]
+        script = self.get_root().script  # type: ignore[attr-defined]
+        script.add_child(_Raw(_TABLE_JS), name="cp_table_js")
+        script.add_child(_Raw(self._script()), name=self.get_name())
+        super().render(**kwargs)  # type: ignore[no-untyped-call]  # adds it to its parent when `show`
 
 
 class _Legend(MacroElement):  # type: ignore[misc]
@@ -729,7 +843,7 @@ def coverage_map(
     tolerance_m
         Simplification tolerance in meters, applied before reprojecting; 0 keeps every vertex.
         On a large area it is raised to about one pixel of the whole-city view
-        (``extent / DISPLAY_PIXELS``; e.g. 33 m on a 50 km city; holes under 2 × 2 of that are
+        (``extent / DISPLAY_PIXELS``; e.g. 50 m on a 50 km city; holes under 3 × 3 of that are
         filled), so the page stays a few
         megabytes; zoomed in, edges look coarser than in the exported files, which keep every
         vertex.
@@ -785,13 +899,12 @@ def coverage_map(
         track(d)
         label = t("map.layer.districts", lang)
         props = [district_name_column] if district_name_column in d.columns else []
-        folium.GeoJson(
-            _feature_collection(d, props),
+        _GeoJsonLayer(
+            d,
+            props,
             name=label,
-            style_function=_const_style(
-                {"color": _DISTRICT_COLOR, "weight": 2, "dashArray": "6 4", "fill": False}
-            ),
-            tooltip=_tooltip([(district_name_column, t("map.field.district", lang))], d),
+            style={"color": _DISTRICT_COLOR, "weight": 2, "dashArray": "6 4", "fill": False},
+            tooltip=_fields([(district_name_column, t("map.field.district", lang))], d),
         ).add_to(m)
         legend.append(_legend_row(_DISTRICT_COLOR, label, outline=True))
         counts["districts"] = len(d)
@@ -816,28 +929,26 @@ def coverage_map(
             track(union)
             color = _AREA_COLORS[min(len(minutes_values) - 1 - i, len(_AREA_COLORS) - 1)]
             label = t("map.layer.service_area", lang, minutes=_fmt_minutes(minutes))
-            folium.GeoJson(
-                _feature_collection(union, ["minutes"]),
+            _GeoJsonLayer(
+                union,
+                ["minutes"],
                 name=label,
-                style_function=_const_style(
-                    {"color": color, "weight": 1, "fillColor": color, "fillOpacity": 0.18}
-                ),
+                style={"color": color, "weight": 1, "fillColor": color, "fillOpacity": 0.18},
             ).add_to(m)
             legend.append(_legend_row(color, label))
             if per_center_areas and has_ids:
                 own = rows[rows["center_id"] != "all"]
                 if len(own):
                     own_disp = _display_frame(own, tolerance_m)
-                    folium.GeoJson(
-                        _feature_collection(own_disp, ["center_id", "minutes"]),
+                    _GeoJsonLayer(
+                        own_disp,
+                        ["center_id", "minutes"],
                         name=t(
                             "map.layer.service_area_per_center", lang, minutes=_fmt_minutes(minutes)
                         ),
                         show=False,
-                        style_function=_const_style(
-                            {"color": color, "weight": 1, "fillOpacity": 0.05}
-                        ),
-                        tooltip=_tooltip([("center_id", t("map.field.center_id", lang))], own_disp),
+                        style={"color": color, "weight": 1, "fillOpacity": 0.05},
+                        tooltip=_fields([("center_id", t("map.field.center_id", lang))], own_disp),
                     ).add_to(m)
         counts["service_areas"] = len(minutes_values)
 
@@ -868,7 +979,9 @@ def coverage_map(
                 ("minutes_to_nearest", t("map.field.minutes", lang)),
                 ("unreachable_population", t("map.field.unreachable_population", lang)),
             ]
-            dem_disp = _display_frame(dem, 0.0)
+            # square cells keep their corners at any tolerance below their side; this only
+            # rounds the coordinates to the precision of the view
+            dem_disp = _display_frame(dem, min(tolerance_m, grid_m / 4.0))
         else:
             dem_disp = _display_frame(dem, tolerance_m)
         track(dem_disp)
@@ -888,13 +1001,20 @@ def coverage_map(
             part = dem_disp[mask]
             if not len(part):
                 continue
-            folium.GeoJson(
-                _feature_collection(part, props),
-                style_function=_const_style(
-                    {"color": color, "weight": 0.5, "fillColor": color, "fillOpacity": 0.6}
-                ),
-                marker=_point_marker(color),
-                tooltip=_tooltip(fields, part),
+            _GeoJsonLayer(
+                part,
+                props,
+                control=False,
+                style={"color": color, "weight": 0.5, "fillColor": color, "fillOpacity": 0.6},
+                marker={
+                    "radius": 4,
+                    "weight": 1,
+                    "color": color,
+                    "fill": True,
+                    "fillColor": color,
+                    "fillOpacity": 0.8,
+                },
+                tooltip=_fields(fields, part),
             ).add_to(group)
         counts["demand"] = len(dem_disp)
 
@@ -919,20 +1039,19 @@ def coverage_map(
             part = _display_frame(part, tolerance_m)
             track(part)
             label = t("map.layer.uncovered", lang, minutes=_fmt_minutes(minutes))
-            folium.GeoJson(
-                _feature_collection(part, ["population", "area_m2"]),
+            _GeoJsonLayer(
+                part,
+                ["population", "area_m2"],
                 name=label,
                 show=minutes == minutes_values[-1],
-                style_function=_const_style(
-                    {
-                        "color": _UNCOVERED_COLOR,
-                        "weight": 1.5,
-                        "dashArray": "4 3",
-                        "fillColor": _UNCOVERED_COLOR,
-                        "fillOpacity": 0.2,
-                    }
-                ),
-                tooltip=_tooltip(
+                style={
+                    "color": _UNCOVERED_COLOR,
+                    "weight": 1.5,
+                    "dashArray": "4 3",
+                    "fillColor": _UNCOVERED_COLOR,
+                    "fillOpacity": 0.2,
+                },
+                tooltip=_fields(
                     [
                         ("population", t("map.field.population", lang)),
                         ("area_m2", t("map.field.area_m2", lang)),
@@ -953,33 +1072,34 @@ def coverage_map(
         cen = _display_frame(_require(centers, arg="centers", columns=("center_id",)), 0.0)
         track(cen)
         label = t("map.layer.centers", lang)
-        group = folium.FeatureGroup(name=label).add_to(m)
         fields = [
             ("name", "map.field.name"),
             ("center_id", "map.field.center_id"),
             ("level", "map.field.level"),
             ("source", "map.field.source"),
         ]
-        for row in cen.itertuples(index=False):
-            point = row.geometry.representative_point()
-            rows_html = "".join(
-                f"<tr><th>{_esc(t(key, lang))}</th><td>{_esc(getattr(row, col))}</td></tr>"
-                for col, key in fields
-                if col in cen.columns and not _is_missing(getattr(row, col))
-            )
-            title = getattr(row, "name", None) if "name" in cen.columns else None
-            tip = row.center_id if _is_missing(title) else title
-            folium.CircleMarker(
-                location=(point.y, point.x),
-                radius=7,
-                color="#ffffff",
-                weight=2,
-                fill=True,
-                fill_color=_CENTER_COLOR,
-                fill_opacity=1.0,
-                popup=folium.Popup(f"<table>{rows_html}</table>", max_width=320),
-                tooltip=folium.Tooltip(_esc(tip)),
-            ).add_to(group)
+        # one GeoJSON layer of points (a folium marker with popup and tooltip per center is
+        # ~1.5 kB of script each); the tooltip is the name, or the id where there is none
+        tip = cen["center_id"].astype(object)
+        if "name" in cen.columns:
+            tip = cen["name"].astype(object).where(~cen["name"].map(_is_missing), tip)
+        cen = cen.assign(_tip=tip.to_numpy(), geometry=cen.geometry.representative_point())
+        _GeoJsonLayer(
+            cen,
+            ["_tip", *(col for col, _ in fields)],
+            name=label,
+            style={},
+            marker={
+                "radius": 7,
+                "color": "#ffffff",
+                "weight": 2,
+                "fill": True,
+                "fillColor": _CENTER_COLOR,
+                "fillOpacity": 1.0,
+            },
+            tooltip_field="_tip",
+            popup=_fields([(col, t(key, lang)) for col, key in fields], cen),
+        ).add_to(m)
         legend.append(_legend_row(_CENTER_COLOR, label, dot=True))
         counts["centers"] = len(cen)
 

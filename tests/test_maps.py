@@ -324,7 +324,9 @@ def test_coverage_map_does_not_modify_inputs(layers) -> None:  # type: ignore[no
 def test_coverage_map_rounds_coordinates_to_six_decimals(layers) -> None:  # type: ignore[no-untyped-def]
     m = coverage_map(**layers, tiles=None, tolerance_m=0.0)
     page = m.get_root().render()
-    data = re.findall(r'"coordinates":\s*(\[[^a-z]*?\]),?\s*"type"', page)
+    # GEOS writes "type" first, folium "coordinates" first: a coordinate array is what
+    # follows "coordinates" up to the next key or the end of the geometry
+    data = re.findall(r'"coordinates":\s*(\[[^a-z]*?\])\s*(?:,\s*"|\})', page)
     numbers = re.findall(r"-?\d+\.\d+", " ".join(data))
     assert numbers
     assert all(len(n.split(".")[1]) <= 6 for n in numbers)
@@ -338,6 +340,12 @@ def test_point_demand_is_drawn_as_circles(demand) -> None:  # type: ignore[no-un
     points = demand.set_geometry(demand.geometry.centroid)
     page = coverage_map(demand=points, tiles=None).get_root().render()
     assert "new L.CircleMarker(latlng, opts)" in page
+
+
+def test_empty_frames_give_empty_layers(centers, uncovered) -> None:  # type: ignore[no-untyped-def]
+    # closing every center leaves empty frames; the map still renders
+    page = offline_map_html(coverage_map(centers=centers.iloc[:0], uncovered=uncovered.iloc[:0]))
+    assert '{"type":"FeatureCollection","features":[]}' in page
 
 
 def test_coverage_map_without_layers_is_an_empty_map() -> None:
