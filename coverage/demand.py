@@ -158,7 +158,18 @@ def split_into_cells(
     gy = iy0[which] + local // nx[which]
     boxes = shapely.box(gx * c, gy * c, (gx + 1) * c, (gy + 1) * c)
     big_geoms = geoms[big]
-    pieces = shapely.intersection(big_geoms[which], boxes)
+    owner = big_geoms[which]
+    # Most cells of a large area lie wholly inside or outside it: decide those with
+    # prepared predicates and intersect only the cells on its boundary.
+    shapely.prepare(big_geoms)
+    pieces = np.full(which.size, None, dtype=object)
+    touch = shapely.intersects(owner, boxes)
+    inside = touch & shapely.contains_properly(owner, boxes)
+    pieces[inside] = boxes[inside]
+    edge = touch & ~inside
+    pieces[edge] = shapely.intersection(owner[edge], boxes[edge])
+    pieces = pieces[touch]
+    which = which[touch]
     big_parent, big_parts = _polygon_parts(index[big][which], pieces)
     parent = np.concatenate([small_parent, big_parent])
     parts = np.concatenate([small_parts, big_parts])
