@@ -580,7 +580,7 @@ def audit(
     # 5. service areas
     if with_polygons:
         steps.begin("polygons", "service areas")
-        areas = iso.service_areas(
+        areas, bands = iso.service_areas_and_bands(
             net,
             centers,
             minutes=ts,
@@ -595,7 +595,6 @@ def audit(
             per_source=per,
             progress=steps.sub("polygons"),
         )
-        bands = iso.service_bands(areas)
     else:
         areas = gpd.GeoDataFrame(
             {CENTER_ID: pd.Series(dtype=object), MINUTES: pd.Series(dtype=float)},

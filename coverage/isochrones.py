@@ -53,10 +53,12 @@ DEFAULT_CORRIDOR_M = 25.0
 DEFAULT_MIN_HOLE_AREA_M2 = 1000.0
 #: Quarter-circle segments of corridor buffers: 4 is visually smooth at 25 m and ~2× faster than 8.
 _QUAD_SEGS = 4
-#: Above this many street pieces a service area is unioned tile by tile (see _tiled_union).
+#: Above this many street pieces a service area is unioned tile by tile (see _tiled_areas).
 _TILED_UNION_MIN = 20_000
 _TILE_M = 2000.0
 _TILE_GRID_M = 0.001
+#: Parts of a band smaller than this are numerical slivers between two areas' shared edges.
+_SLIVER_M2 = 0.01
 
 
 # --- the search ----------------------------------------------------------------
@@ -613,6 +615,10 @@ def _reached_lines(
     return full_idx, pieces
 
 
+_Box = tuple[float, float, float, float]
+_POLYGON = shapely.GeometryType.POLYGON
+
+
 def _polygon(
     lines: Sequence[Any] | NDArray[np.object_],
     *,
@@ -622,70 +628,246 @@ def _polygon(
     arr = np.asarray(lines, dtype=object)
     if arr.size == 0:
         return shapely.Polygon()
-    buffers = shapely.buffer(arr, corridor_m, quad_segs=_QUAD_SEGS)
-    merged = _tiled_union(buffers) if buffers.size > _TILED_UNION_MIN else None
-    if merged is None:
-        merged = shapely.union_all(buffers)
+    if arr.size > _TILED_UNION_MIN:
+        areas, _ = _tiled_areas(
+            [arr], corridor_m=corridor_m, min_hole_area_m2=min_hole_area_m2, with_bands=False
+        )
+        return areas[0]
+    merged = shapely.union_all(shapely.buffer(arr, corridor_m, quad_segs=_QUAD_SEGS))
     return _fill_small_holes(merged, min_hole_area_m2)
 
 
-def _tiled_union(buffers: NDArray[np.object_]) -> shapely.Geometry | None:
-    """Union of many corridor buffers, tile by tile, on all cores; ``None`` if it fails.
+def _polygon_parts(geom: shapely.Geometry | NDArray[np.object_]) -> NDArray[np.object_]:
+    """The Polygon parts of a geometry (or of an array of geometries)."""
+    parts: NDArray[np.object_] = np.asarray(shapely.get_parts(geom), dtype=object)
+    out: NDArray[np.object_] = parts[shapely.get_type_id(parts) == _POLYGON]
+    return out
 
-    A city-wide union has one hole per block, and GEOS's cascaded union spends most of
-    its time re-noding that huge result level after level. Here each tile unions only
-    the buffers that touch it (in threads: GEOS releases the GIL), the result is cut to
-    the tile and rounded to 1 mm, and the tiles, which now share their seams exactly,
-    are joined by a coverage union (linear time). Equal to the plain union up to the
-    1 mm rounding (a few m² in hundreds of km²). When a seam does not join cleanly the
-    tile pieces are overlaid instead (slower, still cheaper than one plain union).
-    """
-    tree = shapely.STRtree(buffers)
-    x0, y0, x1, y1 = shapely.total_bounds(buffers)
-    x0, y0 = math.floor(x0), math.floor(y0)
-    xs = np.arange(x0, x1 + _TILE_M, _TILE_M)
-    ys = np.arange(y0, y1 + _TILE_M, _TILE_M)
-    boxes = [(a, b, a + _TILE_M, b + _TILE_M) for a in xs[:-1] for b in ys[:-1]]
 
-    def tile(box: tuple[float, float, float, float]) -> shapely.Geometry | None:
-        idx = tree.query(shapely.box(*box))
-        if idx.size == 0:
-            return None
-        cut = shapely.clip_by_rect(shapely.union_all(buffers[idx]), *box)
-        return shapely.set_precision(cut, _TILE_GRID_M)
+def _rings(
+    parts: NDArray[np.object_],
+) -> tuple[NDArray[np.object_], NDArray[np.int64], NDArray[np.bool_]]:
+    """Rings of Polygons: the rings, the part each belongs to, and whether it is the shell."""
+    rings, idx = shapely.get_rings(parts, return_index=True)
+    shell = np.ones(idx.size, dtype=bool)
+    shell[1:] = idx[1:] != idx[:-1]
+    return np.asarray(rings, dtype=object), idx.astype(np.int64), shell
 
-    with ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, 4))) as pool:
-        pieces = [p for p in pool.map(tile, boxes) if p is not None and not p.is_empty]
-    if not pieces:
+
+def _from_rings(rings: NDArray[np.object_], idx: NDArray[np.int64]) -> shapely.Geometry:
+    """Polygon or MultiPolygon from rings grouped by ``idx`` (increasing; shell first)."""
+    if rings.size == 0:
         return shapely.Polygon()
-    parts = np.asarray(pieces, dtype=object)
-    try:
-        merged = shapely.coverage_union_all(parts)
-    except shapely.errors.GEOSException:
-        merged = None
-    expected = float(shapely.area(parts).sum())
-    if merged is None or abs(float(merged.area) - expected) > 1e-9 * max(expected, 1.0):
-        # a seam that did not round to the same vertices: overlay the tile pieces instead
-        # (still cheaper than unioning every buffer again)
-        logger.info("tiled union: pieces do not form a coverage; overlaying the tiles")
-        merged = shapely.union_all(parts)
-    return merged
+    _, idx = np.unique(idx, return_inverse=True)
+    polys = shapely.polygons(rings, indices=idx)
+    return polys[0] if polys.size == 1 else shapely.multipolygons(polys)
 
 
 def _fill_small_holes(geom: shapely.Geometry, min_hole_area_m2: float) -> shapely.Geometry:
     """Drop interior rings smaller than ``min_hole_area_m2`` (slivers between corridors)."""
     if geom.is_empty or min_hole_area_m2 <= 0:
         return geom
-    parts = shapely.get_parts(geom)
-    out = []
-    for p in parts:
-        if shapely.get_type_id(p) != shapely.GeometryType.POLYGON:
-            continue
-        holes = [h for h in p.interiors if shapely.Polygon(h).area >= min_hole_area_m2]
-        out.append(shapely.Polygon(p.exterior, holes))
-    if not out:
-        return shapely.Polygon()
-    return out[0] if len(out) == 1 else shapely.MultiPolygon(out)
+    rings, idx, shell = _rings(_polygon_parts(geom))
+    keep = shell | (shapely.area(shapely.polygons(rings)) >= min_hole_area_m2)
+    return _from_rings(rings[keep], idx[keep])
+
+
+def _tile_boxes(bounds: NDArray[np.float64], tile_m: float) -> list[_Box]:
+    # nan* skips the bounds of empty geometries
+    x0, y0 = math.floor(np.nanmin(bounds[:, 0])), math.floor(np.nanmin(bounds[:, 1]))
+    x1, y1 = np.nanmax(bounds[:, 2]), np.nanmax(bounds[:, 3])
+    xs = np.arange(x0, x1 + tile_m, tile_m)
+    ys = np.arange(y0, y1 + tile_m, tile_m)
+    return [
+        (float(a), float(b), float(a + tile_m), float(b + tile_m)) for a in xs[:-1] for b in ys[:-1]
+    ]
+
+
+def _seam_rounded(geom: shapely.Geometry, box: _Box) -> shapely.Geometry:
+    """``geom`` (cut to ``box``) with its vertices on the box edges rounded along the edge.
+
+    Two neighbouring tiles compute the same seam crossing from the same buffer
+    segment but may differ in the last bits; rounding the free coordinate to
+    ``_TILE_GRID_M`` makes their seams identical (a coverage).
+    """
+    xy = shapely.get_coordinates(geom)
+    on_x = (xy[:, 0] == box[0]) | (xy[:, 0] == box[2])
+    on_y = (xy[:, 1] == box[1]) | (xy[:, 1] == box[3])
+    if not (on_x.any() or on_y.any()):
+        return geom
+    xy[on_x, 1] = np.round(xy[on_x, 1] / _TILE_GRID_M) * _TILE_GRID_M
+    xy[on_y, 0] = np.round(xy[on_y, 0] / _TILE_GRID_M) * _TILE_GRID_M
+    return shapely.set_coordinates(geom, xy)
+
+
+def _tile_piece(
+    lines: NDArray[np.object_],
+    tree: shapely.STRtree,
+    box: _Box,
+    corridor_m: float,
+    min_hole_area_m2: float,
+) -> shapely.Geometry | None:
+    """The corridors of ``lines`` inside ``box``, unioned; holes under ``min_hole_area_m2`` filled.
+
+    Buffers crossing the box edge are cut before the union, so the seam crossings come
+    from the buffers themselves (the same on both sides of a seam) and not from the
+    noding of the union; holes strictly inside the tile are holes of the whole union.
+    """
+    r = corridor_m * 1.01
+    idx = tree.query(shapely.box(box[0] - r, box[1] - r, box[2] + r, box[3] + r))
+    if idx.size == 0:
+        return None
+    buffers = shapely.buffer(lines[idx], corridor_m, quad_segs=_QUAD_SEGS)
+    b = shapely.bounds(buffers).reshape(-1, 4)
+    inner = (b[:, 0] > box[0]) & (b[:, 1] > box[1]) & (b[:, 2] < box[2]) & (b[:, 3] < box[3])
+    cut = shapely.clip_by_rect(buffers[~inner], *box)
+    merged = shapely.union_all(np.concatenate([buffers[inner], cut]))
+    piece = _fill_small_holes(_seam_rounded(merged, box), min_hole_area_m2)
+    return None if piece.is_empty else piece
+
+
+def _join_tiles(
+    pieces: Sequence[shapely.Geometry], min_hole_area_m2: float
+) -> tuple[shapely.Geometry, NDArray[np.object_]]:
+    """Join tile pieces whose seams match; also return the small holes that cross seams.
+
+    The holes strictly inside a tile are set aside, the shells are joined by a
+    coverage union (linear in the seam vertices), and the holes are put back into
+    the part that contains them: the city-wide result has one hole per block, and
+    those never need to be noded again. Holes of the joined result (they cross a
+    seam) smaller than ``min_hole_area_m2`` are filled and returned as polygons.
+    """
+    parts = _polygon_parts(np.asarray(pieces, dtype=object))
+    if parts.size == 0:
+        return shapely.Polygon(), np.empty(0, dtype=object)
+    rings, _, shell = _rings(parts)
+    shells = shapely.polygons(rings[shell])
+    holes = rings[~shell]
+    try:
+        joined: shapely.Geometry | None = shapely.coverage_union_all(shells)
+    except shapely.errors.GEOSException:
+        joined = None
+    expected = float(shapely.area(shells).sum())
+    if joined is None or abs(float(joined.area) - expected) > 1e-9 * max(expected, 1.0):
+        # a seam that did not join: overlay the tile pieces (slower, still right)
+        logger.info("tiled union: pieces do not form a coverage; overlaying the tiles")
+        joined = shapely.union_all(shells)
+    jparts = _polygon_parts(joined)
+    jrings, jidx, jshell = _rings(jparts)
+    small = ~jshell & (shapely.area(shapely.polygons(jrings)) < min_hole_area_m2)
+    seam_holes = np.asarray(shapely.polygons(jrings[small]), dtype=object)
+    keep = ~small
+    jrings, jidx, jshell = jrings[keep], jidx[keep], jshell[keep]
+    if holes.size:
+        # the part each set-aside hole lies in: the only candidate by bounding box, or
+        # the one that contains a vertex of the hole (islands inside seam holes)
+        corner = shapely.get_point(holes, 0)
+        qi, qj = shapely.STRtree(jparts).query(corner)
+        n_cand = np.bincount(qi, minlength=holes.size)
+        many = n_cand[qi] > 1
+        if many.any():
+            shapely.prepare(jparts[np.unique(qj[many])])
+            hit = shapely.intersects(jparts[qj[many]], corner[qi[many]])
+            ok = ~many
+            ok[np.flatnonzero(many)[hit]] = True
+            qi, qj = qi[ok], qj[ok]
+        first = np.unique(qi, return_index=True)[1]
+        qi, qj = qi[first], qj[first]
+        jrings = np.concatenate([jrings, holes[qi]])
+        jidx = np.concatenate([jidx, qj])
+        jshell = np.concatenate([jshell, np.zeros(qi.size, dtype=bool)])
+    order = np.lexsort((~jshell, jidx))
+    return _from_rings(jrings[order], jidx[order]), seam_holes
+
+
+def _tiled_areas(
+    line_sets: Sequence[NDArray[np.object_]],
+    *,
+    corridor_m: float,
+    min_hole_area_m2: float,
+    with_bands: bool,
+) -> tuple[list[shapely.Geometry], list[shapely.Geometry]]:
+    """Nested service areas (one per line set, smallest first) and the bands between them.
+
+    For a city: each tile (``_TILE_M``) unions the corridor buffers that touch it, cut
+    to the tile, for every line set, and takes the difference of consecutive areas
+    (a band) while the pieces are small; tiles run in threads (GEOS releases the
+    GIL). Tiles are then joined per area and per band (:func:`_join_tiles`). Equal to
+    the plain union up to the 1 mm rounding of seam vertices. ``bands[0]`` is the
+    first area; ``bands`` is empty unless ``with_bands``.
+    """
+    sets = [np.asarray(x, dtype=object) for x in line_sets]
+    trees = [shapely.STRtree(x) for x in sets]
+    bounds = np.concatenate([shapely.bounds(x).reshape(-1, 4) for x in sets])
+    r = corridor_m * 1.01
+    boxes = _tile_boxes(bounds + np.array([-r, -r, r, r]), _TILE_M)
+
+    def tile(box: _Box) -> tuple[list[shapely.Geometry | None], list[shapely.Geometry | None]]:
+        pieces = [
+            _tile_piece(x, tree, box, corridor_m, min_hole_area_m2)
+            for x, tree in zip(sets, trees, strict=True)
+        ]
+        bands = [_band(lo, hi, box) for lo, hi in itertools.pairwise(pieces)] if with_bands else []
+        return pieces, bands
+
+    def join(k: int) -> tuple[shapely.Geometry, NDArray[np.object_]]:
+        return _join_tiles([p[k] for p, _ in per_tile if p[k] is not None], min_hole_area_m2)
+
+    with ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, 4))) as pool:
+        per_tile = list(pool.map(tile, boxes))
+        joined = list(pool.map(join, range(len(sets))))
+        areas = [a for a, _ in joined]
+        if not with_bands:
+            return areas, []
+        seam_holes = [h for _, h in joined]
+        hole_trees = [shapely.STRtree(h) for h in seam_holes]
+
+        def band_piece(k: int, t: int) -> shapely.Geometry | None:
+            """Band ``k`` in tile ``t``, with the filled seam holes of both areas."""
+            box, (pieces, tile_bands) = boxes[t], per_tile[t]
+            lo = _with_holes(pieces[k - 1], seam_holes[k - 1], hole_trees[k - 1], box)
+            hi = _with_holes(pieces[k], seam_holes[k], hole_trees[k], box)
+            if lo is pieces[k - 1] and hi is pieces[k]:
+                return tile_bands[k - 1]
+            return _band(lo, hi, box)
+
+        bands = [areas[0]]
+        for k in range(1, len(sets)):
+            band_pieces = list(pool.map(band_piece, itertools.repeat(k), range(len(boxes))))
+            bands.append(_join_tiles([b for b in band_pieces if b is not None], 0.0)[0])
+    return areas, bands
+
+
+def _band(
+    lo: shapely.Geometry | None, hi: shapely.Geometry | None, box: _Box
+) -> shapely.Geometry | None:
+    """``hi`` minus ``lo`` inside one tile (``None`` when empty)."""
+    if hi is None:
+        return None
+    if lo is None:
+        return hi
+    parts = _polygon_parts(_seam_rounded(shapely.difference(hi, lo), box))
+    # the two areas share corridor edges noded slightly differently: drop the slivers
+    parts = parts[shapely.area(parts) > _SLIVER_M2]
+    if parts.size == 0:
+        return None
+    return parts[0] if parts.size == 1 else shapely.multipolygons(parts)
+
+
+def _with_holes(
+    piece: shapely.Geometry | None,
+    holes: NDArray[np.object_],
+    tree: shapely.STRtree,
+    box: _Box,
+) -> shapely.Geometry | None:
+    """``piece`` with the filled seam holes that reach into its tile (``piece`` itself if none)."""
+    if piece is None or holes.size == 0:
+        return piece
+    idx = tree.query(shapely.box(*box))
+    if idx.size == 0:
+        return piece
+    cut = shapely.clip_by_rect(holes[idx], *box)
+    return _seam_rounded(shapely.union_all(np.concatenate([[piece], cut])), box)
 
 
 def reach_polygon(
@@ -803,6 +985,94 @@ def service_areas(
         Columns ``center_id`` (``"all"`` for the union), ``minutes``, geometry
         (Polygon/MultiPolygon in ``net.crs``); the union rows come first.
     """
+    return _areas_and_bands(
+        net,
+        centers,
+        minutes=minutes,
+        speed_kmh=speed_kmh,
+        corridor_m=corridor_m,
+        min_hole_area_m2=min_hole_area_m2,
+        per_center=per_center,
+        per_source=per_source,
+        progress=progress,
+        with_bands=False,
+    )[0]
+
+
+def service_areas_and_bands(
+    net: WalkNetwork,
+    centers: gpd.GeoDataFrame,
+    *,
+    minutes: Sequence[float],
+    speed_kmh: float,
+    corridor_m: float = DEFAULT_CORRIDOR_M,
+    min_hole_area_m2: float = DEFAULT_MIN_HOLE_AREA_M2,
+    per_center: bool = True,
+    per_source: SourceReach | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Service areas (as :func:`service_areas`) and the bands of their union (as :func:`service_bands`).
+
+    At city scale the bands are cut tile by tile with the areas, far cheaper than
+    one difference of two city-wide polygons with a hole per block.
+
+    Parameters
+    ----------
+    net
+        The walking network.
+    centers
+        Centers frame (``center_id`` and snap columns), in ``net.crs``.
+    minutes
+        Thresholds, e.g. ``(5, 15)``.
+    speed_kmh
+        Walking speed.
+    corridor_m
+        Half-width of the street corridor around reached streets.
+    min_hole_area_m2
+        Holes smaller than this (slivers between corridors) are filled.
+    per_center
+        Also return one area per center and threshold (not only the union).
+    per_source
+        Precomputed :func:`reach_per_source_m` of ``centers`` with a limit of at
+        least the largest threshold (saves the per-center searches).
+    progress
+        Called with ``(fraction, message)``.
+
+    Returns
+    -------
+    tuple of geopandas.GeoDataFrame
+        The service areas (as :func:`service_areas`) and the bands
+        (``minutes_from``, ``minutes_to``, geometry; one row per threshold).
+        The areas have columns ``center_id`` (``"all"`` for the union), ``minutes``, geometry
+        (Polygon/MultiPolygon in ``net.crs``); the union rows come first.
+    """
+    return _areas_and_bands(
+        net,
+        centers,
+        minutes=minutes,
+        speed_kmh=speed_kmh,
+        corridor_m=corridor_m,
+        min_hole_area_m2=min_hole_area_m2,
+        per_center=per_center,
+        per_source=per_source,
+        progress=progress,
+        with_bands=True,
+    )
+
+
+def _areas_and_bands(
+    net: WalkNetwork,
+    centers: gpd.GeoDataFrame,
+    *,
+    minutes: Sequence[float],
+    speed_kmh: float,
+    corridor_m: float,
+    min_hole_area_m2: float,
+    per_center: bool,
+    per_source: SourceReach | None,
+    progress: ProgressFn | None,
+    with_bands: bool,
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     ms = speed_ms(speed_kmh)
     ts = check_thresholds(minutes)
     if corridor_m <= 0:
@@ -820,19 +1090,24 @@ def service_areas(
     legs = _access_legs(net, centers) if len(centers) else np.empty(0, dtype=object)
     rows: list[dict[str, Any]] = []
     reach = nearest_source_m(net, se, so, sa, limit_m=budgets[-1])
-    for t, bm in zip(ts, budgets, strict=True):
-        leg_ok = legs[sa <= bm]
-        geom = reach_polygon(
-            net,
-            reach,
-            bm,
-            se,
-            so,
-            sa,
+    line_sets = []
+    for bm in budgets:
+        full_idx, pieces = _reached_lines(net, reach.dist_m, bm, se, so, sa)
+        line_sets.append(np.concatenate([net.edge_geometry[full_idx], pieces, legs[sa <= bm]]))
+    if line_sets[-1].size > _TILED_UNION_MIN:
+        unions, band_geoms = _tiled_areas(
+            line_sets,
             corridor_m=corridor_m,
             min_hole_area_m2=min_hole_area_m2,
-            access_lines=list(leg_ok),
+            with_bands=with_bands,
         )
+    else:
+        unions = [
+            _polygon(lines, corridor_m=corridor_m, min_hole_area_m2=min_hole_area_m2)
+            for lines in line_sets
+        ]
+        band_geoms = _differences(unions) if with_bands else []
+    for t, geom in zip(ts, unions, strict=True):
         rows.append({CENTER_ID: ALL_CENTERS, MINUTES: t, "geometry": geom})
     if per_center and len(centers):
         if (
@@ -862,7 +1137,15 @@ def service_areas(
         rows, geometry="geometry", crs=net.crs, columns=[CENTER_ID, MINUTES, "geometry"]
     )
     logger.info("returned %d service areas for %d centers", len(out), len(centers))
-    return out
+    bands = gpd.GeoDataFrame(
+        {
+            MINUTES_FROM: [0.0, *ts[:-1]][: len(band_geoms)],
+            MINUTES_TO: list(ts[: len(band_geoms)]),
+        },
+        geometry=gpd.GeoSeries(band_geoms, crs=net.crs),
+        crs=net.crs,
+    )
+    return out, bands
 
 
 def service_bands(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -879,15 +1162,22 @@ def service_bands(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         Columns ``minutes_from``, ``minutes_to``, geometry; one row per threshold.
     """
     union = areas[areas[CENTER_ID] == ALL_CENTERS].sort_values(MINUTES)
-    rows: list[dict[str, Any]] = []
-    prev_t, prev_g = 0.0, shapely.Polygon()
-    for t, g in zip(union[MINUTES], union.geometry, strict=True):
-        band = shapely.difference(g, prev_g) if not prev_g.is_empty else g
-        rows.append({MINUTES_FROM: prev_t, MINUTES_TO: float(t), "geometry": band})
-        prev_t, prev_g = float(t), g
+    ts = [float(t) for t in union[MINUTES]]
     return gpd.GeoDataFrame(
-        rows, geometry="geometry", crs=areas.crs, columns=[MINUTES_FROM, MINUTES_TO, "geometry"]
+        {MINUTES_FROM: [0.0, *ts][: len(ts)], MINUTES_TO: ts},
+        geometry=gpd.GeoSeries(_differences(list(union.geometry)), crs=areas.crs),
+        crs=areas.crs,
     )
+
+
+def _differences(areas: Sequence[shapely.Geometry]) -> list[shapely.Geometry]:
+    """Each of nested ``areas`` minus the one before it (the first as is)."""
+    out = []
+    prev = shapely.Polygon()
+    for g in areas:
+        out.append(shapely.difference(g, prev) if not prev.is_empty else g)
+        prev = g
+    return out
 
 
 def check_thresholds(minutes: Sequence[float]) -> tuple[float, ...]:
