@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from branca.element import Element, MacroElement
-from folium.elements import JSCSSMixin
+from folium.elements import ElementAddToElement, JSCSSMixin
 from folium.map import Layer
 from jinja2 import Template
 from numpy.typing import NDArray
@@ -606,7 +606,12 @@ class _GeoJsonLayer(Layer):  # type: ignore[misc]
     the properties, on demand.
     """
 
-    _template = Template("")
+    # streamlit_folium calls each element's `script` macro itself (not `render`); there the
+    # table builder comes with every layer (a function declared twice is harmless)
+    _template = Template(
+        "{% macro script(this, kwargs) %}{{ this.table_js }}\n{{ this.script_js() }}{% endmacro %}"
+    )
+    table_js: Final = _TABLE_JS
 
     def __init__(
         self,
@@ -631,7 +636,7 @@ class _GeoJsonLayer(Layer):  # type: ignore[misc]
         self.tooltip_field = tooltip_field
         self.popup = list(popup)
 
-    def _script(self) -> str:
+    def script_js(self) -> str:
         bind = []
         if self.tooltip_field is not None:
             key = _json_for_script(self.tooltip_field)
@@ -659,10 +664,20 @@ class _GeoJsonLayer(Layer):  # type: ignore[misc]
         )
 
     def render(self, **kwargs: Any) -> None:  # type: ignore[override]
+        # Layer.render without MacroElement.render, which would compile the script as a template
         script = self.get_root().script  # type: ignore[attr-defined]
         script.add_child(_Raw(_TABLE_JS), name="cp_table_js")
-        script.add_child(_Raw(self._script()), name=self.get_name())
-        super().render(**kwargs)  # type: ignore[no-untyped-call]  # adds it to its parent when `show`
+        script.add_child(_Raw(self.script_js()), name=self.get_name())
+        parent = self._parent
+        if self.show and parent is not None:
+            self.add_child(
+                ElementAddToElement(
+                    element_name=self.get_name(), element_parent_name=parent.get_name()
+                ),
+                name=self.get_name() + "_add",
+            )
+        for child in self._children.values():
+            child.render(**kwargs)
 
 
 class _Legend(MacroElement):  # type: ignore[misc]

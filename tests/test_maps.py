@@ -342,6 +342,19 @@ def test_point_demand_is_drawn_as_circles(demand) -> None:  # type: ignore[no-un
     assert "new L.CircleMarker(latlng, opts)" in page
 
 
+def test_layers_render_through_streamlit_folium(layers) -> None:  # type: ignore[no-untyped-def]
+    # st_folium renders each element's `script` macro, not the page
+    sf = pytest.importorskip("streamlit_folium")
+    m = coverage_map(**layers, tiles=None, lang="en")
+    m.render()
+    js = sf.generate_leaflet_string(m)
+    assert "function cpTable" in js
+    # districts, 2 service areas, 5 demand classes, 2 uncovered layers, centers
+    assert js.count("L.geoJson(") == 11
+    assert js.count(".addTo(") >= 10  # all but the hidden 5-minute uncovered layer
+    assert EVIL_ESCAPED in js
+
+
 def test_empty_frames_give_empty_layers(centers, uncovered) -> None:  # type: ignore[no-untyped-def]
     # closing every center leaves empty frames; the map still renders
     page = offline_map_html(coverage_map(centers=centers.iloc[:0], uncovered=uncovered.iloc[:0]))
