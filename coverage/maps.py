@@ -842,9 +842,11 @@ def coverage_map(
 
     Every layer is optional; pass the frames of the output contract (docs/ARCHITECTURE.md) in
     their projected CRS. They are simplified by `tolerance_m` meters, reprojected to EPSG:4326
-    and rounded to 6 decimals. The map asks for Leaflet and jQuery only (no icon fonts); use
-    :func:`offline_map_html`, :func:`report_html` or :func:`use_local_assets` to take them from
-    the vendored copies instead of a CDN. The inputs are not modified.
+    and rounded to 6 decimals (fewer, down to 4, when a city-wide view raises the tolerance).
+    Large layers are written as GeoJSON text with one style each; tooltips and popups are built
+    in the browser from the feature properties. The map asks for Leaflet and jQuery only (no
+    icon fonts); use :func:`offline_map_html`, :func:`report_html` or :func:`use_local_assets`
+    to take them from the vendored copies instead of a CDN. The inputs are not modified.
 
     Parameters
     ----------
@@ -877,9 +879,8 @@ def coverage_map(
         Simplification tolerance in meters, applied before reprojecting; 0 keeps every vertex.
         On a large area it is raised to about one pixel of the whole-city view
         (``extent / DISPLAY_PIXELS``; e.g. 50 m on a 50 km city; holes under 3 × 3 of that are
-        filled), so the page stays a few
-        megabytes; zoomed in, edges look coarser than in the exported files, which keep every
-        vertex.
+        filled; coordinates rounded to a quarter of it), so the page stays a few megabytes;
+        zoomed in, edges look coarser than in the exported files, which keep every vertex.
     max_units
         Above this many demand units, demand is aggregated to square cells of `grid_m`
         meters (population-weighted mean minutes) to keep the page small; the cells grow
