@@ -244,6 +244,8 @@ def _prepare(
 
 
 _LINESTRING = shapely.GeometryType.LINESTRING
+#: Groups of touching units up to this size are unioned in padded rows (see _group_unions).
+_ROW_UNION_MAX = 64
 
 
 def _dissolve_touching(
@@ -258,7 +260,13 @@ def _dissolve_touching(
     """
     n = geoms.size
     tree = shapely.STRtree(geoms)
-    i, j = tree.query(geoms, predicate="intersects")
+    workers = max(1, min(os.cpu_count() or 1, 4))
+    chunks = np.array_split(np.arange(n), workers)
+    # the tree queries release the GIL too: one chunk of units per thread
+    with ThreadPoolExecutor(workers) as pool:
+        hits = list(pool.map(lambda ch: tree.query(geoms[ch], predicate="intersects"), chunks))
+    i = np.concatenate([ch[h[0]] for ch, h in zip(chunks, hits, strict=True)])
+    j = np.concatenate([h[1] for h in hits])
     pair = i < j
     graph = sparse.csr_array((np.ones(int(pair.sum())), (i[pair], j[pair])), shape=(n, n))
     n_groups, group = connected_components(graph, directed=False)
@@ -279,36 +287,65 @@ def _dissolve_touching(
     rest = np.flatnonzero(~(alone & polygonal))
     if rest.size:
         order = rest[np.argsort(group[rest], kind="stable")]
-        bounds = np.flatnonzero(np.diff(group[order])) + 1
-        groups = np.split(order, bounds)
-
-        def union_parts(batch: list[NDArray[np.int64]]) -> list[NDArray[np.object_]]:
-            out = []
-            for members in batch:
-                merged = shapely.get_parts(shapely.union_all(geoms[members]))
-                out.append(merged[shapely.get_type_id(merged) != _LINESTRING])
-            return out
-
-        # GEOS releases the GIL: unions of different groups run on all cores
-        workers = min(os.cpu_count() or 1, 4)
-        batches = [groups[w::workers] for w in range(workers)]
-        with ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(union_parts, batches))
-        merged_of: list[NDArray[np.object_]] = [np.empty(0, dtype=object)] * len(groups)
-        for w, res in enumerate(results):
-            merged_of[w::workers] = res
-        for members, merged in zip(groups, merged_of, strict=True):
-            if merged.size == 0:
-                continue
-            if merged.size == 1:
-                part_of[members] = count
-            else:
-                reps = shapely.point_on_surface(geoms[members])
-                near = shapely.STRtree(merged).query_nearest(reps, all_matches=False)
-                part_of[members[near[0]]] = count + near[1]
-            parts.append(merged)
-            count += merged.size
+        _, start, counts = np.unique(group[order], return_index=True, return_counts=True)
+        merged = _group_unions(geoms, order, start, counts)
+        mparts, which = shapely.get_parts(merged, return_index=True)
+        keep = shapely.get_type_id(mparts) != _LINESTRING
+        mparts, which = np.asarray(mparts[keep], dtype=object), which[keep]
+        n_parts = np.bincount(which, minlength=counts.size)
+        first = count + np.concatenate([[0], np.cumsum(n_parts)[:-1]])
+        member_group = np.repeat(np.arange(counts.size), counts)  # aligned with `order`
+        one = n_parts[member_group] == 1
+        part_of[order[one]] = first[member_group[one]]
+        # a group whose union falls apart (units touching at a corner): nearest part
+        for g in np.flatnonzero(n_parts > 1):
+            members = order[start[g] : start[g] + counts[g]]
+            own = mparts[first[g] - count : first[g] - count + n_parts[g]]
+            reps = shapely.point_on_surface(geoms[members])
+            near = shapely.STRtree(own).query_nearest(reps, all_matches=False)
+            part_of[members[near[0]]] = first[g] + near[1]
+        parts.append(mparts)
+        count += mparts.size
     return np.concatenate(parts) if parts else np.empty(0, dtype=object), part_of
+
+
+def _group_unions(
+    geoms: NDArray[np.object_],
+    order: NDArray[np.int64],
+    start: NDArray[np.int64],
+    counts: NDArray[np.int64],
+) -> NDArray[np.object_]:
+    """The union of each group ``geoms[order[start[g] : start[g] + counts[g]]]``.
+
+    Groups of up to ``_ROW_UNION_MAX`` members are padded with None into rows of equal
+    length and unioned a whole array at a time (``union_all(axis=1)``), so tens of
+    thousands of small groups cost one call each batch rather than one Python round
+    trip each; batches run in threads (GEOS releases the GIL).
+    """
+    out = np.empty(counts.size, dtype=object)
+    jobs: list[tuple[NDArray[np.int64], NDArray[np.object_]]] = []
+    width = 1
+    while width <= _ROW_UNION_MAX:
+        sel = np.flatnonzero((counts <= width) & (counts > width // 2))
+        if sel.size:
+            rows = np.full((sel.size, width), None, dtype=object)
+            col = np.arange(width)
+            for c in range(width):
+                has = counts[sel] > c
+                rows[has, c] = geoms[order[start[sel[has]] + col[c]]]
+            jobs += [(sel[k::2], rows[k::2]) for k in range(2)]
+        width *= 2
+    for g in np.flatnonzero(counts > _ROW_UNION_MAX):
+        jobs.append((np.array([g]), geoms[order[start[g] : start[g] + counts[g]]][None, :]))
+
+    def run(job: tuple[NDArray[np.int64], NDArray[np.object_]]) -> None:
+        sel, rows = job
+        if sel.size:
+            out[sel] = shapely.union_all(rows, axis=1)
+
+    with ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, 4))) as pool:
+        list(pool.map(run, jobs))
+    return out
 
 
 def _uncovered_areas(

@@ -334,3 +334,28 @@ def test_with_colleague_builders_when_available(
     r = audit(chengdu_net, centers, demand, with_polygons=False)
     assert 0.0 <= r.coverage["5"].share <= r.coverage["15"].share <= 1.0
     assert r.demand.index.equals(demand.index)
+
+
+def test_dissolve_touching_equals_one_union(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coverage import audit as audit_mod
+
+    # a row of 100 touching squares (one group above the padded-row limit), pairs touching
+    # at a corner (their union falls apart into two parts), lone squares, a lone MultiPolygon
+    row = [shapely.box(i, 0, i + 1, 1) for i in range(100)]
+    corners = [shapely.box(0, 10 + 3 * k, 1, 11 + 3 * k) for k in range(5)] + [
+        shapely.box(1, 11 + 3 * k, 2, 12 + 3 * k) for k in range(5)
+    ]
+    lone = [shapely.box(200 + 2 * k, 0, 201 + 2 * k, 1) for k in range(7)]
+    multi = [shapely.MultiPolygon([shapely.box(300, 0, 301, 1), shapely.box(303, 0, 304, 1)])]
+    geoms = np.array(row + corners + lone + multi, dtype=object)[
+        np.random.default_rng(1).permutation(118)
+    ]
+    monkeypatch.setattr(audit_mod, "_ROW_UNION_MAX", 8)
+    parts, part_of = audit_mod._dissolve_touching(geoms)
+    plain = shapely.get_parts(shapely.union_all(geoms))
+    assert parts.size == plain.size == 1 + 10 + 7 + 2
+    assert shapely.union_all(parts).equals(shapely.union_all(plain))
+    assert sorted(shapely.area(parts)) == sorted(shapely.area(plain))
+    # every unit lies in the part it is assigned to
+    assert (part_of >= 0).all()
+    assert shapely.covers(parts[part_of], shapely.point_on_surface(geoms)).all()
