@@ -146,11 +146,13 @@ def run_size(path: Path, repeat: int, out: Path, *, siting: bool) -> None:
     stage(
         "audit without polygons",
         lambda: audit(net, centers, demand, params, with_polygons=False),
+        n=repeat,
         notes=lambda r: ", ".join(f"{k}: {s}s" for k, s in _round(r.timings_s).items()),
     )
     res = stage(
         "audit (5 + 15 min, union polygons, uncovered)",
         lambda: audit(net, centers, demand, params, with_polygons=True),
+        n=repeat,
         notes=lambda r: (
             ", ".join(f"{k}: {s}s" for k, s in _round(r.timings_s).items())
             + f"; {len(r.service_areas):,} area rows, {len(r.uncovered):,} uncovered areas"
@@ -169,7 +171,10 @@ def run_size(path: Path, repeat: int, out: Path, *, siting: bool) -> None:
         return offline_map_html(m)
 
     html = stage(
-        "map page (build)", page, notes=lambda h: f"payload {len(h.encode()) / 1e6:.1f} MB"
+        "map page (build)",
+        page,
+        n=repeat,
+        notes=lambda h: f"payload {len(h.encode()) / 1e6:.1f} MB",
     )
     page_path = out.parent / f"{path.stem}.html"
     page_path.write_text(html, encoding="utf-8")
@@ -227,10 +232,11 @@ def run_size(path: Path, repeat: int, out: Path, *, siting: bool) -> None:
                 c = c.iloc[pick].reset_index(drop=True)
             return c
 
-        cand = stage("candidate sites", cands, notes=lambda c: f"{len(c):,} candidates")
+        cand = stage("candidate sites", cands, n=repeat, notes=lambda c: f"{len(c):,} candidates")
         cover = stage(
             "coverage sets",
             lambda: coverage_sets(net, cand, demand, minutes=SITING_MINUTES, speed_kmh=SPEED_KMH),
+            n=repeat,
             notes=lambda c: f"{c.shape[0]:,} × {c.shape[1]:,}, {c.nnz:,} pairs",
         )
         w = demand["population"].to_numpy(dtype=float)
@@ -240,7 +246,7 @@ def run_size(path: Path, repeat: int, out: Path, *, siting: bool) -> None:
             g = greedy_max_coverage(cover, w, covered0=c0, k=SITING_K, max_k=SITING_K)
             return swap_improve(cover, w, g.chosen, covered0=c0)
 
-        stage("greedy + swap", greedy, notes=lambda s: f"k={SITING_K}, {s.swaps} swaps")
+        stage("greedy + swap", greedy, n=repeat, notes=lambda s: f"k={SITING_K}, {s.swaps} swaps")
 
 
 def _round(d: Any) -> dict[str, float]:
