@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ["network", "isochrones", "siting", "app", "batch", "suite"]
+SECTIONS = ["network", "isochrones", "siting", "app", "batch", "suite", "scale"]
 
 HEADER = """# Benchmarks
 
@@ -25,19 +25,32 @@ Regenerate a section by running its script, then `python benchmarks/assemble.py`
 | siting | `benchmarks/bench_siting.py` | `.venv/bin/python benchmarks/bench_siting.py` |
 | app | `benchmarks/bench_app.py` | `.venv/bin/python benchmarks/bench_app.py` |
 | batch | `benchmarks/bench_batch.py` | `.venv/bin/python benchmarks/bench_batch.py` |
-| city-scale suite | `benchmarks/run.py` | `make bench-full` (10k / 100k / 300k nodes) |
+| benchmark suite (every stage, anchors) | `benchmarks/run.py` | `make bench-full` (10k / 100k / 300k nodes) |
+| city-scale targets (issue 7) | `benchmarks/bench_scale.py` | `.venv/bin/python benchmarks/bench_scale.py` (10k / 100k / 300k nodes) |
 
 """
+
+
+def _demote(text: str) -> str:
+    """Each section's headings one level down, under this file's single title."""
+    out, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        out.append("#" + line if line.startswith("#") and not fenced else line)
+    return "\n".join(out)
 
 
 def assemble(root: Path = ROOT) -> str:
     parts = [HEADER]
     bench_dir = root / "docs" / "bench"
-    names = SECTIONS + sorted(p.stem for p in bench_dir.glob("*.md") if p.stem not in SECTIONS)
+    # `<name>.notes.md` files are hand-written notes a script appends to its own section
+    extra = (p.stem for p in bench_dir.glob("*.md") if not p.stem.endswith(".notes"))
+    names = SECTIONS + sorted(n for n in extra if n not in SECTIONS)
     for name in names:
         path = bench_dir / f"{name}.md"
         if path.exists():
-            parts.append(path.read_text(encoding="utf-8").rstrip() + "\n\n")
+            parts.append(_demote(path.read_text(encoding="utf-8")).rstrip() + "\n\n")
         else:
             parts.append(f"## {name}\n\nNot measured yet.\n\n")
     return "".join(parts)
