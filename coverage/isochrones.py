@@ -1016,29 +1016,8 @@ def service_areas_and_bands(
     """Service areas (as :func:`service_areas`) and the bands of their union (as :func:`service_bands`).
 
     At city scale the bands are cut tile by tile with the areas, far cheaper than
-    one difference of two city-wide polygons with a hole per block.
-
-    Parameters
-    ----------
-    net
-        The walking network.
-    centers
-        Centers frame (``center_id`` and snap columns), in ``net.crs``.
-    minutes
-        Thresholds, e.g. ``(5, 15)``.
-    speed_kmh
-        Walking speed.
-    corridor_m
-        Half-width of the street corridor around reached streets.
-    min_hole_area_m2
-        Holes smaller than this (slivers between corridors) are filled.
-    per_center
-        Also return one area per center and threshold (not only the union).
-    per_source
-        Precomputed :func:`reach_per_source_m` of ``centers`` with a limit of at
-        least the largest threshold (saves the per-center searches).
-    progress
-        Called with ``(fraction, message)``.
+    one difference of two city-wide polygons with a hole per block. Parameters
+    are those of :func:`service_areas`.
 
     Returns
     -------

@@ -592,6 +592,21 @@ def _mclp_model(
     return h, n_cand, dem
 
 
+def _set_warm_start(h: Any, C: sparse.csr_array, dem: IntArray, chosen: Any) -> None:
+    """Give HiGHS the solution "open ``chosen``" (x) with the demand it covers (y)."""
+    import highspy
+
+    ws = np.asarray(chosen, dtype=np.int64)
+    x = np.zeros(C.shape[0])
+    x[ws] = 1.0
+    hit = np.zeros(C.shape[1], dtype=bool)
+    if ws.size:
+        hit[C[ws].indices] = True
+    sol = highspy.HighsSolution()
+    sol.col_value = list(np.concatenate([x, hit[dem].astype(np.float64)]))
+    h.setSolution(sol)
+
+
 def upper_bound(
     cover: Any,
     weights: Any,
@@ -676,16 +691,7 @@ def solve_exact(
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     h.setOptionValue("mip_abs_gap", 1e-6)
     if warm_start is not None:
-        ws = np.asarray(warm_start, dtype=np.int64)
-        x = np.zeros(n_cand)
-        x[ws] = 1.0
-        hit = np.zeros(C.shape[1], dtype=bool)
-        if ws.size:
-            hit[C[ws].indices] = True
-        y = hit[dem].astype(np.float64)
-        sol = highspy.HighsSolution()
-        sol.col_value = list(np.concatenate([x, y]))
-        h.setSolution(sol)
+        _set_warm_start(h, C, dem, warm_start)
     h.run()
     status = h.getModelStatus()
     status_s = h.modelStatusToString(status)
@@ -762,15 +768,7 @@ def solve_min_sites(
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_abs_gap", 0.5)  # counts are whole numbers: within 0.5 is proven
     if warm_start is not None:
-        ws = np.asarray(warm_start, dtype=np.int64)
-        x = np.zeros(n_cand)
-        x[ws] = 1.0
-        hit = np.zeros(C.shape[1], dtype=bool)
-        if ws.size:
-            hit[C[ws].indices] = True
-        sol = highspy.HighsSolution()
-        sol.col_value = list(np.concatenate([x, hit[dem].astype(np.float64)]))
-        h.setSolution(sol)
+        _set_warm_start(h, C, dem, warm_start)
     h.run()
     status = h.getModelStatus()
     status_s = h.modelStatusToString(status)
