@@ -1633,19 +1633,6 @@ def propose_sites(
     method = METHOD_GREEDY
     optimal = False
     status = ""
-    if kk:
-        bound = upper_bound(
-            cover,
-            w,
-            chosen,
-            covered0=covered0,
-            k=kk,
-            lp=params.lp_bound,
-            time_limit_s=params.time_limit_s,
-        )
-        bound_pop = bound.population
-    else:
-        bound_pop = float(w[covered0].sum())
     min_sites_proven: bool | None = None
     if params.exact and kk and params.target_share is not None and g.target_met:
         # "How many stations until X %?": the fewest sites, then the best coverage with them
@@ -1666,15 +1653,19 @@ def propose_sites(
                 kk,
             )
             chosen, kk = fewest.chosen, int(fewest.chosen.size)
-            bound_pop = upper_bound(
-                cover,
-                w,
-                chosen,
-                covered0=covered0,
-                k=kk,
-                lp=params.lp_bound,
-                time_limit_s=params.time_limit_s,
-            ).population
+    if kk:
+        bound = upper_bound(
+            cover,
+            w,
+            chosen,
+            covered0=covered0,
+            k=kk,
+            lp=params.lp_bound,
+            time_limit_s=params.time_limit_s,
+        )
+        bound_pop = bound.population
+    else:
+        bound_pop = float(w[covered0].sum())
     if params.exact and kk:
         ex = solve_exact(
             cover,
