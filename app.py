@@ -57,6 +57,8 @@ TABLE_SUFFIXES = ("geojson", "json", "gpkg", "csv", "txt")
 #: Component iframe (…/component/streamlit_folium.st_folium/index.html) → app static root.
 STATIC_URL = "../../app/static/"
 MEMO_ENTRIES = 24
+#: Wall-time limit of the exact optimizer in the app (the CLI's --time-limit-s).
+EXACT_TIME_LIMIT_S = 60.0
 THRESHOLD_CHOICES = (3.0, 5.0, 10.0, 15.0, 20.0, 30.0)
 DEFAULT_TAGS = tuple(f"{k}={v}" for k, vals in DEFAULT_CENTER_TAGS.items() for v in vals)
 TAG_CHOICES = (
@@ -147,6 +149,16 @@ TEXT: dict[str, tuple[str, str]] = {
     "opt.k": ("新增站点数 k", "Number of new stations k"),
     "opt.share": ("目标覆盖率", "Target share"),
     "opt.minutes": ("优化所用阈值（分钟）", "Threshold to optimise (minutes)"),
+    "opt.exact": (
+        "精确求解（HiGHS 整数规划，最多 60 秒）",
+        "Exact (HiGHS integer program, up to 60 s)",
+    ),
+    "opt.exact_help": (
+        "默认的贪心 + 交换算法快且可解释；精确求解给出可证明的最优解。按目标覆盖率时，"
+        "先求达到目标所需的最少站点数。",
+        "Greedy + swap (the default) is fast and explainable; the exact mode proves the optimum. "
+        "With a target share it first finds the fewest stations that reach it.",
+    ),
     "opt.run": ("运行选址优化", "Run the optimizer"),
     "opt.running": ("正在计算建议站点…", "Proposing sites…"),
     "opt.none": (
@@ -637,18 +649,16 @@ def on_optimize() -> None:
     s = active()
     minutes = float(ss.get("opt_minutes") or max(s.thresholds_min))
     others = [t for t in s.thresholds_min if t < minutes]
+    common: dict[str, Any] = {
+        "minutes": minutes,
+        "secondary_minutes": max(others) if others else None,
+        "exact": bool(ss.get("opt_exact", False)),
+        "time_limit_s": EXACT_TIME_LIMIT_S,
+    }
     if ss.get("opt_mode", "k") == "k":
-        req = SitingRequest(
-            k=int(ss.get("opt_k", 3)),
-            minutes=minutes,
-            secondary_minutes=max(others) if others else None,
-        )
+        req = SitingRequest(k=int(ss.get("opt_k", 3)), **common)
     else:
-        req = SitingRequest(
-            target_share=float(ss.get("opt_share", 0.9)),
-            minutes=minutes,
-            secondary_minutes=max(others) if others else None,
-        )
+        req = SitingRequest(target_share=float(ss.get("opt_share", 0.9)), **common)
     set_active(replace(s, siting=req))
 
 
@@ -1206,6 +1216,7 @@ def sidebar_scenarios(city: CityData) -> None:
     else:
         sb.slider(tr("opt.share"), 0.5, 1.0, value=0.9, step=0.01, key="opt_share")
     sb.selectbox(tr("opt.minutes"), sorted(s.thresholds_min, reverse=True), key="opt_minutes")
+    sb.checkbox(tr("opt.exact"), key="opt_exact", help=tr("opt.exact_help"))
     sb.button(tr("opt.run"), key="run_optimizer", on_click=on_optimize, type="primary")
 
 

@@ -159,6 +159,20 @@ def test_optimizer_k2_lists_sites_and_accept() -> None:
     assert share(at, 15) >= before
 
 
+def test_exact_optimizer_for_a_target_share() -> None:
+    at = started()
+    at.radio(key="opt_mode").set_value("share").run()
+    at.slider(key="opt_share").set_value(0.6)
+    at.checkbox(key="opt_exact").check()
+    at.button(key="run_optimizer").click().run()
+    assert_ok(at)
+    req = active(at).siting
+    assert req is not None
+    assert req.exact
+    assert req.target_share == 0.6
+    assert any("exact" in c.value for c in at.caption)  # the method is named on screen
+
+
 def test_compare_two_scenarios() -> None:
     at = started()
     at.text_input(key="new_name").set_value("faster")
