@@ -278,3 +278,68 @@ def test_map_draws_offline_under_a_sub_path(
         not_tiles = [u for u in outside if not any(h in u for h in TILE_HOSTS)]
         assert not not_tiles, not_tiles[:5]
         context.close()
+
+
+def test_hostile_osm_name_stays_text_in_real_popups(
+    tmp_path_factory: pytest.TempPathFactory, browser: Any
+) -> None:
+    """A center named `<script>…<img onerror>` opens as plain text in Leaflet's popups and
+    tooltips (map page and report.html), and no script or handler of it ever runs."""
+    from coverage import export
+    from coverage.maps import coverage_map, offline_map_html
+    from coverage.scenario import Scenario, load_city, run_scenario
+
+    hostile = ROOT / "tests" / "data" / "hostile" / "xss_center.osm"
+    tmp = tmp_path_factory.mktemp("xss")
+    city = load_city(hostile, cache_dir=tmp / "cache")
+    res = run_scenario(city, Scenario(), with_polygons=False)
+    name = str(city.centers["name"].iloc[0])
+    assert "<script>" in name
+    map_page = tmp / "map.html"
+    map_page.write_text(
+        offline_map_html(coverage_map(centers=res.centers, demand=res.audit.demand)),
+        encoding="utf-8",
+    )
+    files = export.output_files(
+        net=city.net,
+        audit=res.audit,
+        siting=None,
+        title="xss",
+        source_name=city.source_name,
+        source_sha256=city.source_sha256,
+    )
+    report = tmp / "report.html"
+    report.write_bytes(files["report.html"])
+
+    context = browser.new_context()
+    dialogs: list[str] = []
+    for path in (map_page, report):
+        page = context.new_page()
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(path.as_uri(), wait_until="load")
+        frame = page.frames[1] if path == report else page.main_frame
+        frame.wait_for_function("() => window.L !== undefined", timeout=30_000)
+        shown = frame.evaluate(
+            """() => {
+                let maps = [];
+                for (const k in window) { try { if (window[k] instanceof L.Map) maps.push(window[k]); } catch (e) {} }
+                let texts = [];
+                for (const m of maps) {
+                    m.eachLayer(l => {
+                        for (const [get, open] of [["getPopup", "openPopup"], ["getTooltip", "openTooltip"]]) {
+                            if (l[get] && l[get]()) {
+                                if (l.getLatLng) { l[open](); } else if (l.getBounds) { l[open](l.getBounds().getCenter()); }
+                                const el = l[get]().getElement();
+                                if (el) texts.push(el.textContent);
+                            }
+                        }
+                    });
+                }
+                return {texts, injected: document.querySelectorAll(".leaflet-pane img[src='x'], .leaflet-pane script").length};
+            }"""
+        )
+        assert shown["injected"] == 0, path.name
+        assert any("<script>alert(1)</script>" in t for t in shown["texts"]), (path.name, shown)
+        page.wait_for_timeout(300)
+    assert dialogs == []  # neither alert(1) nor the onerror alert(2) ran
+    context.close()
