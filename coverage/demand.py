@@ -71,9 +71,10 @@ class PopulationModel:
     Attributes
     ----------
     floor_area_per_person_m2
-        Residential floor area per resident. Default 36.5 m²: the 2020 (7th)
-        national census found 36.52 m² of housing floor area per person in
-        city households (第七次全国人口普查, 城市家庭户人均住房建筑面积).
+        Residential floor area per resident. Default 36.5 m²: city households
+        lived on 36.52 m² per person in the 2020 (7th) census (《中国人口普查年鉴-2020》,
+        National Bureau of Statistics, 2022; 城市家庭人均居住面积). Large cities are
+        tighter: Beijing 33.41 m², Shanghai 30.58 m² in the same yearbook.
     default_levels
         Storeys assumed when a building has no ``building:levels``. Default 6,
         the typical height of the walk-up (多层) housing that dominates older
