@@ -429,12 +429,8 @@ def _audit_district(task: DistrictTask) -> dict[str, Any]:
         row[SITES_PROPOSED] = len(siting.sites)
         row[SHARE_AFTER] = float(siting.share_after)
     if local_centers.empty:
+        # still a full audit (nobody covered): its uncovered areas are the district's gap map
         row[STATUS] = STATUS_NO_CENTERS
-        for t in params.thresholds_min:
-            row[_share(t)] = 0.0
-            row[uncovered_column(t)] = population
-        _write_status(task, row, siting=siting)
-        return row
     result = audit(
         sub,
         local_centers,

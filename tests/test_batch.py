@@ -150,6 +150,22 @@ def test_statuses_and_batch_outputs(grid_city, grid_districts, tmp_path) -> None
     assert not [p for p in out.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
 
 
+def test_district_without_centers_gets_its_gap_map(grid_city, grid_districts, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """No center within reach: status says so, shares are 0, and the audit's uncovered
+    areas (every resident of the district) are written for the GIS team."""
+    city = SimpleNamespace(**{**vars(grid_city), "centers": grid_city.centers.iloc[:0]})
+    out = tmp_path / "out"
+    s = run_districts(city, grid_districts, out, params=FAST).summary
+    west = _row(s, "西区")
+    assert west["status"] == batch.STATUS_NO_CENTERS
+    assert west["share_15"] == 0.0
+    assert west["uncovered_population_15"] == west["population"] == 100.0
+    unc = gpd.read_file(out / "西区" / "uncovered.geojson")
+    assert unc.loc[unc["minutes"] == 15, "population"].sum() == pytest.approx(100.0)
+    doc = json.loads((out / "西区" / "summary.json").read_text(encoding="utf-8"))
+    assert doc["coverage"]["15"]["share"] == 0.0
+
+
 def test_failing_district_is_recorded(grid_city, grid_districts, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import coverage.audit
 
