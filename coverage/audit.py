@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 import warnings
 from collections.abc import Mapping
@@ -40,6 +39,7 @@ from coverage.network import (
     speed_ms,
 )
 from coverage.osm import ProgressFn
+from coverage.parallel import worker_threads
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def _dissolve_touching(
     """
     n = geoms.size
     tree = shapely.STRtree(geoms)
-    workers = max(1, min(os.cpu_count() or 1, 4))
+    workers = worker_threads()
     chunks = np.array_split(np.arange(n), workers)
     # the tree queries release the GIL too: one chunk of units per thread
     with ThreadPoolExecutor(workers) as pool:
@@ -343,7 +343,7 @@ def _group_unions(
         if sel.size:
             out[sel] = shapely.union_all(rows, axis=1)
 
-    with ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, 4))) as pool:
+    with ThreadPoolExecutor(worker_threads()) as pool:
         list(pool.map(run, jobs))
     return out
 

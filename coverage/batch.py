@@ -59,6 +59,7 @@ from coverage.network import (
     speed_ms,
 )
 from coverage.osm import ProgressFn
+from coverage.parallel import THREADS_ENV, worker_threads
 
 logger = logging.getLogger(__name__)
 
@@ -828,10 +829,13 @@ def _run_on_dask(
             msg = f"Cannot reach the Dask scheduler at {scheduler!r} ({type(exc).__name__}: {exc}). Start it with `dask scheduler` and check the address, or run locally with `--workers N`."
             raise InputError(msg) from exc
     else:
+        # each worker process gets its share of the cores for the audit's GEOS threads
+        share = max(1, worker_threads() // max(1, workers))
         cluster = LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
+            env={THREADS_ENV: str(share)},
             dashboard_address=None,
             # The scheduler's HTTP server still binds; a free port avoids a warning
             # (and a clash) when another cluster holds the default 8787.

@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +37,7 @@ from coverage.centers import CENTER_ID
 from coverage.errors import InputError
 from coverage.network import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, WalkNetwork, speed_ms
 from coverage.osm import ProgressFn
+from coverage.parallel import worker_threads
 
 logger = logging.getLogger(__name__)
 
@@ -815,7 +815,7 @@ def _tiled_areas(
     def join(k: int) -> tuple[shapely.Geometry, NDArray[np.object_]]:
         return _join_tiles([p[k] for p, _ in per_tile if p[k] is not None], min_hole_area_m2)
 
-    with ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, 4))) as pool:
+    with ThreadPoolExecutor(worker_threads()) as pool:
         per_tile = list(pool.map(tile, boxes))
         joined = list(pool.map(join, range(len(sets))))
         areas = [a for a, _ in joined]
