@@ -150,8 +150,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "opt.share": ("目标覆盖率", "Target share"),
     "opt.minutes": ("优化所用阈值（分钟）", "Threshold to optimise (minutes)"),
     "opt.exact": (
-        "精确求解（HiGHS 整数规划，最多 60 秒）",
-        "Exact (HiGHS integer program, up to 60 s)",
+        "精确求解（HiGHS 整数规划，最多 {s:g} 秒）",
+        "Exact (HiGHS integer program, up to {s:g} s)",
     ),
     "opt.exact_help": (
         "默认的贪心 + 交换算法快且可解释；精确求解给出可证明的最优解。按目标覆盖率时，"
@@ -1216,7 +1216,7 @@ def sidebar_scenarios(city: CityData) -> None:
     else:
         sb.slider(tr("opt.share"), 0.5, 1.0, value=0.9, step=0.01, key="opt_share")
     sb.selectbox(tr("opt.minutes"), sorted(s.thresholds_min, reverse=True), key="opt_minutes")
-    sb.checkbox(tr("opt.exact"), key="opt_exact", help=tr("opt.exact_help"))
+    sb.checkbox(tr("opt.exact", s=EXACT_TIME_LIMIT_S), key="opt_exact", help=tr("opt.exact_help"))
     sb.button(tr("opt.run"), key="run_optimizer", on_click=on_optimize, type="primary")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,7 +97,8 @@ class SitingParams:
     stations). ``secondary_minutes`` breaks ties between equal primary gains.
     With ``exact`` and ``target_share``, a first MIP finds the fewest sites that
     reach the target (at most as many as greedy + swap needed), a second one the
-    best coverage with that many.
+    best coverage with that many. ``time_limit_s`` is the wall-time budget of all
+    solver calls of one run together (LP bound, and in exact mode the MIPs).
     """
 
     k: int | None = None
@@ -1634,25 +1636,40 @@ def propose_sites(
     optimal = False
     status = ""
     min_sites_proven: bool | None = None
+    # one wall-time budget for every solver call below (min count, LP bound, MIP)
+    deadline = time.monotonic() + params.time_limit_s
+
+    def remaining_s() -> float:
+        return max(1.0, deadline - time.monotonic())
+
     if params.exact and kk and params.target_share is not None and g.target_met:
         # "How many stations until X %?": the fewest sites, then the best coverage with them
-        fewest = solve_min_sites(
-            cover,
-            w,
-            params.target_share * total,
-            covered0=covered0,
-            max_k=kk,
-            warm_start=chosen,
-            time_limit_s=params.time_limit_s,
-        )
-        min_sites_proven = fewest.optimal
-        if fewest.chosen.size < kk:
-            logger.info(
-                "exact: %d sites reach the target (greedy + swap needed %d)",
-                fewest.chosen.size,
-                kk,
+        target_pop = params.target_share * total
+        try:
+            fewest = solve_min_sites(
+                cover,
+                w,
+                target_pop,
+                covered0=covered0,
+                max_k=kk,
+                warm_start=chosen,
+                time_limit_s=remaining_s(),
             )
-            chosen, kk = fewest.chosen, int(fewest.chosen.size)
+        except SolverError as exc:
+            logger.warning("exact: minimum number of sites not found (%s); keeping %d", exc, kk)
+            min_sites_proven = False
+        else:
+            min_sites_proven = fewest.optimal
+            reaches = fewest.population_covered >= target_pop * (1 - 1e-12)
+            if reaches and fewest.chosen.size < kk:
+                logger.info(
+                    "exact: %d sites reach the target (greedy + swap needed %d)",
+                    fewest.chosen.size,
+                    kk,
+                )
+                chosen, kk = fewest.chosen, int(fewest.chosen.size)
+            elif not reaches:  # solver tolerance: the "solution" misses the target
+                min_sites_proven = False
     if kk:
         bound = upper_bound(
             cover,
@@ -1661,7 +1678,7 @@ def propose_sites(
             covered0=covered0,
             k=kk,
             lp=params.lp_bound,
-            time_limit_s=params.time_limit_s,
+            time_limit_s=remaining_s(),
         )
         bound_pop = bound.population
     else:
@@ -1673,7 +1690,7 @@ def propose_sites(
             kk,
             covered0=covered0,
             warm_start=chosen,
-            time_limit_s=params.time_limit_s,
+            time_limit_s=remaining_s(),
             mip_rel_gap=params.mip_rel_gap,
         )
         if ex.population_covered >= covered_population(cover, w, chosen, covered0=covered0):

@@ -535,6 +535,27 @@ def test_min_sites_equals_brute_force(seed: int) -> None:
     assert res.population_covered >= target * (1 - 1e-12)
 
 
+def test_min_sites_beats_greedy_on_the_classic_trap() -> None:
+    """Greedy takes the big middle set first and needs 3 sites for everyone; 2 suffice."""
+    cover = sparse.csr_array(
+        np.array(
+            [
+                [1, 1, 1, 1, 0, 0],  # the middle: largest, but not in the best pair
+                [1, 1, 0, 0, 1, 0],
+                [0, 0, 1, 1, 0, 1],
+            ],
+            dtype=bool,
+        )
+    )
+    w = np.ones(6)
+    g = greedy_max_coverage(cover, w, target_share=1.0, max_k=3)
+    assert g.chosen.size == 3
+    res = solve_min_sites(cover, w, 6.0, max_k=3, warm_start=g.chosen, time_limit_s=10)
+    assert res.optimal
+    assert sorted(res.chosen.tolist()) == [1, 2]
+    assert res.population_covered == 6.0
+
+
 def test_min_sites_out_of_reach_is_a_solver_error() -> None:
     cover, w, c0 = random_instance(1)
     with pytest.raises(SolverError, match="lower the target"):
