@@ -162,10 +162,14 @@ def split_into_cells(
     owner = big_geoms[which]
     # Most cells of a large area lie wholly inside or outside it: decide those with
     # prepared predicates and intersect only the cells on its boundary.
+    fresh = ~shapely.is_prepared(big_geoms)  # the caller's own objects: undo what we add
     shapely.prepare(big_geoms)
+    try:
+        touch = shapely.intersects(owner, boxes)
+        inside = touch & shapely.contains_properly(owner, boxes)
+    finally:
+        shapely.destroy_prepared(big_geoms[fresh])
     pieces = np.full(which.size, None, dtype=object)
-    touch = shapely.intersects(owner, boxes)
-    inside = touch & shapely.contains_properly(owner, boxes)
     pieces[inside] = boxes[inside]
     edge = touch & ~inside
     pieces[edge] = shapely.intersection(owner[edge], boxes[edge])

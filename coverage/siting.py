@@ -1259,10 +1259,9 @@ def candidate_sites(
     off = np.concatenate(p_off)
     rank = np.concatenate(p_rank)
     x, y = _point_xy(net, edge, off)
-    pts = shapely.points(x, y)
     dgeoms = dem.geometry.values
     dgeoms = dgeoms[~(shapely.is_missing(dgeoms) | shapely.is_empty(dgeoms))]
-    near = _near_demand(x, y, pts, dgeoms, max_distance_m)
+    near = _near_demand(x, y, dgeoms, max_distance_m)
     if not near.any():
         msg = f"No network point lies within {max_distance_m:g} m of the {len(dem)} demand units; check that demand and network cover the same area, or raise `max_distance_m`."
         raise InputError(msg)
@@ -1288,11 +1287,7 @@ def candidate_sites(
 
 
 def _near_demand(
-    x: FloatArray,
-    y: FloatArray,
-    pts: NDArray[np.object_],
-    dgeoms: NDArray[np.object_],
-    max_distance_m: float,
+    x: FloatArray, y: FloatArray, dgeoms: NDArray[np.object_], max_distance_m: float
 ) -> BoolArray:
     """Which points lie within ``max_distance_m`` of a demand geometry.
 
@@ -1301,9 +1296,8 @@ def _near_demand(
     diagonal from every representative point is not. Only the points in between take
     the exact (and slow) polygon distance test.
     """
-    near = np.zeros(x.size, dtype=bool)
     if dgeoms.size == 0 or x.size == 0:
-        return near
+        return np.zeros(x.size, dtype=bool)
     rep = shapely.point_on_surface(dgeoms)
     b = shapely.bounds(dgeoms)
     reach_m = float(np.hypot(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]).max())
@@ -1315,7 +1309,7 @@ def _near_demand(
     maybe = np.flatnonzero(~near & np.isfinite(d))
     if maybe.size:
         hits = shapely.STRtree(dgeoms).query(
-            pts[maybe], predicate="dwithin", distance=max_distance_m
+            shapely.points(x[maybe], y[maybe]), predicate="dwithin", distance=max_distance_m
         )
         near[maybe[hits[0]]] = True
     return near

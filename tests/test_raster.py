@@ -8,13 +8,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-import rasterio
-from rasterio.transform import Affine, from_origin
 
 from coverage import cli
 from coverage.demand import demand_units, population_from_raster
 from coverage.errors import InputError
 from coverage.network import WalkNetwork
+
+rasterio = pytest.importorskip("rasterio", reason="the optional 'raster' extra is not installed")
+from rasterio.transform import Affine, from_origin  # noqa: E402
 
 HAIDIAN = Path(__file__).resolve().parents[1] / "data" / "beijing_haidian_cau.osm.bz2"
 PIXEL_DEG = 0.001  # ~100 m, like WorldPop's 3 arc-second grid
