@@ -555,7 +555,8 @@ def _feature_collection_json(gdf: gpd.GeoDataFrame, properties: Sequence[str]) -
         for geom, row in zip(geometries, values, strict=True)
     ]
     text = '{"type":"FeatureCollection","features":[' + ",".join(features) + "]}"
-    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+    # safe inside <script>, and still valid JSON ("\/" and "\u003c" are JSON escapes)
+    return text.replace("</", "<\\/").replace("<!--", "\\u003c!--")
 
 
 def _fields(fields: Sequence[tuple[str, str]], gdf: gpd.GeoDataFrame) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import re
 import shutil
 import string
@@ -558,3 +559,16 @@ def test_offline_map_runs_leaflet_in_chromium(layers, tmp_path: Path) -> None:  
     assert "cp-legend" in dom  # our control was added, so the map script ran to the end
     assert "leaflet-control-attribution" in dom
     assert "OpenStreetMap</a> contributors" in dom
+
+
+def test_layer_geojson_is_json_and_cannot_close_its_script() -> None:
+    from coverage.maps import _feature_collection_json
+
+    gdf = gpd.GeoDataFrame(
+        {"<!--k</script>": ["v"]}, geometry=[Point(116.3, 40.0)], crs="EPSG:4326"
+    )
+    text = _feature_collection_json(gdf, ["<!--k</script>"])
+    assert "</" not in text
+    assert "<!--" not in text
+    doc = json.loads(text)
+    assert doc["features"][0]["properties"] == {"<!--k</script>": "v"}
