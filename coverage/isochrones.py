@@ -59,6 +59,8 @@ _TILED_UNION_MIN = 20_000
 _TILE_M = 2000.0
 #: Seam vertices are rounded to this grid along the seam, so neighbouring tiles match.
 _TILE_GRID_M = 0.001
+#: Lines within this many corridor widths of a tile may touch it (a hair more than one).
+_SEAM_MARGIN = 1.01
 #: Parts of a band smaller than this are numerical slivers between two areas' shared edges.
 _SLIVER_M2 = 0.01
 
@@ -621,6 +623,20 @@ _Box = tuple[float, float, float, float]
 _POLYGON = shapely.GeometryType.POLYGON
 
 
+def _reach_lines(
+    net: WalkNetwork,
+    dist_m: NDArray[np.float64],
+    budget_m: float,
+    src_edge: NDArray[np.int64],
+    src_offset_m: NDArray[np.float64],
+    src_access_m: NDArray[np.float64],
+    extra: NDArray[np.object_],
+) -> NDArray[np.object_]:
+    """Every line of an area: whole reached edges, reached pieces, then ``extra`` (access legs)."""
+    full_idx, pieces = _reached_lines(net, dist_m, budget_m, src_edge, src_offset_m, src_access_m)
+    return np.concatenate([net.edge_geometry[full_idx], pieces, extra])
+
+
 def _polygon(
     lines: Sequence[Any] | NDArray[np.object_],
     *,
@@ -715,7 +731,7 @@ def _tile_piece(
     from the buffers themselves (the same on both sides of a seam) and not from the
     noding of the union; holes strictly inside the tile are holes of the whole union.
     """
-    r = corridor_m * 1.01
+    r = corridor_m * _SEAM_MARGIN
     idx = tree.query(shapely.box(box[0] - r, box[1] - r, box[2] + r, box[3] + r))
     if idx.size == 0:
         return None
@@ -801,7 +817,7 @@ def _tiled_areas(
     sets = [np.asarray(x, dtype=object) for x in line_sets]
     trees = [shapely.STRtree(x) for x in sets]
     bounds = np.concatenate([shapely.bounds(x).reshape(-1, 4) for x in sets])
-    r = corridor_m * 1.01
+    r = corridor_m * _SEAM_MARGIN
     boxes = _tile_boxes(bounds + np.array([-r, -r, r, r]), _TILE_M)
 
     def tile(box: _Box) -> tuple[list[shapely.Geometry | None], list[shapely.Geometry | None]]:
@@ -919,10 +935,9 @@ def reach_polygon(
         msg = f"`budget_m` ({budget_m}) exceeds the search limit ({reach.limit_m}); search with a larger `limit_m`."
         raise InputError(msg)
     se, so, sa = _as_sources(net, src_edge, src_offset_m, src_access_m, "sources")
-    full_idx, pieces = _reached_lines(net, reach.dist_m, budget_m, se, so, sa)
     extra = np.empty(len(access_lines), dtype=object)
     extra[:] = list(access_lines)
-    lines = np.concatenate([net.edge_geometry[full_idx], pieces, extra])
+    lines = _reach_lines(net, reach.dist_m, budget_m, se, so, sa, extra)
     return _polygon(lines, corridor_m=corridor_m, min_hole_area_m2=min_hole_area_m2)
 
 
@@ -1073,8 +1088,7 @@ def _areas_and_bands(
     reach = nearest_source_m(net, se, so, sa, limit_m=budgets[-1])
     line_sets = []
     for bm in budgets:
-        full_idx, pieces = _reached_lines(net, reach.dist_m, bm, se, so, sa)
-        line_sets.append(np.concatenate([net.edge_geometry[full_idx], pieces, legs[sa <= bm]]))
+        line_sets.append(_reach_lines(net, reach.dist_m, bm, se, so, sa, legs[sa <= bm]))
     if line_sets[-1].size > _TILED_UNION_MIN:
         unions, band_geoms = _tiled_areas(
             line_sets,
