@@ -222,16 +222,13 @@ class _Steps:
 
 
 def _prepare(
-    net: WalkNetwork, gdf: Any, what: str, *, needs: tuple[str, ...], allow_empty: bool = False
+    net: WalkNetwork, gdf: Any, what: str, *, needs: tuple[str, ...], empty_hint: str | None = None
 ) -> gpd.GeoDataFrame:
     if not isinstance(gdf, gpd.GeoDataFrame):
         msg = f"`{what}` must be a GeoDataFrame; got {type(gdf).__name__}."
         raise InputError(msg)
-    if len(gdf) == 0 and not allow_empty:
-        msg = (
-            f"`{what}` is empty: an audit needs at least one row. The area has no residential "
-            "buildings or landuse; check the extract or supply a population file."
-        )
+    if len(gdf) == 0 and empty_hint is not None:
+        msg = f"`{what}` is empty: an audit needs at least one row. {empty_hint}"
         raise InputError(msg)
     missing = [c for c in needs if c not in gdf.columns]
     if missing:
@@ -519,8 +516,14 @@ def audit(
         },
     )
     # no centers is a real scenario (a new district, every station closed): nobody is covered
-    centers = _prepare(net, centers, "centers", needs=(CENTER_ID,), allow_empty=True)
-    demand = _prepare(net, demand, "demand", needs=(POPULATION,))
+    centers = _prepare(net, centers, "centers", needs=(CENTER_ID,))
+    demand = _prepare(
+        net,
+        demand,
+        "demand",
+        needs=(POPULATION,),
+        empty_hint="The area has no residential buildings or landuse; check the extract or supply a population file.",
+    )
     ids = centers[CENTER_ID].astype(str).to_numpy(dtype=object)
     if len(set(ids)) != len(ids):
         dup = pd.Series(ids).loc[lambda s: s.duplicated()].unique()[:5].tolist()
