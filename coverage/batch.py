@@ -483,7 +483,7 @@ def _propose(
     )
 
 
-def _write_status(task: DistrictTask, row: Mapping[str, Any], *, siting: Any = None) -> None:
+def _write_status(task: DistrictTask, row: Mapping[str, Any]) -> None:
     """A district without an audit still gets a complete, resumable output folder."""
     from coverage import export
 
@@ -494,17 +494,7 @@ def _write_status(task: DistrictTask, row: Mapping[str, Any], *, siting: Any = N
         POPULATION: row.get(POPULATION, 0.0),
         "input": {"file": task.source_name, "sha256": task.source_sha256},
     }
-    files = {export.SUMMARY_JSON: _json_bytes(doc)}
-    if siting is not None:
-        doc["siting"] = export.siting_block(siting)
-        files[export.SUMMARY_JSON] = _json_bytes(doc)
-        files[export.PROPOSED_SITES_GEOJSON] = export.geojson_bytes(
-            siting.sites,
-            export.SITE_COLUMNS,
-            optional=export.SITE_EXTRA_COLUMNS,
-            what="proposed_sites",
-        )
-    _commit(task, files, row)
+    _commit(task, {export.SUMMARY_JSON: _json_bytes(doc)}, row)
 
 
 def _write_audit(
