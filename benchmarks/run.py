@@ -425,6 +425,13 @@ def _nx_graph(net: Any) -> Any:
     return G
 
 
+def _shared_nx_graph(ctx: _Ctx) -> Any:
+    """The networkx graph of ``ctx``'s network, built once for all anchors."""
+    if "nx_graph" not in ctx.data:
+        ctx.data["nx_graph"] = _nx_graph(ctx.data["net"])
+    return ctx.data["nx_graph"]
+
+
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     t0 = time.perf_counter()
     out = fn()
@@ -437,7 +444,7 @@ def _prep_anchor_search(ctx: _Ctx) -> Callable[[], Any]:
     iso = _import("coverage.isochrones")
     net, centers = ctx.data["net"], ctx.data["centers"]
     c_edge, c_off, c_acc = _snap_cols(centers)
-    G = ctx.data.setdefault("nx_graph", _nx_graph(net))
+    G = _shared_nx_graph(ctx)
     nodes = sorted(set(net.edge_u[c_edge].tolist()))
 
     def run() -> Any:
@@ -457,7 +464,7 @@ def _prep_anchor_ego(ctx: _Ctx) -> Callable[[], Any]:
     iso = _import("coverage.isochrones")
     net, centers = ctx.data["net"], ctx.data["centers"]
     c_edge, c_off, c_acc = (a[:ANCHOR_CENTERS] for a in _snap_cols(centers))
-    G = ctx.data.setdefault("nx_graph", _nx_graph(net))
+    G = _shared_nx_graph(ctx)
     budget_m = SITING_MINUTES * SPEED_KMH / 3.6 * 60.0
     xy = net.node_xy
 
