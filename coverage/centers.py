@@ -232,12 +232,8 @@ def _check_extent(
 ) -> gpd.GeoDataFrame:
     x = shapely.get_x(gdf.geometry.values)
     y = shapely.get_y(gdf.geometry.values)
-    inside = (
-        (x >= net.node_x.min() - margin_m)
-        & (x <= net.node_x.max() + margin_m)
-        & (y >= net.node_y.min() - margin_m)
-        & (y <= net.node_y.max() + margin_m)
-    )
+    x0, y0, x1, y1 = net.extent_m(margin_m)
+    inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
     if inside.all():
         return gdf
     rows = np.flatnonzero(~inside)

@@ -436,15 +436,9 @@ def population_from_raster(
             if not 1 <= band <= src.count:
                 msg = f"{p.name!r} has {src.count} band(s); `band` must be in 1..{src.count}, got {band}."
                 raise InputError(msg)
-            box = (
-                float(net.node_x.min()) - margin_m,
-                float(net.node_y.min()) - margin_m,
-                float(net.node_x.max()) + margin_m,
-                float(net.node_y.max()) + margin_m,
-            )
             bx0, by0, bx1, by1 = Transformer.from_crs(
                 net.crs, src.crs, always_xy=True
-            ).transform_bounds(*box, densify_pts=21)
+            ).transform_bounds(*net.extent_m(margin_m), densify_pts=21)
             inv = ~t
             cols, rows = zip(*(inv * (x, y) for x in (bx0, bx1) for y in (by0, by1)), strict=True)
             c0, c1 = max(0, math.floor(min(cols))), min(src.width, math.ceil(max(cols)))
@@ -608,12 +602,8 @@ def _within_extent(
         return units
     pts = shapely.point_on_surface(units.geometry.values)
     x, y = shapely.get_x(pts), shapely.get_y(pts)
-    inside = (
-        (x >= net.node_x.min() - margin_m)
-        & (x <= net.node_x.max() + margin_m)
-        & (y >= net.node_y.min() - margin_m)
-        & (y <= net.node_y.max() + margin_m)
-    )
+    x0, y0, x1, y1 = net.extent_m(margin_m)
+    inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
     if not inside.all():
         logger.info(
             "%s: left out %d demand units (%.0f residents) outside the walking network's extent",

@@ -89,6 +89,15 @@ class WalkNetwork:
     def node_xy(self) -> NDArray[np.float64]:
         return np.column_stack([self.node_x, self.node_y])
 
+    def extent_m(self, margin_m: float = 0.0) -> tuple[float, float, float, float]:
+        """Return ``(xmin, ymin, xmax, ymax)`` of the nodes, grown by ``margin_m`` (``crs`` units)."""
+        return (
+            float(self.node_x.min()) - margin_m,
+            float(self.node_y.min()) - margin_m,
+            float(self.node_x.max()) + margin_m,
+            float(self.node_y.max()) + margin_m,
+        )
+
     def walk_time_s(self, speed_kmh: float = DEFAULT_SPEED_KMH) -> NDArray[np.float64]:
         """Return each edge's walking time in seconds at ``speed_kmh``."""
         return self.edge_length_m / speed_ms(speed_kmh)
