@@ -29,6 +29,7 @@ from coverage import isochrones as iso
 from coverage.centers import CENTER_ID, LEVEL
 from coverage.demand import POPULATION
 from coverage.errors import InputError
+from coverage.names import covered_column, share_column, threshold_key, within_column
 from coverage.network import (
     DEFAULT_SPEED_KMH,
     SNAP_DISTANCE_M,
@@ -38,8 +39,8 @@ from coverage.network import (
     snap_frame,
     speed_ms,
 )
-from coverage.osm import ProgressFn
 from coverage.parallel import worker_threads
+from coverage.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
 
@@ -53,26 +54,6 @@ MAX_THRESHOLD_MIN = 120.0
 #: Above this many centers the audit builds only the union service area per
 #: threshold unless asked for per-center polygons (see :func:`audit`).
 PER_CENTER_POLYGONS_MAX = 200
-
-
-def threshold_key(minutes: float) -> str:
-    """The key of a threshold in outputs: ``5.0`` → ``"5"``, ``7.5`` → ``"7.5"``."""
-    return f"{float(minutes):g}"
-
-
-def covered_column(minutes: float) -> str:
-    """Name of the per-unit boolean column for a threshold, e.g. ``covered_15``."""
-    return f"covered_{threshold_key(minutes)}"
-
-
-def within_column(minutes: float) -> str:
-    """Name of the per-center population column for a threshold, e.g. ``population_within_5``."""
-    return f"population_within_{threshold_key(minutes)}"
-
-
-def share_column(minutes: float) -> str:
-    """Name of the per-level share column for a threshold, e.g. ``share_15``."""
-    return f"share_{threshold_key(minutes)}"
 
 
 @dataclass(frozen=True)

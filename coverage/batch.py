@@ -34,7 +34,6 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +49,8 @@ import shapely
 from numpy.typing import NDArray
 
 from coverage.errors import InputError
+from coverage.fileio import atomic_write, atomic_write_bytes, json_bytes
+from coverage.names import share_column, threshold_key, uncovered_column
 from coverage.network import (
     SNAP_DISTANCE_M,
     SNAP_EDGE,
@@ -58,8 +59,8 @@ from coverage.network import (
     save_network,
     speed_ms,
 )
-from coverage.osm import ProgressFn
 from coverage.parallel import THREADS_ENV, worker_threads
+from coverage.progress import ProgressFn, sub_progress
 
 logger = logging.getLogger(__name__)
 
@@ -91,13 +92,6 @@ STATUS_NO_NETWORK = "no walkable streets"
 STATUS_ERROR = "error"
 
 _TMP_PATTERN = re.compile(r"^\..+\.(tmp|old)-")
-
-
-def uncovered_column(minutes: float) -> str:
-    """Summary column of the population not covered within ``minutes``, e.g. ``uncovered_population_15``."""
-    from coverage.audit import threshold_key
-
-    return f"uncovered_population_{threshold_key(minutes)}"
 
 
 @dataclass(frozen=True)
@@ -440,23 +434,11 @@ def _audit_district(task: DistrictTask) -> dict[str, Any]:
         with_polygons=params.with_polygons,
     )
     for t in params.thresholds_min:
-        stats = result.coverage[_key(t)]
-        row[_share(t)] = float(stats.share)
+        stats = result.coverage[threshold_key(t)]
+        row[share_column(t)] = float(stats.share)
         row[uncovered_column(t)] = float(result.population_total - stats.population_covered)
     _write_audit(task, sub, result, siting, row)
     return row
-
-
-def _key(minutes: float) -> str:
-    from coverage.audit import threshold_key
-
-    return threshold_key(minutes)
-
-
-def _share(minutes: float) -> str:
-    from coverage.audit import share_column
-
-    return share_column(minutes)
 
 
 def _propose(
@@ -494,7 +476,7 @@ def _write_status(task: DistrictTask, row: Mapping[str, Any]) -> None:
         POPULATION: row.get(POPULATION, 0.0),
         "input": {"file": task.source_name, "sha256": task.source_sha256},
     }
-    _commit(task, {export.SUMMARY_JSON: _json_bytes(doc)}, row)
+    _commit(task, {export.SUMMARY_JSON: json_bytes(doc)}, row)
 
 
 def _write_audit(
@@ -526,33 +508,13 @@ def _commit(task: DistrictTask, files: dict[str, bytes], row: Mapping[str, Any])
         "row": dict(row),
         "files": {n: hashlib.sha256(b).hexdigest() for n, b in sorted(files.items())},
     }
-    files[BATCH_JSON] = _json_bytes(stamp)
+    files[BATCH_JSON] = json_bytes(stamp)
     target = Path(task.out_dir)
     if (target / BATCH_JSON).is_file() and not (target / export.SUMMARY_JSON).is_file():
         # Our own folder, damaged (summary.json deleted): export refuses to replace a
         # folder without it, so move the remains aside; the sweep removes them.
         target.rename(target.with_name(f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}"))
     export.write_outputs(target, files)
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-ready value: NaN/NA → None, numpy scalars → Python scalars."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _json_bytes(doc: Any) -> bytes:
-    text = json.dumps(_plain(doc), ensure_ascii=False, indent=2, allow_nan=False)
-    return (text + "\n").encode("utf-8")
 
 
 def completed_row(out_dir: Path | str, key: str) -> dict[str, Any] | None:
@@ -617,15 +579,7 @@ def prepare_work_dir(city: Any, work_dir: Path) -> str:
 
 
 def _atomic_parquet(gdf: gpd.GeoDataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
-    os.close(fd)
-    try:
-        gdf.to_parquet(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, gdf.to_parquet)
 
 
 def _sweep_temporaries(out: Path) -> None:
@@ -857,7 +811,7 @@ def _run_on_dask(
 
 def _summary_table(rows: list[dict[str, Any]], params: BatchParams) -> pd.DataFrame:
     cols = [DISTRICT, STATUS, POPULATION]
-    cols += [_share(t) for t in params.thresholds_min]
+    cols += [share_column(t) for t in params.thresholds_min]
     cols += [uncovered_column(t) for t in params.thresholds_min]
     cols += [CENTERS, CENTERS_USED, DEMAND_UNITS]
     if params.new_k:
@@ -901,27 +855,12 @@ def _write_batch_summary(
     }
     files: dict[str, bytes] = {
         "summary.csv": export.csv_bytes(summary),
-        "summary.json": _json_bytes(doc),
+        "summary.json": json_bytes(doc),
         "districts.geojson": export.geojson_bytes(layer, what="districts"),
         "report.html": _index_html(summary, params).encode("utf-8"),
     }
     for fname, data in files.items():
-        _atomic_bytes(out / fname, data)
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        atomic_write_bytes(out / fname, data)
 
 
 def _cell(column: str, value: Any) -> str:
@@ -1001,17 +940,12 @@ def run_batch(
     if districts is not None:  # a bad districts file fails before the slow city load
         d = districts_from_file(districts, name_column=name_column)
 
-    def part(lo: float, hi: float) -> ProgressFn | None:
-        if progress is None:
-            return None
-        return lambda f, m: progress(lo + (hi - lo) * f, m)
-
     city = load_city(
         osm,
         centers_file=centers,
         centers_crs=centers_crs,
         cache_dir=DEFAULT_CACHE_DIR if cache_dir is None else cache_dir,
-        progress=part(0.0, 0.3),
+        progress=sub_progress(progress, 0.0, 0.3),
     )
     if d is None:
         d = districts_from_osm(city.extract, admin_level=admin_level)
@@ -1023,5 +957,5 @@ def run_batch(
         workers=workers,
         scheduler=scheduler,
         force=force,
-        progress=part(0.3, 1.0),
+        progress=sub_progress(progress, 0.3, 1.0),
     )

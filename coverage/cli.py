@@ -22,7 +22,7 @@ import sys
 import threading
 import traceback
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from importlib.metadata import PackageNotFoundError, version
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from coverage.errors import InputError, PlannerError
+from coverage.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-
-ProgressFn = Callable[[float, str], None]
 
 
 class UsageError(Exception):

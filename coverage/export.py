@@ -25,7 +25,6 @@ import tempfile
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,8 @@ import pyproj
 import shapely
 
 from coverage.errors import InputError
+from coverage.fileio import jsonable
+from coverage.names import covered_column, share_column, threshold_key
 
 logger = logging.getLogger(__name__)
 
@@ -79,29 +80,6 @@ _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
 # --- values ---------------------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
-    """A JSON-ready Python value: NaN/inf/NA → None, numpy scalars → Python scalars."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(asdict(value))
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
-
-
 def _column_values(series: pd.Series) -> list[Any]:
     if pd.api.types.is_bool_dtype(series.dtype):
         return [bool(v) for v in series.to_numpy()]
@@ -110,7 +88,7 @@ def _column_values(series: pd.Series) -> list[Any]:
         return [float(v) if math.isfinite(v) else None for v in arr]
     if pd.api.types.is_integer_dtype(series.dtype) and not series.isna().any():
         return [int(v) for v in series.to_numpy()]
-    return [_jsonable(v) for v in series.to_numpy(dtype=object)]
+    return [jsonable(v) for v in series.to_numpy(dtype=object)]
 
 
 def safe_filename(name: str, *, default: str = "unnamed", max_chars: int = 100) -> str:
@@ -274,10 +252,6 @@ def centers_table(centers: gpd.GeoDataFrame) -> pd.DataFrame:
 # --- summary --------------------------------------------------------------------------
 
 
-def _threshold_key(minutes: float) -> str:
-    return f"{float(minutes):g}"
-
-
 def _coverage_block(audit: Any) -> dict[str, Any]:
     return {
         str(key): {
@@ -294,7 +268,7 @@ def _records(df: pd.DataFrame | None) -> list[dict[str, Any]]:
         return []
     plain = pd.DataFrame(df).drop(columns=["geometry"], errors="ignore")
     return [
-        {str(k): _jsonable(v) for k, v in row.items()} for row in plain.to_dict(orient="records")
+        {str(k): jsonable(v) for k, v in row.items()} for row in plain.to_dict(orient="records")
     ]
 
 
@@ -316,7 +290,7 @@ def siting_block(siting: Any) -> dict[str, Any]:
     for name in ("target_met", "optimal", "min_sites_proven", "n_candidates"):
         value = getattr(siting, name, None)
         if value is not None:
-            block[name] = _jsonable(value)
+            block[name] = jsonable(value)
     return block
 
 
@@ -353,7 +327,7 @@ def district_coverage(
         crs=demand.crs,
     )
     for t in thresholds_min:
-        col = f"covered_{_threshold_key(t)}"
+        col = covered_column(t)
         pts[col] = demand[col].to_numpy(dtype=bool)
     joined = gpd.sjoin(pts, dist, how="inner", predicate="within")
     joined = joined[~joined.index.duplicated(keep="first")]
@@ -363,10 +337,10 @@ def district_coverage(
         pop = float(g["population"].sum())
         row: dict[str, Any] = {"district": name, "units": len(g), "population": pop}
         for t in thresholds_min:
-            key = _threshold_key(t)
-            covered = float(g.loc[g[f"covered_{key}"], "population"].sum())
+            key = threshold_key(t)
+            covered = float(g.loc[g[covered_column(t)], "population"].sum())
             row[f"population_covered_{key}"] = covered
-            row[f"share_{key}"] = covered / pop if pop > 0 else None
+            row[share_column(t)] = covered / pop if pop > 0 else None
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -422,7 +396,7 @@ def summary_dict(
             "level_thresholds_min": {str(k): float(v) for k, v in levels.items()}
             if levels
             else None,
-            "population_model": _jsonable(dict(population_model or {})),
+            "population_model": jsonable(dict(population_model or {})),
         },
         "network": {
             "nodes": int(net.n_nodes),
@@ -443,7 +417,7 @@ def summary_dict(
     if siting is not None:
         doc["siting"] = siting_block(siting)
     if extra:
-        doc.update({str(k): _jsonable(v) for k, v in extra.items()})
+        doc.update({str(k): jsonable(v) for k, v in extra.items()})
     return doc
 
 
@@ -477,9 +451,7 @@ def summary(city: Any, res: Any) -> dict[str, Any]:
 
 def _demand_frame(audit: Any, siting: Any) -> tuple[gpd.GeoDataFrame, list[str]]:
     demand = audit.demand
-    cols = list(DEMAND_COLUMNS) + [
-        f"covered_{_threshold_key(t)}" for t in audit.params.thresholds_min
-    ]
+    cols = list(DEMAND_COLUMNS) + [covered_column(t) for t in audit.params.thresholds_min]
     if siting is not None:
         demand = demand.copy()
         after = siting.minutes_after

@@ -36,8 +36,8 @@ from scipy.spatial import cKDTree
 from coverage.centers import CENTER_ID
 from coverage.errors import InputError
 from coverage.network import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, WalkNetwork, speed_ms
-from coverage.osm import ProgressFn
 from coverage.parallel import worker_threads
+from coverage.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,7 +31,9 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from coverage.errors import InputError, NetworkUnavailableError
-from coverage.osm import OsmExtract, ProgressFn, check_osm_file, file_sha256, read_osm
+from coverage.fileio import atomic_write
+from coverage.osm import OsmExtract, check_osm_file, file_sha256, read_osm
+from coverage.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
 
@@ -544,20 +545,8 @@ def save_network(net: WalkNetwork, path: Path) -> Path:
         "network_version": NETWORK_VERSION,
         "checksum": _checksum(arrays),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    return atomic_write(path, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
 
 
 def load_network(path: Path) -> WalkNetwork:

@@ -18,7 +18,7 @@ import hashlib
 import logging
 import re
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,10 @@ import shapely
 from numpy.typing import NDArray
 
 from coverage.errors import InputError, ResourceLimitError
+from coverage.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
 
-ProgressFn = Callable[[float, str], None]
 """Progress callback: ``progress(fraction_done, message)``."""
 
 SUPPORTED_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".xml")

@@ -21,7 +21,8 @@ import pandas as pd
 
 from coverage.errors import InputError
 from coverage.network import DEFAULT_CACHE_DIR, DEFAULT_SPEED_KMH, WalkNetwork, walk_network
-from coverage.osm import DEFAULT_CENTER_TAGS, OsmExtract, ProgressFn, read_osm
+from coverage.osm import DEFAULT_CENTER_TAGS, OsmExtract, read_osm
+from coverage.progress import ProgressFn, sub_progress
 
 logger = logging.getLogger(__name__)
 
@@ -239,18 +240,18 @@ def load_city(
     from coverage.centers import centers_from_file, centers_from_osm
     from coverage.demand import demand_units
 
-    def step(lo: float, hi: float) -> ProgressFn | None:
-        if progress is None:
-            return None
-        return lambda f, m: progress(lo + (hi - lo) * f, m)
-
     extract = read_osm(
         osm_path,
         center_tags=center_tags,
         memory_budget_bytes=memory_budget_bytes,
-        progress=step(0.0, 0.3),
+        progress=sub_progress(progress, 0.0, 0.3),
     )
-    net = walk_network(extract.path, cache_dir=cache_dir, extract=extract, progress=step(0.3, 0.8))
+    net = walk_network(
+        extract.path,
+        cache_dir=cache_dir,
+        extract=extract,
+        progress=sub_progress(progress, 0.3, 0.8),
+    )
     cols = dict(center_columns or {})
     if centers_file is not None:
         centers = centers_from_file(

@@ -44,7 +44,7 @@ from coverage.network import (
     snap_points,
     speed_ms,
 )
-from coverage.osm import ProgressFn
+from coverage.progress import ProgressFn, sub_progress
 
 logger = logging.getLogger(__name__)
 
@@ -1523,12 +1523,6 @@ def propose_sites(
         else None
     )
 
-    def step(lo: float, hi: float) -> ProgressFn | None:
-        if progress is None:
-            return None
-        p = progress
-        return lambda f, m: p(lo + (hi - lo) * f, m)
-
     # Existing centers.
     src_e = np.empty(0, dtype=np.int64)
     src_o = np.empty(0, dtype=np.float64)
@@ -1600,9 +1594,13 @@ def propose_sites(
         msg = "No candidate sites to choose from; pass candidates or widen `max_distance_m`."
         raise InputError(msg)
     ce, co, ca = _snap_arrays(cands, "candidates")
-    cover = _coverage_matrix(net, ce, co, ca, de, do, da, limit, progress=step(0.05, 0.45))
+    cover = _coverage_matrix(
+        net, ce, co, ca, de, do, da, limit, progress=sub_progress(progress, 0.05, 0.45)
+    )
     tie_cover = (
-        _coverage_matrix(net, ce, co, ca, de, do, da, limit2, progress=step(0.45, 0.7))
+        _coverage_matrix(
+            net, ce, co, ca, de, do, da, limit2, progress=sub_progress(progress, 0.45, 0.7)
+        )
         if limit2 is not None
         else None
     )

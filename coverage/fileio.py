@@ -1,0 +1,96 @@
+"""Writing files safely: JSON-ready values and all-or-nothing writes of one file.
+
+Every file the library writes outside a whole output folder (the network
+cache, a batch's work files and summaries) goes through :func:`atomic_write`:
+written to a temporary file beside the target, flushed to disk, then renamed
+over it, so a reader sees the old file or the new one, never half of one.
+Whole output folders are swapped in by :mod:`coverage.export`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+
+def jsonable(value: Any) -> Any:
+    """Return a JSON-ready Python value: NaN/inf/NA → None, numpy scalars → Python scalars.
+
+    Mappings and sequences are converted item by item; dataclasses become
+    dicts; paths and other objects become their text.
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return jsonable(asdict(value))
+    return str(value)
+
+
+def json_bytes(doc: Any) -> bytes:
+    """Return ``doc`` as indented UTF-8 JSON (Chinese kept as is), ending in a newline."""
+    text = json.dumps(jsonable(doc), ensure_ascii=False, indent=2, allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None], *, mode: int = 0o644) -> Path:
+    """Write a file all-or-nothing: ``write(fh)`` fills a temporary file renamed onto ``path``.
+
+    Parameters
+    ----------
+    path
+        The target; its folder is created if missing.
+    write
+        Called once with a binary file handle open for writing.
+    mode
+        Permission bits of the finished file (a temporary file starts private).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` all-or-nothing (see :func:`atomic_write`)."""
+
+    def write(fh: IO[bytes]) -> None:
+        fh.write(data)
+
+    return atomic_write(path, write)
