@@ -154,7 +154,7 @@ def _empty_frame(crs: str) -> gpd.GeoDataFrame:
 
 
 def _objects(values: Iterable[Any]) -> NDArray[np.object_]:
-    """An object array with None for missing values (names and levels stay str-or-None)."""
+    """Return an object array with None for missing values (names and levels stay str-or-None)."""
     items = [
         None
         if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) or str(v) == ""
@@ -649,7 +649,7 @@ def _check_centers(centers: gpd.GeoDataFrame, net: WalkNetwork) -> None:
 
 
 def empty_centers(net: WalkNetwork) -> gpd.GeoDataFrame:
-    """An empty centers GeoDataFrame in ``net.crs`` (to start from map clicks only).
+    """Return an empty centers GeoDataFrame in ``net.crs`` (to start from map clicks only).
 
     Returns
     -------

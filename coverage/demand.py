@@ -95,6 +95,7 @@ class PopulationModel:
     cell_size_m: float = 100.0
 
     def __post_init__(self) -> None:
+        """Refuse values outside their plausible ranges, naming the field."""
         checks = (
             ("floor_area_per_person_m2", self.floor_area_per_person_m2, 1.0, 1000.0),
             ("default_levels", self.default_levels, 1.0, 200.0),
@@ -185,7 +186,7 @@ def split_into_cells(
 def _spread(
     parent: NDArray[np.intp], pieces: NDArray[np.object_], population: Floats, n: int
 ) -> Floats:
-    """Population of each piece: its parent's population shared by area (sums conserved)."""
+    """Return each piece's population: its parent's shared by area (sums conserved)."""
     area = shapely.area(pieces)
     total = np.bincount(parent, weights=area, minlength=n)
     share = np.divide(area, total[parent], out=np.zeros_like(area), where=total[parent] > 0)
