@@ -34,7 +34,10 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
+from coverage import export
 from coverage.errors import InputError, PlannerError
+from coverage.i18n import LANG_NAMES, LANGS, t
+from coverage.names import share_column, uncovered_column
 from coverage.network import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
 from coverage.scenario import (
@@ -44,9 +47,16 @@ from coverage.scenario import (
     Scenario,
     ScenarioResult,
     SitingRequest,
-    compare,
     load_city,
     run_scenario,
+)
+from coverage.tables import (
+    compare_scenarios,
+    district_labels,
+    headline_numbers,
+    minutes_curve,
+    site_labels,
+    sites_frame,
 )
 
 logger = logging.getLogger("coverage.app")
@@ -70,200 +80,32 @@ TAG_CHOICES = (
 
 # --- labels -----------------------------------------------------------------------------
 
-#: App labels: key → (中文, English). Map and report labels come from coverage.i18n.
-TEXT: dict[str, tuple[str, str]] = {
-    "title": ("党群服务中心步行覆盖规划", "Walking coverage planner for community service centers"),
-    "lang": ("语言 / Language", "语言 / Language"),
-    "data": ("数据", "Data"),
-    "data.source": ("路网数据", "Street data"),
-    "data.default": ("内置示例城市", "Embedded example city"),
-    "data.upload": ("上传 OSM 文件", "Upload an OSM extract"),
-    "data.osm_file": (
-        "OSM 文件（.osm / .osm.bz2 / .osm.pbf）",
-        "OSM file (.osm / .osm.bz2 / .osm.pbf)",
-    ),
-    "data.limit": ("文件大小上限：{mb} MB", "Size limit: {mb} MB"),
-    "data.centers": ("现有服务中心", "Existing centers"),
-    "data.centers.osm": ("按 OSM 标签识别", "From OSM tags"),
-    "data.centers.file": ("上传文件（GeoJSON / CSV）", "Upload a file (GeoJSON / CSV)"),
-    "data.tags": ("OSM 标签", "OSM tags"),
-    "data.centers_file": ("服务中心文件", "Centers file"),
-    "data.crs": ("坐标系", "Coordinate system"),
-    "data.population": (
-        "人口文件（可选，面要素，含 population 字段）",
-        "Population file (optional, polygons with a population column)",
-    ),
-    "data.population_column": ("人口字段名", "Population column"),
-    "data.districts": ("行政区划边界（可选）", "District boundaries (optional)"),
-    "data.district_column": ("区划名称字段", "District name column"),
-    "data.load": ("加载数据", "Load data"),
-    "data.loaded": (
-        "{name}：路网 {nodes:,} 个节点，{centers} 个服务中心，{units:,} 个居住单元，约 {pop:,.0f} 人",
-        "{name}: {nodes:,} network nodes, {centers} centers, {units:,} residential units, about {pop:,.0f} residents",
-    ),
-    "data.loading": ("正在加载城市数据…", "Loading the city…"),
-    "data.osm_hint": (
-        "服务中心取自 OSM 标签：OSM 往往只标注了一部分站点（这里 {n} 个），覆盖率会偏低。"
-        "上传本市的站点清单（CSV / GeoJSON，支持高德 GCJ-02、百度 BD-09 坐标）可得到真实结果。",
-        "Centers come from OSM tags: OSM usually maps only some of them ({n} here), so shares "
-        "come out low. Upload the city's list of centers (CSV / GeoJSON; Amap GCJ-02 and Baidu "
-        "BD-09 coordinates are accepted) for real figures.",
-    ),
-    "data.kept": ("仍使用之前的数据：{name}", "Still using the previous data: {name}"),
-    "params": ("参数", "Parameters"),
-    "speed": ("步行速度（公里/小时）", "Walking speed (km/h)"),
-    "thresholds": ("步行时间阈值（分钟）", "Walking-time thresholds (minutes)"),
-    "tiles": ("底图", "Base map"),
-    "tiles.osm": ("OpenStreetMap", "OpenStreetMap"),
-    "tiles.light": ("浅色", "Light"),
-    "tiles.none": ("无底图", "None"),
-    "scenario": ("方案", "Scenario"),
-    "scenario.active": ("当前方案", "Active scenario"),
-    "scenario.new_name": ("新方案名称", "New scenario name"),
-    "scenario.copy": ("复制为新方案", "Copy as a new scenario"),
-    "scenario.delete": ("删除当前方案", "Delete this scenario"),
-    "scenario.exists": (
-        "方案“{name}”已存在，请换一个名称。",
-        "A scenario named “{name}” exists; choose another name.",
-    ),
-    "scenario.load": ("载入方案 JSON", "Load a scenario JSON"),
-    "scenario.loaded": ("已载入方案“{name}”。", "Loaded scenario “{name}”."),
-    "edit": ("站点调整", "Edit stations"),
-    "edit.clicked": (
-        "地图上选中的位置：{lat:.5f}, {lon:.5f}",
-        "Point picked on the map: {lat:.5f}, {lon:.5f}",
-    ),
-    "edit.click_hint": (
-        "在地图上单击选择新站点位置。",
-        "Click the map to pick a new station site.",
-    ),
-    "edit.name": ("新站点名称", "New station name"),
-    "edit.add": ("在选中位置新增站点", "Add a station at the picked point"),
-    "edit.added": ("新增站点：{n} 个", "Stations added: {n}"),
-    "edit.undo": ("撤销最后一个新增站点", "Remove the last added station"),
-    "edit.close": ("关闭现有服务中心", "Close existing centers"),
-    "opt": ("选址优化", "Site optimizer"),
-    "opt.mode": ("目标", "Goal"),
-    "opt.mode.k": ("新增 k 个站点", "Add k stations"),
-    "opt.mode.share": ("达到目标覆盖率", "Reach a target share"),
-    "opt.k": ("新增站点数 k", "Number of new stations k"),
-    "opt.share": ("目标覆盖率", "Target share"),
-    "opt.minutes": ("优化所用阈值（分钟）", "Threshold to optimise (minutes)"),
-    "opt.exact": (
-        "精确求解（HiGHS 整数规划，最多 {s:g} 秒）",
-        "Exact (HiGHS integer program, up to {s:g} s)",
-    ),
-    "opt.exact_help": (
-        "默认的贪心 + 交换算法快且可解释；精确求解给出可证明的最优解。按目标覆盖率时，"
-        "先求达到目标所需的最少站点数。",
-        "Greedy + swap (the default) is fast and explainable; the exact mode proves the optimum. "
-        "With a target share it first finds the fewest stations that reach it.",
-    ),
-    "opt.run": ("运行选址优化", "Run the optimizer"),
-    "opt.running": ("正在计算建议站点…", "Proposing sites…"),
-    "opt.none": (
-        "运行选址优化后，这里会列出建议站点。",
-        "Run the optimizer to list proposed sites here.",
-    ),
-    "opt.accept_pick": ("选择要采纳的站点（排序号）", "Sites to accept (rank)"),
-    "opt.accept": ("采纳所选站点", "Accept selected sites"),
-    "opt.reject": ("放弃建议", "Reject the proposal"),
-    "opt.accepted": ("已采纳站点：{n} 个", "Accepted sites: {n}"),
-    "opt.summary": (
-        "方法 {method}：覆盖率 {before:.1%} → {after:.1%}（可达上界 {bound:.1%}）",
-        "Method {method}: share {before:.1%} → {after:.1%} (upper bound {bound:.1%})",
-    ),
-    "metric.share": ("{m:g} 分钟步行覆盖率", "Share within {m:g} min"),
-    "metric.uncovered": ("{m:g} 分钟未覆盖人口", "Residents beyond {m:g} min"),
-    "metric.centers": ("服务中心", "Service centers"),
-    "metric.share_after": ("采纳建议后 {m:g} 分钟覆盖率", "Share within {m:g} min with proposal"),
-    "running": ("正在计算覆盖…", "Computing coverage…"),
-    "running.areas": ("正在绘制服务范围…", "Drawing service areas…"),
-    "tab.sites": ("建议站点", "Proposed sites"),
-    "tab.curve": ("覆盖曲线", "Coverage curve"),
-    "tab.districts": ("分区统计", "By district"),
-    "tab.compare": ("方案对比", "Compare scenarios"),
-    "tab.export": ("导出", "Downloads"),
-    "curve.minutes": ("步行时间内可达人口比例", "Share of residents within x minutes"),
-    "curve.sites": ("新增站点数与覆盖率", "Share covered by number of new sites"),
-    "districts.none": (
-        "上传行政区划边界后显示分区统计。",
-        "Upload district boundaries to see this table.",
-    ),
-    "compare.pick": ("对比的方案", "Scenarios to compare"),
-    "compare.one": (
-        "至少需要两个方案：先“复制为新方案”再修改。",
-        "Make at least two scenarios (Copy as a new scenario) to compare.",
-    ),
-    "export.layer": ("{layer}（GeoJSON）", "{layer} (GeoJSON)"),
-    "export.summary_json": ("汇总 summary.json", "Summary (summary.json)"),
-    "export.summary_csv": ("汇总 summary.csv", "Summary (summary.csv)"),
-    "export.scenario": ("方案 scenario.json", "Scenario (scenario.json)"),
-    "export.report": ("报告 report.html", "Report (report.html)"),
-    "layer.centers": ("服务中心", "Centers"),
-    "layer.service_areas": ("服务范围", "Service areas"),
-    "layer.demand": ("居住单元与步行时间", "Residential units with minutes"),
-    "layer.uncovered": ("未覆盖区域", "Uncovered areas"),
-    "layer.sites": ("建议站点", "Proposed sites"),
-    "err.input": ("无法使用这个输入：{msg}", "This input cannot be used: {msg}"),
-    "err.hint": (
-        "请检查文件格式和坐标系后重新上传；当前会话和其它方案不受影响。",
-        "Check the file format and coordinate system, then upload again; this session and your other scenarios are unaffected.",
-    ),
-    "err.unexpected": (
-        "出现意外错误（{kind}）。已保留当前会话；请重试，若仍失败请把所用文件发给维护人员。",
-        "Something unexpected went wrong ({kind}). The session is kept; try again, and if it fails again send the file you used to the maintainers.",
-    ),
-    "warn": ("提示：{msg}", "Note: {msg}"),
-    "choose": ("请选择", "Choose"),
-    "map.fallback": (
-        "（地图模块未就绪：仅显示路网范围与服务中心）",
-        "(map module not ready: showing the network extent and centers only)",
-    ),
-    "col.rank": ("排序", "Rank"),
-    "col.lon": ("经度", "Lon"),
-    "col.lat": ("纬度", "Lat"),
-    "col.marginal": ("新增覆盖人口", "Added population"),
-    "col.cumulative_share": ("累计覆盖率", "Cumulative share"),
-    "col.district": ("区划", "District"),
-    "col.population": ("人口", "Population"),
-    "col.share": ("{m:g} 分钟覆盖率", "Share within {m:g} min"),
-}
-
 
 def lang() -> str:
+    """Return the session's language, ``"zh"`` (the default) or ``"en"``."""
     return str(st.session_state.get("lang", "zh"))
 
 
 def tr(key: str, **values: Any) -> str:
-    """App label ``key`` in the session's language."""
-    text = TEXT[key][0 if lang() == "zh" else 1]
-    return text.format(**values) if values else text
-
-
-def i18n(key: str, default: str, **values: Any) -> str:
-    """A label from :mod:`coverage.i18n` when it has ``key``; ``default`` otherwise."""
-    try:
-        from coverage.i18n import t
-
-        return t(key, lang(), **values)
-    except (ImportError, KeyError):
-        return default
+    """Return the app label ``app.<key>`` of :mod:`coverage.i18n` in the session's language."""
+    return t(f"app.{key}", lang(), **values)
 
 
 # --- configuration ----------------------------------------------------------------------
 
 
 def cache_dir() -> Path:
+    """Return the folder for the walking-network cache and saved uploads."""
     return Path(os.environ.get("COVERAGE_PLANNER_CACHE") or DEFAULT_CACHE_DIR)
 
 
 def default_osm() -> Path:
+    """Return the OSM file loaded at start (``COVERAGE_PLANNER_DEFAULT_OSM`` or the embedded city)."""
     return Path(os.environ.get("COVERAGE_PLANNER_DEFAULT_OSM") or DEFAULT_CITY)
 
 
 def max_upload_mb() -> int:
-    """The OSM upload limit shown on screen: the env setting capped by Streamlit's own."""
+    """Return the OSM upload limit in MB: the env setting capped by Streamlit's own."""
     server = int(st.get_option("server.maxUploadSize"))
     env = os.environ.get("COVERAGE_PLANNER_MAX_UPLOAD_MB")
     try:
@@ -383,6 +225,7 @@ class CitySpec:
 
 
 def parse_tags(tags: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Return ``("amenity=a", "amenity=b")`` as ``{"amenity": ("a", "b")}``."""
     out: dict[str, list[str]] = {}
     for tag in tags:
         k, _, v = tag.partition("=")
@@ -405,6 +248,7 @@ class CitySlot:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def city_slot(key: str) -> CitySlot:
+    """Return the process-wide slot of the city with spec hash `key`."""
     return CitySlot()
 
 
@@ -480,6 +324,7 @@ def apply_pending_load() -> None:
 
 
 def scenarios() -> OrderedDict[str, Scenario]:
+    """Return the session's scenarios by name (a lone ``baseline`` at first)."""
     ss = st.session_state
     if "scenarios" not in ss:
         ss["scenarios"] = OrderedDict({"baseline": Scenario(name="baseline")})
@@ -489,14 +334,17 @@ def scenarios() -> OrderedDict[str, Scenario]:
 
 
 def active() -> Scenario:
+    """Return the session's active scenario."""
     return scenarios()[st.session_state["active"]]
 
 
 def set_active(s: Scenario) -> None:
+    """Replace the active scenario by `s` (same name)."""
     scenarios()[st.session_state["active"]] = s
 
 
 def reset_results() -> None:
+    """Forget the session's memoised results and maps (after a new city is loaded)."""
     st.session_state["memo"] = OrderedDict()
     st.session_state["maps"] = OrderedDict()
 
@@ -528,8 +376,10 @@ def _run(city: CityData, s: Scenario, *, with_polygons: bool, label: str) -> Sce
 
 
 class ResultSlot:
-    """One scenario result, computed once and shared read-only by every session
-    (results are frozen; the scenarios themselves stay in each session's state)."""
+    """One scenario result, computed once and shared read-only by every session.
+
+    Results are frozen; the scenarios themselves stay in each session's state.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -538,10 +388,12 @@ class ResultSlot:
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def result_slot(key: str) -> ResultSlot:
+    """Return the process-wide slot of the result with hash `key`."""
     return ResultSlot()
 
 
 def shared_result(key: tuple[str, str, str], make: Callable[[], ScenarioResult]) -> ScenarioResult:
+    """Return the result for `key` (city, scenario JSON, kind), computing it once for all sessions."""
     slot = result_slot(hashlib.sha256(json.dumps(key).encode()).hexdigest())
     with slot.lock:
         if slot.value is None:
@@ -579,6 +431,7 @@ def result_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
 
 
 def on_params() -> None:
+    """Copy the speed and threshold widgets into the active scenario."""
     ss = st.session_state
     thresholds = tuple(sorted(float(x) for x in ss["thresholds"])) or (5.0, 15.0)
     set_active(replace(active(), speed_kmh=float(ss["speed"]), thresholds_min=thresholds))
@@ -594,11 +447,13 @@ def sync_widgets() -> None:
 
 
 def on_switch() -> None:
+    """Make the picked scenario the active one."""
     st.session_state["active"] = st.session_state["active_pick"]
     sync_widgets()
 
 
 def on_copy() -> None:
+    """Copy the active scenario under the new name and make the copy active."""
     ss = st.session_state
     name = str(ss.get("new_name") or "").strip() or f"scenario {len(scenarios()) + 1}"
     if name in scenarios():
@@ -611,6 +466,7 @@ def on_copy() -> None:
 
 
 def on_delete() -> None:
+    """Delete the active scenario (never the last one)."""
     ss = st.session_state
     if len(scenarios()) <= 1:
         return
@@ -621,6 +477,7 @@ def on_delete() -> None:
 
 
 def on_add_station() -> None:
+    """Add a station at the map click to the active scenario."""
     ss = st.session_state
     click = ss.get("clicked")
     if not click:
@@ -635,12 +492,14 @@ def on_add_station() -> None:
 
 
 def on_undo_added() -> None:
+    """Remove the active scenario's last added station."""
     s = active()
     if s.added:
         set_active(replace(s, added=s.added[:-1]))
 
 
 def on_close() -> None:
+    """Copy the closed-centers widget into the active scenario."""
     set_active(replace(active(), closed=tuple(st.session_state["closed"])))
 
 
@@ -663,6 +522,7 @@ def on_optimize() -> None:
 
 
 def on_accept(sites: list[dict[str, Any]]) -> None:
+    """Add the picked proposed sites (rows of :func:`coverage.tables.sites_frame`) as stations."""
     ss = st.session_state
     picked = set(ss.get("accept_ranks") or [])
     s = active()
@@ -676,11 +536,13 @@ def on_accept(sites: list[dict[str, Any]]) -> None:
 
 
 def on_reject() -> None:
+    """Drop the active scenario's siting request and its proposal."""
     set_active(replace(active(), siting=None))
     st.session_state["accept_ranks"] = []
 
 
 def on_scenario_upload() -> None:
+    """Keep an uploaded scenario JSON until the next run loads it."""
     up = st.session_state.get("scenario_upload")
     if up is not None:
         st.session_state["pending_scenario"] = up.getvalue()
@@ -719,11 +581,13 @@ class capture_warnings:  # noqa: N801 - used like a function: `with capture_warn
     """Record library warnings (recoverable oddities) and show them as st.warning."""
 
     def __enter__(self) -> None:
+        """Start recording warnings."""
         self._cm = warnings.catch_warnings(record=True)
         self._log = self._cm.__enter__()
         warnings.simplefilter("always")
 
     def __exit__(self, *exc: object) -> None:
+        """Stop recording and show each distinct warning once."""
         self._cm.__exit__(*exc)
         seen = set()
         for w in self._log or []:
@@ -852,25 +716,29 @@ def fallback_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
 # --- numbers ----------------------------------------------------------------------------
 
 
-def minutes_key(t: float) -> str:
-    return f"{t:g}"
-
-
 def headline(res: ScenarioResult, base: ScenarioResult | None) -> None:
-    a = res.audit
+    """Show the headline metrics of `res` (numbers first: the map's polygons take longer).
+
+    Parameters
+    ----------
+    res
+        The active scenario's result.
+    base
+        The first scenario's result, to show each share's change from it; None when `res`
+        is the first scenario.
+    """
+    numbers = headline_numbers(res)
+    before = headline_numbers(base) if base is not None else {}
     ts = list(res.scenario.thresholds_min)
     cols = st.columns(len(ts) + 2)
-    for col, t in zip(cols, ts, strict=False):
-        stats = a.coverage[minutes_key(t)]
-        delta = None
-        if base is not None and minutes_key(t) in base.audit.coverage:
-            d = stats.share - base.audit.coverage[minutes_key(t)].share
-            delta = f"{d * 100:+.1f} pp"
-        col.metric(tr("metric.share", m=t), f"{stats.share:.1%}", delta=delta)
+    for col, minutes in zip(cols, ts, strict=False):
+        key = share_column(minutes)
+        share = numbers[key]
+        delta = f"{(share - before[key]) * 100:+.1f} pp" if key in before else None
+        col.metric(tr("metric.share", m=minutes), f"{share:.1%}", delta=delta)
     tmax = max(ts)
-    uncovered = a.population_total - a.coverage[minutes_key(tmax)].population_covered
-    cols[-2].metric(tr("metric.uncovered", m=tmax), f"{uncovered:,.0f}")
-    cols[-1].metric(tr("metric.centers"), f"{len(res.centers)}")
+    cols[-2].metric(tr("metric.uncovered", m=tmax), f"{numbers[uncovered_column(tmax)]:,.0f}")
+    cols[-1].metric(tr("metric.centers"), f"{int(numbers['centers'])}")
     if res.siting is not None:
         st.caption(
             tr(
@@ -878,65 +746,54 @@ def headline(res: ScenarioResult, base: ScenarioResult | None) -> None:
                 method=res.siting.method,
                 before=res.siting.share_before,
                 after=res.siting.share_after,
-                bound=getattr(res.siting, "upper_bound_share", float("nan")),
+                bound=res.siting.upper_bound_share,
             )
         )
 
 
-def sites_frame(res: ScenarioResult) -> pd.DataFrame:
-    sites = res.siting.sites.to_crs(4326)
-    df = pd.DataFrame(
-        {
-            "rank": sites["rank"].astype(int).to_numpy(),
-            "lon": sites.geometry.x.round(6).to_numpy(),
-            "lat": sites.geometry.y.round(6).to_numpy(),
-            "marginal_population": sites["marginal_population"].round(0).to_numpy(),
-            "cumulative_share": sites["cumulative_share"].to_numpy(),
-        }
-    )
-    return df
-
-
-def minutes_curve(res: ScenarioResult) -> pd.DataFrame:
-    d = res.audit.demand
-    minutes = d["minutes_to_nearest"].to_numpy(dtype=float)
-    pop = d["population"].to_numpy(dtype=float)
-    total = pop.sum() or 1.0
-    xs = list(range(0, 31))
-    shares = [float(pop[minutes <= x].sum() / total) for x in xs]
-    label = tr("curve.minutes")
-    return pd.DataFrame({label: shares}, index=pd.Index(xs, name="min"))
-
-
 # --- exports ----------------------------------------------------------------------------
 
+#: Download buttons: file of the output contract, label key, MIME type.
 DOWNLOADS: tuple[tuple[str, str, str], ...] = (
-    ("centers.geojson", "layer.centers", "application/geo+json"),
-    ("service_areas.geojson", "layer.service_areas", "application/geo+json"),
-    ("demand.geojson", "layer.demand", "application/geo+json"),
-    ("uncovered.geojson", "layer.uncovered", "application/geo+json"),
-    ("proposed_sites.geojson", "layer.sites", "application/geo+json"),
-    ("summary.json", "export.summary_json", "application/json"),
-    ("summary.csv", "export.summary_csv", "text/csv"),
-    ("report.html", "export.report", "text/html"),
+    (export.CENTERS_GEOJSON, "layer.centers", "application/geo+json"),
+    (export.SERVICE_AREAS_GEOJSON, "layer.service_areas", "application/geo+json"),
+    (export.DEMAND_GEOJSON, "layer.demand", "application/geo+json"),
+    (export.UNCOVERED_GEOJSON, "layer.uncovered", "application/geo+json"),
+    (export.PROPOSED_SITES_GEOJSON, "layer.sites", "application/geo+json"),
+    (export.SUMMARY_JSON, "export.summary_json", "application/json"),
+    (export.SUMMARY_CSV, "export.summary_csv", "text/csv"),
+    (export.REPORT_HTML, "export.report", "text/html"),
 )
 
 
 def export_files(city: CityData, res: ScenarioResult, language: str) -> dict[str, bytes]:
-    """Every file of the output contract for ``res`` (coverage.export), plus summary.csv."""
-    from coverage import export
+    """Return every file of the output contract for `res`, as the CLI writes it.
 
+    Parameters
+    ----------
+    city
+        The loaded city (network, source file, population model, districts).
+    res
+        The scenario's result, with polygons.
+    language
+        ``"zh"`` or ``"en"``, for ``report.html``.
+
+    Returns
+    -------
+    dict
+        File name → bytes (:func:`coverage.export.output_files`).
+    """
     districts = (
         export.district_coverage(res.audit.demand, city.districts, res.audit.params.thresholds_min)
         if city.districts is not None
         else None
     )
-    files = export.output_files(
+    return export.output_files(
         net=city.net,
         audit=res.audit,
         siting=res.siting,
         centers=res.centers,
-        title=i18n("report.title", TEXT["title"][0 if language == "zh" else 1], lang=language),
+        title=t("report.title", language),
         source_name=city.source_name,
         source_sha256=city.source_sha256,
         population_model=city.population_model or None,
@@ -944,24 +801,14 @@ def export_files(city: CityData, res: ScenarioResult, language: str) -> dict[str
         extra={"scenario": res.scenario.to_dict()},
         lang=language,
     )
-    rows = [
-        {
-            "scenario": res.scenario.name,
-            "threshold_min": k,
-            "population_covered": v.population_covered,
-            "population_total": res.audit.population_total,
-            "share": v.share,
-            "units_covered": v.units_covered,
-        }
-        for k, v in res.audit.coverage.items()
-    ]
-    files["summary.csv"] = pd.DataFrame(rows).to_csv(index=False).encode("utf-8-sig")
-    return files
 
 
 class LazyFiles:
-    """Builds the export files on the first download click (in Streamlit's download
-    thread), once, then serves every button from memory."""
+    """Export files built on the first download click, once, then served from memory.
+
+    The first click runs in Streamlit's download thread, so drawing the page never waits
+    for the export.
+    """
 
     def __init__(self, make: Callable[[], dict[str, bytes]]) -> None:
         self._make = make
@@ -969,6 +816,7 @@ class LazyFiles:
         self._files: dict[str, bytes] | None = None
 
     def get(self, name: str) -> bytes:
+        """Return the bytes of file `name` (empty when the bundle has no such file)."""
         with self._lock:
             if self._files is None:
                 self._files = self._make()
@@ -976,6 +824,7 @@ class LazyFiles:
 
 
 def downloads(city: CityData, city_key: str, res: ScenarioResult) -> None:
+    """Show one download button per file of the output contract, plus the scenario JSON."""
     language = lang()
     lazy: LazyFiles = memo_get(
         "exports",
@@ -985,7 +834,7 @@ def downloads(city: CityData, city_key: str, res: ScenarioResult) -> None:
     cols = st.columns(3)
     i = 0
     for name, label, mime in DOWNLOADS:
-        if name == "proposed_sites.geojson" and res.siting is None:
+        if name == export.PROPOSED_SITES_GEOJSON and res.siting is None:
             continue
         text = tr("export.layer", layer=tr(label)) if name.endswith(".geojson") else tr(label)
         cols[i % 3].download_button(
@@ -1008,19 +857,23 @@ def downloads(city: CityData, city_key: str, res: ScenarioResult) -> None:
 
 
 def district_table(city: CityData, res: ScenarioResult) -> pd.DataFrame:
-    from coverage.export import district_coverage
+    """Return the per-district coverage table with on-screen column names.
 
-    df = district_coverage(res.audit.demand, city.districts, res.audit.params.thresholds_min)
-    names = {"district": tr("col.district"), "population": tr("col.population")}
-    for t in res.scenario.thresholds_min:
-        names[f"share_{minutes_key(t)}"] = tr("col.share", m=t)
-    return df.rename(columns=names)
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`coverage.export.district_coverage`'s columns, named by
+        :func:`coverage.tables.district_labels`.
+    """
+    df = export.district_coverage(res.audit.demand, city.districts, res.audit.params.thresholds_min)
+    return df.rename(columns=district_labels(res.scenario.thresholds_min, lang()))
 
 
 # --- page -------------------------------------------------------------------------------
 
 
 def sidebar_data() -> None:
+    """Show the data panel (street data, centers, population, districts); Load queues an upload."""
     ss = st.session_state
     sb = st.sidebar
     with sb.expander(tr("data"), expanded=False):
@@ -1065,11 +918,7 @@ def sidebar_data() -> None:
             st.selectbox(
                 tr("data.crs"),
                 ["wgs84", "gcj02", "bd09"],
-                format_func=lambda v: {
-                    "wgs84": "WGS-84 (GPS/OSM)",
-                    "gcj02": "GCJ-02 (高德/腾讯)",
-                    "bd09": "BD-09 (百度)",
-                }[v],
+                format_func=lambda v: tr(f"crs.{v}"),
                 key="centers_crs",
             )
         pop_file = st.file_uploader(
@@ -1097,8 +946,11 @@ def sidebar_data() -> None:
 
 
 def handle_pending_upload() -> None:
-    """Turn ``session_state['pending_upload']`` (from the Load button, or set directly by
-    tests) into a CitySpec to load; bad files show an error and change nothing."""
+    """Turn ``session_state['pending_upload']`` into a CitySpec to load.
+
+    The request comes from the Load button (or straight from tests); bad files show an
+    error and change nothing.
+    """
     ss = st.session_state
     req: Mapping[str, Any] | None = ss.pop("pending_upload", None)
     if not req:
@@ -1133,7 +985,8 @@ def handle_pending_upload() -> None:
         show_error(exc)
 
 
-def sidebar_scenarios(city: CityData) -> None:
+def sidebar_scenario_picker() -> None:
+    """Show the scenario picker: switch, copy, delete, load a saved scenario JSON."""
     ss = st.session_state
     sb = st.sidebar
     sb.subheader(tr("scenario"))
@@ -1160,6 +1013,12 @@ def sidebar_scenarios(city: CityData) -> None:
     sb.file_uploader(
         tr("scenario.load"), type=["json"], key="scenario_upload", on_change=on_scenario_upload
     )
+
+
+def sidebar_params() -> None:
+    """Show the active scenario's walking speed and thresholds, and the base-map choice."""
+    ss = st.session_state
+    sb = st.sidebar
     sb.subheader(tr("params"))
     s = active()
     ss.setdefault("speed", float(s.speed_kmh))
@@ -1180,6 +1039,12 @@ def sidebar_scenarios(city: CityData) -> None:
         horizontal=True,
     )
 
+
+def sidebar_edit(city: CityData) -> None:
+    """Show the station editor: add a station at the map click, undo, close centers."""
+    ss = st.session_state
+    sb = st.sidebar
+    s = active()
     sb.subheader(tr("edit"))
     click = ss.get("clicked")
     if click:
@@ -1203,6 +1068,12 @@ def sidebar_scenarios(city: CityData) -> None:
         on_change=on_close,
     )
 
+
+def sidebar_optimizer() -> None:
+    """Show the optimizer panel: k sites or a target share, threshold, exact mode, run."""
+    ss = st.session_state
+    sb = st.sidebar
+    s = active()
     sb.subheader(tr("opt"))
     sb.radio(
         tr("opt.mode"),
@@ -1220,6 +1091,14 @@ def sidebar_scenarios(city: CityData) -> None:
     sb.button(tr("opt.run"), key="run_optimizer", on_click=on_optimize, type="primary")
 
 
+def sidebar_scenarios(city: CityData) -> None:
+    """Show the scenario sidebar: picker, parameters, station editor, optimizer."""
+    sidebar_scenario_picker()
+    sidebar_params()
+    sidebar_edit(city)
+    sidebar_optimizer()
+
+
 def read_click() -> None:
     """Pick up the map's last click (the component's value) before widgets draw."""
     ss = st.session_state
@@ -1230,22 +1109,33 @@ def read_click() -> None:
         ss["clicked"] = {"lat": float(click["lat"]), "lng": float(click["lng"])}
 
 
-def main() -> None:
+def page_header() -> None:
+    """Set up the page: configuration, map assets, language picker, title, flash message."""
     st.set_page_config(page_title="Coverage Planner", page_icon="🗺️", layout="wide")
     ensure_static()
-    ss = st.session_state
     st.sidebar.radio(
         tr("lang"),
-        ["zh", "en"],
-        format_func=lambda v: {"zh": "中文", "en": "English"}[v],
+        list(LANGS),
+        format_func=lambda v: LANG_NAMES[v],
         key="lang",
         horizontal=True,
     )
     st.title(tr("title"))
-    flash = ss.pop("flash", None)
+    flash = st.session_state.pop("flash", None)
     if flash:
         getattr(st, flash[0])(flash[1])
 
+
+def page_city() -> tuple[CityData, str] | None:
+    """Show the data panel, apply a requested load and return the session's city.
+
+    Returns
+    -------
+    tuple or None
+        The city and its cache key; None (the error is shown) when even the default city
+        cannot be loaded.
+    """
+    ss = st.session_state
     sidebar_data()
     handle_pending_upload()
     apply_pending_load()
@@ -1255,14 +1145,16 @@ def main() -> None:
     except Exception as exc:  # the default city itself failed: say so, stop this run
         show_error(exc)
         ss.pop("city_spec", None)
-        return
-    city_key = ss["city_spec"].key()
+        return None
+    city_key: str = ss["city_spec"].key()
     if ss.get("city_key") != city_key:  # a new city: old results and closures do not apply
         ss["city_key"] = city_key
         reset_results()
-    scenarios()
-    read_click()
-    sidebar_scenarios(city)
+    return city, city_key
+
+
+def city_caption(city: CityData) -> None:
+    """Say which data is loaded, and why OSM-tagged centers may understate coverage."""
     st.caption(
         tr(
             "data.loaded",
@@ -1276,7 +1168,15 @@ def main() -> None:
     if "source" in city.centers and (city.centers["source"] == "osm").all():
         st.caption(tr("data.osm_hint", n=len(city.centers)))
 
-    s = active()
+
+def page_result(city: CityData, city_key: str, s: Scenario) -> ScenarioResult | None:
+    """Show the headline numbers of `s`, then return its full result (with polygons).
+
+    Returns
+    -------
+    ScenarioResult or None
+        None (the error is shown) when the scenario cannot be computed.
+    """
     try:
         with capture_warnings():
             numbers = numbers_for(city, city_key, s)
@@ -1284,12 +1184,15 @@ def main() -> None:
             base = numbers_for(city, city_key, first) if first is not s else None
         headline(numbers, base)  # numbers first: the map's polygons take longer
         with capture_warnings():
-            res = result_for(city, city_key, s)
+            return result_for(city, city_key, s)
     except Exception as exc:
         show_error(exc)
-        return
+        return None
 
-    tiles = str(ss.get("tiles", "osm"))
+
+def map_section(city: CityData, city_key: str, s: Scenario, res: ScenarioResult) -> None:
+    """Show the coverage map (a fresh folium map per rerun, memoised per session)."""
+    tiles = str(st.session_state.get("tiles", "osm"))
     try:
         with capture_warnings():
             m = memo_get(
@@ -1303,83 +1206,116 @@ def main() -> None:
             m, key="map", height=560, use_container_width=True, returned_objects=["last_clicked"]
         )
 
+
+def sites_tab(s: Scenario, res: ScenarioResult) -> None:
+    """Show the proposed sites with the buttons to accept some or reject the proposal."""
+    if s.accepted_sites:
+        st.caption(tr("opt.accepted", n=len(s.accepted_sites)))
+    if res.siting is None or len(res.siting.sites) == 0:
+        st.info(tr("opt.none"))
+        return
+    df = sites_frame(res.siting.sites)
+    st.dataframe(df.rename(columns=site_labels(lang())), hide_index=True, key="sites_table")
+    records = df.to_dict("records")
+    st.multiselect(
+        tr("opt.accept_pick"),
+        [int(r) for r in df["rank"]],
+        key="accept_ranks",
+        placeholder=tr("choose"),
+    )
+    c1, c2 = st.columns(2)
+    c1.button(
+        tr("opt.accept"),
+        key="accept_sites",
+        on_click=on_accept,
+        args=(records,),
+        type="primary",
+    )
+    c2.button(tr("opt.reject"), key="reject_sites", on_click=on_reject)
+
+
+def curve_tab(res: ScenarioResult) -> None:
+    """Show the share of residents within x minutes and, with a proposal, the sites curve."""
+    st.caption(tr("curve.minutes"))
+    curve = minutes_curve(res.audit.demand)
+    st.line_chart(curve.rename(columns={"share": tr("curve.minutes")}).rename_axis("min"))
+    if res.siting is not None and len(res.siting.curve):
+        st.caption(tr("curve.sites"))
+        st.line_chart(res.siting.curve.set_index("k")[["share"]])
+
+
+def districts_tab(city: CityData, res: ScenarioResult) -> None:
+    """Show coverage per district, or how to get it."""
+    if city.districts is None:
+        st.info(tr("districts.none"))
+        return
+    try:
+        st.dataframe(district_table(city, res), hide_index=True, key="district_table")
+    except Exception as exc:
+        show_error(exc)
+
+
+def compare_tab(city: CityData, city_key: str) -> None:
+    """Show the picked scenarios side by side (numbers only, no polygons)."""
+    names = list(scenarios())
+    if len(names) < 2:
+        st.info(tr("compare.one"))
+        return
+    picked = st.multiselect(
+        tr("compare.pick"),
+        names,
+        default=names,
+        key="compare_pick",
+        placeholder=tr("choose"),
+    )
+    if len(picked) < 2:
+        return
+    try:
+        with capture_warnings():
+            results = {n: numbers_for(city, city_key, scenarios()[n]) for n in picked}
+        st.dataframe(compare_scenarios(results), key="compare_table")
+    except Exception as exc:
+        show_error(exc)
+
+
+def result_tabs(city: CityData, city_key: str, s: Scenario, res: ScenarioResult) -> None:
+    """Show the tabs below the map: sites, curves, districts, comparison, downloads."""
     tabs = st.tabs(
         [tr("tab.sites"), tr("tab.curve"), tr("tab.districts"), tr("tab.compare"), tr("tab.export")]
     )
     with tabs[0]:
-        if s.accepted_sites:
-            st.caption(tr("opt.accepted", n=len(s.accepted_sites)))
-        if res.siting is None or len(res.siting.sites) == 0:
-            st.info(tr("opt.none"))
-        else:
-            df = sites_frame(res)
-            st.dataframe(
-                df.rename(
-                    columns={
-                        "rank": tr("col.rank"),
-                        "lon": tr("col.lon"),
-                        "lat": tr("col.lat"),
-                        "marginal_population": tr("col.marginal"),
-                        "cumulative_share": tr("col.cumulative_share"),
-                    }
-                ),
-                hide_index=True,
-                key="sites_table",
-            )
-            records = df.to_dict("records")
-            st.multiselect(
-                tr("opt.accept_pick"),
-                [int(r) for r in df["rank"]],
-                key="accept_ranks",
-                placeholder=tr("choose"),
-            )
-            c1, c2 = st.columns(2)
-            c1.button(
-                tr("opt.accept"),
-                key="accept_sites",
-                on_click=on_accept,
-                args=(records,),
-                type="primary",
-            )
-            c2.button(tr("opt.reject"), key="reject_sites", on_click=on_reject)
+        sites_tab(s, res)
     with tabs[1]:
-        st.caption(tr("curve.minutes"))
-        st.line_chart(minutes_curve(res))
-        if res.siting is not None and len(res.siting.curve):
-            st.caption(tr("curve.sites"))
-            st.line_chart(res.siting.curve.set_index("k")[["share"]])
+        curve_tab(res)
     with tabs[2]:
-        if city.districts is None:
-            st.info(tr("districts.none"))
-        else:
-            try:
-                st.dataframe(district_table(city, res), hide_index=True, key="district_table")
-            except Exception as exc:
-                show_error(exc)
+        districts_tab(city, res)
     with tabs[3]:
-        names = list(scenarios())
-        if len(names) < 2:
-            st.info(tr("compare.one"))
-        else:
-            picked = st.multiselect(
-                tr("compare.pick"),
-                names,
-                default=names,
-                key="compare_pick",
-                placeholder=tr("choose"),
-            )
-            if len(picked) >= 2:
-                try:
-                    with capture_warnings():
-                        results = {n: numbers_for(city, city_key, scenarios()[n]) for n in picked}
-                    st.dataframe(compare(results), key="compare_table")
-                except Exception as exc:
-                    show_error(exc)
+        compare_tab(city, city_key)
     with tabs[4]:
         downloads(city, city_key, res)
 
 
+def main() -> None:
+    """Draw the page: header, data, scenario sidebar, numbers, map, tabs."""
+    page_header()
+    loaded = page_city()
+    if loaded is None:
+        return
+    city, city_key = loaded
+    scenarios()
+    read_click()
+    sidebar_scenarios(city)
+    city_caption(city)
+    s = active()
+    res = page_result(city, city_key, s)
+    if res is None:
+        return
+    map_section(city, city_key, s, res)
+    result_tabs(city, city_key, s, res)
+
+
 def run() -> None:
+    """Run the page; an unexpected error is shown and the session survives."""
     try:
         main()
     except Exception as exc:  # last resort: the session survives, the user sees what to do

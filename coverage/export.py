@@ -46,6 +46,7 @@ SCHEMA_VERSION = 1
 COORD_DECIMALS = 7
 
 SUMMARY_JSON = "summary.json"
+SUMMARY_CSV = "summary.csv"
 CENTERS_GEOJSON = "centers.geojson"
 SERVICE_AREAS_GEOJSON = "service_areas.geojson"
 DEMAND_GEOJSON = "demand.geojson"
@@ -446,6 +447,43 @@ def summary(city: Any, res: Any) -> dict[str, Any]:
     )
 
 
+def summary_csv_bytes(audit: Any, *, scenario: str = "") -> bytes:
+    """Return ``summary.csv``: the ``coverage`` block of ``summary.json`` as one row per threshold.
+
+    Parameters
+    ----------
+    audit
+        The audit result.
+    scenario
+        Name written in the ``scenario`` column (empty when the run has no scenario).
+
+    Returns
+    -------
+    bytes
+        CSV with a UTF-8 BOM, columns ``scenario``, ``threshold_min`` (the threshold key,
+        e.g. ``5``), ``population_covered``, ``population_total``, ``share``,
+        ``units_covered``.
+    """
+    rows = [
+        {
+            "scenario": scenario,
+            "threshold_min": key,
+            "population_covered": stats.population_covered,
+            "population_total": audit.population_total,
+            "share": stats.share,
+            "units_covered": stats.units_covered,
+        }
+        for key, stats in audit.coverage.items()
+    ]
+    return csv_bytes(pd.DataFrame(rows))
+
+
+def _scenario_name(extra: Mapping[str, Any] | None) -> str:
+    """Return ``extra["scenario"]["name"]`` (as the app and :func:`summary` pass it), else ``""``."""
+    scenario = (extra or {}).get("scenario")
+    return str(scenario.get("name") or "") if isinstance(scenario, Mapping) else ""
+
+
 # --- all files --------------------------------------------------------------------------
 
 
@@ -489,7 +527,7 @@ def output_files(
     Returns
     -------
     dict
-        File name → bytes: ``summary.json``, ``centers.geojson``,
+        File name → bytes: ``summary.json``, ``summary.csv``, ``centers.geojson``,
         ``service_areas.geojson``, ``demand.geojson``, ``uncovered.geojson``,
         ``centers.csv``, ``coverage_by_level.csv``; with ``siting`` also
         ``proposed_sites.geojson`` and ``coverage_curve.csv``; ``report.html``.
@@ -542,6 +580,7 @@ def output_files(
     files[SUMMARY_JSON] = (
         json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
     ).encode("utf-8")
+    files[SUMMARY_CSV] = summary_csv_bytes(audit, scenario=_scenario_name(extra))
     if report:
         step(0.6, "writing report")
         page = _report(title, doc, audit, siting, centers_now, lang)

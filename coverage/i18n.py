@@ -1,9 +1,12 @@
-"""Bilingual (Chinese / English) labels for maps, the report and the app.
+"""Bilingual (Chinese / English) labels: the one label table of maps, the report, tables and the app.
 
 One flat dict, :data:`MESSAGES`, maps a message id to its text in each language. Add a key by
 adding one entry with both ``"zh"`` and ``"en"``; :func:`t` looks it up and fills ``{named}``
-placeholders with :meth:`str.format`. Group keys by prefix (``map.``, ``report.``, ``app.``)
-so that several modules can share the file without collisions.
+placeholders with :meth:`str.format` (format specs such as ``{m:g}`` or ``{pop:,.0f}`` work).
+Keys are grouped by prefix: ``map.`` (coverage.maps), ``report.`` (report.html), ``table.``
+(coverage.tables) and ``app.`` (the Streamlit app, which looks its labels up as
+``t("app." + key, lang)``). ``tests/test_i18n.py`` checks that every entry has both languages
+with the same placeholders.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from coverage.errors import InputError
 
 #: Supported languages; the first is the default.
 LANGS: Final = ("zh", "en")
+#: Each language's own name, for a language picker (shown the same in every language).
+LANG_NAMES: Final[dict[str, str]] = {"zh": "中文", "en": "English"}
 
 #: Message id → {language → text}. Every entry has every language in :data:`LANGS`.
 MESSAGES: Final[dict[str, dict[str, str]]] = {
@@ -104,6 +109,164 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "zh": "由 Coverage Planner 生成；地图数据 © OpenStreetMap contributors（ODbL）。",
         "en": "Made with Coverage Planner; map data © OpenStreetMap contributors (ODbL).",
     },
+    # --- app (app.py) --------------------------------------------------------------------
+    "app.title": {
+        "zh": "党群服务中心步行覆盖规划",
+        "en": "Walking coverage planner for community service centers",
+    },
+    "app.lang": {"zh": "语言 / Language", "en": "语言 / Language"},
+    "app.data": {"zh": "数据", "en": "Data"},
+    "app.data.source": {"zh": "路网数据", "en": "Street data"},
+    "app.data.default": {"zh": "内置示例城市", "en": "Embedded example city"},
+    "app.data.upload": {"zh": "上传 OSM 文件", "en": "Upload an OSM extract"},
+    "app.data.osm_file": {
+        "zh": "OSM 文件（.osm / .osm.bz2 / .osm.pbf）",
+        "en": "OSM file (.osm / .osm.bz2 / .osm.pbf)",
+    },
+    "app.data.limit": {"zh": "文件大小上限：{mb} MB", "en": "Size limit: {mb} MB"},
+    "app.data.centers": {"zh": "现有服务中心", "en": "Existing centers"},
+    "app.data.centers.osm": {"zh": "按 OSM 标签识别", "en": "From OSM tags"},
+    "app.data.centers.file": {
+        "zh": "上传文件（GeoJSON / CSV）",
+        "en": "Upload a file (GeoJSON / CSV)",
+    },
+    "app.data.tags": {"zh": "OSM 标签", "en": "OSM tags"},
+    "app.data.centers_file": {"zh": "服务中心文件", "en": "Centers file"},
+    "app.data.crs": {"zh": "坐标系", "en": "Coordinate system"},
+    "app.data.population": {
+        "zh": "人口文件（可选，面要素，含 population 字段）",
+        "en": "Population file (optional, polygons with a population column)",
+    },
+    "app.data.population_column": {"zh": "人口字段名", "en": "Population column"},
+    "app.data.districts": {"zh": "行政区划边界（可选）", "en": "District boundaries (optional)"},
+    "app.data.district_column": {"zh": "区划名称字段", "en": "District name column"},
+    "app.data.load": {"zh": "加载数据", "en": "Load data"},
+    "app.data.loaded": {
+        "zh": "{name}：路网 {nodes:,} 个节点，{centers} 个服务中心，{units:,} 个居住单元，约 {pop:,.0f} 人",
+        "en": "{name}: {nodes:,} network nodes, {centers} centers, {units:,} residential units, about {pop:,.0f} residents",
+    },
+    "app.data.loading": {"zh": "正在加载城市数据…", "en": "Loading the city…"},
+    "app.data.osm_hint": {
+        "zh": "服务中心取自 OSM 标签：OSM 往往只标注了一部分站点（这里 {n} 个），覆盖率会偏低。上传本市的站点清单（CSV / GeoJSON，支持高德 GCJ-02、百度 BD-09 坐标）可得到真实结果。",
+        "en": "Centers come from OSM tags: OSM usually maps only some of them ({n} here), so shares come out low. Upload the city's list of centers (CSV / GeoJSON; Amap GCJ-02 and Baidu BD-09 coordinates are accepted) for real figures.",
+    },
+    "app.data.kept": {
+        "zh": "仍使用之前的数据：{name}",
+        "en": "Still using the previous data: {name}",
+    },
+    "app.params": {"zh": "参数", "en": "Parameters"},
+    "app.speed": {"zh": "步行速度（公里/小时）", "en": "Walking speed (km/h)"},
+    "app.thresholds": {"zh": "步行时间阈值（分钟）", "en": "Walking-time thresholds (minutes)"},
+    "app.tiles": {"zh": "底图", "en": "Base map"},
+    "app.tiles.osm": {"zh": "OpenStreetMap", "en": "OpenStreetMap"},
+    "app.tiles.light": {"zh": "浅色", "en": "Light"},
+    "app.tiles.none": {"zh": "无底图", "en": "None"},
+    "app.scenario": {"zh": "方案", "en": "Scenario"},
+    "app.scenario.active": {"zh": "当前方案", "en": "Active scenario"},
+    "app.scenario.new_name": {"zh": "新方案名称", "en": "New scenario name"},
+    "app.scenario.copy": {"zh": "复制为新方案", "en": "Copy as a new scenario"},
+    "app.scenario.delete": {"zh": "删除当前方案", "en": "Delete this scenario"},
+    "app.scenario.exists": {
+        "zh": "方案“{name}”已存在，请换一个名称。",
+        "en": "A scenario named “{name}” exists; choose another name.",
+    },
+    "app.scenario.load": {"zh": "载入方案 JSON", "en": "Load a scenario JSON"},
+    "app.scenario.loaded": {"zh": "已载入方案“{name}”。", "en": "Loaded scenario “{name}”."},
+    "app.edit": {"zh": "站点调整", "en": "Edit stations"},
+    "app.edit.clicked": {
+        "zh": "地图上选中的位置：{lat:.5f}, {lon:.5f}",
+        "en": "Point picked on the map: {lat:.5f}, {lon:.5f}",
+    },
+    "app.edit.click_hint": {
+        "zh": "在地图上单击选择新站点位置。",
+        "en": "Click the map to pick a new station site.",
+    },
+    "app.edit.name": {"zh": "新站点名称", "en": "New station name"},
+    "app.edit.add": {"zh": "在选中位置新增站点", "en": "Add a station at the picked point"},
+    "app.edit.added": {"zh": "新增站点：{n} 个", "en": "Stations added: {n}"},
+    "app.edit.undo": {"zh": "撤销最后一个新增站点", "en": "Remove the last added station"},
+    "app.edit.close": {"zh": "关闭现有服务中心", "en": "Close existing centers"},
+    "app.opt": {"zh": "选址优化", "en": "Site optimizer"},
+    "app.opt.mode": {"zh": "目标", "en": "Goal"},
+    "app.opt.mode.k": {"zh": "新增 k 个站点", "en": "Add k stations"},
+    "app.opt.mode.share": {"zh": "达到目标覆盖率", "en": "Reach a target share"},
+    "app.opt.k": {"zh": "新增站点数 k", "en": "Number of new stations k"},
+    "app.opt.share": {"zh": "目标覆盖率", "en": "Target share"},
+    "app.opt.minutes": {"zh": "优化所用阈值（分钟）", "en": "Threshold to optimise (minutes)"},
+    "app.opt.exact": {
+        "zh": "精确求解（HiGHS 整数规划，最多 {s:g} 秒）",
+        "en": "Exact (HiGHS integer program, up to {s:g} s)",
+    },
+    "app.opt.exact_help": {
+        "zh": "默认的贪心 + 交换算法快且可解释；精确求解给出可证明的最优解。按目标覆盖率时，先求达到目标所需的最少站点数。",
+        "en": "Greedy + swap (the default) is fast and explainable; the exact mode proves the optimum. With a target share it first finds the fewest stations that reach it.",
+    },
+    "app.opt.run": {"zh": "运行选址优化", "en": "Run the optimizer"},
+    "app.opt.running": {"zh": "正在计算建议站点…", "en": "Proposing sites…"},
+    "app.opt.none": {
+        "zh": "运行选址优化后，这里会列出建议站点。",
+        "en": "Run the optimizer to list proposed sites here.",
+    },
+    "app.opt.accept_pick": {"zh": "选择要采纳的站点（排序号）", "en": "Sites to accept (rank)"},
+    "app.opt.accept": {"zh": "采纳所选站点", "en": "Accept selected sites"},
+    "app.opt.reject": {"zh": "放弃建议", "en": "Reject the proposal"},
+    "app.opt.accepted": {"zh": "已采纳站点：{n} 个", "en": "Accepted sites: {n}"},
+    "app.opt.summary": {
+        "zh": "方法 {method}：覆盖率 {before:.1%} → {after:.1%}（可达上界 {bound:.1%}）",
+        "en": "Method {method}: share {before:.1%} → {after:.1%} (upper bound {bound:.1%})",
+    },
+    "app.metric.share": {"zh": "{m:g} 分钟步行覆盖率", "en": "Share within {m:g} min"},
+    "app.metric.uncovered": {"zh": "{m:g} 分钟未覆盖人口", "en": "Residents beyond {m:g} min"},
+    "app.metric.centers": {"zh": "服务中心", "en": "Service centers"},
+    "app.running": {"zh": "正在计算覆盖…", "en": "Computing coverage…"},
+    "app.running.areas": {"zh": "正在绘制服务范围…", "en": "Drawing service areas…"},
+    "app.tab.sites": {"zh": "建议站点", "en": "Proposed sites"},
+    "app.tab.curve": {"zh": "覆盖曲线", "en": "Coverage curve"},
+    "app.tab.districts": {"zh": "分区统计", "en": "By district"},
+    "app.tab.compare": {"zh": "方案对比", "en": "Compare scenarios"},
+    "app.tab.export": {"zh": "导出", "en": "Downloads"},
+    "app.curve.minutes": {
+        "zh": "步行时间内可达人口比例",
+        "en": "Share of residents within x minutes",
+    },
+    "app.curve.sites": {"zh": "新增站点数与覆盖率", "en": "Share covered by number of new sites"},
+    "app.districts.none": {
+        "zh": "上传行政区划边界后显示分区统计。",
+        "en": "Upload district boundaries to see this table.",
+    },
+    "app.compare.pick": {"zh": "对比的方案", "en": "Scenarios to compare"},
+    "app.compare.one": {
+        "zh": "至少需要两个方案：先“复制为新方案”再修改。",
+        "en": "Make at least two scenarios (Copy as a new scenario) to compare.",
+    },
+    "app.export.layer": {"zh": "{layer}（GeoJSON）", "en": "{layer} (GeoJSON)"},
+    "app.export.summary_json": {"zh": "汇总 summary.json", "en": "Summary (summary.json)"},
+    "app.export.summary_csv": {"zh": "汇总 summary.csv", "en": "Summary (summary.csv)"},
+    "app.export.scenario": {"zh": "方案 scenario.json", "en": "Scenario (scenario.json)"},
+    "app.export.report": {"zh": "报告 report.html", "en": "Report (report.html)"},
+    "app.layer.centers": {"zh": "服务中心", "en": "Centers"},
+    "app.layer.service_areas": {"zh": "服务范围", "en": "Service areas"},
+    "app.layer.demand": {"zh": "居住单元与步行时间", "en": "Residential units with minutes"},
+    "app.layer.uncovered": {"zh": "未覆盖区域", "en": "Uncovered areas"},
+    "app.layer.sites": {"zh": "建议站点", "en": "Proposed sites"},
+    "app.err.input": {"zh": "无法使用这个输入：{msg}", "en": "This input cannot be used: {msg}"},
+    "app.err.hint": {
+        "zh": "请检查文件格式和坐标系后重新上传；当前会话和其它方案不受影响。",
+        "en": "Check the file format and coordinate system, then upload again; this session and your other scenarios are unaffected.",
+    },
+    "app.err.unexpected": {
+        "zh": "出现意外错误（{kind}）。已保留当前会话；请重试，若仍失败请把所用文件发给维护人员。",
+        "en": "Something unexpected went wrong ({kind}). The session is kept; try again, and if it fails again send the file you used to the maintainers.",
+    },
+    "app.warn": {"zh": "提示：{msg}", "en": "Note: {msg}"},
+    "app.choose": {"zh": "请选择", "en": "Choose"},
+    "app.crs.wgs84": {"zh": "WGS-84 (GPS/OSM)", "en": "WGS-84 (GPS/OSM)"},
+    "app.crs.gcj02": {"zh": "GCJ-02 (高德/腾讯)", "en": "GCJ-02 (Amap/Tencent)"},
+    "app.crs.bd09": {"zh": "BD-09 (百度)", "en": "BD-09 (Baidu)"},
+    # --- tables (coverage.tables) ---------------------------------------------------------
+    "table.lon": {"zh": "经度", "en": "Lon"},
+    "table.lat": {"zh": "纬度", "en": "Lat"},
+    "table.share": {"zh": "{minutes:g} 分钟覆盖率", "en": "Share within {minutes:g} min"},
 }
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import pandas as pd
 
 from coverage.errors import InputError
 from coverage.network import DEFAULT_CACHE_DIR, DEFAULT_SPEED_KMH, WalkNetwork, walk_network
@@ -297,21 +296,6 @@ class ScenarioResult:
     audit: Any  # coverage.audit.AuditResult
     siting: Any | None = None  # coverage.siting.SitingResult
 
-    def headline(self) -> dict[str, float]:
-        """Shares and uncovered population per threshold, for metrics and comparison."""
-        out: dict[str, float] = {}
-        for key, stats in self.audit.coverage.items():
-            out[f"share_{key}"] = float(stats.share)
-            out[f"uncovered_population_{key}"] = float(
-                self.audit.population_total - stats.population_covered
-            )
-        out["centers"] = float(len(self.centers))
-        out["population"] = float(self.audit.population_total)
-        if self.siting is not None:
-            out["share_after"] = float(self.siting.share_after)
-            out["sites_proposed"] = float(len(self.siting.sites))
-        return out
-
 
 def scenario_centers(city: CityData, scenario: Scenario) -> gpd.GeoDataFrame:
     """Return the centers in force in ``scenario``: base − closed + added + accepted."""
@@ -377,21 +361,3 @@ def run_scenario(
             ),
         )
     return ScenarioResult(scenario=scenario, centers=centers, audit=result, siting=siting)
-
-
-def compare(results: Mapping[str, ScenarioResult]) -> pd.DataFrame:
-    """Side-by-side table of scenarios: one row per scenario, headline columns."""
-    rows = []
-    base: dict[str, float] | None = None
-    for name, res in results.items():
-        h = res.headline()
-        if base is None:
-            base = h
-        row: dict[str, Any] = {"scenario": name, **h}
-        for key in h:
-            if key.startswith("share_") and key in base:
-                row[f"{key}_change"] = h[key] - base[key]
-        row["stations_added"] = len(res.scenario.added) + len(res.scenario.accepted_sites)
-        row["stations_closed"] = len(res.scenario.closed)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("scenario")

@@ -8,8 +8,12 @@ the Load button takes) and a map click through ``session_state["clicked"]``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -23,6 +27,8 @@ APP = ROOT / "app.py"
 HAIDIAN = ROOT / "data" / "beijing_haidian_cau.osm.bz2"
 
 pytestmark = pytest.mark.slow
+
+CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 @pytest.fixture(autouse=True)
@@ -63,6 +69,32 @@ def active(at: AppTest) -> Scenario:
     return scen[at.session_state["active"]]
 
 
+def widget_labels(at: AppTest) -> dict[str, str]:
+    """Every label on the page (title, tabs, headings, widgets, metrics), by where it is."""
+    labels = {f"title {i}": e.value for i, e in enumerate(at.title)}
+    labels |= {f"subheader {i}": e.value for i, e in enumerate(at.subheader)}
+    labels |= {f"tab {i}": e.label for i, e in enumerate(at.tabs)}
+    labels |= {f"expander {i}": e.label for i, e in enumerate(at.expander)}
+    labels |= {f"metric {i}": e.label for i, e in enumerate(at.metric)}
+    for kind in ("button", "radio", "slider", "multiselect", "selectbox", "checkbox"):
+        labels |= {f"{kind} {e.key}": e.label for e in getattr(at, kind)}
+    labels |= {f"text_input {e.key}": e.label for e in at.text_input}
+    labels |= {f"download {e.key}": e.label for e in at.get("download_button")}
+    return labels
+
+
+@pytest.fixture
+def app_module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """app.py imported as a module (importing runs nothing: no ``__main__``)."""
+    spec = importlib.util.spec_from_file_location("planner_app", APP)
+    assert spec is not None
+    assert spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "planner_app", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def test_default_load_shows_metrics() -> None:
     at = started()
     m = metrics(at)
@@ -93,6 +125,40 @@ def test_language_switch() -> None:
     assert_ok(at)
     assert "Share within 15 min" in metrics(at)
     assert at.title[0].value.startswith("Walking coverage")
+    labels = widget_labels(at)
+    assert labels["tab 1"] == "Coverage curve"
+    assert labels["download dl_summary.csv"] == "Summary (summary.csv)"
+    chinese = {k: v for k, v in labels.items() if CJK.search(v) and k != "radio lang"}
+    assert chinese == {}  # every label of the English page comes from the table's "en"
+
+
+def test_chinese_page_labels_are_chinese() -> None:
+    at = started()
+    labels = widget_labels(at)
+    assert len(labels) > 30
+    assert labels["title 0"] == "党群服务中心步行覆盖规划"
+    assert labels["radio lang"] == "语言 / Language"
+    assert at.radio(key="lang").options == ["中文", "English"]
+    not_chinese = {k: v for k, v in labels.items() if not CJK.search(v)}
+    assert not_chinese == {}
+
+
+def test_downloads_offer_the_output_contract(app_module: ModuleType, cache_dir: Path) -> None:
+    from coverage.scenario import load_city, run_scenario
+
+    at = started()
+    keys = {b.key for b in at.get("download_button")}
+    assert "dl_summary.csv" in keys
+    assert "dl_proposed_sites.geojson" not in keys  # no proposal yet
+    city = load_city(HAIDIAN, cache_dir=cache_dir)
+    res = run_scenario(city, Scenario(name="方案一"), with_polygons=True)
+    files = app_module.export_files(city, res, "en")
+    offered = {name for name, _, _ in app_module.DOWNLOADS} - {"proposed_sites.geojson"}
+    assert offered <= set(files)
+    rows = files["summary.csv"].decode("utf-8-sig").splitlines()
+    assert [r.split(",")[:2] for r in rows[1:]] == [["方案一", "5"], ["方案一", "15"]]
+    doc = json.loads(files["summary.json"])
+    assert doc["scenario"]["name"] == "方案一"
 
 
 def test_add_station_by_click_does_not_lower_share(haidian_extract) -> None:  # type: ignore[no-untyped-def]
@@ -148,6 +214,7 @@ def test_optimizer_k2_lists_sites_and_accept() -> None:
     tables = [d.value for d in at.dataframe]
     sites = tables[0]
     assert len(sites) == 2
+    assert list(sites.columns) == ["排序", "经度", "纬度", "新增覆盖人口", "累计覆盖率"]
     assert list(sites.iloc[:, 0]) == [1, 2]
     before = share(at, 15)
     at.multiselect(key="accept_ranks").set_value([1, 2])
@@ -230,17 +297,10 @@ def test_wrong_suffix_upload_is_refused() -> None:
     assert ".osm.pbf" in at.error[0].value
 
 
-def test_accept_upload_limits(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location("planner_app", APP)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "planner_app", mod)
-    spec.loader.exec_module(mod)  # importing runs nothing (no __main__)
+def test_accept_upload_limits(app_module: ModuleType) -> None:
     from coverage.errors import InputError
+
+    mod = app_module
 
     up = mod.accept_upload("osm", "a.osm.pbf", b"x" * 10, max_mb=1)
     assert up.sha256

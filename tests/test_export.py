@@ -293,6 +293,7 @@ def test_output_files_contract(haidian_result, tmp_path: Path) -> None:  # type:
     )
     assert set(files) == {
         "summary.json",
+        "summary.csv",
         "centers.geojson",
         "centers.csv",
         "service_areas.geojson",
@@ -334,6 +335,23 @@ def test_output_files_contract(haidian_result, tmp_path: Path) -> None:  # type:
     assert list(sites["rank"]) == list(range(1, len(sites) + 1))
     curve = pd.read_csv(out / "coverage_curve.csv", encoding="utf-8-sig")
     assert {"k", "share"} <= set(curve.columns)
+    table = pd.read_csv(out / "summary.csv", encoding="utf-8-sig", keep_default_na=False)
+    assert list(table.columns) == [
+        "scenario",
+        "threshold_min",
+        "population_covered",
+        "population_total",
+        "share",
+        "units_covered",
+    ]
+    assert table["scenario"].tolist() == ["", ""]  # no scenario: a CLI run
+    assert [str(k) for k in table["threshold_min"]] == ["5", "15"]
+    for row in table.itertuples():
+        block = doc["coverage"][str(row.threshold_min)]
+        assert row.population_covered == pytest.approx(block["population_covered"], rel=1e-12)
+        assert row.share == pytest.approx(block["share"], rel=1e-12)
+        assert row.units_covered == block["units_covered"]
+        assert row.population_total == pytest.approx(doc["demand"]["population"], rel=1e-12)
     centers_csv = pd.read_csv(out / "centers.csv", encoding="utf-8-sig")
     assert {"center_id", "lon", "lat", "population_within_5", "population_within_15"} <= set(
         centers_csv.columns
@@ -344,7 +362,9 @@ def test_output_files_contract(haidian_result, tmp_path: Path) -> None:  # type:
 
 def test_output_files_without_siting_or_report(haidian_result) -> None:  # type: ignore[no-untyped-def]
     net, result, _ = haidian_result
-    files = export.output_files(net=net, audit=result, report=False)
+    files = export.output_files(
+        net=net, audit=result, report=False, extra={"scenario": {"name": "方案 A"}}
+    )
     assert "proposed_sites.geojson" not in files
     assert "report.html" not in files
     doc = json.loads(files["summary.json"])
@@ -355,6 +375,11 @@ def test_output_files_without_siting_or_report(haidian_result) -> None:  # type:
     assert "minutes_after" not in props
     assert {"demand_id", "population", "minutes_to_nearest", "nearest_center_id"} <= set(props)
     assert {"covered_5", "covered_15"} <= set(props)
+    lines = files["summary.csv"].decode("utf-8-sig").splitlines()
+    assert (
+        lines[0] == "scenario,threshold_min,population_covered,population_total,share,units_covered"
+    )
+    assert [line.split(",")[:2] for line in lines[1:]] == [["方案 A", "5"], ["方案 A", "15"]]
 
 
 def test_district_coverage_sums_to_total(haidian_result) -> None:  # type: ignore[no-untyped-def]
