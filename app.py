@@ -35,7 +35,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from coverage.errors import InputError, PlannerError
-from coverage.network import DEFAULT_CACHE_DIR
+from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
 from coverage.scenario import (
     DEFAULT_CITY,
