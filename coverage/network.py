@@ -68,7 +68,7 @@ class WalkNetwork:
     edge_highway: NDArray[np.object_]
     edge_geometry: NDArray[np.object_]
     source_sha256: str = ""
-    stats: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)
 
     @property
     def n_nodes(self) -> int:
@@ -368,7 +368,7 @@ def network_from_graph(G: nx.MultiDiGraph, *, source_sha256: str = "") -> WalkNe
     )
 
 
-def _component_stats(raw_nodes: int, before: int, after: int) -> dict[str, Any]:
+def _component_stats(raw_nodes: int, before: int, after: int) -> dict[str, float]:
     """Log what keeping the largest component dropped; return it as network ``stats``."""
     if before - after:
         logger.info(
