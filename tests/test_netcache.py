@@ -16,12 +16,6 @@ import coverage.netcache as netcache
 from coverage.errors import InputError
 from coverage.netcache import cache_key, load_network, save_network, walk_network
 from coverage.network import WalkNetwork
-from coverage.osm import OsmExtract, read_osm
-
-
-@pytest.fixture(scope="module")
-def grid_extract() -> OsmExtract:
-    return read_osm(GRID)
 
 
 def assert_same_network(a: WalkNetwork, b: WalkNetwork) -> None:
@@ -101,7 +95,7 @@ def _corrupt_checksum(p: Path) -> None:
     "corrupt", [_corrupt_flip, _corrupt_truncate, _corrupt_empty, _corrupt_checksum]
 )
 def test_corrupt_cache_is_detected_and_rebuilt(
-    grid_extract: OsmExtract, tmp_path: Path, corrupt, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, corrupt, caplog: pytest.LogCaptureFixture
 ) -> None:  # type: ignore[no-untyped-def]
     src = shutil.copy(GRID, tmp_path / "grid.osm")
     cache = tmp_path / "cache"
