@@ -38,7 +38,7 @@ from coverage import export
 from coverage.errors import InputError, PlannerError
 from coverage.i18n import LANG_NAMES, LANGS, t
 from coverage.names import share_column, uncovered_column
-from coverage.network import DEFAULT_CACHE_DIR
+from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
 from coverage.scenario import (
     DEFAULT_CITY,

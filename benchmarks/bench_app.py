@@ -207,7 +207,7 @@ def main() -> None:
         load_before = os.getloadavg()
         log("warming the network cache")
         sys.path.insert(0, str(ROOT))
-        from coverage.network import walk_network
+        from coverage.netcache import walk_network
 
         walk_network(args.osm, cache_dir=cache)
         rows: list[dict[str, Any]] = []

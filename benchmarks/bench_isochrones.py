@@ -119,7 +119,7 @@ def _chengdu_audit(cache_dir: Path | None) -> Any:
     from coverage.audit import AuditParams, audit
     from coverage.centers import centers_from_osm
     from coverage.demand import demand_units
-    from coverage.network import walk_network
+    from coverage.netcache import walk_network
     from coverage.osm import read_osm
 
     extract = read_osm(CHENGDU)
@@ -171,8 +171,10 @@ def bench_osmnx_side_by_side(repeat: int) -> tuple[list[dict[str, Any]], str]:
 
     from coverage.centers import centers_from_osm
     from coverage.demand import demand_units
-    from coverage.network import snap_frame, walk_graph, walk_network
+    from coverage.netcache import walk_network
+    from coverage.network import walk_graph
     from coverage.osm import read_osm
+    from coverage.snapping import snap_frame
 
     extract = read_osm(CHENGDU)
     with tempfile.TemporaryDirectory() as d:

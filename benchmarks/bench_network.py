@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-docs", action="store_true", help=f"write {DOC.relative_to(ROOT)}")
     args = parser.parse_args(argv)
 
-    from coverage.network import walk_network
+    from coverage.netcache import walk_network
 
     city: Path = args.city
     log(f"cold build of {city.name}, {args.repeat} runs")

@@ -90,7 +90,7 @@ def run_size(path: Path, repeat: int, out: Path, *, siting: bool) -> None:
     from coverage.centers import centers_from_osm
     from coverage.demand import demand_units
     from coverage.maps import coverage_map, offline_map_html
-    from coverage.network import walk_network
+    from coverage.netcache import walk_network
     from coverage.osm import read_osm
 
     rows: list[dict[str, Any]] = []

@@ -68,7 +68,7 @@ def synthetic_demand(net: Any, n_units: int, *, seed: int = 2) -> Any:
     import geopandas as gpd
     import shapely
 
-    from coverage.network import snap_frame
+    from coverage.snapping import snap_frame
 
     rng = np.random.default_rng(seed)
     x = rng.uniform(net.node_x.min(), net.node_x.max(), n_units)
@@ -90,7 +90,7 @@ def chengdu_demand(net: Any, extract: Any, cell_m: float = 100.0) -> Any:
     import geopandas as gpd
     import shapely
 
-    from coverage.network import snap_frame
+    from coverage.snapping import snap_frame
 
     res = extract.residential.to_crs(net.crs)
     merged = shapely.union_all(res.geometry.values)
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     import geopandas as gpd
 
     from coverage import siting as S  # noqa: N812 (short alias in a script)
-    from coverage.network import walk_network
+    from coverage.netcache import walk_network
     from coverage.osm import read_osm
 
     info = machine_info()

@@ -148,7 +148,7 @@ def _describe_load(ext: Any) -> str:
 
 
 def _prep_network(ctx: _Ctx) -> Callable[[], Any]:
-    walk_network = _need_attr(_import("coverage.network"), "walk_network")
+    walk_network = _need_attr(_import("coverage.netcache"), "walk_network")
     ext = ctx.data["extract"]
     return lambda: walk_network(ctx.path, cache_dir=None, extract=ext)
 
@@ -164,7 +164,7 @@ def _cache_dir(ctx: _Ctx) -> Path:
 
 
 def _prep_cache_write(ctx: _Ctx) -> Callable[[], Any]:
-    mod = _import("coverage.network")
+    mod = _import("coverage.netcache")
     save_network = _need_attr(mod, "save_network")
     cache_key = _need_attr(mod, "cache_key")
     net = ctx.data["net"]
@@ -177,7 +177,7 @@ def _describe_cache(path: Any) -> str:
 
 
 def _prep_network_cached(ctx: _Ctx) -> Callable[[], Any]:
-    walk_network = _need_attr(_import("coverage.network"), "walk_network")
+    walk_network = _need_attr(_import("coverage.netcache"), "walk_network")
     cache = _cache_dir(ctx)
     n_ref = ctx.data["net"].n_nodes
 

@@ -20,7 +20,7 @@ through the same reader (:func:`coverage.osm.read_osm`) as real extracts:
   ``amenity=community_centre`` nodes, some as building areas, a few duplicated.
 
 ``nodes`` is the target number of nodes of the *simplified* walking network (what
-:func:`coverage.network.walk_network` returns); the generator counts junctions
+:func:`coverage.netcache.walk_network` returns); the generator counts junctions
 and dead ends of its own layout and resizes the grid to land near the target.
 The same ``nodes`` and ``seed`` give byte-identical files.
 

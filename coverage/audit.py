@@ -30,17 +30,10 @@ from coverage.centers import CENTER_ID, LEVEL
 from coverage.demand import POPULATION
 from coverage.errors import InputError
 from coverage.names import covered_column, share_column, threshold_key, within_column
-from coverage.network import (
-    DEFAULT_SPEED_KMH,
-    SNAP_DISTANCE_M,
-    SNAP_EDGE,
-    SNAP_OFFSET_M,
-    WalkNetwork,
-    snap_frame,
-    speed_ms,
-)
+from coverage.network import DEFAULT_SPEED_KMH, WalkNetwork, speed_ms
 from coverage.parallel import worker_threads
 from coverage.progress import ProgressFn
+from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_frame
 
 logger = logging.getLogger(__name__)
 

@@ -51,16 +51,11 @@ from numpy.typing import NDArray
 from coverage.errors import InputError
 from coverage.fileio import atomic_write, atomic_write_bytes, json_bytes
 from coverage.names import share_column, threshold_key, uncovered_column
-from coverage.network import (
-    SNAP_DISTANCE_M,
-    SNAP_EDGE,
-    WalkNetwork,
-    load_network,
-    save_network,
-    speed_ms,
-)
+from coverage.netcache import load_network, save_network
+from coverage.network import WalkNetwork, speed_ms
 from coverage.parallel import THREADS_ENV, worker_threads
 from coverage.progress import ProgressFn, sub_progress
+from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE
 
 logger = logging.getLogger(__name__)
 
@@ -926,7 +921,7 @@ def run_batch(
 
     Loading the city takes the first 30 % of ``progress``; the districts the rest.
     """
-    from coverage.network import DEFAULT_CACHE_DIR
+    from coverage.netcache import DEFAULT_CACHE_DIR
     from coverage.scenario import load_city
 
     params = BatchParams(speed_kmh=speed_kmh, thresholds_min=tuple(thresholds_min), new_k=new_k)

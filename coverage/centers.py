@@ -17,8 +17,9 @@ from scipy.sparse.csgraph import connected_components
 
 from coverage.coords import Crs, to_wgs84
 from coverage.errors import InputError
-from coverage.network import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, WalkNetwork, snap_frame
+from coverage.network import WalkNetwork
 from coverage.osm import OsmExtract
+from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_frame
 from coverage.userfiles import Source, check_lonlat, read_points
 
 logger = logging.getLogger(__name__)

@@ -484,7 +484,7 @@ def _audit_or_site(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from coverage import export
     from coverage.audit import AuditParams, audit
     from coverage.i18n import t
-    from coverage.network import DEFAULT_CACHE_DIR
+    from coverage.netcache import DEFAULT_CACHE_DIR
     from coverage.scenario import DEFAULT_CITY, load_city
 
     siting_params = None
@@ -640,7 +640,7 @@ def _batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             msg = "batch is not available yet"
             raise InputError(msg) from exc
         raise
-    from coverage.network import DEFAULT_CACHE_DIR
+    from coverage.netcache import DEFAULT_CACHE_DIR
     from coverage.scenario import DEFAULT_CITY
 
     run_batch = getattr(batch, "run_batch", None)

@@ -110,7 +110,7 @@ def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[Floats, Floats]:
 
 
 def _bd09_to_gcj02_approx(bx: Floats, by: Floats) -> tuple[Floats, Floats]:
-    """The published one-step inverse; a starting point for the iteration."""
+    """Return the published one-step inverse: the starting point of the iteration."""
     x = bx - 0.0065
     y = by - 0.006
     z = np.sqrt(x * x + y * y) - 0.00002 * np.sin(y * _X_PI)
@@ -178,24 +178,4 @@ def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: Crs | str) -> tuple[Floats, Fl
     if name == "bd09":
         return bd09_to_wgs84(lon, lat)
     msg = f"`crs` must be one of {', '.join(CRS_NAMES)}; got {crs!r}. Use 'gcj02' for Amap/高德 or Tencent coordinates, 'bd09' for Baidu/百度, 'wgs84' for GPS or OpenStreetMap."
-    raise InputError(msg)
-
-
-def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: Crs | str) -> tuple[Floats, Floats]:
-    """Convert WGS-84 longitude/latitude to ``crs`` (the inverse of :func:`to_wgs84`).
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        ``(lon, lat)`` in ``crs``.
-    """
-    name = str(crs).lower().replace("-", "").replace("_", "")
-    if name == "wgs84":
-        x, y = _arrays(lon, lat)
-        return x.copy(), y.copy()
-    if name == "gcj02":
-        return wgs84_to_gcj02(lon, lat)
-    if name == "bd09":
-        return wgs84_to_bd09(lon, lat)
-    msg = f"`crs` must be one of {', '.join(CRS_NAMES)}; got {crs!r}."
     raise InputError(msg)

@@ -42,8 +42,9 @@ from numpy.typing import NDArray
 
 from coverage.coords import Crs
 from coverage.errors import InputError
-from coverage.network import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, WalkNetwork, snap_frame
+from coverage.network import WalkNetwork
 from coverage.osm import OsmExtract
+from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_frame
 from coverage.userfiles import Source, read_features
 
 logger = logging.getLogger(__name__)

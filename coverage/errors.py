@@ -26,7 +26,3 @@ class ResourceLimitError(InputError):
 
 class SolverError(PlannerError, RuntimeError):
     """An optimisation model that could not be solved (infeasible, solver failure)."""
-
-
-class NetworkUnavailableError(PlannerError, ConnectionError):
-    """Online mode asked for, but the internet (Overpass) is not reachable."""

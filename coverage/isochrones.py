@@ -35,9 +35,10 @@ from scipy.spatial import cKDTree
 
 from coverage.centers import CENTER_ID
 from coverage.errors import InputError
-from coverage.network import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, WalkNetwork, speed_ms
+from coverage.network import WalkNetwork, speed_ms
 from coverage.parallel import worker_threads
 from coverage.progress import ProgressFn
+from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M
 
 logger = logging.getLogger(__name__)
 

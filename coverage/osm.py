@@ -1,7 +1,7 @@
-"""Read raw OpenStreetMap extracts from disk: walkable ways, residential features,
-candidate service centers and administrative boundaries.
+"""Read raw OpenStreetMap extracts from disk, never touching the internet.
 
-This module never builds a network; :mod:`coverage.network` does that from the
+What is read: walkable ways, residential features, candidate service centers and
+administrative boundaries. This module never builds a network; :mod:`coverage.network` does that from the
 ways returned here. All coordinates returned are WGS-84 (EPSG:4326).
 
 Files are streamed with libosmium (``pyosmium``), which reads ``.osm``,
@@ -26,6 +26,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import osmium
+import pandas as pd
+import psutil
 import shapely
 from numpy.typing import NDArray
 
@@ -33,8 +35,6 @@ from coverage.errors import InputError, ResourceLimitError
 from coverage.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
-
-"""Progress callback: ``progress(fraction_done, message)``."""
 
 SUPPORTED_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".xml")
 
@@ -108,6 +108,7 @@ class WalkWays:
     lat: NDArray[np.float64]
 
     def __len__(self) -> int:
+        """Return the number of way pieces."""
         return int(self.way_id.size)
 
 
@@ -199,8 +200,6 @@ def _check_memory(p: Path, size: int, budget: int | None) -> None:
     xml_bytes = size * _EXPANSION.get(suffix, 1.0)
     need = int(xml_bytes * _MEMORY_PER_XML_BYTE)
     if budget is None:
-        import psutil
-
         budget = int(psutil.virtual_memory().available * 0.8)
     if need > budget:
         msg = (
@@ -224,8 +223,6 @@ def _check_expanded_size(p: Path, budget: int | None) -> None:
     if not name.endswith((".bz2", ".gz")):
         return
     if budget is None:
-        import psutil
-
         budget = int(psutil.virtual_memory().available * 0.8)
     limit = int(budget / _MEMORY_PER_XML_BYTE)
     total = 0
@@ -371,6 +368,219 @@ def _parse_levels(value: str | None) -> float:
     return levels if 0 < levels < 200 else float("nan")
 
 
+_Piece = tuple[list[int], list[tuple[float, float]]]
+
+
+def _way_pieces(obj: Any) -> tuple[list[_Piece], int]:
+    """Split a way into its runs of present nodes; return the runs and the missing-node count.
+
+    A run needs two nodes to be a way piece; shorter runs are dropped.
+    """
+    run_ids: list[int] = []
+    run_xy: list[tuple[float, float]] = []
+    pieces: list[_Piece] = []
+    missing = 0
+    for nref in obj.nodes:
+        loc = nref.location
+        if loc.valid():
+            run_ids.append(nref.ref)
+            run_xy.append((loc.lon, loc.lat))
+        else:
+            missing += 1
+            if len(run_ids) >= 2:
+                pieces.append((run_ids, run_xy))
+            run_ids, run_xy = [], []
+    if len(run_ids) >= 2:
+        pieces.append((run_ids, run_xy))
+    return pieces, missing
+
+
+def _is_residential(tags: Any) -> bool:
+    return tags.get("landuse") == "residential" or tags.get("building") in RESIDENTIAL_BUILDINGS
+
+
+class _Collector:
+    """Rows gathered while streaming one OSM file (private to :func:`read_osm`)."""
+
+    def __init__(
+        self, center_tags: Mapping[str, tuple[str, ...]], admin_levels: tuple[str, ...] | None
+    ) -> None:
+        self.center_tags = center_tags
+        self.center_keys = list(center_tags)
+        self.admin_levels = admin_levels
+        self.way_ids: list[int] = []
+        self.highways: list[str] = []
+        self.offsets: list[int] = [0]
+        self.node_ids: list[int] = []
+        self.lons: list[float] = []
+        self.lats: list[float] = []
+        self.trimmed = self.dropped = self.missing = 0
+        self.res_rows: list[dict[str, Any]] = []
+        self.res_wkb: list[bytes] = []
+        self.ctr_rows: list[dict[str, Any]] = []
+        self.ctr_xy: list[tuple[float, float]] = []
+        self.bnd_rows: list[dict[str, Any]] = []
+        self.bnd_wkb: list[bytes] = []
+        self.wkb = osmium.geom.WKBFactory()
+
+    def add(self, obj: Any) -> None:
+        """Take what is wanted from one node, way or area."""
+        if obj.is_node():
+            self._node(obj)
+        elif obj.is_way():
+            self._way(obj)
+        elif obj.is_area():
+            self._area(obj)
+
+    def _center(self, obj: Any, osm_type: str, xy: tuple[float, float]) -> None:
+        tags = obj.tags
+        osm_id = obj.id if osm_type == "node" else obj.orig_id()
+        self.ctr_rows.append(
+            {
+                OSM_ID: osm_id,
+                OSM_TYPE: osm_type,
+                NAME: tags.get("name"),
+                TAGS: _tag_string(tags, self.center_keys),
+            }
+        )
+        self.ctr_xy.append(xy)
+
+    def _node(self, obj: Any) -> None:
+        if _matches(obj.tags, self.center_tags) and obj.location.valid():
+            self._center(obj, "node", (obj.location.lon, obj.location.lat))
+
+    def _way(self, obj: Any) -> None:
+        tags = obj.tags
+        if not _is_walkable(tags):
+            return
+        pieces, missing = _way_pieces(obj)
+        if missing:
+            self.missing += missing
+            if pieces:
+                self.trimmed += 1
+            else:
+                self.dropped += 1
+        hw = tags.get("highway")
+        for ids, xy in pieces:
+            self.way_ids.append(obj.id)
+            self.highways.append(hw)
+            self.node_ids.extend(ids)
+            self.lons.extend(x for x, _ in xy)
+            self.lats.extend(y for _, y in xy)
+            self.offsets.append(len(self.node_ids))
+
+    def _area(self, obj: Any) -> None:
+        tags = obj.tags
+        residential = _is_residential(tags)
+        boundary = tags.get("boundary") == "administrative"
+        center = _matches(tags, self.center_tags)
+        if not (residential or boundary or center):
+            return
+        try:
+            geom = bytes.fromhex(self.wkb.create_multipolygon(obj))
+        except RuntimeError:
+            return  # incomplete ring in a clipped extract
+        osm_type = "way" if obj.from_way() else "relation"
+        if residential:
+            self.res_rows.append(
+                {
+                    OSM_ID: obj.orig_id(),
+                    OSM_TYPE: osm_type,
+                    KIND: "landuse" if tags.get("landuse") == "residential" else "building",
+                    NAME: tags.get("name"),
+                    LEVELS: _parse_levels(tags.get("building:levels")),
+                }
+            )
+            self.res_wkb.append(geom)
+        level = tags.get("admin_level")
+        if boundary and (self.admin_levels is None or level in self.admin_levels):
+            self.bnd_rows.append(
+                {OSM_ID: obj.orig_id(), NAME: tags.get("name"), ADMIN_LEVEL: level}
+            )
+            self.bnd_wkb.append(geom)
+        if center:
+            centroid = shapely.centroid(shapely.from_wkb(geom))
+            self._center(obj, osm_type, (centroid.x, centroid.y))
+
+    def walk_ways(self) -> WalkWays:
+        """Return the walkable way pieces gathered so far as arrays."""
+        return WalkWays(
+            way_id=np.asarray(self.way_ids, dtype=np.int64),
+            highway=np.asarray(self.highways, dtype=object),
+            offsets=np.asarray(self.offsets, dtype=np.int64),
+            node_id=np.asarray(self.node_ids, dtype=np.int64),
+            lon=np.asarray(self.lons, dtype=np.float64),
+            lat=np.asarray(self.lats, dtype=np.float64),
+        )
+
+    def frames(self) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+        """Return ``(residential, centers, boundaries)`` GeoDataFrames in EPSG:4326."""
+        residential = _frame(
+            self.res_rows,
+            shapely.from_wkb(self.res_wkb) if self.res_wkb else [],
+            [OSM_ID, OSM_TYPE, KIND, NAME, LEVELS],
+        )
+        centers = _frame(
+            self.ctr_rows,
+            shapely.points(self.ctr_xy) if self.ctr_xy else [],
+            [OSM_ID, OSM_TYPE, NAME, TAGS],
+        )
+        centers = centers.drop_duplicates(subset=[OSM_TYPE, OSM_ID]).reset_index(drop=True)
+        boundaries = _frame(
+            self.bnd_rows,
+            shapely.from_wkb(self.bnd_wkb) if self.bnd_wkb else [],
+            [OSM_ID, NAME, ADMIN_LEVEL],
+        )
+        return residential, centers, boundaries
+
+
+def _stream(p: Path, collector: _Collector) -> tuple[float, float, float, float] | None:
+    """Stream ``p`` through ``collector``; return the header's bounds (``None`` if absent)."""
+    keys = collector.center_keys
+    processor = (
+        osmium.FileProcessor(str(p))
+        .with_locations()
+        .with_areas(osmium.filter.KeyFilter("landuse", "building", "boundary", *keys))
+        .with_filter(osmium.filter.KeyFilter("highway", "landuse", "building", "boundary", *keys))
+    )
+    try:
+        box = processor.header.box()
+        bounds = (
+            (box.bottom_left.lon, box.bottom_left.lat, box.top_right.lon, box.top_right.lat)
+            if box.valid()
+            else None
+        )
+        for obj in processor:
+            collector.add(obj)
+    except (RuntimeError, osmium.InvalidLocationError, ValueError, OverflowError) as exc:
+        # libosmium reports parse, decompression and format errors as RuntimeError
+        # (or InvalidLocationError for bad coordinates), from its reader thread.
+        msg = f"{p.name!r} could not be parsed as OpenStreetMap data: {exc}. The file may be truncated or corrupted; export it again."
+        raise InputError(msg) from exc
+    return bounds
+
+
+def _check_ways(p: Path, ways: WalkWays, collector: _Collector) -> None:
+    """Refuse a file without walkable ways; warn about ways trimmed or dropped by clipping."""
+    if len(ways) == 0:
+        msg = (
+            f"{p.name!r} contains no walkable ways (highway=* open to pedestrians), so "
+            "there is no street network to walk on. Check that the extract covers a "
+            "built-up area and includes highways."
+        )
+        raise InputError(msg)
+    trimmed, dropped = collector.trimmed, collector.dropped
+    if trimmed or dropped:
+        logger.warning(
+            "%s: %d ways referenced %d missing nodes (clipped extract): %d trimmed, %d dropped",
+            p.name,
+            trimmed + dropped,
+            collector.missing,
+            trimmed,
+            dropped,
+        )
+
+
 def read_osm(
     path: Path | str,
     *,
@@ -406,190 +616,30 @@ def read_osm(
         (``"landuse"`` or ``"building"``), ``name``, ``building_levels``;
         ``center_features`` has ``osm_id``, ``osm_type``, ``name``, ``tags``
         (points); ``boundaries`` has ``osm_id``, ``name``, ``admin_level``.
+
+    Raises
+    ------
+    InputError
+        The file is not usable OSM data (see :func:`check_osm_file`), cannot be
+        parsed, or has no walkable ways.
+    ResourceLimitError
+        The file would need more memory than the budget.
     """
     p = check_osm_file(path, memory_budget_bytes=memory_budget_bytes)
     _check_expanded_size(p, memory_budget_bytes)
     sha = file_sha256(p)
     if progress:
         progress(0.0, "reading OSM file")
-
-    way_ids: list[int] = []
-    highways: list[str] = []
-    offsets: list[int] = [0]
-    node_ids: list[int] = []
-    lons: list[float] = []
-    lats: list[float] = []
-    trimmed = dropped = missing = 0
-
-    res_rows: list[dict[str, Any]] = []
-    res_wkb: list[bytes] = []
-    ctr_rows: list[dict[str, Any]] = []
-    ctr_xy: list[tuple[float, float]] = []
-    bnd_rows: list[dict[str, Any]] = []
-    bnd_wkb: list[bytes] = []
-    wkb = osmium.geom.WKBFactory()
-
-    def area_wanted(tags: Any) -> bool:
-        return (
-            tags.get("landuse") == "residential"
-            or tags.get("building") in RESIDENTIAL_BUILDINGS
-            or tags.get("boundary") == "administrative"
-            or _matches(tags, center_tags)
-        )
-
-    center_keys = list(center_tags)
-    key_filter = osmium.filter.KeyFilter("highway", "landuse", "building", "boundary", *center_keys)
-    processor = (
-        osmium.FileProcessor(str(p))
-        .with_locations()
-        .with_areas(osmium.filter.KeyFilter("landuse", "building", "boundary", *center_keys))
-        .with_filter(key_filter)
-    )
-    try:
-        header = processor.header
-        box = header.box()
-        bounds = (
-            (box.bottom_left.lon, box.bottom_left.lat, box.top_right.lon, box.top_right.lat)
-            if box.valid()
-            else None
-        )
-        obj: Any
-        for obj in processor:
-            if obj.is_node():
-                tags = obj.tags
-                if _matches(tags, center_tags) and obj.location.valid():
-                    ctr_rows.append(
-                        {
-                            OSM_ID: obj.id,
-                            OSM_TYPE: "node",
-                            NAME: tags.get("name"),
-                            TAGS: _tag_string(tags, center_keys),
-                        }
-                    )
-                    ctr_xy.append((obj.location.lon, obj.location.lat))
-            elif obj.is_way():
-                tags = obj.tags
-                if not _is_walkable(tags):
-                    continue
-                run_ids: list[int] = []
-                run_xy: list[tuple[float, float]] = []
-                pieces: list[tuple[list[int], list[tuple[float, float]]]] = []
-                gap = False
-                for nref in obj.nodes:
-                    loc = nref.location
-                    if loc.valid():
-                        run_ids.append(nref.ref)
-                        run_xy.append((loc.lon, loc.lat))
-                    else:
-                        gap = True
-                        missing += 1
-                        if len(run_ids) >= 2:
-                            pieces.append((run_ids, run_xy))
-                        run_ids, run_xy = [], []
-                if len(run_ids) >= 2:
-                    pieces.append((run_ids, run_xy))
-                if gap:
-                    if pieces:
-                        trimmed += 1
-                    else:
-                        dropped += 1
-                hw = tags.get("highway")
-                for ids, xy in pieces:
-                    way_ids.append(obj.id)
-                    highways.append(hw)
-                    node_ids.extend(ids)
-                    lons.extend(x for x, _ in xy)
-                    lats.extend(y for _, y in xy)
-                    offsets.append(len(node_ids))
-            elif obj.is_area():
-                tags = obj.tags
-                if not area_wanted(tags):
-                    continue
-                try:
-                    geom = wkb.create_multipolygon(obj)
-                except RuntimeError:
-                    continue  # incomplete ring in a clipped extract
-                osm_type = "way" if obj.from_way() else "relation"
-                if (
-                    tags.get("landuse") == "residential"
-                    or tags.get("building") in RESIDENTIAL_BUILDINGS
-                ):
-                    res_rows.append(
-                        {
-                            OSM_ID: obj.orig_id(),
-                            OSM_TYPE: osm_type,
-                            KIND: "landuse" if tags.get("landuse") == "residential" else "building",
-                            NAME: tags.get("name"),
-                            LEVELS: _parse_levels(tags.get("building:levels")),
-                        }
-                    )
-                    res_wkb.append(bytes.fromhex(geom))
-                if tags.get("boundary") == "administrative":
-                    level = tags.get("admin_level")
-                    if admin_levels is None or level in admin_levels:
-                        bnd_rows.append(
-                            {OSM_ID: obj.orig_id(), NAME: tags.get("name"), ADMIN_LEVEL: level}
-                        )
-                        bnd_wkb.append(bytes.fromhex(geom))
-                if _matches(tags, center_tags):
-                    centroid = shapely.centroid(shapely.from_wkb(bytes.fromhex(geom)))
-                    ctr_rows.append(
-                        {
-                            OSM_ID: obj.orig_id(),
-                            OSM_TYPE: osm_type,
-                            NAME: tags.get("name"),
-                            TAGS: _tag_string(tags, center_keys),
-                        }
-                    )
-                    ctr_xy.append((centroid.x, centroid.y))
-    except (RuntimeError, osmium.InvalidLocationError, ValueError, OverflowError) as exc:
-        # libosmium reports parse, decompression and format errors as RuntimeError
-        # (or InvalidLocationError for bad coordinates), from its reader thread.
-        msg = f"{p.name!r} could not be parsed as OpenStreetMap data: {exc}. The file may be truncated or corrupted; export it again."
-        raise InputError(msg) from exc
-
-    ways = WalkWays(
-        way_id=np.asarray(way_ids, dtype=np.int64),
-        highway=np.asarray(highways, dtype=object),
-        offsets=np.asarray(offsets, dtype=np.int64),
-        node_id=np.asarray(node_ids, dtype=np.int64),
-        lon=np.asarray(lons, dtype=np.float64),
-        lat=np.asarray(lats, dtype=np.float64),
-    )
-    if len(ways) == 0:
-        msg = (
-            f"{p.name!r} contains no walkable ways (highway=* open to pedestrians), so "
-            "there is no street network to walk on. Check that the extract covers a "
-            "built-up area and includes highways."
-        )
-        raise InputError(msg)
-    if trimmed or dropped:
-        logger.warning(
-            "%s: %d ways referenced %d missing nodes (clipped extract): %d trimmed, %d dropped",
-            p.name,
-            trimmed + dropped,
-            missing,
-            trimmed,
-            dropped,
-        )
-
-    residential = _frame(
-        res_rows,
-        shapely.from_wkb(res_wkb) if res_wkb else [],
-        [OSM_ID, OSM_TYPE, KIND, NAME, LEVELS],
-    )
-    centers = _frame(
-        ctr_rows, shapely.points(ctr_xy) if ctr_xy else [], [OSM_ID, OSM_TYPE, NAME, TAGS]
-    )
-    centers = centers.drop_duplicates(subset=[OSM_TYPE, OSM_ID]).reset_index(drop=True)
-    boundaries = _frame(
-        bnd_rows, shapely.from_wkb(bnd_wkb) if bnd_wkb else [], [OSM_ID, NAME, ADMIN_LEVEL]
-    )
+    collector = _Collector(center_tags, admin_levels)
+    bounds = _stream(p, collector)
+    ways = collector.walk_ways()
+    _check_ways(p, ways, collector)
+    residential, centers, boundaries = collector.frames()
     stats = ReadStats(
-        walkable_ways=len(set(way_ids)),
-        ways_trimmed=trimmed,
-        ways_dropped=dropped,
-        missing_node_refs=missing,
+        walkable_ways=len(set(collector.way_ids)),
+        ways_trimmed=collector.trimmed,
+        ways_dropped=collector.dropped,
+        missing_node_refs=collector.missing,
         residential_features=len(residential),
         center_features=len(centers),
         boundaries=len(boundaries),
@@ -621,7 +671,5 @@ def _tag_string(tags: Any, keys: list[str]) -> str:
 
 
 def _frame(rows: list[dict[str, Any]], geoms: Any, columns: list[str]) -> gpd.GeoDataFrame:
-    import pandas as pd
-
     data = pd.DataFrame(rows, columns=columns)
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")

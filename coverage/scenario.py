@@ -19,7 +19,8 @@ from typing import Any
 import geopandas as gpd
 
 from coverage.errors import InputError
-from coverage.network import DEFAULT_CACHE_DIR, DEFAULT_SPEED_KMH, WalkNetwork, walk_network
+from coverage.netcache import DEFAULT_CACHE_DIR, walk_network
+from coverage.network import DEFAULT_SPEED_KMH, WalkNetwork
 from coverage.osm import DEFAULT_CENTER_TAGS, OsmExtract, read_osm
 from coverage.progress import ProgressFn, sub_progress
 

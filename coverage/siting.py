@@ -34,17 +34,9 @@ from scipy.spatial import cKDTree
 from coverage.centers import CENTER_ID
 from coverage.demand import POPULATION
 from coverage.errors import InputError, SolverError
-from coverage.network import (
-    DEFAULT_SPEED_KMH,
-    SNAP_DISTANCE_M,
-    SNAP_EDGE,
-    SNAP_OFFSET_M,
-    WalkNetwork,
-    snap_frame,
-    snap_points,
-    speed_ms,
-)
+from coverage.network import DEFAULT_SPEED_KMH, WalkNetwork, speed_ms
 from coverage.progress import ProgressFn, sub_progress
+from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_frame, snap_points
 
 logger = logging.getLogger(__name__)
 

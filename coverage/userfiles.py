@@ -1,7 +1,6 @@
-"""Read the planner's own files (centers, candidates, districts, population) into
-validated GeoDataFrames in EPSG:4326.
+"""Read the planner's own files into validated GeoDataFrames in EPSG:4326.
 
-Accepted formats are GeoJSON (``.geojson``/``.json``), GeoPackage (``.gpkg``,
+The files are centers, candidates, districts and population. Accepted formats are GeoJSON (``.geojson``/``.json``), GeoPackage (``.gpkg``,
 read with pyogrio) and CSV with longitude/latitude columns. CSV text may be
 UTF-8, UTF-8 with a byte-order mark (Excel's "CSV UTF-8") or GBK/GB18030 (Excel
 on Chinese Windows). Coordinates may be WGS-84, GCJ-02 (Amap/高德, Tencent) or
@@ -25,6 +24,7 @@ from typing import IO, Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import pyproj
 import shapely
 from numpy.typing import NDArray
@@ -282,7 +282,7 @@ _SURROGATE_PAIR = re.compile(
 
 
 def _unescape_surrogates(data: bytes) -> bytes:
-    """Turn JSON ``\\uD8xx\\uDCxx`` escapes into UTF-8 before GDAL reads the text.
+    r"""Turn JSON ``\uD8xx\uDCxx`` escapes into UTF-8 before GDAL reads the text.
 
     GDAL's JSON parser turns escaped surrogate pairs (how ``json.dumps`` and
     ``GeoDataFrame.to_json`` write characters beyond U+FFFF, e.g. CJK Extension B
@@ -299,8 +299,6 @@ def _unescape_surrogates(data: bytes) -> bytes:
 
 
 def _read_vector(name: str, data: bytes, layer: str | int | None) -> gpd.GeoDataFrame:
-    import pyogrio
-
     data = _unescape_surrogates(data)
 
     try:
@@ -487,7 +485,7 @@ def _clean_geometries(gdf: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
     return out
 
 
-def _polygons_only(geom: Any) -> Any:
+def _polygons_only(geom: shapely.Geometry) -> shapely.Geometry | None:
     """Keep the polygonal parts of a (repaired) geometry; None if there are none."""
     parts = shapely.get_parts(geom)
     polys = [p for p in parts if shapely.get_type_id(p) in (3, 6)]

@@ -28,7 +28,7 @@ def haidian_extract():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def haidian_net(haidian_extract, cache_dir):  # type: ignore[no-untyped-def]
-    from coverage.network import walk_network
+    from coverage.netcache import walk_network
 
     return walk_network(HAIDIAN, extract=haidian_extract, cache_dir=cache_dir)
 
@@ -42,6 +42,6 @@ def chengdu_extract():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def chengdu_net(chengdu_extract, cache_dir):  # type: ignore[no-untyped-def]
-    from coverage.network import walk_network
+    from coverage.netcache import walk_network
 
     return walk_network(CHENGDU, extract=chengdu_extract, cache_dir=cache_dir)

@@ -14,7 +14,8 @@ import shapely
 from coverage import isochrones as iso
 from coverage.audit import AuditParams, AuditResult, audit
 from coverage.errors import InputError, PlannerError
-from coverage.network import WalkNetwork, snap_frame
+from coverage.network import WalkNetwork
+from coverage.snapping import snap_frame
 
 SPEED = 4.5
 LEVELS = {"community": 5.0, "street": 15.0}

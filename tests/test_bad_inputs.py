@@ -40,7 +40,7 @@ FAST_S = 10.0  # generous bound for "refused quickly" on a shared 2-core machine
 
 @pytest.fixture(scope="module")
 def grid_net() -> Any:
-    from coverage.network import walk_network
+    from coverage.netcache import walk_network
 
     return walk_network(GRID, cache_dir=None)
 
@@ -67,7 +67,7 @@ def refused(exc_type: type[BaseException] = InputError, match: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
-# OSM files (coverage.osm.read_osm, coverage.network.walk_network)
+# OSM files (coverage.osm.read_osm, coverage.netcache.walk_network)
 
 
 def _gzip_members(head: bytes, body: bytes, repeat: int, tail: bytes) -> bytes:
@@ -198,7 +198,7 @@ def test_read_osm_refuses(
 
 @pytest.mark.parametrize("name", ["billion_laughs.osm", "xxe_passwd.osm", "xxe_parameter.osm"])
 def test_walk_network_refuses_entities_before_any_parse(tmp_path: Path, name: str) -> None:
-    from coverage.network import walk_network
+    from coverage.netcache import walk_network
 
     with refused(InputError, "DOCTYPE"):
         walk_network(HOSTILE / name, cache_dir=tmp_path)
@@ -236,7 +236,7 @@ def test_huge_sparse_osm_refused_without_reading(tmp_path: Path) -> None:
     p = tmp_path / "planet.osm"
     with p.open("wb") as fh:
         fh.truncate(4_000_000_000)
-    from coverage.network import walk_network
+    from coverage.netcache import walk_network
     from coverage.osm import read_osm
 
     with refused(ResourceLimitError, "memory"):

@@ -22,7 +22,8 @@ import shapely
 from coverage import batch
 from coverage.batch import BatchParams, run_districts
 from coverage.errors import InputError
-from coverage.network import snap_frame, walk_network
+from coverage.netcache import walk_network
+from coverage.snapping import snap_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = Path(__file__).resolve().parent / "data" / "grid.osm"

@@ -39,7 +39,7 @@ def extract(city):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def net(city, extract):  # type: ignore[no-untyped-def]
-    from coverage.network import walk_network
+    from coverage.netcache import walk_network
 
     return walk_network(city[0].path, cache_dir=None, extract=extract)
 

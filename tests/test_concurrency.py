@@ -24,7 +24,7 @@ SCRIPT = "<script>alert(1)</script>"
 
 
 def _build(args: tuple[str, str]) -> tuple[int, int, float, str]:
-    from coverage.network import walk_network
+    from coverage.netcache import walk_network
 
     osm, cache = args
     net = walk_network(osm, cache_dir=cache)

@@ -198,7 +198,7 @@ def _cache_file(cache: Path) -> Path:
 def test_corrupt_network_cache_is_detected_and_rebuilt(
     tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from coverage.network import load_network, walk_network
+    from coverage.netcache import load_network, walk_network
 
     ref = walk_network(GRID, cache_dir=tmp_path)
     f = _cache_file(tmp_path)
@@ -216,7 +216,7 @@ def test_corrupt_network_cache_is_detected_and_rebuilt(
     f.write_bytes(bytes(data))
     with pytest.raises(Exception, match="rebuild"):
         load_network(f)
-    with caplog.at_level("WARNING", logger="coverage.network"):
+    with caplog.at_level("WARNING", logger="coverage.netcache"):
         net = walk_network(GRID, cache_dir=tmp_path)
     assert any("rebuild" in r.getMessage() for r in caplog.records)
     assert net.n_nodes == ref.n_nodes
@@ -230,7 +230,7 @@ def test_corrupt_network_cache_is_detected_and_rebuilt(
 def test_flipped_array_byte_fails_checksum(tmp_path: Path) -> None:
     """A change inside an array (not the zip structure) is caught by the checksum."""
     from coverage.errors import InputError
-    from coverage.network import load_network, save_network, walk_network
+    from coverage.netcache import load_network, save_network, walk_network
 
     net = walk_network(GRID, cache_dir=None)
     path = save_network(net, tmp_path / "n.npz")

@@ -16,14 +16,9 @@ import shapely
 
 from coverage import isochrones as iso
 from coverage.errors import InputError
-from coverage.network import (
-    SNAP_DISTANCE_M,
-    SNAP_EDGE,
-    SNAP_OFFSET_M,
-    WalkNetwork,
-    snap_frame,
-    walk_network,
-)
+from coverage.netcache import walk_network
+from coverage.network import WalkNetwork
+from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_frame
 
 GRID = Path(__file__).resolve().parent / "data" / "grid.osm"
 GRID_E, GRID_N = 440_000.0, 4_428_000.0  # UTM 50N origin of tests/data/grid.osm

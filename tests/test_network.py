@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-import shutil
 from pathlib import Path
 
-import geopandas as gpd
 import networkx as nx
 import numpy as np
 import osmium
@@ -17,26 +14,16 @@ from conftest import CHENGDU, HAIDIAN, TEST_DATA
 from scipy.sparse.csgraph import connected_components
 from test_osm import to_gz, to_pbf
 
-import coverage.network as network
-from coverage.errors import InputError, NetworkUnavailableError
+from coverage.errors import InputError
+from coverage.netcache import walk_network
 from coverage.network import (
     DEFAULT_SPEED_KMH,
-    SNAP_DISTANCE_M,
-    SNAP_EDGE,
-    SNAP_OFFSET_M,
     WalkNetwork,
-    cache_key,
-    load_network,
     network_from_graph,
-    project_lonlat,
+    network_from_ways,
     raw_walk_graph,
-    save_network,
-    snap_frame,
-    snap_points,
     speed_ms,
     walk_graph,
-    walk_network,
-    walk_network_online,
 )
 from coverage.osm import WALK_EXCLUDED, OsmExtract, read_osm
 
@@ -60,20 +47,6 @@ def grid_net(grid_extract: OsmExtract) -> WalkNetwork:
 def local_xy(net: WalkNetwork) -> np.ndarray:
     """Node positions in metres from the grid origin."""
     return net.node_xy - ORIGIN
-
-
-def assert_same_network(a: WalkNetwork, b: WalkNetwork) -> None:
-    assert a.crs == b.crs
-    np.testing.assert_array_equal(a.node_osmid, b.node_osmid)
-    np.testing.assert_array_equal(a.node_x, b.node_x)
-    np.testing.assert_array_equal(a.node_y, b.node_y)
-    np.testing.assert_array_equal(a.edge_u, b.edge_u)
-    np.testing.assert_array_equal(a.edge_v, b.edge_v)
-    np.testing.assert_array_equal(a.edge_length_m, b.edge_length_m)
-    np.testing.assert_array_equal(a.edge_highway, b.edge_highway)
-    assert shapely.equals_exact(a.edge_geometry, b.edge_geometry, tolerance=0).all()
-    assert a.source_sha256 == b.source_sha256
-    assert a.stats == b.stats
 
 
 def same_shape(a: WalkNetwork, b: WalkNetwork) -> None:
@@ -152,70 +125,7 @@ def test_grid_formats_build_the_same_network(grid_net: WalkNetwork, tmp_path: Pa
         same_shape(walk_network(path, cache_dir=None), grid_net)
 
 
-# --- grid: snapping -----------------------------------------------------------
-
-
-def test_snap_points_exact_on_grid(grid_net: WalkNetwork) -> None:
-    pts = np.array([[130.0, 190.0], [-10.0, 50.0], [200.0, 200.0], [250.0, 405.0]]) + ORIGIN
-    snap = snap_points(grid_net, pts[:, 0], pts[:, 1])
-    on = np.column_stack([snap.x, snap.y]) - ORIGIN
-    np.testing.assert_allclose(on, [[130, 200], [0, 50], [200, 200], [250, 400]], atol=CM)
-    np.testing.assert_allclose(snap.distance_m, [10.0, 10.0, 0.0, 5.0], atol=CM)
-    # offset_m is measured along the edge from its u end, bends included.
-    for i in range(len(snap)):
-        e = snap.edge[i]
-        geom = grid_net.edge_geometry[e]
-        along = shapely.line_locate_point(geom, shapely.points(snap.x[i], snap.y[i]))
-        assert snap.offset_m[i] == pytest.approx(along, abs=1e-6)
-        assert 0 <= snap.offset_m[i] <= grid_net.edge_length_m[e]
-    # The corner point lies on the 200 m L-shaped edge, 50 m from its (0, 100) end.
-    bend = snap.edge[1]
-    assert grid_net.edge_length_m[bend] == pytest.approx(200.0, abs=2 * CM)
-    u_xy = local_xy(grid_net)[grid_net.edge_u[bend]]
-    expected = 50.0 if np.allclose(u_xy, [0, 100], atol=CM) else 150.0
-    assert snap.offset_m[1] == pytest.approx(expected, abs=CM)
-
-
-def test_snap_the_grid_center(grid_extract: OsmExtract, grid_net: WalkNetwork) -> None:
-    centers = grid_extract.center_features.to_crs(grid_net.crs)
-    out = snap_frame(grid_net, centers)
-    assert out.index.equals(centers.index)
-    assert out[SNAP_DISTANCE_M].iloc[0] == pytest.approx(30.0, abs=CM)
-    e = out[SNAP_EDGE].iloc[0]
-    ends = local_xy(grid_net)[[grid_net.edge_u[e], grid_net.edge_v[e]]]
-    assert np.allclose(np.sort(ends[:, 0]), [100, 200], atol=CM)
-    assert np.allclose(ends[:, 1], 100, atol=CM)
-    assert out[SNAP_OFFSET_M].iloc[0] == pytest.approx(50.0, abs=CM)
-    assert SNAP_EDGE not in centers.columns  # input untouched
-
-
-def test_snap_frame_polygons_and_index(grid_extract: OsmExtract, grid_net: WalkNetwork) -> None:
-    res = grid_extract.residential.to_crs(grid_net.crs)
-    res.index = [10, 20]
-    out = snap_frame(grid_net, res)
-    assert list(out.index) == [10, 20]
-    assert (out[SNAP_DISTANCE_M] > 0).all()
-    assert (out[SNAP_DISTANCE_M] < 60).all()
-
-
-def test_snap_frame_refuses_wrong_crs(grid_extract: OsmExtract, grid_net: WalkNetwork) -> None:
-    with pytest.raises(InputError, match="to_crs"):
-        snap_frame(grid_net, grid_extract.center_features)
-    with pytest.raises(InputError, match="GeoDataFrame"):
-        snap_frame(grid_net, grid_extract.center_features.drop(columns="geometry"))
-
-
-def test_snap_points_edge_cases(grid_net: WalkNetwork) -> None:
-    empty = snap_points(grid_net, np.array([]), np.array([]))
-    assert len(empty) == 0
-    with pytest.raises(InputError, match="NaN"):
-        snap_points(grid_net, np.array([np.nan]), np.array([0.0]))
-
-
-def test_project_lonlat_round_trip(grid_extract: OsmExtract) -> None:
-    x, y = project_lonlat(grid_extract.ways.lon[:5], grid_extract.ways.lat[:5], "EPSG:32650")
-    np.testing.assert_allclose(x - ORIGIN[0], [0, 100, 200, 300, 400], atol=CM)
-    np.testing.assert_allclose(y - ORIGIN[1], 0, atol=CM)
+# --- speed and the networkx view ---------------------------------------------
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, 31.0, float("nan"), float("inf")])
@@ -313,126 +223,14 @@ def test_haidian_formats_build_the_same_network(haidian_net: WalkNetwork, tmp_pa
         same_shape(walk_network(path, cache_dir=None), haidian_net)
 
 
-# --- cache ----------------------------------------------------------------------
-
-
-def test_cache_round_trip(haidian_net: WalkNetwork, tmp_path: Path) -> None:
-    path = save_network(haidian_net, tmp_path / "net.npz")
-    assert_same_network(load_network(path), haidian_net)
-    assert not list(tmp_path.glob(".tmp-*"))
-
-
-def test_cached_network_equals_built(
-    chengdu_net: WalkNetwork, cache_dir: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    from conftest import CHENGDU
-
-    with caplog.at_level(logging.INFO, logger="coverage.network"):
-        again = walk_network(CHENGDU, cache_dir=cache_dir)
-    assert "loaded cached network" in caplog.text
-    assert_same_network(again, chengdu_net)
-
-
-def test_cache_key_depends_on_input() -> None:
-    assert cache_key("a" * 64) != cache_key("b" * 64)
-    assert cache_key("a" * 64) == cache_key("a" * 64)
-
-
-def _corrupt_flip(p: Path) -> None:
-    data = bytearray(p.read_bytes())
-    mid = len(data) // 2
-    data[mid : mid + 64] = bytes(255 - b for b in data[mid : mid + 64])
-    p.write_bytes(bytes(data))
-
-
-def _corrupt_truncate(p: Path) -> None:
-    p.write_bytes(p.read_bytes()[:1000])
-
-
-def _corrupt_empty(p: Path) -> None:
-    p.write_bytes(b"")
-
-
-def _corrupt_checksum(p: Path) -> None:
-    with np.load(p, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    arrays["edge_length_m"] = arrays["edge_length_m"] * 2  # meta keeps the old checksum
-    np.savez(p, **arrays)
-
-
-@pytest.mark.parametrize(
-    "corrupt", [_corrupt_flip, _corrupt_truncate, _corrupt_empty, _corrupt_checksum]
-)
-def test_corrupt_cache_is_detected_and_rebuilt(
-    grid_extract: OsmExtract, tmp_path: Path, corrupt, caplog: pytest.LogCaptureFixture
-) -> None:  # type: ignore[no-untyped-def]
-    src = shutil.copy(GRID, tmp_path / "grid.osm")
-    cache = tmp_path / "cache"
-    built = walk_network(src, cache_dir=cache)
-    (cache_file,) = cache.glob("walk-*.npz")
-    corrupt(cache_file)
-    with pytest.raises(InputError, match="delete it to rebuild"):
-        load_network(cache_file)
-    with caplog.at_level(logging.WARNING, logger="coverage.network"):
-        rebuilt = walk_network(src, cache_dir=cache)
-    assert "rebuilding" in caplog.text
-    assert_same_network(rebuilt, built)
-    assert_same_network(load_network(cache_file), built)
-
-
-def test_cache_unwritable_is_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
-    with caplog.at_level(logging.WARNING, logger="coverage.network"):
-        net = walk_network(GRID, cache_dir=blocker / "cache")
-    assert net.n_nodes == 21
-    assert "could not write network cache" in caplog.text
-
-
-def test_walk_network_progress() -> None:
-    calls: list[float] = []
-    walk_network(GRID, cache_dir=None, progress=lambda f, _m: calls.append(f))
-    assert calls == sorted(calls)
-    assert calls[-1] == 1.0
-
-
-def test_walk_network_bad_input(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="not found"):
-        walk_network(tmp_path / "missing.osm", cache_dir=None)
-
-
-# --- online mode (never touches the network in tests) ---------------------------
-
-
-def test_online_mode_offline_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(network, "_internet_reachable", lambda url, timeout_s: False)
-
-    def no_download(*args: object, **kwargs: object) -> None:
-        raise AssertionError("must not download")
-
-    import osmnx
-
-    monkeypatch.setattr(osmnx, "graph_from_place", no_download)
-    with pytest.raises(NetworkUnavailableError, match="walk_network") as info:
-        walk_network_online("金牛区, 成都市")
-    assert isinstance(info.value, ConnectionError)
-    assert "local OSM extract" in str(info.value)
-
-
-def test_online_mode_refuses_empty_place() -> None:
-    with pytest.raises(InputError, match="place"):
-        walk_network_online("  ")
-
-
-def test_geodataframe_fixture_type(grid_extract: OsmExtract) -> None:
-    assert isinstance(grid_extract.residential, gpd.GeoDataFrame)
+# --- the array build equals the osmnx build ------------------------------------
 
 
 @pytest.mark.parametrize("path", [GRID, GRID_CLIPPED, HAIDIAN, CHENGDU])
 def test_array_build_equals_osmnx_build(path: Path) -> None:
     extract = read_osm(path)
     a = network_from_graph(walk_graph(extract))
-    b = network.network_from_ways(extract)
+    b = network_from_ways(extract)
     assert (a.n_nodes, a.n_edges, a.crs, a.stats) == (b.n_nodes, b.n_edges, b.crs, b.stats)
     np.testing.assert_array_equal(a.node_osmid, b.node_osmid)
     np.testing.assert_array_equal(a.node_x, b.node_x)

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
-from coverage.network import WalkNetwork, snap_frame
+from coverage.network import WalkNetwork
+from coverage.snapping import snap_frame
 
 CRS = "EPSG:32650"
 X0, Y0 = 440_000.0, 4_428_000.0  # near Beijing in UTM 50N

@@ -16,7 +16,6 @@ import shapely
 from scipy import sparse
 
 from coverage.errors import InputError, SolverError
-from coverage.network import snap_frame
 from coverage.siting import (
     CANDIDATE_ID,
     SitingParams,
@@ -32,6 +31,7 @@ from coverage.siting import (
     swap_improve,
     upper_bound,
 )
+from coverage.snapping import snap_frame
 
 SPEED_KMH = 4.5
 LIMIT_15_M = 15 * 60 * SPEED_KMH / 3.6  # 1,125 m
