@@ -218,12 +218,8 @@ def run_size(path: Path, repeat: int, out: Path, *, siting: bool) -> None:
             )
             browser.close()
     if siting:
-        from coverage.siting import (
-            candidate_sites,
-            coverage_sets,
-            greedy_max_coverage,
-            swap_improve,
-        )
+        from coverage.optimize import greedy_max_coverage, swap_improve
+        from coverage.siting import candidate_sites, coverage_sets
 
         def cands() -> gpd.GeoDataFrame:
             c = candidate_sites(net, demand)

@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import geopandas as gpd
 
+    from coverage import optimize as opt
     from coverage import siting as S  # noqa: N812 (short alias in a script)
     from coverage.netcache import walk_network
     from coverage.osm import read_osm
@@ -232,14 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     weights = demand["population"].to_numpy()
 
     def greedy_swap() -> Any:
-        g = S.greedy_max_coverage(cover, weights, k=args.k)
-        return g, S.swap_improve(cover, weights, g.chosen)
+        g = opt.greedy_max_coverage(cover, weights, k=args.k)
+        return g, opt.swap_improve(cover, weights, g.chosen)
 
     gs = CpuTimed(greedy_swap)
     mg = measure(gs, repeat=args.repeat, warmup=1)
     g, sw = mg.result
     total = float(weights.sum())
-    sub = S.upper_bound(cover, weights, sw.chosen, k=args.k, lp=False)
+    sub = opt.upper_bound(cover, weights, sw.chosen, k=args.k, lp=False)
     rows.append(
         {
             "stage": f"greedy (CELF) + 1-swap, k = {args.k}",
@@ -267,19 +268,19 @@ def main(argv: list[str] | None = None) -> int:
     k = 10
 
     def ours() -> Any:
-        g = S.greedy_max_coverage(ccover, cw, k=k)
-        return S.swap_improve(ccover, cw, g.chosen)
+        g = opt.greedy_max_coverage(ccover, cw, k=k)
+        return opt.swap_improve(ccover, cw, g.chosen)
 
     mo = measure(ours, repeat=args.repeat, warmup=1, track_memory=False)
     csw = mo.result
     mb = measure(
-        lambda: S.upper_bound(ccover, cw, csw.chosen, k=k),
+        lambda: opt.upper_bound(ccover, cw, csw.chosen, k=k),
         repeat=max(1, args.repeat // 2),
         track_memory=False,
     )
     bound = mb.result
     me = measure(
-        lambda: S.solve_exact(ccover, cw, k, warm_start=csw.chosen, time_limit_s=120),
+        lambda: opt.solve_exact(ccover, cw, k, warm_start=csw.chosen, time_limit_s=120),
         repeat=max(1, args.repeat // 2),
         track_memory=False,
     )
@@ -326,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(max(1, args.repeat // 2)):
         sp = run_spopt(ccover, cw, k)
         sp_times.append(sp["time_s"])
-    sp_pop = S.covered_population(ccover, cw, sp["chosen"])
+    sp_pop = opt.covered_population(ccover, cw, sp["chosen"])
     sp_med = float(np.median(sp_times))
     rows.append(
         {

@@ -303,7 +303,7 @@ def _covered0(ctx: _Ctx) -> Any:
 
 
 def _prep_greedy(ctx: _Ctx) -> Callable[[], Any]:
-    mod = _import("coverage.siting")
+    mod = _import("coverage.optimize")
     greedy = _need_attr(mod, "greedy_max_coverage")
     swap = _need_attr(mod, "swap_improve")
     _, cover = ctx.data["cover"]
@@ -509,7 +509,7 @@ def _prep_anchor_ego(ctx: _Ctx) -> Callable[[], Any]:
 def _prep_anchor_spopt(ctx: _Ctx) -> Callable[[], Any]:
     import numpy as np
 
-    mod = _import("coverage.siting")
+    mod = _import("coverage.optimize")
     from bench_siting import run_spopt
 
     cands, cover = ctx.data["cover"]

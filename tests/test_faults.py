@@ -248,7 +248,8 @@ def test_flipped_array_byte_fails_checksum(tmp_path: Path) -> None:
 
 
 def test_exact_time_limit_honoured_with_gap() -> None:
-    from coverage.siting import SitingParams, solve_exact
+    from coverage.optimize import solve_exact
+    from coverage.siting import SitingParams
 
     rng = np.random.default_rng(0)
     C = sparse.random_array((400, 3000), density=0.02, rng=rng, format="csr").astype(bool)

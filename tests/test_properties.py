@@ -172,7 +172,7 @@ def cover_matrices(draw: Any) -> tuple[sparse.csr_array, np.ndarray, np.ndarray,
 @FAST
 @given(case=cover_matrices())
 def test_greedy_at_least_best_single_candidate(case: tuple[Any, ...]) -> None:
-    from coverage.siting import covered_population, greedy_max_coverage
+    from coverage.optimize import covered_population, greedy_max_coverage
 
     C, w, c0, k = case
     res = greedy_max_coverage(C, w, covered0=c0, k=k)
@@ -185,7 +185,7 @@ def test_greedy_at_least_best_single_candidate(case: tuple[Any, ...]) -> None:
 @FAST
 @given(case=cover_matrices())
 def test_greedy_within_bound(case: tuple[Any, ...]) -> None:
-    from coverage.siting import greedy_max_coverage, upper_bound
+    from coverage.optimize import greedy_max_coverage, upper_bound
 
     C, w, c0, k = case
     res = greedy_max_coverage(C, w, covered0=c0, k=k)

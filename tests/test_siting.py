@@ -1,8 +1,11 @@
-"""Siting: matrix core against brute force, coverage sets against networkx, the wrapper's invariants."""
+"""Siting: candidates and coverage sets against networkx, the geographic wrapper's invariants.
+
+The matrix core (greedy, swap, bounds, HiGHS) is tested against brute force in
+tests/test_optimize.py.
+"""
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 from typing import Any
@@ -13,117 +16,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from scipy import sparse
 
-from coverage.errors import InputError, SolverError
+from coverage.errors import InputError
+from coverage.optimize import best_sites
 from coverage.siting import (
     CANDIDATE_ID,
     SitingParams,
     candidate_sites,
     candidates_from_file,
     coverage_sets,
-    covered_population,
-    greedy_max_coverage,
     nearest_source_m,
     propose_sites,
-    solve_exact,
-    solve_min_sites,
-    swap_improve,
-    upper_bound,
 )
 from coverage.snapping import snap_frame
 
 SPEED_KMH = 4.5
 LIMIT_15_M = 15 * 60 * SPEED_KMH / 3.6  # 1,125 m
-
-
-# --- small random instances -----------------------------------------------------
-
-
-def random_instance(
-    seed: int, n_cand: int = 10, n_dem: int = 25, density: float = 0.18
-) -> tuple[sparse.csr_array, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    dense = rng.random((n_cand, n_dem)) < density
-    cover = sparse.csr_array(dense)
-    weights = rng.integers(1, 100, n_dem).astype(float)
-    covered0 = rng.random(n_dem) < 0.15
-    return cover, weights, covered0
-
-
-def brute_force(cover: sparse.csr_array, w: np.ndarray, c0: np.ndarray, k: int) -> float:
-    return max(
-        covered_population(cover, w, list(s), covered0=c0)
-        for s in itertools.combinations(range(cover.shape[0]), k)
-    )
-
-
-@pytest.mark.parametrize("seed", range(12))
-@pytest.mark.parametrize("k", [1, 2, 3, 4])
-def test_greedy_and_swap_within_1_minus_1_over_e_of_brute_force(seed: int, k: int) -> None:
-    cover, w, c0 = random_instance(seed)
-    opt = brute_force(cover, w, c0, k)
-    g = greedy_max_coverage(cover, w, covered0=c0, k=k)
-    base = float(w[c0].sum())
-    assert g.population_after - base >= (1 - 1 / math.e) * (opt - base) - 1e-9
-    assert g.population_after == pytest.approx(covered_population(cover, w, g.chosen, covered0=c0))
-    if g.chosen.size:
-        sw = swap_improve(cover, w, g.chosen, covered0=c0)
-        assert sw.population_covered >= g.population_after - 1e-9
-        assert sw.population_covered <= opt + 1e-9
-        assert len(set(sw.chosen.tolist())) == sw.chosen.size
-
-
-@pytest.mark.parametrize("seed", range(10))
-def test_exact_equals_brute_force_and_bound_is_above(seed: int) -> None:
-    cover, w, c0 = random_instance(seed, n_cand=11, n_dem=30)
-    k = 3
-    opt = brute_force(cover, w, c0, k)
-    g = greedy_max_coverage(cover, w, covered0=c0, k=k)
-    ex = solve_exact(cover, w, k, covered0=c0, warm_start=g.chosen, time_limit_s=30)
-    assert ex.optimal
-    assert ex.population_covered == pytest.approx(opt, rel=1e-9)
-    assert ex.bound_population >= opt - 1e-6
-    b = upper_bound(cover, w, g.chosen, covered0=c0, k=k)
-    assert b.population >= opt - 1e-9
-    assert b.submodular_population >= opt - 1e-9
-    assert b.lp_population >= opt - 1e-6
-    assert b.population == pytest.approx(min(b.submodular_population, b.lp_population))
-
-
-def test_greedy_is_deterministic_and_breaks_ties_by_secondary_then_index() -> None:
-    # Candidates 0, 1, 2 cover the same population within the primary threshold;
-    # 2 covers more within the secondary one, so it wins; 0 beats 1 on index.
-    cover = sparse.csr_array(np.array([[1, 1, 0], [1, 1, 0], [1, 1, 0]], dtype=bool))
-    tie = sparse.csr_array(np.array([[1, 0, 0], [1, 0, 0], [1, 1, 0]], dtype=bool))
-    w = np.array([5.0, 5.0, 0.0])
-    g = greedy_max_coverage(cover, w, k=1, tie_cover=tie)
-    assert g.chosen.tolist() == [2]
-    g = greedy_max_coverage(cover, w, k=1)
-    assert g.chosen.tolist() == [0]
-    cover, w, c0 = random_instance(3, n_cand=40, n_dem=80)
-    runs = [greedy_max_coverage(cover, w, covered0=c0, k=5).chosen.tolist() for _ in range(3)]
-    assert runs[0] == runs[1] == runs[2]
-
-
-def test_greedy_stops_when_nothing_is_left_to_cover() -> None:
-    cover = sparse.csr_array(np.array([[1, 0], [0, 1], [1, 1]], dtype=bool))
-    g = greedy_max_coverage(cover, np.array([1.0, 1.0]), k=3)
-    assert g.chosen.tolist() == [2]
-    assert g.population_after == 2.0
-
-
-def test_target_share_met_and_unreachable(caplog: pytest.LogCaptureFixture) -> None:
-    cover = sparse.csr_array(np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=bool))
-    w = np.array([60.0, 30.0, 10.0])
-    g = greedy_max_coverage(cover, w, target_share=0.6)
-    assert g.chosen.tolist() == [0]
-    assert g.target_met is True
-    with caplog.at_level(logging.WARNING, logger="coverage.siting"):
-        g = greedy_max_coverage(cover, w, target_share=0.95, max_k=5)
-    assert g.target_met is False
-    assert g.population_after == 90.0
-    assert "not reachable" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -144,18 +52,6 @@ def test_target_share_met_and_unreachable(caplog: pytest.LogCaptureFixture) -> N
 def test_bad_params_raise_input_error(kwargs: dict[str, float]) -> None:
     with pytest.raises(InputError):
         SitingParams(**kwargs)  # type: ignore[arg-type]
-
-
-def test_matrix_core_rejects_mismatched_inputs() -> None:
-    cover = sparse.csr_array(np.eye(3, dtype=bool))
-    with pytest.raises(InputError, match="weights"):
-        greedy_max_coverage(cover, np.ones(2), k=1)
-    with pytest.raises(InputError, match="covered0"):
-        greedy_max_coverage(cover, np.ones(3), covered0=np.zeros(4, bool), k=1)
-    with pytest.raises(InputError, match="`k`"):
-        greedy_max_coverage(cover, np.ones(3), k=0)
-    with pytest.raises(InputError):
-        greedy_max_coverage(np.eye(3), np.ones(3), k=1)
 
 
 # --- Chengdu ------------------------------------------------------------------------
@@ -417,7 +313,7 @@ def test_target_share_in_propose_sites(
     assert r.target_met is True
     assert r.share_after >= 0.3
     assert r.curve["share"].iloc[-2] < 0.3
-    with caplog.at_level(logging.WARNING, logger="coverage.siting"):
+    with caplog.at_level(logging.WARNING, logger="coverage.optimize"):
         r = propose_sites(
             chengdu_net,
             chengdu_demand,
@@ -455,8 +351,6 @@ def test_candidate_errors(chengdu_net, chengdu_demand) -> None:  # type: ignore[
     far["geometry"] = far.geometry.translate(50_000, 0)
     with pytest.raises(InputError, match="max_distance_m"):
         candidate_sites(net, far)
-    with pytest.raises(InputError, match="project it first"):
-        candidate_sites(net, chengdu_demand.to_crs("EPSG:4326"))
     x0, y0 = chengdu_demand.geometry.iloc[0].representative_point().coords[0]
     lonlat = gpd.GeoDataFrame(
         {"candidate_id": ["p", "q"]},
@@ -482,10 +376,6 @@ def test_candidate_errors(chengdu_net, chengdu_demand) -> None:  # type: ignore[
 
 def test_propose_sites_rejects_bad_demand(chengdu_net, chengdu_demand) -> None:  # type: ignore[no-untyped-def]
     params = SitingParams(k=2)
-    with pytest.raises(InputError, match="project it first"):
-        propose_sites(chengdu_net, chengdu_demand.to_crs("EPSG:4326"), params=params)
-    with pytest.raises(InputError, match="population"):
-        propose_sites(chengdu_net, chengdu_demand.drop(columns="population"), params=params)
     with pytest.raises(InputError, match="zero total population"):
         propose_sites(chengdu_net, chengdu_demand.assign(population=0.0), params=params)
     with pytest.raises(InputError, match="covered0"):
@@ -513,55 +403,6 @@ def test_nearest_source_agrees_with_isochrones(
     np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-6)
 
 
-def _fewest_by_brute_force(
-    cover: sparse.csr_array, w: np.ndarray, c0: np.ndarray, target: float
-) -> int | None:
-    for k in range(1, cover.shape[0] + 1):
-        if brute_force(cover, w, c0, k) >= target * (1 - 1e-12):
-            return k
-    return None
-
-
-@pytest.mark.parametrize("seed", range(8))
-def test_min_sites_equals_brute_force(seed: int) -> None:
-    cover, w, c0 = random_instance(seed, n_cand=10, n_dem=30, density=0.15)
-    reachable = covered_population(cover, w, np.arange(cover.shape[0]), covered0=c0)
-    target = float(w[c0].sum()) + 0.8 * (reachable - float(w[c0].sum()))
-    fewest = _fewest_by_brute_force(cover, w, c0, target)
-    assert fewest is not None
-    res = solve_min_sites(cover, w, target, covered0=c0, max_k=cover.shape[0], time_limit_s=30)
-    assert res.optimal
-    assert res.chosen.size == fewest
-    assert res.population_covered >= target * (1 - 1e-12)
-
-
-def test_min_sites_beats_greedy_on_the_classic_trap() -> None:
-    """Greedy takes the big middle set first and needs 3 sites for everyone; 2 suffice."""
-    cover = sparse.csr_array(
-        np.array(
-            [
-                [1, 1, 1, 1, 0, 0],  # the middle: largest, but not in the best pair
-                [1, 1, 0, 0, 1, 0],
-                [0, 0, 1, 1, 0, 1],
-            ],
-            dtype=bool,
-        )
-    )
-    w = np.ones(6)
-    g = greedy_max_coverage(cover, w, target_share=1.0, max_k=3)
-    assert g.chosen.size == 3
-    res = solve_min_sites(cover, w, 6.0, max_k=3, warm_start=g.chosen, time_limit_s=10)
-    assert res.optimal
-    assert sorted(res.chosen.tolist()) == [1, 2]
-    assert res.population_covered == 6.0
-
-
-def test_min_sites_out_of_reach_is_a_solver_error() -> None:
-    cover, w, c0 = random_instance(1)
-    with pytest.raises(SolverError, match="lower the target"):
-        solve_min_sites(cover, w, float(w.sum()) * 2, covered0=c0, max_k=3, time_limit_s=10)
-
-
 def test_exact_target_share_never_needs_more_sites_than_greedy(
     chengdu_net: Any, chengdu_demand: Any
 ) -> None:
@@ -584,3 +425,67 @@ def test_exact_target_share_never_needs_more_sites_than_greedy(
     assert exact.share_after >= 0.5 - 1e-12
     assert exact.upper_bound_share >= exact.share_after - 1e-9
     assert greedy.min_sites_proven is None
+
+
+def test_frames_are_not_snapped_again(chengdu_net, chengdu_demand, chengdu_candidates) -> None:  # type: ignore[no-untyped-def]
+    """Snap once: demand and centers arrive snapped from the load; siting refuses, never re-snaps."""
+    params = SitingParams(k=1, lp_bound=False)
+    bare = chengdu_demand.drop(columns=["snap_edge", "snap_offset_m", "snap_distance_m"])
+    with pytest.raises(InputError, match="lacks the snap columns"):
+        propose_sites(chengdu_net, bare, None, params=params, candidates=chengdu_candidates)
+    centers = gpd.GeoDataFrame(
+        {"center_id": ["c1"]}, geometry=[chengdu_candidates.geometry.iloc[100]], crs=chengdu_net.crs
+    )
+    with pytest.raises(InputError, match="`centers` lacks the snap columns"):
+        propose_sites(
+            chengdu_net, chengdu_demand, centers, params=params, candidates=chengdu_candidates
+        )
+
+
+def test_propose_sites_is_best_sites_on_the_coverage_sets(
+    chengdu_net, chengdu_demand, chengdu_candidates
+) -> None:  # type: ignore[no-untyped-def]
+    """The wrapper hands the matrix core the coverage sets of the primary and tie-break limits."""
+    net, dem, cands = chengdu_net, chengdu_demand, chengdu_candidates
+    centers = snap_frame(
+        net,
+        gpd.GeoDataFrame(
+            {"center_id": ["c1", "c2"]},
+            geometry=chengdu_candidates.geometry.iloc[[100, 900]].values,
+            crs=net.crs,
+        ),
+    )
+    params = SitingParams(k=4, minutes=10.0, secondary_minutes=4.0)
+    res = propose_sites(net, dem, centers, params=params, candidates=cands)
+    cover = coverage_sets(net, cands, dem, minutes=10.0, speed_kmh=SPEED_KMH)
+    tie = coverage_sets(net, cands, dem, minutes=4.0, speed_kmh=SPEED_KMH)
+    d_args = (
+        dem["snap_edge"].to_numpy(),
+        dem["snap_offset_m"].to_numpy(),
+        dem["snap_distance_m"].to_numpy(),
+    )
+    c_args = (
+        centers["snap_edge"].to_numpy(),
+        centers["snap_offset_m"].to_numpy(),
+        centers["snap_distance_m"].to_numpy(),
+    )
+    dist0, _ = nearest_source_m(net, *c_args, *d_args)
+    limit = 10 * 60 * SPEED_KMH / 3.6
+    w = dem["population"].to_numpy()
+    sel = best_sites(
+        cover,
+        w,
+        params,
+        covered0=dist0 <= limit + 1e-6,
+        tie_cover=tie,
+        tie_covered0=dist0 <= 4 * 60 * SPEED_KMH / 3.6 + 1e-6,
+    )
+    assert (
+        res.sites["candidate_id"].tolist() == cands["candidate_id"].to_numpy()[sel.chosen].tolist()
+    )
+    assert res.share_before == pytest.approx(
+        float(w[dist0 <= limit + 1e-6].sum()) / w.sum(), rel=1e-12
+    )
+    assert res.share_after == sel.population_after / w.sum()
+    assert res.upper_bound_share == min(1.0, sel.bound_population / w.sum())
+    np.testing.assert_array_equal(res.sites["marginal_population"], sel.marginal_population)

@@ -1,0 +1,984 @@
+"""Site selection on a plain coverage matrix: greedy, 1-swap, proven bounds, exact HiGHS.
+
+Everything here works on a boolean matrix ``cover`` (candidates × demand units,
+``scipy.sparse.csr_array``), a population vector ``weights`` and the demand
+already covered ``covered0``, and knows nothing about geography (spopt's split:
+the matrix core apart from the GeoDataFrame wrapper, :mod:`coverage.siting`).
+
+- :func:`greedy_max_coverage`: lazy greedy (CELF), at least ``1 - 1/e`` of the
+  optimum for ``k`` sites, ties broken by a secondary matrix then by index.
+- :func:`swap_improve`: 1-swap local search, all swaps scored by one sparse product.
+- :func:`upper_bound`: the submodular bound and the LP relaxation (HiGHS).
+- :func:`solve_exact`: the maximal covering MIP; :func:`solve_min_sites`: the
+  fewest sites reaching a target population.
+- :func:`best_sites`: the whole recipe (greedy, swap, and on request the MIPs)
+  under one wall-time budget (:class:`TimeBudget`) → :class:`SiteSelection`.
+
+HiGHS is fed the objective in population, not shares, and a tight
+``mip_rel_gap``: with shares it stops short of the optimum (docs/DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# highspy is a required dependency and cheap once numpy and scipy are loaded
+# (`python -X importtime`: ~8-13 ms of a ~2 s `import coverage.siting`), so it is
+# imported here rather than lazily in each solver call.
+import highspy
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import sparse
+
+from coverage.errors import InputError, SolverError
+from coverage.progress import ProgressFn
+
+logger = logging.getLogger(__name__)
+
+#: Values of :attr:`SiteSelection.method` (and of ``summary.json``'s ``siting.method``).
+METHOD_GREEDY = "greedy+swap"
+METHOD_EXACT = "exact"
+
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+# Relative slack when comparing covered population with a target.
+_TARGET_RTOL = 1e-12
+
+
+# --- results --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GreedyResult:
+    """Sites chosen by the lazy greedy, in the order chosen.
+
+    Populations are in the units of ``weights``; ``cumulative_population``
+    includes the population already covered (``population_before``).
+    """
+
+    chosen: IntArray
+    marginal_population: FloatArray
+    cumulative_population: FloatArray
+    population_before: float
+    population_total: float
+    target_met: bool | None
+
+    @property
+    def population_after(self) -> float:
+        """Population covered with every chosen site open (``covered0`` included)."""
+        return float(self.cumulative_population[-1]) if self.chosen.size else self.population_before
+
+
+@dataclass(frozen=True)
+class SwapResult:
+    """A set of sites after 1-swap local search and its covered population."""
+
+    chosen: IntArray
+    population_covered: float
+    swaps: int
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Upper bounds on the best population coverable with ``k`` more sites.
+
+    ``population`` is the smaller (better) of the valid bounds; ``lp_population``
+    is NaN when the LP was not solved.
+    """
+
+    population: float
+    submodular_population: float
+    lp_population: float
+    k: int
+
+
+@dataclass(frozen=True)
+class ExactResult:
+    """The maximal covering MIP solved by HiGHS.
+
+    ``optimal`` is True when HiGHS proved optimality within ``mip_rel_gap``;
+    otherwise ``bound_population`` is the solver's dual bound at the time limit.
+    """
+
+    chosen: IntArray
+    population_covered: float
+    bound_population: float
+    optimal: bool
+    status: str
+    runtime_s: float
+
+
+@dataclass(frozen=True)
+class SiteSelection:
+    """The sites :func:`best_sites` chose, in greedy order, and what is proven about them.
+
+    Attributes
+    ----------
+    chosen
+        Candidate indices, largest marginal population first.
+    marginal_population, cumulative_population
+        Per chosen site; ``cumulative_population`` includes ``population_before``.
+    population_before, population_after, population_total
+        Covered by ``covered0`` alone, with the chosen sites too, and in all.
+    bound_population
+        A proven upper bound on the best population coverable with ``k`` sites
+        (never below ``population_after``).
+    method
+        ``"greedy+swap"`` or ``"exact"``.
+    k
+        The number of sites the solution was sized for (``len(chosen)``, except
+        that an exact MIP may leave a site without gain closed).
+    target_met
+        None without a target share; otherwise whether it was reached.
+    optimal, status
+        Exact mode: whether HiGHS proved the set optimal, and its status string.
+    swaps
+        1-swaps applied after the greedy.
+    min_sites_proven
+        Exact mode with a target share: whether ``k`` is proven to be the fewest
+        sites reaching it (None otherwise).
+    """
+
+    chosen: IntArray
+    marginal_population: FloatArray
+    cumulative_population: FloatArray
+    population_before: float
+    population_after: float
+    population_total: float
+    bound_population: float
+    method: str
+    k: int
+    target_met: bool | None
+    optimal: bool = False
+    status: str = ""
+    swaps: int = 0
+    min_sites_proven: bool | None = None
+
+
+class SolveOptions(Protocol):
+    """What :func:`best_sites` reads from the siting parameters.
+
+    :class:`coverage.siting.SitingParams` is the one parameter class and fits
+    this protocol; it is spelled out here so the matrix core needs nothing from
+    the geographic wrapper above it.
+    """
+
+    @property
+    def k(self) -> int | None:
+        """Number of sites, or None with ``target_share``."""
+
+    @property
+    def target_share(self) -> float | None:
+        """Population share to reach, or None with ``k``."""
+
+    @property
+    def max_k(self) -> int:
+        """Most sites allowed with ``target_share``."""
+
+    @property
+    def swap(self) -> bool:
+        """Improve the greedy by 1-swaps."""
+
+    @property
+    def lp_bound(self) -> bool:
+        """Solve the LP relaxation for a tighter bound."""
+
+    @property
+    def exact(self) -> bool:
+        """Solve the MIPs in HiGHS."""
+
+    @property
+    def time_limit_s(self) -> float:
+        """Wall-time budget of all solver calls together."""
+
+    @property
+    def mip_rel_gap(self) -> float:
+        """Relative gap at which HiGHS stops the maximal covering MIP."""
+
+
+@dataclass(frozen=True)
+class TimeBudget:
+    """One wall-time budget shared by several solver calls.
+
+    ``deadline_s`` is a :func:`time.monotonic` reading; every call is still
+    granted at least one second, so a late call returns its best solution
+    instead of failing outright.
+    """
+
+    deadline_s: float
+
+    @classmethod
+    def start(cls, limit_s: float) -> TimeBudget:
+        """Return a budget of ``limit_s`` seconds from now."""
+        return cls(time.monotonic() + limit_s)
+
+    def remaining_s(self) -> float:
+        """Return the seconds left (at least one)."""
+        return max(1.0, self.deadline_s - time.monotonic())
+
+
+# --- checks and shared pieces -----------------------------------------------------------
+
+
+def _check_matrix(
+    cover: Any, weights: ArrayLike, covered0: ArrayLike | None
+) -> tuple[sparse.csr_array, FloatArray, BoolArray]:
+    """``cover`` as canonical boolean CSR, ``weights`` as floats, ``covered0`` as booleans."""
+    if not sparse.issparse(cover) or cover.ndim != 2:
+        msg = f"`cover` must be a 2-D scipy sparse matrix (candidates × demand); got {type(cover).__name__}."
+        raise InputError(msg)
+    C = sparse.csr_array(cover, dtype=bool)
+    C.sum_duplicates()
+    C.sort_indices()
+    n_dem = C.shape[1]
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n_dem,):
+        msg = f"`weights` must have one value per demand unit ({n_dem}); got shape {w.shape}."
+        raise InputError(msg)
+    if not np.isfinite(w).all() or (w < 0).any():
+        msg = "`weights` (population) must be finite and non-negative; fix or drop the offending demand units."
+        raise InputError(msg)
+    if covered0 is None:
+        c0 = np.zeros(n_dem, dtype=bool)
+    else:
+        c0 = np.asarray(covered0, dtype=bool)
+        if c0.shape != (n_dem,):
+            msg = (
+                f"`covered0` must have one boolean per demand unit ({n_dem}); got shape {c0.shape}."
+            )
+            raise InputError(msg)
+    return C, w, c0
+
+
+def _row_gain(C: sparse.csr_array, c: int, w_open: FloatArray) -> float:
+    # One summation routine everywhere, so equal gains compare equal and ties
+    # fall to the candidate index deterministically.
+    s, e = C.indptr[c], C.indptr[c + 1]
+    return float(np.sum(w_open[C.indices[s:e]]))
+
+
+def _reached(C: sparse.csr_array, c: int) -> IntArray:
+    """Demand columns of candidate ``c``."""
+    out: IntArray = C.indices[C.indptr[c] : C.indptr[c + 1]]
+    return out
+
+
+def covered_population(
+    cover: Any, weights: ArrayLike, chosen: ArrayLike, *, covered0: ArrayLike | None = None
+) -> float:
+    """Return the population covered by ``chosen`` candidates together with ``covered0``."""
+    C, w, c0 = _check_matrix(cover, weights, covered0)
+    idx = np.asarray(chosen, dtype=np.int64)
+    hit = c0.copy()
+    if idx.size:
+        hit[C[idx].indices] = True
+    return float(w[hit].sum())
+
+
+# --- greedy -----------------------------------------------------------------------------
+
+
+def _check_goal(k: int | None, target_share: float | None, max_k: int) -> None:
+    if (k is None) == (target_share is None):
+        msg = f"Give exactly one of `k` or `target_share`; got k={k!r}, target_share={target_share!r}."
+        raise InputError(msg)
+    if k is not None and k <= 0:
+        msg = f"`k` must be a positive number of sites; got {k!r}."
+        raise InputError(msg)
+    if target_share is not None and not 0 < target_share <= 1:
+        msg = f"`target_share` must be in (0, 1]; got {target_share!r}."
+        raise InputError(msg)
+    if max_k <= 0:
+        msg = f"`max_k` must be positive; got {max_k!r}."
+        raise InputError(msg)
+
+
+def _tie_matrix(
+    C: sparse.csr_array, w: FloatArray, c0: BoolArray, tie_cover: Any, tie_covered0: Any
+) -> tuple[sparse.csr_array | None, BoolArray]:
+    """Return the secondary (tie-break) matrix and its existing coverage, checked against ``C``."""
+    if tie_cover is None:
+        return None, np.zeros_like(c0)
+    T, _, t0 = _check_matrix(tie_cover, w, tie_covered0)
+    if T.shape != C.shape:
+        msg = f"`tie_cover` must have the shape of `cover` {C.shape}; got {T.shape}."
+        raise InputError(msg)
+    return T, t0
+
+
+def _lazy_greedy(
+    C: sparse.csr_array,
+    T: sparse.csr_array | None,
+    w_open: FloatArray,
+    t_open: FloatArray,
+    *,
+    covered: float,
+    cap: int,
+    goal: float | None,
+) -> tuple[list[int], list[float], list[float]]:
+    """CELF: pop the best stale gain, refresh it, take it when it is current.
+
+    ``w_open`` and ``t_open`` (population not yet covered, primary and
+    secondary) are updated in place. Stops at ``cap`` sites, when ``goal``
+    population is covered, or when no candidate adds anything.
+    """
+    heap: list[tuple[float, float, int, int]] = []
+    for c in range(C.shape[0]):
+        g = _row_gain(C, c, w_open)
+        t = _row_gain(T, c, t_open) if T is not None else 0.0
+        heap.append((-g, -t, c, 0))
+    heapq.heapify(heap)
+    chosen: list[int] = []
+    marginal: list[float] = []
+    cumulative: list[float] = []
+    while len(chosen) < cap and heap:
+        if goal is not None and covered >= goal * (1 - _TARGET_RTOL):
+            break
+        neg_g, neg_t, c, stamp = heapq.heappop(heap)
+        if stamp != len(chosen):
+            g = _row_gain(C, c, w_open)
+            t = _row_gain(T, c, t_open) if T is not None else 0.0
+            heapq.heappush(heap, (-g, -t, c, len(chosen)))
+            continue
+        if neg_g == 0.0 and neg_t == 0.0:
+            logger.info("stopped after %d sites: no candidate covers anyone new", len(chosen))
+            break
+        chosen.append(c)
+        marginal.append(-neg_g)
+        covered += -neg_g
+        cumulative.append(covered)
+        w_open[_reached(C, c)] = 0.0
+        if T is not None:
+            t_open[_reached(T, c)] = 0.0
+    return chosen, marginal, cumulative
+
+
+def greedy_max_coverage(
+    cover: Any,
+    weights: ArrayLike,
+    *,
+    covered0: ArrayLike | None = None,
+    k: int | None = None,
+    target_share: float | None = None,
+    max_k: int = 50,
+    tie_cover: Any = None,
+    tie_covered0: ArrayLike | None = None,
+) -> GreedyResult:
+    """Greedy maximal coverage with lazy evaluation (CELF).
+
+    Parameters
+    ----------
+    cover
+        Boolean sparse matrix, candidates × demand units: ``cover[c, d]`` when
+        candidate ``c`` reaches demand unit ``d`` within the primary threshold.
+    weights
+        Population per demand unit.
+    covered0
+        Demand already covered by existing centers (counts as covered).
+    k
+        Number of sites to choose; or
+    target_share
+        Share of total population to reach, choosing at most ``max_k`` sites.
+        An unreachable target logs a warning and sets ``target_met=False``.
+    max_k
+        Most sites to choose with ``target_share``.
+    tie_cover, tie_covered0
+        Secondary-threshold matrix and its existing coverage; equal primary
+        gains are broken by secondary gain, then by the lower candidate index.
+
+    Returns
+    -------
+    GreedyResult
+        ``chosen`` (candidate indices in order), ``marginal_population``,
+        ``cumulative_population``. Stops early once no candidate adds anything.
+    """
+    C, w, c0 = _check_matrix(cover, weights, covered0)
+    _check_goal(k, target_share, max_k)
+    T, t0 = _tie_matrix(C, w, c0, tie_cover, tie_covered0)
+    total = float(w.sum())
+    w_open = np.where(c0, 0.0, w)
+    t_open = np.where(t0, 0.0, w)
+    before = float(w.sum() - w_open.sum())
+    cap = int(k) if k is not None else int(max_k)
+    goal = target_share * total if target_share is not None else None
+    chosen, marginal, cumulative = _lazy_greedy(
+        C, T, w_open, t_open, covered=before, cap=cap, goal=goal
+    )
+    covered = cumulative[-1] if cumulative else before
+    target_met: bool | None = None
+    if goal is not None:
+        target_met = bool(covered >= goal * (1 - _TARGET_RTOL))
+        if not target_met:
+            logger.warning(
+                "target share %.3f is not reachable with at most %d sites; the best reached is %.4f",
+                target_share,
+                cap,
+                covered / total if total else 0.0,
+            )
+    return GreedyResult(
+        chosen=np.asarray(chosen, dtype=np.int64),
+        marginal_population=np.asarray(marginal, dtype=np.float64),
+        cumulative_population=np.asarray(cumulative, dtype=np.float64),
+        population_before=before,
+        population_total=total,
+        target_met=target_met,
+    )
+
+
+def greedy_order(
+    cover: Any, weights: ArrayLike, chosen: ArrayLike, *, covered0: ArrayLike | None = None
+) -> tuple[IntArray, FloatArray]:
+    """Order a fixed set of sites greedily (largest marginal first; ties by index).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The ordered candidate indices and each site's marginal population.
+    """
+    C, w, c0 = _check_matrix(cover, weights, covered0)
+    rest = sorted(int(c) for c in np.asarray(chosen, dtype=np.int64))
+    w_open = np.where(c0, 0.0, w)
+    order: list[int] = []
+    marg: list[float] = []
+    while rest:
+        gains = [_row_gain(C, c, w_open) for c in rest]
+        j = int(np.argmax(gains))
+        c = rest.pop(j)
+        order.append(c)
+        marg.append(gains[j])
+        w_open[_reached(C, c)] = 0.0
+    return np.asarray(order, dtype=np.int64), np.asarray(marg, dtype=np.float64)
+
+
+# --- local search -----------------------------------------------------------------------
+
+
+def swap_improve(
+    cover: Any,
+    weights: ArrayLike,
+    chosen: ArrayLike,
+    *,
+    covered0: ArrayLike | None = None,
+    max_swaps: int = 1000,
+) -> SwapResult:
+    """Improve a set of sites by 1-swaps until no single swap adds population.
+
+    Each round scores every (chosen, unchosen) pair at once with one sparse
+    product and applies the best improving swap (ties: lowest indices).
+
+    Returns
+    -------
+    SwapResult
+        ``chosen`` (same size as the input), ``population_covered`` (with
+        ``covered0``), ``swaps`` applied.
+    """
+    C, w, c0 = _check_matrix(cover, weights, covered0)
+    S = np.asarray(chosen, dtype=np.int64).copy()
+    n_cand, n_dem = C.shape
+    if S.size == 0 or S.size >= n_cand:
+        return SwapResult(S, covered_population(C, w, S, covered0=c0), 0)
+    Cf = C.astype(np.float64)
+    count = np.zeros(n_dem, dtype=np.int64)
+    np.add.at(count, C[S].indices, 1)
+    tol = 1e-9 * max(float(w.sum()), 1.0)
+    swaps = 0
+    while swaps < max_swaps:
+        w_unc = np.where(~c0 & (count == 0), w, 0.0)
+        gain_now = Cf @ w_unc
+        uniq = np.where(~c0 & (count == 1), w, 0.0)
+        U = Cf[S].multiply(uniq[None, :]).tocsr()  # k × n_dem: population only s covers
+        loss = np.asarray(U.sum(axis=1)).ravel()
+        M = (Cf @ U.T).toarray()  # n_cand × k
+        delta = gain_now[:, None] + M - loss[None, :]
+        delta[S, :] = -np.inf
+        best = int(np.argmax(delta))
+        c_in, j_out = divmod(best, S.size)
+        if not delta[c_in, j_out] > tol:
+            break
+        c_out = int(S[j_out])
+        np.add.at(count, _reached(C, c_out), -1)
+        np.add.at(count, _reached(C, c_in), 1)
+        S[j_out] = c_in
+        swaps += 1
+    pop = float(w[c0 | (count > 0)].sum())
+    if swaps:
+        logger.info("1-swap local search applied %d swaps", swaps)
+    return SwapResult(S, pop, swaps)
+
+
+# --- HiGHS ------------------------------------------------------------------------------
+
+
+def _new_highs() -> highspy.Highs:
+    """Return a silent, single-threaded, seeded HiGHS instance (reproducible runs)."""
+    h = highspy.Highs()  # type: ignore[no-untyped-call]  # Highs.__init__ is unannotated
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("random_seed", 0)
+    h.setOptionValue("threads", 1)
+    return h
+
+
+def _add_free_cols(h: highspy.Highs, cost: FloatArray) -> None:
+    """Add one column in [0, 1] per entry of ``cost``, with no matrix entries yet."""
+    n = cost.size
+    h.addCols(
+        n,
+        cost,
+        np.zeros(n),
+        np.ones(n),
+        0,
+        np.zeros(0, dtype=np.int32),
+        np.zeros(0, dtype=np.int32),
+        np.zeros(0),
+    )
+
+
+def _add_cover_rows(h: highspy.Highs, CT: sparse.csr_array, n_cand: int) -> None:
+    """Rows ``y_d - sum_{c covers d} x_c <= 0``, one per row of ``CT`` (demand × candidates).
+
+    Each row holds the candidates covering ``d`` with -1, then ``y_d`` itself with +1.
+    """
+    n_y = CT.shape[0]
+    if not n_y:
+        return
+    counts = np.diff(CT.indptr)
+    starts = (CT.indptr[:-1] + np.arange(n_y)).astype(np.int32)
+    idx = np.empty(CT.nnz + n_y, dtype=np.int32)
+    val = np.empty(CT.nnz + n_y, dtype=np.float64)
+    mask_y = np.zeros(CT.nnz + n_y, dtype=bool)
+    mask_y[(starts + counts).astype(np.int64)] = True
+    idx[mask_y] = (n_cand + np.arange(n_y)).astype(np.int32)
+    val[mask_y] = 1.0
+    idx[~mask_y] = CT.indices.astype(np.int32)
+    val[~mask_y] = -1.0
+    h.addRows(n_y, np.full(n_y, -highspy.kHighsInf), np.zeros(n_y), idx.size, starts, idx, val)
+
+
+def _mclp_model(
+    C: sparse.csr_array, w: FloatArray, c0: BoolArray, k: int, *, integral: bool
+) -> tuple[highspy.Highs, int, IntArray]:
+    """Build the maximal covering model in HiGHS (objective in population).
+
+    Columns: one ``x`` per candidate, then one ``y`` per open, coverable,
+    populated demand unit. Rows: ``y_d - sum_c x_c <= 0`` and ``sum x <= k``.
+    Returns the model, the number of candidates and the demand units of ``y``.
+    """
+    n_cand = C.shape[0]
+    coverable = np.zeros(C.shape[1], dtype=bool)
+    coverable[C.indices] = True
+    dem = np.flatnonzero(coverable & ~c0 & (w > 0))
+    CT = sparse.csr_array(C[:, dem].T.astype(np.float64))  # demand × candidates
+    h = _new_highs()
+    _add_free_cols(h, np.zeros(n_cand))
+    _add_free_cols(h, w[dem].astype(np.float64))
+    _add_cover_rows(h, CT, n_cand)
+    h.addRows(
+        1,
+        np.array([-highspy.kHighsInf]),
+        np.array([float(k)]),
+        n_cand,
+        np.array([0], dtype=np.int32),
+        np.arange(n_cand, dtype=np.int32),
+        np.ones(n_cand),
+    )
+    h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+    if integral:
+        h.changeColsIntegrality(
+            n_cand,
+            np.arange(n_cand, dtype=np.int32),
+            np.full(n_cand, highspy.HighsVarType.kInteger),
+        )
+    return h, n_cand, dem
+
+
+def _set_warm_start(
+    h: highspy.Highs, C: sparse.csr_array, dem: IntArray, chosen: ArrayLike
+) -> None:
+    """Give HiGHS the solution "open ``chosen``" (x) with the demand it covers (y)."""
+    ws = np.asarray(chosen, dtype=np.int64)
+    x = np.zeros(C.shape[0])
+    x[ws] = 1.0
+    hit = np.zeros(C.shape[1], dtype=bool)
+    if ws.size:
+        hit[C[ws].indices] = True
+    sol = highspy.HighsSolution()
+    sol.col_value = list(np.concatenate([x, hit[dem].astype(np.float64)]))
+    h.setSolution(sol)
+
+
+def _solved_sites(h: highspy.Highs, n_cand: int) -> IntArray | None:
+    """Return the candidates HiGHS opened, or None when it holds no feasible solution."""
+    values = np.asarray(h.getSolution().col_value, dtype=np.float64)
+    if values.size < n_cand or h.getInfo().primal_solution_status == 0:
+        return None
+    return np.flatnonzero(values[:n_cand] > 0.5).astype(np.int64)
+
+
+def upper_bound(
+    cover: Any,
+    weights: ArrayLike,
+    chosen: ArrayLike,
+    *,
+    covered0: ArrayLike | None = None,
+    k: int | None = None,
+    lp: bool = True,
+    time_limit_s: float = 60.0,
+) -> Bound:
+    """Upper bound on the best population coverable with ``k`` sites (plus ``covered0``).
+
+    Two valid bounds, the smaller reported: the submodular bound (coverage of
+    ``chosen`` plus the ``k`` largest marginal gains with respect to it) and,
+    when ``lp``, the LP relaxation of the maximal covering model (HiGHS).
+
+    Returns
+    -------
+    Bound
+        ``population`` (the better bound), ``submodular_population``,
+        ``lp_population`` (NaN when not solved), ``k``.
+    """
+    C, w, c0 = _check_matrix(cover, weights, covered0)
+    S = np.asarray(chosen, dtype=np.int64)
+    kk = int(S.size if k is None else k)
+    hit = c0.copy()
+    if S.size:
+        hit[C[S].indices] = True
+    f_s = float(w[hit].sum())
+    gains = sparse.csr_array(C.astype(np.float64)) @ np.where(hit, 0.0, w)
+    top = np.sort(gains)[::-1][:kk]
+    sub = f_s + float(top.sum())
+    lp_pop = float("nan")
+    if lp and kk > 0:
+        h, _, _ = _mclp_model(C, w, c0, kk, integral=False)
+        h.setOptionValue("time_limit", float(time_limit_s))
+        h.run()
+        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+            # Optimal LP value up to the solver's tolerance; add a hair so the
+            # bound stays valid under rounding.
+            obj = float(h.getInfo().objective_function_value)
+            lp_pop = float(w[c0].sum()) + obj * (1 + 1e-9) + 1e-9
+        else:
+            logger.warning(
+                "LP bound not solved (%s); using the submodular bound",
+                h.modelStatusToString(h.getModelStatus()),
+            )
+    best = sub if not np.isfinite(lp_pop) else min(sub, lp_pop)
+    return Bound(population=best, submodular_population=sub, lp_population=lp_pop, k=kk)
+
+
+def solve_exact(
+    cover: Any,
+    weights: ArrayLike,
+    k: int,
+    *,
+    covered0: ArrayLike | None = None,
+    warm_start: ArrayLike | None = None,
+    time_limit_s: float = 60.0,
+    mip_rel_gap: float = 1e-7,
+) -> ExactResult:
+    """Solve the maximal covering MIP with HiGHS.
+
+    Parameters
+    ----------
+    cover, weights, covered0
+        The matrix, the population and the demand already covered.
+    k
+        Most sites to open.
+    warm_start
+        Candidate indices of a feasible solution (e.g. greedy + swap) passed to
+        HiGHS with ``setSolution``.
+    time_limit_s
+        Wall-time limit; on expiry the best solution found and the dual bound
+        are returned with ``optimal=False``.
+    mip_rel_gap
+        Relative gap at which HiGHS may stop.
+
+    Returns
+    -------
+    ExactResult
+        ``chosen``, ``population_covered``, ``bound_population``, ``optimal``,
+        ``status``, ``runtime_s``.
+
+    Raises
+    ------
+    SolverError
+        When HiGHS finds no feasible solution at all.
+    """
+    C, w, c0 = _check_matrix(cover, weights, covered0)
+    if int(k) != k or k <= 0:
+        msg = f"`k` must be a positive whole number of sites; got {k!r}."
+        raise InputError(msg)
+    h, n_cand, dem = _mclp_model(C, w, c0, int(k), integral=True)
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+    h.setOptionValue("mip_abs_gap", 1e-6)
+    if warm_start is not None:
+        _set_warm_start(h, C, dem, warm_start)
+    h.run()
+    status = h.getModelStatus()
+    status_s = h.modelStatusToString(status)
+    chosen = _solved_sites(h, n_cand)
+    if chosen is None:
+        msg = f"HiGHS found no feasible solution ({status_s}); raise `time_limit_s` or use the greedy method."
+        raise SolverError(msg)
+    pop = covered_population(C, w, chosen, covered0=c0)
+    optimal = status == highspy.HighsModelStatus.kOptimal
+    dual = float(w[c0].sum()) + float(h.getInfo().mip_dual_bound)
+    return ExactResult(
+        chosen=chosen,
+        population_covered=pop,
+        bound_population=max(dual, pop),
+        optimal=bool(optimal),
+        status=status_s,
+        runtime_s=float(h.getRunTime()),
+    )
+
+
+def solve_min_sites(
+    cover: Any,
+    weights: ArrayLike,
+    target_population: float,
+    *,
+    covered0: ArrayLike | None = None,
+    max_k: int,
+    warm_start: ArrayLike | None = None,
+    time_limit_s: float = 60.0,
+) -> ExactResult:
+    """Fewest sites covering at least ``target_population`` (covered0 counted): a HiGHS MIP.
+
+    Minimises the number of sites subject to the covering rows of the maximal
+    covering model and ``sum w_d y_d >= target_population - w(covered0)``, with at
+    most ``max_k`` sites. ``optimal`` means the count is proven minimal;
+    ``bound_population`` is the population covered by the solution found.
+
+    Returns
+    -------
+    ExactResult
+        ``chosen``, ``population_covered``, ``bound_population``, ``optimal``,
+        ``status``, ``runtime_s``.
+
+    Raises
+    ------
+    SolverError
+        When HiGHS finds no solution reaching the target within ``max_k`` sites
+        (the target is out of reach, or the time limit ran out first).
+    """
+    C, w, c0 = _check_matrix(cover, weights, covered0)
+    if int(max_k) != max_k or max_k <= 0:
+        msg = f"`max_k` must be a positive whole number of sites; got {max_k!r}."
+        raise InputError(msg)
+    h, n_cand, dem = _mclp_model(C, w, c0, int(max_k), integral=True)
+    n_y = dem.size
+    need = float(target_population) - float(w[c0].sum())
+    h.changeObjectiveSense(highspy.ObjSense.kMinimize)
+    cols = np.arange(n_cand + n_y, dtype=np.int32)
+    h.changeColsCost(cols.size, cols, np.concatenate([np.ones(n_cand), np.zeros(n_y)]))
+    if n_y:
+        h.addRows(
+            1,
+            np.array([need * (1 - _TARGET_RTOL)]),
+            np.array([highspy.kHighsInf]),
+            n_y,
+            np.array([0], dtype=np.int32),
+            (n_cand + np.arange(n_y)).astype(np.int32),
+            w[dem].astype(np.float64),
+        )
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("mip_abs_gap", 0.5)  # counts are whole numbers: within 0.5 is proven
+    if warm_start is not None:
+        _set_warm_start(h, C, dem, warm_start)
+    h.run()
+    status = h.getModelStatus()
+    status_s = h.modelStatusToString(status)
+    chosen = _solved_sites(h, n_cand)
+    if chosen is None:
+        msg = f"HiGHS found no set of at most {max_k} sites reaching the target ({status_s}); lower the target share or raise the cap on new sites."
+        raise SolverError(msg)
+    pop = covered_population(C, w, chosen, covered0=c0)
+    return ExactResult(
+        chosen=chosen,
+        population_covered=pop,
+        bound_population=pop,
+        optimal=status == highspy.HighsModelStatus.kOptimal,
+        status=status_s,
+        runtime_s=float(h.getRunTime()),
+    )
+
+
+# --- the recipe -------------------------------------------------------------------------
+
+
+def _fewest_sites(
+    C: sparse.csr_array,
+    w: FloatArray,
+    c0: BoolArray,
+    chosen: IntArray,
+    target_population: float,
+    budget: TimeBudget,
+) -> tuple[IntArray, bool]:
+    """Replace ``chosen`` by fewer sites reaching the target, when the MIP finds them.
+
+    Returns the sites to keep and whether their count is proven minimal.
+    """
+    kk = int(chosen.size)
+    try:
+        fewest = solve_min_sites(
+            C,
+            w,
+            target_population,
+            covered0=c0,
+            max_k=kk,
+            warm_start=chosen,
+            time_limit_s=budget.remaining_s(),
+        )
+    except SolverError as exc:
+        logger.warning("exact: minimum number of sites not found (%s); keeping %d", exc, kk)
+        return chosen, False
+    if fewest.population_covered < target_population * (1 - _TARGET_RTOL):
+        return chosen, False  # solver tolerance: the "solution" misses the target
+    if fewest.chosen.size < kk:
+        logger.info(
+            "exact: %d sites reach the target (greedy + swap needed %d)", fewest.chosen.size, kk
+        )
+        return fewest.chosen, fewest.optimal
+    return chosen, fewest.optimal
+
+
+def _exact_sites(
+    C: sparse.csr_array,
+    w: FloatArray,
+    c0: BoolArray,
+    chosen: IntArray,
+    options: SolveOptions,
+    budget: TimeBudget,
+) -> tuple[IntArray, ExactResult]:
+    """Solve the MIP with as many sites as ``chosen`` (its warm start); keep the better set."""
+    ex = solve_exact(
+        C,
+        w,
+        int(chosen.size),
+        covered0=c0,
+        warm_start=chosen,
+        time_limit_s=budget.remaining_s(),
+        mip_rel_gap=options.mip_rel_gap,
+    )
+    if ex.population_covered >= covered_population(C, w, chosen, covered0=c0):
+        chosen = ex.chosen
+    return chosen, ex
+
+
+def _greedy_then_swap(
+    C: sparse.csr_array,
+    w: FloatArray,
+    c0: BoolArray,
+    options: SolveOptions,
+    tie_cover: Any,
+    tie_covered0: ArrayLike | None,
+) -> tuple[GreedyResult, IntArray, int]:
+    """Run the greedy, then 1-swaps when ``options.swap``: the result, the sites, the swaps."""
+    g = greedy_max_coverage(
+        C,
+        w,
+        covered0=c0,
+        k=options.k,
+        target_share=options.target_share,
+        max_k=options.max_k,
+        tie_cover=tie_cover,
+        tie_covered0=tie_covered0,
+    )
+    if not (options.swap and g.chosen.size):
+        return g, g.chosen, 0
+    sw = swap_improve(C, w, g.chosen, covered0=c0)
+    return g, sw.chosen, sw.swaps
+
+
+def best_sites(
+    cover: Any,
+    weights: ArrayLike,
+    options: SolveOptions,
+    *,
+    covered0: ArrayLike | None = None,
+    tie_cover: Any = None,
+    tie_covered0: ArrayLike | None = None,
+    progress: ProgressFn | None = None,
+) -> SiteSelection:
+    """Choose sites by greedy + swap and, with ``options.exact``, prove them with HiGHS.
+
+    Steps: :func:`greedy_max_coverage` (ties by ``tie_cover``), :func:`swap_improve`;
+    then, under one :class:`TimeBudget` of ``options.time_limit_s``: with ``exact``
+    and a reached ``target_share``, :func:`solve_min_sites` (the fewest sites);
+    :func:`upper_bound`; with ``exact``, :func:`solve_exact` with that many sites.
+    The final set is put in greedy order (:func:`greedy_order`).
+
+    Parameters
+    ----------
+    cover, weights, covered0
+        The matrix (candidates × demand), population and demand already covered.
+    options
+        ``k`` or ``target_share`` (with ``max_k``), ``swap``, ``lp_bound``,
+        ``exact``, ``time_limit_s``, ``mip_rel_gap``: a
+        :class:`coverage.siting.SitingParams`.
+    tie_cover, tie_covered0
+        Secondary-threshold matrix and its existing coverage (greedy ties).
+    progress
+        ``progress(fraction, message)``; reports once, when the bounds start.
+
+    Returns
+    -------
+    SiteSelection
+        ``chosen`` in greedy order, ``marginal_population``,
+        ``cumulative_population``, ``population_before`` / ``_after`` /
+        ``_total``, ``bound_population``, ``method``, ``k``, ``target_met``,
+        ``optimal``, ``status``, ``swaps``, ``min_sites_proven``.
+    """
+    C, w, c0 = _check_matrix(cover, weights, covered0)
+    total = float(w.sum())
+    g, chosen, swaps = _greedy_then_swap(C, w, c0, options, tie_cover, tie_covered0)
+    if progress:
+        progress(0.5, "bounds")
+    budget = TimeBudget.start(options.time_limit_s)
+    min_sites_proven: bool | None = None
+    if options.exact and chosen.size and options.target_share is not None and g.target_met:
+        # "How many stations until X %?": the fewest sites, then the best coverage with them
+        chosen, min_sites_proven = _fewest_sites(
+            C, w, c0, chosen, options.target_share * total, budget
+        )
+    kk = int(chosen.size)
+    before = float(w[c0].sum())
+    bound_pop = before
+    if kk:
+        bound = upper_bound(
+            C, w, chosen, covered0=c0, k=kk, lp=options.lp_bound, time_limit_s=budget.remaining_s()
+        )
+        bound_pop = bound.population
+    ex: ExactResult | None = None
+    if options.exact and kk:
+        chosen, ex = _exact_sites(C, w, c0, chosen, options, budget)
+        bound_pop = min(bound_pop, ex.bound_population)
+    order, marg = greedy_order(C, w, chosen, covered0=c0)
+    cum = before + np.cumsum(marg)
+    after = float(cum[-1]) if cum.size else before
+    target_met = g.target_met
+    if options.target_share is not None:
+        target_met = bool(after >= options.target_share * total * (1 - _TARGET_RTOL))
+    return SiteSelection(
+        chosen=order,
+        marginal_population=marg,
+        cumulative_population=cum,
+        population_before=before,
+        population_after=after,
+        population_total=total,
+        bound_population=max(bound_pop, after),
+        method=METHOD_EXACT if ex is not None else METHOD_GREEDY,
+        k=kk,
+        target_met=target_met,
+        optimal=ex.optimal if ex is not None else False,
+        status=ex.status if ex is not None else "",
+        swaps=swaps,
+        min_sites_proven=min_sites_proven,
+    )

@@ -1,0 +1,289 @@
+"""The matrix core: greedy, swap, bounds and HiGHS against brute force on small instances."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from coverage.errors import InputError, SolverError
+from coverage.optimize import (
+    METHOD_EXACT,
+    METHOD_GREEDY,
+    TimeBudget,
+    best_sites,
+    covered_population,
+    greedy_max_coverage,
+    greedy_order,
+    solve_exact,
+    solve_min_sites,
+    swap_improve,
+    upper_bound,
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    """The fields best_sites reads (coverage.siting.SitingParams has them too)."""
+
+    k: int | None = None
+    target_share: float | None = None
+    max_k: int = 50
+    swap: bool = True
+    lp_bound: bool = True
+    exact: bool = False
+    time_limit_s: float = 30.0
+    mip_rel_gap: float = 1e-7
+
+
+# --- small random instances -----------------------------------------------------
+
+
+def random_instance(
+    seed: int, n_cand: int = 10, n_dem: int = 25, density: float = 0.18
+) -> tuple[sparse.csr_array, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    dense = rng.random((n_cand, n_dem)) < density
+    cover = sparse.csr_array(dense)
+    weights = rng.integers(1, 100, n_dem).astype(float)
+    covered0 = rng.random(n_dem) < 0.15
+    return cover, weights, covered0
+
+
+def covered_by(cover: sparse.csr_array, w: np.ndarray, c0: np.ndarray, sites: Any) -> float:
+    """Population covered by ``sites`` with ``c0``, from the dense matrix (independent of the module)."""
+    dense = cover.toarray()
+    return float(w[c0 | dense[list(sites)].any(axis=0)].sum())
+
+
+def brute_force(cover: sparse.csr_array, w: np.ndarray, c0: np.ndarray, k: int) -> float:
+    return max(
+        covered_by(cover, w, c0, s) for s in itertools.combinations(range(cover.shape[0]), k)
+    )
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_greedy_and_swap_within_1_minus_1_over_e_of_brute_force(seed: int, k: int) -> None:
+    cover, w, c0 = random_instance(seed)
+    opt = brute_force(cover, w, c0, k)
+    g = greedy_max_coverage(cover, w, covered0=c0, k=k)
+    base = float(w[c0].sum())
+    assert g.population_after - base >= (1 - 1 / math.e) * (opt - base) - 1e-9
+    assert g.population_after == pytest.approx(covered_population(cover, w, g.chosen, covered0=c0))
+    if g.chosen.size:
+        sw = swap_improve(cover, w, g.chosen, covered0=c0)
+        assert sw.population_covered >= g.population_after - 1e-9
+        assert sw.population_covered <= opt + 1e-9
+        assert len(set(sw.chosen.tolist())) == sw.chosen.size
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_exact_equals_brute_force_and_bound_is_above(seed: int) -> None:
+    cover, w, c0 = random_instance(seed, n_cand=11, n_dem=30)
+    k = 3
+    opt = brute_force(cover, w, c0, k)
+    g = greedy_max_coverage(cover, w, covered0=c0, k=k)
+    ex = solve_exact(cover, w, k, covered0=c0, warm_start=g.chosen, time_limit_s=30)
+    assert ex.optimal
+    assert ex.population_covered == pytest.approx(opt, rel=1e-9)
+    assert ex.bound_population >= opt - 1e-6
+    b = upper_bound(cover, w, g.chosen, covered0=c0, k=k)
+    assert b.population >= opt - 1e-9
+    assert b.submodular_population >= opt - 1e-9
+    assert b.lp_population >= opt - 1e-6
+    assert b.population == pytest.approx(min(b.submodular_population, b.lp_population))
+
+
+def test_greedy_is_deterministic_and_breaks_ties_by_secondary_then_index() -> None:
+    # Candidates 0, 1, 2 cover the same population within the primary threshold;
+    # 2 covers more within the secondary one, so it wins; 0 beats 1 on index.
+    cover = sparse.csr_array(np.array([[1, 1, 0], [1, 1, 0], [1, 1, 0]], dtype=bool))
+    tie = sparse.csr_array(np.array([[1, 0, 0], [1, 0, 0], [1, 1, 0]], dtype=bool))
+    w = np.array([5.0, 5.0, 0.0])
+    g = greedy_max_coverage(cover, w, k=1, tie_cover=tie)
+    assert g.chosen.tolist() == [2]
+    g = greedy_max_coverage(cover, w, k=1)
+    assert g.chosen.tolist() == [0]
+    cover, w, c0 = random_instance(3, n_cand=40, n_dem=80)
+    runs = [greedy_max_coverage(cover, w, covered0=c0, k=5).chosen.tolist() for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]
+
+
+def test_greedy_stops_when_nothing_is_left_to_cover() -> None:
+    cover = sparse.csr_array(np.array([[1, 0], [0, 1], [1, 1]], dtype=bool))
+    g = greedy_max_coverage(cover, np.array([1.0, 1.0]), k=3)
+    assert g.chosen.tolist() == [2]
+    assert g.population_after == 2.0
+
+
+def test_target_share_met_and_unreachable(caplog: pytest.LogCaptureFixture) -> None:
+    cover = sparse.csr_array(np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=bool))
+    w = np.array([60.0, 30.0, 10.0])
+    g = greedy_max_coverage(cover, w, target_share=0.6)
+    assert g.chosen.tolist() == [0]
+    assert g.target_met is True
+    with caplog.at_level(logging.WARNING, logger="coverage.optimize"):
+        g = greedy_max_coverage(cover, w, target_share=0.95, max_k=5)
+    assert g.target_met is False
+    assert g.population_after == 90.0
+    assert "not reachable" in caplog.text
+
+
+def test_matrix_core_rejects_mismatched_inputs() -> None:
+    cover = sparse.csr_array(np.eye(3, dtype=bool))
+    with pytest.raises(InputError, match="weights"):
+        greedy_max_coverage(cover, np.ones(2), k=1)
+    with pytest.raises(InputError, match="covered0"):
+        greedy_max_coverage(cover, np.ones(3), covered0=np.zeros(4, bool), k=1)
+    with pytest.raises(InputError, match="`k`"):
+        greedy_max_coverage(cover, np.ones(3), k=0)
+    with pytest.raises(InputError):
+        greedy_max_coverage(np.eye(3), np.ones(3), k=1)
+
+
+def _fewest_by_brute_force(
+    cover: sparse.csr_array, w: np.ndarray, c0: np.ndarray, target: float
+) -> int | None:
+    for k in range(1, cover.shape[0] + 1):
+        if brute_force(cover, w, c0, k) >= target * (1 - 1e-12):
+            return k
+    return None
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_min_sites_equals_brute_force(seed: int) -> None:
+    cover, w, c0 = random_instance(seed, n_cand=10, n_dem=30, density=0.15)
+    reachable = covered_population(cover, w, np.arange(cover.shape[0]), covered0=c0)
+    target = float(w[c0].sum()) + 0.8 * (reachable - float(w[c0].sum()))
+    fewest = _fewest_by_brute_force(cover, w, c0, target)
+    assert fewest is not None
+    res = solve_min_sites(cover, w, target, covered0=c0, max_k=cover.shape[0], time_limit_s=30)
+    assert res.optimal
+    assert res.chosen.size == fewest
+    assert res.population_covered >= target * (1 - 1e-12)
+
+
+def test_min_sites_beats_greedy_on_the_classic_trap() -> None:
+    """Greedy takes the big middle set first and needs 3 sites for everyone; 2 suffice."""
+    cover = sparse.csr_array(
+        np.array(
+            [
+                [1, 1, 1, 1, 0, 0],  # the middle: largest, but not in the best pair
+                [1, 1, 0, 0, 1, 0],
+                [0, 0, 1, 1, 0, 1],
+            ],
+            dtype=bool,
+        )
+    )
+    w = np.ones(6)
+    g = greedy_max_coverage(cover, w, target_share=1.0, max_k=3)
+    assert g.chosen.size == 3
+    res = solve_min_sites(cover, w, 6.0, max_k=3, warm_start=g.chosen, time_limit_s=10)
+    assert res.optimal
+    assert sorted(res.chosen.tolist()) == [1, 2]
+    assert res.population_covered == 6.0
+
+
+def test_min_sites_out_of_reach_is_a_solver_error() -> None:
+    cover, w, c0 = random_instance(1)
+    with pytest.raises(SolverError, match="lower the target"):
+        solve_min_sites(cover, w, float(w.sum()) * 2, covered0=c0, max_k=3, time_limit_s=10)
+
+
+def test_covered_population_matches_dense_count() -> None:
+    cover, w, c0 = random_instance(5)
+    for sites in ([], [0], [1, 4, 7], list(range(10))):
+        assert covered_population(cover, w, sites, covered0=c0) == covered_by(cover, w, c0, sites)
+
+
+def test_greedy_order_puts_largest_marginal_first() -> None:
+    cover = sparse.csr_array(np.array([[1, 0, 0, 0], [1, 1, 1, 0], [0, 0, 1, 1]], dtype=bool))
+    w = np.array([1.0, 2.0, 3.0, 4.0])
+    order, marg = greedy_order(cover, w, [0, 2, 1])
+    # 1 covers 6, 2 covers 7: 2 first (7), then 1 adds units 0 and 1 (3), then 0 adds nothing.
+    assert order.tolist() == [2, 1, 0]
+    assert marg.tolist() == [7.0, 3.0, 0.0]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_best_sites_exact_equals_brute_force(seed: int) -> None:
+    cover, w, c0 = random_instance(seed, n_cand=11, n_dem=30)
+    opt = brute_force(cover, w, c0, 3)
+    sel = best_sites(cover, w, Options(k=3, exact=True), covered0=c0)
+    assert sel.method == METHOD_EXACT
+    assert sel.optimal
+    assert sel.population_after == pytest.approx(opt, rel=1e-12)
+    assert sel.population_after == pytest.approx(covered_by(cover, w, c0, sel.chosen), rel=1e-12)
+    assert sel.bound_population >= opt - 1e-9
+    assert sel.population_before == float(w[c0].sum())
+    assert sel.population_total == float(w.sum())
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_best_sites_greedy_is_ordered_and_bounded(seed: int) -> None:
+    cover, w, c0 = random_instance(seed, n_cand=11, n_dem=30)
+    opt = brute_force(cover, w, c0, 3)
+    sel = best_sites(cover, w, Options(k=3), covered0=c0)
+    assert sel.method == METHOD_GREEDY
+    assert not sel.optimal
+    assert sel.k == sel.chosen.size == 3
+    assert sel.bound_population >= opt - 1e-9 >= sel.population_after - 2e-9
+    base = float(w[c0].sum())
+    assert sel.population_after - base >= (1 - 1 / math.e) * (opt - base) - 1e-9
+    # greedy order: each site's marginal is what it adds to the ones before it
+    for r in range(3):
+        gain = covered_by(cover, w, c0, sel.chosen[: r + 1]) - covered_by(
+            cover, w, c0, sel.chosen[:r]
+        )
+        assert sel.marginal_population[r] == pytest.approx(gain, abs=1e-9)
+    assert (np.diff(sel.marginal_population) <= 1e-9).all()
+    np.testing.assert_allclose(sel.cumulative_population, base + np.cumsum(sel.marginal_population))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_best_sites_exact_target_takes_the_fewest_sites(seed: int) -> None:
+    cover, w, c0 = random_instance(seed, n_cand=10, n_dem=30, density=0.15)
+    share = 0.9 * covered_by(cover, w, c0, range(10)) / float(w.sum())
+    fewest = _fewest_by_brute_force(cover, w, c0, share * float(w.sum()))
+    sel = best_sites(cover, w, Options(target_share=share, max_k=10, exact=True), covered0=c0)
+    greedy = best_sites(cover, w, Options(target_share=share, max_k=10), covered0=c0)
+    assert sel.target_met is True
+    assert sel.min_sites_proven is True
+    assert sel.k == sel.chosen.size == fewest <= greedy.k
+    assert sel.population_after >= share * float(w.sum()) * (1 - 1e-12)
+    assert greedy.min_sites_proven is None
+
+
+def test_best_sites_on_the_classic_trap() -> None:
+    cover = sparse.csr_array(
+        np.array([[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 1, 0], [0, 0, 1, 1, 0, 1]], dtype=bool)
+    )
+    w = np.ones(6)
+    greedy = best_sites(cover, w, Options(target_share=1.0, max_k=3, swap=False))
+    exact = best_sites(cover, w, Options(target_share=1.0, max_k=3, exact=True))
+    assert greedy.k == 3
+    assert sorted(exact.chosen.tolist()) == [1, 2]
+    assert exact.population_after == 6.0
+    assert exact.min_sites_proven is True
+
+
+def test_best_sites_reports_progress_once() -> None:
+    cover, w, c0 = random_instance(2)
+    seen: list[tuple[float, str]] = []
+    best_sites(cover, w, Options(k=2), covered0=c0, progress=lambda f, m: seen.append((f, m)))
+    assert seen == [(0.5, "bounds")]
+
+
+def test_time_budget_counts_down_and_grants_a_second() -> None:
+    budget = TimeBudget.start(30.0)
+    assert 29.0 < budget.remaining_s() <= 30.0
+    spent = TimeBudget(time.monotonic() - 5.0)
+    assert spent.remaining_s() == 1.0
