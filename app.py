@@ -34,6 +34,7 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
+from coverage.assets import static_dir, use_local_assets
 from coverage.errors import InputError, PlannerError
 from coverage.network import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
@@ -273,20 +274,18 @@ def max_upload_mb() -> int:
 
 
 def ensure_static() -> None:
-    """Make ./static (served at app/static/) hold the vendored map assets."""
+    """Make ./static (served at app/static/) hold the vendored map assets.
+
+    The repository carries ./static as a link to coverage/static; a copy of the app without
+    it gets the link again, or a copy where links cannot be made.
+    """
     target = ROOT / "static"
     if target.exists():
         return
     try:
-        from coverage.maps import static_dir
-
-        source = Path(static_dir())
-    except (ImportError, AttributeError):
-        source = ROOT / "coverage" / "static"
-    try:
-        target.symlink_to(source, target_is_directory=True)
+        target.symlink_to(static_dir(), target_is_directory=True)
     except OSError:  # no symlinks (Windows without developer mode): copy instead
-        shutil.copytree(source, target, dirs_exist_ok=True)
+        shutil.copytree(static_dir(), target, dirs_exist_ok=True)
 
 
 # --- uploads ----------------------------------------------------------------------------
@@ -741,61 +740,6 @@ class capture_warnings:  # noqa: N801 - used like a function: `with capture_warn
 # --- map --------------------------------------------------------------------------------
 
 
-def localize_assets(m: folium.Map) -> folium.Map:
-    """Point every CDN script/stylesheet of ``m`` at the files served from ./static."""
-    try:
-        from coverage.maps import use_local_assets
-    except ImportError:
-        pass
-    else:
-        return use_local_assets(m, base_url=STATIC_URL)
-    local = {
-        "leaflet.js": "vendor/leaflet/leaflet.js",
-        "leaflet.css": "vendor/leaflet/leaflet.css",
-        "jquery": "vendor/jquery/jquery-3.7.1.min.js",
-        "bootstrap.bundle.min.js": "vendor/bootstrap/bootstrap.bundle.min.js",
-        "bootstrap.min.css": "vendor/bootstrap/bootstrap.min.css",
-        "leaflet.awesome-markers.js": "vendor/awesome-markers/leaflet.awesome-markers.js",
-        "leaflet.awesome-markers.css": "vendor/awesome-markers/leaflet.awesome-markers.css",
-        "all.min.css": "vendor/fontawesome/css/all.min.css",
-    }
-
-    def fix(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        out = []
-        for name, url in items:
-            for needle, path in local.items():
-                if needle in url:
-                    out.append((name, STATIC_URL + path))
-                    break
-        return out
-
-    def walk(el: Any) -> None:
-        for attr in ("default_js", "default_css"):
-            if getattr(el, attr, None):
-                setattr(el, attr, fix(list(getattr(el, attr))))
-        for child in getattr(el, "_children", {}).values():
-            walk(child)
-
-    walk(m)
-    return m
-
-
-def drop_colormaps(m: folium.Map) -> None:
-    """streamlit-folium loads d3 from a CDN for every branca ColorMap; offline that
-    request fails and the whole map stays blank, so keep legends as plain HTML."""
-    import branca.colormap
-
-    def walk(el: Any) -> None:
-        children = getattr(el, "_children", {})
-        for name in list(children):
-            if isinstance(children[name], branca.colormap.ColorMap):
-                del children[name]
-            else:
-                walk(children[name])
-
-    walk(m)
-
-
 def build_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
     a = res.audit
     sites = res.siting.sites if res.siting is not None else None
@@ -816,8 +760,7 @@ def build_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
             thresholds_min=tuple(res.scenario.thresholds_min),
             district_name_column="district",
         )
-    drop_colormaps(m)
-    return localize_assets(m)
+    return use_local_assets(m, base_url=STATIC_URL)
 
 
 def fallback_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:

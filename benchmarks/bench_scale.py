@@ -86,10 +86,11 @@ def run_size(path: Path, repeat: int, out: Path, *, siting: bool) -> None:
     import geopandas as gpd
 
     from coverage import isochrones as iso
+    from coverage.assets import offline_map_html
     from coverage.audit import AuditParams, audit
     from coverage.centers import centers_from_osm
     from coverage.demand import demand_units
-    from coverage.maps import coverage_map, offline_map_html
+    from coverage.maps import coverage_map
     from coverage.network import walk_network
     from coverage.osm import read_osm
 

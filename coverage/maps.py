@@ -1,13 +1,7 @@
-"""Folium maps of coverage results that work offline, and the standalone ``report.html``.
+"""Folium maps of coverage results, and the standalone ``report.html``.
 
-folium loads Leaflet, jQuery and Bootstrap from public CDNs, so offline a folium map is a blank
-box. This module ships those files (``coverage/static/vendor/``, fetched from npm by
-``scripts/vendor_assets.sh``) and offers two ways to use them:
-
-- :func:`offline_map_html` / :func:`report_html` inline every script and stylesheet into one
-  HTML file that opens from ``file://`` with no network (tiles are optional);
-- :func:`use_local_assets` points a map's asset URLs at a web path where :func:`static_dir` is
-  served (the Streamlit app serves it at ``/app/static``), for ``streamlit_folium.st_folium``.
+The maps load only Leaflet and jQuery; :mod:`coverage.assets` serves or inlines them from the
+vendored copies, so a map and :func:`report_html` work offline.
 
 :func:`coverage_map` draws the output contract frames (projected CRS) on one map. Every string
 that comes from data (OSM names may contain markup) is HTML-escaped before it reaches the page.
@@ -15,17 +9,12 @@ that comes from data (OSM names may contain markup) is HTML-escaped before it re
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import logging
 import math
-import mimetypes
 import re
-import warnings
-from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
 import folium
@@ -34,11 +23,12 @@ import numpy as np
 import pandas as pd
 import shapely
 from branca.element import Element, MacroElement
-from folium.elements import ElementAddToElement, JSCSSMixin
+from folium.elements import ElementAddToElement
 from folium.map import Layer
 from jinja2 import Template
 from numpy.typing import NDArray
 
+from coverage.assets import MAP_CSS, MAP_JS, has_tile_layer, offline_map_html
 from coverage.errors import InputError
 from coverage.i18n import t
 
@@ -46,10 +36,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "coverage_map",
-    "offline_map_html",
     "report_html",
-    "static_dir",
-    "use_local_assets",
 ]
 
 #: Default display simplification, in meters of the input's projected CRS.
@@ -75,52 +62,6 @@ _TILES: Final[dict[str, str]] = {
     "light": "map.tiles.light",
 }
 
-# CDN URL patterns (folium 0.20's default_js / default_css and close versions) → file under
-# static_dir(), or None for a stylesheet we do not ship and the map does not need.
-_CDN_TO_LOCAL: Final[tuple[tuple[re.Pattern[str], str | None], ...]] = (
-    (re.compile(r"/leaflet@1\.9\.\d+/dist/leaflet\.js$"), "vendor/leaflet/leaflet.js"),
-    (re.compile(r"/leaflet@1\.9\.\d+/dist/leaflet\.css$"), "vendor/leaflet/leaflet.css"),
-    (re.compile(r"/jquery-3\.\d+\.\d+(\.min)?\.js$"), "vendor/jquery/jquery-3.7.1.min.js"),
-    (
-        re.compile(r"/jquery@3\.\d+\.\d+/dist/jquery(\.min)?\.js$"),
-        "vendor/jquery/jquery-3.7.1.min.js",
-    ),
-    (
-        re.compile(r"/bootstrap@5\.\d+\.\d+/dist/js/bootstrap\.bundle\.min\.js$"),
-        "vendor/bootstrap/bootstrap.bundle.min.js",
-    ),
-    (
-        re.compile(r"/bootstrap@5\.\d+\.\d+/dist/css/bootstrap\.min\.css$"),
-        "vendor/bootstrap/bootstrap.min.css",
-    ),
-    (
-        re.compile(r"/leaflet\.awesome-markers\.js$"),
-        "vendor/awesome-markers/leaflet.awesome-markers.js",
-    ),
-    (
-        re.compile(r"/leaflet\.awesome-markers\.css$"),
-        "vendor/awesome-markers/leaflet.awesome-markers.css",
-    ),
-    (
-        re.compile(r"/fontawesome-free@6\.\d+\.\d+/css/all\.min\.css$"),
-        "vendor/fontawesome/css/all.min.css",
-    ),
-    # Bootstrap 3 glyphicons are not on npm; folium's rotate CSS only rotates awesome icons.
-    (re.compile(r"/bootstrap-glyphicons\.css$"), None),
-    (re.compile(r"/leaflet\.awesome\.rotate\.min\.css$"), None),
-)
-_UNKNOWN: Final = "?"
-
-# What coverage_map's maps need: Leaflet, and jQuery because folium's Popup template builds its
-# content with `$(...)`. No Bootstrap, no icon fonts (CircleMarker / DivIcon only).
-_MAP_JS: Final = [
-    ("leaflet", "https://cdn.jsdelivr.net/npm/leaflet@1.9.4/dist/leaflet.js"),
-    ("jquery", "https://code.jquery.com/jquery-3.7.1.min.js"),
-]
-_MAP_CSS: Final = [
-    ("leaflet_css", "https://cdn.jsdelivr.net/npm/leaflet@1.9.4/dist/leaflet.css"),
-]
-
 _CENTER_COLOR: Final = "#c8102e"
 _SITE_COLOR: Final = "#ff7f00"
 _UNCOVERED_COLOR: Final = "#54278f"
@@ -128,207 +69,6 @@ _DISTRICT_COLOR: Final = "#444444"
 _UNREACHABLE_COLOR: Final = "#969696"
 _AREA_COLORS: Final = ("#08519c", "#3182bd", "#6baed6", "#9ecae1", "#c6dbef")
 _MINUTES_COLORS: Final = ("#1a9850", "#91cf60", "#d9ef8b", "#fee08b", "#fc8d59", "#d73027")
-
-
-# --------------------------------------------------------------------------------------------
-# Assets
-
-
-def static_dir() -> Path:
-    """Return the folder of static files shipped with the package.
-
-    Returns
-    -------
-    Path
-        ``coverage/static``; vendored JavaScript and CSS are under ``vendor/``. Serve this folder
-        as a whole (the Streamlit app serves a copy or symlink of it at ``/app/static``) and pass
-        its URL to :func:`use_local_assets`.
-    """
-    return Path(__file__).resolve().parent / "static"
-
-
-def _local_path(url: str) -> str | None:
-    """Path under :func:`static_dir` for a CDN `url`, None to drop it, ``_UNKNOWN`` if unknown."""
-    for pattern, rel in _CDN_TO_LOCAL:
-        if pattern.search(url):
-            return rel
-    # already rewritten by use_local_assets: <base_url>/vendor/...
-    for _, rel in _CDN_TO_LOCAL:
-        if rel is not None and url.endswith("/" + rel):
-            return rel
-    return _UNKNOWN
-
-
-def _walk(element: Element) -> Iterable[Element]:
-    yield element
-    for child in list(element._children.values()):
-        yield from _walk(child)
-
-
-def _check_root(m: folium.Map) -> None:
-    if not isinstance(m, folium.Map):
-        msg = (
-            f"expected a folium.Map, got {type(m).__name__}; pass the map built by coverage_map()."
-        )
-        raise InputError(msg)
-
-
-def use_local_assets(m: folium.Map, base_url: str = "/app/static") -> folium.Map:
-    """Point the map's JavaScript and CSS at the vendored copies served at `base_url`.
-
-    Rewrites ``default_js`` and ``default_css`` of every element that loads assets (folium's
-    Map and plugins). ``streamlit_folium.st_folium`` reads exactly these lists and loads them
-    into its component iframe (it bundles no Leaflet of its own), so after this call the app
-    map needs no CDN. Changes `m` in place, like folium's ``add_to``.
-
-    Parameters
-    ----------
-    m
-        A folium map.
-    base_url
-        URL at which :func:`static_dir` is served. Use a root-relative path
-        (``"/app/static"``): st_folium loads the scripts from inside its component iframe,
-        where a relative path would resolve against the component's own URL. With Streamlit,
-        set ``server.enableStaticServing = true`` and make ``static/`` next to ``app.py`` a
-        copy (or a symlink) of :func:`static_dir`.
-
-    Returns
-    -------
-    folium.Map
-        `m` itself.
-
-    Warns
-    -----
-    UserWarning
-        For an asset URL that is not vendored (it stays as is and needs the network).
-    """
-    _check_root(m)
-    base = base_url.rstrip("/")
-    for element in _walk(m):
-        if not isinstance(element, JSCSSMixin):
-            continue
-        for attr in ("default_js", "default_css"):
-            rewritten: list[tuple[str, str]] = []
-            for name, url in getattr(element, attr):
-                rel = _local_path(url)
-                if rel is None:
-                    # Drop it from a header rendered earlier, too.
-                    m.get_root().header._children.pop(name, None)  # type: ignore[attr-defined]
-                    continue
-                if rel == _UNKNOWN:
-                    if url.startswith(("http://", "https://", "//")):
-                        warnings.warn(
-                            f"asset {url} is not vendored in coverage/static and needs the network; add it to scripts/vendor_assets.sh",
-                            stacklevel=2,
-                        )
-                    rewritten.append((name, url))
-                else:
-                    rewritten.append((name, f"{base}/{rel}"))
-            setattr(element, attr, rewritten)
-    return m
-
-
-@lru_cache(maxsize=32)
-def _asset_text(rel: str) -> str:
-    return (static_dir() / rel).read_text(encoding="utf-8")
-
-
-def _data_uri(path: Path) -> str:
-    mime = mimetypes.guess_type(path.name)[0]
-    if mime is None:
-        mime = "font/woff2" if path.suffix == ".woff2" else "application/octet-stream"
-    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
-
-
-@lru_cache(maxsize=16)
-def _inline_css(rel: str) -> str:
-    """The stylesheet `rel` with its relative ``url(...)`` references turned into data URIs."""
-    folder = (static_dir() / rel).parent
-
-    def replace(match: re.Match[str]) -> str:
-        ref = match.group(2)
-        if ref.startswith(("data:", "#", "http://", "https://", "//")):
-            return match.group(0)
-        target = (folder / ref.split("?")[0].split("#")[0]).resolve()
-        if not target.is_file():
-            # e.g. Font Awesome's .ttf fallbacks, which we do not ship: an empty, local URL.
-            return "url(data:,)"
-        return f"url({_data_uri(target)})"
-
-    css = re.sub(r"""url\((['"]?)([^'")]+)\1\)""", replace, _asset_text(rel))
-    return re.sub(r"</(style)", r"<\\/\1", css, flags=re.IGNORECASE)
-
-
-def _inline_js(rel: str) -> str:
-    return re.sub(r"</(script)", r"<\\/\1", _asset_text(rel), flags=re.IGNORECASE)
-
-
-_SCRIPT_SRC = re.compile(
-    r"""<script\b[^>]*?\bsrc=["']([^"']+)["'][^>]*>\s*</script\s*>""", re.IGNORECASE
-)
-_LINK_CSS = re.compile(r"""<link\b[^>]*?\brel=["']stylesheet["'][^>]*>""", re.IGNORECASE)
-_HREF = re.compile(r"""\bhref=["']([^"']+)["']""", re.IGNORECASE)
-
-
-def _inline_assets(page: str) -> str:
-    """Replace every known CDN ``<script src>`` and stylesheet ``<link>`` by inline content."""
-    unknown: list[str] = []
-
-    def script(match: re.Match[str]) -> str:
-        url = match.group(1)
-        rel = _local_path(url)
-        if rel is None:
-            return ""
-        if rel == _UNKNOWN:
-            unknown.append(url)
-            return match.group(0)
-        return f"<script>/* {rel} */\n{_inline_js(rel)}\n</script>"
-
-    def link(match: re.Match[str]) -> str:
-        href = _HREF.search(match.group(0))
-        if href is None:
-            return match.group(0)
-        rel = _local_path(href.group(1))
-        if rel is None:
-            return ""
-        if rel == _UNKNOWN:
-            unknown.append(href.group(1))
-            return match.group(0)
-        return f"<style>/* {rel} */\n{_inline_css(rel)}\n</style>"
-
-    page = _SCRIPT_SRC.sub(script, page)
-    page = _LINK_CSS.sub(link, page)
-    if unknown:
-        msg = f"the map loads assets that are not vendored in coverage/static: {', '.join(unknown)}; remove the plugin that needs them or add them to scripts/vendor_assets.sh."
-        raise InputError(msg)
-    return page
-
-
-def offline_map_html(m: folium.Map) -> str:
-    """Return the map as one self-contained HTML page, every script and stylesheet inlined.
-
-    The page opens from ``file://`` on a machine with no network. Only the tile images (if the
-    map has a tile layer) are fetched from the web; without tiles there is no request at all.
-
-    Parameters
-    ----------
-    m
-        A folium map, for example from :func:`coverage_map`.
-
-    Returns
-    -------
-    str
-        A complete HTML document.
-
-    Raises
-    ------
-    InputError
-        If the map needs a script or stylesheet that is not vendored.
-    """
-    _check_root(m)
-    page = _inline_assets(m.get_root().render())
-    logger.info("rendered offline map page of %.1f kB", len(page.encode("utf-8")) / 1e3)
-    return page
 
 
 # --------------------------------------------------------------------------------------------
@@ -918,8 +658,8 @@ def coverage_map(
 
     tolerance_m = _display_tolerance_m(tolerance_m, [service_areas, demand, uncovered])
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True, height=height)
-    m.default_js = list(_MAP_JS)
-    m.default_css = list(_MAP_CSS)
+    m.default_js = list(MAP_JS)
+    m.default_css = list(MAP_CSS)
     _add_tiles(m, tiles, lang)
     bounds: list[np.ndarray] = []
     legend: list[str] = []
@@ -1332,10 +1072,6 @@ footer { margin-top: 32px; }
 """
 
 
-def _has_tiles(m: folium.Map) -> bool:
-    return any(isinstance(e, folium.TileLayer) for e in _walk(m))
-
-
 def report_html(
     *,
     title: str,
@@ -1380,7 +1116,7 @@ def report_html(
     """
     t("report.title", lang)  # validates `lang`
     map_page = offline_map_html(map)
-    img_src = "data: https:" if _has_tiles(map) else "data:"
+    img_src = "data: https:" if has_tile_layer(map) else "data:"
     csp = (
         "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
         f"img-src {img_src}; font-src data:; frame-src 'self' about:"
