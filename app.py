@@ -36,6 +36,7 @@ from streamlit_folium import st_folium
 
 from coverage.assets import static_dir, use_local_assets
 from coverage.errors import InputError, PlannerError
+from coverage.maps import MapLayers, coverage_map
 from coverage.network import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
 from coverage.scenario import (
@@ -741,55 +742,24 @@ class capture_warnings:  # noqa: N801 - used like a function: `with capture_warn
 
 
 def build_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
+    """Return the scenario's map, its Leaflet taken from ./static (no CDN)."""
     a = res.audit
-    sites = res.siting.sites if res.siting is not None else None
-    try:
-        from coverage.maps import coverage_map
-    except ImportError:
-        m = fallback_map(city, res, tiles)
-    else:
-        m = coverage_map(
-            centers=res.centers,
-            service_areas=a.service_areas,
-            demand=a.demand,
-            uncovered=a.uncovered,
-            sites=sites,
-            districts=city.districts,
-            lang=lang(),
-            tiles={"osm": "openstreetmap", "light": "light"}.get(tiles),
-            thresholds_min=tuple(res.scenario.thresholds_min),
-            district_name_column="district",
-        )
+    layers = MapLayers(
+        centers=res.centers,
+        service_areas=a.service_areas,
+        demand=a.demand,
+        uncovered=a.uncovered,
+        sites=res.siting.sites if res.siting is not None else None,
+        districts=city.districts,
+        district_name_column="district",
+    )
+    m = coverage_map(
+        layers,
+        lang=lang(),
+        tiles={"osm": "openstreetmap", "light": "light"}.get(tiles),
+        thresholds_min=tuple(res.scenario.thresholds_min),
+    )
     return use_local_assets(m, base_url=STATIC_URL)
-
-
-def fallback_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
-    """A plain map (network extent + centers) used until coverage.maps lands."""
-    import geopandas as gpd
-    from shapely.geometry import box
-
-    x, y = city.net.node_x, city.net.node_y
-    extent = gpd.GeoSeries([box(x.min(), y.min(), x.max(), y.max())], crs=city.net.crs).to_crs(4326)
-    minx, miny, maxx, maxy = extent.total_bounds
-    tile_url = {"osm": "OpenStreetMap", "light": "CartoDB positron"}.get(tiles)
-    m = folium.Map(tiles=tile_url, attr="© OpenStreetMap contributors", control_scale=True)
-    m.fit_bounds([[miny, minx], [maxy, maxx]])
-    folium.GeoJson(
-        extent.__geo_interface__,
-        name="extent",
-        style_function=lambda _: {"fill": False, "color": "#555"},
-    ).add_to(m)
-    group = folium.FeatureGroup(name=i18n("map.layer.centers", "centers")).add_to(m)
-    for _, row in res.centers.to_crs(4326).iterrows():
-        folium.CircleMarker(
-            [row.geometry.y, row.geometry.x],
-            radius=7,
-            color="#b2182b",
-            fill=True,
-            tooltip=str(row.get("name") or row["center_id"]),
-        ).add_to(group)
-    folium.LayerControl().add_to(m)
-    return m
 
 
 # --- numbers ----------------------------------------------------------------------------

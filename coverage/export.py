@@ -560,19 +560,18 @@ def _report(
     lang: str,
 ) -> str | None:
     try:
-        from coverage.maps import coverage_map, report_html
+        from coverage.maps import MapLayers, coverage_map, report_html
     except ImportError:  # maps not installed in this build: the data files still go out
         logger.warning("coverage.maps is not available; report.html is skipped")
         return None
-    m = coverage_map(
+    layers = MapLayers(
         centers=audit.centers if len(audit.centers) == len(centers) else centers,
         service_areas=audit.service_areas if len(audit.service_areas) else None,
         demand=audit.demand,
         uncovered=audit.uncovered if len(audit.uncovered) else None,
         sites=siting.sites if siting is not None and len(siting.sites) else None,
-        lang=lang,
-        thresholds_min=tuple(audit.params.thresholds_min),
     )
+    m = coverage_map(layers, lang=lang, thresholds_min=tuple(audit.params.thresholds_min))
     tables: dict[str, pd.DataFrame] = {
         "report.table.centers": centers_table(
             audit.centers if len(audit.centers) == len(centers) else centers

@@ -1,10 +1,11 @@
-"""Folium maps of coverage results, and the standalone ``report.html``.
+"""Folium maps of coverage results (one helper per layer), and the standalone ``report.html``.
 
-The maps load only Leaflet and jQuery; :mod:`coverage.assets` serves or inlines them from the
-vendored copies, so a map and :func:`report_html` work offline.
-
-:func:`coverage_map` draws the output contract frames (projected CRS) on one map. Every string
-that comes from data (OSM names may contain markup) is HTML-escaped before it reaches the page.
+:func:`coverage_map` draws the output contract frames (projected CRS), bundled as
+:class:`MapLayers`, on one map: districts, service areas, demand (per unit, or a grid at city
+scale), uncovered areas, centers and proposed sites, with a legend and a layer control. The
+map loads only Leaflet and jQuery; :mod:`coverage.assets` serves or inlines them from the
+vendored copies so it works offline. Every string that comes from data (OSM names may contain
+markup) is HTML-escaped (:func:`escape_html`) before it reaches the page.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import folium
@@ -31,11 +33,18 @@ from numpy.typing import NDArray
 from coverage.assets import MAP_CSS, MAP_JS, has_tile_layer, offline_map_html
 from coverage.errors import InputError
 from coverage.i18n import t
+from coverage.names import threshold_key
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "AREA_COLORS",
+    "MapDetail",
+    "MapLayers",
     "coverage_map",
+    "escape_html",
+    "format_number",
+    "is_missing",
     "report_html",
 ]
 
@@ -62,12 +71,14 @@ _TILES: Final[dict[str, str]] = {
     "light": "map.tiles.light",
 }
 
+
 _CENTER_COLOR: Final = "#c8102e"
 _SITE_COLOR: Final = "#ff7f00"
 _UNCOVERED_COLOR: Final = "#54278f"
 _DISTRICT_COLOR: Final = "#444444"
 _UNREACHABLE_COLOR: Final = "#969696"
-_AREA_COLORS: Final = ("#08519c", "#3182bd", "#6baed6", "#9ecae1", "#c6dbef")
+#: Blues of the service areas, darkest for the smallest threshold (also the report's curve).
+AREA_COLORS: Final = ("#08519c", "#3182bd", "#6baed6", "#9ecae1", "#c6dbef")
 _MINUTES_COLORS: Final = ("#1a9850", "#91cf60", "#d9ef8b", "#fee08b", "#fc8d59", "#d73027")
 
 
@@ -75,24 +86,60 @@ _MINUTES_COLORS: Final = ("#1a9850", "#91cf60", "#d9ef8b", "#fee08b", "#fc8d59",
 # Escaping and small helpers
 
 
-def _esc(value: object) -> str:
-    """HTML-escape `value` so that it is also safe inside a JavaScript template literal.
+def escape_html(value: object) -> str:
+    r"""Return `value` as HTML text that is also safe inside a JavaScript template literal.
 
-    folium puts popup and tooltip markup between backticks, where `` ` ``, ``${`` and ``\\``
+    folium puts popup and tooltip markup between backticks, where `` ` ``, ``${`` and ``\``
     would be code; they become character references here.
+
+    Parameters
+    ----------
+    value
+        Anything; it is shown as ``str(value)``.
+
+    Returns
+    -------
+    str
+        The escaped text.
     """
     text = html.escape(str(value), quote=True)
     return text.replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;")
 
 
-def _is_missing(value: object) -> bool:
+def is_missing(value: object) -> bool:
+    """Return whether `value` is None, ``pd.NA`` or a float NaN (a cell with no value).
+
+    Parameters
+    ----------
+    value
+        A cell of a frame.
+
+    Returns
+    -------
+    bool
+        True for a missing value.
+    """
     if value is None or value is pd.NA:
         return True
     return isinstance(value, float) and math.isnan(value)
 
 
-def _fmt_number(value: object, digits: int = 0) -> str:
-    if _is_missing(value):
+def format_number(value: object, digits: int = 0) -> str:
+    """Return `value` for display: thousands separators, "—" when missing.
+
+    Parameters
+    ----------
+    value
+        A number (other values are shown with ``str``).
+    digits
+        Decimal places of a float.
+
+    Returns
+    -------
+    str
+        The text, not yet HTML-escaped.
+    """
+    if is_missing(value):
         return "—"
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
@@ -101,10 +148,6 @@ def _fmt_number(value: object, digits: int = 0) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{float(value):,.{digits}f}"
     return str(value)
-
-
-def _fmt_minutes(value: float) -> str:
-    return f"{value:g}"
 
 
 def _json_for_script(value: object) -> str:
@@ -254,7 +297,7 @@ def _display_tolerance_m(tolerance_m: float, frames: Sequence[gpd.GeoDataFrame |
 
 
 def _jsonable(value: object) -> object:
-    if _is_missing(value):
+    if is_missing(value):
         return None
     if isinstance(value, (np.bool_, bool)):
         return bool(value)
@@ -262,7 +305,7 @@ def _jsonable(value: object) -> object:
         return int(value)
     if isinstance(value, (np.floating, float)):
         return round(float(value), 2)
-    return _esc(value)
+    return escape_html(value)
 
 
 # GEOS's GeoJSON writer prints some doubles with 17 significant digits (104.02940099999999 for
@@ -301,7 +344,7 @@ def _feature_collection_json(gdf: gpd.GeoDataFrame, properties: Sequence[str]) -
 
 def _fields(fields: Sequence[tuple[str, str]], gdf: gpd.GeoDataFrame) -> list[tuple[str, str]]:
     """(column, escaped label) for the columns of `gdf` among `fields`."""
-    return [(f, _esc(a)) for f, a in fields if f in gdf.columns]
+    return [(f, escape_html(a)) for f, a in fields if f in gdf.columns]
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,25 +405,28 @@ class _GeoJsonLayer(Layer):  # type: ignore[misc]
         style: Mapping[str, Any],
         name: str | None = None,
         show: bool = True,
-        control: bool = True,
         marker: Mapping[str, Any] | None = None,
-        tooltip: Sequence[tuple[str, str]] = (),
-        tooltip_field: str | None = None,
+        tooltip: Sequence[tuple[str, str]] | str = (),
         popup: Sequence[tuple[str, str]] = (),
     ) -> None:
-        super().__init__(name=name, overlay=True, control=control, show=show)
+        """Write `gdf` with its `properties` as one overlay.
+
+        A layer without a `name` stays out of the layer control (it belongs to a group). A
+        `tooltip` is either (property, escaped label) rows or one property shown as text.
+        """
+        super().__init__(name=name, overlay=True, control=name is not None, show=show)
         self._name = "CpGeoJson"
         self.data_json = _feature_collection_json(gdf, properties)
         self.style = dict(style)
         self.marker = dict(marker) if marker is not None else {"radius": 4, **self.style}
-        self.tooltip = list(tooltip)
-        self.tooltip_field = tooltip_field
+        self.tooltip = tooltip if isinstance(tooltip, str) else list(tooltip)
         self.popup = list(popup)
 
     def script_js(self) -> str:
+        """Return the script that adds the layer, its tooltips and popups."""
         bind = []
-        if self.tooltip_field is not None:
-            key = _json_for_script(self.tooltip_field)
+        if isinstance(self.tooltip, str):
+            key = _json_for_script(self.tooltip)
             bind.append(
                 f"var t = feature.properties[{key}]; if (t !== null && t !== undefined) "
                 "layer.bindTooltip(String(t));"
@@ -476,10 +522,10 @@ def _minute_bins(thresholds_min: Sequence[float]) -> list[tuple[float, float, st
 
 def _bin_label(lo: float, hi: float, lang: str) -> str:
     if lo == 0:
-        return t("map.legend.minutes_le", lang, hi=_fmt_minutes(hi))
+        return t("map.legend.minutes_le", lang, hi=threshold_key(hi))
     if math.isinf(hi):
-        return t("map.legend.minutes_gt", lang, lo=_fmt_minutes(lo))
-    return t("map.legend.minutes_bin", lang, lo=_fmt_minutes(lo), hi=_fmt_minutes(hi))
+        return t("map.legend.minutes_gt", lang, lo=threshold_key(lo))
+    return t("map.legend.minutes_bin", lang, lo=threshold_key(lo), hi=threshold_key(hi))
 
 
 def _demand_grid(demand: gpd.GeoDataFrame, cell_m: float) -> gpd.GeoDataFrame:
@@ -526,12 +572,15 @@ def _demand_grid(demand: gpd.GeoDataFrame, cell_m: float) -> gpd.GeoDataFrame:
     )
 
 
+def _check_tiles(tiles: str | None) -> None:
+    if tiles is not None and tiles not in _TILES:
+        msg = f"`tiles` must be one of {sorted(_TILES)} or None, got {tiles!r}."
+        raise InputError(msg)
+
+
 def _add_tiles(m: folium.Map, tiles: str | None, lang: str) -> None:
     if tiles is None:
         return
-    if tiles not in _TILES:
-        msg = f"`tiles` must be one of {sorted(_TILES)} or None, got {tiles!r}."
-        raise InputError(msg)
     # "light" is the same OpenStreetMap tiles, desaturated in CSS: CARTO's light basemap now
     # needs an API key, and a second tile provider would be a second data-use agreement.
     layer = folium.TileLayer(
@@ -558,38 +607,32 @@ def _legend_row(color: str, label: str, *, dot: bool = False, outline: bool = Fa
         else f"background:{color}"
     )
     cls = ' class="cp-dot"' if dot else ""
-    return f'<div><i{cls} style="{style}"></i>{_esc(label)}</div>'
+    return f'<div><i{cls} style="{style}"></i>{escape_html(label)}</div>'
 
 
-def coverage_map(
-    *,
-    centers: gpd.GeoDataFrame | None = None,
-    service_areas: gpd.GeoDataFrame | None = None,
-    demand: gpd.GeoDataFrame | None = None,
-    uncovered: gpd.GeoDataFrame | None = None,
-    sites: gpd.GeoDataFrame | None = None,
-    districts: gpd.GeoDataFrame | None = None,
-    lang: str = "zh",
-    tiles: Literal["openstreetmap", "light"] | None = "openstreetmap",
-    thresholds_min: Sequence[float] = (5.0, 15.0),
-    tolerance_m: float = DEFAULT_TOLERANCE_M,
-    max_units: int | None = DEFAULT_MAX_UNITS,
-    grid_m: float = DEFAULT_GRID_M,
-    per_center_areas: bool = False,
-    district_name_column: str = "name",
-    height: str | int = "100%",
-) -> folium.Map:
-    """Return a folium map of existing centers, service areas, demand and proposed sites.
+# --------------------------------------------------------------------------------------------
+# Layers: what coverage_map draws, one helper per layer
 
-    Every layer is optional; pass the frames of the output contract (docs/ARCHITECTURE.md) in
-    their projected CRS. They are simplified by `tolerance_m` meters, reprojected to EPSG:4326
-    and rounded to 6 decimals (fewer, down to 4, when a city-wide view raises the tolerance).
-    Large layers are written as GeoJSON text with one style each; tooltips and popups are built
-    in the browser from the feature properties. The map asks for Leaflet and jQuery only (no
-    icon fonts); use :func:`offline_map_html`, :func:`report_html` or :func:`use_local_assets`
-    to take them from the vendored copies instead of a CDN. The inputs are not modified.
 
-    Parameters
+#: Frame of :class:`MapLayers` → columns it must have.
+_REQUIRED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "centers": ("center_id",),
+    "service_areas": ("minutes",),
+    "demand": ("population", "minutes_to_nearest"),
+    "uncovered": ("minutes", "population"),
+    "sites": ("rank", "marginal_population"),
+    "districts": (),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class MapLayers:
+    """The frames a coverage map draws, in their projected CRS; every one is optional.
+
+    The frames of the output contract (docs/ARCHITECTURE.md), checked when the object is
+    made. They are not modified.
+
+    Attributes
     ----------
     centers
         Existing centers: ``center_id``; optional ``name``, ``level``, ``source``. Drawn as
@@ -608,14 +651,37 @@ def coverage_map(
         ``cumulative_share``. Numbered markers.
     districts
         District outlines; the `district_name_column` column, if present, is the tooltip.
-    lang
-        ``"zh"`` or ``"en"`` for layer names, legend and popups.
-    tiles
-        ``"openstreetmap"``, ``"light"`` (the same OpenStreetMap tiles, desaturated so the
-        layers stand out) or None for no basemap (no network request at all; the vector layers
-        still show).
-    thresholds_min
-        Minute thresholds that define the demand color bins.
+    district_name_column
+        Column with district names.
+
+    Raises
+    ------
+    InputError
+        If a frame is not a GeoDataFrame in a projected CRS or lacks a required column.
+    """
+
+    centers: gpd.GeoDataFrame | None = None
+    service_areas: gpd.GeoDataFrame | None = None
+    demand: gpd.GeoDataFrame | None = None
+    uncovered: gpd.GeoDataFrame | None = None
+    sites: gpd.GeoDataFrame | None = None
+    districts: gpd.GeoDataFrame | None = None
+    district_name_column: str = "name"
+
+    def __post_init__(self) -> None:
+        """Check every frame given."""
+        for arg, columns in _REQUIRED_COLUMNS.items():
+            frame = getattr(self, arg)
+            if frame is not None:
+                _require(frame, arg=arg, columns=columns)
+
+
+@dataclass(frozen=True)
+class MapDetail:
+    """How much geometry a map page carries; the exported files always keep all of it.
+
+    Attributes
+    ----------
     tolerance_m
         Simplification tolerance in meters, applied before reprojecting; 0 keeps every vertex.
         On a large area it is raised to about one pixel of the whole-city view
@@ -629,10 +695,355 @@ def coverage_map(
         shows its ``max_units // 4`` most populated areas. None never aggregates or caps.
     grid_m
         Cell side in meters for that aggregation.
+    """
+
+    tolerance_m: float = DEFAULT_TOLERANCE_M
+    max_units: int | None = DEFAULT_MAX_UNITS
+    grid_m: float = DEFAULT_GRID_M
+
+
+@dataclass
+class _Drawing:
+    """A map being drawn, and what its layers report for the first view, the legend, the log."""
+
+    m: folium.Map
+    lang: str
+    tolerance_m: float
+    bounds: list[NDArray[np.float64]] = field(default_factory=list)
+    legend: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def track(self, gdf: gpd.GeoDataFrame) -> None:
+        """Keep the extent of a displayed frame: the first view fits them all."""
+        if len(gdf):
+            self.bounds.append(np.asarray(gdf.total_bounds))
+
+
+def _draw_districts(d: _Drawing, districts: gpd.GeoDataFrame, name_column: str) -> None:
+    frame = _display_frame(districts, d.tolerance_m)
+    d.track(frame)
+    label = t("map.layer.districts", d.lang)
+    _GeoJsonLayer(
+        frame,
+        [name_column] if name_column in frame.columns else [],
+        name=label,
+        style={"color": _DISTRICT_COLOR, "weight": 2, "dashArray": "6 4", "fill": False},
+        tooltip=_fields([(name_column, t("map.field.district", d.lang))], frame),
+    ).add_to(d.m)
+    d.legend.append(_legend_row(_DISTRICT_COLOR, label, outline=True))
+    d.counts["districts"] = len(frame)
+
+
+def _union_area(rows: gpd.GeoDataFrame, minutes: float) -> gpd.GeoDataFrame:
+    """Return one threshold's area as one row: its ``"all"`` row, or the union of its rows."""
+    union_rows = rows[rows["center_id"] == "all"] if "center_id" in rows.columns else rows
+    if not len(union_rows):
+        union_rows = rows
+    geom = (
+        union_rows.geometry.iloc[0]
+        if len(union_rows) == 1
+        else shapely.union_all(np.asarray(union_rows.geometry.values))
+    )
+    return gpd.GeoDataFrame({"minutes": [minutes]}, geometry=[geom], crs=rows.crs)
+
+
+def _draw_own_areas(d: _Drawing, rows: gpd.GeoDataFrame, minutes: float, color: str) -> None:
+    """One hidden layer with each center's own area within `minutes`."""
+    own = rows[rows["center_id"] != "all"]
+    if not len(own):
+        return
+    frame = _display_frame(own, d.tolerance_m)
+    _GeoJsonLayer(
+        frame,
+        ["center_id", "minutes"],
+        name=t("map.layer.service_area_per_center", d.lang, minutes=threshold_key(minutes)),
+        show=False,
+        style={"color": color, "weight": 1, "fillOpacity": 0.05},
+        tooltip=_fields([("center_id", t("map.field.center_id", d.lang))], frame),
+    ).add_to(d.m)
+
+
+def _draw_service_areas(d: _Drawing, areas: gpd.GeoDataFrame, *, per_center: bool) -> None:
+    """One layer per threshold, largest first, the smallest in the darkest blue."""
+    minutes_values = sorted({float(v) for v in areas["minutes"].dropna()}, reverse=True)
+    for i, minutes in enumerate(minutes_values):
+        rows = areas[areas["minutes"].astype(float) == minutes]
+        union = _display_frame(_union_area(rows, minutes), d.tolerance_m)
+        d.track(union)
+        color = AREA_COLORS[min(len(minutes_values) - 1 - i, len(AREA_COLORS) - 1)]
+        label = t("map.layer.service_area", d.lang, minutes=threshold_key(minutes))
+        _GeoJsonLayer(
+            union,
+            ["minutes"],
+            name=label,
+            style={"color": color, "weight": 1, "fillColor": color, "fillOpacity": 0.18},
+        ).add_to(d.m)
+        d.legend.append(_legend_row(color, label))
+        if per_center and "center_id" in areas.columns:
+            _draw_own_areas(d, rows, minutes, color)
+    d.counts["service_areas"] = len(minutes_values)
+
+
+def _demand_display(
+    d: _Drawing, demand: gpd.GeoDataFrame, detail: MapDetail
+) -> tuple[gpd.GeoDataFrame, str, list[tuple[str, str]]]:
+    """Return demand for the page (per unit or in grid cells), its label and (column, label)s."""
+    lang = d.lang
+    if detail.max_units is None or len(demand) <= detail.max_units:
+        fields = [
+            ("demand_id", t("map.field.demand_id", lang)),
+            ("name", t("map.field.name", lang)),
+            ("population", t("map.field.population", lang)),
+            ("minutes_to_nearest", t("map.field.minutes", lang)),
+        ]
+        return _display_frame(demand, d.tolerance_m), t("map.layer.demand", lang), fields
+    logger.info(
+        "aggregating %d demand units to a %.0f m grid (max_units=%d)",
+        len(demand),
+        detail.grid_m,
+        detail.max_units,
+    )
+    grid_m = detail.grid_m
+    cells = _demand_grid(demand, grid_m)
+    while len(cells) > detail.max_units:
+        # a province-sized area: coarser cells until the count fits
+        grid_m *= 2.0
+        cells = _demand_grid(demand, grid_m)
+    fields = [
+        ("population", t("map.field.population", lang)),
+        ("minutes_to_nearest", t("map.field.minutes", lang)),
+        ("unreachable_population", t("map.field.unreachable_population", lang)),
+    ]
+    # square cells keep their corners at any tolerance below their side; this only rounds the
+    # coordinates to the precision of the view
+    frame = _display_frame(cells, min(d.tolerance_m, grid_m / 4.0))
+    return frame, t("map.layer.demand_grid", lang, cell_m=f"{grid_m:g}"), fields
+
+
+def _demand_classes(
+    minutes: NDArray[np.float64], thresholds_min: Sequence[float], lang: str
+) -> list[tuple[NDArray[np.bool_], str, str]]:
+    """(mask, color, legend label) of each minutes bin, then of the unreachable units."""
+    classes: list[tuple[NDArray[np.bool_], str, str]] = []
+    for lo, hi, color in _minute_bins(thresholds_min):
+        inside = (minutes > lo) & (minutes <= hi) if lo > 0 else minutes <= hi
+        classes.append((inside, color, _bin_label(lo, hi, lang)))
+    classes.append((~np.isfinite(minutes), _UNREACHABLE_COLOR, t("map.legend.unreachable", lang)))
+    return classes
+
+
+def _draw_demand(
+    d: _Drawing, demand: gpd.GeoDataFrame, thresholds_min: Sequence[float], detail: MapDetail
+) -> None:
+    """One group of layers, one per minutes bin (GeoJSON layers take one style each)."""
+    frame, label, fields = _demand_display(d, demand, detail)
+    d.track(frame)
+    group = folium.FeatureGroup(name=label).add_to(d.m)
+    d.legend.append(f"<b>{escape_html(label)}</b>")
+    minutes = frame["minutes_to_nearest"].to_numpy(dtype=float)
+    for mask, color, bin_label in _demand_classes(minutes, thresholds_min, d.lang):
+        d.legend.append(_legend_row(color, bin_label))
+        part = frame[mask]
+        if not len(part):
+            continue
+        _GeoJsonLayer(
+            part,
+            [f for f, _ in fields],
+            style={"color": color, "weight": 0.5, "fillColor": color, "fillOpacity": 0.6},
+            marker={
+                "radius": 4,
+                "weight": 1,
+                "color": color,
+                "fill": True,
+                "fillColor": color,
+                "fillOpacity": 0.8,
+            },
+            tooltip=_fields(fields, part),
+        ).add_to(group)
+    d.counts["demand"] = len(frame)
+
+
+def _most_populated(part: gpd.GeoDataFrame, n: int) -> gpd.GeoDataFrame:
+    """Return the `n` rows of `part` with the largest population (ties in their order)."""
+    order = np.argsort(-part["population"].to_numpy(dtype=float), kind="stable")
+    return part.iloc[order[:n]]
+
+
+def _draw_uncovered(d: _Drawing, uncovered: gpd.GeoDataFrame, max_units: int | None) -> None:
+    """One layer per threshold; only the largest threshold's is shown at first."""
+    minutes_values = sorted({float(v) for v in uncovered["minutes"].dropna()})
+    for minutes in minutes_values:
+        part = uncovered[uncovered["minutes"].astype(float) == minutes]
+        if max_units is not None and len(part) > max_units // 4:
+            # city scale: the largest areas by population; the exports keep every one
+            logger.info(
+                "showing the %d most populated of %d uncovered areas (%g min)",
+                max_units // 4,
+                len(part),
+                minutes,
+            )
+            part = _most_populated(part, max_units // 4)
+        part = _display_frame(part, d.tolerance_m)
+        d.track(part)
+        _GeoJsonLayer(
+            part,
+            ["population", "area_m2"],
+            name=t("map.layer.uncovered", d.lang, minutes=threshold_key(minutes)),
+            show=minutes == minutes_values[-1],
+            style={
+                "color": _UNCOVERED_COLOR,
+                "weight": 1.5,
+                "dashArray": "4 3",
+                "fillColor": _UNCOVERED_COLOR,
+                "fillOpacity": 0.2,
+            },
+            tooltip=_fields(
+                [
+                    ("population", t("map.field.population", d.lang)),
+                    ("area_m2", t("map.field.area_m2", d.lang)),
+                ],
+                part,
+            ),
+        ).add_to(d.m)
+    if minutes_values:
+        label = t("map.layer.uncovered", d.lang, minutes=threshold_key(minutes_values[-1]))
+        d.legend.append(_legend_row(_UNCOVERED_COLOR, label))
+    d.counts["uncovered"] = len(uncovered)
+
+
+#: Center column → i18n key of its label in the popup, in this order.
+_CENTER_FIELDS: Final = (
+    ("name", "map.field.name"),
+    ("center_id", "map.field.center_id"),
+    ("level", "map.field.level"),
+    ("source", "map.field.source"),
+)
+
+
+def _draw_centers(d: _Drawing, centers: gpd.GeoDataFrame) -> None:
+    """One GeoJSON layer of points; the tooltip is the name, or the id where there is none.
+
+    A folium marker with popup and tooltip per center is ~1.5 kB of script each.
+    """
+    frame = _display_frame(centers, 0.0)
+    d.track(frame)
+    label = t("map.layer.centers", d.lang)
+    tip = frame["center_id"].astype(object)
+    if "name" in frame.columns:
+        tip = frame["name"].astype(object).where(~frame["name"].map(is_missing), tip)
+    frame = frame.assign(_tip=tip.to_numpy(), geometry=frame.geometry.representative_point())
+    _GeoJsonLayer(
+        frame,
+        ["_tip", *(col for col, _ in _CENTER_FIELDS)],
+        name=label,
+        style={},
+        marker={
+            "radius": 7,
+            "color": "#ffffff",
+            "weight": 2,
+            "fill": True,
+            "fillColor": _CENTER_COLOR,
+            "fillOpacity": 1.0,
+        },
+        tooltip="_tip",
+        popup=_fields([(col, t(key, d.lang)) for col, key in _CENTER_FIELDS], frame),
+    ).add_to(d.m)
+    d.legend.append(_legend_row(_CENTER_COLOR, label, dot=True))
+    d.counts["centers"] = len(frame)
+
+
+def _site_table(site: Any, columns: pd.Index, lang: str) -> str:
+    """Return the popup table of one site (a row of ``itertuples``), every cell escaped."""
+    parts = [
+        (t("map.field.rank", lang), escape_html(format_number(site.rank))),
+        (t("map.field.marginal_population", lang), format_number(site.marginal_population)),
+    ]
+    if "cumulative_population" in columns:
+        parts.append(
+            (t("map.field.cumulative_population", lang), format_number(site.cumulative_population))
+        )
+    if "cumulative_share" in columns and not is_missing(site.cumulative_share):
+        parts.append((t("map.field.cumulative_share", lang), f"{float(site.cumulative_share):.1%}"))
+    rows = "".join(f"<tr><th>{escape_html(k)}</th><td>{escape_html(v)}</td></tr>" for k, v in parts)
+    return f"<table>{rows}</table>"
+
+
+def _draw_sites(d: _Drawing, sites: gpd.GeoDataFrame) -> None:
+    """Numbered markers in rank order, each with a popup table."""
+    frame = _display_frame(sites, 0.0)
+    d.track(frame)
+    label = t("map.layer.sites", d.lang)
+    group = folium.FeatureGroup(name=label).add_to(d.m)
+    for site in frame.sort_values("rank").itertuples(index=False):
+        point = site.geometry.representative_point()
+        folium.Marker(
+            location=(point.y, point.x),
+            icon=folium.DivIcon(
+                html=f'<div class="cp-site">{escape_html(format_number(site.rank))}</div>',
+                icon_size=(28, 28),
+                icon_anchor=(14, 14),
+            ),
+            popup=folium.Popup(_site_table(site, frame.columns, d.lang), max_width=320),
+        ).add_to(group)
+    d.legend.append(_legend_row(_SITE_COLOR, label, dot=True))
+    d.counts["sites"] = len(frame)
+
+
+def _add_controls(d: _Drawing) -> None:
+    """Add the layer control, and the legend of every layer drawn with the attribution."""
+    folium.LayerControl(collapsed=True).add_to(d.m)
+    legend_html = f"<b>{escape_html(t('map.legend.title', d.lang))}</b>" + "".join(d.legend)
+    _Legend(legend_html, _ATTRIBUTION).add_to(d.m)
+
+
+def _fit_view(d: _Drawing) -> None:
+    """Fit the first view to every layer drawn, or show the default city."""
+    if d.bounds:
+        b = np.vstack(d.bounds)
+        d.m.fit_bounds([[b[:, 1].min(), b[:, 0].min()], [b[:, 3].max(), b[:, 2].max()]])
+    else:
+        d.m.location = [30.66, 104.06]  # Chengdu, the default city, when there is nothing to show
+        d.m.options["zoom"] = 12
+
+
+def coverage_map(
+    layers: MapLayers | None = None,
+    *,
+    lang: str = "zh",
+    tiles: Literal["openstreetmap", "light"] | None = "openstreetmap",
+    thresholds_min: Sequence[float] = (5.0, 15.0),
+    detail: MapDetail | None = None,
+    per_center_areas: bool = False,
+    height: str | int = "100%",
+) -> folium.Map:
+    """Return a folium map of existing centers, service areas, demand and proposed sites.
+
+    The frames of `layers` are simplified by ``detail.tolerance_m`` meters, reprojected to
+    EPSG:4326 and rounded to 6 decimals (fewer, down to 4, when a city-wide view raises the
+    tolerance). Large layers are written as GeoJSON text with one style each; tooltips and
+    popups are built in the browser from the feature properties. Layers stack as districts,
+    service areas, demand, uncovered areas, centers, proposed sites. The map asks for
+    Leaflet and jQuery only (:data:`coverage.assets.MAP_JS`, no icon fonts); use
+    :func:`coverage.assets.offline_map_html`, :func:`coverage.report.report_html` or
+    :func:`coverage.assets.use_local_assets` to take them from the vendored copies instead of
+    a CDN. Every string that comes from data is HTML-escaped; the inputs are not modified.
+
+    Parameters
+    ----------
+    layers
+        The frames to draw; None draws an empty map.
+    lang
+        ``"zh"`` or ``"en"`` for layer names, legend and popups.
+    tiles
+        ``"openstreetmap"``, ``"light"`` (the same OpenStreetMap tiles, desaturated so the
+        layers stand out) or None for no basemap (no network request at all; the vector layers
+        still show).
+    thresholds_min
+        Minute thresholds that define the demand color bins.
+    detail
+        How much geometry the page carries; None takes the defaults of :class:`MapDetail`.
     per_center_areas
         Also add one hidden layer per threshold with each center's own service area.
-    district_name_column
-        Column with district names.
     height
         Map height (CSS length or pixels).
 
@@ -645,289 +1056,40 @@ def coverage_map(
     Raises
     ------
     InputError
-        If a frame is not a GeoDataFrame in a projected CRS or lacks a required column, or
-        `tiles` / `lang` is not supported.
+        If `tiles`, `lang` or `thresholds_min` is not supported.
     """
     t("map.layer.centers", lang)  # validates `lang` before any work
-    if tiles is not None and tiles not in _TILES:
-        msg = f"`tiles` must be one of {sorted(_TILES)} or None, got {tiles!r}."
-        raise InputError(msg)
+    _check_tiles(tiles)
     if not thresholds_min:
         msg = "`thresholds_min` must name at least one threshold, e.g. (5, 15)."
         raise InputError(msg)
-
-    tolerance_m = _display_tolerance_m(tolerance_m, [service_areas, demand, uncovered])
+    layers = MapLayers() if layers is None else layers
+    detail = MapDetail() if detail is None else detail
+    tolerance_m = _display_tolerance_m(
+        detail.tolerance_m, [layers.service_areas, layers.demand, layers.uncovered]
+    )
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True, height=height)
     m.default_js = list(MAP_JS)
     m.default_css = list(MAP_CSS)
     _add_tiles(m, tiles, lang)
-    bounds: list[np.ndarray] = []
-    legend: list[str] = []
-    counts: dict[str, int] = {}
-
-    def track(gdf: gpd.GeoDataFrame) -> None:
-        if len(gdf):
-            bounds.append(np.asarray(gdf.total_bounds))
-
-    if districts is not None:
-        d = _display_frame(_require(districts, arg="districts", columns=()), tolerance_m)
-        track(d)
-        label = t("map.layer.districts", lang)
-        props = [district_name_column] if district_name_column in d.columns else []
-        _GeoJsonLayer(
-            d,
-            props,
-            name=label,
-            style={"color": _DISTRICT_COLOR, "weight": 2, "dashArray": "6 4", "fill": False},
-            tooltip=_fields([(district_name_column, t("map.field.district", lang))], d),
-        ).add_to(m)
-        legend.append(_legend_row(_DISTRICT_COLOR, label, outline=True))
-        counts["districts"] = len(d)
-
-    if service_areas is not None:
-        sa = _require(service_areas, arg="service_areas", columns=("minutes",))
-        minutes_values = sorted({float(v) for v in sa["minutes"].dropna()}, reverse=True)
-        has_ids = "center_id" in sa.columns
-        for i, minutes in enumerate(minutes_values):
-            rows = sa[sa["minutes"].astype(float) == minutes]
-            union_rows = rows[rows["center_id"] == "all"] if has_ids else rows
-            if not len(union_rows):
-                union_rows = rows
-            geom = (
-                union_rows.geometry.iloc[0]
-                if len(union_rows) == 1
-                else shapely.union_all(np.asarray(union_rows.geometry.values))
-            )
-            union = _display_frame(
-                gpd.GeoDataFrame({"minutes": [minutes]}, geometry=[geom], crs=sa.crs), tolerance_m
-            )
-            track(union)
-            color = _AREA_COLORS[min(len(minutes_values) - 1 - i, len(_AREA_COLORS) - 1)]
-            label = t("map.layer.service_area", lang, minutes=_fmt_minutes(minutes))
-            _GeoJsonLayer(
-                union,
-                ["minutes"],
-                name=label,
-                style={"color": color, "weight": 1, "fillColor": color, "fillOpacity": 0.18},
-            ).add_to(m)
-            legend.append(_legend_row(color, label))
-            if per_center_areas and has_ids:
-                own = rows[rows["center_id"] != "all"]
-                if len(own):
-                    own_disp = _display_frame(own, tolerance_m)
-                    _GeoJsonLayer(
-                        own_disp,
-                        ["center_id", "minutes"],
-                        name=t(
-                            "map.layer.service_area_per_center", lang, minutes=_fmt_minutes(minutes)
-                        ),
-                        show=False,
-                        style={"color": color, "weight": 1, "fillOpacity": 0.05},
-                        tooltip=_fields([("center_id", t("map.field.center_id", lang))], own_disp),
-                    ).add_to(m)
-        counts["service_areas"] = len(minutes_values)
-
-    if demand is not None:
-        dem = _require(demand, arg="demand", columns=("population", "minutes_to_nearest"))
-        label = t("map.layer.demand", lang)
-        fields = [
-            ("demand_id", t("map.field.demand_id", lang)),
-            ("name", t("map.field.name", lang)),
-            ("population", t("map.field.population", lang)),
-            ("minutes_to_nearest", t("map.field.minutes", lang)),
-        ]
-        if max_units is not None and len(dem) > max_units:
-            logger.info(
-                "aggregating %d demand units to a %.0f m grid (max_units=%d)",
-                len(dem),
-                grid_m,
-                max_units,
-            )
-            dem = _demand_grid(dem, grid_m)
-            while len(dem) > max_units:
-                # a province-sized area: coarser cells until the count fits
-                grid_m *= 2.0
-                dem = _demand_grid(_require(demand, arg="demand", columns=()), grid_m)
-            label = t("map.layer.demand_grid", lang, cell_m=_fmt_minutes(grid_m))
-            fields = [
-                ("population", t("map.field.population", lang)),
-                ("minutes_to_nearest", t("map.field.minutes", lang)),
-                ("unreachable_population", t("map.field.unreachable_population", lang)),
-            ]
-            # square cells keep their corners at any tolerance below their side; this only
-            # rounds the coordinates to the precision of the view
-            dem_disp = _display_frame(dem, min(tolerance_m, grid_m / 4.0))
-        else:
-            dem_disp = _display_frame(dem, tolerance_m)
-        track(dem_disp)
-        group = folium.FeatureGroup(name=label).add_to(m)
-        minutes_col = dem_disp["minutes_to_nearest"].to_numpy(dtype=float)
-        legend.append(f"<b>{_esc(label)}</b>")
-        classes: list[tuple[np.ndarray, str, str]] = []
-        for lo, hi, color in _minute_bins(thresholds_min):
-            inside = (minutes_col > lo) & (minutes_col <= hi) if lo > 0 else minutes_col <= hi
-            classes.append((inside, color, _bin_label(lo, hi, lang)))
-        classes.append(
-            (~np.isfinite(minutes_col), _UNREACHABLE_COLOR, t("map.legend.unreachable", lang))
-        )
-        props = [f for f, _ in fields]
-        for mask, color, bin_label in classes:
-            legend.append(_legend_row(color, bin_label))
-            part = dem_disp[mask]
-            if not len(part):
-                continue
-            _GeoJsonLayer(
-                part,
-                props,
-                control=False,
-                style={"color": color, "weight": 0.5, "fillColor": color, "fillOpacity": 0.6},
-                marker={
-                    "radius": 4,
-                    "weight": 1,
-                    "color": color,
-                    "fill": True,
-                    "fillColor": color,
-                    "fillOpacity": 0.8,
-                },
-                tooltip=_fields(fields, part),
-            ).add_to(group)
-        counts["demand"] = len(dem_disp)
-
-    if uncovered is not None:
-        unc = _require(uncovered, arg="uncovered", columns=("minutes", "population"))
-        minutes_values = sorted({float(v) for v in unc["minutes"].dropna()})
-        for minutes in minutes_values:
-            part = unc[unc["minutes"].astype(float) == minutes]
-            if max_units is not None and len(part) > max_units // 4:
-                # city scale: the largest areas by population; the exports keep every one
-                logger.info(
-                    "showing the %d most populated of %d uncovered areas (%g min)",
-                    max_units // 4,
-                    len(part),
-                    minutes,
-                )
-                part = part.iloc[
-                    np.argsort(-part["population"].to_numpy(dtype=float), kind="stable")[
-                        : max_units // 4
-                    ]
-                ]
-            part = _display_frame(part, tolerance_m)
-            track(part)
-            label = t("map.layer.uncovered", lang, minutes=_fmt_minutes(minutes))
-            _GeoJsonLayer(
-                part,
-                ["population", "area_m2"],
-                name=label,
-                show=minutes == minutes_values[-1],
-                style={
-                    "color": _UNCOVERED_COLOR,
-                    "weight": 1.5,
-                    "dashArray": "4 3",
-                    "fillColor": _UNCOVERED_COLOR,
-                    "fillOpacity": 0.2,
-                },
-                tooltip=_fields(
-                    [
-                        ("population", t("map.field.population", lang)),
-                        ("area_m2", t("map.field.area_m2", lang)),
-                    ],
-                    part,
-                ),
-            ).add_to(m)
-        if minutes_values:
-            legend.append(
-                _legend_row(
-                    _UNCOVERED_COLOR,
-                    t("map.layer.uncovered", lang, minutes=_fmt_minutes(minutes_values[-1])),
-                )
-            )
-        counts["uncovered"] = len(unc)
-
-    if centers is not None:
-        cen = _display_frame(_require(centers, arg="centers", columns=("center_id",)), 0.0)
-        track(cen)
-        label = t("map.layer.centers", lang)
-        fields = [
-            ("name", "map.field.name"),
-            ("center_id", "map.field.center_id"),
-            ("level", "map.field.level"),
-            ("source", "map.field.source"),
-        ]
-        # one GeoJSON layer of points (a folium marker with popup and tooltip per center is
-        # ~1.5 kB of script each); the tooltip is the name, or the id where there is none
-        tip = cen["center_id"].astype(object)
-        if "name" in cen.columns:
-            tip = cen["name"].astype(object).where(~cen["name"].map(_is_missing), tip)
-        cen = cen.assign(_tip=tip.to_numpy(), geometry=cen.geometry.representative_point())
-        _GeoJsonLayer(
-            cen,
-            ["_tip", *(col for col, _ in fields)],
-            name=label,
-            style={},
-            marker={
-                "radius": 7,
-                "color": "#ffffff",
-                "weight": 2,
-                "fill": True,
-                "fillColor": _CENTER_COLOR,
-                "fillOpacity": 1.0,
-            },
-            tooltip_field="_tip",
-            popup=_fields([(col, t(key, lang)) for col, key in fields], cen),
-        ).add_to(m)
-        legend.append(_legend_row(_CENTER_COLOR, label, dot=True))
-        counts["centers"] = len(cen)
-
-    if sites is not None:
-        st_ = _display_frame(
-            _require(sites, arg="sites", columns=("rank", "marginal_population")), 0.0
-        )
-        track(st_)
-        label = t("map.layer.sites", lang)
-        group = folium.FeatureGroup(name=label).add_to(m)
-        for row in st_.sort_values("rank").itertuples(index=False):
-            point = row.geometry.representative_point()
-            rank = _esc(_fmt_number(row.rank))
-            parts = [
-                (t("map.field.rank", lang), rank),
-                (t("map.field.marginal_population", lang), _fmt_number(row.marginal_population)),
-            ]
-            if "cumulative_population" in st_.columns:
-                parts.append(
-                    (
-                        t("map.field.cumulative_population", lang),
-                        _fmt_number(row.cumulative_population),
-                    )
-                )
-            if "cumulative_share" in st_.columns and not _is_missing(row.cumulative_share):
-                parts.append(
-                    (t("map.field.cumulative_share", lang), f"{float(row.cumulative_share):.1%}")
-                )
-            rows_html = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in parts)
-            folium.Marker(
-                location=(point.y, point.x),
-                icon=folium.DivIcon(
-                    html=f'<div class="cp-site">{rank}</div>',
-                    icon_size=(28, 28),
-                    icon_anchor=(14, 14),
-                ),
-                popup=folium.Popup(f"<table>{rows_html}</table>", max_width=320),
-            ).add_to(group)
-        legend.append(_legend_row(_SITE_COLOR, label, dot=True))
-        counts["sites"] = len(st_)
-
-    folium.LayerControl(collapsed=True).add_to(m)
-    legend_html = f"<b>{_esc(t('map.legend.title', lang))}</b>" + "".join(legend)
-    _Legend(legend_html, _ATTRIBUTION).add_to(m)
-    if bounds:
-        b = np.vstack(bounds)
-        m.fit_bounds([[b[:, 1].min(), b[:, 0].min()], [b[:, 3].max(), b[:, 2].max()]])
-    else:
-        m.location = [30.66, 104.06]  # Chengdu, the default city, when there is nothing to show
-        m.options["zoom"] = 12
+    d = _Drawing(m, lang, tolerance_m)
+    if layers.districts is not None:
+        _draw_districts(d, layers.districts, layers.district_name_column)
+    if layers.service_areas is not None:
+        _draw_service_areas(d, layers.service_areas, per_center=per_center_areas)
+    if layers.demand is not None:
+        _draw_demand(d, layers.demand, thresholds_min, detail)
+    if layers.uncovered is not None:
+        _draw_uncovered(d, layers.uncovered, detail.max_units)
+    if layers.centers is not None:
+        _draw_centers(d, layers.centers)
+    if layers.sites is not None:
+        _draw_sites(d, layers.sites)
+    _add_controls(d)
+    _fit_view(d)
     logger.info(
         "returned map with %s",
-        ", ".join(f"{n} {k}" for k, n in counts.items()) or "no layers",
+        ", ".join(f"{n} {k}" for k, n in d.counts.items()) or "no layers",
     )
     return m
 
@@ -940,7 +1102,7 @@ def _curve_svg(curve: pd.DataFrame, lang: str, *, width: int = 560, height: int 
     """Inline SVG line chart of ``share`` (0–1) against ``k``."""
     data = curve[["k", "share"]].dropna().sort_values("k")
     if data.empty:
-        return f"<p>{_esc(t('report.empty', lang))}</p>"
+        return f"<p>{escape_html(t('report.empty', lang))}</p>"
     left, right, top, bottom = 56, 16, 12, 40
     pw, ph = width - left - right, height - top - bottom
     k = data["k"].to_numpy(dtype=float)
@@ -957,7 +1119,7 @@ def _curve_svg(curve: pd.DataFrame, lang: str, *, width: int = 560, height: int 
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="cp-curve" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(t("report.section.curve", lang))}">'
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape_html(t("report.section.curve", lang))}">'
     ]
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         parts.append(
@@ -971,24 +1133,24 @@ def _curve_svg(curve: pd.DataFrame, lang: str, *, width: int = 560, height: int 
         )
     points = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(k, share, strict=True))
     parts.append(
-        f'<polyline points="{points}" fill="none" stroke="{_AREA_COLORS[1]}" stroke-width="2"/>'
+        f'<polyline points="{points}" fill="none" stroke="{AREA_COLORS[1]}" stroke-width="2"/>'
     )
     parts.extend(
-        f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="3" fill="{_AREA_COLORS[0]}"/>'
+        f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="3" fill="{AREA_COLORS[0]}"/>'
         for a, b in zip(k, share, strict=True)
     )
     parts.append(
         f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#333"/>'
         f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#333"/>'
-        f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle" font-size="12">{_esc(t("report.curve.x", lang))}</text>'
-        f'<text transform="translate(14 {top + ph / 2:.1f}) rotate(-90)" text-anchor="middle" font-size="12">{_esc(t("report.curve.y", lang))}</text>'
+        f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle" font-size="12">{escape_html(t("report.curve.x", lang))}</text>'
+        f'<text transform="translate(14 {top + ph / 2:.1f}) rotate(-90)" text-anchor="middle" font-size="12">{escape_html(t("report.curve.y", lang))}</text>'
         "</svg>"
     )
     return "".join(parts)
 
 
 def _cell(value: object) -> str:
-    if _is_missing(value):
+    if is_missing(value):
         return "—"
     if isinstance(value, (float, np.floating)):
         v = float(value)
@@ -1007,7 +1169,7 @@ def _table_html(df: pd.DataFrame, lang: str, max_rows: int) -> str:
         pd.DataFrame(df.drop(columns=df.geometry.name)) if isinstance(df, gpd.GeoDataFrame) else df
     )
     if frame.empty:
-        return f"<p>{_esc(t('report.empty', lang))}</p>"
+        return f"<p>{escape_html(t('report.empty', lang))}</p>"
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
@@ -1015,7 +1177,7 @@ def _table_html(df: pd.DataFrame, lang: str, max_rows: int) -> str:
     )
     note = ""
     if len(frame) > max_rows:
-        note = f"<p class='cp-note'>{_esc(t('report.rows_truncated', lang, shown=max_rows, total=len(frame)))}</p>"
+        note = f"<p class='cp-note'>{escape_html(t('report.rows_truncated', lang, shown=max_rows, total=len(frame)))}</p>"
     return f"<div class='cp-table'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{note}"
 
 
@@ -1026,7 +1188,7 @@ def _headlines(summary: Mapping[str, Any], lang: str) -> list[tuple[str, str]]:
     keys = sorted(coverage, key=lambda s: float(s))
     for key in keys:
         share = coverage[key].get("share")
-        if not _is_missing(share):
+        if not is_missing(share):
             out.append((t("report.headline.share", lang, minutes=key), f"{float(share):.1%}"))
     if keys and population is not None:
         last = keys[-1]
@@ -1035,15 +1197,15 @@ def _headlines(summary: Mapping[str, Any], lang: str) -> list[tuple[str, str]]:
             out.append(
                 (
                     t("report.headline.uncovered", lang, minutes=last),
-                    _fmt_number(max(float(population) - float(covered), 0.0)),
+                    format_number(max(float(population) - float(covered), 0.0)),
                 )
             )
     if population is not None:
-        out.append((t("report.headline.population", lang), _fmt_number(float(population))))
+        out.append((t("report.headline.population", lang), format_number(float(population))))
     centers = summary.get("centers")
     count = centers.get("count") if isinstance(centers, Mapping) else centers
     if count is not None:
-        out.append((t("report.headline.centers", lang), _fmt_number(int(count))))
+        out.append((t("report.headline.centers", lang), format_number(int(count))))
     siting = summary.get("siting")
     if isinstance(siting, Mapping) and siting.get("share_after") is not None:
         out.append((t("report.headline.share_after", lang), f"{float(siting['share_after']):.1%}"))
@@ -1122,12 +1284,12 @@ def report_html(
         f"img-src {img_src}; font-src data:; frame-src 'self' about:"
     )
     cards = "".join(
-        f"<div class='cp-card'><div class='v'>{_esc(v)}</div><div class='k'>{_esc(k)}</div></div>"
+        f"<div class='cp-card'><div class='v'>{escape_html(v)}</div><div class='k'>{escape_html(k)}</div></div>"
         for k, v in _headlines(summary, lang)
     )
     sections = [
-        f"<h2>{_esc(t('report.section.map', lang))}</h2>",
-        f"<iframe class='cp-map' title='{_esc(t('report.section.map', lang))}' "
+        f"<h2>{escape_html(t('report.section.map', lang))}</h2>",
+        f"<iframe class='cp-map' title='{escape_html(t('report.section.map', lang))}' "
         f'srcdoc="{html.escape(map_page, quote=True)}"></iframe>',
     ]
     if curve is not None:
@@ -1135,11 +1297,11 @@ def report_html(
         if missing:
             msg = f"`curve` needs columns 'k' and 'share', missing {sorted(missing)}; pass SitingResult.curve."
             raise InputError(msg)
-        sections.append(f"<h2>{_esc(t('report.section.curve', lang))}</h2>")
+        sections.append(f"<h2>{escape_html(t('report.section.curve', lang))}</h2>")
         sections.append(_curve_svg(curve, lang))
     for name, table in tables.items():
         heading = t(name, lang) if name.startswith("report.table.") else name
-        sections.append(f"<h2>{_esc(heading)}</h2>")
+        sections.append(f"<h2>{escape_html(heading)}</h2>")
         sections.append(_table_html(table, lang, max_rows))
     page = f"""<!DOCTYPE html>
 <html lang="{"zh-CN" if lang == "zh" else "en"}">
@@ -1147,15 +1309,15 @@ def report_html(
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_esc(title)}</title>
+<title>{escape_html(title)}</title>
 <style>{_REPORT_CSS}</style>
 </head>
 <body>
 <main>
-<h1>{_esc(title)}</h1>
+<h1>{escape_html(title)}</h1>
 <div class="cp-cards">{cards}</div>
 {"".join(sections)}
-<footer>{_esc(t("report.footer", lang))}</footer>
+<footer>{escape_html(t("report.footer", lang))}</footer>
 </main>
 </body>
 </html>

@@ -19,7 +19,7 @@ from coverage.assets import (
     use_local_assets,
 )
 from coverage.errors import InputError
-from coverage.maps import coverage_map
+from coverage.maps import MapLayers, coverage_map
 
 
 def test_vendored_assets_have_licenses_and_stay_small() -> None:
@@ -64,7 +64,7 @@ def test_map_assets_are_leaflet_and_jquery_only() -> None:
 
 
 def test_use_local_assets_rewrites_what_st_folium_loads() -> None:
-    m = coverage_map(**frames())
+    m = coverage_map(MapLayers(**frames()))
     assert use_local_assets(m, "/app/static/") is m
     # streamlit_folium.st_folium collects default_js / default_css of every JSCSSMixin element
     # and loads them in its iframe: after the rewrite none may point at a CDN.
@@ -106,7 +106,7 @@ def test_offline_map_html_inlines_plain_folium_maps_with_icons() -> None:
 
 
 def test_offline_map_html_after_use_local_assets() -> None:
-    m = use_local_assets(coverage_map(**frames(), tiles=None), "/app/static")
+    m = use_local_assets(coverage_map(MapLayers(**frames()), tiles=None), "/app/static")
     page = offline_map_html(m)
     assert "Leaflet 1.9.4" in page
     assert "/app/static/vendor" not in page

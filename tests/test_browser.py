@@ -287,7 +287,7 @@ def test_hostile_osm_name_stays_text_in_real_popups(
     tooltips (map page and report.html), and no script or handler of it ever runs."""
     from coverage import export
     from coverage.assets import offline_map_html
-    from coverage.maps import coverage_map
+    from coverage.maps import MapLayers, coverage_map
     from coverage.scenario import Scenario, load_city, run_scenario
 
     hostile = ROOT / "tests" / "data" / "hostile" / "xss_center.osm"
@@ -298,7 +298,7 @@ def test_hostile_osm_name_stays_text_in_real_popups(
     assert "<script>" in name
     map_page = tmp / "map.html"
     map_page.write_text(
-        offline_map_html(coverage_map(centers=res.centers, demand=res.audit.demand)),
+        offline_map_html(coverage_map(MapLayers(centers=res.centers, demand=res.audit.demand))),
         encoding="utf-8",
     )
     files = export.output_files(
