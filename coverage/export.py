@@ -36,7 +36,9 @@ import shapely
 
 from coverage.errors import InputError
 from coverage.fileio import jsonable
+from coverage.maps import MapLayers, coverage_map
 from coverage.names import covered_column, share_column, threshold_key
+from coverage.report import report_html
 
 logger = logging.getLogger(__name__)
 
@@ -483,8 +485,8 @@ def output_files(
     """Build every file of the output contract in memory.
 
     Parameters are those of :func:`summary_dict`, plus ``title`` and ``lang`` of
-    ``report.html`` (skipped when ``report`` is False or :mod:`coverage.maps` is
-    unavailable) and a ``progress(fraction, message)`` callback.
+    ``report.html`` (skipped when ``report`` is False) and a ``progress(fraction, message)``
+    callback.
 
     Returns
     -------
@@ -544,9 +546,7 @@ def output_files(
     ).encode("utf-8")
     if report:
         step(0.6, "writing report")
-        page = _report(title, doc, audit, siting, centers_now, lang)
-        if page is not None:
-            files[REPORT_HTML] = page.encode("utf-8")
+        files[REPORT_HTML] = _report(title, doc, audit, siting, centers_now, lang).encode("utf-8")
     step(1.0, "files ready")
     return files
 
@@ -558,12 +558,7 @@ def _report(
     siting: Any,
     centers: gpd.GeoDataFrame,
     lang: str,
-) -> str | None:
-    try:
-        from coverage.maps import MapLayers, coverage_map, report_html
-    except ImportError:  # maps not installed in this build: the data files still go out
-        logger.warning("coverage.maps is not available; report.html is skipped")
-        return None
+) -> str:
     layers = MapLayers(
         centers=audit.centers if len(audit.centers) == len(centers) else centers,
         service_areas=audit.service_areas if len(audit.service_areas) else None,
