@@ -35,8 +35,10 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from coverage import export
+from coverage.assets import static_dir, use_local_assets
 from coverage.errors import InputError, PlannerError
 from coverage.i18n import LANG_NAMES, LANGS, t
+from coverage.maps import MapLayers, coverage_map
 from coverage.names import share_column, uncovered_column
 from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
@@ -115,20 +117,18 @@ def max_upload_mb() -> int:
 
 
 def ensure_static() -> None:
-    """Make ./static (served at app/static/) hold the vendored map assets."""
+    """Make ./static (served at app/static/) hold the vendored map assets.
+
+    The repository carries ./static as a link to coverage/static; a copy of the app without
+    it gets the link again, or a copy where links cannot be made.
+    """
     target = ROOT / "static"
     if target.exists():
         return
     try:
-        from coverage.maps import static_dir
-
-        source = Path(static_dir())
-    except (ImportError, AttributeError):
-        source = ROOT / "coverage" / "static"
-    try:
-        target.symlink_to(source, target_is_directory=True)
+        target.symlink_to(static_dir(), target_is_directory=True)
     except OSError:  # no symlinks (Windows without developer mode): copy instead
-        shutil.copytree(source, target, dirs_exist_ok=True)
+        shutil.copytree(static_dir(), target, dirs_exist_ok=True)
 
 
 # --- uploads ----------------------------------------------------------------------------
@@ -605,112 +605,25 @@ class capture_warnings:  # noqa: N801 - used like a function: `with capture_warn
 # --- map --------------------------------------------------------------------------------
 
 
-def localize_assets(m: folium.Map) -> folium.Map:
-    """Point every CDN script/stylesheet of ``m`` at the files served from ./static."""
-    try:
-        from coverage.maps import use_local_assets
-    except ImportError:
-        pass
-    else:
-        return use_local_assets(m, base_url=STATIC_URL)
-    local = {
-        "leaflet.js": "vendor/leaflet/leaflet.js",
-        "leaflet.css": "vendor/leaflet/leaflet.css",
-        "jquery": "vendor/jquery/jquery-3.7.1.min.js",
-        "bootstrap.bundle.min.js": "vendor/bootstrap/bootstrap.bundle.min.js",
-        "bootstrap.min.css": "vendor/bootstrap/bootstrap.min.css",
-        "leaflet.awesome-markers.js": "vendor/awesome-markers/leaflet.awesome-markers.js",
-        "leaflet.awesome-markers.css": "vendor/awesome-markers/leaflet.awesome-markers.css",
-        "all.min.css": "vendor/fontawesome/css/all.min.css",
-    }
-
-    def fix(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        out = []
-        for name, url in items:
-            for needle, path in local.items():
-                if needle in url:
-                    out.append((name, STATIC_URL + path))
-                    break
-        return out
-
-    def walk(el: Any) -> None:
-        for attr in ("default_js", "default_css"):
-            if getattr(el, attr, None):
-                setattr(el, attr, fix(list(getattr(el, attr))))
-        for child in getattr(el, "_children", {}).values():
-            walk(child)
-
-    walk(m)
-    return m
-
-
-def drop_colormaps(m: folium.Map) -> None:
-    """streamlit-folium loads d3 from a CDN for every branca ColorMap; offline that
-    request fails and the whole map stays blank, so keep legends as plain HTML."""
-    import branca.colormap
-
-    def walk(el: Any) -> None:
-        children = getattr(el, "_children", {})
-        for name in list(children):
-            if isinstance(children[name], branca.colormap.ColorMap):
-                del children[name]
-            else:
-                walk(children[name])
-
-    walk(m)
-
-
 def build_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
+    """Return the scenario's map, its Leaflet taken from ./static (no CDN)."""
     a = res.audit
-    sites = res.siting.sites if res.siting is not None else None
-    try:
-        from coverage.maps import coverage_map
-    except ImportError:
-        m = fallback_map(city, res, tiles)
-    else:
-        m = coverage_map(
-            centers=res.centers,
-            service_areas=a.service_areas,
-            demand=a.demand,
-            uncovered=a.uncovered,
-            sites=sites,
-            districts=city.districts,
-            lang=lang(),
-            tiles={"osm": "openstreetmap", "light": "light"}.get(tiles),
-            thresholds_min=tuple(res.scenario.thresholds_min),
-            district_name_column="district",
-        )
-    drop_colormaps(m)
-    return localize_assets(m)
-
-
-def fallback_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
-    """A plain map (network extent + centers) used until coverage.maps lands."""
-    import geopandas as gpd
-    from shapely.geometry import box
-
-    x, y = city.net.node_x, city.net.node_y
-    extent = gpd.GeoSeries([box(x.min(), y.min(), x.max(), y.max())], crs=city.net.crs).to_crs(4326)
-    minx, miny, maxx, maxy = extent.total_bounds
-    tile_url = {"osm": "OpenStreetMap", "light": "CartoDB positron"}.get(tiles)
-    m = folium.Map(tiles=tile_url, attr="© OpenStreetMap contributors", control_scale=True)
-    m.fit_bounds([[miny, minx], [maxy, maxx]])
-    folium.GeoJson(
-        extent.__geo_interface__,
-        name="extent",
-        style_function=lambda _: {"fill": False, "color": "#555"},
-    ).add_to(m)
-    group = folium.FeatureGroup(name=i18n("map.layer.centers", "centers")).add_to(m)
-    for _, row in res.centers.to_crs(4326).iterrows():
-        folium.CircleMarker(
-            [row.geometry.y, row.geometry.x],
-            radius=7,
-            color="#b2182b",
-            fill=True,
-            tooltip=str(row.get("name") or row["center_id"]),
-        ).add_to(group)
-    folium.LayerControl().add_to(m)
-    return m
+    layers = MapLayers(
+        centers=res.centers,
+        service_areas=a.service_areas,
+        demand=a.demand,
+        uncovered=a.uncovered,
+        sites=res.siting.sites if res.siting is not None else None,
+        districts=city.districts,
+        district_name_column="district",
+    )
+    m = coverage_map(
+        layers,
+        lang=lang(),
+        tiles={"osm": "openstreetmap", "light": "light"}.get(tiles),
+        thresholds_min=tuple(res.scenario.thresholds_min),
+    )
+    return use_local_assets(m, base_url=STATIC_URL)
 
 
 # --- numbers ----------------------------------------------------------------------------

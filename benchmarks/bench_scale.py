@@ -86,10 +86,11 @@ def run_size(path: Path, repeat: int, out: Path, *, siting: bool) -> None:
     import geopandas as gpd
 
     from coverage import isochrones as iso
+    from coverage.assets import offline_map_html
     from coverage.audit import AuditParams, audit
     from coverage.centers import centers_from_osm
     from coverage.demand import demand_units
-    from coverage.maps import coverage_map, offline_map_html
+    from coverage.maps import MapLayers, coverage_map
     from coverage.netcache import walk_network
     from coverage.osm import read_osm
 
@@ -160,14 +161,13 @@ def run_size(path: Path, repeat: int, out: Path, *, siting: bool) -> None:
     )
 
     def page() -> str:
-        m = coverage_map(
+        layers = MapLayers(
             centers=res.centers,
             service_areas=res.service_areas,
             demand=res.demand,
             uncovered=res.uncovered,
-            tiles=None,
-            thresholds_min=THRESHOLDS,
         )
+        m = coverage_map(layers, tiles=None, thresholds_min=THRESHOLDS)
         return offline_map_html(m)
 
     html = stage(

@@ -36,7 +36,9 @@ import shapely
 
 from coverage.errors import InputError
 from coverage.fileio import jsonable
+from coverage.maps import MapLayers, coverage_map
 from coverage.names import covered_column, share_column, threshold_key
+from coverage.report import report_html
 
 logger = logging.getLogger(__name__)
 
@@ -521,8 +523,8 @@ def output_files(
     """Build every file of the output contract in memory.
 
     Parameters are those of :func:`summary_dict`, plus ``title`` and ``lang`` of
-    ``report.html`` (skipped when ``report`` is False or :mod:`coverage.maps` is
-    unavailable) and a ``progress(fraction, message)`` callback.
+    ``report.html`` (skipped when ``report`` is False) and a ``progress(fraction, message)``
+    callback.
 
     Returns
     -------
@@ -583,9 +585,7 @@ def output_files(
     files[SUMMARY_CSV] = summary_csv_bytes(audit, scenario=_scenario_name(extra))
     if report:
         step(0.6, "writing report")
-        page = _report(title, doc, audit, siting, centers_now, lang)
-        if page is not None:
-            files[REPORT_HTML] = page.encode("utf-8")
+        files[REPORT_HTML] = _report(title, doc, audit, siting, centers_now, lang).encode("utf-8")
     step(1.0, "files ready")
     return files
 
@@ -597,21 +597,15 @@ def _report(
     siting: Any,
     centers: gpd.GeoDataFrame,
     lang: str,
-) -> str | None:
-    try:
-        from coverage.maps import coverage_map, report_html
-    except ImportError:  # maps not installed in this build: the data files still go out
-        logger.warning("coverage.maps is not available; report.html is skipped")
-        return None
-    m = coverage_map(
+) -> str:
+    layers = MapLayers(
         centers=audit.centers if len(audit.centers) == len(centers) else centers,
         service_areas=audit.service_areas if len(audit.service_areas) else None,
         demand=audit.demand,
         uncovered=audit.uncovered if len(audit.uncovered) else None,
         sites=siting.sites if siting is not None and len(siting.sites) else None,
-        lang=lang,
-        thresholds_min=tuple(audit.params.thresholds_min),
     )
+    m = coverage_map(layers, lang=lang, thresholds_min=tuple(audit.params.thresholds_min))
     tables: dict[str, pd.DataFrame] = {
         "report.table.centers": centers_table(
             audit.centers if len(audit.centers) == len(centers) else centers

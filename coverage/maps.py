@@ -1,31 +1,22 @@
-"""Folium maps of coverage results that work offline, and the standalone ``report.html``.
+"""Folium maps of coverage results: one helper per layer, composed by :func:`coverage_map`.
 
-folium loads Leaflet, jQuery and Bootstrap from public CDNs, so offline a folium map is a blank
-box. This module ships those files (``coverage/static/vendor/``, fetched from npm by
-``scripts/vendor_assets.sh``) and offers two ways to use them:
-
-- :func:`offline_map_html` / :func:`report_html` inline every script and stylesheet into one
-  HTML file that opens from ``file://`` with no network (tiles are optional);
-- :func:`use_local_assets` points a map's asset URLs at a web path where :func:`static_dir` is
-  served (the Streamlit app serves it at ``/app/static``), for ``streamlit_folium.st_folium``.
-
-:func:`coverage_map` draws the output contract frames (projected CRS) on one map. Every string
-that comes from data (OSM names may contain markup) is HTML-escaped before it reaches the page.
+:func:`coverage_map` draws the output contract frames (projected CRS), bundled as
+:class:`MapLayers`, on one map: districts, service areas, demand (per unit, or a grid at city
+scale), uncovered areas, centers and proposed sites, with a legend and a layer control. The
+map loads only Leaflet and jQuery; :mod:`coverage.assets` serves or inlines them from the
+vendored copies so it works offline. Every string that comes from data (OSM names may contain
+markup) is HTML-escaped (:func:`escape_html`) before it reaches the page.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import logging
 import math
-import mimetypes
 import re
-import warnings
-from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import folium
@@ -34,22 +25,26 @@ import numpy as np
 import pandas as pd
 import shapely
 from branca.element import Element, MacroElement
-from folium.elements import ElementAddToElement, JSCSSMixin
+from folium.elements import ElementAddToElement
 from folium.map import Layer
 from jinja2 import Template
 from numpy.typing import NDArray
 
+from coverage.assets import MAP_CSS, MAP_JS
 from coverage.errors import InputError
 from coverage.i18n import t
+from coverage.names import threshold_key
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "AREA_COLORS",
+    "MapDetail",
+    "MapLayers",
     "coverage_map",
-    "offline_map_html",
-    "report_html",
-    "static_dir",
-    "use_local_assets",
+    "escape_html",
+    "format_number",
+    "is_missing",
 ]
 
 #: Default display simplification, in meters of the input's projected CRS.
@@ -75,284 +70,75 @@ _TILES: Final[dict[str, str]] = {
     "light": "map.tiles.light",
 }
 
-# CDN URL patterns (folium 0.20's default_js / default_css and close versions) → file under
-# static_dir(), or None for a stylesheet we do not ship and the map does not need.
-_CDN_TO_LOCAL: Final[tuple[tuple[re.Pattern[str], str | None], ...]] = (
-    (re.compile(r"/leaflet@1\.9\.\d+/dist/leaflet\.js$"), "vendor/leaflet/leaflet.js"),
-    (re.compile(r"/leaflet@1\.9\.\d+/dist/leaflet\.css$"), "vendor/leaflet/leaflet.css"),
-    (re.compile(r"/jquery-3\.\d+\.\d+(\.min)?\.js$"), "vendor/jquery/jquery-3.7.1.min.js"),
-    (
-        re.compile(r"/jquery@3\.\d+\.\d+/dist/jquery(\.min)?\.js$"),
-        "vendor/jquery/jquery-3.7.1.min.js",
-    ),
-    (
-        re.compile(r"/bootstrap@5\.\d+\.\d+/dist/js/bootstrap\.bundle\.min\.js$"),
-        "vendor/bootstrap/bootstrap.bundle.min.js",
-    ),
-    (
-        re.compile(r"/bootstrap@5\.\d+\.\d+/dist/css/bootstrap\.min\.css$"),
-        "vendor/bootstrap/bootstrap.min.css",
-    ),
-    (
-        re.compile(r"/leaflet\.awesome-markers\.js$"),
-        "vendor/awesome-markers/leaflet.awesome-markers.js",
-    ),
-    (
-        re.compile(r"/leaflet\.awesome-markers\.css$"),
-        "vendor/awesome-markers/leaflet.awesome-markers.css",
-    ),
-    (
-        re.compile(r"/fontawesome-free@6\.\d+\.\d+/css/all\.min\.css$"),
-        "vendor/fontawesome/css/all.min.css",
-    ),
-    # Bootstrap 3 glyphicons are not on npm; folium's rotate CSS only rotates awesome icons.
-    (re.compile(r"/bootstrap-glyphicons\.css$"), None),
-    (re.compile(r"/leaflet\.awesome\.rotate\.min\.css$"), None),
-)
-_UNKNOWN: Final = "?"
-
-# What coverage_map's maps need: Leaflet, and jQuery because folium's Popup template builds its
-# content with `$(...)`. No Bootstrap, no icon fonts (CircleMarker / DivIcon only).
-_MAP_JS: Final = [
-    ("leaflet", "https://cdn.jsdelivr.net/npm/leaflet@1.9.4/dist/leaflet.js"),
-    ("jquery", "https://code.jquery.com/jquery-3.7.1.min.js"),
-]
-_MAP_CSS: Final = [
-    ("leaflet_css", "https://cdn.jsdelivr.net/npm/leaflet@1.9.4/dist/leaflet.css"),
-]
 
 _CENTER_COLOR: Final = "#c8102e"
 _SITE_COLOR: Final = "#ff7f00"
 _UNCOVERED_COLOR: Final = "#54278f"
 _DISTRICT_COLOR: Final = "#444444"
 _UNREACHABLE_COLOR: Final = "#969696"
-_AREA_COLORS: Final = ("#08519c", "#3182bd", "#6baed6", "#9ecae1", "#c6dbef")
+#: Blues of the service areas, darkest for the smallest threshold (also the report's curve).
+AREA_COLORS: Final = ("#08519c", "#3182bd", "#6baed6", "#9ecae1", "#c6dbef")
 _MINUTES_COLORS: Final = ("#1a9850", "#91cf60", "#d9ef8b", "#fee08b", "#fc8d59", "#d73027")
-
-
-# --------------------------------------------------------------------------------------------
-# Assets
-
-
-def static_dir() -> Path:
-    """Return the folder of static files shipped with the package.
-
-    Returns
-    -------
-    Path
-        ``coverage/static``; vendored JavaScript and CSS are under ``vendor/``. Serve this folder
-        as a whole (the Streamlit app serves a copy or symlink of it at ``/app/static``) and pass
-        its URL to :func:`use_local_assets`.
-    """
-    return Path(__file__).resolve().parent / "static"
-
-
-def _local_path(url: str) -> str | None:
-    """Path under :func:`static_dir` for a CDN `url`, None to drop it, ``_UNKNOWN`` if unknown."""
-    for pattern, rel in _CDN_TO_LOCAL:
-        if pattern.search(url):
-            return rel
-    # already rewritten by use_local_assets: <base_url>/vendor/...
-    for _, rel in _CDN_TO_LOCAL:
-        if rel is not None and url.endswith("/" + rel):
-            return rel
-    return _UNKNOWN
-
-
-def _walk(element: Element) -> Iterable[Element]:
-    yield element
-    for child in list(element._children.values()):
-        yield from _walk(child)
-
-
-def _check_root(m: folium.Map) -> None:
-    if not isinstance(m, folium.Map):
-        msg = (
-            f"expected a folium.Map, got {type(m).__name__}; pass the map built by coverage_map()."
-        )
-        raise InputError(msg)
-
-
-def use_local_assets(m: folium.Map, base_url: str = "/app/static") -> folium.Map:
-    """Point the map's JavaScript and CSS at the vendored copies served at `base_url`.
-
-    Rewrites ``default_js`` and ``default_css`` of every element that loads assets (folium's
-    Map and plugins). ``streamlit_folium.st_folium`` reads exactly these lists and loads them
-    into its component iframe (it bundles no Leaflet of its own), so after this call the app
-    map needs no CDN. Changes `m` in place, like folium's ``add_to``.
-
-    Parameters
-    ----------
-    m
-        A folium map.
-    base_url
-        URL at which :func:`static_dir` is served. Use a root-relative path
-        (``"/app/static"``): st_folium loads the scripts from inside its component iframe,
-        where a relative path would resolve against the component's own URL. With Streamlit,
-        set ``server.enableStaticServing = true`` and make ``static/`` next to ``app.py`` a
-        copy (or a symlink) of :func:`static_dir`.
-
-    Returns
-    -------
-    folium.Map
-        `m` itself.
-
-    Warns
-    -----
-    UserWarning
-        For an asset URL that is not vendored (it stays as is and needs the network).
-    """
-    _check_root(m)
-    base = base_url.rstrip("/")
-    for element in _walk(m):
-        if not isinstance(element, JSCSSMixin):
-            continue
-        for attr in ("default_js", "default_css"):
-            rewritten: list[tuple[str, str]] = []
-            for name, url in getattr(element, attr):
-                rel = _local_path(url)
-                if rel is None:
-                    # Drop it from a header rendered earlier, too.
-                    m.get_root().header._children.pop(name, None)  # type: ignore[attr-defined]
-                    continue
-                if rel == _UNKNOWN:
-                    if url.startswith(("http://", "https://", "//")):
-                        warnings.warn(
-                            f"asset {url} is not vendored in coverage/static and needs the network; add it to scripts/vendor_assets.sh",
-                            stacklevel=2,
-                        )
-                    rewritten.append((name, url))
-                else:
-                    rewritten.append((name, f"{base}/{rel}"))
-            setattr(element, attr, rewritten)
-    return m
-
-
-@lru_cache(maxsize=32)
-def _asset_text(rel: str) -> str:
-    return (static_dir() / rel).read_text(encoding="utf-8")
-
-
-def _data_uri(path: Path) -> str:
-    mime = mimetypes.guess_type(path.name)[0]
-    if mime is None:
-        mime = "font/woff2" if path.suffix == ".woff2" else "application/octet-stream"
-    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
-
-
-@lru_cache(maxsize=16)
-def _inline_css(rel: str) -> str:
-    """The stylesheet `rel` with its relative ``url(...)`` references turned into data URIs."""
-    folder = (static_dir() / rel).parent
-
-    def replace(match: re.Match[str]) -> str:
-        ref = match.group(2)
-        if ref.startswith(("data:", "#", "http://", "https://", "//")):
-            return match.group(0)
-        target = (folder / ref.split("?")[0].split("#")[0]).resolve()
-        if not target.is_file():
-            # e.g. Font Awesome's .ttf fallbacks, which we do not ship: an empty, local URL.
-            return "url(data:,)"
-        return f"url({_data_uri(target)})"
-
-    css = re.sub(r"""url\((['"]?)([^'")]+)\1\)""", replace, _asset_text(rel))
-    return re.sub(r"</(style)", r"<\\/\1", css, flags=re.IGNORECASE)
-
-
-def _inline_js(rel: str) -> str:
-    return re.sub(r"</(script)", r"<\\/\1", _asset_text(rel), flags=re.IGNORECASE)
-
-
-_SCRIPT_SRC = re.compile(
-    r"""<script\b[^>]*?\bsrc=["']([^"']+)["'][^>]*>\s*</script\s*>""", re.IGNORECASE
-)
-_LINK_CSS = re.compile(r"""<link\b[^>]*?\brel=["']stylesheet["'][^>]*>""", re.IGNORECASE)
-_HREF = re.compile(r"""\bhref=["']([^"']+)["']""", re.IGNORECASE)
-
-
-def _inline_assets(page: str) -> str:
-    """Replace every known CDN ``<script src>`` and stylesheet ``<link>`` by inline content."""
-    unknown: list[str] = []
-
-    def script(match: re.Match[str]) -> str:
-        url = match.group(1)
-        rel = _local_path(url)
-        if rel is None:
-            return ""
-        if rel == _UNKNOWN:
-            unknown.append(url)
-            return match.group(0)
-        return f"<script>/* {rel} */\n{_inline_js(rel)}\n</script>"
-
-    def link(match: re.Match[str]) -> str:
-        href = _HREF.search(match.group(0))
-        if href is None:
-            return match.group(0)
-        rel = _local_path(href.group(1))
-        if rel is None:
-            return ""
-        if rel == _UNKNOWN:
-            unknown.append(href.group(1))
-            return match.group(0)
-        return f"<style>/* {rel} */\n{_inline_css(rel)}\n</style>"
-
-    page = _SCRIPT_SRC.sub(script, page)
-    page = _LINK_CSS.sub(link, page)
-    if unknown:
-        msg = f"the map loads assets that are not vendored in coverage/static: {', '.join(unknown)}; remove the plugin that needs them or add them to scripts/vendor_assets.sh."
-        raise InputError(msg)
-    return page
-
-
-def offline_map_html(m: folium.Map) -> str:
-    """Return the map as one self-contained HTML page, every script and stylesheet inlined.
-
-    The page opens from ``file://`` on a machine with no network. Only the tile images (if the
-    map has a tile layer) are fetched from the web; without tiles there is no request at all.
-
-    Parameters
-    ----------
-    m
-        A folium map, for example from :func:`coverage_map`.
-
-    Returns
-    -------
-    str
-        A complete HTML document.
-
-    Raises
-    ------
-    InputError
-        If the map needs a script or stylesheet that is not vendored.
-    """
-    _check_root(m)
-    page = _inline_assets(m.get_root().render())
-    logger.info("rendered offline map page of %.1f kB", len(page.encode("utf-8")) / 1e3)
-    return page
 
 
 # --------------------------------------------------------------------------------------------
 # Escaping and small helpers
 
 
-def _esc(value: object) -> str:
-    """HTML-escape `value` so that it is also safe inside a JavaScript template literal.
+def escape_html(value: object) -> str:
+    r"""Return `value` as HTML text that is also safe inside a JavaScript template literal.
 
-    folium puts popup and tooltip markup between backticks, where `` ` ``, ``${`` and ``\\``
+    folium puts popup and tooltip markup between backticks, where `` ` ``, ``${`` and ``\``
     would be code; they become character references here.
+
+    Parameters
+    ----------
+    value
+        Anything; it is shown as ``str(value)``.
+
+    Returns
+    -------
+    str
+        The escaped text.
     """
     text = html.escape(str(value), quote=True)
     return text.replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;")
 
 
-def _is_missing(value: object) -> bool:
+def is_missing(value: object) -> bool:
+    """Return whether `value` is None, ``pd.NA`` or a float NaN (a cell with no value).
+
+    Parameters
+    ----------
+    value
+        A cell of a frame.
+
+    Returns
+    -------
+    bool
+        True for a missing value.
+    """
     if value is None or value is pd.NA:
         return True
     return isinstance(value, float) and math.isnan(value)
 
 
-def _fmt_number(value: object, digits: int = 0) -> str:
-    if _is_missing(value):
+def format_number(value: object, digits: int = 0) -> str:
+    """Return `value` for display: thousands separators, "—" when missing.
+
+    Parameters
+    ----------
+    value
+        A number (other values are shown with ``str``).
+    digits
+        Decimal places of a float.
+
+    Returns
+    -------
+    str
+        The text, not yet HTML-escaped.
+    """
+    if is_missing(value):
         return "—"
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
@@ -361,10 +147,6 @@ def _fmt_number(value: object, digits: int = 0) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{float(value):,.{digits}f}"
     return str(value)
-
-
-def _fmt_minutes(value: float) -> str:
-    return f"{value:g}"
 
 
 def _json_for_script(value: object) -> str:
@@ -514,7 +296,7 @@ def _display_tolerance_m(tolerance_m: float, frames: Sequence[gpd.GeoDataFrame |
 
 
 def _jsonable(value: object) -> object:
-    if _is_missing(value):
+    if is_missing(value):
         return None
     if isinstance(value, (np.bool_, bool)):
         return bool(value)
@@ -522,7 +304,7 @@ def _jsonable(value: object) -> object:
         return int(value)
     if isinstance(value, (np.floating, float)):
         return round(float(value), 2)
-    return _esc(value)
+    return escape_html(value)
 
 
 # GEOS's GeoJSON writer prints some doubles with 17 significant digits (104.02940099999999 for
@@ -561,7 +343,7 @@ def _feature_collection_json(gdf: gpd.GeoDataFrame, properties: Sequence[str]) -
 
 def _fields(fields: Sequence[tuple[str, str]], gdf: gpd.GeoDataFrame) -> list[tuple[str, str]]:
     """(column, escaped label) for the columns of `gdf` among `fields`."""
-    return [(f, _esc(a)) for f, a in fields if f in gdf.columns]
+    return [(f, escape_html(a)) for f, a in fields if f in gdf.columns]
 
 
 # --------------------------------------------------------------------------------------------
@@ -622,25 +404,28 @@ class _GeoJsonLayer(Layer):  # type: ignore[misc]
         style: Mapping[str, Any],
         name: str | None = None,
         show: bool = True,
-        control: bool = True,
         marker: Mapping[str, Any] | None = None,
-        tooltip: Sequence[tuple[str, str]] = (),
-        tooltip_field: str | None = None,
+        tooltip: Sequence[tuple[str, str]] | str = (),
         popup: Sequence[tuple[str, str]] = (),
     ) -> None:
-        super().__init__(name=name, overlay=True, control=control, show=show)
+        """Write `gdf` with its `properties` as one overlay.
+
+        A layer without a `name` stays out of the layer control (it belongs to a group). A
+        `tooltip` is either (property, escaped label) rows or one property shown as text.
+        """
+        super().__init__(name=name, overlay=True, control=name is not None, show=show)
         self._name = "CpGeoJson"
         self.data_json = _feature_collection_json(gdf, properties)
         self.style = dict(style)
         self.marker = dict(marker) if marker is not None else {"radius": 4, **self.style}
-        self.tooltip = list(tooltip)
-        self.tooltip_field = tooltip_field
+        self.tooltip = tooltip if isinstance(tooltip, str) else list(tooltip)
         self.popup = list(popup)
 
     def script_js(self) -> str:
+        """Return the script that adds the layer, its tooltips and popups."""
         bind = []
-        if self.tooltip_field is not None:
-            key = _json_for_script(self.tooltip_field)
+        if isinstance(self.tooltip, str):
+            key = _json_for_script(self.tooltip)
             bind.append(
                 f"var t = feature.properties[{key}]; if (t !== null && t !== undefined) "
                 "layer.bindTooltip(String(t));"
@@ -736,10 +521,10 @@ def _minute_bins(thresholds_min: Sequence[float]) -> list[tuple[float, float, st
 
 def _bin_label(lo: float, hi: float, lang: str) -> str:
     if lo == 0:
-        return t("map.legend.minutes_le", lang, hi=_fmt_minutes(hi))
+        return t("map.legend.minutes_le", lang, hi=threshold_key(hi))
     if math.isinf(hi):
-        return t("map.legend.minutes_gt", lang, lo=_fmt_minutes(lo))
-    return t("map.legend.minutes_bin", lang, lo=_fmt_minutes(lo), hi=_fmt_minutes(hi))
+        return t("map.legend.minutes_gt", lang, lo=threshold_key(lo))
+    return t("map.legend.minutes_bin", lang, lo=threshold_key(lo), hi=threshold_key(hi))
 
 
 def _demand_grid(demand: gpd.GeoDataFrame, cell_m: float) -> gpd.GeoDataFrame:
@@ -786,12 +571,15 @@ def _demand_grid(demand: gpd.GeoDataFrame, cell_m: float) -> gpd.GeoDataFrame:
     )
 
 
+def _check_tiles(tiles: str | None) -> None:
+    if tiles is not None and tiles not in _TILES:
+        msg = f"`tiles` must be one of {sorted(_TILES)} or None, got {tiles!r}."
+        raise InputError(msg)
+
+
 def _add_tiles(m: folium.Map, tiles: str | None, lang: str) -> None:
     if tiles is None:
         return
-    if tiles not in _TILES:
-        msg = f"`tiles` must be one of {sorted(_TILES)} or None, got {tiles!r}."
-        raise InputError(msg)
     # "light" is the same OpenStreetMap tiles, desaturated in CSS: CARTO's light basemap now
     # needs an API key, and a second tile provider would be a second data-use agreement.
     layer = folium.TileLayer(
@@ -818,38 +606,32 @@ def _legend_row(color: str, label: str, *, dot: bool = False, outline: bool = Fa
         else f"background:{color}"
     )
     cls = ' class="cp-dot"' if dot else ""
-    return f'<div><i{cls} style="{style}"></i>{_esc(label)}</div>'
+    return f'<div><i{cls} style="{style}"></i>{escape_html(label)}</div>'
 
 
-def coverage_map(
-    *,
-    centers: gpd.GeoDataFrame | None = None,
-    service_areas: gpd.GeoDataFrame | None = None,
-    demand: gpd.GeoDataFrame | None = None,
-    uncovered: gpd.GeoDataFrame | None = None,
-    sites: gpd.GeoDataFrame | None = None,
-    districts: gpd.GeoDataFrame | None = None,
-    lang: str = "zh",
-    tiles: Literal["openstreetmap", "light"] | None = "openstreetmap",
-    thresholds_min: Sequence[float] = (5.0, 15.0),
-    tolerance_m: float = DEFAULT_TOLERANCE_M,
-    max_units: int | None = DEFAULT_MAX_UNITS,
-    grid_m: float = DEFAULT_GRID_M,
-    per_center_areas: bool = False,
-    district_name_column: str = "name",
-    height: str | int = "100%",
-) -> folium.Map:
-    """Return a folium map of existing centers, service areas, demand and proposed sites.
+# --------------------------------------------------------------------------------------------
+# Layers: what coverage_map draws, one helper per layer
 
-    Every layer is optional; pass the frames of the output contract (docs/ARCHITECTURE.md) in
-    their projected CRS. They are simplified by `tolerance_m` meters, reprojected to EPSG:4326
-    and rounded to 6 decimals (fewer, down to 4, when a city-wide view raises the tolerance).
-    Large layers are written as GeoJSON text with one style each; tooltips and popups are built
-    in the browser from the feature properties. The map asks for Leaflet and jQuery only (no
-    icon fonts); use :func:`offline_map_html`, :func:`report_html` or :func:`use_local_assets`
-    to take them from the vendored copies instead of a CDN. The inputs are not modified.
 
-    Parameters
+#: Frame of :class:`MapLayers` → columns it must have.
+_REQUIRED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "centers": ("center_id",),
+    "service_areas": ("minutes",),
+    "demand": ("population", "minutes_to_nearest"),
+    "uncovered": ("minutes", "population"),
+    "sites": ("rank", "marginal_population"),
+    "districts": (),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class MapLayers:
+    """The frames a coverage map draws, in their projected CRS; every one is optional.
+
+    The frames of the output contract (docs/ARCHITECTURE.md), checked when the object is
+    made. They are not modified.
+
+    Attributes
     ----------
     centers
         Existing centers: ``center_id``; optional ``name``, ``level``, ``source``. Drawn as
@@ -868,14 +650,37 @@ def coverage_map(
         ``cumulative_share``. Numbered markers.
     districts
         District outlines; the `district_name_column` column, if present, is the tooltip.
-    lang
-        ``"zh"`` or ``"en"`` for layer names, legend and popups.
-    tiles
-        ``"openstreetmap"``, ``"light"`` (the same OpenStreetMap tiles, desaturated so the
-        layers stand out) or None for no basemap (no network request at all; the vector layers
-        still show).
-    thresholds_min
-        Minute thresholds that define the demand color bins.
+    district_name_column
+        Column with district names.
+
+    Raises
+    ------
+    InputError
+        If a frame is not a GeoDataFrame in a projected CRS or lacks a required column.
+    """
+
+    centers: gpd.GeoDataFrame | None = None
+    service_areas: gpd.GeoDataFrame | None = None
+    demand: gpd.GeoDataFrame | None = None
+    uncovered: gpd.GeoDataFrame | None = None
+    sites: gpd.GeoDataFrame | None = None
+    districts: gpd.GeoDataFrame | None = None
+    district_name_column: str = "name"
+
+    def __post_init__(self) -> None:
+        """Check every frame given."""
+        for arg, columns in _REQUIRED_COLUMNS.items():
+            frame = getattr(self, arg)
+            if frame is not None:
+                _require(frame, arg=arg, columns=columns)
+
+
+@dataclass(frozen=True)
+class MapDetail:
+    """How much geometry a map page carries; the exported files always keep all of it.
+
+    Attributes
+    ----------
     tolerance_m
         Simplification tolerance in meters, applied before reprojecting; 0 keeps every vertex.
         On a large area it is raised to about one pixel of the whole-city view
@@ -889,10 +694,355 @@ def coverage_map(
         shows its ``max_units // 4`` most populated areas. None never aggregates or caps.
     grid_m
         Cell side in meters for that aggregation.
+    """
+
+    tolerance_m: float = DEFAULT_TOLERANCE_M
+    max_units: int | None = DEFAULT_MAX_UNITS
+    grid_m: float = DEFAULT_GRID_M
+
+
+@dataclass
+class _Drawing:
+    """A map being drawn, and what its layers report for the first view, the legend, the log."""
+
+    m: folium.Map
+    lang: str
+    tolerance_m: float
+    bounds: list[NDArray[np.float64]] = field(default_factory=list)
+    legend: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def track(self, gdf: gpd.GeoDataFrame) -> None:
+        """Keep the extent of a displayed frame: the first view fits them all."""
+        if len(gdf):
+            self.bounds.append(np.asarray(gdf.total_bounds))
+
+
+def _draw_districts(d: _Drawing, districts: gpd.GeoDataFrame, name_column: str) -> None:
+    frame = _display_frame(districts, d.tolerance_m)
+    d.track(frame)
+    label = t("map.layer.districts", d.lang)
+    _GeoJsonLayer(
+        frame,
+        [name_column] if name_column in frame.columns else [],
+        name=label,
+        style={"color": _DISTRICT_COLOR, "weight": 2, "dashArray": "6 4", "fill": False},
+        tooltip=_fields([(name_column, t("map.field.district", d.lang))], frame),
+    ).add_to(d.m)
+    d.legend.append(_legend_row(_DISTRICT_COLOR, label, outline=True))
+    d.counts["districts"] = len(frame)
+
+
+def _union_area(rows: gpd.GeoDataFrame, minutes: float) -> gpd.GeoDataFrame:
+    """Return one threshold's area as one row: its ``"all"`` row, or the union of its rows."""
+    union_rows = rows[rows["center_id"] == "all"] if "center_id" in rows.columns else rows
+    if not len(union_rows):
+        union_rows = rows
+    geom = (
+        union_rows.geometry.iloc[0]
+        if len(union_rows) == 1
+        else shapely.union_all(np.asarray(union_rows.geometry.values))
+    )
+    return gpd.GeoDataFrame({"minutes": [minutes]}, geometry=[geom], crs=rows.crs)
+
+
+def _draw_own_areas(d: _Drawing, rows: gpd.GeoDataFrame, minutes: float, color: str) -> None:
+    """One hidden layer with each center's own area within `minutes`."""
+    own = rows[rows["center_id"] != "all"]
+    if not len(own):
+        return
+    frame = _display_frame(own, d.tolerance_m)
+    _GeoJsonLayer(
+        frame,
+        ["center_id", "minutes"],
+        name=t("map.layer.service_area_per_center", d.lang, minutes=threshold_key(minutes)),
+        show=False,
+        style={"color": color, "weight": 1, "fillOpacity": 0.05},
+        tooltip=_fields([("center_id", t("map.field.center_id", d.lang))], frame),
+    ).add_to(d.m)
+
+
+def _draw_service_areas(d: _Drawing, areas: gpd.GeoDataFrame, *, per_center: bool) -> None:
+    """One layer per threshold, largest first, the smallest in the darkest blue."""
+    minutes_values = sorted({float(v) for v in areas["minutes"].dropna()}, reverse=True)
+    for i, minutes in enumerate(minutes_values):
+        rows = areas[areas["minutes"].astype(float) == minutes]
+        union = _display_frame(_union_area(rows, minutes), d.tolerance_m)
+        d.track(union)
+        color = AREA_COLORS[min(len(minutes_values) - 1 - i, len(AREA_COLORS) - 1)]
+        label = t("map.layer.service_area", d.lang, minutes=threshold_key(minutes))
+        _GeoJsonLayer(
+            union,
+            ["minutes"],
+            name=label,
+            style={"color": color, "weight": 1, "fillColor": color, "fillOpacity": 0.18},
+        ).add_to(d.m)
+        d.legend.append(_legend_row(color, label))
+        if per_center and "center_id" in areas.columns:
+            _draw_own_areas(d, rows, minutes, color)
+    d.counts["service_areas"] = len(minutes_values)
+
+
+def _demand_display(
+    d: _Drawing, demand: gpd.GeoDataFrame, detail: MapDetail
+) -> tuple[gpd.GeoDataFrame, str, list[tuple[str, str]]]:
+    """Return demand for the page (per unit or in grid cells), its label and (column, label)s."""
+    lang = d.lang
+    if detail.max_units is None or len(demand) <= detail.max_units:
+        fields = [
+            ("demand_id", t("map.field.demand_id", lang)),
+            ("name", t("map.field.name", lang)),
+            ("population", t("map.field.population", lang)),
+            ("minutes_to_nearest", t("map.field.minutes", lang)),
+        ]
+        return _display_frame(demand, d.tolerance_m), t("map.layer.demand", lang), fields
+    logger.info(
+        "aggregating %d demand units to a %.0f m grid (max_units=%d)",
+        len(demand),
+        detail.grid_m,
+        detail.max_units,
+    )
+    grid_m = detail.grid_m
+    cells = _demand_grid(demand, grid_m)
+    while len(cells) > detail.max_units:
+        # a province-sized area: coarser cells until the count fits
+        grid_m *= 2.0
+        cells = _demand_grid(demand, grid_m)
+    fields = [
+        ("population", t("map.field.population", lang)),
+        ("minutes_to_nearest", t("map.field.minutes", lang)),
+        ("unreachable_population", t("map.field.unreachable_population", lang)),
+    ]
+    # square cells keep their corners at any tolerance below their side; this only rounds the
+    # coordinates to the precision of the view
+    frame = _display_frame(cells, min(d.tolerance_m, grid_m / 4.0))
+    return frame, t("map.layer.demand_grid", lang, cell_m=f"{grid_m:g}"), fields
+
+
+def _demand_classes(
+    minutes: NDArray[np.float64], thresholds_min: Sequence[float], lang: str
+) -> list[tuple[NDArray[np.bool_], str, str]]:
+    """(mask, color, legend label) of each minutes bin, then of the unreachable units."""
+    classes: list[tuple[NDArray[np.bool_], str, str]] = []
+    for lo, hi, color in _minute_bins(thresholds_min):
+        inside = (minutes > lo) & (minutes <= hi) if lo > 0 else minutes <= hi
+        classes.append((inside, color, _bin_label(lo, hi, lang)))
+    classes.append((~np.isfinite(minutes), _UNREACHABLE_COLOR, t("map.legend.unreachable", lang)))
+    return classes
+
+
+def _draw_demand(
+    d: _Drawing, demand: gpd.GeoDataFrame, thresholds_min: Sequence[float], detail: MapDetail
+) -> None:
+    """One group of layers, one per minutes bin (GeoJSON layers take one style each)."""
+    frame, label, fields = _demand_display(d, demand, detail)
+    d.track(frame)
+    group = folium.FeatureGroup(name=label).add_to(d.m)
+    d.legend.append(f"<b>{escape_html(label)}</b>")
+    minutes = frame["minutes_to_nearest"].to_numpy(dtype=float)
+    for mask, color, bin_label in _demand_classes(minutes, thresholds_min, d.lang):
+        d.legend.append(_legend_row(color, bin_label))
+        part = frame[mask]
+        if not len(part):
+            continue
+        _GeoJsonLayer(
+            part,
+            [f for f, _ in fields],
+            style={"color": color, "weight": 0.5, "fillColor": color, "fillOpacity": 0.6},
+            marker={
+                "radius": 4,
+                "weight": 1,
+                "color": color,
+                "fill": True,
+                "fillColor": color,
+                "fillOpacity": 0.8,
+            },
+            tooltip=_fields(fields, part),
+        ).add_to(group)
+    d.counts["demand"] = len(frame)
+
+
+def _most_populated(part: gpd.GeoDataFrame, n: int) -> gpd.GeoDataFrame:
+    """Return the `n` rows of `part` with the largest population (ties in their order)."""
+    order = np.argsort(-part["population"].to_numpy(dtype=float), kind="stable")
+    return part.iloc[order[:n]]
+
+
+def _draw_uncovered(d: _Drawing, uncovered: gpd.GeoDataFrame, max_units: int | None) -> None:
+    """One layer per threshold; only the largest threshold's is shown at first."""
+    minutes_values = sorted({float(v) for v in uncovered["minutes"].dropna()})
+    for minutes in minutes_values:
+        part = uncovered[uncovered["minutes"].astype(float) == minutes]
+        if max_units is not None and len(part) > max_units // 4:
+            # city scale: the largest areas by population; the exports keep every one
+            logger.info(
+                "showing the %d most populated of %d uncovered areas (%g min)",
+                max_units // 4,
+                len(part),
+                minutes,
+            )
+            part = _most_populated(part, max_units // 4)
+        part = _display_frame(part, d.tolerance_m)
+        d.track(part)
+        _GeoJsonLayer(
+            part,
+            ["population", "area_m2"],
+            name=t("map.layer.uncovered", d.lang, minutes=threshold_key(minutes)),
+            show=minutes == minutes_values[-1],
+            style={
+                "color": _UNCOVERED_COLOR,
+                "weight": 1.5,
+                "dashArray": "4 3",
+                "fillColor": _UNCOVERED_COLOR,
+                "fillOpacity": 0.2,
+            },
+            tooltip=_fields(
+                [
+                    ("population", t("map.field.population", d.lang)),
+                    ("area_m2", t("map.field.area_m2", d.lang)),
+                ],
+                part,
+            ),
+        ).add_to(d.m)
+    if minutes_values:
+        label = t("map.layer.uncovered", d.lang, minutes=threshold_key(minutes_values[-1]))
+        d.legend.append(_legend_row(_UNCOVERED_COLOR, label))
+    d.counts["uncovered"] = len(uncovered)
+
+
+#: Center column → i18n key of its label in the popup, in this order.
+_CENTER_FIELDS: Final = (
+    ("name", "map.field.name"),
+    ("center_id", "map.field.center_id"),
+    ("level", "map.field.level"),
+    ("source", "map.field.source"),
+)
+
+
+def _draw_centers(d: _Drawing, centers: gpd.GeoDataFrame) -> None:
+    """One GeoJSON layer of points; the tooltip is the name, or the id where there is none.
+
+    A folium marker with popup and tooltip per center is ~1.5 kB of script each.
+    """
+    frame = _display_frame(centers, 0.0)
+    d.track(frame)
+    label = t("map.layer.centers", d.lang)
+    tip = frame["center_id"].astype(object)
+    if "name" in frame.columns:
+        tip = frame["name"].astype(object).where(~frame["name"].map(is_missing), tip)
+    frame = frame.assign(_tip=tip.to_numpy(), geometry=frame.geometry.representative_point())
+    _GeoJsonLayer(
+        frame,
+        ["_tip", *(col for col, _ in _CENTER_FIELDS)],
+        name=label,
+        style={},
+        marker={
+            "radius": 7,
+            "color": "#ffffff",
+            "weight": 2,
+            "fill": True,
+            "fillColor": _CENTER_COLOR,
+            "fillOpacity": 1.0,
+        },
+        tooltip="_tip",
+        popup=_fields([(col, t(key, d.lang)) for col, key in _CENTER_FIELDS], frame),
+    ).add_to(d.m)
+    d.legend.append(_legend_row(_CENTER_COLOR, label, dot=True))
+    d.counts["centers"] = len(frame)
+
+
+def _site_table(site: Any, columns: pd.Index, lang: str) -> str:
+    """Return the popup table of one site (a row of ``itertuples``), every cell escaped."""
+    parts = [
+        (t("map.field.rank", lang), escape_html(format_number(site.rank))),
+        (t("map.field.marginal_population", lang), format_number(site.marginal_population)),
+    ]
+    if "cumulative_population" in columns:
+        parts.append(
+            (t("map.field.cumulative_population", lang), format_number(site.cumulative_population))
+        )
+    if "cumulative_share" in columns and not is_missing(site.cumulative_share):
+        parts.append((t("map.field.cumulative_share", lang), f"{float(site.cumulative_share):.1%}"))
+    rows = "".join(f"<tr><th>{escape_html(k)}</th><td>{escape_html(v)}</td></tr>" for k, v in parts)
+    return f"<table>{rows}</table>"
+
+
+def _draw_sites(d: _Drawing, sites: gpd.GeoDataFrame) -> None:
+    """Numbered markers in rank order, each with a popup table."""
+    frame = _display_frame(sites, 0.0)
+    d.track(frame)
+    label = t("map.layer.sites", d.lang)
+    group = folium.FeatureGroup(name=label).add_to(d.m)
+    for site in frame.sort_values("rank").itertuples(index=False):
+        point = site.geometry.representative_point()
+        folium.Marker(
+            location=(point.y, point.x),
+            icon=folium.DivIcon(
+                html=f'<div class="cp-site">{escape_html(format_number(site.rank))}</div>',
+                icon_size=(28, 28),
+                icon_anchor=(14, 14),
+            ),
+            popup=folium.Popup(_site_table(site, frame.columns, d.lang), max_width=320),
+        ).add_to(group)
+    d.legend.append(_legend_row(_SITE_COLOR, label, dot=True))
+    d.counts["sites"] = len(frame)
+
+
+def _add_controls(d: _Drawing) -> None:
+    """Add the layer control, and the legend of every layer drawn with the attribution."""
+    folium.LayerControl(collapsed=True).add_to(d.m)
+    legend_html = f"<b>{escape_html(t('map.legend.title', d.lang))}</b>" + "".join(d.legend)
+    _Legend(legend_html, _ATTRIBUTION).add_to(d.m)
+
+
+def _fit_view(d: _Drawing) -> None:
+    """Fit the first view to every layer drawn, or show the default city."""
+    if d.bounds:
+        b = np.vstack(d.bounds)
+        d.m.fit_bounds([[b[:, 1].min(), b[:, 0].min()], [b[:, 3].max(), b[:, 2].max()]])
+    else:
+        d.m.location = [30.66, 104.06]  # Chengdu, the default city, when there is nothing to show
+        d.m.options["zoom"] = 12
+
+
+def coverage_map(
+    layers: MapLayers | None = None,
+    *,
+    lang: str = "zh",
+    tiles: Literal["openstreetmap", "light"] | None = "openstreetmap",
+    thresholds_min: Sequence[float] = (5.0, 15.0),
+    detail: MapDetail | None = None,
+    per_center_areas: bool = False,
+    height: str | int = "100%",
+) -> folium.Map:
+    """Return a folium map of existing centers, service areas, demand and proposed sites.
+
+    The frames of `layers` are simplified by ``detail.tolerance_m`` meters, reprojected to
+    EPSG:4326 and rounded to 6 decimals (fewer, down to 4, when a city-wide view raises the
+    tolerance). Large layers are written as GeoJSON text with one style each; tooltips and
+    popups are built in the browser from the feature properties. Layers stack as districts,
+    service areas, demand, uncovered areas, centers, proposed sites. The map asks for
+    Leaflet and jQuery only (:data:`coverage.assets.MAP_JS`, no icon fonts); use
+    :func:`coverage.assets.offline_map_html`, :func:`coverage.report.report_html` or
+    :func:`coverage.assets.use_local_assets` to take them from the vendored copies instead of
+    a CDN. Every string that comes from data is HTML-escaped; the inputs are not modified.
+
+    Parameters
+    ----------
+    layers
+        The frames to draw; None draws an empty map.
+    lang
+        ``"zh"`` or ``"en"`` for layer names, legend and popups.
+    tiles
+        ``"openstreetmap"``, ``"light"`` (the same OpenStreetMap tiles, desaturated so the
+        layers stand out) or None for no basemap (no network request at all; the vector layers
+        still show).
+    thresholds_min
+        Minute thresholds that define the demand color bins.
+    detail
+        How much geometry the page carries; None takes the defaults of :class:`MapDetail`.
     per_center_areas
         Also add one hidden layer per threshold with each center's own service area.
-    district_name_column
-        Column with district names.
     height
         Map height (CSS length or pixels).
 
@@ -905,524 +1055,39 @@ def coverage_map(
     Raises
     ------
     InputError
-        If a frame is not a GeoDataFrame in a projected CRS or lacks a required column, or
-        `tiles` / `lang` is not supported.
+        If `tiles`, `lang` or `thresholds_min` is not supported.
     """
     t("map.layer.centers", lang)  # validates `lang` before any work
-    if tiles is not None and tiles not in _TILES:
-        msg = f"`tiles` must be one of {sorted(_TILES)} or None, got {tiles!r}."
-        raise InputError(msg)
+    _check_tiles(tiles)
     if not thresholds_min:
         msg = "`thresholds_min` must name at least one threshold, e.g. (5, 15)."
         raise InputError(msg)
-
-    tolerance_m = _display_tolerance_m(tolerance_m, [service_areas, demand, uncovered])
+    layers = MapLayers() if layers is None else layers
+    detail = MapDetail() if detail is None else detail
+    tolerance_m = _display_tolerance_m(
+        detail.tolerance_m, [layers.service_areas, layers.demand, layers.uncovered]
+    )
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True, height=height)
-    m.default_js = list(_MAP_JS)
-    m.default_css = list(_MAP_CSS)
+    m.default_js = list(MAP_JS)
+    m.default_css = list(MAP_CSS)
     _add_tiles(m, tiles, lang)
-    bounds: list[np.ndarray] = []
-    legend: list[str] = []
-    counts: dict[str, int] = {}
-
-    def track(gdf: gpd.GeoDataFrame) -> None:
-        if len(gdf):
-            bounds.append(np.asarray(gdf.total_bounds))
-
-    if districts is not None:
-        d = _display_frame(_require(districts, arg="districts", columns=()), tolerance_m)
-        track(d)
-        label = t("map.layer.districts", lang)
-        props = [district_name_column] if district_name_column in d.columns else []
-        _GeoJsonLayer(
-            d,
-            props,
-            name=label,
-            style={"color": _DISTRICT_COLOR, "weight": 2, "dashArray": "6 4", "fill": False},
-            tooltip=_fields([(district_name_column, t("map.field.district", lang))], d),
-        ).add_to(m)
-        legend.append(_legend_row(_DISTRICT_COLOR, label, outline=True))
-        counts["districts"] = len(d)
-
-    if service_areas is not None:
-        sa = _require(service_areas, arg="service_areas", columns=("minutes",))
-        minutes_values = sorted({float(v) for v in sa["minutes"].dropna()}, reverse=True)
-        has_ids = "center_id" in sa.columns
-        for i, minutes in enumerate(minutes_values):
-            rows = sa[sa["minutes"].astype(float) == minutes]
-            union_rows = rows[rows["center_id"] == "all"] if has_ids else rows
-            if not len(union_rows):
-                union_rows = rows
-            geom = (
-                union_rows.geometry.iloc[0]
-                if len(union_rows) == 1
-                else shapely.union_all(np.asarray(union_rows.geometry.values))
-            )
-            union = _display_frame(
-                gpd.GeoDataFrame({"minutes": [minutes]}, geometry=[geom], crs=sa.crs), tolerance_m
-            )
-            track(union)
-            color = _AREA_COLORS[min(len(minutes_values) - 1 - i, len(_AREA_COLORS) - 1)]
-            label = t("map.layer.service_area", lang, minutes=_fmt_minutes(minutes))
-            _GeoJsonLayer(
-                union,
-                ["minutes"],
-                name=label,
-                style={"color": color, "weight": 1, "fillColor": color, "fillOpacity": 0.18},
-            ).add_to(m)
-            legend.append(_legend_row(color, label))
-            if per_center_areas and has_ids:
-                own = rows[rows["center_id"] != "all"]
-                if len(own):
-                    own_disp = _display_frame(own, tolerance_m)
-                    _GeoJsonLayer(
-                        own_disp,
-                        ["center_id", "minutes"],
-                        name=t(
-                            "map.layer.service_area_per_center", lang, minutes=_fmt_minutes(minutes)
-                        ),
-                        show=False,
-                        style={"color": color, "weight": 1, "fillOpacity": 0.05},
-                        tooltip=_fields([("center_id", t("map.field.center_id", lang))], own_disp),
-                    ).add_to(m)
-        counts["service_areas"] = len(minutes_values)
-
-    if demand is not None:
-        dem = _require(demand, arg="demand", columns=("population", "minutes_to_nearest"))
-        label = t("map.layer.demand", lang)
-        fields = [
-            ("demand_id", t("map.field.demand_id", lang)),
-            ("name", t("map.field.name", lang)),
-            ("population", t("map.field.population", lang)),
-            ("minutes_to_nearest", t("map.field.minutes", lang)),
-        ]
-        if max_units is not None and len(dem) > max_units:
-            logger.info(
-                "aggregating %d demand units to a %.0f m grid (max_units=%d)",
-                len(dem),
-                grid_m,
-                max_units,
-            )
-            dem = _demand_grid(dem, grid_m)
-            while len(dem) > max_units:
-                # a province-sized area: coarser cells until the count fits
-                grid_m *= 2.0
-                dem = _demand_grid(_require(demand, arg="demand", columns=()), grid_m)
-            label = t("map.layer.demand_grid", lang, cell_m=_fmt_minutes(grid_m))
-            fields = [
-                ("population", t("map.field.population", lang)),
-                ("minutes_to_nearest", t("map.field.minutes", lang)),
-                ("unreachable_population", t("map.field.unreachable_population", lang)),
-            ]
-            # square cells keep their corners at any tolerance below their side; this only
-            # rounds the coordinates to the precision of the view
-            dem_disp = _display_frame(dem, min(tolerance_m, grid_m / 4.0))
-        else:
-            dem_disp = _display_frame(dem, tolerance_m)
-        track(dem_disp)
-        group = folium.FeatureGroup(name=label).add_to(m)
-        minutes_col = dem_disp["minutes_to_nearest"].to_numpy(dtype=float)
-        legend.append(f"<b>{_esc(label)}</b>")
-        classes: list[tuple[np.ndarray, str, str]] = []
-        for lo, hi, color in _minute_bins(thresholds_min):
-            inside = (minutes_col > lo) & (minutes_col <= hi) if lo > 0 else minutes_col <= hi
-            classes.append((inside, color, _bin_label(lo, hi, lang)))
-        classes.append(
-            (~np.isfinite(minutes_col), _UNREACHABLE_COLOR, t("map.legend.unreachable", lang))
-        )
-        props = [f for f, _ in fields]
-        for mask, color, bin_label in classes:
-            legend.append(_legend_row(color, bin_label))
-            part = dem_disp[mask]
-            if not len(part):
-                continue
-            _GeoJsonLayer(
-                part,
-                props,
-                control=False,
-                style={"color": color, "weight": 0.5, "fillColor": color, "fillOpacity": 0.6},
-                marker={
-                    "radius": 4,
-                    "weight": 1,
-                    "color": color,
-                    "fill": True,
-                    "fillColor": color,
-                    "fillOpacity": 0.8,
-                },
-                tooltip=_fields(fields, part),
-            ).add_to(group)
-        counts["demand"] = len(dem_disp)
-
-    if uncovered is not None:
-        unc = _require(uncovered, arg="uncovered", columns=("minutes", "population"))
-        minutes_values = sorted({float(v) for v in unc["minutes"].dropna()})
-        for minutes in minutes_values:
-            part = unc[unc["minutes"].astype(float) == minutes]
-            if max_units is not None and len(part) > max_units // 4:
-                # city scale: the largest areas by population; the exports keep every one
-                logger.info(
-                    "showing the %d most populated of %d uncovered areas (%g min)",
-                    max_units // 4,
-                    len(part),
-                    minutes,
-                )
-                part = part.iloc[
-                    np.argsort(-part["population"].to_numpy(dtype=float), kind="stable")[
-                        : max_units // 4
-                    ]
-                ]
-            part = _display_frame(part, tolerance_m)
-            track(part)
-            label = t("map.layer.uncovered", lang, minutes=_fmt_minutes(minutes))
-            _GeoJsonLayer(
-                part,
-                ["population", "area_m2"],
-                name=label,
-                show=minutes == minutes_values[-1],
-                style={
-                    "color": _UNCOVERED_COLOR,
-                    "weight": 1.5,
-                    "dashArray": "4 3",
-                    "fillColor": _UNCOVERED_COLOR,
-                    "fillOpacity": 0.2,
-                },
-                tooltip=_fields(
-                    [
-                        ("population", t("map.field.population", lang)),
-                        ("area_m2", t("map.field.area_m2", lang)),
-                    ],
-                    part,
-                ),
-            ).add_to(m)
-        if minutes_values:
-            legend.append(
-                _legend_row(
-                    _UNCOVERED_COLOR,
-                    t("map.layer.uncovered", lang, minutes=_fmt_minutes(minutes_values[-1])),
-                )
-            )
-        counts["uncovered"] = len(unc)
-
-    if centers is not None:
-        cen = _display_frame(_require(centers, arg="centers", columns=("center_id",)), 0.0)
-        track(cen)
-        label = t("map.layer.centers", lang)
-        fields = [
-            ("name", "map.field.name"),
-            ("center_id", "map.field.center_id"),
-            ("level", "map.field.level"),
-            ("source", "map.field.source"),
-        ]
-        # one GeoJSON layer of points (a folium marker with popup and tooltip per center is
-        # ~1.5 kB of script each); the tooltip is the name, or the id where there is none
-        tip = cen["center_id"].astype(object)
-        if "name" in cen.columns:
-            tip = cen["name"].astype(object).where(~cen["name"].map(_is_missing), tip)
-        cen = cen.assign(_tip=tip.to_numpy(), geometry=cen.geometry.representative_point())
-        _GeoJsonLayer(
-            cen,
-            ["_tip", *(col for col, _ in fields)],
-            name=label,
-            style={},
-            marker={
-                "radius": 7,
-                "color": "#ffffff",
-                "weight": 2,
-                "fill": True,
-                "fillColor": _CENTER_COLOR,
-                "fillOpacity": 1.0,
-            },
-            tooltip_field="_tip",
-            popup=_fields([(col, t(key, lang)) for col, key in fields], cen),
-        ).add_to(m)
-        legend.append(_legend_row(_CENTER_COLOR, label, dot=True))
-        counts["centers"] = len(cen)
-
-    if sites is not None:
-        st_ = _display_frame(
-            _require(sites, arg="sites", columns=("rank", "marginal_population")), 0.0
-        )
-        track(st_)
-        label = t("map.layer.sites", lang)
-        group = folium.FeatureGroup(name=label).add_to(m)
-        for row in st_.sort_values("rank").itertuples(index=False):
-            point = row.geometry.representative_point()
-            rank = _esc(_fmt_number(row.rank))
-            parts = [
-                (t("map.field.rank", lang), rank),
-                (t("map.field.marginal_population", lang), _fmt_number(row.marginal_population)),
-            ]
-            if "cumulative_population" in st_.columns:
-                parts.append(
-                    (
-                        t("map.field.cumulative_population", lang),
-                        _fmt_number(row.cumulative_population),
-                    )
-                )
-            if "cumulative_share" in st_.columns and not _is_missing(row.cumulative_share):
-                parts.append(
-                    (t("map.field.cumulative_share", lang), f"{float(row.cumulative_share):.1%}")
-                )
-            rows_html = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in parts)
-            folium.Marker(
-                location=(point.y, point.x),
-                icon=folium.DivIcon(
-                    html=f'<div class="cp-site">{rank}</div>',
-                    icon_size=(28, 28),
-                    icon_anchor=(14, 14),
-                ),
-                popup=folium.Popup(f"<table>{rows_html}</table>", max_width=320),
-            ).add_to(group)
-        legend.append(_legend_row(_SITE_COLOR, label, dot=True))
-        counts["sites"] = len(st_)
-
-    folium.LayerControl(collapsed=True).add_to(m)
-    legend_html = f"<b>{_esc(t('map.legend.title', lang))}</b>" + "".join(legend)
-    _Legend(legend_html, _ATTRIBUTION).add_to(m)
-    if bounds:
-        b = np.vstack(bounds)
-        m.fit_bounds([[b[:, 1].min(), b[:, 0].min()], [b[:, 3].max(), b[:, 2].max()]])
-    else:
-        m.location = [30.66, 104.06]  # Chengdu, the default city, when there is nothing to show
-        m.options["zoom"] = 12
+    d = _Drawing(m, lang, tolerance_m)
+    if layers.districts is not None:
+        _draw_districts(d, layers.districts, layers.district_name_column)
+    if layers.service_areas is not None:
+        _draw_service_areas(d, layers.service_areas, per_center=per_center_areas)
+    if layers.demand is not None:
+        _draw_demand(d, layers.demand, thresholds_min, detail)
+    if layers.uncovered is not None:
+        _draw_uncovered(d, layers.uncovered, detail.max_units)
+    if layers.centers is not None:
+        _draw_centers(d, layers.centers)
+    if layers.sites is not None:
+        _draw_sites(d, layers.sites)
+    _add_controls(d)
+    _fit_view(d)
     logger.info(
         "returned map with %s",
-        ", ".join(f"{n} {k}" for k, n in counts.items()) or "no layers",
+        ", ".join(f"{n} {k}" for k, n in d.counts.items()) or "no layers",
     )
     return m
-
-
-# --------------------------------------------------------------------------------------------
-# Report
-
-
-def _curve_svg(curve: pd.DataFrame, lang: str, *, width: int = 560, height: int = 300) -> str:
-    """Inline SVG line chart of ``share`` (0–1) against ``k``."""
-    data = curve[["k", "share"]].dropna().sort_values("k")
-    if data.empty:
-        return f"<p>{_esc(t('report.empty', lang))}</p>"
-    left, right, top, bottom = 56, 16, 12, 40
-    pw, ph = width - left - right, height - top - bottom
-    k = data["k"].to_numpy(dtype=float)
-    share = np.clip(data["share"].to_numpy(dtype=float), 0.0, 1.0)
-    k_max = max(float(k.max()), 1.0)
-    k_min = min(float(k.min()), 0.0)
-    span = (k_max - k_min) or 1.0
-
-    def x(v: float) -> float:
-        return left + (v - k_min) / span * pw
-
-    def y(v: float) -> float:
-        return top + (1.0 - v) * ph
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="cp-curve" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(t("report.section.curve", lang))}">'
-    ]
-    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
-        parts.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>'
-            f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="11">{tick:.0%}</text>'
-        )
-    step = max(1, math.ceil(span / 10))
-    for tick_k in range(math.ceil(k_min), math.floor(k_max) + 1, step):
-        parts.append(
-            f'<text x="{x(tick_k):.1f}" y="{top + ph + 16}" text-anchor="middle" font-size="11">{tick_k}</text>'
-        )
-    points = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(k, share, strict=True))
-    parts.append(
-        f'<polyline points="{points}" fill="none" stroke="{_AREA_COLORS[1]}" stroke-width="2"/>'
-    )
-    parts.extend(
-        f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="3" fill="{_AREA_COLORS[0]}"/>'
-        for a, b in zip(k, share, strict=True)
-    )
-    parts.append(
-        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#333"/>'
-        f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#333"/>'
-        f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle" font-size="12">{_esc(t("report.curve.x", lang))}</text>'
-        f'<text transform="translate(14 {top + ph / 2:.1f}) rotate(-90)" text-anchor="middle" font-size="12">{_esc(t("report.curve.y", lang))}</text>'
-        "</svg>"
-    )
-    return "".join(parts)
-
-
-def _cell(value: object) -> str:
-    if _is_missing(value):
-        return "—"
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if v.is_integer() and abs(v) >= 1000:
-            return f"{v:,.0f}"
-        return f"{v:,.3f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:,.1f}"
-    if isinstance(value, (bool, np.bool_)):
-        return "✓" if value else "✗"
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    return html.escape(str(value))
-
-
-def _table_html(df: pd.DataFrame, lang: str, max_rows: int) -> str:
-    frame = (
-        pd.DataFrame(df.drop(columns=df.geometry.name)) if isinstance(df, gpd.GeoDataFrame) else df
-    )
-    if frame.empty:
-        return f"<p>{_esc(t('report.empty', lang))}</p>"
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
-        for row in frame.head(max_rows).itertuples(index=False, name=None)
-    )
-    note = ""
-    if len(frame) > max_rows:
-        note = f"<p class='cp-note'>{_esc(t('report.rows_truncated', lang, shown=max_rows, total=len(frame)))}</p>"
-    return f"<div class='cp-table'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{note}"
-
-
-def _headlines(summary: Mapping[str, Any], lang: str) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    coverage = summary.get("coverage") or {}
-    population = (summary.get("demand") or {}).get("population")
-    keys = sorted(coverage, key=lambda s: float(s))
-    for key in keys:
-        share = coverage[key].get("share")
-        if not _is_missing(share):
-            out.append((t("report.headline.share", lang, minutes=key), f"{float(share):.1%}"))
-    if keys and population is not None:
-        last = keys[-1]
-        covered = coverage[last].get("population_covered")
-        if covered is not None:
-            out.append(
-                (
-                    t("report.headline.uncovered", lang, minutes=last),
-                    _fmt_number(max(float(population) - float(covered), 0.0)),
-                )
-            )
-    if population is not None:
-        out.append((t("report.headline.population", lang), _fmt_number(float(population))))
-    centers = summary.get("centers")
-    count = centers.get("count") if isinstance(centers, Mapping) else centers
-    if count is not None:
-        out.append((t("report.headline.centers", lang), _fmt_number(int(count))))
-    siting = summary.get("siting")
-    if isinstance(siting, Mapping) and siting.get("share_after") is not None:
-        out.append((t("report.headline.share_after", lang), f"{float(siting['share_after']):.1%}"))
-    return out
-
-
-_REPORT_CSS: Final = """
-body { margin: 0; padding: 24px; font: 14px/1.5 system-ui, -apple-system, "PingFang SC",
-  "Microsoft YaHei", "Noto Sans CJK SC", "Segoe UI", sans-serif; color: #222; background: #fafafa; }
-main { max-width: 1200px; margin: 0 auto; }
-h1 { font-size: 22px; margin: 0 0 16px; }
-h2 { font-size: 17px; margin: 28px 0 10px; }
-.cp-cards { display: flex; flex-wrap: wrap; gap: 12px; }
-.cp-card { background: #fff; border: 1px solid #e3e3e3; border-radius: 6px; padding: 10px 14px;
-  min-width: 150px; }
-.cp-card .v { font-size: 22px; font-weight: 600; }
-.cp-card .k { color: #666; font-size: 12px; }
-iframe.cp-map { width: 100%; height: 620px; border: 1px solid #ccc; border-radius: 4px;
-  background: #fff; }
-.cp-table { overflow-x: auto; background: #fff; border: 1px solid #e3e3e3; }
-table { border-collapse: collapse; font-size: 13px; width: 100%; }
-th, td { padding: 4px 8px; border-bottom: 1px solid #eee; text-align: left; white-space: nowrap; }
-thead th { background: #f1f1f1; position: sticky; top: 0; }
-.cp-note, footer { color: #666; font-size: 12px; }
-footer { margin-top: 32px; }
-"""
-
-
-def _has_tiles(m: folium.Map) -> bool:
-    return any(isinstance(e, folium.TileLayer) for e in _walk(m))
-
-
-def report_html(
-    *,
-    title: str,
-    summary: Mapping[str, Any],
-    map: folium.Map,
-    tables: Mapping[str, pd.DataFrame],
-    lang: str = "zh",
-    curve: pd.DataFrame | None = None,
-    max_rows: int = 1000,
-) -> str:
-    """Return the standalone ``report.html``: headline numbers, the map, tables, a curve.
-
-    Every script and stylesheet is inlined and a Content-Security-Policy forbids any other
-    request, so the page opens from ``file://`` with no network. If the map has a tile layer,
-    tile images are the only requests allowed.
-
-    Parameters
-    ----------
-    title
-        Page title (escaped).
-    summary
-        The ``summary.json`` dict: ``coverage`` (threshold string → ``share``,
-        ``population_covered``), ``demand.population``, ``centers`` (count, or a dict with
-        ``count``) and optionally ``siting.share_after``.
-    map
-        The map, usually from :func:`coverage_map`; embedded as an ``<iframe srcdoc>`` so its
-        full-page styles do not leak into the report.
-    tables
-        Section title (or an i18n key such as ``"report.table.centers"``) → table. Every
-        cell and header is HTML-escaped; GeoDataFrames lose their geometry column.
-    lang
-        ``"zh"`` or ``"en"``.
-    curve
-        Optional coverage curve, columns ``k`` and ``share`` (0–1), drawn as inline SVG.
-    max_rows
-        Rows shown per table; a note says when a table was cut.
-
-    Returns
-    -------
-    str
-        A complete HTML document (UTF-8).
-    """
-    t("report.title", lang)  # validates `lang`
-    map_page = offline_map_html(map)
-    img_src = "data: https:" if _has_tiles(map) else "data:"
-    csp = (
-        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-        f"img-src {img_src}; font-src data:; frame-src 'self' about:"
-    )
-    cards = "".join(
-        f"<div class='cp-card'><div class='v'>{_esc(v)}</div><div class='k'>{_esc(k)}</div></div>"
-        for k, v in _headlines(summary, lang)
-    )
-    sections = [
-        f"<h2>{_esc(t('report.section.map', lang))}</h2>",
-        f"<iframe class='cp-map' title='{_esc(t('report.section.map', lang))}' "
-        f'srcdoc="{html.escape(map_page, quote=True)}"></iframe>',
-    ]
-    if curve is not None:
-        missing = {"k", "share"} - set(curve.columns)
-        if missing:
-            msg = f"`curve` needs columns 'k' and 'share', missing {sorted(missing)}; pass SitingResult.curve."
-            raise InputError(msg)
-        sections.append(f"<h2>{_esc(t('report.section.curve', lang))}</h2>")
-        sections.append(_curve_svg(curve, lang))
-    for name, table in tables.items():
-        heading = t(name, lang) if name.startswith("report.table.") else name
-        sections.append(f"<h2>{_esc(heading)}</h2>")
-        sections.append(_table_html(table, lang, max_rows))
-    page = f"""<!DOCTYPE html>
-<html lang="{"zh-CN" if lang == "zh" else "en"}">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_esc(title)}</title>
-<style>{_REPORT_CSS}</style>
-</head>
-<body>
-<main>
-<h1>{_esc(title)}</h1>
-<div class="cp-cards">{cards}</div>
-{"".join(sections)}
-<footer>{_esc(t("report.footer", lang))}</footer>
-</main>
-</body>
-</html>
-"""
-    logger.info("returned report of %.1f kB", len(page.encode("utf-8")) / 1e3)
-    return page

@@ -2,7 +2,7 @@
 # Re-fetch the vendored map assets in coverage/static/vendor/ from the npm registry.
 #
 # folium loads Leaflet, jQuery, Bootstrap and Leaflet.awesome-markers from public CDNs, so an
-# offline map is a blank box. coverage/maps.py rewrites or inlines those URLs to the files
+# offline map is a blank box. coverage/assets.py rewrites or inlines those URLs to the files
 # fetched here. Versions are pinned; `npm pack` verifies each tarball's integrity against the
 # registry. Run from anywhere: `bash scripts/vendor_assets.sh`, then review `git diff --stat`.
 set -euo pipefail

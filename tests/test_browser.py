@@ -286,7 +286,8 @@ def test_hostile_osm_name_stays_text_in_real_popups(
     """A center named `<script>…<img onerror>` opens as plain text in Leaflet's popups and
     tooltips (map page and report.html), and no script or handler of it ever runs."""
     from coverage import export
-    from coverage.maps import coverage_map, offline_map_html
+    from coverage.assets import offline_map_html
+    from coverage.maps import MapLayers, coverage_map
     from coverage.scenario import Scenario, load_city, run_scenario
 
     hostile = ROOT / "tests" / "data" / "hostile" / "xss_center.osm"
@@ -297,7 +298,7 @@ def test_hostile_osm_name_stays_text_in_real_popups(
     assert "<script>" in name
     map_page = tmp / "map.html"
     map_page.write_text(
-        offline_map_html(coverage_map(centers=res.centers, demand=res.audit.demand)),
+        offline_map_html(coverage_map(MapLayers(centers=res.centers, demand=res.audit.demand))),
         encoding="utf-8",
     )
     files = export.output_files(

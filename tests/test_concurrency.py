@@ -105,11 +105,11 @@ def _assert_no_live_markup(page: str) -> None:
 
 
 def test_map_popups_escape_osm_names(xss_city: Any) -> None:
-    from coverage.maps import coverage_map
+    from coverage.maps import MapLayers, coverage_map
     from coverage.scenario import Scenario, run_scenario
 
     res = run_scenario(xss_city, Scenario(), with_polygons=False)
-    m = coverage_map(centers=res.centers, demand=res.audit.demand)
+    m = coverage_map(MapLayers(centers=res.centers, demand=res.audit.demand))
     page = m.get_root().render()
     _assert_no_live_markup(page)
     assert "&lt;script&gt;" in page or "&amp;lt;script&amp;gt;" in page

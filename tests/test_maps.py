@@ -1,175 +1,54 @@
-"""Tests for coverage.maps (offline folium maps, report.html) and coverage.i18n."""
+"""Tests for coverage.maps (folium maps, one helper per layer) and coverage.i18n."""
 
 from __future__ import annotations
 
-import html
-import io
 import json
+import math
 import re
-import shutil
 import string
-import subprocess
 from pathlib import Path
+from typing import Any
 
-import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from folium.elements import JSCSSMixin
 from jinja2.utils import htmlsafe_json_dumps
+from map_fixtures import (
+    CHROMIUM,
+    EVIL,
+    EVIL_ESCAPED,
+    X0,
+    Y0,
+    chromium,
+    frames,
+)
+from map_fixtures import centers as _centers
+from map_fixtures import demand as _demand
+from map_fixtures import sites as _sites
+from map_fixtures import uncovered as _uncovered
 from shapely.geometry import Point, box
 
+from coverage.assets import offline_map_html
 from coverage.errors import InputError
 from coverage.i18n import LANGS, MESSAGES, t
 from coverage.maps import (
+    AREA_COLORS,
+    MapDetail,
+    MapLayers,
     _demand_grid,
+    _feature_collection_json,
+    _minute_bins,
     coverage_map,
-    offline_map_html,
-    report_html,
-    static_dir,
-    use_local_assets,
-)
-
-CRS = "EPSG:32648"  # UTM 48N (Chengdu)
-X0, Y0 = 408_000.0, 3_392_000.0
-EVIL = "<script>alert(1)</script>"
-EVIL_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-
-# <script src="http..."> or <link ... href="http..."> (after un-escaping the srcdoc iframe)
-EXTERNAL_ASSET = re.compile(
-    r"""<(script|link)\b[^>]*\b(src|href)\s*=\s*["']?\s*(https?:)?//""", re.IGNORECASE
+    escape_html,
+    format_number,
+    is_missing,
 )
 
 
-# --------------------------------------------------------------------------------------------
-# Fixtures: small frames that follow docs/ARCHITECTURE.md, in a projected CRS
-
-
 @pytest.fixture
-def centers() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(
-        {
-            "center_id": ["c1", "c2", "c3"],
-            "name": [EVIL, "东城`${x}`\\", None],
-            "source": ["osm", "file", "added"],
-            "level": ["street", None, "community"],
-        },
-        geometry=[Point(X0, Y0), Point(X0 + 800, Y0 + 300), Point(X0 - 600, Y0 - 500)],
-        crs=CRS,
-    )
-
-
-@pytest.fixture
-def service_areas() -> gpd.GeoDataFrame:
-    c = Point(X0, Y0)
-    return gpd.GeoDataFrame(
-        {"center_id": ["all", "all", "c1", "c1"], "minutes": [5.0, 15.0, 5.0, 15.0]},
-        geometry=[c.buffer(300), c.buffer(900), c.buffer(300), c.buffer(900)],
-        crs=CRS,
-    )
-
-
-def _demand(n: int, *, side_m: float = 20.0, step_m: float = 30.0) -> gpd.GeoDataFrame:
-    cols = int(np.ceil(np.sqrt(n)))
-    i = np.arange(n)
-    x = X0 - 1000 + (i % cols) * step_m
-    y = Y0 - 1000 + (i // cols) * step_m
-    minutes = np.linspace(0.0, 40.0, n)
-    minutes[::7] = np.nan  # some units cannot reach any center
-    return gpd.GeoDataFrame(
-        {
-            "demand_id": [f"d{k}" for k in i],
-            "population": np.full(n, 12.5),
-            "kind": "building",
-            "name": [EVIL if k == 0 else f"楼{k}" for k in i],
-            "minutes_to_nearest": minutes,
-        },
-        geometry=[box(a, b, a + side_m, b + side_m) for a, b in zip(x, y, strict=True)],
-        crs=CRS,
-    )
-
-
-@pytest.fixture
-def demand() -> gpd.GeoDataFrame:
-    return _demand(60)
-
-
-@pytest.fixture
-def uncovered() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(
-        {"minutes": [5.0, 15.0], "population": [100.0, 50.0], "area_m2": [1e4, 1e4]},
-        geometry=[box(X0 + 1000, Y0, X0 + 1100, Y0 + 100), box(X0 + 1200, Y0, X0 + 1300, Y0 + 100)],
-        crs=CRS,
-    )
-
-
-@pytest.fixture
-def sites() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(
-        {
-            "rank": [2, 1],
-            "marginal_population": [200.0, 500.0],
-            "cumulative_population": [700.0, 500.0],
-            "cumulative_share": [0.7, 0.5],
-        },
-        geometry=[Point(X0 + 1250, Y0 + 50), Point(X0 + 1050, Y0 + 50)],
-        crs=CRS,
-    )
-
-
-@pytest.fixture
-def districts() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(
-        {"name": ["锦江区", EVIL]},
-        geometry=[
-            box(X0 - 1500, Y0 - 1500, X0, Y0 + 1500),
-            box(X0, Y0 - 1500, X0 + 2000, Y0 + 1500),
-        ],
-        crs=CRS,
-    )
-
-
-@pytest.fixture
-def layers(centers, service_areas, demand, uncovered, sites, districts):  # type: ignore[no-untyped-def]
-    return {
-        "centers": centers,
-        "service_areas": service_areas,
-        "demand": demand,
-        "uncovered": uncovered,
-        "sites": sites,
-        "districts": districts,
-    }
-
-
-SUMMARY = {
-    "schema_version": 1,
-    "coverage": {
-        "5": {"population_covered": 300.0, "share": 0.3, "units_covered": 10},
-        "15": {"population_covered": 800.0, "share": 0.8, "units_covered": 40},
-    },
-    "demand": {"units": 60, "population": 1000.0},
-    "centers": {"count": 3},
-    "siting": {"share_before": 0.8, "share_after": 0.875, "k": 2},
-}
-
-
-def _report(layers, *, tiles=None, lang="zh", **kwargs) -> str:  # type: ignore[no-untyped-def]
-    m = coverage_map(**layers, tiles=tiles, lang=lang)
-    tables = {
-        "report.table.centers": pd.DataFrame(layers["centers"].drop(columns="geometry")),
-        "report.table.sites": layers["sites"],
-    }
-    curve = pd.DataFrame({"k": [0, 1, 2], "share": [0.8, 0.85, 0.875]})
-    return report_html(
-        title=f"测试 {EVIL}",
-        summary=SUMMARY,
-        map=m,
-        tables=tables,
-        lang=lang,
-        curve=curve,
-        **kwargs,
-    )
+def layers() -> MapLayers:
+    return MapLayers(**frames())
 
 
 def _in_script(label: str, page: str) -> bool:
@@ -177,100 +56,21 @@ def _in_script(label: str, page: str) -> bool:
     return str(htmlsafe_json_dumps(label))[1:-1] in page
 
 
-def _srcdoc(page: str) -> str:
-    match = re.search(r'srcdoc="([^"]*)"', page)
-    assert match is not None
-    return html.unescape(match.group(1))
-
-
-# --------------------------------------------------------------------------------------------
-# Vendored assets
-
-
-def test_vendored_assets_have_licenses_and_stay_small() -> None:
-    vendor = static_dir() / "vendor"
-    folders = [p for p in vendor.iterdir() if p.is_dir()]
-    assert {p.name for p in folders} >= {"leaflet", "jquery"}
-    for folder in folders:
-        assert list(folder.glob("LICENSE*")), f"{folder.name} has no license file"
-    total = sum(p.stat().st_size for p in static_dir().rglob("*") if p.is_file())
-    assert total < 1_500_000
-    readme = (static_dir() / "README.md").read_text(encoding="utf-8")
-    for package in ("leaflet", "jquery", "bootstrap", "leaflet.awesome-markers", "fontawesome"):
-        assert package in readme
-
-
-def test_every_folium_default_asset_is_vendored_or_deliberately_dropped() -> None:
-    m = folium.Map()
-    use_local_assets(m, "/app/static")
-    urls = [u for _, u in m.default_js + m.default_css]
-    assert len(urls) >= 8  # only the two unshipped stylesheets are dropped
-    for url in urls:
-        assert url.startswith("/app/static/vendor/")
-        assert (static_dir() / url.removeprefix("/app/static/")).is_file()
-
-
-def test_use_local_assets_rewrites_what_st_folium_loads(layers) -> None:  # type: ignore[no-untyped-def]
-    m = coverage_map(**layers)
-    assert use_local_assets(m, "/app/static/") is m
-    # streamlit_folium.st_folium collects default_js / default_css of every JSCSSMixin element
-    # and loads them in its iframe: after the rewrite none may point at a CDN.
-    stack: list[object] = [m]
-    links: list[str] = []
-    while stack:
-        element = stack.pop()
-        if isinstance(element, JSCSSMixin):
-            links += [u for _, u in element.default_js + element.default_css]
-        stack.extend(getattr(element, "_children", {}).values())
-    assert links
-    assert all(u.startswith("/app/static/vendor/") for u in links)
-    rendered = m.get_root().render()
-    assert 'src="/app/static/vendor/leaflet/leaflet.js"' in rendered
-    assert "cdn.jsdelivr.net" not in rendered
-    assert "code.jquery.com" not in rendered
-
-
-def test_use_local_assets_warns_about_unvendored_plugins() -> None:
-    from folium.plugins import MarkerCluster
-
-    m = folium.Map(tiles=None)
-    MarkerCluster().add_to(m)
-    with pytest.warns(UserWarning, match="not vendored"):
-        use_local_assets(m, "/app/static")
-
-
-def test_offline_map_html_inlines_plain_folium_maps_with_icons() -> None:
-    m = folium.Map(tiles=None)
-    folium.Marker([30.6, 104.0], icon=folium.Icon(icon="home", prefix="fa")).add_to(m)
-    page = offline_map_html(m)
-    assert not EXTERNAL_ASSET.search(page)
-    assert "Leaflet 1.9.4" in page
-    assert "data:font/woff2;base64," in page  # Font Awesome glyphs embedded
-    assert "url(images/" not in page  # Leaflet's CSS images became data URIs
-
-
-def test_offline_map_html_after_use_local_assets(layers) -> None:  # type: ignore[no-untyped-def]
-    m = use_local_assets(coverage_map(**layers, tiles=None), "/app/static")
-    page = offline_map_html(m)
-    assert "Leaflet 1.9.4" in page
-    assert "/app/static/vendor" not in page
-
-
-def test_offline_map_html_refuses_unvendored_assets() -> None:
-    from folium.plugins import MarkerCluster
-
-    m = folium.Map(tiles=None)
-    MarkerCluster().add_to(m)
-    with pytest.raises(InputError, match="markercluster"):
-        offline_map_html(m)
+def _overlays(page: str) -> list[str]:
+    """Names in the layer control, in order (folium writes them with ``tojson``)."""
+    block = re.search(r"overlays\s*:\s*\{(.*?)\}", page, re.DOTALL)
+    assert block is not None
+    return [
+        json.loads(f'"{name}"') for name in re.findall(r'"((?:[^"\\]|\\.)*)"\s*:', block.group(1))
+    ]
 
 
 # --------------------------------------------------------------------------------------------
 # coverage_map
 
 
-def test_coverage_map_has_every_layer_legend_and_attribution(layers) -> None:  # type: ignore[no-untyped-def]
-    m = coverage_map(**layers, lang="en", tiles=None)
+def test_coverage_map_has_every_layer_legend_and_attribution(layers: MapLayers) -> None:
+    m = coverage_map(layers, lang="en", tiles=None)
     page = m.get_root().render()
     for name in (
         "Existing service centers",
@@ -289,14 +89,14 @@ def test_coverage_map_has_every_layer_legend_and_attribution(layers) -> None:  #
     assert _in_script('<div class="cp-site">1</div>', page)
 
 
-def test_coverage_map_in_chinese_uses_chinese_layer_names(layers) -> None:  # type: ignore[no-untyped-def]
-    page = coverage_map(**layers, lang="zh", tiles=None).get_root().render()
+def test_coverage_map_in_chinese_uses_chinese_layer_names(layers: MapLayers) -> None:
+    page = coverage_map(layers, lang="zh", tiles=None).get_root().render()
     for key in ("map.layer.centers", "map.layer.sites", "map.layer.districts"):
         assert _in_script(t(key, "zh"), page), key
 
 
-def test_coverage_map_escapes_user_strings(layers) -> None:  # type: ignore[no-untyped-def]
-    page = offline_map_html(coverage_map(**layers, tiles=None))
+def test_coverage_map_escapes_user_strings(layers: MapLayers) -> None:
+    page = offline_map_html(coverage_map(layers, tiles=None))
     assert EVIL not in page
     assert EVIL_ESCAPED in page  # popup of center c1
     # backticks, `${` and backslashes would be code inside folium's JS template literals
@@ -304,26 +104,27 @@ def test_coverage_map_escapes_user_strings(layers) -> None:  # type: ignore[no-u
     assert "&#96;&#36;{x}&#96;&#92;" in page
 
 
-def test_coverage_map_tiles(layers) -> None:  # type: ignore[no-untyped-def]
-    osm = coverage_map(**layers, tiles="openstreetmap").get_root().render()
+def test_coverage_map_tiles(layers: MapLayers) -> None:
+    osm = coverage_map(layers, tiles="openstreetmap").get_root().render()
     assert "tile.openstreetmap.org" in osm
-    light = coverage_map(**layers, tiles="light").get_root().render()
+    light = coverage_map(layers, tiles="light").get_root().render()
     assert "tile.openstreetmap.org" in light  # the same tiles, desaturated by CSS
     assert "cp-tiles-light" in light
     with pytest.raises(InputError, match="tiles"):
-        coverage_map(**layers, tiles="satellite")  # type: ignore[arg-type]
+        coverage_map(layers, tiles="satellite")  # type: ignore[arg-type]
 
 
-def test_coverage_map_does_not_modify_inputs(layers) -> None:  # type: ignore[no-untyped-def]
-    before = {k: v.copy() for k, v in layers.items()}
-    coverage_map(**layers)
-    for k, v in layers.items():
+def test_coverage_map_does_not_modify_inputs() -> None:
+    given = frames()
+    before = {k: v.copy() for k, v in given.items()}
+    coverage_map(MapLayers(**given))
+    for k, v in given.items():
         pd.testing.assert_frame_equal(v, before[k])
         assert v.crs == before[k].crs
 
 
-def test_coverage_map_rounds_coordinates_to_six_decimals(layers) -> None:  # type: ignore[no-untyped-def]
-    m = coverage_map(**layers, tiles=None, tolerance_m=0.0)
+def test_coverage_map_rounds_coordinates_to_six_decimals(layers: MapLayers) -> None:
+    m = coverage_map(layers, tiles=None, detail=MapDetail(tolerance_m=0.0))
     page = m.get_root().render()
     # GEOS writes "type" first, folium "coordinates" first: a coordinate array is what
     # follows "coordinates" up to the next key or the end of the geometry
@@ -337,16 +138,17 @@ def test_coverage_map_rounds_coordinates_to_six_decimals(layers) -> None:  # typ
     assert np.all((lon_lat[:, 1] > 30) & (lon_lat[:, 1] < 31.5))
 
 
-def test_point_demand_is_drawn_as_circles(demand) -> None:  # type: ignore[no-untyped-def]
-    points = demand.set_geometry(demand.geometry.centroid)
-    page = coverage_map(demand=points, tiles=None).get_root().render()
+def test_point_demand_is_drawn_as_circles() -> None:
+    units = _demand()
+    points = units.set_geometry(units.geometry.centroid)
+    page = coverage_map(MapLayers(demand=points), tiles=None).get_root().render()
     assert "new L.CircleMarker(latlng, opts)" in page
 
 
-def test_layers_render_through_streamlit_folium(layers) -> None:  # type: ignore[no-untyped-def]
+def test_layers_render_through_streamlit_folium(layers: MapLayers) -> None:
     # st_folium renders each element's `script` macro, not the page
     sf = pytest.importorskip("streamlit_folium")
-    m = coverage_map(**layers, tiles=None, lang="en")
+    m = coverage_map(layers, tiles=None, lang="en")
     m.render()
     js = sf.generate_leaflet_string(m)
     assert "function cpTable" in js
@@ -356,9 +158,10 @@ def test_layers_render_through_streamlit_folium(layers) -> None:  # type: ignore
     assert EVIL_ESCAPED in js
 
 
-def test_empty_frames_give_empty_layers(centers, uncovered) -> None:  # type: ignore[no-untyped-def]
+def test_empty_frames_give_empty_layers() -> None:
     # closing every center leaves empty frames; the map still renders
-    page = offline_map_html(coverage_map(centers=centers.iloc[:0], uncovered=uncovered.iloc[:0]))
+    empty = MapLayers(centers=_centers().iloc[:0], uncovered=_uncovered().iloc[:0])
+    page = offline_map_html(coverage_map(empty))
     assert '{"type":"FeatureCollection","features":[]}' in page
 
 
@@ -370,115 +173,199 @@ def test_coverage_map_without_layers_is_an_empty_map() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"centers": "centers.geojson"}, "GeoDataFrame"),
         ({"lang": "fr"}, "lang"),
         ({"thresholds_min": ()}, "thresholds_min"),
+        ({"tiles": "satellite"}, "tiles"),
     ],
 )
-def test_coverage_map_rejects_bad_arguments(kwargs, match) -> None:  # type: ignore[no-untyped-def]
+def test_coverage_map_rejects_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(InputError, match=match):
         coverage_map(**kwargs)
 
 
-def test_coverage_map_rejects_geographic_crs(centers) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("field", ["centers", "service_areas", "demand", "uncovered", "sites"])
+def test_map_layers_want_geodataframes(field: str) -> None:
+    with pytest.raises(InputError, match=f"`{field}` must be a GeoDataFrame"):
+        MapLayers(**{field: f"{field}.geojson"})  # type: ignore[arg-type]
+
+
+def test_map_layers_reject_geographic_crs() -> None:
     with pytest.raises(InputError, match="projected CRS"):
-        coverage_map(centers=centers.to_crs(4326))
+        MapLayers(centers=_centers().to_crs(4326))
 
 
-def test_coverage_map_names_missing_columns(demand) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(InputError, match="minutes_to_nearest"):
-        coverage_map(demand=demand.drop(columns="minutes_to_nearest"))
+@pytest.mark.parametrize(
+    ("field", "column"),
+    [
+        ("centers", "center_id"),
+        ("service_areas", "minutes"),
+        ("demand", "minutes_to_nearest"),
+        ("uncovered", "population"),
+        ("sites", "rank"),
+    ],
+)
+def test_map_layers_name_missing_columns(field: str, column: str) -> None:
+    frame = frames()[field].drop(columns=column)
+    with pytest.raises(InputError, match=column):
+        MapLayers(**{field: frame})
 
 
 def test_demand_grid_keeps_population_and_weights_minutes() -> None:
-    demand = _demand(400)
-    grid = _demand_grid(demand, 250.0)
-    assert len(grid) < len(demand)
-    assert grid["population"].sum() == pytest.approx(demand["population"].sum())
-    unreachable = demand.loc[demand["minutes_to_nearest"].isna(), "population"].sum()
+    units = _demand(400)
+    grid = _demand_grid(units, 250.0)
+    assert len(grid) < len(units)
+    assert grid["population"].sum() == pytest.approx(units["population"].sum())
+    unreachable = units.loc[units["minutes_to_nearest"].isna(), "population"].sum()
     assert grid["unreachable_population"].sum() == pytest.approx(unreachable)
     finite = grid["minutes_to_nearest"].dropna()
     assert finite.between(0, 40).all()
-    assert grid.crs == demand.crs
+    assert grid.crs == units.crs
 
 
 def test_many_demand_units_are_aggregated_to_keep_the_page_small() -> None:
-    demand = _demand(30_000, side_m=12.0, step_m=15.0)
-    m = coverage_map(demand=demand, tiles=None, lang="en", max_units=20_000, grid_m=250.0)
+    units = _demand(30_000, side_m=12.0, step_m=15.0)
+    detail = MapDetail(max_units=20_000, grid_m=250.0)
+    m = coverage_map(MapLayers(demand=units), tiles=None, lang="en", detail=detail)
     page = offline_map_html(m)
     assert "250 m grid" in page
     assert len(page.encode("utf-8")) < 10_000_000
     # the same data unaggregated is several times larger
     small = _demand(3_000, side_m=12.0, step_m=15.0)
-    per_unit = len(offline_map_html(coverage_map(demand=small, tiles=None, max_units=None)))
+    every_unit = MapDetail(max_units=None)
+    per_unit = len(offline_map_html(coverage_map(MapLayers(demand=small), detail=every_unit)))
     assert len(page) < per_unit
 
 
 # --------------------------------------------------------------------------------------------
-# report_html
+# One helper per layer
 
 
-def test_report_is_standalone_without_tiles(layers) -> None:  # type: ignore[no-untyped-def]
-    page = _report(layers, tiles=None)
-    inner = _srcdoc(page)
-    for doc in (page, inner):
-        assert not EXTERNAL_ASSET.search(doc)
-    assert "Leaflet 1.9.4" in inner
-    assert "jQuery v3.7.1" in inner
-    assert "tile.openstreetmap.org" not in inner
-    assert "img-src data:;" in page  # the CSP forbids any request
-    assert "OpenStreetMap contributors" in page
-
-
-def test_report_with_tiles_allows_only_tile_images(layers) -> None:  # type: ignore[no-untyped-def]
-    page = _report(layers, tiles="openstreetmap")
-    inner = _srcdoc(page)
-    assert not EXTERNAL_ASSET.search(inner)
-    assert "tile.openstreetmap.org/{z}/{x}/{y}.png" in inner
-    assert "img-src data: https:;" in page
-
-
-def test_report_escapes_user_strings(layers) -> None:  # type: ignore[no-untyped-def]
-    page = _report(layers)
-    assert EVIL not in page
-    assert EVIL_ESCAPED in page  # title and the centers table
-    assert EVIL not in _srcdoc(page)  # nor in the map inside
-
-
-def test_report_headlines_tables_and_curve(layers) -> None:  # type: ignore[no-untyped-def]
-    page = _report(layers, lang="en")
-    for text in (
-        "30.0%",
-        "80.0%",
-        "87.5%",
-        "Share within 5 minutes",
-        "Population beyond 15 minutes",
-        "Per-center statistics",
+def test_layers_stack_in_order_in_the_layer_control(layers: MapLayers) -> None:
+    page = coverage_map(layers, lang="en", tiles=None).get_root().render()
+    assert _overlays(page) == [
+        "Districts",
+        "15-minute walking service area",
+        "5-minute walking service area",
+        t("map.layer.demand", "en"),
+        t("map.layer.uncovered", "en", minutes="5"),
+        t("map.layer.uncovered", "en", minutes="15"),
+        "Existing service centers",
         "Proposed sites",
-        "<svg",
-        "<polyline",
-    ):
-        assert text in page, text
-    uncovered = re.search(r"<div class='v'>([^<]*)</div><div class='k'>Population beyond 15", page)
-    assert uncovered is not None
-    assert uncovered.group(1) == "200"
-    assert "<td>c2</td>" in page
+    ]
 
 
-def test_report_truncates_long_tables(layers) -> None:  # type: ignore[no-untyped-def]
-    page = _report(layers, lang="en", max_rows=1)
-    assert "Showing the first 1 of 3 rows." in page
+def test_per_center_areas_are_hidden_layers(layers: MapLayers) -> None:
+    page = coverage_map(layers, lang="en", tiles=None, per_center_areas=True).get_root().render()
+    names = _overlays(page)
+    own = [t("map.layer.service_area_per_center", "en", minutes=m) for m in ("15", "5")]
+    assert names[1:5] == [
+        "15-minute walking service area",
+        own[0],
+        "5-minute walking service area",
+        own[1],
+    ]
+    # the smallest threshold in the darkest blue, each center's own area in the same color
+    for color in AREA_COLORS[:2]:
+        style = f'return {{"color": "{color}", "weight": 1, "fillOpacity": 0.05}};'
+        assert page.count(style) == 1
 
 
-def test_report_rejects_a_curve_without_share(layers) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(InputError, match="share"):
-        report_html(
-            title="x",
-            summary=SUMMARY,
-            map=coverage_map(**layers, tiles=None),
-            tables={},
-            curve=pd.DataFrame({"k": [0, 1]}),
-        )
+def test_uncovered_layers_keep_the_most_populated_areas_at_city_scale() -> None:
+    population = [5.0, 60.0, 10.0, 40.0, 20.0, 30.0]
+    areas = _uncovered().iloc[[1] * 6].reset_index(drop=True).assign(population=population)
+    areas["geometry"] = [box(X0 + 200 * i, Y0, X0 + 200 * i + 100, Y0 + 100) for i in range(6)]
+    page = (
+        coverage_map(MapLayers(uncovered=areas), tiles=None, detail=MapDetail(max_units=8))
+        .get_root()
+        .render()
+    )
+    shown = sorted(float(v) for v in re.findall(r'"population":([0-9.]+)', page))
+    assert shown == [40.0, 60.0]  # max_units // 4 = 2 areas per threshold
+    every = coverage_map(MapLayers(uncovered=areas), tiles=None).get_root().render()
+    assert len(re.findall(r'"population":', every)) == 6
+
+
+def test_site_markers_follow_rank_with_their_popups() -> None:
+    sites = _sites()
+    sites.loc[0, "cumulative_share"] = np.nan  # rank 2: no share, no row
+    page = coverage_map(MapLayers(sites=sites), lang="en", tiles=None).get_root().render()
+    icons = re.findall(r'cp-site\\"\\u003e(\d+)\\u003c', page)
+    assert icons == ["1", "2"]
+    popups = re.findall(r"<table>(.*?)</table>", page)
+    assert popups == [
+        "<tr><th>Rank</th><td>1</td></tr><tr><th>Added population covered</th><td>500</td></tr>"
+        "<tr><th>Cumulative population</th><td>500</td></tr>"
+        "<tr><th>Cumulative share</th><td>50.0%</td></tr>",
+        "<tr><th>Rank</th><td>2</td></tr><tr><th>Added population covered</th><td>200</td></tr>"
+        "<tr><th>Cumulative population</th><td>700</td></tr>",
+    ]
+
+
+def test_demand_minute_bins() -> None:
+    assert _minute_bins((15.0, 5.0)) == [
+        (0.0, 5.0, "#1a9850"),
+        (5.0, 15.0, "#d9ef8b"),
+        (15.0, 30.0, "#fee08b"),
+        (30.0, math.inf, "#d73027"),
+    ]
+
+
+def test_legend_rows_follow_the_layers(layers: MapLayers) -> None:
+    page = coverage_map(layers, lang="en", tiles=None).get_root().render()
+    match = re.search(r"div\.innerHTML = (\".*?\");", page)
+    assert match is not None
+    legend = json.loads(match.group(1))
+    rows = re.findall(
+        r"<i[^>]*(?:background|border-color):(#[0-9a-f]{6})[^>]*></i>([^<]*)<", legend
+    )
+    assert rows == [
+        ("#444444", "Districts"),
+        (AREA_COLORS[1], "15-minute walking service area"),
+        (AREA_COLORS[0], "5-minute walking service area"),
+        ("#1a9850", "≤ 5 min"),
+        ("#d9ef8b", "5–15 min"),
+        ("#fee08b", "15–30 min"),
+        ("#d73027", "&gt; 30 min"),
+        ("#969696", "Unreachable"),
+        ("#54278f", "Residential areas beyond 15 minutes"),
+        ("#c8102e", "Existing service centers"),
+        ("#ff7f00", "Proposed sites"),
+    ]
+
+
+def test_every_demand_unit_is_drawn_once(layers: MapLayers) -> None:
+    page = coverage_map(layers, lang="en", tiles=None).get_root().render()
+    ids = re.findall(r'"demand_id":"(d\d+)"', page)
+    assert sorted(ids) == sorted(f"d{k}" for k in range(60))
+
+
+def test_map_layers_are_frozen(layers: MapLayers) -> None:
+    with pytest.raises(AttributeError):
+        layers.centers = None  # type: ignore[misc]
+
+
+def test_escape_html_covers_markup_and_template_literals() -> None:
+    assert escape_html(EVIL) == EVIL_ESCAPED
+    assert escape_html("`${x}`\\") == "&#96;&#36;{x}&#96;&#92;"
+    assert escape_html("\"'&") == "&quot;&#x27;&amp;"
+
+
+@pytest.mark.parametrize(
+    ("value", "missing"),
+    [(None, True), (pd.NA, True), (float("nan"), True), (np.nan, True), (0.0, False), ("", False)],
+)
+def test_is_missing(value: object, missing: bool) -> None:
+    assert is_missing(value) is missing
+
+
+def test_format_number() -> None:
+    assert format_number(1234567) == "1,234,567"
+    assert format_number(np.int64(12)) == "12"
+    assert format_number(1234.5678) == "1,235"
+    assert format_number(1234.5678, digits=2) == "1,234.57"
+    assert format_number(None) == "—"
+    assert format_number(np.bool_(True)) == "True"
+    assert format_number("x") == "x"
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,57 +390,15 @@ def test_t_formats_and_validates() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Real browser (optional): the report renders from file:// with the network switched off
-
-CHROMIUM = shutil.which("chromium") or (
-    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-)
-_OFFLINE_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--host-resolver-rules=MAP * ~NOTFOUND",  # any DNS lookup fails: truly offline
-    "--virtual-time-budget=5000",
-]
-
-
-def _chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM is not None
-    return subprocess.run(
-        [CHROMIUM, *_OFFLINE_FLAGS, f"--user-data-dir={cwd / 'profile'}", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+# Real browser (optional): the map page runs Leaflet from file:// with the network switched off
 
 
 @pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
-def test_report_renders_offline_in_chromium(layers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from PIL import Image
-
-    report = tmp_path / "report.html"
-    report.write_text(_report(layers, tiles=None), encoding="utf-8")
-    png = tmp_path / "report.png"
-    _chromium("--window-size=1200,1000", f"--screenshot={png}", report.as_uri(), cwd=tmp_path)
-    assert png.is_file()
-    with Image.open(io.BytesIO(png.read_bytes())) as image:
-        # the map iframe sits below the title and the headline cards
-        region = image.convert("RGB").crop((40, 260, 1160, 820))
-        colors = region.getcolors(maxcolors=1_000_000)
-    assert colors is not None
-    assert len(colors) > 50, "the map area is blank: Leaflet did not run"
-
-
-@pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
-def test_offline_map_runs_leaflet_in_chromium(layers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_offline_map_runs_leaflet_in_chromium(layers: MapLayers, tmp_path: Path) -> None:
     page = tmp_path / "map.html"
-    page.write_text(offline_map_html(coverage_map(**layers, tiles=None)), encoding="utf-8")
-    result = _chromium("--dump-dom", page.as_uri(), cwd=tmp_path)
+    page.write_text(offline_map_html(coverage_map(layers, tiles=None)), encoding="utf-8")
+    result = chromium("--dump-dom", page.as_uri(), cwd=tmp_path)
     dom = result.stdout
     assert "leaflet-container" in dom
     assert "cp-legend" in dom  # our control was added, so the map script ran to the end
@@ -562,8 +407,6 @@ def test_offline_map_runs_leaflet_in_chromium(layers, tmp_path: Path) -> None:  
 
 
 def test_layer_geojson_is_json_and_cannot_close_its_script() -> None:
-    from coverage.maps import _feature_collection_json
-
     gdf = gpd.GeoDataFrame(
         {"<!--k</script>": ["v"]}, geometry=[Point(116.3, 40.0)], crs="EPSG:4326"
     )
