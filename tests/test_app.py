@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from coverage.audit import AuditParams
 from coverage.scenario import Scenario
 
 pytest.importorskip("streamlit.testing.v1")
@@ -266,7 +267,7 @@ def test_sessions_do_not_share_scenarios() -> None:
 
 def test_load_scenario_json() -> None:
     at = started()
-    s = Scenario(name="saved", speed_kmh=5.5, thresholds_min=(5.0, 10.0, 15.0))
+    s = Scenario(name="saved", audit=AuditParams(speed_kmh=5.5, thresholds_min=(5.0, 10.0, 15.0)))
     at.session_state["pending_scenario"] = s.to_json().encode()
     at.run()
     assert_ok(at)
@@ -283,7 +284,28 @@ def test_scenario_download_round_trips() -> None:
     at = started()
     s = active(at)
     assert Scenario.from_json(s.to_json()) == s
-    assert json.loads(s.to_json())["schema_version"] == 1
+    assert json.loads(s.to_json())["schema_version"] == 2
+
+
+def test_load_scenario_json_version_1() -> None:
+    """A scenario saved by schema version 1 (flat fields, a siting request) still loads."""
+    at = started()
+    v1 = {
+        "schema_version": 1,
+        "name": "old",
+        "speed_kmh": 5.0,
+        "thresholds_min": [5.0, 10.0],
+        "level_thresholds_min": None,
+        "added": [],
+        "closed": [],
+        "siting": None,
+        "accepted_sites": [],
+    }
+    at.session_state["pending_scenario"] = json.dumps(v1).encode()
+    at.run()
+    assert_ok(at)
+    assert at.session_state["active"] == "old"
+    assert active(at).audit == AuditParams(speed_kmh=5.0, thresholds_min=(5.0, 10.0))
 
 
 def test_centers_csv_and_districts_upload(haidian_extract) -> None:  # type: ignore[no-untyped-def]
