@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,7 +26,7 @@ from coverage import batch, inputs
 from coverage.audit import AuditParams
 from coverage.batch import BatchParams, run_districts
 from coverage.errors import InputError
-from coverage.inputs import CityData, CityInputs, load_city
+from coverage.inputs import CenterColumns, CityData, CityInputs, FileInput, load_city
 from coverage.network import snap_frame, walk_network
 from coverage.scenario import Scenario
 from coverage.siting import SitingParams
@@ -513,3 +514,124 @@ def test_run_batch_refuses_unreachable_scheduler_before_loading(tmp_path: Path) 
             out=tmp_path / "out",
             scheduler=f"tcp://127.0.0.1:{_free_port()}",
         )
+
+
+# --- GCJ-02 districts and centers: the batch equals audits clipped to each district ---------
+
+CHENGDU = ROOT / "data" / "chengdu_central.osm.bz2"
+COMMUNITIES_CSV = "chengdu_central_communities_gcj02.csv"
+#: The GCJ-02 station list (README of ../shared/data): the golden fixtures' copy, else shared/.
+COMMUNITIES = [
+    ROOT / "tests" / "data" / "golden" / "audit_communities_gcj02" / "input" / COMMUNITIES_CSV,
+    ROOT.parent / "shared" / "data" / COMMUNITIES_CSV,
+]
+CENTER_OPTIONS = ("--id-column", "编码", "--name-column", "名称", "--level-column", "级别")
+
+
+def _dense_box(x0: float, y0: float, x1: float, y1: float) -> shapely.Polygon:
+    """A rectangle with a vertex every ~100 m, so converting its vertices follows its edges."""
+    t = np.linspace(0.0, 1.0, 91)[:-1]
+    xs = np.concatenate(
+        [x0 + (x1 - x0) * t, np.full(t.size, x1), x1 - (x1 - x0) * t, np.full(t.size, x0)]
+    )
+    ys = np.concatenate(
+        [np.full(t.size, y0), y0 + (y1 - y0) * t, np.full(t.size, y1), y1 - (y1 - y0) * t]
+    )
+    return shapely.Polygon(np.column_stack([xs, ys]))
+
+
+def _gcj_districts() -> gpd.GeoDataFrame:
+    """A 2 x 2 split of the Chengdu extract (104.0421-104.1296 E, 30.6528-30.7279 N), in GCJ-02."""
+    from coverage.coords import wgs84_to_gcj02
+
+    x0, x1, y0, y1 = 104.03, 104.14, 30.64, 30.74
+    xm, ym = (x0 + x1) / 2, (y0 + y1) / 2
+    boxes = [(x0, y0, xm, ym), (xm, y0, x1, ym), (x0, ym, xm, y1), (xm, ym, x1, y1)]
+    wgs = [_dense_box(*b) for b in boxes]
+    gcj = shapely.transform(
+        np.asarray(wgs, dtype=object), lambda c: np.column_stack(wgs84_to_gcj02(c[:, 0], c[:, 1]))
+    )
+    return gpd.GeoDataFrame(
+        {"name": ["西南", "东南", "西北", "东北"]}, geometry=list(gcj), crs="EPSG:4326"
+    )
+
+
+def _clipped_audits(city: CityData, districts_wgs84: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Each district's audit as defined: its own demand units, all centers, the whole network."""
+    from coverage.audit import audit
+
+    owner = batch.assign_demand(city.demand, districts_wgs84.to_crs(city.net.crs))
+    out = {}
+    for i, name in enumerate(districts_wgs84["name"]):
+        own = city.demand[owner == i].reset_index(drop=True)
+        out[name] = audit(city.net, city.centers, own, AuditParams(), with_polygons=False)
+    return out
+
+
+def test_gcj02_batch_equals_audits_clipped_to_each_district(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    from coverage import cli
+    from coverage.coords import to_wgs84
+
+    gcj_csv = next((p for p in COMMUNITIES if p.is_file()), None)
+    if gcj_csv is None:
+        pytest.skip(f"{COMMUNITIES_CSV} is in neither tests/data/golden nor ../shared/data")
+    gcj = _gcj_districts()
+    gcj_file = tmp_path / "districts_gcj02.geojson"
+    gcj.to_file(gcj_file, driver="GeoJSON")
+    out = tmp_path / "out"
+    argv = ["batch", "--districts", str(gcj_file), "--district-name-column", "name"]
+    argv += ["--centers", str(gcj_csv), "--crs", "gcj02", *CENTER_OPTIONS]
+    argv += ["--no-report", "--no-polygons", "--cache-dir", str(cache_dir), "--quiet"]
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv", encoding="utf-8-sig").set_index("district")
+
+    # The reference, computed independently of the batch's reading of GCJ-02 files: the
+    # stations converted here and read as WGS-84, the districts converted back here.
+    table = pd.read_csv(gcj_csv, dtype={"编码": str})
+    lon, lat = to_wgs84(table["经度"].to_numpy(), table["纬度"].to_numpy(), "gcj02")
+    wgs_csv = tmp_path / "centers_wgs84.csv"
+    table.assign(经度=lon, 纬度=lat).to_csv(wgs_csv, index=False, float_format="%.17g")
+    columns = CenterColumns(id="编码", name="名称", level="级别")
+    with pytest.warns(UserWarning, match="二仙桥街道"):  # > 300 m from a street (README)
+        city = load_city(
+            CityInputs(centers=FileInput(wgs_csv), center_columns=columns, cache_dir=cache_dir)
+        )
+    back = gcj.set_geometry(
+        shapely.transform(
+            np.asarray(gcj.geometry.values, dtype=object),
+            lambda c: np.column_stack(to_wgs84(c[:, 0], c[:, 1], "gcj02")),
+        )
+    )
+    reference = _clipped_audits(city, back)
+    assert sum(len(r.demand) for r in reference.values()) == len(city.demand)  # all assigned
+    for name, res in reference.items():
+        row = summary.loc[name]
+        assert row["status"] == batch.STATUS_OK
+        assert row["demand_units"] == len(res.demand)
+        assert row["population"] == pytest.approx(res.population_total, rel=1e-9, abs=1e-9)
+        for t in ("5", "15"):
+            stats = res.coverage[t]
+            assert row[f"share_{t}"] == pytest.approx(stats.share, rel=1e-9, abs=1e-9)
+            uncovered = res.population_total - stats.population_covered
+            assert row[f"uncovered_population_{t}"] == pytest.approx(uncovered, rel=1e-9, abs=1e-9)
+        folder = out / str(row["folder"])
+        minutes = gpd.read_file(folder / "demand.geojson").set_index("demand_id")
+        mine = res.demand.set_index("demand_id")["minutes_to_nearest"]
+        np.testing.assert_allclose(
+            minutes.loc[mine.index, "minutes_to_nearest"].to_numpy(dtype=float),
+            mine.to_numpy(dtype=float),
+            rtol=1e-9,
+            atol=1e-9,
+        )
+
+    # The same files read as WGS-84 (no conversion) give other numbers: the test can tell.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # stations off the streets, as expected
+        unconverted = load_city(
+            CityInputs(centers=FileInput(gcj_csv), center_columns=columns, cache_dir=cache_dir)
+        )
+    wrong = _clipped_audits(unconverted, gcj)
+    moved = [abs(wrong[n].coverage["5"].share - summary.loc[n, "share_5"]) for n in wrong]
+    assert max(moved) > 1e-3

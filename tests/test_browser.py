@@ -286,8 +286,8 @@ def test_hostile_osm_name_stays_text_in_real_popups(
     """A center named `<script>…<img onerror>` opens as plain text in Leaflet's popups and
     tooltips (map page and report.html), and no script or handler of it ever runs."""
     from coverage import export
-    from coverage.maps import coverage_map, offline_map_html
     from coverage.inputs import CityInputs, load_city
+    from coverage.maps import coverage_map, offline_map_html
     from coverage.pipeline import run
     from coverage.scenario import Scenario
 
