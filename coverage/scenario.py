@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 SCENARIO_SCHEMA_VERSION = 2
 #: Versions :meth:`Scenario.from_dict` reads.
 READABLE_VERSIONS = (1, 2)
+#: Top-level fields of every version; version 2 adds ``audit``, version 1 the flat audit fields.
+_TOP_FIELDS = {"schema_version", "name", "siting", "added", "closed", "accepted_sites"}
+_V1_AUDIT_FIELDS = ("speed_kmh", "thresholds_min", "level_thresholds_min")
 #: Siting fields a version 1 file could carry (its ``SitingRequest``).
 _V1_SITING_FIELDS = (
     "k",
@@ -160,9 +163,14 @@ class Scenario:
         if not isinstance(d, Mapping):
             msg = "A scenario file must hold a JSON object (as written by 'Save scenario')."
             raise InputError(msg)
-        version = d.get("schema_version", SCENARIO_SCHEMA_VERSION)
+        version = d.get("schema_version", 1 if set(d) & set(_V1_AUDIT_FIELDS) else 2)
         if version not in READABLE_VERSIONS:
             msg = f"Scenario schema_version {version!r} is not supported (this version reads {', '.join(map(str, READABLE_VERSIONS))}); save it again from the app."
+            raise InputError(msg)
+        known = _TOP_FIELDS | (set(_V1_AUDIT_FIELDS) if version == 1 else {"audit"})
+        unknown = sorted(str(k) for k in set(d) - known)
+        if unknown:
+            msg = f"Scenario file (schema_version {version}) has unknown field(s) {unknown}; known: {', '.join(sorted(known))}."
             raise InputError(msg)
         try:
             audit, siting = _params_v1(d) if version == 1 else _params_v2(d)
@@ -236,7 +244,7 @@ def _params_v2(d: Mapping[str, Any]) -> tuple[AuditParams, SitingParams | None]:
 
 def _params_v1(d: Mapping[str, Any]) -> tuple[AuditParams, SitingParams | None]:
     """Version 1: flat audit fields and a ``SitingRequest`` (speed taken from the audit)."""
-    flat = {k: d[k] for k in ("speed_kmh", "thresholds_min", "level_thresholds_min") if k in d}
+    flat = {k: d[k] for k in _V1_AUDIT_FIELDS if k in d}
     audit = _audit_params(flat)
     req = d.get("siting")
     if not req:
