@@ -768,6 +768,7 @@ def _run_on_dask(
     scheduler: str | None,
     report: Callable[[dict[str, Any]], None],
 ) -> None:
+    # lazy: distributed takes ~0.45 s to import and only parallel runs need it
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None

@@ -544,6 +544,25 @@ def test_batch_passes_every_option_to_run_batch(
     assert "not allowed with" in err
 
 
+def test_batch_name_column_without_centers_says_which_column_names_districts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coverage.batch import BatchResult
+
+    seen: dict[str, Any] = {}
+
+    def fake_run_batch(inputs: Any, **kwargs: Any) -> BatchResult:
+        seen["inputs"] = inputs
+        return BatchResult(summary=pd.DataFrame({"district": []}), out_dir=tmp_path / "b")
+
+    monkeypatch.setattr(cli, "run_batch", fake_run_batch)
+    argv = ["batch", "--name-column", "NAME", "--out", str(tmp_path / "b")]
+    code, _, err = _run(argv, capsys)
+    assert code == 0, err
+    assert "--district-name-column" in err
+    assert seen["inputs"].district_name_column == "name"
+
+
 def _option_strings(parser: Any) -> set[str]:
     return {s for action in parser._actions for s in action.option_strings}
 
@@ -570,10 +589,12 @@ def test_run_from_args_policy() -> None:
         parser.parse_args(["site", "--new", "2", "--minutes", "10", "--out", "o"])
     )
     assert site.audit.thresholds_min == (5.0, 10.0, 15.0)
-    assert site.siting is not None and site.siting.minutes == 10.0
+    assert site.siting is not None
+    assert site.siting.minutes == 10.0
     _, batch = cli.run_from_args(parser.parse_args(["batch", "--new", "2", "--out", "o"]))
     assert batch.audit.thresholds_min == (5.0, 15.0)
-    assert batch.siting is not None and batch.siting.minutes == 15.0
+    assert batch.siting is not None
+    assert batch.siting.minutes == 15.0
     _, audit = cli.run_from_args(parser.parse_args(["audit", "--minutes", "3,7", "--out", "o"]))
     assert audit.audit.thresholds_min == (3.0, 7.0)
     assert audit.siting is None
