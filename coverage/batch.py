@@ -581,11 +581,10 @@ def _output_folder(out_dir: Path | str) -> Path:
 def _district_tasks(
     city: CityData, districts: gpd.GeoDataFrame, out: Path, params: BatchParams
 ) -> list[DistrictTask]:
-    """One task per district; the centers in force are the scenario's (closures applied once)."""
+    """One task per district of ``city``, whose centers are already the scenario's."""
     scenario = params.scenario
-    in_force = replace(city, centers=pipeline.scenario_centers(city, scenario))
     work = out / WORK_DIR
-    city_key = prepare_work_dir(in_force, work)
+    city_key = prepare_work_dir(city, work)
     d_proj = districts.to_crs(city.net.crs)
     owner = assign_demand(city.demand, d_proj)
     outside = owner < 0
@@ -714,9 +713,11 @@ def run_districts(
     params = BatchParams() if params is None else params
     _check_workers(workers, scheduler)
     districts = normalise_districts(districts)
+    # the centers in force (closures and additions applied once, here), before anything is written
+    in_force = replace(city, centers=pipeline.scenario_centers(city, params.scenario))
     out = _output_folder(out_dir)
     t0 = time.perf_counter()
-    tasks = _district_tasks(city, districts, out, params)
+    tasks = _district_tasks(in_force, districts, out, params)
     logger.info("prepared %d districts in %.1f s", len(tasks), time.perf_counter() - t0)
     try:
         rows_by_name = _run_tasks(
