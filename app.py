@@ -1,6 +1,6 @@
 """Coverage Planner: the Streamlit planning app (a thin shell over :mod:`coverage`).
 
-widgets → :class:`coverage.scenario.Scenario` → :func:`coverage.scenario.run_scenario` → map,
+widgets → :class:`coverage.scenario.Scenario` → :func:`coverage.pipeline.run` → map,
 numbers, downloads. All planning logic lives in the library; this file only keeps session
 state, caches and shows things.
 
@@ -34,24 +34,17 @@ import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
-from coverage import export
+from coverage import export, pipeline
 from coverage.assets import static_dir, use_local_assets
 from coverage.errors import InputError, PlannerError
 from coverage.i18n import LANG_NAMES, LANGS, t
+from coverage.inputs import DEFAULT_CITY, CityData, CityInputs, FileInput, load_city
 from coverage.maps import MapLayers, coverage_map
 from coverage.names import share_column, uncovered_column
 from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
-from coverage.scenario import (
-    DEFAULT_CITY,
-    AddedStation,
-    CityData,
-    Scenario,
-    ScenarioResult,
-    SitingRequest,
-    load_city,
-    run_scenario,
-)
+from coverage.scenario import AddedStation, Scenario, ScenarioResult
+from coverage.siting import SitingParams
 from coverage.tables import (
     compare_scenarios,
     district_labels,
@@ -192,38 +185,6 @@ def osm_upload_path(up: Upload) -> Path:
 # --- city loading -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CitySpec:
-    """Everything that decides which CityData to load; hashable, small."""
-
-    osm_path: str
-    osm_name: str
-    center_tags: tuple[str, ...] = DEFAULT_TAGS
-    centers: Upload | None = None
-    centers_crs: str = "wgs84"
-    population: Upload | None = None
-    population_column: str = "population"
-    districts: Upload | None = None
-    district_column: str = "name"
-
-    def key(self) -> str:
-        p = Path(self.osm_path)
-        stat = p.stat() if p.exists() else None
-        parts = {
-            "osm": str(p.resolve()),
-            "size": stat.st_size if stat else None,
-            "mtime": stat.st_mtime_ns if stat else None,
-            "tags": self.center_tags,
-            "centers": self.centers.sha256 if self.centers else None,
-            "crs": self.centers_crs,
-            "population": self.population.sha256 if self.population else None,
-            "population_column": self.population_column,
-            "districts": self.districts.sha256 if self.districts else None,
-            "district_column": self.district_column,
-        }
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
-
-
 def parse_tags(tags: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """Return ``("amenity=a", "amenity=b")`` as ``{"amenity": ("a", "b")}``."""
     out: dict[str, list[str]] = {}
@@ -252,37 +213,39 @@ def city_slot(key: str) -> CitySlot:
     return CitySlot()
 
 
-def load_city_data(
-    spec: CitySpec, progress: Callable[[float, str], None] | None = None
-) -> CityData:
-    """Load the city described by ``spec`` (no caching here)."""
-    city = load_city(
-        spec.osm_path,
-        centers_file=spec.centers.data if spec.centers else None,
-        centers_filename=spec.centers.name if spec.centers else None,
-        centers_crs=spec.centers_crs,
-        center_tags=parse_tags(spec.center_tags) if spec.centers is None else DEFAULT_CENTER_TAGS,
-        population_file=spec.population.data if spec.population else None,
-        population_filename=spec.population.name if spec.population else None,
-        population_column=spec.population_column,
-        cache_dir=cache_dir(),
-        progress=progress,
-    )
-    if spec.districts is not None:
-        from coverage.batch import districts_from_file
+def city_inputs(
+    osm: Path,
+    *,
+    center_tags: tuple[str, ...] = DEFAULT_TAGS,
+    centers: Upload | None = None,
+    crs: str = "wgs84",
+    population: Upload | None = None,
+    population_column: str = "population",
+    districts: Upload | None = None,
+    district_column: str = "name",
+) -> CityInputs:
+    """Return the :class:`CityInputs` of the sidebar's choices (uploads as bytes with their names)."""
 
-        districts = districts_from_file(
-            spec.districts.data, name_column=spec.district_column, filename=spec.districts.name
-        )
-        city = replace(city, districts=districts.to_crs(city.net.crs))  # maps want metres
-    logger.info("app loaded city %s", spec.osm_name)
-    return city
+    def upload(up: Upload | None) -> FileInput | None:
+        return None if up is None else FileInput(up.data, up.name)
+
+    return CityInputs(
+        osm=osm,
+        crs=crs,
+        centers=upload(centers),
+        center_tags=parse_tags(center_tags) if centers is None else DEFAULT_CENTER_TAGS,
+        population=upload(population),
+        population_column=population_column,
+        districts=upload(districts),
+        district_name_column=district_column,
+        cache_dir=cache_dir(),
+    )
 
 
 def current_city() -> CityData:
-    """The session's city; a failed load keeps the previous one (or the default)."""
+    """Return the session's city; a failed load keeps the previous one (or the default)."""
     ss = st.session_state
-    spec: CitySpec = ss.setdefault("city_spec", CitySpec(str(default_osm()), default_osm().name))
+    spec: CityInputs = ss.setdefault("city_spec", city_inputs(default_osm()))
     key = spec.key()
     bar = st.empty()
 
@@ -293,7 +256,8 @@ def current_city() -> CityData:
     try:
         with slot.lock:  # two sessions asking for the same new city load it once
             if slot.city is None:
-                slot.city = load_city_data(spec, progress)
+                slot.city = load_city(spec, progress=progress)
+                logger.info("app loaded city %s", ss.get("city_name", spec.osm.name))
             city = slot.city
     finally:
         bar.empty()
@@ -303,19 +267,22 @@ def current_city() -> CityData:
 def apply_pending_load() -> None:
     """Try the spec the user asked for; on failure show why and keep the previous spec."""
     ss = st.session_state
-    pending: CitySpec | None = ss.pop("pending_spec", None)
+    pending: CityInputs | None = ss.pop("pending_spec", None)
     if pending is None:
         return
-    previous: CitySpec | None = ss.get("city_spec")
+    previous: CityInputs | None = ss.get("city_spec")
+    previous_name = ss.get("city_name", previous.osm.name if previous else "")
     ss["city_spec"] = pending
+    ss["city_name"] = ss.pop("pending_name", pending.osm.name)
     try:
         with capture_warnings():
             current_city()
     except Exception as exc:
         ss["city_spec"] = previous
+        ss["city_name"] = previous_name
         show_error(exc)
         if previous is not None:
-            st.info(tr("data.kept", name=previous.osm_name))
+            st.info(tr("data.kept", name=previous_name))
     else:
         reset_results()
 
@@ -370,7 +337,7 @@ def _run(city: CityData, s: Scenario, *, with_polygons: bool, label: str) -> Sce
         def progress(fraction: float, message: str) -> None:
             bar.progress(min(max(fraction, 0.0), 1.0), text=message)
 
-        res = run_scenario(city, s, with_polygons=with_polygons, progress=progress)
+        res = pipeline.run(city, s, with_polygons=with_polygons, progress=progress)
     slot.empty()
     return res
 
@@ -402,7 +369,7 @@ def shared_result(key: tuple[str, str, str], make: Callable[[], ScenarioResult])
 
 
 def numbers_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
-    """The scenario's numbers (and proposed sites), without polygons: fast, shown first."""
+    """Return the scenario's numbers (and proposed sites), without polygons: fast, shown first."""
     label = tr("opt.running") if s.siting else tr("running")
     return shared_result(
         (city_key, s.to_json(), "numbers"),
@@ -423,7 +390,11 @@ def result_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
         lambda: _run(city, plain, with_polygons=True, label=tr("running.areas")),
     )
     return ScenarioResult(
-        scenario=s, centers=areas.centers, audit=areas.audit, siting=numbers.siting
+        scenario=s,
+        centers=areas.centers,
+        audit=areas.audit,
+        siting=numbers.siting,
+        districts=areas.districts,
     )
 
 
@@ -434,7 +405,9 @@ def on_params() -> None:
     """Copy the speed and threshold widgets into the active scenario."""
     ss = st.session_state
     thresholds = tuple(sorted(float(x) for x in ss["thresholds"])) or (5.0, 15.0)
-    set_active(replace(active(), speed_kmh=float(ss["speed"]), thresholds_min=thresholds))
+    s = active()
+    audit = replace(s.audit, speed_kmh=float(ss["speed"]), thresholds_min=thresholds)
+    set_active(replace(s, audit=audit))
 
 
 def sync_widgets() -> None:
@@ -506,18 +479,17 @@ def on_close() -> None:
 def on_optimize() -> None:
     ss = st.session_state
     s = active()
+    # speed and tie-break minutes come from the pipeline (coverage.pipeline.siting_params)
     minutes = float(ss.get("opt_minutes") or max(s.thresholds_min))
-    others = [t for t in s.thresholds_min if t < minutes]
     common: dict[str, Any] = {
         "minutes": minutes,
-        "secondary_minutes": max(others) if others else None,
         "exact": bool(ss.get("opt_exact", False)),
         "time_limit_s": EXACT_TIME_LIMIT_S,
     }
     if ss.get("opt_mode", "k") == "k":
-        req = SitingRequest(k=int(ss.get("opt_k", 3)), **common)
+        req = SitingParams(k=int(ss.get("opt_k", 3)), **common)
     else:
-        req = SitingRequest(target_share=float(ss.get("opt_share", 0.9)), **common)
+        req = SitingParams(target_share=float(ss.get("opt_share", 0.9)), **common)
     set_active(replace(s, siting=req))
 
 
@@ -696,21 +668,10 @@ def export_files(city: CityData, res: ScenarioResult, language: str) -> dict[str
     dict
         File name → bytes (:func:`coverage.export.output_files`).
     """
-    districts = (
-        export.district_coverage(res.audit.demand, city.districts, res.audit.params.thresholds_min)
-        if city.districts is not None
-        else None
-    )
     return export.output_files(
-        net=city.net,
-        audit=res.audit,
-        siting=res.siting,
-        centers=res.centers,
+        res,
+        city,
         title=t("report.title", language),
-        source_name=city.source_name,
-        source_sha256=city.source_sha256,
-        population_model=city.population_model or None,
-        districts=districts,
         extra={"scenario": res.scenario.to_dict()},
         lang=language,
     )
@@ -859,7 +820,7 @@ def sidebar_data() -> None:
 
 
 def handle_pending_upload() -> None:
-    """Turn ``session_state['pending_upload']`` into a CitySpec to load.
+    """Turn ``session_state['pending_upload']`` into the CityInputs to load.
 
     The request comes from the Load button (or straight from tests); bad files show an
     error and change nothing.
@@ -871,29 +832,28 @@ def handle_pending_upload() -> None:
     try:
         if req.get("osm"):
             up = accept_upload("osm", *req["osm"])
-            osm_path, osm_name = str(osm_upload_path(up)), up.name
+            osm_path, osm_name = osm_upload_path(up), up.name
         elif req.get("source", "default") == "default":
-            osm_path, osm_name = str(default_osm()), default_osm().name
+            osm_path, osm_name = default_osm(), default_osm().name
         else:
-            prev = ss.get("city_spec")
-            osm_path, osm_name = (
-                (prev.osm_path, prev.osm_name) if prev else (str(default_osm()), default_osm().name)
-            )
+            prev: CityInputs | None = ss.get("city_spec")
+            osm_path = prev.osm if prev else default_osm()
+            osm_name = str(ss.get("city_name", osm_path.name))
         uploads = {
             k: accept_upload(k, *req[k]) if req.get(k) else None
             for k in ("centers", "population", "districts")
         }
-        ss["pending_spec"] = CitySpec(
-            osm_path=osm_path,
-            osm_name=osm_name,
+        ss["pending_spec"] = city_inputs(
+            osm_path,
             center_tags=tuple(ss.get("tags") or DEFAULT_TAGS),
             centers=uploads["centers"],
-            centers_crs=str(ss.get("centers_crs", "wgs84")),
+            crs=str(ss.get("centers_crs", "wgs84")),
             population=uploads["population"],
             population_column=str(ss.get("pop_column") or "population"),
             districts=uploads["districts"],
             district_column=str(ss.get("dist_column") or "name"),
         )
+        ss["pending_name"] = osm_name
     except Exception as exc:
         show_error(exc)
 

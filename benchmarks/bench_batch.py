@@ -48,7 +48,8 @@ def hwm_mb():
 t0 = time.perf_counter()
 from coverage.batch import _city_parts
 t1 = time.perf_counter()
-net, centers, demand = _city_parts(sys.argv[1], "bench")
+parts = _city_parts(sys.argv[1], "bench")
+net = parts.net
 t2 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "nodes": net.n_nodes,
                   "peak_rss_mb": hwm_mb()}))
@@ -64,9 +65,9 @@ def hwm_mb():
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t0 = time.perf_counter()
-from coverage.scenario import load_city
+from coverage.inputs import CityInputs, load_city
 t1 = time.perf_counter()
-city = load_city(sys.argv[1], cache_dir=None)
+city = load_city(CityInputs(osm=sys.argv[1], cache_dir=None))
 t2 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "nodes": city.net.n_nodes,
                   "peak_rss_mb": hwm_mb()}))
@@ -110,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from synth_city import generate_city
 
-    from coverage.batch import BatchParams, districts_from_file, run_districts
-    from coverage.scenario import load_city
+    from coverage.batch import BatchParams, run_districts
+    from coverage.inputs import CityInputs, districts_from_file, load_city
 
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     before = loadavg()
     t0 = time.perf_counter()
-    city = load_city(osm, cache_dir=work / "cache")
+    city = load_city(CityInputs(osm=osm, cache_dir=work / "cache"))
     record(
         "load city (driver, once)",
         time.perf_counter() - t0,

@@ -331,11 +331,18 @@ def _describe_greedy(res: Any) -> str:
 
 def _prep_export(ctx: _Ctx) -> Callable[[], Any]:
     fn = _need_attr(_import("coverage.export"), "output_files")
+    scenario = _import("coverage.scenario")
     net, res = ctx.data["net"], ctx.data["audit"]
+    city = _need_attr(_import("coverage.inputs"), "CityData")(
+        source_name=ctx.path.name, source_sha256="", net=net, centers=res.centers, demand=res.demand
+    )
+    result = scenario.ScenarioResult(
+        scenario=scenario.Scenario(audit=res.params), centers=res.centers, audit=res
+    )
     out = ctx.work / "export"
 
     def run() -> Any:
-        files = fn(net=net, audit=res, siting=None, title=ctx.path.name)
+        files = fn(result, city, title=ctx.path.name)
         out.mkdir(parents=True, exist_ok=True)
         total = 0
         for name, data in files.items():
@@ -355,15 +362,18 @@ def _prep_batch(ctx: _Ctx) -> Callable[[], Any]:
     batch = _import("coverage.batch")
     run_districts = _need_attr(batch, "run_districts")
     # Polygons have their own stage; per-district audits are timed without them.
-    params = _need_attr(batch, "BatchParams")(
-        speed_kmh=SPEED_KMH, thresholds_min=THRESHOLDS_MIN, with_polygons=False
+    audit_params = _need_attr(_import("coverage.audit"), "AuditParams")
+    scenario = _need_attr(_import("coverage.scenario"), "Scenario")(
+        audit=audit_params(speed_kmh=SPEED_KMH, thresholds_min=THRESHOLDS_MIN)
     )
-    city_data = _need_attr(_import("coverage.scenario"), "CityData")
+    params = _need_attr(batch, "BatchParams")(scenario=scenario, with_polygons=False)
+    inputs = _import("coverage.inputs")
+    city_data = _need_attr(inputs, "CityData")
     ext = ctx.data["extract"]
     if ctx.districts_path is not None:
-        districts = _need_attr(batch, "districts_from_file")(ctx.districts_path)
+        districts = _need_attr(inputs, "districts_from_file")(ctx.districts_path)
     else:
-        districts = _need_attr(batch, "districts_from_osm")(ext, admin_level="6")
+        districts = _need_attr(inputs, "districts_from_osm")(ext, admin_level="6")
     if ctx.smoke:
         districts = districts.iloc[:2]
     city = city_data(

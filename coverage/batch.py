@@ -35,9 +35,8 @@ import re
 import shutil
 import socket
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -48,19 +47,31 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
+from coverage import export, pipeline
 from coverage.errors import InputError
 from coverage.fileio import atomic_write, atomic_write_bytes, json_bytes
+from coverage.inputs import (
+    DISTRICT,
+    CityData,
+    CityInputs,
+    check_inputs,
+    districts_from_osm,
+    load_city,
+    normalise_districts,
+)
 from coverage.names import share_column, threshold_key, uncovered_column
 from coverage.netcache import load_network, save_network
 from coverage.network import WalkNetwork, speed_ms
 from coverage.parallel import THREADS_ENV, worker_threads
+from coverage.pipeline import audit_params
 from coverage.progress import ProgressFn, sub_progress
+from coverage.scenario import Scenario
+from coverage.siting import SitingParams, candidate_sites
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE
 
 logger = logging.getLogger(__name__)
 
 #: Summary columns (``share_<t>`` and ``uncovered_population_<t>`` per threshold).
-DISTRICT = "district"
 STATUS = "status"
 ERROR = "error"
 POPULATION = "population"
@@ -76,6 +87,10 @@ RECOMPUTED = "recomputed"
 BATCH_SCHEMA_VERSION = 2
 BATCH_JSON = "batch.json"
 WORK_DIR = ".work"
+CENTERS_PARQUET = "centers.parquet"
+DEMAND_PARQUET = "demand.parquet"
+CANDIDATES_PARQUET = "candidates.parquet"
+EXCLUSIONS_PARQUET = "exclusions.parquet"
 #: How long to wait for an existing Dask scheduler to answer.
 SCHEDULER_TIMEOUT_S = 10.0
 
@@ -91,165 +106,71 @@ _TMP_PATTERN = re.compile(r"^\..+\.(tmp|old)-")
 
 @dataclass(frozen=True)
 class BatchParams:
-    """Parameters shared by every district's audit.
+    """What every district runs, and how its outputs are written.
 
     Parameters
     ----------
-    speed_kmh
-        Walking speed.
-    thresholds_min
-        Strictly increasing minutes, e.g. ``(5, 15)``.
-    new_k
-        New sites to propose per district (``None``: audit only).
+    scenario
+        Audit and siting parameters and edits (closed centers) for every
+        district; each district goes through :func:`coverage.pipeline.run`.
     margin_m
-        Added to the longest threshold's walking distance to get the clipping buffer.
+        Added to the longest audited threshold's walking distance to get the
+        clipping buffer.
     with_polygons
         Build service-area polygons (the slowest part of an audit).
     with_report
         Write each district's ``report.html`` (a map page of about 1 MB per
         1,000 demand units).
+    lang
+        Language of the reports (``zh`` or ``en``).
     """
 
-    speed_kmh: float = 4.5
-    thresholds_min: tuple[float, ...] = (5.0, 15.0)
-    new_k: int | None = None
+    scenario: Scenario = field(default_factory=Scenario)
     margin_m: float = 300.0
     with_polygons: bool = True
     with_report: bool = True
+    lang: str = "zh"
 
     def __post_init__(self) -> None:
-        from coverage.audit import AuditParams
-
-        # AuditParams validates speed and thresholds with the audit's own messages.
-        checked = AuditParams(speed_kmh=self.speed_kmh, thresholds_min=tuple(self.thresholds_min))
-        object.__setattr__(self, "thresholds_min", tuple(checked.thresholds_min))
-        if self.new_k is not None and (
-            isinstance(self.new_k, bool) or int(self.new_k) != self.new_k or self.new_k <= 0
-        ):
-            msg = f"`new_k` must be a positive whole number of new stations per district; got {self.new_k!r}."
+        """Validate and normalise the fields."""
+        if not isinstance(self.scenario, Scenario):
+            msg = f"`scenario` must be a Scenario; got {type(self.scenario).__name__}."
             raise InputError(msg)
         if not math.isfinite(self.margin_m) or self.margin_m < 0:
             msg = f"`margin_m` must be a non-negative distance in meters; got {self.margin_m!r}."
             raise InputError(msg)
 
     @property
+    def thresholds_min(self) -> tuple[float, ...]:
+        """The thresholds every district audits (:func:`coverage.pipeline.audit_params`)."""
+        return tuple(audit_params(self.scenario).thresholds_min)
+
+    @property
     def buffer_m(self) -> float:
-        """Walking distance of the longest threshold plus the margin."""
-        return max(self.thresholds_min) * 60.0 * speed_ms(self.speed_kmh) + self.margin_m
+        """Walking distance of the longest audited threshold plus the margin."""
+        speed = self.scenario.audit.speed_kmh
+        return max(self.thresholds_min) * 60.0 * speed_ms(speed) + self.margin_m
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values: the scenario and the output options (part of each district's key)."""
+        return {
+            "scenario": self.scenario.to_dict(),
+            "margin_m": self.margin_m,
+            "with_polygons": self.with_polygons,
+            "with_report": self.with_report,
+            "lang": self.lang,
+        }
 
 
 # --- districts ----------------------------------------------------------------
 
 
-def districts_from_file(
-    source: Path | str | bytes, *, name_column: str = "name", filename: str | None = None
-) -> gpd.GeoDataFrame:
-    """Read district boundaries (GeoJSON / GeoPackage) into a ``district`` column.
-
-    Returns
-    -------
-    geopandas.GeoDataFrame
-        EPSG:4326, columns ``district`` (unique name) and geometry (polygons).
-
-    Raises
-    ------
-    InputError
-        No column ``name_column``, features that are not polygons, no features.
-    """
-    from coverage.userfiles import read_polygons
-
-    gdf = read_polygons(source, filename=filename)
-    if name_column not in gdf.columns:
-        cols = ", ".join(str(c) for c in gdf.columns if c != gdf.geometry.name) or "none"
-        msg = f"The districts file has no column {name_column!r}; columns found: {cols}. Pass the name column with `--name-column`."
-        raise InputError(msg)
-    out = gdf[[name_column, gdf.geometry.name]].rename(columns={name_column: DISTRICT})
-    return normalise_districts(out)
-
-
-def districts_from_osm(extract: Any, *, admin_level: str | int | None = None) -> gpd.GeoDataFrame:
-    """District polygons from ``boundary=administrative`` in the OSM extract.
-
-    Returns
-    -------
-    geopandas.GeoDataFrame
-        EPSG:4326, columns ``district`` (the boundary's name, else its OSM id) and geometry.
-    """
-    b = extract.boundaries
-    levels = sorted(set(b["admin_level"].dropna().astype(str))) if len(b) else []
-    if admin_level is not None:
-        b = b[b["admin_level"].astype(str) == str(admin_level)]
-    elif len(levels) > 1:
-        # Levels nest (city ⊃ district ⊃ street): mixing them would double count.
-        counts = b["admin_level"].astype(str).value_counts()
-        chosen = max(levels, key=lambda lv: (int(counts.get(lv, 0)), _level_number(lv)))
-        warnings.warn(
-            f"The OSM file has administrative boundaries at levels {', '.join(levels)}; "
-            f"using admin_level={chosen} (the most boundaries). Choose with `--admin-level`.",
-            stacklevel=2,
-        )
-        b = b[b["admin_level"].astype(str) == chosen]
-    if b.empty:
-        msg = (
-            f"The OSM file has no administrative boundaries at admin_level={admin_level!r} "
-            f"(levels present: {', '.join(levels) or 'none'}). Give a districts file with `--districts`."
-        )
-        raise InputError(msg)
-    gdf = b.rename(columns={"name": DISTRICT})
-    gdf[DISTRICT] = gdf[DISTRICT].where(gdf[DISTRICT].notna(), gdf["osm_id"].astype(str))
-    return normalise_districts(gdf[[DISTRICT, gdf.geometry.name]])
-
-
-def _level_number(level: str) -> float:
-    try:
-        return float(level)
-    except ValueError:
-        return -1.0
-
-
-def normalise_districts(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Check and tidy a district layer: polygons, names as text, one row per name.
-
-    Returns
-    -------
-    geopandas.GeoDataFrame
-        Columns ``district`` and geometry, RangeIndex; rows of one name dissolved.
-    """
-    if not isinstance(gdf, gpd.GeoDataFrame) or DISTRICT not in gdf.columns:
-        msg = f"`districts` must be a GeoDataFrame with a {DISTRICT!r} column; read it with `districts_from_file`."
-        raise InputError(msg)
-    if gdf.crs is None:
-        msg = "`districts` has no CRS; set it (e.g. `gdf.set_crs('EPSG:4326')`)."
-        raise InputError(msg)
-    gdf = gdf[[DISTRICT, gdf.geometry.name]].copy()
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
-    if gdf.empty:
-        msg = "The districts layer holds no polygons; check the file and its name column."
-        raise InputError(msg)
-    types = set(gdf.geometry.geom_type)
-    if not types <= {"Polygon", "MultiPolygon"}:
-        msg = f"Districts must be polygons; found {', '.join(sorted(types))}. Use the polygon layer of the boundaries."
-        raise InputError(msg)
-    names = gdf[DISTRICT]
-    if names.isna().any():
-        msg = f"{int(names.isna().sum())} district(s) have no name; fill the name column."
-        raise InputError(msg)
-    gdf[DISTRICT] = names.astype(str).str.strip()
-    if gdf[DISTRICT].duplicated().any():
-        # Several polygons of one district (islands): one row each.
-        gdf = gdf.dissolve(by=DISTRICT, as_index=False, sort=False)
-    gdf.geometry = shapely.make_valid(gdf.geometry.values)
-    return gdf.reset_index(drop=True)
-
-
 def district_folders(names: Sequence[str]) -> list[str]:
-    """A unique, safe folder name per district (Chinese kept; clashes get ``_2``, ``_3``...)."""
-    from coverage.export import safe_filename
-
+    """Return a unique, safe folder name per district (Chinese kept; clashes get ``_2``, ``_3``...)."""
     out: list[str] = []
     seen: set[str] = set()
     for name in names:
-        base = safe_filename(name, default="district")
+        base = export.safe_filename(name, default="district")
         folder, n = base, 1
         while folder.casefold() in seen or folder == WORK_DIR:
             n += 1
@@ -332,21 +253,40 @@ class DistrictTask:
     key: str
     source_name: str = ""
     source_sha256: str = ""
+    population_model: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _CityParts:
+    """The shared city as a worker loads it from the work folder."""
+
+    net: WalkNetwork
+    centers: gpd.GeoDataFrame
+    demand: gpd.GeoDataFrame
+    candidates: gpd.GeoDataFrame | None
+    exclusions: gpd.GeoDataFrame | None
+
+
+def _read_optional(path: Path) -> gpd.GeoDataFrame | None:
+    return gpd.read_parquet(path) if path.is_file() else None
+
+
 @lru_cache(maxsize=2)
-def _city_parts(
-    work_dir: str, city_key: str
-) -> tuple[WalkNetwork, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+def _city_parts(work_dir: str, city_key: str) -> _CityParts:
     """Load the shared city files once per worker process (``city_key`` keys the cache)."""
     w = Path(work_dir)
     net = load_network(w / "network.npz")
-    centers = gpd.read_parquet(w / "centers.parquet")
-    demand = gpd.read_parquet(w / "demand.parquet")
+    parts = _CityParts(
+        net=net,
+        centers=gpd.read_parquet(w / CENTERS_PARQUET),
+        demand=gpd.read_parquet(w / DEMAND_PARQUET),
+        candidates=_read_optional(w / CANDIDATES_PARQUET),
+        exclusions=_read_optional(w / EXCLUSIONS_PARQUET),
+    )
     _ = net.edge_tree  # build the spatial index once, not per district
     logger.info("worker loaded city %s: %d nodes", city_key[:8], net.n_nodes)
-    return net, centers, demand
+    return parts
 
 
 def district_key(
@@ -354,7 +294,9 @@ def district_key(
 ) -> str:
     """Identity of one district's inputs: its outputs are redone only when this changes."""
     blob = json.dumps(
-        {"city": city_key, "params": asdict(params), "v": BATCH_SCHEMA_VERSION}, sort_keys=True
+        {"city": city_key, "params": params.to_dict(), "v": BATCH_SCHEMA_VERSION},
+        sort_keys=True,
+        default=str,
     ).encode()
     rows = np.ascontiguousarray(demand_rows, dtype=np.int64).tobytes()
     return hashlib.sha256(blob + geometry_wkb + rows).hexdigest()[:32]
@@ -378,13 +320,81 @@ def audit_district(task: DistrictTask) -> dict[str, Any]:
     return row
 
 
-def _audit_district(task: DistrictTask) -> dict[str, Any]:
-    from coverage.audit import AuditParams, audit
+def _remap(
+    frame: gpd.GeoDataFrame, edge_map: NDArray[np.int64], keep: NDArray[np.bool_] | None = None
+) -> gpd.GeoDataFrame:
+    """Rows of ``frame`` whose snap edge survives the clipping, with the clipped edge index."""
+    edge = edge_map[frame[SNAP_EDGE].to_numpy()]
+    ok = edge >= 0 if keep is None else (edge >= 0) & keep
+    out = frame[ok].copy()
+    out[SNAP_EDGE] = edge[ok]
+    return out.reset_index(drop=True)
 
+
+def clipped_city(
+    parts: _CityParts, area: shapely.Geometry, own: gpd.GeoDataFrame, task: DistrictTask
+) -> CityData:
+    """Return the city around one district: its demand, the network and centers within the buffer.
+
+    Returns
+    -------
+    CityData
+        ``net`` clipped to ``area`` grown by the buffer (plus the edges the
+        district's residents snap to), ``demand`` the district's own units,
+        ``centers`` whose snap edge survives and whose access leg fits in the
+        buffer; with siting, ``candidates`` (see :func:`_district_candidates`).
+    """
+    buffer_m = task.params.buffer_m
+    zone = shapely.buffer(area, buffer_m)
+    sub, edge_map = clip_network(parts.net, zone, keep_edges=own[SNAP_EDGE].to_numpy())
+    # A center whose access leg alone exceeds the buffer cannot serve anyone here.
+    near = parts.centers[SNAP_DISTANCE_M].to_numpy() <= buffer_m
+    demand = _remap(own, edge_map)
+    city = CityData(
+        source_name=task.source_name,
+        source_sha256=task.source_sha256,
+        net=sub,
+        centers=_remap(parts.centers, edge_map, near),
+        demand=demand,
+        population_model=dict(task.population_model),
+        exclusions=parts.exclusions,
+    )
+    siting = task.params.scenario.siting
+    if siting is None:
+        return city
+    return replace(city, candidates=_district_candidates(parts, city, area, edge_map, siting))
+
+
+def _district_candidates(
+    parts: _CityParts,
+    city: CityData,
+    area: shapely.Geometry,
+    edge_map: NDArray[np.int64],
+    siting: SitingParams,
+) -> gpd.GeoDataFrame:
+    """Candidate sites of one district: inside it when it has any, else all within the buffer.
+
+    The user's candidates when given, else points along the clipped streets
+    near the district's residents.
+    """
+    if parts.candidates is not None:
+        cand = _remap(parts.candidates, edge_map)
+    else:
+        cand = candidate_sites(
+            city.net,
+            city.demand,
+            spacing_m=siting.spacing_m,
+            max_distance_m=siting.max_distance_m,
+        )
+    inside = cand[shapely.covers(area, np.asarray(cand.geometry.values))]
+    return (inside if len(inside) else cand).reset_index(drop=True)
+
+
+def _audit_district(task: DistrictTask) -> dict[str, Any]:
     params = task.params
-    net, centers, demand = _city_parts(task.work_dir, task.city_key)
+    parts = _city_parts(task.work_dir, task.city_key)
     area = shapely.from_wkb(task.geometry_wkb)
-    own = demand.iloc[np.asarray(task.demand_rows, dtype=np.int64)]
+    own = parts.demand.iloc[np.asarray(task.demand_rows, dtype=np.int64)]
     population = float(own[POPULATION].sum()) if len(own) else 0.0
     row: dict[str, Any] = {
         DISTRICT: task.name,
@@ -393,77 +403,43 @@ def _audit_district(task: DistrictTask) -> dict[str, Any]:
         POPULATION: population,
         DEMAND_UNITS: len(own),
     }
-    row[CENTERS] = int(shapely.covers(area, np.asarray(centers.geometry.values)).sum())
+    row[CENTERS] = int(shapely.covers(area, np.asarray(parts.centers.geometry.values)).sum())
     if own.empty or population <= 0:
         row[STATUS] = STATUS_NO_RESIDENTS
         _write_status(task, row)
         return row
-    if net.edge_tree.query(area, predicate="intersects").size == 0:
+    if parts.net.edge_tree.query(area, predicate="intersects").size == 0:
         row[STATUS] = STATUS_NO_NETWORK
         _write_status(task, row)
         return row
-    zone = shapely.buffer(area, params.buffer_m)
-    sub, edge_map = clip_network(net, zone, keep_edges=own[SNAP_EDGE].to_numpy())
-    local_demand = own.copy()
-    local_demand[SNAP_EDGE] = edge_map[own[SNAP_EDGE].to_numpy()]
-    local_demand = local_demand.reset_index(drop=True)
-    c_edge = edge_map[centers[SNAP_EDGE].to_numpy()]
-    # A center whose access leg alone exceeds the buffer cannot serve anyone here.
-    keep = (c_edge >= 0) & (centers[SNAP_DISTANCE_M].to_numpy() <= params.buffer_m)
-    local_centers = centers[keep].copy()
-    local_centers[SNAP_EDGE] = c_edge[keep]
-    local_centers = local_centers.reset_index(drop=True)
-    row[CENTERS_USED] = len(local_centers)
-    siting = _propose(sub, local_demand, local_centers, area, params) if params.new_k else None
-    if siting is not None:
-        row[SITES_PROPOSED] = len(siting.sites)
-        row[SHARE_AFTER] = float(siting.share_after)
-    if local_centers.empty:
+    city = clipped_city(parts, area, own, task)
+    row[CENTERS_USED] = len(city.centers)
+    result = pipeline.run(city, params.scenario, with_polygons=params.with_polygons)
+    if result.siting is not None:
+        row[SITES_PROPOSED] = len(result.siting.sites)
+        row[SHARE_AFTER] = float(result.siting.share_after)
+    if city.centers.empty:
         # still a full audit (nobody covered): its uncovered areas are the district's gap map
         row[STATUS] = STATUS_NO_CENTERS
-    result = audit(
-        sub,
-        local_centers,
-        local_demand,
-        AuditParams(speed_kmh=params.speed_kmh, thresholds_min=params.thresholds_min),
-        with_polygons=params.with_polygons,
-    )
-    for t in params.thresholds_min:
-        stats = result.coverage[threshold_key(t)]
+    audited = result.audit
+    for t in audited.params.thresholds_min:
+        stats = audited.coverage[threshold_key(t)]
         row[share_column(t)] = float(stats.share)
-        row[uncovered_column(t)] = float(result.population_total - stats.population_covered)
-    _write_audit(task, sub, result, siting, row)
+        row[uncovered_column(t)] = float(audited.population_total - stats.population_covered)
+    files = export.output_files(
+        result,
+        city,
+        title=task.name,
+        extra={DISTRICT: task.name, "clip_buffer_m": params.buffer_m, **task.extra},
+        lang=params.lang,
+        report=params.with_report,
+    )
+    _commit(task, files, row)
     return row
 
 
-def _propose(
-    net: WalkNetwork,
-    demand: gpd.GeoDataFrame,
-    centers: gpd.GeoDataFrame,
-    area: shapely.Geometry,
-    params: BatchParams,
-) -> Any:
-    """New sites for one district, placed inside it when it has any candidate."""
-    from coverage.siting import SitingParams, candidate_sites, propose_sites
-
-    sp = SitingParams(
-        k=params.new_k, minutes=max(params.thresholds_min), speed_kmh=params.speed_kmh
-    )
-    cand = candidate_sites(net, demand, spacing_m=sp.spacing_m, max_distance_m=sp.max_distance_m)
-    inside = cand[shapely.covers(area, np.asarray(cand.geometry.values))]
-    return propose_sites(
-        net,
-        demand,
-        centers if len(centers) else None,
-        params=sp,
-        candidates=(inside if len(inside) else cand).reset_index(drop=True),
-    )
-
-
 def _write_status(task: DistrictTask, row: Mapping[str, Any]) -> None:
-    """A district without an audit still gets a complete, resumable output folder."""
-    from coverage import export
-
+    """Write the folder of a district without an audit (complete and resumable all the same)."""
     doc = {
         "schema_version": export.SCHEMA_VERSION,
         DISTRICT: task.name,
@@ -474,28 +450,8 @@ def _write_status(task: DistrictTask, row: Mapping[str, Any]) -> None:
     _commit(task, {export.SUMMARY_JSON: json_bytes(doc)}, row)
 
 
-def _write_audit(
-    task: DistrictTask, net: WalkNetwork, result: Any, siting: Any, row: Mapping[str, Any]
-) -> None:
-    from coverage import export
-
-    files = export.output_files(
-        net=net,
-        audit=result,
-        siting=siting,
-        title=task.name,
-        source_name=task.source_name,
-        source_sha256=task.source_sha256,
-        extra={DISTRICT: task.name, "clip_buffer_m": task.params.buffer_m, **task.extra},
-        report=task.params.with_report,
-    )
-    _commit(task, files, row)
-
-
 def _commit(task: DistrictTask, files: dict[str, bytes], row: Mapping[str, Any]) -> None:
     """Add ``batch.json`` (input key, row, checksums) and swap the folder in atomically."""
-    from coverage import export
-
     stamp = {
         "schema_version": BATCH_SCHEMA_VERSION,
         DISTRICT: task.name,
@@ -513,7 +469,7 @@ def _commit(task: DistrictTask, files: dict[str, bytes], row: Mapping[str, Any])
 
 
 def completed_row(out_dir: Path | str, key: str) -> dict[str, Any] | None:
-    """The stored summary row of a district whose outputs are complete for ``key``, else None.
+    """Return the stored summary row of a district whose outputs are complete for ``key``, else None.
 
     Complete means ``batch.json`` has this input key and every file it lists is
     present with the recorded SHA-256.
@@ -550,8 +506,8 @@ class BatchResult:
     out_dir: Path
 
 
-def prepare_work_dir(city: Any, work_dir: Path) -> str:
-    """Write the city's network, centers and demand as files for the workers.
+def prepare_work_dir(city: CityData, work_dir: Path) -> str:
+    """Write the city's network, centers, demand (and candidates, exclusions) for the workers.
 
     Returns
     -------
@@ -560,13 +516,23 @@ def prepare_work_dir(city: Any, work_dir: Path) -> str:
     """
     work_dir.mkdir(parents=True, exist_ok=True)
     save_network(city.net, work_dir / "network.npz")
-    _atomic_parquet(city.centers, work_dir / "centers.parquet")
-    _atomic_parquet(city.demand, work_dir / "demand.parquet")
+    layers = {
+        CENTERS_PARQUET: city.centers,
+        DEMAND_PARQUET: city.demand,
+        CANDIDATES_PARQUET: city.candidates,
+        EXCLUSIONS_PARQUET: city.exclusions,
+    }
     h = hashlib.sha256()
     h.update(city.net.source_sha256.encode())
-    h.update(str(getattr(city, "source_sha256", "")).encode())
-    for name in ("centers.parquet", "demand.parquet"):
-        gdf = gpd.read_parquet(work_dir / name)
+    h.update(str(city.source_sha256).encode())
+    for name, frame in layers.items():
+        path = work_dir / name
+        if frame is None:
+            path.unlink(missing_ok=True)
+            h.update(f"{name}: none".encode())
+            continue
+        _atomic_parquet(frame, path)
+        gdf = gpd.read_parquet(path)
         table = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
         h.update(pd.util.hash_pandas_object(table, index=True).to_numpy().tobytes())
         h.update(b"".join(shapely.to_wkb(np.asarray(gdf.geometry.values))))
@@ -589,66 +555,30 @@ def _sweep_temporaries(out: Path) -> None:
                         p.unlink()
 
 
-def run_districts(
-    city: Any,
-    districts: gpd.GeoDataFrame,
-    out_dir: Path | str,
-    *,
-    params: BatchParams | None = None,
-    workers: int = 1,
-    scheduler: str | None = None,
-    force: bool = False,
-    progress: ProgressFn | None = None,
-) -> BatchResult:
-    """Audit every district of ``city``; serially, on a local Dask cluster, or on ``scheduler``.
-
-    Parameters
-    ----------
-    city
-        A :class:`coverage.scenario.CityData` (``net``, ``centers``, ``demand``).
-    districts
-        Output of :func:`districts_from_file` or :func:`districts_from_osm`.
-    out_dir
-        ``OUT``: gets ``OUT/<district>/``, ``summary.csv``, ``summary.json``,
-        ``districts.geojson`` and ``report.html``.
-    params
-        Shared parameters (default :class:`BatchParams`).
-    workers
-        ``1`` runs in this process; more starts a local Dask cluster with that
-        many single-threaded worker processes.
-    scheduler
-        Address of an existing Dask scheduler (``tcp://HOST:PORT``); its workers
-        must see ``out_dir`` at the same path (a shared file system).
-    force
-        Redo districts whose outputs are complete and up to date.
-    progress
-        ``progress(fraction, message)`` after each district.
-
-    Returns
-    -------
-    BatchResult
-        ``summary`` has one row per district, in input order: ``district``,
-        ``status``, ``population``, ``share_<t>`` and
-        ``uncovered_population_<t>`` per threshold, ``centers`` (in the
-        district), ``centers_used`` (within the buffer), ``demand_units``,
-        ``sites_proposed`` and ``share_after`` (longest threshold) with
-        ``new_k``, ``error``, ``seconds``, ``folder``, ``recomputed``.
-    """
-    params = BatchParams() if params is None else params
+def _check_workers(workers: int, scheduler: str | None) -> None:
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         msg = f"`workers` must be a whole number of at least 1; got {workers!r}."
         raise InputError(msg)
     if scheduler is not None:
         _check_scheduler_address(scheduler)
-    districts = normalise_districts(districts)
+
+
+def _output_folder(out_dir: Path | str) -> Path:
     out = Path(out_dir).expanduser().absolute()
     if out.exists() and not out.is_dir():
         msg = f"Output path {str(out)!r} is a file; give a folder with `--out`."
         raise InputError(msg)
     out.mkdir(parents=True, exist_ok=True)
     _sweep_temporaries(out)
+    return out
+
+
+def _district_tasks(
+    city: CityData, districts: gpd.GeoDataFrame, out: Path, params: BatchParams
+) -> list[DistrictTask]:
+    """One task per district of ``city``, whose centers are already the scenario's."""
+    scenario = params.scenario
     work = out / WORK_DIR
-    t0 = time.perf_counter()
     city_key = prepare_work_dir(city, work)
     d_proj = districts.to_crs(city.net.crs)
     owner = assign_demand(city.demand, d_proj)
@@ -659,6 +589,11 @@ def run_districts(
             int(outside.sum()),
             float(city.demand[POPULATION].to_numpy()[outside].sum()),
         )
+    # Each district runs the scenario on centers already in force: no second closing.
+    district_params = replace(
+        params, scenario=replace(scenario, closed=(), added=(), accepted_sites=())
+    )
+    extra = {"closed_centers": list(scenario.closed)} if scenario.closed else {}
     folders = district_folders(list(d_proj[DISTRICT]))
     tasks: list[DistrictTask] = []
     for i, (name, geom) in enumerate(zip(d_proj[DISTRICT], d_proj.geometry.values, strict=True)):
@@ -671,15 +606,27 @@ def run_districts(
                 name=str(name),
                 geometry_wkb=wkb,
                 demand_rows=rows,
-                params=params,
+                params=district_params,
                 out_dir=str(out / folders[i]),
                 key=district_key(city_key, wkb, rows, params),
-                source_name=str(getattr(city, "source_name", "")),
-                source_sha256=str(getattr(city, "source_sha256", "")),
+                source_name=city.source_name,
+                source_sha256=city.source_sha256,
+                population_model=dict(city.population_model),
+                extra=extra,
             )
         )
-    logger.info("prepared %d districts in %.1f s", len(tasks), time.perf_counter() - t0)
+    return tasks
 
+
+def _run_tasks(
+    tasks: list[DistrictTask],
+    *,
+    workers: int,
+    scheduler: str | None,
+    force: bool,
+    progress: ProgressFn | None,
+) -> dict[str, dict[str, Any]]:
+    """Run the districts not up to date; return every district's row by name."""
     rows_by_name: dict[str, dict[str, Any]] = {}
     todo: list[DistrictTask] = []
     for task in tasks:
@@ -702,30 +649,89 @@ def run_districts(
                 f"{len(rows_by_name)}/{total} districts · {row[DISTRICT]}: {row[STATUS]}",
             )
 
+    if not todo:
+        pass
+    elif scheduler is None and workers <= 1:
+        for task in todo:
+            report(audit_district(task))
+    else:
+        _run_on_dask(todo, workers=workers, scheduler=scheduler, report=report)
+    return rows_by_name
+
+
+def run_districts(
+    city: CityData,
+    districts: gpd.GeoDataFrame,
+    out_dir: Path | str,
+    *,
+    params: BatchParams | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+) -> BatchResult:
+    """Run ``params.scenario`` on every district of ``city``; serially, on local Dask, or on ``scheduler``.
+
+    Parameters
+    ----------
+    city
+        The loaded city (:func:`coverage.inputs.load_city`).
+    districts
+        Output of :func:`coverage.inputs.districts_from_file` or
+        :func:`coverage.inputs.districts_from_osm` (any CRS).
+    out_dir
+        ``OUT``: gets ``OUT/<district>/``, ``summary.csv``, ``summary.json``,
+        ``districts.geojson`` and ``report.html``.
+    params
+        The scenario and output options (default :class:`BatchParams`).
+    workers
+        ``1`` runs in this process; more starts a local Dask cluster with that
+        many single-threaded worker processes.
+    scheduler
+        Address of an existing Dask scheduler (``tcp://HOST:PORT``); its workers
+        must see ``out_dir`` at the same path (a shared file system).
+    force
+        Redo districts whose outputs are complete and up to date.
+    progress
+        ``progress(fraction, message)`` after each district.
+
+    Returns
+    -------
+    BatchResult
+        ``summary`` has one row per district, in input order: ``district``,
+        ``status``, ``population``, ``share_<t>`` and
+        ``uncovered_population_<t>`` per audited threshold, ``centers`` (in the
+        district), ``centers_used`` (within the buffer), ``demand_units``,
+        ``sites_proposed`` and ``share_after`` (siting minutes) when siting,
+        ``error``, ``seconds``, ``folder``, ``recomputed``.
+    """
+    params = BatchParams() if params is None else params
+    _check_workers(workers, scheduler)
+    districts = normalise_districts(districts)
+    # the centers in force (closures and additions applied once, here), before anything is written
+    in_force = replace(city, centers=pipeline.scenario_centers(city, params.scenario))
+    out = _output_folder(out_dir)
+    t0 = time.perf_counter()
+    tasks = _district_tasks(in_force, districts, out, params)
+    logger.info("prepared %d districts in %.1f s", len(tasks), time.perf_counter() - t0)
     try:
-        if not todo:
-            pass
-        elif scheduler is None and workers <= 1:
-            for task in todo:
-                report(audit_district(task))
-        else:
-            _run_on_dask(todo, workers=workers, scheduler=scheduler, report=report)
+        rows_by_name = _run_tasks(
+            tasks, workers=workers, scheduler=scheduler, force=force, progress=progress
+        )
     except BaseException:
         if scheduler is None:  # our own workers are gone: nothing can still be writing
             _sweep_temporaries(out)
         raise
-
     summary = _summary_table(
         [{**rows_by_name[t.name], FOLDER: Path(t.out_dir).name} for t in tasks], params
     )
     _write_batch_summary(out, summary, districts, params, city)
-    n_err = int((summary[STATUS] == STATUS_ERROR).sum())
     logger.info(
         "batch of %d districts done in %.1f s: %d recomputed, %d failed",
-        total,
+        len(tasks),
         time.perf_counter() - t0,
         int(summary[RECOMPUTED].sum()),
-        n_err,
+        int((summary[STATUS] == STATUS_ERROR).sum()),
     )
     return BatchResult(summary=summary, out_dir=out)
 
@@ -758,6 +764,7 @@ def _run_on_dask(
     scheduler: str | None,
     report: Callable[[dict[str, Any]], None],
 ) -> None:
+    # lazy: distributed takes ~0.45 s to import and only parallel runs need it
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -809,13 +816,14 @@ def _summary_table(rows: list[dict[str, Any]], params: BatchParams) -> pd.DataFr
     cols += [share_column(t) for t in params.thresholds_min]
     cols += [uncovered_column(t) for t in params.thresholds_min]
     cols += [CENTERS, CENTERS_USED, DEMAND_UNITS]
-    if params.new_k:
+    siting = params.scenario.siting is not None
+    if siting:
         cols += [SITES_PROPOSED, SHARE_AFTER]
     cols += [ERROR, SECONDS, FOLDER, RECOMPUTED]
     table = pd.DataFrame(rows).reindex(columns=cols)
     table[ERROR] = table[ERROR].fillna("")
     table[RECOMPUTED] = table[RECOMPUTED].astype(bool)
-    for c in (DEMAND_UNITS, CENTERS, CENTERS_USED, *([SITES_PROPOSED] if params.new_k else [])):
+    for c in (DEMAND_UNITS, CENTERS, CENTERS_USED, *([SITES_PROPOSED] if siting else [])):
         table[c] = table[c].astype("Int64")
     return table
 
@@ -825,10 +833,9 @@ def _write_batch_summary(
     summary: pd.DataFrame,
     districts: gpd.GeoDataFrame,
     params: BatchParams,
-    city: Any,
+    city: CityData,
 ) -> None:
-    from coverage import export
-
+    siting = params.scenario.siting
     layer = gpd.GeoDataFrame(
         summary.drop(columns=[ERROR, RECOMPUTED]),
         geometry=np.asarray(districts.geometry.values),
@@ -836,14 +843,14 @@ def _write_batch_summary(
     )
     doc = {
         "schema_version": BATCH_SCHEMA_VERSION,
-        "input": {
-            "file": getattr(city, "source_name", None),
-            "sha256": getattr(city, "source_sha256", None),
-        },
+        "input": {"file": city.source_name, "sha256": city.source_sha256},
         "params": {
-            "walk_speed_kmh": params.speed_kmh,
+            "walk_speed_kmh": params.scenario.audit.speed_kmh,
             "thresholds_min": list(params.thresholds_min),
-            "new_k": params.new_k,
+            "new_k": siting.k if siting is not None else None,
+            "target_share": siting.target_share if siting is not None else None,
+            "siting_minutes": siting.minutes if siting is not None else None,
+            "closed_centers": list(params.scenario.closed),
             "clip_buffer_m": params.buffer_m,
         },
         "districts": summary.to_dict(orient="records"),
@@ -869,7 +876,7 @@ def _cell(column: str, value: Any) -> str:
 
 
 def _index_html(table: pd.DataFrame, params: BatchParams) -> str:
-    """A standalone page ranking districts by uncovered population at the longest threshold."""
+    """Return a standalone page ranking districts by uncovered population at the longest threshold."""
     key = uncovered_column(max(params.thresholds_min))
     ranked = table.sort_values(key, ascending=False, na_position="last", kind="stable")
     cols = [c for c in ranked.columns if c not in (FOLDER, RECOMPUTED)]
@@ -900,53 +907,41 @@ def _index_html(table: pd.DataFrame, params: BatchParams) -> str:
 
 
 def run_batch(
+    inputs: CityInputs,
     *,
-    osm: Path | str,
-    districts: Path | str | None,
     out: Path | str,
-    name_column: str = "name",
-    admin_level: str | int | None = None,
+    params: BatchParams | None = None,
     workers: int = 1,
     scheduler: str | None = None,
-    new_k: int | None = None,
-    centers: Path | str | None = None,
-    centers_crs: str = "wgs84",
-    speed_kmh: float = 4.5,
-    thresholds_min: Sequence[float] = (5.0, 15.0),
     force: bool = False,
-    cache_dir: Path | str | None = None,
     progress: ProgressFn | None = None,
 ) -> BatchResult:
-    """The ``coverage-planner batch`` command as a function (see :func:`run_districts`).
+    """Run the ``coverage-planner batch`` command as a function (see :func:`run_districts`).
 
-    Loading the city takes the first 30 % of ``progress``; the districts the rest.
+    The districts are ``inputs.districts`` (read in ``inputs.crs``, like every
+    user file), else the OSM administrative boundaries at
+    ``inputs.admin_level`` (chosen when ``None``). Loading the city takes the
+    first 30 % of ``progress``; the districts the rest.
+
+    Returns
+    -------
+    BatchResult
+        As :func:`run_districts`.
     """
-    from coverage.netcache import DEFAULT_CACHE_DIR
-    from coverage.scenario import load_city
-
-    params = BatchParams(speed_kmh=speed_kmh, thresholds_min=tuple(thresholds_min), new_k=new_k)
-    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
-        msg = f"`workers` must be a whole number of at least 1; got {workers!r}."
-        raise InputError(msg)
+    _check_workers(workers, scheduler)
     if scheduler is not None:
-        _check_scheduler_address(scheduler)
         _probe_scheduler(scheduler)  # fail before the slow city load
-    d = None
-    if districts is not None:  # a bad districts file fails before the slow city load
-        d = districts_from_file(districts, name_column=name_column)
-
-    city = load_city(
-        osm,
-        centers_file=centers,
-        centers_crs=centers_crs,
-        cache_dir=DEFAULT_CACHE_DIR if cache_dir is None else cache_dir,
-        progress=sub_progress(progress, 0.0, 0.3),
-    )
-    if d is None:
-        d = districts_from_osm(city.extract, admin_level=admin_level)
+    check_inputs(inputs)  # a bad districts or centers file fails before the slow city load
+    city = load_city(inputs, progress=sub_progress(progress, 0.0, 0.3))
+    districts = city.districts
+    if districts is None:
+        if city.extract is None:  # pragma: no cover - load_city always keeps the extract
+            msg = "No districts: give a districts file with `--districts`."
+            raise InputError(msg)
+        districts = districts_from_osm(city.extract, admin_level=inputs.admin_level)
     return run_districts(
         city,
-        d,
+        districts,
         out,
         params=params,
         workers=workers,

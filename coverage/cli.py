@@ -12,8 +12,6 @@ Exit codes: 0 success; 2 bad input (one ``error: ...`` line on stderr);
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
 import itertools
 import logging
 import math
@@ -24,13 +22,29 @@ import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from coverage.errors import InputError, PlannerError
+from tqdm import tqdm
+
+from coverage import export, pipeline
+from coverage.audit import AuditParams
+from coverage.batch import BatchParams, run_batch
+from coverage.coords import CRS_NAMES
+from coverage.errors import PlannerError
+from coverage.inputs import (
+    DEFAULT_CITY,
+    CenterColumns,
+    CityInputs,
+    FileInput,
+    check_inputs,
+    load_city,
+)
+from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.progress import ProgressFn
+from coverage.scenario import Scenario, ScenarioResult
+from coverage.siting import SitingParams
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +202,10 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
 
 
-def _city_options(p: argparse.ArgumentParser) -> None:
+# --- option groups (one definition, shared by the subcommands) ----------------------------
+
+
+def _input_options(p: argparse.ArgumentParser, *, batch: bool = False) -> None:
     g = p.add_argument_group("inputs")
     g.add_argument(
         "--osm",
@@ -204,13 +221,18 @@ def _city_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--crs",
-        choices=("wgs84", "gcj02", "bd09"),
+        choices=CRS_NAMES,
         default="wgs84",
-        help="coordinate system of the user files: wgs84 (GPS), gcj02 (Amap/高德, Tencent) or bd09 (Baidu/百度); default wgs84",
+        help="coordinate system of every user file (centers, population, districts, candidates, exclusions): wgs84 (GPS), gcj02 (Amap/高德, Tencent) or bd09 (Baidu/百度); default wgs84",
     )
     g.add_argument("--lon-column", metavar="NAME", help="longitude column of a centers CSV")
     g.add_argument("--lat-column", metavar="NAME", help="latitude column of a centers CSV")
-    g.add_argument("--name-column", metavar="NAME", help="center name column")
+    g.add_argument(
+        "--name-column",
+        metavar="NAME",
+        help="center name column of the centers file"
+        + (" (the districts' name column is --district-name-column)" if batch else ""),
+    )
     g.add_argument("--id-column", metavar="NAME", help="center id column (ids for --close)")
     g.add_argument(
         "--level-column",
@@ -221,7 +243,7 @@ def _city_options(p: argparse.ArgumentParser) -> None:
         "--population",
         type=Path,
         metavar="FILE",
-        help="population polygons or points replacing the OSM estimate",
+        help="population polygons, points or a GeoTIFF raster replacing the OSM estimate",
     )
     g.add_argument(
         "--population-column",
@@ -229,6 +251,9 @@ def _city_options(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="population column (default: population; pop, 人口 ... are tried too)",
     )
+
+
+def _model_options(p: argparse.ArgumentParser, *, command: str) -> None:
     w = p.add_argument_group("walking model")
     w.add_argument(
         "--speed-kmh",
@@ -243,6 +268,76 @@ def _city_options(p: argparse.ArgumentParser) -> None:
         metavar="LEVEL=MIN,...",
         help="standard per level of service, e.g. community=5,street=15",
     )
+    if command == "site":
+        w.add_argument(
+            "--minutes",
+            type=positive_minutes,
+            default=15.0,
+            metavar="T",
+            help="walking minutes a new site must cover (default 15)",
+        )
+    else:
+        extra = (
+            "; with --new or --target-share, new sites cover the longest"
+            if command == "batch"
+            else ""
+        )
+        w.add_argument(
+            "--minutes",
+            type=minutes_list,
+            default=(5.0, 15.0),
+            metavar="T1,T2",
+            help=f"thresholds in minutes, increasing (default 5,15){extra}",
+        )
+    w.add_argument(
+        "--close", type=id_list, default=(), metavar="ID,...", help="existing center ids to close"
+    )
+
+
+def _siting_options(p: argparse.ArgumentParser, *, required: bool) -> None:
+    s = p.add_argument_group("siting")
+    how = s.add_mutually_exclusive_group(required=required)
+    how.add_argument("--new", type=positive_int, metavar="K", help="number of new sites")
+    how.add_argument(
+        "--target-share",
+        type=share,
+        metavar="S",
+        help="add sites until this population share is covered, e.g. 0.95",
+    )
+    s.add_argument(
+        "--max-new",
+        type=positive_int,
+        default=50,
+        metavar="N",
+        help="most sites with --target-share (default 50)",
+    )
+    s.add_argument(
+        "--audit-minutes",
+        type=minutes_list,
+        default=(5.0, 15.0) if required else None,
+        metavar="T1,T2",
+        help="thresholds of the baseline audit (default 5,15; --minutes is added if missing)"
+        if required
+        else "further thresholds of the audit, added to --minutes",
+    )
+    s.add_argument(
+        "--candidates",
+        type=Path,
+        metavar="FILE",
+        help="candidate sites (points); default: along the streets",
+    )
+    s.add_argument("--exclude", type=Path, metavar="FILE", help="polygons where no new site may go")
+    s.add_argument("--exact", action="store_true", help="solve the exact model with HiGHS")
+    s.add_argument(
+        "--time-limit-s",
+        type=positive_seconds,
+        default=60.0,
+        metavar="S",
+        help="time limit of the exact solver (default 60)",
+    )
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("output")
     o.add_argument(
         "--no-polygons",
@@ -260,6 +355,31 @@ def _city_options(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="output folder (replaced as a whole; a non-empty folder that is not an earlier output is refused)",
     )
+
+
+def _batch_options(p: argparse.ArgumentParser) -> None:
+    b = p.add_argument_group("batch")
+    b.add_argument(
+        "--districts",
+        type=Path,
+        metavar="FILE",
+        help="district polygons (GeoJSON/GeoPackage, in --crs); default: OSM administrative boundaries",
+    )
+    b.add_argument(
+        "--district-name-column",
+        default="name",
+        metavar="NAME",
+        help="district name column of --districts (default name; --name-column is the centers')",
+    )
+    b.add_argument("--admin-level", metavar="N", help="OSM admin_level of the districts")
+    run_on = b.add_mutually_exclusive_group()
+    run_on.add_argument(
+        "--workers", type=positive_int, default=1, metavar="N", help="local workers"
+    )
+    run_on.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT", help="address of a running Dask scheduler"
+    )
+    b.add_argument("--force", action="store_true", help="redo districts already done")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,14 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="who can walk to an existing center within each threshold",
         description="Audit walking access to existing centers and write the output contract to --out.",
     )
-    _city_options(audit)
-    audit.add_argument(
-        "--minutes",
-        type=minutes_list,
-        default=(5.0, 15.0),
-        metavar="T1,T2",
-        help="thresholds in minutes, increasing (default 5,15)",
-    )
+    _input_options(audit)
+    _model_options(audit, command="audit")
+    _output_options(audit)
 
     site = sub.add_parser(
         "site",
@@ -295,83 +410,84 @@ def build_parser() -> argparse.ArgumentParser:
         help="audit, then propose new station sites",
         description="Audit the existing centers (the baseline) and propose new sites.",
     )
-    _city_options(site)
-    s = site.add_argument_group("siting")
-    how = s.add_mutually_exclusive_group(required=True)
-    how.add_argument("--new", type=positive_int, metavar="K", help="number of new sites")
-    how.add_argument(
-        "--target-share",
-        type=share,
-        metavar="S",
-        help="add sites until this population share is covered, e.g. 0.95",
-    )
-    s.add_argument(
-        "--max-new",
-        type=positive_int,
-        default=50,
-        metavar="N",
-        help="most sites with --target-share (default 50)",
-    )
-    s.add_argument(
-        "--minutes",
-        type=positive_minutes,
-        default=15.0,
-        metavar="T",
-        help="walking minutes a new site must cover (default 15)",
-    )
-    s.add_argument(
-        "--audit-minutes",
-        type=minutes_list,
-        default=(5.0, 15.0),
-        metavar="T1,T2",
-        help="thresholds of the baseline audit (default 5,15; --minutes is added if missing)",
-    )
-    s.add_argument(
-        "--candidates",
-        type=Path,
-        metavar="FILE",
-        help="candidate sites (points); default: along the streets",
-    )
-    s.add_argument("--exclude", type=Path, metavar="FILE", help="polygons where no new site may go")
-    s.add_argument(
-        "--close", type=id_list, default=(), metavar="ID,...", help="existing center ids to close"
-    )
-    s.add_argument("--exact", action="store_true", help="solve the exact model with HiGHS")
-    s.add_argument(
-        "--time-limit-s",
-        type=positive_seconds,
-        default=60.0,
-        metavar="S",
-        help="time limit of the exact solver (default 60)",
-    )
+    _input_options(site)
+    _model_options(site, command="site")
+    _siting_options(site, required=True)
+    _output_options(site)
 
     batch = sub.add_parser(
         "batch",
         parents=[common],
         help="audit every district of a city",
-        description="Audit each district (resumable; local Dask workers or an existing scheduler).",
+        description=(
+            "Audit each district (resumable; local Dask workers or an existing scheduler). "
+            "Takes every input, walking-model and siting option of audit and site; "
+            "--districts and every user file are read in --crs (GCJ-02 district polygons "
+            "from DataV/Amap need --crs gcj02). The districts' name column is "
+            "--district-name-column; --name-column names the centers file's column."
+        ),
     )
-    batch.add_argument("--osm", type=Path, metavar="FILE", help="OpenStreetMap extract")
-    batch.add_argument(
-        "--districts",
-        type=Path,
-        metavar="FILE",
-        help="district polygons (GeoJSON/GeoPackage); default: OSM administrative boundaries",
-    )
-    batch.add_argument("--name-column", default="name", metavar="NAME", help="district name column")
-    batch.add_argument("--admin-level", metavar="N", help="OSM admin_level of the districts")
-    run_on = batch.add_mutually_exclusive_group()
-    run_on.add_argument(
-        "--workers", type=positive_int, default=1, metavar="N", help="local workers"
-    )
-    run_on.add_argument(
-        "--scheduler", metavar="tcp://HOST:PORT", help="address of a running Dask scheduler"
-    )
-    batch.add_argument("--new", type=positive_int, metavar="K", help="new sites per district")
-    batch.add_argument("--centers", type=Path, metavar="FILE", help="existing centers file")
-    batch.add_argument("--force", action="store_true", help="redo districts already done")
-    batch.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    _input_options(batch, batch=True)
+    _model_options(batch, command="batch")
+    _siting_options(batch, required=False)
+    _output_options(batch)
+    _batch_options(batch)
     return parser
+
+
+# --- arguments → inputs and scenario -------------------------------------------------------
+
+
+def _file(path: Path | None) -> FileInput | None:
+    return None if path is None else FileInput(path)
+
+
+def run_from_args(args: argparse.Namespace) -> tuple[CityInputs, Scenario]:
+    """Return the :class:`CityInputs` and :class:`Scenario` a command line asks for (every subcommand).
+
+    The audited thresholds are ``--minutes`` (one value for ``site``) plus
+    ``--audit-minutes``; new sites cover the longest ``--minutes``.
+    """
+    minutes = args.minutes if isinstance(args.minutes, tuple) else (float(args.minutes),)
+    audit_minutes = getattr(args, "audit_minutes", None) or ()
+    audit = AuditParams(
+        speed_kmh=args.speed_kmh,
+        thresholds_min=tuple(sorted({*minutes, *audit_minutes})),
+        level_thresholds_min=args.level_minutes,
+    )
+    siting = None
+    if getattr(args, "new", None) is not None or getattr(args, "target_share", None) is not None:
+        siting = SitingParams(
+            k=args.new,
+            target_share=args.target_share,
+            max_k=args.max_new,
+            minutes=max(minutes),
+            speed_kmh=args.speed_kmh,
+            exact=args.exact,
+            time_limit_s=args.time_limit_s,
+        )
+    scenario = Scenario(name=args.command, audit=audit, siting=siting, closed=tuple(args.close))
+    inputs = CityInputs(
+        osm=args.osm or DEFAULT_CITY,
+        crs=args.crs,
+        centers=_file(args.centers),
+        center_columns=CenterColumns(
+            lon=args.lon_column,
+            lat=args.lat_column,
+            name=args.name_column,
+            id=args.id_column,
+            level=args.level_column,
+        ),
+        population=_file(args.population),
+        population_column=args.population_column,
+        districts=_file(getattr(args, "districts", None)),
+        district_name_column=getattr(args, "district_name_column", "name"),
+        admin_level=getattr(args, "admin_level", None),
+        candidates=_file(getattr(args, "candidates", None)),
+        exclusions=_file(getattr(args, "exclude", None)),
+        cache_dir=DEFAULT_CACHE_DIR if args.cache_dir is None else args.cache_dir,
+    )
+    return inputs, scenario
 
 
 # --- running -----------------------------------------------------------------------------
@@ -381,10 +497,8 @@ class _Progress:
     """A tqdm bar on stderr fed by library progress callbacks (fraction, message)."""
 
     def __init__(self, enabled: bool, stream: TextIO) -> None:
-        self._bar: Any = None
+        self._bar: tqdm[Any] | None = None
         if enabled:
-            from tqdm import tqdm
-
             # disable=None: no bar when stderr is not a terminal; delay: only steps over 1 s
             self._bar = tqdm(
                 total=100,
@@ -396,7 +510,7 @@ class _Progress:
             )
 
     def stage(self, lo: float, hi: float) -> ProgressFn:
-        """A callback mapping a step's 0..1 onto ``lo..hi`` of the whole run."""
+        """Return a callback mapping a step's 0..1 onto ``lo..hi`` of the whole run."""
 
         def report(fraction: float, message: str) -> None:
             if self._bar is None:
@@ -447,181 +561,50 @@ def _cli_logging(debug: bool, quiet: bool, stream: TextIO) -> Iterator[None]:
             root.setLevel(old_level)
 
 
-def _check_file(path: Path | None, what: str) -> None:
-    if path is None:
-        return
-    if not path.is_file():
-        msg = f"{what} not found: {str(path)!r}. Check the path."
-        raise InputError(msg)
-
-
-def _prevalidate(args: argparse.Namespace) -> None:
-    """Cheap checks of every input before the slow steps (and before anything is written)."""
-    from coverage import export
-    from coverage.osm import check_osm_file
-    from coverage.scenario import DEFAULT_CITY
-    from coverage.userfiles import read_points, read_polygons
-
-    export.check_output_dir(args.out)
-    check_osm_file(args.osm or DEFAULT_CITY)
-    _check_file(args.population, "Population file")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the real read below reports them once
-        if args.centers is not None:
-            _check_file(args.centers, "Centers file")
-            read_points(
-                args.centers, crs=args.crs, lon_column=args.lon_column, lat_column=args.lat_column
-            )
-        if getattr(args, "candidates", None) is not None:
-            _check_file(args.candidates, "Candidates file")
-            read_points(args.candidates, crs=args.crs)
-        if getattr(args, "exclude", None) is not None:
-            _check_file(args.exclude, "Exclude file")
-            read_polygons(args.exclude, crs=args.crs)
-
-
 def _audit_or_site(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from coverage import export
-    from coverage.audit import AuditParams, audit
-    from coverage.i18n import t
-    from coverage.netcache import DEFAULT_CACHE_DIR
-    from coverage.scenario import DEFAULT_CITY, load_city
-
-    siting_params = None
-    if args.command == "site":
-        from coverage.siting import SitingParams
-
-        thresholds = tuple(sorted({*args.audit_minutes, float(args.minutes)}))
-        below = [m for m in thresholds if m < args.minutes]
-        siting_params = SitingParams(
-            k=args.new,
-            target_share=args.target_share,
-            max_k=args.max_new,
-            minutes=args.minutes,
-            secondary_minutes=below[-1] if below else None,
-            speed_kmh=args.speed_kmh,
-            exact=args.exact,
-            time_limit_s=args.time_limit_s,
-        )
-    else:
-        thresholds = args.minutes
-    params = AuditParams(
-        speed_kmh=args.speed_kmh,
-        thresholds_min=thresholds,
-        level_thresholds_min=args.level_minutes,
-    )
-    _prevalidate(args)
-
+    inputs, scenario = run_from_args(args)
+    export.check_output_dir(args.out)
+    check_inputs(inputs)  # cheap checks before the slow steps (and before anything is written)
     bar = _Progress(not args.quiet, err)
     try:
-        has_siting = siting_params is not None
-        load_hi, audit_hi, site_hi = (0.45, 0.75, 0.92) if has_siting else (0.55, 0.92, 0.92)
-        columns = {
-            k: v
-            for k, v in {
-                "lon": args.lon_column,
-                "lat": args.lat_column,
-                "name": args.name_column,
-                "id": args.id_column,
-                "level": args.level_column,
-            }.items()
-            if v
-        }
-        osm_path = args.osm or DEFAULT_CITY
-        city = load_city(
-            osm_path,
-            centers_file=args.centers,
-            centers_crs=args.crs,
-            center_columns=columns or None,
-            cache_dir=DEFAULT_CACHE_DIR if args.cache_dir is None else args.cache_dir,
-            progress=bar.stage(0.0, load_hi),
-        )
-        if args.population is not None:
-            # load_city reads population files as polygons only; demand_units also takes points.
-            from coverage.demand import demand_units
-
-            demand = demand_units(
-                city.extract,
-                city.net,
-                population=args.population,
-                population_column=args.population_column,
-                crs=args.crs,
-            )
-            model: dict[str, Any] = {
-                "source": "file",
-                "file": args.population.name,
-                "column": args.population_column,
-            }
-            city = replace(city, demand=demand, population_model=model)
-        elif not city.population_model:
-            from coverage.demand import PopulationModel
-
-            city = replace(city, population_model={"source": "osm", **asdict(PopulationModel())})
-        centers = city.centers
-        closed = tuple(getattr(args, "close", ()))
-        if closed:
-            from coverage.centers import close_centers
-
-            centers = close_centers(centers, closed)
-        result = audit(
-            city.net,
-            centers,
-            city.demand,
-            params,
+        load_hi = 0.45 if scenario.siting is not None else 0.55
+        city = load_city(inputs, progress=bar.stage(0.0, load_hi))
+        result = pipeline.run(
+            city,
+            scenario,
             with_polygons=not args.no_polygons,
-            progress=bar.stage(load_hi, audit_hi),
+            progress=bar.stage(load_hi, 0.92),
         )
-        siting = None
-        if siting_params is not None:
-            from coverage.siting import propose_sites
-            from coverage.userfiles import read_points, read_polygons
-
-            candidates = read_points(args.candidates, crs=args.crs) if args.candidates else None
-            exclude = read_polygons(args.exclude, crs=args.crs) if args.exclude else None
-            siting = propose_sites(
-                city.net,
-                city.demand,
-                centers,
-                params=siting_params,
-                candidates=candidates,
-                exclude=exclude,
-                progress=bar.stage(audit_hi, site_hi),
-            )
-        title = f"{t('report.title', args.lang)} · {city.source_name}"
-        files = export.output_files(
-            net=city.net,
-            audit=result,
-            siting=siting,
-            centers=centers,
-            title=title,
-            source_name=city.source_name,
-            source_sha256=city.source_sha256,
-            population_model=city.population_model,
-            extra={"closed_centers": list(closed)} if closed else None,
+        target = pipeline.write(
+            result,
+            city,
+            args.out,
             lang=args.lang,
             report=not args.no_report,
-            progress=bar.stage(site_hi, 0.99),
+            progress=bar.stage(0.92, 0.99),
         )
-        target = export.write_outputs(args.out, files)
     finally:
         bar.close()
     if not args.quiet:
-        _print_summary(out, result, siting, len(centers), target)
+        _print_summary(out, result, target)
     return EXIT_OK
 
 
-def _print_summary(out: TextIO, result: Any, siting: Any, n_centers: int, target: Path) -> None:
-    total = float(result.population_total)
+def _print_summary(out: TextIO, result: ScenarioResult, target: Path) -> None:
+    audit = result.audit
+    total = float(audit.population_total)
+    n_centers = len(result.centers)
     print(
-        f"{len(result.demand):,} demand units, {total:,.0f} residents, "
+        f"{len(audit.demand):,} demand units, {total:,.0f} residents, "
         f"{n_centers} center{'' if n_centers == 1 else 's'}",
         file=out,
     )
-    for key, stats in result.coverage.items():
+    for key, stats in audit.coverage.items():
         print(
             f"  within {key} min: {stats.share:6.1%} ({stats.population_covered:,.0f} residents)",
             file=out,
         )
+    siting = result.siting
     if siting is not None:
         print(
             f"  {siting.k} new sites ({siting.method}): {siting.share_before:.1%} → "
@@ -633,47 +616,35 @@ def _print_summary(out: TextIO, result: Any, siting: Any, n_centers: int, target
 
 
 def _batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    try:
-        batch = importlib.import_module("coverage.batch")
-    except ModuleNotFoundError as exc:
-        if exc.name in {"coverage.batch"}:
-            msg = "batch is not available yet"
-            raise InputError(msg) from exc
-        raise
-    from coverage.netcache import DEFAULT_CACHE_DIR
-    from coverage.scenario import DEFAULT_CITY
-
-    run_batch = getattr(batch, "run_batch", None)
-    if run_batch is None:
-        msg = "batch is not available yet"
-        raise InputError(msg)
-    _check_file(args.districts, "Districts file")
-    _check_file(args.centers, "Centers file")
+    inputs, scenario = run_from_args(args)
+    if args.name_column is not None and args.centers is None:
+        warnings.warn(
+            "`--name-column` names the centers file's name column and there is no `--centers`; "
+            f"the districts' names are read from `--district-name-column` ({args.district_name_column!r}).",
+            stacklevel=2,
+        )
+    params = BatchParams(
+        scenario=scenario,
+        with_polygons=not args.no_polygons,
+        with_report=not args.no_report,
+        lang=args.lang,
+    )
     bar = _Progress(not args.quiet, err)
-    kwargs: dict[str, Any] = {
-        "osm": args.osm or DEFAULT_CITY,
-        "districts": args.districts,
-        "name_column": args.name_column,
-        "admin_level": args.admin_level,
-        "workers": args.workers,
-        "scheduler": args.scheduler,
-        "new_k": args.new,
-        "centers": args.centers,
-        "force": args.force,
-        "out": args.out,
-        "progress": bar.stage(0.0, 1.0),
-    }
-    if "cache_dir" in inspect.signature(run_batch).parameters:
-        kwargs["cache_dir"] = DEFAULT_CACHE_DIR if args.cache_dir is None else args.cache_dir
     try:
-        result = run_batch(**kwargs)
+        result = run_batch(
+            inputs,
+            out=args.out,
+            params=params,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            force=args.force,
+            progress=bar.stage(0.0, 1.0),
+        )
     finally:
         bar.close()
     if not args.quiet:
-        table = getattr(result, "summary", None)
-        if table is not None:
-            print(f"{len(table)} districts", file=out)
-        print(f"wrote {args.out}", file=out)
+        print(f"{len(result.summary)} districts", file=out)
+        print(f"wrote {result.out_dir}", file=out)
     return EXIT_OK
 
 

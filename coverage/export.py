@@ -7,7 +7,7 @@ coordinates rounded to 7 decimals, NaN written as ``null``, Chinese kept as is),
 tables and ``report.html``. :func:`write_outputs` puts those files into a folder
 all-or-nothing: they are built in a temporary sibling folder, flushed to disk and
 swapped into place, so the folder holds either the previous complete output or the
-new one, never a mix. :func:`export_result` does both for a scenario result.
+new one, never a mix. :func:`coverage.pipeline.write` does both for a scenario result.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,15 @@ import pandas as pd
 import pyproj
 import shapely
 
+from coverage import i18n
 from coverage.errors import InputError
 from coverage.fileio import jsonable
+from coverage.inputs import CityData
 from coverage.maps import MapLayers, coverage_map
 from coverage.names import covered_column, share_column, threshold_key
+from coverage.progress import ProgressFn
 from coverage.report import report_html
+from coverage.scenario import ScenarioResult
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +172,7 @@ def geojson_bytes(
     optional: Sequence[str] = (),
     what: str = "layer",
 ) -> bytes:
-    """Return ``gdf`` as an RFC 7946 GeoJSON FeatureCollection (UTF-8 bytes).
+    r"""Return ``gdf`` as an RFC 7946 GeoJSON FeatureCollection (UTF-8 bytes).
 
     Parameters
     ----------
@@ -276,7 +280,7 @@ def _records(df: pd.DataFrame | None) -> list[dict[str, Any]]:
 
 
 def siting_block(siting: Any) -> dict[str, Any]:
-    """The ``siting`` section of ``summary.json`` from a :class:`~coverage.siting.SitingResult`."""
+    """Return the ``siting`` section of ``summary.json`` from a :class:`~coverage.siting.SitingResult`."""
     block: dict[str, Any] = {
         "method": str(siting.method),
         "k": int(siting.k),
@@ -349,50 +353,38 @@ def district_coverage(
 
 
 def summary_dict(
-    *,
-    net: Any,
-    audit: Any,
-    siting: Any = None,
-    centers: gpd.GeoDataFrame | None = None,
-    source_name: str | None = None,
-    source_sha256: str | None = None,
-    population_model: Mapping[str, Any] | None = None,
-    districts: pd.DataFrame | None = None,
-    extra: Mapping[str, Any] | None = None,
+    result: ScenarioResult, city: CityData, *, extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Return the ``summary.json`` document (schema :data:`SCHEMA_VERSION`).
+    """Return the ``summary.json`` document (schema :data:`SCHEMA_VERSION`) of a result.
 
     Parameters
     ----------
-    net
-        The walking network (``n_nodes``, ``n_edges``, ``length_km``).
-    audit
-        The audit result.
-    siting
-        The siting result, when sites were proposed.
-    centers
-        Centers in force (default: ``audit.centers``).
-    source_name, source_sha256
-        The OSM input file's name and checksum.
-    population_model
-        How population was estimated.
-    districts
-        Per-district table (:func:`district_coverage`).
+    result
+        The scenario result (:func:`coverage.pipeline.run`): audit, centers in
+        force, siting and per-district table.
+    city
+        The city it ran on: the network (``n_nodes``, ``n_edges``,
+        ``length_km``), the OSM file's name and checksum, the population model.
     extra
-        Further top-level keys (e.g. closed centers).
+        Further top-level keys; ``closed_centers`` is added when the scenario
+        closed any.
 
     Returns
     -------
     dict
         ``schema_version``, ``input``, ``params``, ``network``, ``demand``,
         ``centers``, ``coverage``, ``coverage_by_level`` and, when present,
-        ``districts`` and ``siting``.
+        ``districts``, ``siting`` and ``closed_centers``.
     """
+    net, audit, siting, centers = city.net, result.audit, result.siting, result.centers
+    population_model, districts = city.population_model, result.districts
+    closed = list(result.scenario.closed)
+    extra = {**({"closed_centers": closed} if closed else {}), **(extra or {})}
     params = audit.params
     levels = getattr(params, "level_thresholds_min", None)
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "input": {"file": source_name, "sha256": source_sha256},
+        "input": {"file": city.source_name, "sha256": city.source_sha256},
         "params": {
             "walk_speed_kmh": float(params.speed_kmh),
             "thresholds_min": [float(t) for t in params.thresholds_min],
@@ -422,31 +414,6 @@ def summary_dict(
     if extra:
         doc.update({str(k): jsonable(v) for k, v in extra.items()})
     return doc
-
-
-def summary(city: Any, res: Any) -> dict[str, Any]:
-    """``summary.json`` for a :class:`~coverage.scenario.ScenarioResult` on a ``CityData``."""
-    return summary_dict(
-        net=city.net,
-        audit=res.audit,
-        siting=res.siting,
-        centers=res.centers,
-        source_name=city.source_name,
-        source_sha256=city.source_sha256,
-        population_model=city.population_model or None,
-        districts=(
-            district_coverage(res.audit.demand, city.districts, res.audit.params.thresholds_min)
-            if city.districts is not None
-            else None
-        ),
-        extra={
-            "scenario": {
-                "name": res.scenario.name,
-                "added": len(res.scenario.added) + len(res.scenario.accepted_sites),
-                "closed": list(res.scenario.closed),
-            }
-        },
-    )
 
 
 def summary_csv_bytes(audit: Any, *, scenario: str = "") -> bytes:
@@ -505,26 +472,29 @@ def _demand_frame(audit: Any, siting: Any) -> tuple[gpd.GeoDataFrame, list[str]]
 
 
 def output_files(
+    result: ScenarioResult,
+    city: CityData,
     *,
-    net: Any,
-    audit: Any,
-    siting: Any = None,
-    centers: gpd.GeoDataFrame | None = None,
-    title: str = "Coverage Planner",
-    source_name: str | None = None,
-    source_sha256: str | None = None,
-    population_model: Mapping[str, Any] | None = None,
-    districts: pd.DataFrame | None = None,
+    title: str | None = None,
     extra: Mapping[str, Any] | None = None,
     lang: str = "zh",
     report: bool = True,
-    progress: Callable[[float, str], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict[str, bytes]:
-    """Build every file of the output contract in memory.
+    """Build every file of the output contract of ``result`` in memory.
 
-    Parameters are those of :func:`summary_dict`, plus ``title`` and ``lang`` of
-    ``report.html`` (skipped when ``report`` is False) and a ``progress(fraction, message)``
-    callback.
+    Parameters
+    ----------
+    result, city, extra
+        As :func:`summary_dict`.
+    title
+        Title of ``report.html``; default "<report title> · <OSM file name>".
+    lang
+        Language of ``report.html`` (``zh`` or ``en``).
+    report
+        Write ``report.html``.
+    progress
+        ``progress(fraction, message)``.
 
     Returns
     -------
@@ -539,20 +509,12 @@ def output_files(
         if progress is not None:
             progress(fraction, message)
 
-    centers_now = audit.centers if centers is None else centers
+    audit, siting, centers_now = result.audit, result.siting, result.centers
+    if title is None:
+        title = f"{i18n.t('report.title', lang)} · {city.source_name}"
     # The audit's centers carry the per-center statistics; prefer them.
     audited_centers = audit.centers if len(audit.centers) == len(centers_now) else centers_now
-    doc = summary_dict(
-        net=net,
-        audit=audit,
-        siting=siting,
-        centers=centers_now,
-        source_name=source_name,
-        source_sha256=source_sha256,
-        population_model=population_model,
-        districts=districts,
-        extra=extra,
-    )
+    doc = summary_dict(result, city, extra=extra)
     files: dict[str, bytes] = {}
     step(0.0, "writing centers")
     files[CENTERS_GEOJSON] = geojson_bytes(
@@ -766,33 +728,3 @@ def write_outputs(out: Path | str, files: Mapping[str, bytes | str]) -> Path:
             shutil.rmtree(old, ignore_errors=True)
     logger.info("wrote %d files to %s", len(files), target)
     return target
-
-
-def export_result(
-    city: Any,
-    res: Any,
-    out: Path | str,
-    *,
-    title: str = "Coverage Planner",
-    lang: str = "zh",
-    report: bool = True,
-) -> Path:
-    """Write the output contract of a scenario result into ``out`` atomically."""
-    files = output_files(
-        net=city.net,
-        audit=res.audit,
-        siting=res.siting,
-        centers=res.centers,
-        title=title,
-        source_name=city.source_name,
-        source_sha256=city.source_sha256,
-        population_model=city.population_model or None,
-        districts=(
-            district_coverage(res.audit.demand, city.districts, res.audit.params.thresholds_min)
-            if city.districts is not None
-            else None
-        ),
-        lang=lang,
-        report=report,
-    )
-    return write_outputs(out, files)

@@ -1,184 +1,196 @@
-"""Scenarios: the loaded city data plus a planner's edits and parameters → one result.
+"""Scenarios: a planner's parameters and edits on top of a loaded city, and their result.
 
-A :class:`Scenario` is small, frozen and JSON-serialisable (walking speed,
-thresholds, stations added or closed, an optional siting request). The heavy
-inputs (network, centers, demand) live in :class:`CityData`, loaded once by
-:func:`load_city` and shared read-only between scenarios. :func:`run_scenario`
-never modifies ``CityData``.
+A :class:`Scenario` is small, frozen and JSON-serialisable. It carries the
+library's own parameter dataclasses, :class:`~coverage.audit.AuditParams` and
+an optional :class:`~coverage.siting.SitingParams` (both validate themselves),
+plus stations added or closed, accepted sites and a name. The heavy inputs live
+in :class:`~coverage.inputs.CityData`; :func:`coverage.pipeline.run` turns a
+city and a scenario into a :class:`ScenarioResult` and never modifies the city.
+
+Scenario files: ``schema_version`` 2 stores ``audit`` and ``siting`` as the
+dataclasses' fields; version 1 files (flat ``speed_kmh``, ``thresholds_min``,
+``level_thresholds_min`` and a ``siting`` request) are still read.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 
+from coverage.audit import AuditParams, AuditResult
 from coverage.errors import InputError
-from coverage.netcache import DEFAULT_CACHE_DIR, walk_network
-from coverage.network import DEFAULT_SPEED_KMH, WalkNetwork
-from coverage.osm import DEFAULT_CENTER_TAGS, OsmExtract, read_osm
-from coverage.progress import ProgressFn, sub_progress
+from coverage.siting import SitingParams, SitingResult
 
 logger = logging.getLogger(__name__)
 
-SCENARIO_SCHEMA_VERSION = 1
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CITY = ROOT / "data" / "chengdu_central.osm.bz2"
+SCENARIO_SCHEMA_VERSION = 2
+#: Versions :meth:`Scenario.from_dict` reads.
+READABLE_VERSIONS = (1, 2)
+#: Top-level fields of every version; version 2 adds ``audit``, version 1 the flat audit fields.
+_TOP_FIELDS = {"schema_version", "name", "siting", "added", "closed", "accepted_sites"}
+_V1_AUDIT_FIELDS = ("speed_kmh", "thresholds_min", "level_thresholds_min")
+#: Siting fields a version 1 file could carry (its ``SitingRequest``).
+_V1_SITING_FIELDS = (
+    "k",
+    "target_share",
+    "max_k",
+    "minutes",
+    "secondary_minutes",
+    "spacing_m",
+    "exact",
+    "time_limit_s",
+)
 
 
 @dataclass(frozen=True)
 class AddedStation:
-    """A station the planner adds, in WGS-84."""
+    """A station the planner adds, in WGS-84 (validated on creation)."""
 
     lon: float
     lat: float
     name: str = ""
     level: str | None = None
 
-
-@dataclass(frozen=True)
-class SitingRequest:
-    """Ask the optimizer for ``k`` new sites or enough sites to reach ``target_share``."""
-
-    k: int | None = None
-    target_share: float | None = None
-    max_k: int = 50
-    minutes: float = 15.0
-    secondary_minutes: float | None = 5.0
-    spacing_m: float = 100.0
-    exact: bool = False
-    time_limit_s: float = 60.0
-
     def __post_init__(self) -> None:
-        if (self.k is None) == (self.target_share is None):
-            msg = "Give exactly one of `k` (number of new stations) or `target_share` (e.g. 0.95)."
+        """Validate and normalise the fields."""
+        try:
+            lon, lat = float(self.lon), float(self.lat)
+        except (TypeError, ValueError) as exc:
+            msg = f"A station needs numeric `lon`/`lat`; got {self.lon!r}, {self.lat!r}."
+            raise InputError(msg) from exc
+        if not (math.isfinite(lon) and math.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90):
+            msg = f"A station has coordinates outside longitude ±180° / latitude ±90° (lon {lon!r}, lat {lat!r}); check the order and the values."
             raise InputError(msg)
-        if self.k is not None and self.k <= 0:
-            msg = f"`k` must be a positive number of new stations; got {self.k}."
-            raise InputError(msg)
-        if self.target_share is not None and not 0 < self.target_share <= 1:
-            msg = f"`target_share` must be in (0, 1], e.g. 0.95; got {self.target_share}."
-            raise InputError(msg)
-        if self.max_k <= 0:
-            msg = f"`max_k` must be positive; got {self.max_k}."
-            raise InputError(msg)
+        object.__setattr__(self, "lon", lon)
+        object.__setattr__(self, "lat", lat)
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """A planner's scenario: parameters and edits on top of the loaded city."""
+    """A planner's scenario: parameters and edits on top of the loaded city.
+
+    Parameters
+    ----------
+    name
+        Shown in the app and written to exports.
+    audit
+        Walking speed, thresholds and per-level standards.
+    siting
+        New sites to propose (``None``: audit only). Its tie-break minutes and
+        speed are set by :func:`coverage.pipeline.siting_params`.
+    added
+        Stations the planner adds.
+    closed
+        ``center_id`` values of existing centers to close.
+    accepted_sites
+        Proposed sites the planner accepted (they count as stations).
+    """
 
     name: str = "baseline"
-    speed_kmh: float = DEFAULT_SPEED_KMH
-    thresholds_min: tuple[float, ...] = (5.0, 15.0)
-    level_thresholds_min: Mapping[str, float] | None = None
+    audit: AuditParams = field(default_factory=AuditParams)
+    siting: SitingParams | None = None
     added: tuple[AddedStation, ...] = ()
     closed: tuple[str, ...] = ()
-    siting: SitingRequest | None = None
-    accepted_sites: tuple[AddedStation, ...] = field(default=())
+    accepted_sites: tuple[AddedStation, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Validate and normalise the fields."""
+        if not isinstance(self.audit, AuditParams):
+            msg = f"`audit` must be an AuditParams; got {type(self.audit).__name__}."
+            raise InputError(msg)
+        if self.siting is not None and not isinstance(self.siting, SitingParams):
+            msg = f"`siting` must be a SitingParams or None; got {type(self.siting).__name__}."
+            raise InputError(msg)
+        object.__setattr__(self, "added", tuple(self.added))
+        object.__setattr__(self, "closed", tuple(str(c) for c in self.closed))
+        object.__setattr__(self, "accepted_sites", tuple(self.accepted_sites))
+
+    @property
+    def speed_kmh(self) -> float:
+        """Walking speed of the audit (``audit.speed_kmh``)."""
+        return float(self.audit.speed_kmh)
+
+    @property
+    def thresholds_min(self) -> tuple[float, ...]:
+        """Thresholds of the audit (``audit.thresholds_min``)."""
+        return tuple(self.audit.thresholds_min)
 
     def with_added(self, station: AddedStation) -> Scenario:
+        """Return this scenario with one more added station."""
         return replace(self, added=(*self.added, station))
 
     def with_closed(self, center_id: str) -> Scenario:
+        """Return this scenario with ``center_id`` closed too."""
         if center_id in self.closed:
             return self
         return replace(self, closed=(*self.closed, center_id))
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["schema_version"] = SCENARIO_SCHEMA_VERSION
-        d["thresholds_min"] = list(self.thresholds_min)
-        d["level_thresholds_min"] = dict(self.level_thresholds_min or {}) or None
-        return d
+        """Return the scenario as plain JSON values (``schema_version`` 2)."""
+        audit = asdict(self.audit)
+        audit["thresholds_min"] = list(self.audit.thresholds_min)
+        audit["level_thresholds_min"] = dict(self.audit.level_thresholds_min or {}) or None
+        return {
+            "schema_version": SCENARIO_SCHEMA_VERSION,
+            "name": self.name,
+            "audit": audit,
+            "siting": None if self.siting is None else asdict(self.siting),
+            "added": [asdict(s) for s in self.added],
+            "closed": list(self.closed),
+            "accepted_sites": [asdict(s) for s in self.accepted_sites],
+        }
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON text (Chinese kept)."""
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Scenario:
+        """Read a scenario written by :meth:`to_dict` (version 2) or by version 1.
+
+        Raises
+        ------
+        InputError
+            Not an object, an unknown version, or a field that does not validate.
+        """
         if not isinstance(d, Mapping):
             msg = "A scenario file must hold a JSON object (as written by 'Save scenario')."
             raise InputError(msg)
-        version = d.get("schema_version", SCENARIO_SCHEMA_VERSION)
-        if version != SCENARIO_SCHEMA_VERSION:
-            msg = f"Scenario schema_version {version} is not supported (expected {SCENARIO_SCHEMA_VERSION})."
+        version = d.get("schema_version", 1 if set(d) & set(_V1_AUDIT_FIELDS) else 2)
+        if version not in READABLE_VERSIONS:
+            msg = f"Scenario schema_version {version!r} is not supported (this version reads {', '.join(map(str, READABLE_VERSIONS))}); save it again from the app."
+            raise InputError(msg)
+        known = _TOP_FIELDS | (set(_V1_AUDIT_FIELDS) if version == 1 else {"audit"})
+        unknown = sorted(str(k) for k in set(d) - known)
+        if unknown:
+            msg = f"Scenario file (schema_version {version}) has unknown field(s) {unknown}; known: {', '.join(sorted(known))}."
             raise InputError(msg)
         try:
-            siting = d.get("siting")
-            scenario = cls(
+            audit, siting = _params_v1(d) if version == 1 else _params_v2(d)
+            return cls(
                 name=str(d.get("name", "scenario")),
-                speed_kmh=float(d.get("speed_kmh", DEFAULT_SPEED_KMH)),
-                thresholds_min=tuple(float(t) for t in d.get("thresholds_min", (5.0, 15.0))),
-                level_thresholds_min=(
-                    {str(k): float(v) for k, v in d["level_thresholds_min"].items()}
-                    if d.get("level_thresholds_min")
-                    else None
-                ),
-                added=tuple(AddedStation(**a) for a in d.get("added", ())),
-                closed=tuple(str(c) for c in d.get("closed", ())),
-                siting=SitingRequest(**siting) if siting else None,
-                accepted_sites=tuple(AddedStation(**a) for a in d.get("accepted_sites", ())),
+                audit=audit,
+                siting=siting,
+                added=tuple(_station(a) for a in d.get("added") or ()),
+                closed=tuple(str(c) for c in d.get("closed") or ()),
+                accepted_sites=tuple(_station(a) for a in d.get("accepted_sites") or ()),
             )
-            scenario.validate()
+        except InputError:
+            raise
         except (TypeError, ValueError, AttributeError) as exc:
-            if isinstance(exc, InputError):
-                raise
             msg = f"Scenario file is malformed: {exc}. Save it again from the app or fix the field named."
             raise InputError(msg) from exc
-        return scenario
-
-    def validate(self) -> None:
-        """Check every value a scenario file can carry; raise ``InputError`` naming the bad one.
-
-        Speed, thresholds and per-level standards are checked as an audit would
-        check them; stations need finite WGS-84 coordinates; a siting request
-        needs positive, finite minutes, spacing and time limit.
-        """
-        import math
-
-        from coverage.audit import AuditParams
-
-        AuditParams(
-            speed_kmh=self.speed_kmh,
-            thresholds_min=tuple(self.thresholds_min),
-            level_thresholds_min=dict(self.level_thresholds_min)
-            if self.level_thresholds_min
-            else None,
-        )
-        for what, stations in (("added", self.added), ("accepted_sites", self.accepted_sites)):
-            for i, st in enumerate(stations, start=1):
-                try:
-                    lon, lat = float(st.lon), float(st.lat)
-                except (TypeError, ValueError) as exc:
-                    msg = f"Scenario `{what}` station {i} needs numeric `lon`/`lat`; got {st.lon!r}, {st.lat!r}."
-                    raise InputError(msg) from exc
-                if not (
-                    math.isfinite(lon) and math.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90
-                ):
-                    msg = f"Scenario `{what}` station {i} has coordinates outside longitude ±180° / latitude ±90° (lon {lon!r}, lat {lat!r}); check the order and the values."
-                    raise InputError(msg)
-        req = self.siting
-        if req is not None:
-            for name in ("minutes", "spacing_m", "time_limit_s"):
-                value = getattr(req, name)
-                if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                    msg = f"Scenario siting `{name}` must be a positive number; got {value!r}."
-                    raise InputError(msg)
-            sec = req.secondary_minutes
-            if sec is not None and not (
-                isinstance(sec, (int, float)) and math.isfinite(sec) and sec > 0
-            ):
-                msg = f"Scenario siting `secondary_minutes` must be a positive number or null; got {sec!r}."
-                raise InputError(msg)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Scenario:
+        """Read a scenario file's text (see :meth:`from_dict`)."""
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -190,175 +202,84 @@ class Scenario:
         return cls.from_dict(data)
 
 
-@dataclass(frozen=True)
-class CityData:
-    """Heavy, read-only inputs shared by every scenario of one city."""
-
-    source_name: str
-    source_sha256: str
-    extract: OsmExtract
-    net: WalkNetwork
-    centers: gpd.GeoDataFrame
-    demand: gpd.GeoDataFrame
-    population_model: Mapping[str, Any] = field(default_factory=dict)
-    districts: gpd.GeoDataFrame | None = None
+def _station(d: Any) -> AddedStation:
+    if not isinstance(d, Mapping):
+        msg = f"A scenario station must be an object with `lon` and `lat`; got {d!r}."
+        raise InputError(msg)
+    return AddedStation(**d)
 
 
-def load_city(
-    osm_path: Path | str = DEFAULT_CITY,
-    *,
-    centers_file: Path | str | bytes | None = None,
-    centers_filename: str | None = None,
-    centers_crs: str = "wgs84",
-    center_columns: Mapping[str, str] | None = None,
-    center_tags: Mapping[str, tuple[str, ...]] = DEFAULT_CENTER_TAGS,
-    population_file: Path | str | bytes | None = None,
-    population_filename: str | None = None,
-    population_column: str = "population",
-    cache_dir: Path | str | None = DEFAULT_CACHE_DIR,
-    memory_budget_bytes: int | None = None,
-    progress: ProgressFn | None = None,
-) -> CityData:
-    """Load a city: OSM extract, walking network, existing centers and demand.
-
-    Parameters
-    ----------
-    osm_path
-        Local OSM file; the embedded Chengdu extract by default.
-    centers_file
-        User file of existing centers (GeoJSON, GeoPackage or CSV; path or bytes);
-        ``None`` takes centers from OSM tags ``center_tags``.
-    centers_crs
-        Coordinate system of ``centers_file``: ``wgs84``, ``gcj02`` or ``bd09``.
-    center_columns
-        Optional column names: ``lon``, ``lat``, ``name``, ``id``, ``level``.
-    population_file
-        Optional polygons or points with a population column.
-    cache_dir
-        Network cache folder (``None`` disables it).
-    """
-    from coverage.centers import centers_from_file, centers_from_osm
-    from coverage.demand import demand_units
-
-    extract = read_osm(
-        osm_path,
-        center_tags=center_tags,
-        memory_budget_bytes=memory_budget_bytes,
-        progress=sub_progress(progress, 0.0, 0.3),
-    )
-    net = walk_network(
-        extract.path,
-        cache_dir=cache_dir,
-        extract=extract,
-        progress=sub_progress(progress, 0.3, 0.8),
-    )
-    cols = dict(center_columns or {})
-    if centers_file is not None:
-        centers = centers_from_file(
-            centers_file,
-            net,
-            crs=centers_crs,
-            filename=centers_filename,
-            lon_column=cols.get("lon"),
-            lat_column=cols.get("lat"),
-            name_column=cols.get("name"),
-            id_column=cols.get("id"),
-            level_column=cols.get("level"),
+def _known(d: Mapping[str, Any], cls: type[Any], what: str) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        msg = (
+            f"Scenario `{what}` has unknown field(s) {unknown}; known: {', '.join(sorted(names))}."
         )
+        raise InputError(msg)
+    return dict(d)
+
+
+def _audit_params(d: Mapping[str, Any]) -> AuditParams:
+    kw = _known(d, AuditParams, "audit")
+    if "thresholds_min" in kw:
+        kw["thresholds_min"] = tuple(float(t) for t in kw["thresholds_min"])
+    if kw.get("level_thresholds_min"):
+        kw["level_thresholds_min"] = {str(k): v for k, v in kw["level_thresholds_min"].items()}
     else:
-        centers = centers_from_osm(extract, net)
-    if progress:
-        progress(0.85, "estimating residents")
-    demand = demand_units(
-        extract,
-        net,
-        population=population_file,
-        population_column=population_column,
-        filename=population_filename,
+        kw["level_thresholds_min"] = None
+    return AuditParams(**kw)
+
+
+def _params_v2(d: Mapping[str, Any]) -> tuple[AuditParams, SitingParams | None]:
+    audit = d.get("audit") or {}
+    siting = d.get("siting")
+    if not isinstance(audit, Mapping) or not (siting is None or isinstance(siting, Mapping)):
+        msg = "Scenario `audit` and `siting` must be objects (or `siting` null)."
+        raise InputError(msg)
+    return _audit_params(audit), (
+        SitingParams(**_known(siting, SitingParams, "siting")) if siting else None
     )
-    if progress:
-        progress(1.0, "city loaded")
-    return CityData(
-        source_name=extract.path.name,
-        source_sha256=extract.sha256,
-        extract=extract,
-        net=net,
-        centers=centers,
-        demand=demand,
-    )
+
+
+def _params_v1(d: Mapping[str, Any]) -> tuple[AuditParams, SitingParams | None]:
+    """Version 1: flat audit fields and a ``SitingRequest`` (speed taken from the audit)."""
+    flat = {k: d[k] for k in _V1_AUDIT_FIELDS if k in d}
+    audit = _audit_params(flat)
+    req = d.get("siting")
+    if not req:
+        return audit, None
+    if not isinstance(req, Mapping):
+        msg = f"Scenario `siting` must be an object; got {req!r}."
+        raise InputError(msg)
+    unknown = sorted(set(req) - set(_V1_SITING_FIELDS))
+    if unknown:
+        msg = f"Scenario `siting` has unknown field(s) {unknown}; known: {', '.join(_V1_SITING_FIELDS)}."
+        raise InputError(msg)
+    return audit, SitingParams(**dict(req), speed_kmh=audit.speed_kmh)
 
 
 @dataclass(frozen=True)
 class ScenarioResult:
-    """What one scenario produces: the centers in force, the audit and the siting."""
+    """What one scenario produces.
+
+    Parameters
+    ----------
+    scenario
+        The scenario that was run.
+    centers
+        The centers in force (base − closed + added + accepted), snapped.
+    audit
+        The audit of those centers.
+    siting
+        Proposed sites, when the scenario asked for them.
+    districts
+        Coverage per district (``district``, ``units``, ``population``,
+        ``population_covered_<t>``, ``share_<t>``) when the city has districts.
+    """
 
     scenario: Scenario
     centers: gpd.GeoDataFrame
-    audit: Any  # coverage.audit.AuditResult
-    siting: Any | None = None  # coverage.siting.SitingResult
-
-
-def scenario_centers(city: CityData, scenario: Scenario) -> gpd.GeoDataFrame:
-    """Return the centers in force in ``scenario``: base − closed + added + accepted."""
-    from coverage.centers import add_centers, close_centers
-
-    centers = (
-        close_centers(city.centers, list(scenario.closed)) if scenario.closed else city.centers
-    )
-    extra = (*scenario.added, *scenario.accepted_sites)
-    for level in sorted({s.level or "" for s in extra}):
-        group = [s for s in extra if (s.level or "") == level]
-        centers = add_centers(
-            centers,
-            city.net,
-            [s.lon for s in group],
-            [s.lat for s in group],
-            names=[s.name for s in group],
-            level=level or None,
-            source="added",
-        )
-    return centers
-
-
-def run_scenario(
-    city: CityData,
-    scenario: Scenario,
-    *,
-    with_polygons: bool = True,
-    progress: ProgressFn | None = None,
-) -> ScenarioResult:
-    """Audit ``scenario`` on ``city`` and, if it asks, propose new sites."""
-    from coverage.audit import AuditParams, audit
-    from coverage.siting import SitingParams, propose_sites
-
-    params = AuditParams(
-        speed_kmh=scenario.speed_kmh,
-        thresholds_min=tuple(scenario.thresholds_min),
-        level_thresholds_min=dict(scenario.level_thresholds_min)
-        if scenario.level_thresholds_min
-        else None,
-    )
-    centers = scenario_centers(city, scenario)
-    result = audit(
-        city.net, centers, city.demand, params, with_polygons=with_polygons, progress=progress
-    )
-    siting = None
-    if scenario.siting is not None:
-        req = scenario.siting
-        siting = propose_sites(
-            city.net,
-            city.demand,
-            centers,
-            params=SitingParams(
-                k=req.k,
-                target_share=req.target_share,
-                max_k=req.max_k,
-                minutes=req.minutes,
-                secondary_minutes=req.secondary_minutes,
-                speed_kmh=scenario.speed_kmh,
-                spacing_m=req.spacing_m,
-                exact=req.exact,
-                time_limit_s=req.time_limit_s,
-            ),
-        )
-    return ScenarioResult(scenario=scenario, centers=centers, audit=result, siting=siting)
+    audit: AuditResult
+    siting: SitingResult | None = None
+    districts: pd.DataFrame | None = None

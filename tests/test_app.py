@@ -17,6 +17,7 @@ from types import ModuleType
 
 import pytest
 
+from coverage.audit import AuditParams
 from coverage.scenario import Scenario
 
 pytest.importorskip("streamlit.testing.v1")
@@ -144,14 +145,15 @@ def test_chinese_page_labels_are_chinese() -> None:
 
 
 def test_downloads_offer_the_output_contract(app_module: ModuleType, cache_dir: Path) -> None:
-    from coverage.scenario import load_city, run_scenario
+    from coverage.inputs import CityInputs, load_city
+    from coverage.pipeline import run
 
     at = started()
     keys = {b.key for b in at.get("download_button")}
     assert "dl_summary.csv" in keys
     assert "dl_proposed_sites.geojson" not in keys  # no proposal yet
-    city = load_city(HAIDIAN, cache_dir=cache_dir)
-    res = run_scenario(city, Scenario(name="方案一"), with_polygons=True)
+    city = load_city(CityInputs(osm=HAIDIAN, cache_dir=cache_dir))
+    res = run(city, Scenario(name="方案一"), with_polygons=True)
     files = app_module.export_files(city, res, "en")
     offered = {name for name, _, _ in app_module.DOWNLOADS} - {"proposed_sites.geojson"}
     assert offered <= set(files)
@@ -326,7 +328,7 @@ def test_sessions_do_not_share_scenarios() -> None:
 
 def test_load_scenario_json() -> None:
     at = started()
-    s = Scenario(name="saved", speed_kmh=5.5, thresholds_min=(5.0, 10.0, 15.0))
+    s = Scenario(name="saved", audit=AuditParams(speed_kmh=5.5, thresholds_min=(5.0, 10.0, 15.0)))
     at.session_state["pending_scenario"] = s.to_json().encode()
     at.run()
     assert_ok(at)
@@ -343,7 +345,28 @@ def test_scenario_download_round_trips() -> None:
     at = started()
     s = active(at)
     assert Scenario.from_json(s.to_json()) == s
-    assert json.loads(s.to_json())["schema_version"] == 1
+    assert json.loads(s.to_json())["schema_version"] == 2
+
+
+def test_load_scenario_json_version_1() -> None:
+    """A scenario saved by schema version 1 (flat fields, a siting request) still loads."""
+    at = started()
+    v1 = {
+        "schema_version": 1,
+        "name": "old",
+        "speed_kmh": 5.0,
+        "thresholds_min": [5.0, 10.0],
+        "level_thresholds_min": None,
+        "added": [],
+        "closed": [],
+        "siting": None,
+        "accepted_sites": [],
+    }
+    at.session_state["pending_scenario"] = json.dumps(v1).encode()
+    at.run()
+    assert_ok(at)
+    assert at.session_state["active"] == "old"
+    assert active(at).audit == AuditParams(speed_kmh=5.0, thresholds_min=(5.0, 10.0))
 
 
 def test_centers_csv_and_districts_upload(haidian_extract) -> None:  # type: ignore[no-untyped-def]

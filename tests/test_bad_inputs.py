@@ -755,6 +755,16 @@ SCENARIO_CASES: list[tuple[str, bytes | str]] = [
     ("siting_minutes_nan", b'{"siting": {"k": 2, "minutes": NaN}}'),
     ("level_thresholds_list", b'{"level_thresholds_min": [5]}'),
     ("deeply_nested", b"[" * 100_000 + b"]" * 100_000),
+    ("v2_speed_text", b'{"schema_version": 2, "audit": {"speed_kmh": "fast"}}'),
+    ("v2_thresholds_decreasing", b'{"schema_version": 2, "audit": {"thresholds_min": [15, 5]}}'),
+    ("v2_audit_unknown_field", b'{"schema_version": 2, "audit": {"evil": 1}}'),
+    ("v2_audit_not_object", b'{"schema_version": 2, "audit": [5]}'),
+    ("v2_flat_speed", b'{"schema_version": 2, "speed_kmh": 4}'),
+    ("v2_siting_k_zero", b'{"schema_version": 2, "siting": {"k": 0}}'),
+    ("v2_siting_spacing_nan", b'{"schema_version": 2, "siting": {"k": 1, "spacing_m": NaN}}'),
+    ("v2_siting_unknown_field", b'{"schema_version": 2, "siting": {"k": 1, "evil": 1}}'),
+    ("v1_siting_speed", b'{"schema_version": 1, "siting": {"k": 1, "speed_kmh": 4}}'),
+    ("unknown_top_field", b'{"schema_version": 2, "evil": 1}'),
 ]
 
 
@@ -767,14 +777,15 @@ def test_scenario_from_json_refused(text: bytes | str) -> None:
 
 
 def test_scenario_round_trip_still_works() -> None:
-    from coverage.scenario import AddedStation, Scenario, SitingRequest
+    from coverage.audit import AuditParams
+    from coverage.scenario import AddedStation, Scenario
+    from coverage.siting import SitingParams
 
     s = Scenario(
         name="测试 <b>",
-        speed_kmh=4.0,
-        thresholds_min=(5.0, 10.0),
+        audit=AuditParams(speed_kmh=4.0, thresholds_min=(5.0, 10.0)),
         added=(AddedStation(116.3, 40.0, "新站"),),
-        siting=SitingRequest(k=2),
+        siting=SitingParams(k=2),
     )
     assert Scenario.from_json(s.to_json()) == s
 

@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,10 +21,15 @@ import pandas as pd
 import pytest
 import shapely
 
-from coverage import batch
+import coverage.pipeline
+from coverage import batch, inputs
+from coverage.audit import AuditParams
 from coverage.batch import BatchParams, run_districts
 from coverage.errors import InputError
+from coverage.inputs import CenterColumns, CityData, CityInputs, FileInput, load_city
 from coverage.netcache import walk_network
+from coverage.scenario import Scenario
+from coverage.siting import SitingParams
 from coverage.snapping import snap_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +54,7 @@ def _pt(x: float, y: float) -> shapely.Point:
 
 
 @pytest.fixture(scope="module")
-def grid_city() -> SimpleNamespace:
+def grid_city() -> CityData:
     net = walk_network(GRID, cache_dir=None)
     # Residents: "border" 50 m west of the W/E border (x = 250), served only by the
     # center across it; "east" next to that center; "block" inside a block, in a
@@ -67,17 +74,17 @@ def grid_city() -> SimpleNamespace:
         geometry=[_pt(300, 210)],
         crs=net.crs,
     )
-    return SimpleNamespace(
+    return CityData(
+        source_name=GRID.name,
+        source_sha256=net.source_sha256,
         net=net,
         centers=snap_frame(net, centers),
         demand=snap_frame(net, demand),
-        source_name=GRID.name,
-        source_sha256=net.source_sha256,
     )
 
 
 @pytest.fixture(scope="module")
-def grid_districts(grid_city: SimpleNamespace) -> gpd.GeoDataFrame:
+def grid_districts(grid_city: CityData) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
         {"district": ["街区", "西区", "东区", "空区"]},
         geometry=[
@@ -154,7 +161,7 @@ def test_statuses_and_batch_outputs(grid_city, grid_districts, tmp_path) -> None
 def test_district_without_centers_gets_its_gap_map(grid_city, grid_districts, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """No center within reach: status says so, shares are 0, and the audit's uncovered
     areas (every resident of the district) are written for the GIS team."""
-    city = SimpleNamespace(**{**vars(grid_city), "centers": grid_city.centers.iloc[:0]})
+    city = replace(grid_city, centers=grid_city.centers.iloc[:0])
     out = tmp_path / "out"
     s = run_districts(city, grid_districts, out, params=FAST).summary
     west = _row(s, "西区")
@@ -168,9 +175,7 @@ def test_district_without_centers_gets_its_gap_map(grid_city, grid_districts, tm
 
 
 def test_failing_district_is_recorded(grid_city, grid_districts, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import coverage.audit
-
-    real = coverage.audit.audit
+    real = coverage.pipeline.audit
 
     def flaky(net, centers, demand, *args, **kwargs):  # type: ignore[no-untyped-def]
         if "east" in set(demand["demand_id"]):
@@ -178,7 +183,7 @@ def test_failing_district_is_recorded(grid_city, grid_districts, tmp_path, monke
             raise RuntimeError(msg)
         return real(net, centers, demand, *args, **kwargs)
 
-    monkeypatch.setattr(coverage.audit, "audit", flaky)
+    monkeypatch.setattr(coverage.pipeline, "audit", flaky)
     out = tmp_path / "out"
     s = run_districts(grid_city, grid_districts, out, params=FAST).summary
     east = _row(s, "东区")
@@ -186,7 +191,7 @@ def test_failing_district_is_recorded(grid_city, grid_districts, tmp_path, monke
     assert "RuntimeError: boom" in east["error"]
     assert _row(s, "西区")["status"] == batch.STATUS_OK
     assert not (out / "东区").exists()
-    monkeypatch.setattr(coverage.audit, "audit", real)
+    monkeypatch.setattr(coverage.pipeline, "audit", real)
     s2 = run_districts(grid_city, grid_districts, out, params=FAST).summary
     assert list(s2.loc[s2["recomputed"], "district"]) == ["东区"]
     assert _row(s2, "东区")["share_5"] == 1.0
@@ -195,8 +200,6 @@ def test_failing_district_is_recorded(grid_city, grid_districts, tmp_path, monke
 def test_resume_after_damage_and_interrupt(
     grid_city, grid_districts, tmp_path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    import coverage.audit
-
     out = tmp_path / "out"
     first = run_districts(grid_city, grid_districts, out, params=FAST).summary
     assert first["recomputed"].all()
@@ -213,18 +216,20 @@ def test_resume_after_damage_and_interrupt(
 
     # Ctrl-C in the middle of a run with new parameters (so every district is due):
     # what was done stays, nothing half-written is left.
-    slower = BatchParams(with_polygons=False, with_report=False, speed_kmh=4.0)
-    real = coverage.audit.audit
+    slower = BatchParams(
+        scenario=Scenario(audit=AuditParams(speed_kmh=4.0)), with_polygons=False, with_report=False
+    )
+    real = coverage.pipeline.audit
 
     def interrupted(net, centers, demand, *args, **kwargs):  # type: ignore[no-untyped-def]
         if "east" in set(demand["demand_id"]):
             raise KeyboardInterrupt
         return real(net, centers, demand, *args, **kwargs)
 
-    monkeypatch.setattr(coverage.audit, "audit", interrupted)
+    monkeypatch.setattr(coverage.pipeline, "audit", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_districts(grid_city, grid_districts, out, params=slower)
-    monkeypatch.setattr(coverage.audit, "audit", real)
+    monkeypatch.setattr(coverage.pipeline, "audit", real)
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name or ".old-" in p.name]
     (out / ".东区.tmp-left-by-a-killed-worker").mkdir()  # as after kill -9
     s = run_districts(grid_city, grid_districts, out, params=slower).summary
@@ -244,9 +249,9 @@ def test_districts_file_without_name_column(tmp_path: Path) -> None:
     gpd.GeoDataFrame(
         {"NAME_CN": ["甲"]}, geometry=[shapely.box(116, 39, 116.1, 39.1)], crs="EPSG:4326"
     ).to_file(path, driver="GeoJSON")
-    with pytest.raises(InputError, match="--name-column"):
-        batch.districts_from_file(path, name_column="name")
-    assert list(batch.districts_from_file(path, name_column="NAME_CN")["district"]) == ["甲"]
+    with pytest.raises(InputError, match="--district-name-column"):
+        inputs.districts_from_file(path, name_column="name")
+    assert list(inputs.districts_from_file(path, name_column="NAME_CN")["district"]) == ["甲"]
 
 
 def test_point_districts_refused(tmp_path, grid_city) -> None:  # type: ignore[no-untyped-def]
@@ -255,7 +260,7 @@ def test_point_districts_refused(tmp_path, grid_city) -> None:  # type: ignore[n
         path, driver="GeoJSON"
     )
     with pytest.raises(InputError, match="polygon"):
-        batch.districts_from_file(path)
+        inputs.districts_from_file(path)
     points = gpd.GeoDataFrame({"district": ["甲"]}, geometry=[_pt(0, 0)], crs=grid_city.net.crs)
     with pytest.raises(InputError, match="polygons"):
         run_districts(grid_city, points, tmp_path / "out")
@@ -285,10 +290,16 @@ def test_unreachable_scheduler(grid_city, grid_districts, tmp_path, monkeypatch)
 
 def test_bad_params() -> None:
     with pytest.raises(InputError):
-        BatchParams(thresholds_min=(15.0, 5.0))
-    with pytest.raises(InputError, match="new_k"):
-        BatchParams(new_k=0)
+        BatchParams(scenario=Scenario(audit=AuditParams(thresholds_min=(15.0, 5.0))))
+    with pytest.raises(InputError, match="`k`"):
+        BatchParams(scenario=Scenario(siting=SitingParams(k=0)))
+    with pytest.raises(InputError, match="margin_m"):
+        BatchParams(margin_m=-1.0)
     assert BatchParams().buffer_m == pytest.approx(15 * 75 + 300)
+    # the siting minutes are audited too, so the buffer covers them
+    far = Scenario(siting=SitingParams(k=1, minutes=20.0))
+    assert BatchParams(scenario=far).thresholds_min == (5.0, 15.0, 20.0)
+    assert BatchParams(scenario=far).buffer_m == pytest.approx(20 * 75 + 300)
 
 
 def test_folder_names_are_safe_and_unique() -> None:
@@ -306,21 +317,19 @@ def test_folder_names_are_safe_and_unique() -> None:
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, gpd.GeoDataFrame]:
-    from coverage.scenario import load_city
-
     folder = tmp_path_factory.mktemp("synth")
     osm = folder / "city.osm.pbf"
     generate_city(osm, nodes=3000, seed=11, districts=4, districts_out=folder / "d.geojson")
-    city = load_city(osm, cache_dir=folder / "cache")
-    return city, batch.districts_from_file(folder / "d.geojson")
+    city = load_city(CityInputs(osm=osm, cache_dir=folder / "cache"))
+    return city, inputs.districts_from_file(folder / "d.geojson")
 
 
 def test_districts_from_osm_boundaries(synth) -> None:  # type: ignore[no-untyped-def]
     city, from_file = synth
-    from_osm = batch.districts_from_osm(city.extract, admin_level=6)
+    from_osm = inputs.districts_from_osm(city.extract, admin_level=6)
     assert sorted(from_osm["district"]) == sorted(from_file["district"])
     with pytest.raises(InputError, match="admin_level"):
-        batch.districts_from_osm(city.extract, admin_level=9)
+        inputs.districts_from_osm(city.extract, admin_level=9)
 
 
 def test_clipped_equals_whole_city_audit(synth, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -345,7 +354,9 @@ def test_clipped_equals_whole_city_audit(synth, tmp_path) -> None:  # type: igno
 @pytest.mark.slow
 def test_local_cluster_matches_serial(synth, tmp_path) -> None:  # type: ignore[no-untyped-def]
     city, districts = synth
-    params = BatchParams(with_polygons=False, with_report=False, new_k=1)
+    params = BatchParams(
+        scenario=Scenario(siting=SitingParams(k=1)), with_polygons=False, with_report=False
+    )
     serial = run_districts(city, districts, tmp_path / "serial", params=params).summary
     seen: list[float] = []
     parallel = run_districts(
@@ -471,11 +482,11 @@ def test_cli_batch(tmp_path: Path) -> None:
     out = tmp_path / "out"
     base = ["batch", "--osm", str(GRID), "--districts", str(districts), "--out", str(out)]
     base += ["--cache-dir", str(tmp_path / "cache"), "--quiet"]
-    assert cli.main([*base, "--name-column", "名称"]) == 0
+    assert cli.main([*base, "--district-name-column", "名称"]) == 0
     s = pd.read_csv(out / "summary.csv", encoding="utf-8-sig")
     assert list(s["district"]) == ["西区", "东区"]
     assert s["population"].sum() > 0
-    assert cli.main([*base, "--name-column", "NAME"]) == 2
+    assert cli.main([*base, "--district-name-column", "NAME"]) == 2
 
 
 def test_osm_levels_choice() -> None:
@@ -492,16 +503,136 @@ def test_osm_levels_choice() -> None:
         )
     )
     with pytest.warns(UserWarning, match="admin_level=6"):
-        d = batch.districts_from_osm(extract)
+        d = inputs.districts_from_osm(extract)
     assert list(d["district"]) == ["甲区", "乙区", "4"]  # unnamed: its OSM id
-    assert list(batch.districts_from_osm(extract, admin_level=4)["district"]) == ["市"]
+    assert list(inputs.districts_from_osm(extract, admin_level=4)["district"]) == ["市"]
 
 
 def test_run_batch_refuses_unreachable_scheduler_before_loading(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="Cannot reach the Dask scheduler"):
         batch.run_batch(
-            osm=tmp_path / "never-read.osm.pbf",
-            districts=None,
+            CityInputs(osm=tmp_path / "never-read.osm.pbf"),
             out=tmp_path / "out",
             scheduler=f"tcp://127.0.0.1:{_free_port()}",
         )
+
+
+# --- GCJ-02 districts and centers: the batch equals audits clipped to each district ---------
+
+CHENGDU = ROOT / "data" / "chengdu_central.osm.bz2"
+COMMUNITIES_CSV = "chengdu_central_communities_gcj02.csv"
+#: The GCJ-02 station list (README of ../shared/data): the golden fixtures' copy, else shared/.
+COMMUNITIES = [
+    ROOT / "tests" / "data" / "golden" / "audit_communities_gcj02" / "input" / COMMUNITIES_CSV,
+    ROOT.parent / "shared" / "data" / COMMUNITIES_CSV,
+]
+CENTER_OPTIONS = ("--id-column", "编码", "--name-column", "名称", "--level-column", "级别")
+
+
+def _dense_box(x0: float, y0: float, x1: float, y1: float) -> shapely.Polygon:
+    """A rectangle with a vertex every ~100 m, so converting its vertices follows its edges."""
+    t = np.linspace(0.0, 1.0, 91)[:-1]
+    xs = np.concatenate(
+        [x0 + (x1 - x0) * t, np.full(t.size, x1), x1 - (x1 - x0) * t, np.full(t.size, x0)]
+    )
+    ys = np.concatenate(
+        [np.full(t.size, y0), y0 + (y1 - y0) * t, np.full(t.size, y1), y1 - (y1 - y0) * t]
+    )
+    return shapely.Polygon(np.column_stack([xs, ys]))
+
+
+def _gcj_districts() -> gpd.GeoDataFrame:
+    """A 2 x 2 split of the Chengdu extract (104.0421-104.1296 E, 30.6528-30.7279 N), in GCJ-02."""
+    from coverage.coords import wgs84_to_gcj02
+
+    x0, x1, y0, y1 = 104.03, 104.14, 30.64, 30.74
+    xm, ym = (x0 + x1) / 2, (y0 + y1) / 2
+    boxes = [(x0, y0, xm, ym), (xm, y0, x1, ym), (x0, ym, xm, y1), (xm, ym, x1, y1)]
+    wgs = [_dense_box(*b) for b in boxes]
+    gcj = shapely.transform(
+        np.asarray(wgs, dtype=object), lambda c: np.column_stack(wgs84_to_gcj02(c[:, 0], c[:, 1]))
+    )
+    return gpd.GeoDataFrame(
+        {"name": ["西南", "东南", "西北", "东北"]}, geometry=list(gcj), crs="EPSG:4326"
+    )
+
+
+def _clipped_audits(city: CityData, districts_wgs84: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Each district's audit as defined: its own demand units, all centers, the whole network."""
+    from coverage.audit import audit
+
+    owner = batch.assign_demand(city.demand, districts_wgs84.to_crs(city.net.crs))
+    out = {}
+    for i, name in enumerate(districts_wgs84["name"]):
+        own = city.demand[owner == i].reset_index(drop=True)
+        out[name] = audit(city.net, city.centers, own, AuditParams(), with_polygons=False)
+    return out
+
+
+def test_gcj02_batch_equals_audits_clipped_to_each_district(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    from coverage import cli
+    from coverage.coords import to_wgs84
+
+    gcj_csv = next((p for p in COMMUNITIES if p.is_file()), None)
+    if gcj_csv is None:
+        pytest.skip(f"{COMMUNITIES_CSV} is in neither tests/data/golden nor ../shared/data")
+    gcj = _gcj_districts()
+    gcj_file = tmp_path / "districts_gcj02.geojson"
+    gcj.to_file(gcj_file, driver="GeoJSON")
+    out = tmp_path / "out"
+    argv = ["batch", "--districts", str(gcj_file), "--district-name-column", "name"]
+    argv += ["--centers", str(gcj_csv), "--crs", "gcj02", *CENTER_OPTIONS]
+    argv += ["--no-report", "--no-polygons", "--cache-dir", str(cache_dir), "--quiet"]
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv", encoding="utf-8-sig").set_index("district")
+
+    # The reference, computed independently of the batch's reading of GCJ-02 files: the
+    # stations converted here and read as WGS-84, the districts converted back here.
+    table = pd.read_csv(gcj_csv, dtype={"编码": str})
+    lon, lat = to_wgs84(table["经度"].to_numpy(), table["纬度"].to_numpy(), "gcj02")
+    wgs_csv = tmp_path / "centers_wgs84.csv"
+    table.assign(经度=lon, 纬度=lat).to_csv(wgs_csv, index=False, float_format="%.17g")
+    columns = CenterColumns(id="编码", name="名称", level="级别")
+    with pytest.warns(UserWarning, match="二仙桥街道"):  # > 300 m from a street (README)
+        city = load_city(
+            CityInputs(centers=FileInput(wgs_csv), center_columns=columns, cache_dir=cache_dir)
+        )
+    back = gcj.set_geometry(
+        shapely.transform(
+            np.asarray(gcj.geometry.values, dtype=object),
+            lambda c: np.column_stack(to_wgs84(c[:, 0], c[:, 1], "gcj02")),
+        )
+    )
+    reference = _clipped_audits(city, back)
+    assert sum(len(r.demand) for r in reference.values()) == len(city.demand)  # all assigned
+    for name, res in reference.items():
+        row = summary.loc[name]
+        assert row["status"] == batch.STATUS_OK
+        assert row["demand_units"] == len(res.demand)
+        assert row["population"] == pytest.approx(res.population_total, rel=1e-9, abs=1e-9)
+        for t in ("5", "15"):
+            stats = res.coverage[t]
+            assert row[f"share_{t}"] == pytest.approx(stats.share, rel=1e-9, abs=1e-9)
+            uncovered = res.population_total - stats.population_covered
+            assert row[f"uncovered_population_{t}"] == pytest.approx(uncovered, rel=1e-9, abs=1e-9)
+        folder = out / str(row["folder"])
+        minutes = gpd.read_file(folder / "demand.geojson").set_index("demand_id")
+        mine = res.demand.set_index("demand_id")["minutes_to_nearest"]
+        np.testing.assert_allclose(
+            minutes.loc[mine.index, "minutes_to_nearest"].to_numpy(dtype=float),
+            mine.to_numpy(dtype=float),
+            rtol=1e-9,
+            atol=1e-9,
+        )
+
+    # The same files read as WGS-84 (no conversion) give other numbers: the test can tell.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # stations off the streets, as expected
+        unconverted = load_city(
+            CityInputs(centers=FileInput(gcj_csv), center_columns=columns, cache_dir=cache_dir)
+        )
+    wrong = _clipped_audits(unconverted, gcj)
+    moved = [abs(wrong[n].coverage["5"].share - summary.loc[n, "share_5"]) for n in wrong]
+    assert max(moved) > 1e-3

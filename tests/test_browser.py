@@ -287,13 +287,15 @@ def test_hostile_osm_name_stays_text_in_real_popups(
     tooltips (map page and report.html), and no script or handler of it ever runs."""
     from coverage import export
     from coverage.assets import offline_map_html
+    from coverage.inputs import CityInputs, load_city
     from coverage.maps import MapLayers, coverage_map
-    from coverage.scenario import Scenario, load_city, run_scenario
+    from coverage.pipeline import run
+    from coverage.scenario import Scenario
 
     hostile = ROOT / "tests" / "data" / "hostile" / "xss_center.osm"
     tmp = tmp_path_factory.mktemp("xss")
-    city = load_city(hostile, cache_dir=tmp / "cache")
-    res = run_scenario(city, Scenario(), with_polygons=False)
+    city = load_city(CityInputs(osm=hostile, cache_dir=tmp / "cache"))
+    res = run(city, Scenario(), with_polygons=False)
     name = str(city.centers["name"].iloc[0])
     assert "<script>" in name
     map_page = tmp / "map.html"
@@ -301,14 +303,7 @@ def test_hostile_osm_name_stays_text_in_real_popups(
         offline_map_html(coverage_map(MapLayers(centers=res.centers, demand=res.audit.demand))),
         encoding="utf-8",
     )
-    files = export.output_files(
-        net=city.net,
-        audit=res.audit,
-        siting=None,
-        title="xss",
-        source_name=city.source_name,
-        source_sha256=city.source_sha256,
-    )
+    files = export.output_files(res, city, title="xss")
     report = tmp / "report.html"
     report.write_bytes(files["report.html"])
 

@@ -491,40 +491,49 @@ def test_keyboard_interrupt_exits_130_without_partial_output(
 # --- batch slot ------------------------------------------------------------------------------
 
 
-def test_batch_missing_module_exits_2(
+def test_batch_passes_every_option_to_run_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "coverage.batch", None)
-    code, _, err = _run(["batch", "--osm", str(HAIDIAN), "--out", str(tmp_path / "b")], capsys)
-    assert code == 2
-    assert err.strip() == "error: batch is not available yet"
-
-
-def test_batch_passes_options_to_run_batch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import coverage.batch
+    from coverage.audit import AuditParams
+    from coverage.batch import BatchParams, BatchResult
+    from coverage.inputs import CenterColumns, CityInputs, FileInput
 
     seen: dict[str, Any] = {}
 
-    def fake_run_batch(**kwargs: Any) -> None:
-        seen.update(kwargs)
+    def fake_run_batch(inputs: CityInputs, **kwargs: Any) -> BatchResult:
+        seen.update(kwargs, inputs=inputs)
+        return BatchResult(summary=pd.DataFrame({"district": ["a"]}), out_dir=tmp_path / "b")
 
-    monkeypatch.setattr(coverage.batch, "run_batch", fake_run_batch)
+    monkeypatch.setattr(cli, "run_batch", fake_run_batch)
     districts = tmp_path / "districts.geojson"
-    districts.write_text('{"type": "FeatureCollection", "features": []}')
-    argv = ["batch", "--osm", str(HAIDIAN), "--districts", str(districts), "--name-column", "区名"]
-    argv += ["--scheduler", "tcp://127.0.0.1:8786", "--new", "3", "--force", "--quiet"]
+    argv = ["batch", "--osm", str(HAIDIAN), "--districts", str(districts)]
+    argv += ["--district-name-column", "区名", "--crs", "gcj02", "--centers", "c.csv"]
+    argv += ["--name-column", "名称", "--population", "p.geojson", "--minutes", "5,10"]
+    argv += ["--speed-kmh", "4", "--level-minutes", "community=5", "--close", "x,y"]
+    argv += ["--scheduler", "tcp://127.0.0.1:8786", "--new", "3", "--exact", "--force"]
+    argv += ["--lang", "en", "--no-polygons", "--no-report", "--quiet"]
     code, _, err = _run([*argv, "--out", str(tmp_path / "b")], capsys)
     assert code == 0, err
-    assert seen["osm"] == HAIDIAN
-    assert seen["districts"] == districts
-    assert seen["name_column"] == "区名"
-    assert seen["admin_level"] is None
+    inputs: CityInputs = seen["inputs"]
+    assert inputs.osm == HAIDIAN
+    assert inputs.crs == "gcj02"
+    assert inputs.districts == FileInput(districts)
+    assert inputs.district_name_column == "区名"
+    assert inputs.centers == FileInput(Path("c.csv"))
+    assert inputs.center_columns == CenterColumns(name="名称")
+    assert inputs.population == FileInput(Path("p.geojson"))
+    assert inputs.admin_level is None
+    params: BatchParams = seen["params"]
+    assert params.scenario.audit == AuditParams(
+        speed_kmh=4.0, thresholds_min=(5.0, 10.0), level_thresholds_min={"community": 5.0}
+    )
+    assert params.scenario.closed == ("x", "y")
+    siting = params.scenario.siting
+    assert siting is not None
+    assert (siting.k, siting.minutes, siting.exact) == (3, 10.0, True)
+    assert (params.with_polygons, params.with_report, params.lang) == (False, False, "en")
     assert seen["scheduler"] == "tcp://127.0.0.1:8786"
-    assert seen["new_k"] == 3
     assert seen["force"] is True
-    assert seen["centers"] is None
     assert seen["out"] == tmp_path / "b"
     assert callable(seen["progress"])
     code, _, err = _run(
@@ -533,6 +542,62 @@ def test_batch_passes_options_to_run_batch(
     )
     assert code == 2
     assert "not allowed with" in err
+
+
+def test_batch_name_column_without_centers_says_which_column_names_districts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coverage.batch import BatchResult
+
+    seen: dict[str, Any] = {}
+
+    def fake_run_batch(inputs: Any, **kwargs: Any) -> BatchResult:
+        seen["inputs"] = inputs
+        return BatchResult(summary=pd.DataFrame({"district": []}), out_dir=tmp_path / "b")
+
+    monkeypatch.setattr(cli, "run_batch", fake_run_batch)
+    argv = ["batch", "--name-column", "NAME", "--out", str(tmp_path / "b")]
+    code, _, err = _run(argv, capsys)
+    assert code == 0, err
+    assert "--district-name-column" in err
+    assert seen["inputs"].district_name_column == "name"
+
+
+def _option_strings(parser: Any) -> set[str]:
+    return {s for action in parser._actions for s in action.option_strings}
+
+
+def test_batch_help_offers_every_option_of_audit_and_site(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    audit, site, batch = (_option_strings(commands[c]) for c in ("audit", "site", "batch"))
+    assert (audit | site) - batch == set()
+    assert {"--districts", "--district-name-column", "--admin-level", "--workers"} <= batch
+    assert {"--scheduler", "--force"} <= batch
+    code, out, _ = _run(["batch", "--help"], capsys)
+    assert code == 0
+    for option in audit | site:
+        assert option in out, option
+
+
+def test_run_from_args_policy() -> None:
+    """One function turns every subcommand's arguments into inputs and a scenario."""
+    parser = cli.build_parser()
+    _, site = cli.run_from_args(
+        parser.parse_args(["site", "--new", "2", "--minutes", "10", "--out", "o"])
+    )
+    assert site.audit.thresholds_min == (5.0, 10.0, 15.0)
+    assert site.siting is not None
+    assert site.siting.minutes == 10.0
+    _, batch = cli.run_from_args(parser.parse_args(["batch", "--new", "2", "--out", "o"]))
+    assert batch.audit.thresholds_min == (5.0, 15.0)
+    assert batch.siting is not None
+    assert batch.siting.minutes == 15.0
+    _, audit = cli.run_from_args(parser.parse_args(["audit", "--minutes", "3,7", "--out", "o"]))
+    assert audit.audit.thresholds_min == (3.0, 7.0)
+    assert audit.siting is None
 
 
 # --- value parsers ---------------------------------------------------------------------------

@@ -62,13 +62,16 @@ def _fingerprint(obj: Any) -> str:
 
 @pytest.fixture(scope="module")
 def xss_city(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from coverage.scenario import load_city
+    from coverage.inputs import CityInputs, load_city
 
-    return load_city(XSS_OSM, cache_dir=tmp_path_factory.mktemp("cache"))
+    return load_city(CityInputs(osm=XSS_OSM, cache_dir=tmp_path_factory.mktemp("cache")))
 
 
-def test_run_scenario_never_mutates_city_data(xss_city: Any) -> None:
-    from coverage.scenario import AddedStation, Scenario, SitingRequest, run_scenario
+def test_pipeline_run_never_mutates_city_data(xss_city: Any) -> None:
+    from coverage.audit import AuditParams
+    from coverage.pipeline import run
+    from coverage.scenario import AddedStation, Scenario
+    from coverage.siting import SitingParams
 
     city = xss_city
     before = {k: _fingerprint(getattr(city, k)) for k in ("net", "centers", "demand")}
@@ -77,16 +80,15 @@ def test_run_scenario_never_mutates_city_data(xss_city: Any) -> None:
         Scenario(),
         Scenario(
             name="slow",
-            speed_kmh=3.0,
-            thresholds_min=(3.0, 10.0),
+            audit=AuditParams(speed_kmh=3.0, thresholds_min=(3.0, 10.0)),
             closed=closed,
             added=(AddedStation(116.2990, 40.0010, "替代站"),),
         ),
         Scenario(name="add", added=(AddedStation(116.3050, 40.0030, "新站"),)),
-        Scenario(name="site", siting=SitingRequest(k=1, minutes=5.0, secondary_minutes=None)),
+        Scenario(name="site", siting=SitingParams(k=1, minutes=5.0)),
     ]
     for s in scenarios:
-        run_scenario(city, s, with_polygons=False)
+        run(city, s, with_polygons=False)
     after = {k: _fingerprint(getattr(city, k)) for k in ("net", "centers", "demand")}
     assert after == before
 
@@ -106,9 +108,10 @@ def _assert_no_live_markup(page: str) -> None:
 
 def test_map_popups_escape_osm_names(xss_city: Any) -> None:
     from coverage.maps import MapLayers, coverage_map
-    from coverage.scenario import Scenario, run_scenario
+    from coverage.pipeline import run
+    from coverage.scenario import Scenario
 
-    res = run_scenario(xss_city, Scenario(), with_polygons=False)
+    res = run(xss_city, Scenario(), with_polygons=False)
     m = coverage_map(MapLayers(centers=res.centers, demand=res.audit.demand))
     page = m.get_root().render()
     _assert_no_live_markup(page)
@@ -117,17 +120,11 @@ def test_map_popups_escape_osm_names(xss_city: Any) -> None:
 
 def test_report_html_escapes_osm_names(xss_city: Any) -> None:
     from coverage import export
-    from coverage.scenario import Scenario, run_scenario
+    from coverage.pipeline import run
+    from coverage.scenario import Scenario
 
-    res = run_scenario(xss_city, Scenario(), with_polygons=False)
-    files = export.output_files(
-        net=xss_city.net,
-        audit=res.audit,
-        centers=res.centers,
-        title=f"report {SCRIPT}",
-        source_name=xss_city.source_name,
-        source_sha256=xss_city.source_sha256,
-    )
+    res = run(xss_city, Scenario(), with_polygons=False)
+    files = export.output_files(res, xss_city, title=f"report {SCRIPT}")
     page = files["report.html"].decode("utf-8")
     # the map lives in an iframe srcdoc (escaped once more); check the decoded layers too
     _assert_no_live_markup(page)
@@ -184,13 +181,14 @@ def test_two_app_sessions_do_not_share_scenarios() -> None:
 def test_app_map_escapes_osm_names(xss_city: Any) -> None:
     import sys
 
-    from coverage.scenario import Scenario, run_scenario
+    from coverage.pipeline import run
+    from coverage.scenario import Scenario
 
     sys.path.insert(0, str(ROOT))
     try:
         import app
     finally:
         sys.path.remove(str(ROOT))
-    res = run_scenario(xss_city, Scenario(), with_polygons=False)
+    res = run(xss_city, Scenario(), with_polygons=False)
     m = app.build_map(xss_city, res, "osm")
     _assert_no_live_markup(m.get_root().render())

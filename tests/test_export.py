@@ -280,17 +280,38 @@ def haidian_result(haidian_extract, haidian_net):  # type: ignore[no-untyped-def
     return haidian_net, result, siting
 
 
+def _result_and_city(  # type: ignore[no-untyped-def]
+    net, result, siting=None, *, source_name: str = "", source_sha256: str = "", model=None
+):
+    """A ScenarioResult and the CityData it ran on, from an audit and a siting made by hand."""
+    from coverage.inputs import CityData
+    from coverage.scenario import Scenario, ScenarioResult
+
+    city = CityData(
+        source_name=source_name,
+        source_sha256=source_sha256,
+        net=net,
+        centers=result.centers,
+        demand=result.demand,
+        population_model=model or {},
+    )
+    res = ScenarioResult(
+        scenario=Scenario(audit=result.params), centers=result.centers, audit=result, siting=siting
+    )
+    return res, city
+
+
 def test_output_files_contract(haidian_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     net, result, siting = haidian_result
-    files = export.output_files(
-        net=net,
-        audit=result,
-        siting=siting,
+    res, city = _result_and_city(
+        net,
+        result,
+        siting,
         source_name="beijing_haidian_cau.osm.bz2",
         source_sha256="0" * 64,
-        population_model={"source": "osm"},
-        lang="en",
+        model={"source": "osm"},
     )
+    files = export.output_files(res, city, lang="en")
     assert set(files) == {
         "summary.json",
         "summary.csv",
@@ -363,14 +384,14 @@ def test_output_files_contract(haidian_result, tmp_path: Path) -> None:  # type:
 def test_output_files_without_siting_or_report(haidian_result) -> None:  # type: ignore[no-untyped-def]
     net, result, _ = haidian_result
     files = export.output_files(
-        net=net, audit=result, report=False, extra={"scenario": {"name": "方案 A"}}
+        *_result_and_city(net, result), report=False, extra={"scenario": {"name": "方案 A"}}
     )
     assert "proposed_sites.geojson" not in files
     assert "report.html" not in files
     doc = json.loads(files["summary.json"])
     assert "siting" not in doc
     assert "districts" not in doc
-    assert doc["input"] == {"file": None, "sha256": None}
+    assert doc["input"] == {"file": "", "sha256": ""}
     props = json.loads(files["demand.geojson"])["features"][0]["properties"]
     assert "minutes_after" not in props
     assert {"demand_id", "population", "minutes_to_nearest", "nearest_center_id"} <= set(props)
@@ -404,42 +425,29 @@ def test_district_coverage_sums_to_total(haidian_result) -> None:  # type: ignor
         export.district_coverage(result.demand, districts.rename(columns={"district": "x"}), (5.0,))
 
 
-def test_summary_and_export_result_for_a_scenario(cache_dir: Path, tmp_path: Path) -> None:
+def test_summary_and_write_for_a_scenario(cache_dir: Path, tmp_path: Path) -> None:
     from conftest import HAIDIAN
 
-    from coverage.scenario import Scenario, load_city, run_scenario
+    from coverage import pipeline
+    from coverage.audit import AuditParams
+    from coverage.inputs import CityInputs, load_city
+    from coverage.scenario import Scenario
 
-    city = load_city(HAIDIAN, cache_dir=cache_dir)
-    res = run_scenario(city, Scenario(thresholds_min=(10.0,)), with_polygons=False)
-    doc = export.summary(city, res)
+    city = load_city(CityInputs(osm=HAIDIAN, cache_dir=cache_dir))
+    closed = str(city.centers["center_id"].iloc[0])
+    scenario = Scenario(audit=AuditParams(thresholds_min=(10.0,)), closed=(closed,))
+    res = pipeline.run(city, scenario, with_polygons=False)
+    doc = export.summary_dict(res, city, extra={"scenario": {"name": scenario.name}})
     assert doc["input"]["file"] == HAIDIAN.name
     assert doc["input"]["sha256"] == city.source_sha256
     assert set(doc["coverage"]) == {"10"}
     assert doc["scenario"]["name"] == "baseline"
-    out = export.export_result(city, res, tmp_path / "out", report=False)
+    assert doc["closed_centers"] == [closed]
+    assert doc["params"]["population_model"]["source"] == "osm"
+    out = pipeline.write(res, city, tmp_path / "out", report=False)
     assert (
         json.loads((out / "summary.json").read_text(encoding="utf-8"))["coverage"]
         == doc["coverage"]
     )
     areas = gpd.read_file(out / "service_areas.geojson")
     assert len(areas) == 0
-
-
-def test_geojson_repairs_slivers_folded_by_rounding() -> None:
-    # A notch 0.04 µ° deep: valid as given, self-touching once rounded to 7 decimals.
-    u = 1e-7
-    notch = Polygon(
-        [
-            (116, 40),
-            (116 + 10 * u, 40),
-            (116 + 10 * u, 40 + 2 * u),
-            (116 + 5 * u, 40 + 0.4 * u),
-            (116, 40 + 2 * u),
-        ]
-    )
-    assert notch.is_valid
-    gdf = gpd.GeoDataFrame({"demand_id": ["s"]}, geometry=[notch], crs="EPSG:4326")
-    geometry = json.loads(export.geojson_bytes(gdf, ["demand_id"]))["features"][0]["geometry"]
-    shape = shapely.geometry.shape(geometry)
-    assert shape.is_valid
-    assert shape.area == pytest.approx(notch.area, rel=0.05)

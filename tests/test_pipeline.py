@@ -1,0 +1,89 @@
+"""Tests for coverage.pipeline: the policy decided once, and the CLI and the batch agreeing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from conftest import HAIDIAN
+
+from coverage import cli, pipeline
+from coverage.audit import AuditParams
+from coverage.inputs import CityData, CityInputs, load_city
+from coverage.scenario import AddedStation, Scenario
+from coverage.siting import SitingParams
+
+
+def test_tie_break_is_the_largest_threshold_below_the_siting_minutes() -> None:
+    assert pipeline.tie_break_minutes((5.0, 10.0, 15.0), 15.0) == 10.0
+    assert pipeline.tie_break_minutes((5.0, 15.0), 10.0) == 5.0
+    assert pipeline.tie_break_minutes((15.0, 20.0), 15.0) is None
+
+
+def test_siting_minutes_are_audited_and_set_the_siting_parameters() -> None:
+    s = Scenario(
+        audit=AuditParams(speed_kmh=4.0, thresholds_min=(5.0, 15.0)),
+        siting=SitingParams(k=2, minutes=10.0, secondary_minutes=3.0, speed_kmh=9.0),
+    )
+    assert pipeline.audit_params(s).thresholds_min == (5.0, 10.0, 15.0)
+    sp = pipeline.siting_params(s)
+    assert sp is not None
+    assert (sp.secondary_minutes, sp.speed_kmh, sp.k, sp.minutes) == (5.0, 4.0, 2, 10.0)
+    plain = Scenario()
+    assert pipeline.audit_params(plain) is plain.audit
+    assert pipeline.siting_params(plain) is None
+
+
+@pytest.fixture(scope="module")
+def haidian_city(cache_dir: Path) -> CityData:
+    return load_city(CityInputs(osm=HAIDIAN, cache_dir=cache_dir))
+
+
+def test_run_applies_the_policy(haidian_city: CityData) -> None:
+    city = haidian_city
+    closed = str(city.centers["center_id"].iloc[0])
+    lon, lat = city.demand.to_crs(4326).geometry.iloc[0].representative_point().coords[0]
+    s = Scenario(
+        audit=AuditParams(thresholds_min=(5.0, 15.0)),
+        siting=SitingParams(k=1, minutes=10.0),
+        closed=(closed,),
+        added=(AddedStation(lon, lat, "新站"),),
+    )
+    res = pipeline.run(city, s, with_polygons=False)
+    assert res.audit.params.thresholds_min == (5.0, 10.0, 15.0)
+    assert res.siting is not None
+    assert res.siting.params.secondary_minutes == 5.0
+    assert closed not in set(res.centers["center_id"])
+    assert (res.centers["source"] == "added").sum() == 1
+    assert len(res.centers) == len(city.centers)
+    assert res.districts is None
+    assert res.siting.share_before == pytest.approx(res.audit.coverage["10"].share, abs=1e-12)
+
+
+def test_batch_and_site_agree(tmp_path: Path, cache_dir: Path) -> None:
+    """One district holding the whole city: its folder equals `site` on the city (the same
+    thresholds, the same tie-break, the same sites)."""
+    everything = tmp_path / "all.geojson"
+    gpd.GeoDataFrame(
+        {"name": ["全市"]}, geometry=[shapely.box(116.0, 39.8, 116.6, 40.2)], crs="EPSG:4326"
+    ).to_file(everything, driver="GeoJSON")
+    common = ["--osm", str(HAIDIAN), "--cache-dir", str(cache_dir), "--quiet", "--no-report"]
+    site = ["site", "--new", "2", "--minutes", "15", "--audit-minutes", "10", *common]
+    assert cli.main([*site, "--out", str(tmp_path / "site")]) == 0
+    batch = ["batch", "--districts", str(everything), "--new", "2", "--minutes", "10,15", *common]
+    assert cli.main([*batch, "--out", str(tmp_path / "batch")]) == 0
+    a = json.loads((tmp_path / "site" / "summary.json").read_text(encoding="utf-8"))
+    b = json.loads((tmp_path / "batch" / "全市" / "summary.json").read_text(encoding="utf-8"))
+    assert a["params"]["thresholds_min"] == b["params"]["thresholds_min"] == [10.0, 15.0]
+    assert a["coverage"] == b["coverage"]
+    assert a["siting"] == b["siting"]
+    sa = gpd.read_file(tmp_path / "site" / "proposed_sites.geojson")
+    sb = gpd.read_file(tmp_path / "batch" / "全市" / "proposed_sites.geojson")
+    assert list(sa["marginal_population"]) == list(sb["marginal_population"])
+    np.testing.assert_array_equal(
+        shapely.get_coordinates(sa.geometry.values), shapely.get_coordinates(sb.geometry.values)
+    )
