@@ -75,7 +75,9 @@ def test_minutes_curve_of_an_empty_area_is_zero() -> None:
 
 
 def test_headline_numbers_per_threshold() -> None:
-    res = _result(Scenario(thresholds_min=(5.0, 15.0)), {"5": 250.0, "15": 700.0}, 3)
+    res = _result(
+        Scenario(audit=AuditParams(thresholds_min=(5.0, 15.0))), {"5": 250.0, "15": 700.0}, 3
+    )
     numbers = tables.headline_numbers(res)
     assert numbers == {
         "share_5": 0.25,
@@ -95,7 +97,7 @@ def test_headline_numbers_per_threshold() -> None:
 
 def test_headline_numbers_with_a_siting() -> None:
     siting = SimpleNamespace(share_after=0.9, sites=[1, 2])
-    res = _result(Scenario(thresholds_min=(7.5,)), {"7.5": 400.0}, 1, siting)
+    res = _result(Scenario(audit=AuditParams(thresholds_min=(7.5,))), {"7.5": 400.0}, 1, siting)
     numbers = tables.headline_numbers(res)
     assert numbers["share_7.5"] == 0.4
     assert numbers["uncovered_population_7.5"] == 600.0
