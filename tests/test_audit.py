@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from coverage import isochrones as iso
+from coverage import reach
 from coverage.audit import AuditParams, AuditResult, audit
 from coverage.errors import InputError, PlannerError
 from coverage.network import WalkNetwork, snap_frame
@@ -169,10 +169,13 @@ def test_all_centers_unreachable() -> None:
         edge_geometry=lines,
     )
     centers = make_centers(net, np.array([[50.0, 5.0]]))
-    demand = gpd.GeoDataFrame(
-        {"demand_id": ["d0"], "population": [10.0]},
-        geometry=[shapely.Point(50, 505).buffer(3)],
-        crs=net.crs,
+    demand = snap_frame(
+        net,
+        gpd.GeoDataFrame(
+            {"demand_id": ["d0"], "population": [10.0]},
+            geometry=[shapely.Point(50, 505).buffer(3)],
+            crs=net.crs,
+        ),
     )
     with pytest.raises(InputError, match="can reach any"):
         audit(net, centers, demand)
@@ -230,7 +233,7 @@ def test_per_center_statistics(
     assert (c["population_within_15"] >= c["population_nearest"] - 1e-6).all()
     assert (c["population_within_15"] >= c["population_within_5"] - 1e-9).all()
     for j in range(len(centers)):
-        alone = iso.minutes_to_nearest(
+        alone = reach.minutes_to_nearest(
             chengdu_net, centers.iloc[j : j + 1], demand, speed_kmh=SPEED
         )["minutes_to_nearest"].to_numpy()
         for t in (5, 15):
@@ -281,15 +284,26 @@ def test_service_areas_nest(chengdu_case: tuple[Any, Any, AuditResult]) -> None:
 def test_inputs_not_modified_and_index_kept(haidian_net: WalkNetwork, haidian_extract: Any) -> None:
     demand = make_demand(haidian_net, haidian_extract)
     demand.index = pd.Index(np.arange(len(demand)) * 3 + 100)
-    centers = node_centers(haidian_net, 3, seed=1).drop(
-        columns=["snap_edge", "snap_offset_m", "snap_distance_m"]
-    )
+    centers = node_centers(haidian_net, 3, seed=1)
     d0, c0 = demand.copy(), centers.copy()
     r = audit(haidian_net, centers, demand, with_polygons=False)
     pd.testing.assert_frame_equal(demand, d0)
     pd.testing.assert_frame_equal(centers, c0)
     assert r.demand.index.equals(demand.index)
-    assert "snap_edge" in r.centers.columns  # snapped on the way in
+    assert r.centers.index.equals(centers.index)
+
+
+def test_unsnapped_frames_are_refused(haidian_net: WalkNetwork, haidian_extract: Any) -> None:
+    """Frames are snapped once, when loaded: the audit checks that contract, it does not snap."""
+    demand = make_demand(haidian_net, haidian_extract)
+    centers = node_centers(haidian_net, 3, seed=1)
+    unsnapped = centers.drop(columns=["snap_edge", "snap_offset_m", "snap_distance_m"])
+    with pytest.raises(InputError, match="`centers` lacks the snap columns"):
+        audit(haidian_net, unsnapped, demand, with_polygons=False)
+    with pytest.raises(InputError, match="`demand` lacks the snap columns"):
+        audit(haidian_net, centers, demand.drop(columns=["snap_edge"]), with_polygons=False)
+    with pytest.raises(InputError, match="edge indices"):
+        audit(haidian_net, centers.assign(snap_edge=10**6), demand, with_polygons=False)
 
 
 def test_adding_never_lowers_closing_never_raises(

@@ -492,27 +492,6 @@ def test_propose_sites_rejects_bad_demand(chengdu_net, chengdu_demand) -> None: 
         propose_sites(chengdu_net, chengdu_demand, np.zeros(3, dtype=bool), params=params)
 
 
-def test_nearest_source_agrees_with_isochrones(
-    chengdu_net, chengdu_demand, chengdu_candidates
-) -> None:  # type: ignore[no-untyped-def]
-    iso = pytest.importorskip("coverage.isochrones")
-    src = chengdu_candidates.iloc[::97]
-    s_args = (
-        src["snap_edge"].to_numpy(),
-        src["snap_offset_m"].to_numpy(),
-        src["snap_distance_m"].to_numpy() + 5.0,
-    )
-    p_args = (
-        chengdu_demand["snap_edge"].to_numpy(),
-        chengdu_demand["snap_offset_m"].to_numpy(),
-        chengdu_demand["snap_distance_m"].to_numpy(),
-    )
-    mine, _ = nearest_source_m(chengdu_net, *s_args, *p_args)
-    reach = iso.nearest_source_m(chengdu_net, *s_args)
-    theirs, _ = iso.points_reach_m(chengdu_net, reach, *p_args, *s_args)
-    np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-6)
-
-
 def _fewest_by_brute_force(
     cover: sparse.csr_array, w: np.ndarray, c0: np.ndarray, target: float
 ) -> int | None:
