@@ -39,14 +39,20 @@ TOL_M = 1e-6
 # --- helpers: contract-conforming centers and demand built here ------------------
 
 
-def make_centers(net: WalkNetwork, xy: np.ndarray, ids: list[str] | None = None) -> Any:
+def make_centers(
+    net: WalkNetwork,
+    xy: np.ndarray,
+    ids: list[str] | None = None,
+    *,
+    levels: list[str | None] | None = None,
+) -> Any:
     xy = np.atleast_2d(np.asarray(xy, dtype=float))
     gdf = gpd.GeoDataFrame(
         {
             "center_id": ids or [f"c{i}" for i in range(len(xy))],
             "name": None,
             "source": "file",
-            "level": None,
+            "level": levels if levels is not None else [None] * len(xy),
         },
         geometry=shapely.points(xy),
         crs=net.crs,
