@@ -40,6 +40,7 @@ from _common import (
 
 sys.path.insert(0, str(ROOT))
 from coverage import isochrones as iso
+from coverage import reach
 from coverage.network import WalkNetwork
 
 CHENGDU = ROOT / "data" / "chengdu_central.osm.bz2"
@@ -53,25 +54,24 @@ def synthetic_network(side: int = 500, spacing_m: float = 90.0, seed: int = 0) -
     return net
 
 
-def random_sources(net: WalkNetwork, k: int, seed: int = 1) -> tuple[Any, Any, Any]:
+def random_sources(net: WalkNetwork, k: int, seed: int = 1) -> reach.Snapped:
     rng = np.random.default_rng(seed)
     e = rng.choice(net.n_edges, size=k, replace=False).astype(np.int64)
     off = rng.random(k) * net.edge_length_m[e]
     acc = rng.uniform(0, 60, k)
-    return e, off, acc
+    return reach.Snapped(e, off, acc)
 
 
 def bench_synthetic(repeat: int) -> list[dict[str, Any]]:
     log("building the 250,000-node synthetic network")
     net = synthetic_network()
     log(f"synthetic network: {net.n_nodes} nodes, {net.n_edges} edges")
-    e, off, acc = random_sources(net, 200)
+    sources = random_sources(net, 200)
     t0 = time.perf_counter()
-    iso.nearest_source_m(net, e, off, acc)
+    reach.nearest_source_m(net, sources)
     first = time.perf_counter() - t0
-    m = measure(lambda: iso.nearest_source_m(net, e, off, acc), repeat=repeat, warmup=1)
-    reach = m.result
-    minutes = reach.dist_m / M_PER_MIN
+    m = measure(lambda: reach.nearest_source_m(net, sources), repeat=repeat, warmup=1)
+    minutes = m.result.dist_m / M_PER_MIN
     rows = [
         {
             "benchmark": f"(a) minutes to nearest of 200 centers, all {net.n_nodes:,} nodes",
@@ -82,7 +82,7 @@ def bench_synthetic(repeat: int) -> list[dict[str, Any]]:
         }
     ]
     mb = measure(
-        lambda: iso.nearest_source_m(net, e, off, acc, limit_m=15 * M_PER_MIN),
+        lambda: reach.nearest_source_m(net, sources, limit_m=15 * M_PER_MIN),
         repeat=repeat,
         warmup=1,
     )
@@ -95,12 +95,12 @@ def bench_synthetic(repeat: int) -> list[dict[str, Any]]:
             "notes": f"{np.isfinite(mb.result.dist_m).mean():.0%} of nodes within 15 min",
         }
     )
-    one = (e[:1], off[:1], acc[:1])
+    one = sources.take([0])
     budget = 15 * M_PER_MIN
 
     def polygon() -> Any:
-        per = iso.reach_per_source_m(net, *one, limit_m=budget)
-        return iso.reach_polygon(net, per.of(0, net.n_nodes), budget, *one)
+        per = reach.reach_per_source_m(net, one, limit_m=budget)
+        return iso.reach_polygon(net, per.of(0, net.n_nodes), budget, one)
 
     p = measure(polygon, repeat=repeat, warmup=1)
     rows.append(
@@ -214,7 +214,7 @@ def bench_osmnx_side_by_side(repeat: int) -> tuple[list[dict[str, Any]], str]:
             return covered
 
         def ours(centers: Any = centers) -> NDArrayBool:
-            mins = iso.minutes_to_nearest(net, centers, demand, speed_kmh=SPEED)
+            mins = reach.minutes_to_nearest(net, centers, demand, speed_kmh=SPEED)
             return mins["minutes_to_nearest"].to_numpy() <= 15.0
 
         m_ego = measure(ego, repeat=repeat, warmup=0)

@@ -85,7 +85,7 @@ def run_size(path: Path, repeat: int, out: Path, *, siting: bool) -> None:
     """All stages on one city, in this process; writes a JSON list of stage rows."""
     import geopandas as gpd
 
-    from coverage import isochrones as iso
+    from coverage import reach
     from coverage.assets import offline_map_html
     from coverage.audit import AuditParams, audit
     from coverage.centers import centers_from_osm
@@ -136,10 +136,10 @@ def run_size(path: Path, repeat: int, out: Path, *, siting: bool) -> None:
         "centers", lambda: centers_from_osm(ext, net), notes=lambda c: f"{len(c):,} centers"
     )
     demand = stage("demand", lambda: demand_units(ext, net), notes=lambda d: f"{len(d):,} units")
-    se, so, sa = (centers[c].to_numpy() for c in ("snap_edge", "snap_offset_m", "snap_distance_m"))
+    sources = reach.snap_arrays(centers, "centers")
     stage(
         "nearest-center search (all nodes)",
-        lambda: iso.nearest_source_m(net, se, so, sa),
+        lambda: reach.nearest_source_m(net, sources),
         n=max(repeat, 3),
         notes=lambda r: f"{len(centers):,} sources",
     )
@@ -254,19 +254,20 @@ def issue3(repeat: int) -> list[dict[str, Any]]:
     from bench_isochrones import M_PER_MIN, random_sources, synthetic_network
 
     from coverage import isochrones as iso
+    from coverage import reach
 
     net = synthetic_network()
-    e, off, acc = random_sources(net, 200)
-    iso.nearest_source_m(net, e, off, acc)
+    sources = random_sources(net, 200)
+    reach.nearest_source_m(net, sources)
     rows = []
-    m = measure(lambda: iso.nearest_source_m(net, e, off, acc), repeat=repeat, warmup=1)
+    m = measure(lambda: reach.nearest_source_m(net, sources), repeat=repeat, warmup=1)
     rows.append(("minutes to nearest of 200 centers, 250,000 nodes", m, 0.1))
-    one = (e[:1], off[:1], acc[:1])
+    one = sources.take([0])
     budget = 15 * M_PER_MIN
 
     def polygon() -> Any:
-        per = iso.reach_per_source_m(net, *one, limit_m=budget)
-        return iso.reach_polygon(net, per.of(0, net.n_nodes), budget, *one)
+        per = reach.reach_per_source_m(net, one, limit_m=budget)
+        return iso.reach_polygon(net, per.of(0, net.n_nodes), budget, one)
 
     p = measure(polygon, repeat=repeat, warmup=1)
     rows.append(("one 15-minute service-area polygon", p, 0.2))

@@ -219,17 +219,13 @@ def _snap_cols(gdf: Any) -> tuple[Any, Any, Any]:
 
 
 def _prep_nearest(ctx: _Ctx) -> Callable[[], Any]:
-    mod = _import("coverage.isochrones")
-    nearest_source_m = _need_attr(mod, "nearest_source_m")
-    points_reach_m = _need_attr(mod, "points_reach_m")
+    nearest_points_m = _need_attr(_import("coverage.reach"), "nearest_points_m")
     net, centers, demand = ctx.data["net"], ctx.data["centers"], ctx.data["demand"]
-    c_edge, c_off, c_acc = _snap_cols(centers)
-    d_edge, d_off, d_acc = _snap_cols(demand)
+    sources, points = _snap_cols(centers), _snap_cols(demand)
     m_per_min = SPEED_KMH / 3.6 * 60.0
 
     def run() -> Any:
-        reach = nearest_source_m(net, c_edge, c_off, c_acc)
-        dist_m, _ = points_reach_m(net, reach, d_edge, d_off, d_acc, c_edge, c_off, c_acc)
+        dist_m, _ = nearest_points_m(net, sources, points)
         return dist_m / m_per_min
 
     return run
@@ -451,14 +447,14 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 def _prep_anchor_search(ctx: _Ctx) -> Callable[[], Any]:
     import networkx as nx
 
-    iso = _import("coverage.isochrones")
+    reach = _import("coverage.reach")
     net, centers = ctx.data["net"], ctx.data["centers"]
     c_edge, c_off, c_acc = _snap_cols(centers)
     G = _shared_nx_graph(ctx)
     nodes = sorted(set(net.edge_u[c_edge].tolist()))
 
     def run() -> Any:
-        ours, _ = _timed(lambda: iso.nearest_source_m(net, c_edge, c_off, c_acc))
+        ours, _ = _timed(lambda: reach.nearest_source_m(net, (c_edge, c_off, c_acc)))
         theirs, dist = _timed(
             lambda: nx.multi_source_dijkstra_path_length(G, nodes, weight="length")
         )
@@ -472,6 +468,7 @@ def _prep_anchor_ego(ctx: _Ctx) -> Callable[[], Any]:
     import shapely
 
     iso = _import("coverage.isochrones")
+    reach = _import("coverage.reach")
     net, centers = ctx.data["net"], ctx.data["centers"]
     c_edge, c_off, c_acc = (a[:ANCHOR_CENTERS] for a in _snap_cols(centers))
     G = _shared_nx_graph(ctx)
@@ -487,7 +484,7 @@ def _prep_anchor_ego(ctx: _Ctx) -> Callable[[], Any]:
             lambda: [shapely.multipoints(xy[list(sub.nodes)]).convex_hull for sub in subs]
         )
         ours_search, per = _timed(
-            lambda: iso.reach_per_source_m(net, c_edge, c_off, c_acc, limit_m=budget_m)
+            lambda: reach.reach_per_source_m(net, (c_edge, c_off, c_acc), limit_m=budget_m)
         )
         ours_poly, mine = _timed(
             lambda: [
@@ -495,9 +492,7 @@ def _prep_anchor_ego(ctx: _Ctx) -> Callable[[], Any]:
                     net,
                     per.of(j, net.n_nodes),
                     budget_m,
-                    c_edge[j : j + 1],
-                    c_off[j : j + 1],
-                    c_acc[j : j + 1],
+                    (c_edge[j : j + 1], c_off[j : j + 1], c_acc[j : j + 1]),
                 )
                 for j in range(c_edge.size)
             ]

@@ -1,9 +1,13 @@
 """The coverage audit: who can walk to a service center within each threshold.
 
-:func:`audit` runs one multi-source search for the minutes to the nearest
-center, bounded per-center searches for per-center statistics and service
-areas, and summarises coverage per threshold and per level of service, and the
-uncovered residential areas, into one frozen :class:`AuditResult`.
+:func:`audit` runs, through :mod:`coverage.reach`, one multi-source search for
+the minutes to the nearest center and bounded per-center searches for the
+per-center statistics; it summarises coverage per threshold and per level of
+service and the uncovered residential areas, adds the service areas of
+:mod:`coverage.isochrones`, and returns one frozen :class:`AuditResult`.
+Its inputs are the frames as loaded (validated and snapped once, by
+:mod:`coverage.centers` and :mod:`coverage.demand`); the entry only checks
+that contract.
 """
 
 from __future__ import annotations
@@ -25,21 +29,37 @@ from numpy.typing import NDArray
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from coverage import isochrones as iso
 from coverage.centers import CENTER_ID, LEVEL
 from coverage.demand import POPULATION
 from coverage.errors import InputError
+from coverage.isochrones import (
+    ALL_CENTERS,
+    DEFAULT_CORRIDOR_M,
+    DEFAULT_MIN_HOLE_AREA_M2,
+    MINUTES_FROM,
+    MINUTES_TO,
+    check_thresholds,
+    service_areas_and_bands,
+)
 from coverage.names import covered_column, share_column, threshold_key, within_column
 from coverage.network import DEFAULT_SPEED_KMH, WalkNetwork, speed_ms
 from coverage.parallel import worker_threads
 from coverage.progress import ProgressFn
-from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_frame
+from coverage.reach import (
+    MINUTES_TO_NEAREST,
+    NEAREST_CENTER_ID,
+    Snapped,
+    center_ids,
+    nearest_frame,
+    nearest_points_m,
+    pairs_within_m,
+    require_snapped,
+)
 
 logger = logging.getLogger(__name__)
 
-#: Output columns (``covered_<t>``, ``population_within_<t>`` and ``share_<t>`` per threshold).
-MINUTES_TO_NEAREST = iso.MINUTES_TO_NEAREST
-NEAREST_CENTER_ID = iso.NEAREST_CENTER_ID
+#: Output columns (and ``minutes_to_nearest``, ``nearest_center_id`` from :mod:`coverage.reach`;
+#: ``covered_<t>``, ``population_within_<t>`` and ``share_<t>`` per threshold).
 POPULATION_NEAREST = "population_nearest"
 MINUTES = "minutes"
 AREA_M2 = "area_m2"
@@ -70,24 +90,25 @@ class AuditParams:
 
     speed_kmh: float = DEFAULT_SPEED_KMH
     thresholds_min: tuple[float, ...] = (5.0, 15.0)
-    corridor_m: float = iso.DEFAULT_CORRIDOR_M
+    corridor_m: float = DEFAULT_CORRIDOR_M
     level_thresholds_min: Mapping[str, float] | None = None
-    min_hole_area_m2: float = iso.DEFAULT_MIN_HOLE_AREA_M2
+    min_hole_area_m2: float = DEFAULT_MIN_HOLE_AREA_M2
 
     def __post_init__(self) -> None:
+        """Validate the parameters and normalise thresholds and level standards."""
         speed_ms(self.speed_kmh)  # raises InputError with a helpful message
         try:
             ts = tuple(float(t) for t in self.thresholds_min)
         except (TypeError, ValueError) as exc:
             msg = f"`thresholds_min` must be a sequence of minutes, e.g. (5, 15); got {self.thresholds_min!r}."
             raise InputError(msg) from exc
-        ts = iso.check_thresholds(ts)
+        ts = check_thresholds(ts)
         if ts[-1] > MAX_THRESHOLD_MIN:
             msg = f"`thresholds_min` must be at most {MAX_THRESHOLD_MIN:g} minutes; got {ts}. Walking audits beyond two hours are not meaningful."
             raise InputError(msg)
         object.__setattr__(self, "thresholds_min", ts)
         if not math.isfinite(self.corridor_m) or self.corridor_m <= 0:
-            msg = f"`corridor_m` must be a positive width in meters (default {iso.DEFAULT_CORRIDOR_M:g}); got {self.corridor_m!r}."
+            msg = f"`corridor_m` must be a positive width in meters (default {DEFAULT_CORRIDOR_M:g}); got {self.corridor_m!r}."
             raise InputError(msg)
         if not math.isfinite(self.min_hole_area_m2) or self.min_hole_area_m2 < 0:
             msg = f"`min_hole_area_m2` must be >= 0; got {self.min_hole_area_m2!r}."
@@ -112,6 +133,7 @@ class AuditParams:
 
     @property
     def max_threshold_min(self) -> float:
+        """The largest threshold, in minutes."""
         return float(self.thresholds_min[-1])
 
 
@@ -195,25 +217,6 @@ class _Steps:
             self.progress(1.0, "audit done")
 
 
-def _prepare(
-    net: WalkNetwork, gdf: Any, what: str, *, needs: tuple[str, ...], empty_hint: str | None = None
-) -> gpd.GeoDataFrame:
-    if not isinstance(gdf, gpd.GeoDataFrame):
-        msg = f"`{what}` must be a GeoDataFrame; got {type(gdf).__name__}."
-        raise InputError(msg)
-    if len(gdf) == 0 and empty_hint is not None:
-        msg = f"`{what}` is empty: an audit needs at least one row. {empty_hint}"
-        raise InputError(msg)
-    missing = [c for c in needs if c not in gdf.columns]
-    if missing:
-        msg = f"`{what}` lacks the column(s) {missing}; build it with coverage.{what} (see docs/ARCHITECTURE.md)."
-        raise InputError(msg)
-    iso.check_crs(net, gdf, what)
-    if any(c not in gdf.columns for c in (SNAP_EDGE, SNAP_OFFSET_M, SNAP_DISTANCE_M)):
-        gdf = snap_frame(net, gdf)
-    return gdf
-
-
 _LINESTRING = shapely.GeometryType.LINESTRING
 #: Groups of touching units up to this size are unioned in padded rows (see _group_unions).
 _ROW_UNION_MAX = 64
@@ -222,7 +225,7 @@ _ROW_UNION_MAX = 64
 def _dissolve_touching(
     geoms: NDArray[np.object_],
 ) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
-    """Connected parts of the union of ``geoms``, and the part each input lies in.
+    """Return the connected parts of the union of ``geoms``, and the part each input lies in.
 
     Same parts as ``get_parts(union_all(geoms))`` (line parts dropped), but only
     geometries that touch or overlap are unioned, group by group: most demand
@@ -286,7 +289,7 @@ def _group_unions(
     start: NDArray[np.int64],
     counts: NDArray[np.int64],
 ) -> NDArray[np.object_]:
-    """The union of each group ``geoms[order[start[g] : start[g] + counts[g]]]``.
+    """Return the union of each group ``geoms[order[start[g] : start[g] + counts[g]]]``.
 
     Groups of up to ``_ROW_UNION_MAX`` members are padded with None into rows of equal
     length and unioned a whole array at a time (``union_all(axis=1)``), so tens of
@@ -348,16 +351,156 @@ def _uncovered_areas(
     ]
 
 
-def _level_table(
+# --- the audit's steps ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The audit's frames (as given) and their arrays, checked once at the entry."""
+
+    centers: gpd.GeoDataFrame
+    demand: gpd.GeoDataFrame
+    src: Snapped
+    pts: Snapped
+    ids: NDArray[np.object_]
+    pop: NDArray[np.float64]
+    total: float
+
+
+def _frame(
+    net: WalkNetwork, gdf: Any, what: str, needs: str, empty_hint: str | None = None
+) -> Snapped:
+    """Check one input frame: a snapped GeoDataFrame in ``net.crs`` with the column ``needs``."""
+    if isinstance(gdf, gpd.GeoDataFrame):
+        if len(gdf) == 0 and empty_hint is not None:
+            msg = f"`{what}` is empty: an audit needs at least one row. {empty_hint}"
+            raise InputError(msg)
+        if needs not in gdf.columns:
+            msg = f"`{what}` lacks the column(s) {[needs]}; build it with coverage.{what} (see docs/ARCHITECTURE.md)."
+            raise InputError(msg)
+    return require_snapped(net, gdf, what)
+
+
+def _inputs(net: WalkNetwork, centers: Any, demand: Any) -> _Inputs:
+    """Check the audit's inputs against their contract (see docs/ARCHITECTURE.md).
+
+    No centers is a real scenario (a new district, every station closed):
+    nobody is covered. No demand is not.
+    """
+    src = _frame(net, centers, "centers", CENTER_ID)
+    pts = _frame(
+        net,
+        demand,
+        "demand",
+        POPULATION,
+        empty_hint="The area has no residential buildings or landuse; check the extract or supply a population file.",
+    )
+    ids = center_ids(centers)
+    if len(set(ids)) != len(ids):
+        dup = pd.Series(ids).loc[lambda s: s.duplicated()].unique()[:5].tolist()
+        msg = (
+            f"`centers.center_id` must be unique; duplicated: {dup}. Deduplicate the centers first."
+        )
+        raise InputError(msg)
+    pop = demand[POPULATION].to_numpy(dtype=np.float64)
+    if not np.isfinite(pop).all() or (pop < 0).any():
+        msg = "`demand.population` must be finite and >= 0; fix or drop the rows with missing or negative population."
+        raise InputError(msg)
+    total = float(pop.sum())
+    if total <= 0:
+        warnings.warn(
+            "The demand units have a total population of 0; every share is reported as 0.",
+            stacklevel=3,
+        )
+    return _Inputs(centers, demand, src, pts, ids, pop, total)
+
+
+@dataclass(frozen=True)
+class _Nearest:
+    """Minutes to the nearest center per demand unit (``inf`` when unreached) and that center."""
+
+    minutes: NDArray[np.float64]
+    source: NDArray[np.int64]
+
+
+def _nearest(net: WalkNetwork, inp: _Inputs, params: AuditParams) -> _Nearest:
+    """Run one multi-source search: minutes to the nearest center for every unit."""
+    dist_m, src = nearest_points_m(net, inp.src, inp.pts)
+    if inp.src.size and not np.isfinite(dist_m).any():
+        msg = (
+            f"None of the {inp.pts.size} demand units can reach any of the {inp.src.size} centers "
+            "on the walking network. Check that centers and residents lie in the area of the OSM "
+            "extract (same city, same coordinate system)."
+        )
+        raise InputError(msg)
+    return _Nearest(dist_m / speed_ms(params.speed_kmh) / 60.0, src)
+
+
+def _coverage(
+    inp: _Inputs, nearest: _Nearest, params: AuditParams
+) -> tuple[gpd.GeoDataFrame, dict[str, CoverageStats]]:
+    """Return the demand frame with the nearest center and coverage flags, and the coverage per threshold."""
+    out = inp.demand.copy()
+    frame = nearest_frame(nearest.minutes, nearest.source, inp.ids, index=inp.demand.index)
+    out[MINUTES_TO_NEAREST] = frame[MINUTES_TO_NEAREST]
+    out[NEAREST_CENTER_ID] = frame[NEAREST_CENTER_ID]
+    coverage: dict[str, CoverageStats] = {}
+    for t in params.thresholds_min:
+        ok = nearest.minutes <= t
+        out[covered_column(t)] = ok
+        covered_pop = float(inp.pop[ok].sum())
+        coverage[threshold_key(t)] = CoverageStats(
+            population_covered=covered_pop,
+            share=covered_pop / inp.total if inp.total > 0 else 0.0,
+            units_covered=int(ok.sum()),
+        )
+    return out, coverage
+
+
+def _per_center(
     net: WalkNetwork,
-    centers: gpd.GeoDataFrame,
-    demand: gpd.GeoDataFrame,
+    inp: _Inputs,
+    nearest: _Nearest,
     params: AuditParams,
-    all_minutes: NDArray[np.float64],
-    pop: NDArray[np.float64],
-    total: float,
-) -> pd.DataFrame:
+    progress: ProgressFn | None,
+) -> gpd.GeoDataFrame:
+    """Return the centers frame with the population nearest to and within each threshold of each."""
     ms = speed_ms(params.speed_kmh)
+    pairs = pairs_within_m(
+        net, inp.src, inp.pts, limit_m=params.max_threshold_min * 60.0 * ms, progress=progress
+    )
+    out = inp.centers.copy()
+    n = inp.src.size
+    within_max = nearest.minutes <= params.max_threshold_min
+    out[POPULATION_NEAREST] = np.bincount(
+        nearest.source[within_max], weights=inp.pop[within_max], minlength=n
+    )
+    m_pair = pairs.dist_m / ms / 60.0
+    for t in params.thresholds_min:
+        ok = m_pair <= t
+        out[within_column(t)] = np.bincount(
+            pairs.source[ok], weights=inp.pop[pairs.point[ok]], minlength=n
+        )
+    return out
+
+
+def _level_minutes(
+    net: WalkNetwork, inp: _Inputs, levels_col: NDArray[np.object_], level: str, ms: float
+) -> NDArray[np.float64]:
+    """Return the minutes from each demand unit to the nearest center of ``level``."""
+    sel = np.flatnonzero(levels_col == level)
+    if sel.size == 0:
+        return np.full(inp.pts.size, np.inf)
+    d, _ = nearest_points_m(net, inp.src.take(sel), inp.pts)
+    return d / ms / 60.0
+
+
+def _level_table(
+    net: WalkNetwork, inp: _Inputs, params: AuditParams, all_minutes: NDArray[np.float64]
+) -> pd.DataFrame:
+    """Return the coverage per level of service (and ``"all"``), with the level standards if given."""
+    ms = speed_ms(params.speed_kmh)
+    centers, pop, total = inp.centers, inp.pop, inp.total
     levels_col = (
         centers[LEVEL].to_numpy(dtype=object)
         if LEVEL in centers
@@ -368,42 +511,28 @@ def _level_table(
         levels = list(standard)
     else:
         levels = sorted({str(x) for x in levels_col if x is not None and x == x})
-    pe, po, pa = (
-        demand[SNAP_EDGE].to_numpy(),
-        demand[SNAP_OFFSET_M].to_numpy(),
-        demand[SNAP_DISTANCE_M].to_numpy(),
-    )
     rows: list[dict[str, Any]] = []
-    any_standard = np.zeros(len(demand), dtype=bool)
+    any_standard = np.zeros(inp.pts.size, dtype=bool)
 
     def share(mask: NDArray[np.bool_]) -> float:
         return float(pop[mask].sum() / total) if total > 0 else 0.0
 
     for level in levels:
-        sel = centers[levels_col == level]
-        if len(sel):
-            se, so, sa = (
-                sel[SNAP_EDGE].to_numpy(),
-                sel[SNAP_OFFSET_M].to_numpy(),
-                sel[SNAP_DISTANCE_M].to_numpy(),
-            )
-            reach = iso.nearest_source_m(net, se, so, sa)
-            d, _ = iso.points_reach_m(net, reach, pe, po, pa, se, so, sa)
-            minutes = d / ms / 60.0
-        else:
-            minutes = np.full(len(demand), np.inf)
-        row: dict[str, Any] = {"level": level, "centers": len(sel)}
+        minutes = _level_minutes(net, inp, levels_col, level, ms)
+        row: dict[str, Any] = {"level": level, "centers": int((levels_col == level).sum())}
         if standard is not None:
-            t = float(standard[level])
-            ok = minutes <= t
+            ok = minutes <= float(standard[level])
             any_standard |= ok
-            row.update({MINUTES: t, "population_covered": float(pop[ok].sum()), "share": share(ok)})
+            row.update(
+                {MINUTES: float(standard[level]), "population_covered": float(pop[ok].sum())}
+            )
+            row["share"] = share(ok)
         else:
             row.update({MINUTES: np.nan, "population_covered": np.nan, "share": np.nan})
         for t in params.thresholds_min:
             row[share_column(t)] = share(minutes <= t)
         rows.append(row)
-    row = {"level": iso.ALL_CENTERS, "centers": len(centers), MINUTES: np.nan}
+    row = {"level": ALL_CENTERS, "centers": len(centers), MINUTES: np.nan}
     if standard is not None:
         row.update(
             {"population_covered": float(pop[any_standard].sum()), "share": share(any_standard)}
@@ -417,6 +546,53 @@ def _level_table(
         share_column(t) for t in params.thresholds_min
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _uncovered(
+    net: WalkNetwork, inp: _Inputs, nearest: _Nearest, params: AuditParams
+) -> gpd.GeoDataFrame:
+    """Return the uncovered residential areas per threshold."""
+    rows: list[dict[str, Any]] = []
+    for t in params.thresholds_min:
+        rows += _uncovered_areas(inp.demand, nearest.minutes <= t, t, inp.pop)
+    return gpd.GeoDataFrame(
+        rows, columns=[MINUTES, POPULATION, AREA_M2, "geometry"], geometry="geometry", crs=net.crs
+    )
+
+
+def _polygons(
+    net: WalkNetwork,
+    centers: gpd.GeoDataFrame,
+    params: AuditParams,
+    per_center: bool,
+    progress: ProgressFn | None,
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Return the service areas and bands."""
+    return service_areas_and_bands(
+        net,
+        centers,
+        minutes=params.thresholds_min,
+        speed_kmh=params.speed_kmh,
+        corridor_m=params.corridor_m,
+        min_hole_area_m2=params.min_hole_area_m2,
+        per_center=per_center,
+        progress=progress,
+    )
+
+
+def _no_polygons(net: WalkNetwork) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Return empty service areas and bands, with their columns."""
+    areas = gpd.GeoDataFrame(
+        {CENTER_ID: pd.Series(dtype=object), MINUTES: pd.Series(dtype=float)},
+        geometry=gpd.GeoSeries([], crs=net.crs),
+        crs=net.crs,
+    )
+    bands = gpd.GeoDataFrame(
+        {MINUTES_FROM: pd.Series(dtype=float), MINUTES_TO: pd.Series(dtype=float)},
+        geometry=gpd.GeoSeries([], crs=net.crs),
+        crs=net.crs,
+    )
+    return areas, bands
 
 
 def audit(
@@ -436,10 +612,11 @@ def audit(
     net
         The walking network.
     centers
-        Centers frame (``center_id``, ``level``, snap columns) in ``net.crs``;
-        snapped here if the snap columns are missing.
+        Centers frame (``center_id``, ``level``, snap columns) in ``net.crs``,
+        as :mod:`coverage.centers` loads it.
     demand
-        Demand frame (``demand_id``, ``population``, snap columns) in ``net.crs``.
+        Demand frame (``demand_id``, ``population``, snap columns) in
+        ``net.crs``, as :mod:`coverage.demand` loads it.
     params
         Audit parameters (defaults: 4.5 km/h, 5 and 15 minutes).
     with_polygons
@@ -470,9 +647,9 @@ def audit(
     Raises
     ------
     InputError
-        Empty demand, a CRS mismatch, missing columns, or no demand unit that
-        can reach any of the (non-empty) centers. An empty centers frame is
-        valid: nobody is covered.
+        Empty demand, a CRS mismatch, missing columns (snap columns included),
+        or no demand unit that can reach any of the (non-empty) centers. An
+        empty centers frame is valid: nobody is covered.
     """
     if params is None:
         params = AuditParams()
@@ -489,143 +666,31 @@ def audit(
             "polygons": 10 if with_polygons else 0.001,
         },
     )
-    # no centers is a real scenario (a new district, every station closed): nobody is covered
-    centers = _prepare(net, centers, "centers", needs=(CENTER_ID,))
-    demand = _prepare(
-        net,
-        demand,
-        "demand",
-        needs=(POPULATION,),
-        empty_hint="The area has no residential buildings or landuse; check the extract or supply a population file.",
-    )
-    ids = centers[CENTER_ID].astype(str).to_numpy(dtype=object)
-    if len(set(ids)) != len(ids):
-        dup = pd.Series(ids).loc[lambda s: s.duplicated()].unique()[:5].tolist()
-        msg = (
-            f"`centers.center_id` must be unique; duplicated: {dup}. Deduplicate the centers first."
-        )
-        raise InputError(msg)
-    pop = demand[POPULATION].to_numpy(dtype=np.float64)
-    if not np.isfinite(pop).all() or (pop < 0).any():
-        msg = "`demand.population` must be finite and >= 0; fix or drop the rows with missing or negative population."
-        raise InputError(msg)
-    total = float(pop.sum())
-    if total <= 0:
-        warnings.warn(
-            "The demand units have a total population of 0; every share is reported as 0.",
-            stacklevel=2,
-        )
-    ms = speed_ms(params.speed_kmh)
-    ts = params.thresholds_min
-    limit_m = params.max_threshold_min * 60.0 * ms
-
-    # 1. one multi-source search: minutes to the nearest center for every unit
+    inp = _inputs(net, centers, demand)
     steps.begin("search", "minutes to the nearest center")
-    se, so, sa = (
-        centers[SNAP_EDGE].to_numpy(),
-        centers[SNAP_OFFSET_M].to_numpy(dtype=np.float64),
-        centers[SNAP_DISTANCE_M].to_numpy(dtype=np.float64),
-    )
-    pe, po, pa = (
-        demand[SNAP_EDGE].to_numpy(),
-        demand[SNAP_OFFSET_M].to_numpy(dtype=np.float64),
-        demand[SNAP_DISTANCE_M].to_numpy(dtype=np.float64),
-    )
-    reach = iso.nearest_source_m(net, se, so, sa)
-    dist_m, src = iso.points_reach_m(net, reach, pe, po, pa, se, so, sa)
-    if len(centers) and not np.isfinite(dist_m).any():
-        msg = (
-            f"None of the {len(demand)} demand units can reach any of the {len(centers)} centers "
-            "on the walking network. Check that centers and residents lie in the area of the OSM "
-            "extract (same city, same coordinate system)."
-        )
-        raise InputError(msg)
-    minutes = dist_m / ms / 60.0
-    out_demand = demand.copy()
-    out_demand[MINUTES_TO_NEAREST] = np.where(np.isfinite(minutes), minutes, np.nan)
-    nearest = np.full(len(demand), None, dtype=object)
-    nearest[src >= 0] = ids[src[src >= 0]]
-    out_demand[NEAREST_CENTER_ID] = pd.Series(nearest, dtype=object, index=demand.index)
-    coverage: dict[str, CoverageStats] = {}
-    covered_by_t: dict[float, NDArray[np.bool_]] = {}
-    for t in ts:
-        ok = minutes <= t
-        covered_by_t[t] = ok
-        out_demand[covered_column(t)] = ok
-        covered_pop = float(pop[ok].sum())
-        coverage[threshold_key(t)] = CoverageStats(
-            population_covered=covered_pop,
-            share=covered_pop / total if total > 0 else 0.0,
-            units_covered=int(ok.sum()),
-        )
-
-    # 2. per-center bounded searches: who is within each threshold of each center
+    nearest = _nearest(net, inp, params)
+    out_demand, coverage = _coverage(inp, nearest, params)
     steps.begin("per_center", "per-center reach")
-    per = iso.reach_per_source_m(net, se, so, sa, limit_m=limit_m, progress=steps.sub("per_center"))
-    s_idx, p_idx, d_pair = iso.points_within_m(net, per, pe, po, pa, se, so, sa)
-    out_centers = centers.copy()
-    within_max = minutes <= params.max_threshold_min
-    out_centers[POPULATION_NEAREST] = np.bincount(
-        src[within_max], weights=pop[within_max], minlength=len(centers)
-    )
-    m_pair = d_pair / ms / 60.0
-    for t in ts:
-        ok = m_pair <= t
-        out_centers[within_column(t)] = np.bincount(
-            s_idx[ok], weights=pop[p_idx[ok]], minlength=len(centers)
-        )
-
-    # 3. levels of service
+    out_centers = _per_center(net, inp, nearest, params, steps.sub("per_center"))
     steps.begin("levels", "coverage by level")
-    by_level = _level_table(net, centers, demand, params, minutes, pop, total)
-
-    # 4. uncovered residential areas
+    by_level = _level_table(net, inp, params, nearest.minutes)
     steps.begin("uncovered", "uncovered areas")
-    unc_rows: list[dict[str, Any]] = []
-    for t in ts:
-        unc_rows += _uncovered_areas(demand, covered_by_t[t], t, pop)
-    uncovered = gpd.GeoDataFrame(
-        unc_rows,
-        columns=[MINUTES, POPULATION, AREA_M2, "geometry"],
-        geometry="geometry",
-        crs=net.crs,
-    )
-
-    # 5. service areas
+    uncovered = _uncovered(net, inp, nearest, params)
     if with_polygons:
         steps.begin("polygons", "service areas")
-        areas, bands = iso.service_areas_and_bands(
-            net,
-            centers,
-            minutes=ts,
-            speed_kmh=params.speed_kmh,
-            corridor_m=params.corridor_m,
-            min_hole_area_m2=params.min_hole_area_m2,
-            per_center=(
-                len(centers) <= PER_CENTER_POLYGONS_MAX
-                if per_center_polygons is None
-                else bool(per_center_polygons)
-            ),
-            per_source=per,
-            progress=steps.sub("polygons"),
+        if per_center_polygons is None:
+            per_center_polygons = inp.src.size <= PER_CENTER_POLYGONS_MAX
+        areas, bands = _polygons(
+            net, inp.centers, params, bool(per_center_polygons), steps.sub("polygons")
         )
     else:
-        areas = gpd.GeoDataFrame(
-            {CENTER_ID: pd.Series(dtype=object), MINUTES: pd.Series(dtype=float)},
-            geometry=gpd.GeoSeries([], crs=net.crs),
-            crs=net.crs,
-        )
-        bands = gpd.GeoDataFrame(
-            {iso.MINUTES_FROM: pd.Series(dtype=float), iso.MINUTES_TO: pd.Series(dtype=float)},
-            geometry=gpd.GeoSeries([], crs=net.crs),
-            crs=net.crs,
-        )
+        areas, bands = _no_polygons(net)
     steps.done()
     logger.info(
         "audited %d demand units (population %.0f) against %d centers: %s",
-        len(demand),
-        total,
-        len(centers),
+        inp.pts.size,
+        inp.total,
+        inp.src.size,
         ", ".join(f"{k} min {v.share:.1%}" for k, v in coverage.items()),
     )
     return AuditResult(
@@ -636,7 +701,7 @@ def audit(
         coverage_by_level=by_level,
         service_areas=areas,
         uncovered=uncovered,
-        population_total=total,
+        population_total=inp.total,
         bands=bands,
         timings_s=dict(steps.timings),
     )

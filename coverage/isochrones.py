@@ -1,16 +1,13 @@
-"""Walking-distance searches from service centers, and service areas that follow the streets.
+"""Service areas that follow the streets: per-center and union polygons, and bands.
 
-One multi-source Dijkstra (``scipy.sparse.csgraph.dijkstra(min_only=True)``)
-answers "how far is the nearest center" for every node of the network. Each
-source is a point *on an edge* (see :func:`coverage.network.snap_points`): it
-becomes a virtual node joined to the edge's two ends by
-``access + offset`` and ``access + (length − offset)``, so node distances are
-exact. Points (demand units) on edges then take the better of their edge's two
-ends, or a source on their own edge.
-
-Service areas are built from the reached streets — whole edges and the
-reached part of partly reached edges — buffered by a corridor width and
-unioned, never from a convex hull.
+The walking searches come from :mod:`coverage.reach`: the nearest-source reach
+of every node for the union areas, the bounded reach of each center on its own
+for the per-center areas. An area is built from the reached streets — whole
+edges, the reached part of partly reached edges (from either end, and around
+each center on its own edge) and the centers' access legs — buffered by a
+corridor width and unioned, never from a convex hull. A city-wide area is
+unioned tile by tile, and the bands between nested areas are cut in the same
+tiles.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,26 +22,28 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
-from numpy.typing import ArrayLike, NDArray
-from scipy import sparse
-from scipy.sparse.csgraph import dijkstra
-from scipy.spatial import cKDTree
+from numpy.typing import NDArray
 
 from coverage.centers import CENTER_ID
 from coverage.errors import InputError
 from coverage.network import WalkNetwork, speed_ms
 from coverage.parallel import worker_threads
 from coverage.progress import ProgressFn
-from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M
+from coverage.reach import (
+    NodeReach,
+    Snapped,
+    as_snapped,
+    center_ids,
+    nearest_source_m,
+    reach_per_source_m,
+    require_snapped,
+)
 
 logger = logging.getLogger(__name__)
 
 #: Output columns.
 MINUTES = "minutes"
-MINUTES_TO_NEAREST = "minutes_to_nearest"
-NEAREST_CENTER_ID = "nearest_center_id"
 MINUTES_FROM = "minutes_from"
 MINUTES_TO = "minutes_to"
 ALL_CENTERS = "all"
@@ -65,503 +63,13 @@ _SEAM_MARGIN = 1.01
 #: Parts of a band smaller than this are numerical slivers between two areas' shared edges.
 _SLIVER_M2 = 0.01
 
-
-# --- the search ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NodeReach:
-    """Distance from each network node to its nearest source.
-
-    ``dist_m[i]`` is ``inf`` and ``source[i]`` is ``-1`` when node ``i`` is not
-    reached (disconnected, or farther than the search limit).
-    """
-
-    dist_m: NDArray[np.float64]
-    source: NDArray[np.int64]
-    limit_m: float = float("inf")
-
-
-@dataclass(frozen=True)
-class SourceReach:
-    """Per-source bounded reach, as a ragged array.
-
-    Source ``j`` reaches nodes ``node[indptr[j]:indptr[j+1]]`` at distances
-    ``dist_m[indptr[j]:indptr[j+1]]`` (meters, ``<= limit_m``).
-    """
-
-    indptr: NDArray[np.int64]
-    node: NDArray[np.int64]
-    dist_m: NDArray[np.float64]
-    limit_m: float
-
-    def __len__(self) -> int:
-        return int(self.indptr.size - 1)
-
-    def of(self, j: int, n_nodes: int) -> NodeReach:
-        """The reach of source ``j`` alone, as dense per-node arrays of length ``n_nodes``."""
-        a, b = self.indptr[j], self.indptr[j + 1]
-        dist = np.full(n_nodes, np.inf)
-        src = np.full(n_nodes, -1, dtype=np.int64)
-        dist[self.node[a:b]] = self.dist_m[a:b]
-        src[self.node[a:b]] = j
-        return NodeReach(dist, src, self.limit_m)
-
-
-class _Graph:
-    """Search structures derived once per network: CSR adjacency, node ↔ edge index."""
-
-    def __init__(self, net: WalkNetwork) -> None:
-        adj = net.adjacency()
-        # int32 is what csgraph works in; converting once here saves a copy per search
-        self.indptr = adj.indptr.astype(np.int32)
-        self.indices = adj.indices.astype(np.int32)
-        self.data = adj.data.astype(np.float64)
-        self.n = net.n_nodes
-        # node -> incident edges (CSR), for finding edges touched by a reach
-        ends = np.concatenate([net.edge_u, net.edge_v])
-        eids = np.concatenate([np.arange(net.n_edges), np.arange(net.n_edges)])
-        order = np.argsort(ends, kind="stable")
-        self.node_edges = eids[order]
-        self.node_edges_ptr = np.searchsorted(ends[order], np.arange(self.n + 1)).astype(np.int64)
-        self._tree: cKDTree | None = None
-        self._xy = net.node_xy
-
-    @property
-    def tree(self) -> cKDTree:
-        if self._tree is None:
-            self._tree = cKDTree(self._xy)
-        return self._tree
-
-
-_GRAPHS: dict[int, tuple[weakref.ref[WalkNetwork], _Graph]] = {}
-
-
-def _graph(net: WalkNetwork) -> _Graph:
-    """Search structures of ``net``, built on first use and dropped with ``net``."""
-    key = id(net)
-    hit = _GRAPHS.get(key)
-    if hit is not None and hit[0]() is net:
-        return hit[1]
-    g = _Graph(net)
-    _GRAPHS[key] = (weakref.ref(net), g)
-    weakref.finalize(net, _GRAPHS.pop, key, None)
-    return g
-
-
-def _as_sources(
-    net: WalkNetwork, edge: ArrayLike, offset_m: ArrayLike, access_m: ArrayLike, what: str
-) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
-    e = np.asarray(edge)
-    off = np.asarray(offset_m, dtype=np.float64)
-    acc = np.asarray(access_m, dtype=np.float64)
-    if not (e.shape == off.shape == acc.shape) or e.ndim != 1:
-        msg = f"`{what}` edge, offset and access arrays must be 1-D and of equal length; got shapes {e.shape}, {off.shape}, {acc.shape}."
-        raise InputError(msg)
-    if e.size and (not np.issubdtype(e.dtype, np.integer) or e.min() < 0 or e.max() >= net.n_edges):
-        msg = f"`{what}` edge indices must be integers in [0, {net.n_edges}); snap the points to this network first (`coverage.network.snap_frame(net, gdf)`)."
-        raise InputError(msg)
-    if (
-        not (np.isfinite(off).all() and np.isfinite(acc).all())
-        or (off < 0).any()
-        or (acc < 0).any()
-    ):
-        msg = f"`{what}` offsets and access distances must be finite and >= 0; snap the points with `coverage.network.snap_frame`."
-        raise InputError(msg)
-    e = e.astype(np.int64)
-    off = np.minimum(off, net.edge_length_m[e]) if e.size else off
-    return e, off, acc
-
-
-def _augmented(
-    g: _Graph,
-    net: WalkNetwork,
-    edge: NDArray[np.int64],
-    off: NDArray[np.float64],
-    acc: NDArray[np.float64],
-) -> sparse.csr_array:
-    """The adjacency plus one virtual node per source, with arcs to its edge's two ends."""
-    k = edge.size
-    length = net.edge_length_m[edge]
-    nnz = g.indices.size
-    indptr = np.concatenate([g.indptr, nnz + 2 * np.arange(1, k + 1, dtype=np.int32)])
-    targets = np.column_stack([net.edge_u[edge], net.edge_v[edge]]).ravel().astype(np.int32)
-    weights = np.column_stack([acc + off, acc + (length - off)]).ravel()
-    n = g.n + k
-    return sparse.csr_array(
-        (np.concatenate([g.data, weights]), np.concatenate([g.indices, targets]), indptr),
-        shape=(n, n),
-    )
-
-
-def nearest_source_m(
-    net: WalkNetwork,
-    edge: ArrayLike,
-    offset_m: ArrayLike,
-    access_m: ArrayLike,
-    *,
-    limit_m: float = float("inf"),
-) -> NodeReach:
-    """Walking distance from every node to the nearest of several sources on edges.
-
-    One multi-source Dijkstra on the network augmented with one virtual node per
-    source.
-
-    Parameters
-    ----------
-    net
-        The walking network.
-    edge, offset_m, access_m
-        Per source: edge index, offset along the edge from its ``u`` end, and
-        straight-line access distance (the snap columns of a centers frame).
-    limit_m
-        Stop the search at this distance; farther nodes count as unreached.
-
-    Returns
-    -------
-    NodeReach
-        ``dist_m`` (per node, ``inf`` when unreached) and ``source`` (per node,
-        index of the nearest source, ``-1`` when unreached).
-    """
-    e, off, acc = _as_sources(net, edge, offset_m, access_m, "sources")
-    n = net.n_nodes
-    if e.size == 0:
-        return NodeReach(np.full(n, np.inf), np.full(n, -1, dtype=np.int64), float(limit_m))
-    g = _graph(net)
-    A = _augmented(g, net, e, off, acc)
-    dist, _, src = dijkstra(
-        A,
-        directed=True,
-        indices=np.arange(n, n + e.size),
-        min_only=True,
-        return_predecessors=True,
-        limit=limit_m,
-    )
-    dist = np.asarray(dist[:n], dtype=np.float64)
-    source = np.asarray(src[:n], dtype=np.int64) - n
-    source[~np.isfinite(dist)] = -1
-    return NodeReach(dist, source, float(limit_m))
-
-
-def points_reach_m(
-    net: WalkNetwork,
-    reach: NodeReach,
-    edge: ArrayLike,
-    offset_m: ArrayLike,
-    access_m: ArrayLike,
-    src_edge: ArrayLike,
-    src_offset_m: ArrayLike,
-    src_access_m: ArrayLike,
-) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """Walking distance from points on edges to their nearest source.
-
-    A point at ``offset`` on edge ``(u, v)`` with access ``a`` is at
-    ``a + min(dist[u] + offset, dist[v] + length − offset)``, or
-    ``a + |offset − src_offset| + src_access`` from a source on the same edge.
-
-    Parameters
-    ----------
-    net
-        The walking network.
-    reach
-        Result of :func:`nearest_source_m` for the sources below.
-    edge, offset_m, access_m
-        The points' snap columns.
-    src_edge, src_offset_m, src_access_m
-        The sources' snap columns, as passed to :func:`nearest_source_m`.
-
-    Returns
-    -------
-    tuple of arrays
-        ``dist_m`` per point (``inf`` when no source is within ``reach.limit_m``)
-        and ``source`` per point (source index, ``-1`` when unreached).
-    """
-    e, off, acc = _as_sources(net, edge, offset_m, access_m, "points")
-    se, soff, sacc = _as_sources(net, src_edge, src_offset_m, src_access_m, "sources")
-    u, v = net.edge_u[e], net.edge_v[e]
-    length = net.edge_length_m[e]
-    du = reach.dist_m[u] + off
-    dv = reach.dist_m[v] + (length - off)
-    via_v = dv < du
-    best = np.where(via_v, dv, du)
-    source = np.where(via_v, reach.source[v], reach.source[u]).astype(np.int64)
-    if se.size and e.size:
-        pi, sj = _same_edge_pairs(e, se)
-        if pi.size:
-            d = np.abs(off[pi] - soff[sj]) + sacc[sj]
-            order = np.lexsort((d, pi))
-            pi, sj, d = pi[order], sj[order], d[order]
-            first = np.ones(pi.size, dtype=bool)
-            first[1:] = pi[1:] != pi[:-1]
-            pi, sj, d = pi[first], sj[first], d[first]
-            better = d < best[pi]
-            best[pi[better]] = d[better]
-            source[pi[better]] = sj[better]
-    dist = best + acc
-    out = ~(dist <= reach.limit_m)
-    dist[out] = np.inf
-    source[out] = -1
-    return dist, source
-
-
-def _same_edge_pairs(
-    point_edge: NDArray[np.int64], src_edge: NDArray[np.int64]
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """All (point, source) index pairs that lie on the same edge."""
-    order = np.argsort(src_edge, kind="stable")
-    se = src_edge[order]
-    lo = np.searchsorted(se, point_edge, side="left")
-    hi = np.searchsorted(se, point_edge, side="right")
-    counts = hi - lo
-    pi = np.repeat(np.arange(point_edge.size), counts)
-    starts = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    sj = order[np.arange(pi.size) + starts]
-    return pi.astype(np.int64), sj.astype(np.int64)
-
-
-def reach_per_source_m(
-    net: WalkNetwork,
-    edge: ArrayLike,
-    offset_m: ArrayLike,
-    access_m: ArrayLike,
-    *,
-    limit_m: float,
-    progress: ProgressFn | None = None,
-) -> SourceReach:
-    """Bounded reach of each source on its own (not only where it is the nearest).
-
-    Every walk of at most ``limit_m`` from a source stays within ``limit_m`` of
-    its snapped point in a straight line, so each source is searched on the
-    subgraph of nodes within that disk: exact, and cheap for many sources on a
-    large network.
-
-    Parameters
-    ----------
-    net
-        The walking network.
-    edge, offset_m, access_m
-        Per source: the snap columns.
-    limit_m
-        Largest distance of interest (finite).
-    progress
-        Called with ``(fraction, message)``.
-
-    Returns
-    -------
-    SourceReach
-        Ragged per-source arrays of reached nodes and their distances.
-    """
-    if not np.isfinite(limit_m) or limit_m < 0:
-        msg = f"`limit_m` must be a finite distance >= 0; got {limit_m!r}."
-        raise InputError(msg)
-    e, off, acc = _as_sources(net, edge, offset_m, access_m, "sources")
-    g = _graph(net)
-    # snapped point of each source
-    pts = shapely.line_interpolate_point(net.edge_geometry[e], off) if e.size else np.empty(0)
-    sx, sy = shapely.get_x(pts), shapely.get_y(pts)
-    nodes_out: list[NDArray[np.int64]] = []
-    dist_out: list[NDArray[np.float64]] = []
-    counts = np.zeros(e.size, dtype=np.int64)
-    full = sparse.csr_array((g.data, g.indices, g.indptr), shape=(g.n, g.n))
-    step = max(1, e.size // 20)
-    for j in range(e.size):
-        r = limit_m - acc[j]
-        if r < 0:
-            nodes_out.append(np.empty(0, dtype=np.int64))
-            dist_out.append(np.empty(0, dtype=np.float64))
-            continue
-        local = np.asarray(g.tree.query_ball_point((sx[j], sy[j]), r + 1e-6), dtype=np.int64)
-        ends = np.array([net.edge_u[e[j]], net.edge_v[e[j]]])
-        local = np.union1d(local, ends)
-        sub = full[local][:, local]
-        pos = np.searchsorted(local, ends)
-        length = net.edge_length_m[e[j]]
-        m = local.size
-        indptr = np.concatenate([sub.indptr, [sub.indptr[-1] + 2]])
-        A = sparse.csr_array(
-            (
-                np.concatenate([sub.data, [acc[j] + off[j], acc[j] + length - off[j]]]),
-                np.concatenate([sub.indices, pos]),
-                indptr,
-            ),
-            shape=(m + 1, m + 1),
-        )
-        d = dijkstra(A, directed=True, indices=m, limit=limit_m)[:m]
-        ok = np.isfinite(d)
-        nodes_out.append(local[ok])
-        dist_out.append(np.asarray(d[ok], dtype=np.float64))
-        counts[j] = int(ok.sum())
-        if progress and j % step == 0:
-            progress(j / e.size, f"per-center reach {j}/{e.size}")
-    indptr_out = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return SourceReach(
-        indptr=indptr_out,
-        node=np.concatenate(nodes_out) if nodes_out else np.empty(0, dtype=np.int64),
-        dist_m=np.concatenate(dist_out) if dist_out else np.empty(0, dtype=np.float64),
-        limit_m=float(limit_m),
-    )
-
-
-def points_within_m(
-    net: WalkNetwork,
-    per_source: SourceReach,
-    edge: ArrayLike,
-    offset_m: ArrayLike,
-    access_m: ArrayLike,
-    src_edge: ArrayLike,
-    src_offset_m: ArrayLike,
-    src_access_m: ArrayLike,
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    """All (source, point) pairs within ``per_source.limit_m`` of each other.
-
-    Parameters
-    ----------
-    net
-        The walking network.
-    per_source
-        Result of :func:`reach_per_source_m` for the sources below.
-    edge, offset_m, access_m
-        The points' snap columns.
-    src_edge, src_offset_m, src_access_m
-        The sources' snap columns.
-
-    Returns
-    -------
-    tuple of arrays
-        ``source``, ``point`` (indices) and ``dist_m`` of every pair within the limit.
-    """
-    e, off, acc = _as_sources(net, edge, offset_m, access_m, "points")
-    se, soff, sacc = _as_sources(net, src_edge, src_offset_m, src_access_m, "sources")
-    g = _graph(net)
-    # edge -> points on it (CSR)
-    order = np.argsort(e, kind="stable")
-    pe_ptr = np.searchsorted(e[order], np.arange(net.n_edges + 1))
-    scratch = np.full(net.n_nodes, np.inf)
-    out_s: list[NDArray[np.int64]] = []
-    out_p: list[NDArray[np.int64]] = []
-    out_d: list[NDArray[np.float64]] = []
-    for j in range(len(per_source)):
-        a, b = per_source.indptr[j], per_source.indptr[j + 1]
-        nodes = per_source.node[a:b]
-        scratch[nodes] = per_source.dist_m[a:b]
-        if nodes.size:
-            starts, stops = g.node_edges_ptr[nodes], g.node_edges_ptr[nodes + 1]
-            edges = np.unique(
-                np.concatenate(
-                    [g.node_edges[s:t] for s, t in zip(starts, stops, strict=True)]
-                    + [se[j : j + 1]]
-                )
-            )
-        else:
-            edges = se[j : j + 1]
-        pts = np.concatenate([order[pe_ptr[x] : pe_ptr[x + 1]] for x in edges])
-        if pts.size:
-            pe = e[pts]
-            d = np.minimum(
-                scratch[net.edge_u[pe]] + off[pts],
-                scratch[net.edge_v[pe]] + net.edge_length_m[pe] - off[pts],
-            )
-            same = pe == se[j]
-            d[same] = np.minimum(d[same], np.abs(off[pts[same]] - soff[j]) + sacc[j])
-            d = d + acc[pts]
-            ok = d <= per_source.limit_m
-            out_s.append(np.full(int(ok.sum()), j, dtype=np.int64))
-            out_p.append(pts[ok].astype(np.int64))
-            out_d.append(d[ok])
-        scratch[nodes] = np.inf
-    if not out_s:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0)
-    return np.concatenate(out_s), np.concatenate(out_p), np.concatenate(out_d)
-
-
-# --- frames --------------------------------------------------------------------
-
-
-def _snap_cols(gdf: Any, what: str) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
-    missing = [c for c in (SNAP_EDGE, SNAP_OFFSET_M, SNAP_DISTANCE_M) if c not in gdf.columns]
-    if missing:
-        msg = f"`{what}` lacks the snap columns {missing}; snap it to the network first with `coverage.network.snap_frame(net, {what})`."
-        raise InputError(msg)
-    return (
-        gdf[SNAP_EDGE].to_numpy(),
-        gdf[SNAP_OFFSET_M].to_numpy(dtype=np.float64),
-        gdf[SNAP_DISTANCE_M].to_numpy(dtype=np.float64),
-    )
-
-
-def check_crs(net: WalkNetwork, gdf: Any, what: str) -> None:
-    import pyproj
-
-    if gdf.crs is None or not pyproj.CRS.from_user_input(gdf.crs).equals(
-        pyproj.CRS.from_user_input(net.crs)
-    ):
-        msg = f"`{what}` is in {gdf.crs}, the network in {net.crs}; project it first (`{what}.to_crs(net.crs)`)."
-        raise InputError(msg)
-
-
-def minutes_to_nearest(
-    net: WalkNetwork,
-    centers: gpd.GeoDataFrame,
-    demand: gpd.GeoDataFrame,
-    *,
-    speed_kmh: float,
-    limit_min: float = float("inf"),
-) -> pd.DataFrame:
-    """Walking minutes from each demand unit to its nearest center.
-
-    Parameters
-    ----------
-    net
-        The walking network.
-    centers
-        Centers frame (``center_id`` and snap columns), in ``net.crs``.
-    demand
-        Demand frame (snap columns), in ``net.crs``.
-    speed_kmh
-        Walking speed.
-    limit_min
-        Search no farther than this many minutes; farther units count as unreached.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Same index as ``demand``; columns ``minutes_to_nearest`` (NaN when no
-        center is reachable) and ``nearest_center_id`` (None when unreachable).
-    """
-    ms = speed_ms(speed_kmh)
-    check_crs(net, centers, "centers")
-    check_crs(net, demand, "demand")
-    se, so, sa = _snap_cols(centers, "centers")
-    pe, po, pa = _snap_cols(demand, "demand")
-    limit_m = limit_min * 60.0 * ms
-    reach = nearest_source_m(net, se, so, sa, limit_m=limit_m)
-    dist, src = points_reach_m(net, reach, pe, po, pa, se, so, sa)
-    minutes = dist / ms / 60.0
-    minutes[~np.isfinite(minutes)] = np.nan
-    ids = (
-        centers[CENTER_ID].to_numpy(dtype=object)
-        if CENTER_ID in centers
-        else np.arange(len(centers)).astype(str).astype(object)
-    )
-    nearest = np.full(src.size, None, dtype=object)
-    nearest[src >= 0] = ids[src[src >= 0]]
-    # an explicit object Series keeps None (pandas 3 would infer str and turn None into NaN)
-    return pd.DataFrame(
-        {
-            MINUTES_TO_NEAREST: minutes,
-            NEAREST_CENTER_ID: pd.Series(nearest, dtype=object, index=demand.index),
-        },
-        index=demand.index,
-    )
-
-
 # --- polygons ------------------------------------------------------------------
 
 
 def _substrings(
     geoms: NDArray[np.object_], start_m: NDArray[np.float64], end_m: NDArray[np.float64]
 ) -> NDArray[np.object_]:
-    """The parts of ``geoms[i]`` between ``start_m[i]`` and ``end_m[i]`` along the line.
+    """Return the parts of ``geoms[i]`` between ``start_m[i]`` and ``end_m[i]`` along the line.
 
     Vectorised ``shapely.ops.substring`` for ``0 <= start < end <= length``: the
     interpolated end points plus the vertices strictly between them.
@@ -592,11 +100,9 @@ def _reached_lines(
     net: WalkNetwork,
     dist_m: NDArray[np.float64],
     budget_m: float,
-    src_edge: NDArray[np.int64],
-    src_offset_m: NDArray[np.float64],
-    src_access_m: NDArray[np.float64],
+    src: Snapped,
 ) -> tuple[NDArray[np.int64], NDArray[np.object_]]:
-    """Edges fully within ``budget_m`` (indices) and line pieces of partly reached edges."""
+    """Return the edges fully within ``budget_m`` (indices) and line pieces of partly reached edges."""
     du, dv = dist_m[net.edge_u], dist_m[net.edge_v]
     length = net.edge_length_m
     a = budget_m - du  # reach into the edge from u
@@ -607,9 +113,9 @@ def _reached_lines(
     from_u = np.flatnonzero(partial & (a > 0))
     from_v = np.flatnonzero(partial & (b > 0))
     # own edges of sources: interval around the snapped point
-    r = budget_m - src_access_m
-    live = (r >= 0) & ~full[src_edge]
-    se, so, rr = src_edge[live], src_offset_m[live], r[live]
+    r = budget_m - src.access_m
+    live = (r >= 0) & ~full[src.edge]
+    se, so, rr = src.edge[live], src.offset_m[live], r[live]
     lo = np.maximum(0.0, so - rr)
     hi = np.minimum(length[se], so + rr)
     ok = hi > lo
@@ -628,13 +134,11 @@ def _reach_lines(
     net: WalkNetwork,
     dist_m: NDArray[np.float64],
     budget_m: float,
-    src_edge: NDArray[np.int64],
-    src_offset_m: NDArray[np.float64],
-    src_access_m: NDArray[np.float64],
+    src: Snapped,
     extra: NDArray[np.object_],
 ) -> NDArray[np.object_]:
-    """Every line of an area: whole reached edges, reached pieces, then ``extra`` (access legs)."""
-    full_idx, pieces = _reached_lines(net, dist_m, budget_m, src_edge, src_offset_m, src_access_m)
+    """Return every line of an area: whole reached edges, reached pieces, then ``extra`` (access legs)."""
+    full_idx, pieces = _reached_lines(net, dist_m, budget_m, src)
     return np.concatenate([net.edge_geometry[full_idx], pieces, extra])
 
 
@@ -657,7 +161,7 @@ def _polygon(
 
 
 def _polygon_parts(geom: shapely.Geometry | NDArray[np.object_]) -> NDArray[np.object_]:
-    """The Polygon parts of a geometry (or of an array of geometries)."""
+    """Return the Polygon parts of a geometry (or of an array of geometries)."""
     parts: NDArray[np.object_] = np.asarray(shapely.get_parts(geom), dtype=object)
     out: NDArray[np.object_] = parts[shapely.get_type_id(parts) == _POLYGON]
     return out
@@ -726,7 +230,7 @@ def _tile_piece(
     corridor_m: float,
     min_hole_area_m2: float,
 ) -> shapely.Geometry | None:
-    """The corridors of ``lines`` inside ``box``, unioned; holes under ``min_hole_area_m2`` filled.
+    """Union the corridors of ``lines`` inside ``box``; holes under ``min_hole_area_m2`` filled.
 
     Buffers crossing the box edge are cut before the union, so the seam crossings come
     from the buffers themselves (the same on both sides of a seam) and not from the
@@ -893,15 +397,13 @@ def reach_polygon(
     net: WalkNetwork,
     reach: NodeReach,
     budget_m: float,
-    src_edge: ArrayLike,
-    src_offset_m: ArrayLike,
-    src_access_m: ArrayLike,
+    sources: Snapped,
     *,
     corridor_m: float = DEFAULT_CORRIDOR_M,
     min_hole_area_m2: float = DEFAULT_MIN_HOLE_AREA_M2,
     access_lines: Sequence[Any] = (),
 ) -> shapely.Geometry:
-    """The area within ``budget_m`` of the sources along the streets.
+    """Build the area within ``budget_m`` of the sources along the streets.
 
     Whole reached edges, plus the reached part of partly reached edges (from
     either end, and around each source on its own edge), buffered by
@@ -915,8 +417,8 @@ def reach_polygon(
         Node distances from the sources (with a limit of at least ``budget_m``).
     budget_m
         Walking distance of the area.
-    src_edge, src_offset_m, src_access_m
-        The sources' snap columns.
+    sources
+        The sources' places (see :class:`coverage.reach.Snapped`).
     corridor_m
         Half-width of the street corridor.
     min_hole_area_m2
@@ -929,25 +431,22 @@ def reach_polygon(
     shapely.Geometry
         A Polygon or MultiPolygon in ``net.crs`` (empty when nothing is reached).
     """
-    if corridor_m <= 0:
-        msg = f"`corridor_m` must be > 0 meters; got {corridor_m!r}. The default is {DEFAULT_CORRIDOR_M}."
-        raise InputError(msg)
+    _check_corridor(corridor_m)
     if budget_m > reach.limit_m:
         msg = f"`budget_m` ({budget_m}) exceeds the search limit ({reach.limit_m}); search with a larger `limit_m`."
         raise InputError(msg)
-    se, so, sa = _as_sources(net, src_edge, src_offset_m, src_access_m, "sources")
+    src = as_snapped(net, *sources, "sources")
     extra = np.empty(len(access_lines), dtype=object)
     extra[:] = list(access_lines)
-    lines = _reach_lines(net, reach.dist_m, budget_m, se, so, sa, extra)
+    lines = _reach_lines(net, reach.dist_m, budget_m, src, extra)
     return _polygon(lines, corridor_m=corridor_m, min_hole_area_m2=min_hole_area_m2)
 
 
-def _access_legs(net: WalkNetwork, centers: gpd.GeoDataFrame) -> NDArray[np.object_]:
-    """Straight lines from each center to where it joins the network."""
-    e = centers[SNAP_EDGE].to_numpy().astype(np.int64)
-    on = shapely.line_interpolate_point(
-        net.edge_geometry[e], centers[SNAP_OFFSET_M].to_numpy(dtype=np.float64)
-    )
+def _access_legs(net: WalkNetwork, centers: gpd.GeoDataFrame, src: Snapped) -> NDArray[np.object_]:
+    """Return the straight lines from each center to where it joins the network."""
+    if src.size == 0:
+        return np.empty(0, dtype=object)
+    on = shapely.line_interpolate_point(net.edge_geometry[src.edge], src.offset_m)
     own = shapely.point_on_surface(centers.geometry.values)
     legs = shapely.linestrings(
         np.stack(
@@ -961,6 +460,31 @@ def _access_legs(net: WalkNetwork, centers: gpd.GeoDataFrame) -> NDArray[np.obje
     return np.asarray(legs, dtype=object)
 
 
+def _check_corridor(corridor_m: float) -> None:
+    if not corridor_m > 0:
+        msg = f"`corridor_m` must be > 0 meters; got {corridor_m!r}. The default is {DEFAULT_CORRIDOR_M}."
+        raise InputError(msg)
+
+
+@dataclass(frozen=True)
+class _AreaSpec:
+    """What areas to build: thresholds, their walking budgets, and the corridor shape."""
+
+    minutes: tuple[float, ...]
+    budgets_m: tuple[float, ...]
+    corridor_m: float
+    min_hole_area_m2: float
+
+
+def _area_spec(
+    minutes: Sequence[float], speed_kmh: float, corridor_m: float, min_hole_area_m2: float
+) -> _AreaSpec:
+    ms = speed_ms(speed_kmh)
+    ts = check_thresholds(minutes)
+    _check_corridor(corridor_m)
+    return _AreaSpec(ts, tuple(t * 60.0 * ms for t in ts), corridor_m, min_hole_area_m2)
+
+
 def service_areas(
     net: WalkNetwork,
     centers: gpd.GeoDataFrame,
@@ -970,10 +494,9 @@ def service_areas(
     corridor_m: float = DEFAULT_CORRIDOR_M,
     min_hole_area_m2: float = DEFAULT_MIN_HOLE_AREA_M2,
     per_center: bool = True,
-    per_source: SourceReach | None = None,
     progress: ProgressFn | None = None,
 ) -> gpd.GeoDataFrame:
-    """Service areas that follow the streets, per center and threshold, and their union.
+    """Build service areas that follow the streets, per center and threshold, and their union.
 
     Parameters
     ----------
@@ -991,9 +514,6 @@ def service_areas(
         Holes smaller than this (slivers between corridors) are filled.
     per_center
         Also return one area per center and threshold (not only the union).
-    per_source
-        Precomputed :func:`reach_per_source_m` of ``centers`` with a limit of at
-        least the largest threshold (saves the per-center searches).
     progress
         Called with ``(fraction, message)``.
 
@@ -1003,17 +523,9 @@ def service_areas(
         Columns ``center_id`` (``"all"`` for the union), ``minutes``, geometry
         (Polygon/MultiPolygon in ``net.crs``); the union rows come first.
     """
+    spec = _area_spec(minutes, speed_kmh, corridor_m, min_hole_area_m2)
     return _areas_and_bands(
-        net,
-        centers,
-        minutes=minutes,
-        speed_kmh=speed_kmh,
-        corridor_m=corridor_m,
-        min_hole_area_m2=min_hole_area_m2,
-        per_center=per_center,
-        per_source=per_source,
-        progress=progress,
-        with_bands=False,
+        net, centers, spec, per_center=per_center, progress=progress, with_bands=False
     )[0]
 
 
@@ -1026,10 +538,9 @@ def service_areas_and_bands(
     corridor_m: float = DEFAULT_CORRIDOR_M,
     min_hole_area_m2: float = DEFAULT_MIN_HOLE_AREA_M2,
     per_center: bool = True,
-    per_source: SourceReach | None = None,
     progress: ProgressFn | None = None,
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """Service areas (as :func:`service_areas`) and the bands of their union (as :func:`service_bands`).
+    """Build service areas (as :func:`service_areas`) and the bands of their union (as :func:`service_bands`).
 
     At city scale the bands are cut tile by tile with the areas, far cheaper than
     one difference of two city-wide polygons with a hole per block. Parameters
@@ -1043,96 +554,91 @@ def service_areas_and_bands(
         The areas have columns ``center_id`` (``"all"`` for the union), ``minutes``, geometry
         (Polygon/MultiPolygon in ``net.crs``); the union rows come first.
     """
+    spec = _area_spec(minutes, speed_kmh, corridor_m, min_hole_area_m2)
     return _areas_and_bands(
-        net,
-        centers,
-        minutes=minutes,
-        speed_kmh=speed_kmh,
-        corridor_m=corridor_m,
-        min_hole_area_m2=min_hole_area_m2,
-        per_center=per_center,
-        per_source=per_source,
-        progress=progress,
-        with_bands=True,
+        net, centers, spec, per_center=per_center, progress=progress, with_bands=True
     )
+
+
+def _union_areas(
+    net: WalkNetwork,
+    src: Snapped,
+    legs: NDArray[np.object_],
+    spec: _AreaSpec,
+    *,
+    with_bands: bool,
+) -> tuple[list[shapely.Geometry], list[shapely.Geometry]]:
+    """Return the union area per threshold (and the bands between them) from one search."""
+    reach = nearest_source_m(net, src, limit_m=spec.budgets_m[-1])
+    line_sets = [
+        _reach_lines(net, reach.dist_m, bm, src, legs[src.access_m <= bm]) for bm in spec.budgets_m
+    ]
+    if line_sets[-1].size > _TILED_UNION_MIN:
+        return _tiled_areas(
+            line_sets,
+            corridor_m=spec.corridor_m,
+            min_hole_area_m2=spec.min_hole_area_m2,
+            with_bands=with_bands,
+        )
+    unions = [
+        _polygon(lines, corridor_m=spec.corridor_m, min_hole_area_m2=spec.min_hole_area_m2)
+        for lines in line_sets
+    ]
+    return unions, _differences(unions) if with_bands else []
+
+
+def _per_center_rows(
+    net: WalkNetwork,
+    src: Snapped,
+    legs: NDArray[np.object_],
+    ids: NDArray[np.object_],
+    spec: _AreaSpec,
+    progress: ProgressFn | None,
+) -> list[dict[str, Any]]:
+    """Return one row (``center_id``, ``minutes``, geometry) per center and threshold."""
+    per_source = reach_per_source_m(net, src, limit_m=spec.budgets_m[-1])
+    rows: list[dict[str, Any]] = []
+    for j in range(src.size):
+        rj = per_source.of(j, net.n_nodes)
+        for t, bm in zip(spec.minutes, spec.budgets_m, strict=True):
+            geom = reach_polygon(
+                net,
+                rj,
+                bm,
+                src.take([j]),
+                corridor_m=spec.corridor_m,
+                min_hole_area_m2=spec.min_hole_area_m2,
+                access_lines=[legs[j]] if src.access_m[j] <= bm else [],
+            )
+            rows.append({CENTER_ID: ids[j], MINUTES: t, "geometry": geom})
+        if progress:
+            progress((j + 1) / src.size, f"service areas {j + 1}/{src.size}")
+    return rows
 
 
 def _areas_and_bands(
     net: WalkNetwork,
     centers: gpd.GeoDataFrame,
+    spec: _AreaSpec,
     *,
-    minutes: Sequence[float],
-    speed_kmh: float,
-    corridor_m: float,
-    min_hole_area_m2: float,
     per_center: bool,
-    per_source: SourceReach | None,
     progress: ProgressFn | None,
     with_bands: bool,
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    ms = speed_ms(speed_kmh)
-    ts = check_thresholds(minutes)
-    if corridor_m <= 0:
-        msg = f"`corridor_m` must be > 0 meters; got {corridor_m!r}. The default is {DEFAULT_CORRIDOR_M}."
-        raise InputError(msg)
-    check_crs(net, centers, "centers")
-    se, so, sa = _snap_cols(centers, "centers")
-    se = se.astype(np.int64)
-    ids = (
-        centers[CENTER_ID].astype(str).to_numpy()
-        if CENTER_ID in centers
-        else np.arange(len(centers)).astype(str)
-    )
-    budgets = [t * 60.0 * ms for t in ts]
-    legs = _access_legs(net, centers) if len(centers) else np.empty(0, dtype=object)
-    rows: list[dict[str, Any]] = []
-    reach = nearest_source_m(net, se, so, sa, limit_m=budgets[-1])
-    line_sets = []
-    for bm in budgets:
-        line_sets.append(_reach_lines(net, reach.dist_m, bm, se, so, sa, legs[sa <= bm]))
-    if line_sets[-1].size > _TILED_UNION_MIN:
-        unions, band_geoms = _tiled_areas(
-            line_sets,
-            corridor_m=corridor_m,
-            min_hole_area_m2=min_hole_area_m2,
-            with_bands=with_bands,
-        )
-    else:
-        unions = [
-            _polygon(lines, corridor_m=corridor_m, min_hole_area_m2=min_hole_area_m2)
-            for lines in line_sets
-        ]
-        band_geoms = _differences(unions) if with_bands else []
-    for t, geom in zip(ts, unions, strict=True):
-        rows.append({CENTER_ID: ALL_CENTERS, MINUTES: t, "geometry": geom})
-    if per_center and len(centers):
-        if (
-            per_source is None
-            or per_source.limit_m < budgets[-1]
-            or len(per_source) != len(centers)
-        ):
-            per_source = reach_per_source_m(net, se, so, sa, limit_m=budgets[-1])
-        for j in range(len(centers)):
-            rj = per_source.of(j, net.n_nodes)
-            for t, bm in zip(ts, budgets, strict=True):
-                geom = reach_polygon(
-                    net,
-                    rj,
-                    bm,
-                    se[j : j + 1],
-                    so[j : j + 1],
-                    sa[j : j + 1],
-                    corridor_m=corridor_m,
-                    min_hole_area_m2=min_hole_area_m2,
-                    access_lines=[legs[j]] if sa[j] <= bm else [],
-                )
-                rows.append({CENTER_ID: ids[j], MINUTES: t, "geometry": geom})
-            if progress:
-                progress((j + 1) / len(centers), f"service areas {j + 1}/{len(centers)}")
+    src = require_snapped(net, centers, "centers")
+    legs = _access_legs(net, centers, src)
+    unions, band_geoms = _union_areas(net, src, legs, spec, with_bands=with_bands)
+    rows: list[dict[str, Any]] = [
+        {CENTER_ID: ALL_CENTERS, MINUTES: t, "geometry": geom}
+        for t, geom in zip(spec.minutes, unions, strict=True)
+    ]
+    if per_center and src.size:
+        rows += _per_center_rows(net, src, legs, center_ids(centers), spec, progress)
     out = gpd.GeoDataFrame(
         rows, geometry="geometry", crs=net.crs, columns=[CENTER_ID, MINUTES, "geometry"]
     )
     logger.info("returned %d service areas for %d centers", len(out), len(centers))
+    ts = spec.minutes
     bands = gpd.GeoDataFrame(
         {
             MINUTES_FROM: [0.0, *ts[:-1]][: len(band_geoms)],
@@ -1145,7 +651,7 @@ def _areas_and_bands(
 
 
 def service_bands(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Non-overlapping bands (0–5, 5–15, …) of the union service areas.
+    """Cut non-overlapping bands (0–5, 5–15, …) from the union service areas.
 
     Parameters
     ----------
@@ -1167,7 +673,7 @@ def service_bands(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 def _differences(areas: Sequence[shapely.Geometry]) -> list[shapely.Geometry]:
-    """Each of nested ``areas`` minus the one before it (the first as is)."""
+    """Return each of nested ``areas`` minus the one before it (the first as is)."""
     out = []
     prev = shapely.Polygon()
     for g in areas:
@@ -1177,6 +683,24 @@ def _differences(areas: Sequence[shapely.Geometry]) -> list[shapely.Geometry]:
 
 
 def check_thresholds(minutes: Sequence[float]) -> tuple[float, ...]:
+    """Return ``minutes`` as a tuple of floats, checked to be positive and strictly increasing.
+
+    Parameters
+    ----------
+    minutes
+        Thresholds, e.g. ``(5, 15)``.
+
+    Returns
+    -------
+    tuple of float
+        The thresholds.
+
+    Raises
+    ------
+    InputError
+        No threshold, a threshold that is not a positive finite number, or
+        thresholds out of order.
+    """
     ts = tuple(float(t) for t in minutes)
     if not ts:
         msg = "`minutes` must list at least one threshold, e.g. (5, 15)."

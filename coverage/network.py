@@ -103,25 +103,6 @@ class WalkNetwork:
         """Return each edge's walking time in seconds at ``speed_kmh``."""
         return self.edge_length_m / speed_ms(speed_kmh)
 
-    def adjacency(self, weights: NDArray[np.float64] | None = None) -> sparse.csr_array:
-        """Symmetric CSR adjacency with ``weights`` (default: ``edge_length_m``).
-
-        Parallel edges keep the smallest weight; self-loops are dropped.
-        """
-        w = self.edge_length_m if weights is None else weights
-        keep = self.edge_u != self.edge_v
-        u, v, w = self.edge_u[keep], self.edge_v[keep], w[keep]
-        # scipy sums duplicates; take the minimum per (u, v) pair first.
-        rows = np.concatenate([u, v])
-        cols = np.concatenate([v, u])
-        vals = np.concatenate([w, w])
-        order = np.lexsort((vals, cols, rows))
-        rows, cols, vals = rows[order], cols[order], vals[order]
-        first = np.ones(rows.size, dtype=bool)
-        first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-        n = self.n_nodes
-        return sparse.csr_array((vals[first], (rows[first], cols[first])), shape=(n, n))
-
     @cached_property
     def edge_tree(self) -> shapely.STRtree:
         """Spatial index over edge geometries (built on first use)."""

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import logging
 import math
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -30,7 +29,6 @@ import pyproj
 import shapely
 from numpy.typing import NDArray
 from scipy import sparse
-from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from coverage.centers import CENTER_ID
@@ -39,6 +37,14 @@ from coverage.errors import InputError
 from coverage.network import DEFAULT_SPEED_KMH, WalkNetwork, speed_ms
 from coverage.optimize import BoolArray, FloatArray, IntArray, SiteSelection, best_sites
 from coverage.progress import ProgressFn, sub_progress
+from coverage.reach import (
+    Snapped,
+    nearest_points_m,
+    pairs_within_m,
+    point_xy,
+    require_snapped,
+    snap_arrays,
+)
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_points
 
 logger = logging.getLogger(__name__)
@@ -57,8 +63,6 @@ CURVE_POPULATION = "population_covered"
 
 # Floating-point slack when comparing walked meters with a threshold.
 _LIMIT_EPS_M = 1e-6
-# Zero-weight arcs would vanish from scipy's csgraph; give them a harmless length.
-_MIN_ARC_M = 1e-9
 
 
 # --- parameters and results ---------------------------------------------------
@@ -222,111 +226,6 @@ def _limit_m(minutes: float, speed_kmh: float) -> float:
     return float(minutes) * 60.0 * speed_ms(speed_kmh)
 
 
-def _snap_arrays(gdf: gpd.GeoDataFrame, what: str) -> tuple[IntArray, FloatArray, FloatArray]:
-    missing = [c for c in (SNAP_EDGE, SNAP_OFFSET_M, SNAP_DISTANCE_M) if c not in gdf.columns]
-    if missing:
-        msg = f"`{what}` lacks the snap columns {missing}; pass it through `coverage.network.snap_frame(net, {what})` first."
-        raise InputError(msg)
-    return (
-        gdf[SNAP_EDGE].to_numpy(dtype=np.int64),
-        gdf[SNAP_OFFSET_M].to_numpy(dtype=np.float64),
-        gdf[SNAP_DISTANCE_M].to_numpy(dtype=np.float64),
-    )
-
-
-def _point_xy(
-    net: WalkNetwork, edge: IntArray, offset_m: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """Coordinates of points given by edge and offset along it from ``u``."""
-    if edge.size == 0:
-        e = np.empty(0, dtype=np.float64)
-        return e, e
-    length = net.edge_length_m[edge]
-    frac = np.clip(offset_m / np.maximum(length, 1e-12), 0.0, 1.0)
-    lines = net.edge_geometry[edge]
-    # Straight edges (two vertices) interpolate in numpy; only bent ones need shapely.
-    straight = shapely.get_num_coordinates(lines) == 2
-    first = shapely.get_coordinates(shapely.get_point(lines, 0))
-    last = shapely.get_coordinates(shapely.get_point(lines, -1))
-    x = first[:, 0] + frac * (last[:, 0] - first[:, 0])
-    y = first[:, 1] + frac * (last[:, 1] - first[:, 1])
-    bent = ~straight
-    if bent.any():
-        pts = shapely.line_interpolate_point(lines[bent], frac[bent] * shapely.length(lines[bent]))
-        x[bent] = shapely.get_x(pts)
-        y[bent] = shapely.get_y(pts)
-    return x.astype(np.float64), y.astype(np.float64)
-
-
-_ADJACENCY: dict[int, tuple[weakref.ref[WalkNetwork], sparse.csr_array]] = {}
-
-
-def _weighted_adjacency(net: WalkNetwork) -> sparse.csr_array:
-    """Length-weighted CSR adjacency of ``net``, built once per network object.
-
-    Callers must not modify it. The cache entry goes away with ``net``.
-    """
-    key = id(net)
-    hit = _ADJACENCY.get(key)
-    if hit is not None and hit[0]() is net:
-        return hit[1]
-    A = net.adjacency()
-    A.data = np.maximum(A.data, _MIN_ARC_M)
-    A.sort_indices()
-    _ADJACENCY[key] = (weakref.ref(net), A)
-    weakref.finalize(net, _ADJACENCY.pop, key, None)
-    return A
-
-
-def _through_nodes_m(
-    net: WalkNetwork,
-    D: FloatArray,
-    g2l: IntArray,
-    inf_col: int,
-    edge: IntArray,
-    offset_m: FloatArray,
-    access_m: FloatArray,
-) -> FloatArray:
-    """Distances (rows of ``D``) to points on edges, entering from either end.
-
-    ``g2l`` maps a node to its column in ``D`` (-1: not local, read from the
-    all-inf column ``inf_col``).
-    """
-    lu = g2l[net.edge_u[edge]]
-    lv = g2l[net.edge_v[edge]]
-    lu = np.where(lu >= 0, lu, inf_col)
-    lv = np.where(lv >= 0, lv, inf_col)
-    du = D[:, lu] + offset_m[None, :]
-    dv = D[:, lv] + (net.edge_length_m[edge] - offset_m)[None, :]
-    out: FloatArray = np.minimum(du, dv) + access_m[None, :]
-    return out
-
-
-def _same_edge_pairs(
-    a_edge: IntArray,
-    a_off: FloatArray,
-    a_acc: FloatArray,
-    b_edge: IntArray,
-    b_off: FloatArray,
-    b_acc: FloatArray,
-) -> tuple[IntArray, IntArray, FloatArray]:
-    """All (a, b) pairs on the same edge with their along-edge distance."""
-    order = np.argsort(b_edge, kind="stable")
-    be = b_edge[order]
-    lo = np.searchsorted(be, a_edge, side="left")
-    hi = np.searchsorted(be, a_edge, side="right")
-    n = hi - lo
-    ai = np.repeat(np.arange(a_edge.size), n)
-    if ai.size == 0:
-        e = np.empty(0, dtype=np.int64)
-        return e, e, np.empty(0, dtype=np.float64)
-    first = np.repeat(lo, n)
-    step = np.arange(ai.size) - np.repeat(np.cumsum(n) - n, n)
-    bi = order[first + step]
-    d = a_acc[ai] + np.abs(a_off[ai] - b_off[bi]) + b_acc[bi]
-    return ai.astype(np.int64), bi.astype(np.int64), d
-
-
 def _cells(
     x: FloatArray, y: FloatArray, x0: float, y0: float, size: float
 ) -> tuple[IntArray, IntArray]:
@@ -349,11 +248,8 @@ def coverage_sets(
 
     Walking distance = candidate access leg + network path between the two
     snapped points (through edge ends, or along the edge when both share it) +
-    demand access leg. Candidates are tiled on a grid of cells as wide as the
-    walking limit; each tile runs one bounded Dijkstra on the subgraph induced
-    by the 3 × 3 cells around it, which holds every node the tile can reach
-    (a path is never shorter than the straight line). Work therefore grows
-    with the area reached, not with the city.
+    demand access leg, as :func:`coverage.reach.pairs_within_m` finds it: the
+    work grows with the area reached, not with the city.
 
     Parameters
     ----------
@@ -368,136 +264,31 @@ def coverage_sets(
         Boolean, ``len(candidates) × len(demand)``, rows and columns in frame order.
     """
     limit = _limit_m(minutes, speed_kmh)
-    ce, co, ca = _snap_arrays(candidates, "candidates")
-    de, do, da = _snap_arrays(demand, "demand")
-    for arr, what in ((ce, "candidates"), (de, "demand")):
-        if arr.size and (arr.min() < 0 or arr.max() >= net.n_edges):
-            msg = f"`{what}` has snap edges outside this network (0..{net.n_edges - 1}); snap it to this network with `snap_frame`."
-            raise InputError(msg)
-    return _coverage_matrix(net, ce, co, ca, de, do, da, limit, progress=progress)
+    sources = require_snapped(net, candidates, "candidates")
+    points = require_snapped(net, demand, "demand")
+    return _coverage_matrix(net, sources, points, limit, progress=progress)
 
 
 def _coverage_matrix(
     net: WalkNetwork,
-    ce: IntArray,
-    co: FloatArray,
-    ca: FloatArray,
-    de: IntArray,
-    do: FloatArray,
-    da: FloatArray,
+    sources: Snapped,
+    points: Snapped,
     limit: float,
     *,
     progress: ProgressFn | None = None,
 ) -> sparse.csr_array:
-    n_c, n_d = ce.size, de.size
-    if n_c == 0 or n_d == 0:
-        return sparse.csr_array((n_c, n_d), dtype=bool)
-    A = _weighted_adjacency(net)
-    a_indptr = A.indptr.astype(np.int64)
-    a_indices = A.indices.astype(np.int64)
-    a_data = A.data
-    cx, cy = _point_xy(net, ce, co)
-    dx, dy = _point_xy(net, de, do)
-    cell = max(limit, 1.0)
-    x0 = float(min(net.node_x.min(), cx.min(), dx.min())) - 1.0
-    y0 = float(min(net.node_y.min(), cy.min(), dy.min())) - 1.0
-    # Tiles of t × t cells: sparse candidates share one bigger local graph, which
-    # pays the per-call overhead of dijkstra once for more sources.
-    gx, gy = _cells(cx, cy, x0, y0, cell)
-    occupied = np.unique(gx * (int(gy.max()) + 1) + gy).size
-    t = int(np.clip(np.rint(np.sqrt(48.0 / max(n_c / occupied, 1e-9))), 1, 4))
-    size = cell * t
-    ncy = int(np.floor((max(net.node_y.max(), cy.max(), dy.max()) - y0) / cell)) + 3
-
-    def keyed(x: FloatArray, y: FloatArray, width: float) -> tuple[IntArray, IntArray]:
-        kx, ky = _cells(x, y, x0, y0, width)
-        key = (kx + 1) * ncy + (ky + 1)
-        order = np.argsort(key, kind="stable")
-        return order, key[order]
-
-    node_order, node_keys = keyed(net.node_x, net.node_y, cell)
-    dem_order, dem_keys = keyed(dx, dy, cell)
-    tx, ty = _cells(cx, cy, x0, y0, size)
-    tkey = tx * (ncy // t + 2) + ty
-    cand_order = np.argsort(tkey, kind="stable")
-    tiles, tile_start = np.unique(tkey[cand_order], return_index=True)
-    tile_end = np.append(tile_start[1:], n_c)
-    g2l = np.full(net.n_nodes, -1, dtype=np.int64)
-    rows_out: list[IntArray] = []
-    cols_out: list[IntArray] = []
-
-    def gather(order: IntArray, keys: IntArray, cx0: int, cy0: int) -> IntArray:
-        # Cells cx0-1 .. cx0+t and cy0-1 .. cy0+t (in units of `cell`).
-        want = np.array(
-            [
-                (i + 1) * ncy + (j + 1)
-                for i in range(cx0 - 1, cx0 + t + 1)
-                for j in range(cy0 - 1, cy0 + t + 1)
-            ]
-        )
-        lo = np.searchsorted(keys, want, side="left")
-        hi = np.searchsorted(keys, want, side="right")
-        parts = [order[a:b] for a, b in zip(lo, hi, strict=True) if b > a]
-        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-
-    for it, (s, e) in enumerate(zip(tile_start, tile_end, strict=True)):
-        cands = cand_order[s:e]
-        c0x, c0y = int(tx[cands[0]]) * t, int(ty[cands[0]]) * t
-        dems = gather(dem_order, dem_keys, c0x, c0y)
-        if dems.size == 0:
-            continue
-        # Demand farther than the limit from the tile's candidates' bounding box
-        # cannot be reached (a walk is never shorter than the straight line).
-        bx0, bx1 = cx[cands].min(), cx[cands].max()
-        by0, by1 = cy[cands].min(), cy[cands].max()
-        ddx = np.maximum(np.maximum(bx0 - dx[dems], dx[dems] - bx1), 0.0)
-        ddy = np.maximum(np.maximum(by0 - dy[dems], dy[dems] - by1), 0.0)
-        dems = dems[ddx * ddx + ddy * ddy <= limit * limit + 1.0]
-        if dems.size == 0:
-            continue
-        loc = gather(node_order, node_keys, c0x, c0y)
-        nl, nc = loc.size, cands.size
-        g2l[loc] = np.arange(nl)
-        # Induced subgraph of the local nodes, built as CSR directly (rows stay
-        # in local order), plus one row per candidate with one-way arcs to the
-        # ends of its edge.
-        st, en = a_indptr[loc], a_indptr[loc + 1]
-        cnt = en - st
-        flat = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(st, cnt)
-        col = g2l[a_indices[flat]]
-        keep = col >= 0
-        kept_per_row = np.add.reduceat(keep.astype(np.int64), np.cumsum(cnt) - cnt) if nl else cnt
-        kept_per_row = np.where(cnt > 0, kept_per_row, 0)
-        eu, ev = g2l[net.edge_u[ce[cands]]], g2l[net.edge_v[ce[cands]]]
-        wu = np.maximum(ca[cands] + co[cands], _MIN_ARC_M)
-        wv = np.maximum(ca[cands] + net.edge_length_m[ce[cands]] - co[cands], _MIN_ARC_M)
-        vcols = np.column_stack([eu, ev])
-        vdata = np.column_stack([wu, wv])
-        vok = vcols >= 0
-        indptr = np.concatenate([[0], np.cumsum(np.concatenate([kept_per_row, vok.sum(axis=1)]))])
-        indices = np.concatenate([col[keep], vcols[vok]])
-        data = np.concatenate([a_data[flat][keep], vdata[vok]])
-        G = sparse.csr_matrix(
-            (data, indices.astype(np.int32), indptr.astype(np.int32)), shape=(nl + nc, nl + nc)
-        )
-        D = dijkstra(G, directed=True, indices=nl + np.arange(nc), limit=limit + _LIMIT_EPS_M)
-        D[:, nl] = np.inf  # first virtual column: never a target, serves as "not local"
-        dist = _through_nodes_m(net, D, g2l, nl, de[dems], do[dems], da[dems])
-        hit_r, hit_c = np.nonzero(dist <= limit + _LIMIT_EPS_M)
-        rows_out.append(cands[hit_r])
-        cols_out.append(dems[hit_c])
-        g2l[loc] = -1
-        if progress is not None and (it % 64 == 0 or it == tiles.size - 1):
-            progress((it + 1) / tiles.size, "coverage sets")
-    ai, bi, d = _same_edge_pairs(ce, co, ca, de, do, da)
-    ok = d <= limit + _LIMIT_EPS_M
-    rows_out.append(ai[ok])
-    cols_out.append(bi[ok])
-    rows = np.concatenate(rows_out)
-    cols = np.concatenate(cols_out)
-    M = sparse.csr_array((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(n_c, n_d))
-    M.sum_duplicates()
-    out = sparse.csr_array(M.astype(bool))
+    """Boolean candidates × demand matrix of the pairs within ``limit`` meters (see :func:`coverage_sets`)."""
+    n_c, n_d = sources.size, points.size
+    pairs = pairs_within_m(
+        net,
+        sources,
+        points,
+        limit_m=limit + _LIMIT_EPS_M,
+        progress=progress,
+    )
+    out = sparse.csr_array(
+        (np.ones(len(pairs), dtype=bool), (pairs.source, pairs.point)), shape=(n_c, n_d)
+    )
     out.sort_indices()
     logger.info(
         "coverage sets: %d candidates × %d demand units within %.0f m, %d pairs",
@@ -507,55 +298,6 @@ def _coverage_matrix(
         out.nnz,
     )
     return out
-
-
-def nearest_source_m(
-    net: WalkNetwork,
-    src_edge: IntArray,
-    src_offset_m: FloatArray,
-    src_access_m: FloatArray,
-    edge: IntArray,
-    offset_m: FloatArray,
-    access_m: FloatArray,
-) -> tuple[FloatArray, IntArray]:
-    """Walking meters from each point to the nearest source, and that source's index.
-
-    One multi-source Dijkstra on the network augmented with a virtual node per
-    source, plus the same-edge case. Unreachable points get ``inf`` and ``-1``.
-    """
-    n_p = edge.size
-    if src_edge.size == 0 or n_p == 0:
-        return np.full(n_p, np.inf), np.full(n_p, -1, dtype=np.int64)
-    A = _weighted_adjacency(net)
-    n = net.n_nodes
-    ns = src_edge.size
-    vid = n + np.arange(ns)
-    wu = np.maximum(src_access_m + src_offset_m, _MIN_ARC_M)
-    wv = np.maximum(src_access_m + net.edge_length_m[src_edge] - src_offset_m, _MIN_ARC_M)
-    coo = A.tocoo()
-    rr = np.concatenate([coo.row, vid, vid])
-    cc = np.concatenate([coo.col, net.edge_u[src_edge], net.edge_v[src_edge]])
-    ww = np.concatenate([coo.data, wu, wv])
-    G = sparse.csr_array((ww, (rr, cc)), shape=(n + ns, n + ns))
-    D, _, src = dijkstra(G, directed=True, indices=vid, min_only=True, return_predecessors=True)
-    src = np.where(src >= n, src - n, -1).astype(np.int64)
-    du = D[net.edge_u[edge]] + offset_m
-    dv = D[net.edge_v[edge]] + net.edge_length_m[edge] - offset_m
-    use_v = dv < du
-    dist = np.where(use_v, dv, du) + access_m
-    who = np.where(use_v, src[net.edge_v[edge]], src[net.edge_u[edge]])
-    ai, bi, d = _same_edge_pairs(edge, offset_m, access_m, src_edge, src_offset_m, src_access_m)
-    if ai.size:
-        order = np.lexsort((bi, d, ai))
-        ai, bi, d = ai[order], bi[order], d[order]
-        first = np.ones(ai.size, dtype=bool)
-        first[1:] = ai[1:] != ai[:-1]
-        ai, bi, d = ai[first], bi[first], d[first]
-        better = d < dist[ai]
-        dist[ai[better]] = d[better]
-        who[ai[better]] = bi[better]
-    who = np.where(np.isfinite(dist), who, -1)
-    return dist.astype(np.float64), who.astype(np.int64)
 
 
 # --- candidates ---------------------------------------------------------------
@@ -605,7 +347,7 @@ def _candidate_frame(
     ids: Sequence[str],
     source: str,
 ) -> gpd.GeoDataFrame:
-    x, y = _point_xy(net, edge, offset_m)
+    x, y = point_xy(net, edge, offset_m)
     return gpd.GeoDataFrame(
         {
             CANDIDATE_ID: pd.Series(list(ids), dtype=object),
@@ -679,7 +421,7 @@ def candidate_sites(
     edge = np.concatenate(p_edge)
     off = np.concatenate(p_off)
     rank = np.concatenate(p_rank)
-    x, y = _point_xy(net, edge, off)
+    x, y = point_xy(net, edge, off)
     dgeoms = demand.geometry.values
     dgeoms = dgeoms[~(shapely.is_missing(dgeoms) | shapely.is_empty(dgeoms))]
     near = _near_demand(x, y, dgeoms, max_distance_m)
@@ -854,38 +596,9 @@ def candidates_from_file(
 # --- geographic wrapper -------------------------------------------------------
 
 
-class _Points(NamedTuple):
-    """Points on the network as the search takes them: edge, offset along it, access leg."""
-
-    edge: IntArray
-    offset_m: FloatArray
-    access_m: FloatArray
-
-    @classmethod
-    def of(cls, gdf: gpd.GeoDataFrame, what: str) -> _Points:
-        """Return the snap columns of ``gdf`` as arrays."""
-        return cls(*_snap_arrays(gdf, what))
-
-    @classmethod
-    def none(cls) -> _Points:
-        """Return no points."""
-        return cls(
-            np.empty(0, dtype=np.int64),
-            np.empty(0, dtype=np.float64),
-            np.empty(0, dtype=np.float64),
-        )
-
-    def take(self, idx: IntArray) -> _Points:
-        """Return the points at ``idx``."""
-        return _Points(self.edge[idx], self.offset_m[idx], self.access_m[idx])
-
-    def plus(self, other: _Points) -> _Points:
-        """Return these points followed by ``other``."""
-        return _Points(
-            np.concatenate([self.edge, other.edge]),
-            np.concatenate([self.offset_m, other.offset_m]),
-            np.concatenate([self.access_m, other.access_m]),
-        )
+def _snapped(gdf: gpd.GeoDataFrame, what: str) -> Snapped:
+    """Return the snap columns of ``gdf`` as the search takes them."""
+    return Snapped(*snap_arrays(gdf, what))
 
 
 def _population(demand: gpd.GeoDataFrame) -> tuple[FloatArray, float]:
@@ -916,30 +629,30 @@ def _open_centers(centers: gpd.GeoDataFrame, closed: Sequence[str]) -> gpd.GeoDa
 
 def _existing(
     centers: gpd.GeoDataFrame | BoolArray | None, n_demand: int, closed: Sequence[str]
-) -> tuple[_Points, BoolArray | None]:
+) -> tuple[Snapped, BoolArray | None]:
     """Return the open existing centers as sources, or the caller's ``covered0`` array."""
     if centers is None:
-        return _Points.none(), None
+        return Snapped.empty(), None
     if isinstance(centers, gpd.GeoDataFrame):
         if len(centers) == 0:
-            return _Points.none(), None
-        return _Points.of(_open_centers(centers, closed), "centers"), None
+            return Snapped.empty(), None
+        return _snapped(_open_centers(centers, closed), "centers"), None
     covered0 = np.asarray(centers, dtype=bool)
     if covered0.shape != (n_demand,):
         msg = f"`centers` as a covered0 array needs one boolean per demand unit ({n_demand}); got shape {covered0.shape}."
         raise InputError(msg)
-    return _Points.none(), covered0
+    return Snapped.empty(), covered0
 
 
 def _existing_coverage(
     net: WalkNetwork,
-    sources: _Points,
-    dem: _Points,
+    sources: Snapped,
+    dem: Snapped,
     limit_m: float,
     tie_limit_m: float | None,
 ) -> tuple[BoolArray, BoolArray]:
     """Demand the existing centers reach within the primary and the tie-break limit."""
-    dist0, _ = nearest_source_m(net, *sources, *dem)
+    dist0, _ = nearest_points_m(net, sources, dem)
     covered0: BoolArray = dist0 <= limit_m + _LIMIT_EPS_M
     tie0: BoolArray = dist0 <= (tie_limit_m or 0.0) + _LIMIT_EPS_M
     return covered0, tie0
@@ -993,10 +706,10 @@ def _siting_candidates(
 
 
 def _sites_frame(
-    net: WalkNetwork, cands: gpd.GeoDataFrame, at: _Points, sel: SiteSelection
+    net: WalkNetwork, cands: gpd.GeoDataFrame, at: Snapped, sel: SiteSelection
 ) -> gpd.GeoDataFrame:
     """Return the chosen sites in rank order (``at``: their snap arrays, in that order)."""
-    x, y = _point_xy(net, at.edge, at.offset_m)
+    x, y = point_xy(net, at.edge, at.offset_m)
     cum = sel.cumulative_population
     return gpd.GeoDataFrame(
         {
@@ -1027,10 +740,10 @@ def _curve(sel: SiteSelection) -> pd.DataFrame:
 
 
 def _minutes_after(
-    net: WalkNetwork, sources: _Points, dem: _Points, speed_kmh: float, index: pd.Index
+    net: WalkNetwork, sources: Snapped, dem: Snapped, speed_kmh: float, index: pd.Index
 ) -> pd.Series:
     """Return walking minutes from each demand unit to the nearest of ``sources`` (NaN: none)."""
-    dist, _ = nearest_source_m(net, *sources, *dem)
+    dist, _ = nearest_points_m(net, sources, dem)
     ms = speed_ms(speed_kmh)
     return pd.Series(
         np.where(np.isfinite(dist), dist / ms / 60.0, np.nan), index=index, name="minutes_after"
@@ -1125,7 +838,7 @@ def propose_sites(
         msg = f"`params` must be a SitingParams; got {type(params).__name__}."
         raise InputError(msg)
     w, _ = _population(demand)
-    dem = _Points.of(demand, "demand")
+    dem = _snapped(demand, "demand")
     limit = _limit_m(params.minutes, params.speed_kmh)
     limit2 = (
         _limit_m(params.secondary_minutes, params.speed_kmh)
@@ -1140,10 +853,10 @@ def propose_sites(
     if progress:
         progress(0.05, "existing coverage")
     cands = _siting_candidates(net, demand, params, candidates, exclude)
-    at = _Points.of(cands, "candidates")
-    cover = _coverage_matrix(net, *at, *dem, limit, progress=sub_progress(progress, 0.05, 0.45))
+    at = _snapped(cands, "candidates")
+    cover = _coverage_matrix(net, at, dem, limit, progress=sub_progress(progress, 0.05, 0.45))
     tie_cover = (
-        _coverage_matrix(net, *at, *dem, limit2, progress=sub_progress(progress, 0.45, 0.7))
+        _coverage_matrix(net, at, dem, limit2, progress=sub_progress(progress, 0.45, 0.7))
         if limit2 is not None
         else None
     )

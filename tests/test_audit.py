@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from test_reach import demand_from_extract, make_centers
 
-from coverage import isochrones as iso
+from coverage import reach
 from coverage.audit import AuditParams, AuditResult, audit
 from coverage.errors import InputError, PlannerError
 from coverage.network import WalkNetwork
@@ -21,49 +22,19 @@ SPEED = 4.5
 LEVELS = {"community": 5.0, "street": 15.0}
 
 
-def make_centers(net: WalkNetwork, xy: np.ndarray, levels: list[str | None] | None = None) -> Any:
-    xy = np.atleast_2d(np.asarray(xy, dtype=float))
-    gdf = gpd.GeoDataFrame(
-        {
-            "center_id": [f"c{i}" for i in range(len(xy))],
-            "name": None,
-            "source": "file",
-            "level": levels if levels is not None else [None] * len(xy),
-        },
-        geometry=shapely.points(xy),
-        crs=net.crs,
-    )
-    return snap_frame(net, gdf)
-
-
 def node_centers(net: WalkNetwork, n: int, seed: int = 0) -> Any:
     rng = np.random.default_rng(seed)
     nodes = rng.choice(net.n_nodes, size=n, replace=False)
     levels = ["community" if i % 2 else "street" for i in range(n)]
     return make_centers(
-        net, np.column_stack([net.node_x[nodes] + 6.0, net.node_y[nodes] + 4.0]), levels
+        net, np.column_stack([net.node_x[nodes] + 6.0, net.node_y[nodes] + 4.0]), levels=levels
     )
-
-
-def make_demand(net: WalkNetwork, extract: Any) -> Any:
-    res = extract.residential.to_crs(net.crs).reset_index(drop=True)
-    gdf = gpd.GeoDataFrame(
-        {
-            "demand_id": [f"d{i}" for i in range(len(res))],
-            "population": res.area.to_numpy() * 0.02,
-            "kind": res["kind"].to_numpy(),
-            "name": res["name"].to_numpy(),
-        },
-        geometry=res.geometry.values,
-        crs=net.crs,
-    )
-    return snap_frame(net, gdf)
 
 
 @pytest.fixture(scope="module")
 def chengdu_case(chengdu_net: WalkNetwork, chengdu_extract: Any) -> tuple[Any, Any, AuditResult]:
     centers = node_centers(chengdu_net, 12, seed=11)
-    demand = make_demand(chengdu_net, chengdu_extract)
+    demand = demand_from_extract(chengdu_net, chengdu_extract)
     result = audit(
         chengdu_net, centers, demand, AuditParams(speed_kmh=SPEED, level_thresholds_min=LEVELS)
     )
@@ -116,7 +87,7 @@ def test_params_frozen() -> None:
 
 def test_no_centers_covers_nobody(haidian_net: WalkNetwork, haidian_extract: Any) -> None:
     """A district without any station is a real case: zero coverage, every resident uncovered."""
-    demand = make_demand(haidian_net, haidian_extract)
+    demand = demand_from_extract(haidian_net, haidian_extract)
     centers = node_centers(haidian_net, 2)
     r = audit(haidian_net, centers.iloc[:0], demand, with_polygons=True)
     total = float(demand["population"].sum())
@@ -134,7 +105,7 @@ def test_no_centers_covers_nobody(haidian_net: WalkNetwork, haidian_extract: Any
 
 
 def test_empty_demand_and_bad_frames(haidian_net: WalkNetwork, haidian_extract: Any) -> None:
-    demand = make_demand(haidian_net, haidian_extract)
+    demand = demand_from_extract(haidian_net, haidian_extract)
     centers = node_centers(haidian_net, 2)
     with pytest.raises(InputError, match="`demand` is empty"):
         audit(haidian_net, centers, demand.iloc[:0])
@@ -170,10 +141,13 @@ def test_all_centers_unreachable() -> None:
         edge_geometry=lines,
     )
     centers = make_centers(net, np.array([[50.0, 5.0]]))
-    demand = gpd.GeoDataFrame(
-        {"demand_id": ["d0"], "population": [10.0]},
-        geometry=[shapely.Point(50, 505).buffer(3)],
-        crs=net.crs,
+    demand = snap_frame(
+        net,
+        gpd.GeoDataFrame(
+            {"demand_id": ["d0"], "population": [10.0]},
+            geometry=[shapely.Point(50, 505).buffer(3)],
+            crs=net.crs,
+        ),
     )
     with pytest.raises(InputError, match="can reach any"):
         audit(net, centers, demand)
@@ -231,7 +205,7 @@ def test_per_center_statistics(
     assert (c["population_within_15"] >= c["population_nearest"] - 1e-6).all()
     assert (c["population_within_15"] >= c["population_within_5"] - 1e-9).all()
     for j in range(len(centers)):
-        alone = iso.minutes_to_nearest(
+        alone = reach.minutes_to_nearest(
             chengdu_net, centers.iloc[j : j + 1], demand, speed_kmh=SPEED
         )["minutes_to_nearest"].to_numpy()
         for t in (5, 15):
@@ -259,7 +233,7 @@ def test_coverage_by_level(chengdu_case: tuple[Any, Any, AuditResult]) -> None:
 
 def test_levels_without_standard(chengdu_net: WalkNetwork, chengdu_extract: Any) -> None:
     centers = node_centers(chengdu_net, 4, seed=12)
-    demand = make_demand(chengdu_net, chengdu_extract)
+    demand = demand_from_extract(chengdu_net, chengdu_extract)
     r = audit(chengdu_net, centers, demand, with_polygons=False)
     t = r.coverage_by_level.set_index("level")
     assert list(t.index) == ["community", "street", "all"]
@@ -280,17 +254,28 @@ def test_service_areas_nest(chengdu_case: tuple[Any, Any, AuditResult]) -> None:
 
 
 def test_inputs_not_modified_and_index_kept(haidian_net: WalkNetwork, haidian_extract: Any) -> None:
-    demand = make_demand(haidian_net, haidian_extract)
+    demand = demand_from_extract(haidian_net, haidian_extract)
     demand.index = pd.Index(np.arange(len(demand)) * 3 + 100)
-    centers = node_centers(haidian_net, 3, seed=1).drop(
-        columns=["snap_edge", "snap_offset_m", "snap_distance_m"]
-    )
+    centers = node_centers(haidian_net, 3, seed=1)
     d0, c0 = demand.copy(), centers.copy()
     r = audit(haidian_net, centers, demand, with_polygons=False)
     pd.testing.assert_frame_equal(demand, d0)
     pd.testing.assert_frame_equal(centers, c0)
     assert r.demand.index.equals(demand.index)
-    assert "snap_edge" in r.centers.columns  # snapped on the way in
+    assert r.centers.index.equals(centers.index)
+
+
+def test_unsnapped_frames_are_refused(haidian_net: WalkNetwork, haidian_extract: Any) -> None:
+    """Frames are snapped once, when loaded: the audit checks that contract, it does not snap."""
+    demand = demand_from_extract(haidian_net, haidian_extract)
+    centers = node_centers(haidian_net, 3, seed=1)
+    unsnapped = centers.drop(columns=["snap_edge", "snap_offset_m", "snap_distance_m"])
+    with pytest.raises(InputError, match="`centers` lacks the snap columns"):
+        audit(haidian_net, unsnapped, demand, with_polygons=False)
+    with pytest.raises(InputError, match="`demand` lacks the snap columns"):
+        audit(haidian_net, centers, demand.drop(columns=["snap_edge"]), with_polygons=False)
+    with pytest.raises(InputError, match="edge indices"):
+        audit(haidian_net, centers.assign(snap_edge=10**6), demand, with_polygons=False)
 
 
 def test_adding_never_lowers_closing_never_raises(
@@ -313,7 +298,7 @@ def test_progress_reports(chengdu_net: WalkNetwork, chengdu_extract: Any) -> Non
     audit(
         chengdu_net,
         node_centers(chengdu_net, 3, seed=4),
-        make_demand(chengdu_net, chengdu_extract),
+        demand_from_extract(chengdu_net, chengdu_extract),
         progress=lambda f, m: calls.append((f, m)),
     )
     fractions = [f for f, _ in calls]

@@ -26,6 +26,7 @@ from coverage.network import (
     walk_graph,
 )
 from coverage.osm import WALK_EXCLUDED, OsmExtract, read_osm
+from coverage.reach import adjacency
 
 GRID = TEST_DATA / "grid.osm"
 GRID_CLIPPED = TEST_DATA / "grid_clipped.osm"
@@ -140,7 +141,7 @@ def test_speed_and_walk_time(grid_net: WalkNetwork) -> None:
 
 
 def test_adjacency_and_networkx(grid_net: WalkNetwork) -> None:
-    A = grid_net.adjacency()
+    A = adjacency(grid_net)
     assert A.shape == (21, 21)
     assert (A != A.T).nnz == 0
     assert A.nnz == 2 * 36
@@ -176,7 +177,7 @@ def test_real_network_invariants(which: str, request: pytest.FixtureRequest) -> 
     crs = pyproj.CRS.from_user_input(net.crs)
     assert crs.is_projected
     assert crs.utm_zone is not None
-    n_comp, _ = connected_components(net.adjacency(), directed=False)
+    n_comp, _ = connected_components(adjacency(net), directed=False)
     assert n_comp == 1
     assert np.unique(np.concatenate([net.edge_u, net.edge_v])).size == net.n_nodes
     pattern = WALK_EXCLUDED["highway"]

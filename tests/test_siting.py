@@ -19,13 +19,13 @@ import shapely
 
 from coverage.errors import InputError
 from coverage.optimize import best_sites
+from coverage.reach import Snapped, nearest_points_m
 from coverage.siting import (
     CANDIDATE_ID,
     SitingParams,
     candidate_sites,
     candidates_from_file,
     coverage_sets,
-    nearest_source_m,
     propose_sites,
 )
 from coverage.snapping import snap_frame
@@ -206,7 +206,7 @@ def test_marginal_population_matches_recomputation(
 ) -> None:  # type: ignore[no-untyped-def]
     net, dem, s = chengdu_net, chengdu_demand, chengdu_result.sites
     w = dem["population"].to_numpy()
-    args = (
+    points = Snapped(
         dem["snap_edge"].to_numpy(),
         dem["snap_offset_m"].to_numpy(),
         dem["snap_distance_m"].to_numpy(),
@@ -214,13 +214,12 @@ def test_marginal_population_matches_recomputation(
     prev = 0.0
     for r in range(1, len(s) + 1):
         top = s.iloc[:r]
-        dist, _ = nearest_source_m(
-            net,
+        sources = Snapped(
             top["snap_edge"].to_numpy(),
             top["snap_offset_m"].to_numpy(),
             top["snap_distance_m"].to_numpy(),
-            *args,
         )
+        dist, _ = nearest_points_m(net, sources, points)
         pop = float(w[dist <= LIMIT_15_M + 1e-6].sum())
         assert s["marginal_population"].iloc[r - 1] == pytest.approx(pop - prev, abs=1e-6)
         assert s["cumulative_population"].iloc[r - 1] == pytest.approx(pop, abs=1e-6)
@@ -382,27 +381,6 @@ def test_propose_sites_rejects_bad_demand(chengdu_net, chengdu_demand) -> None: 
         propose_sites(chengdu_net, chengdu_demand, np.zeros(3, dtype=bool), params=params)
 
 
-def test_nearest_source_agrees_with_isochrones(
-    chengdu_net, chengdu_demand, chengdu_candidates
-) -> None:  # type: ignore[no-untyped-def]
-    iso = pytest.importorskip("coverage.isochrones")
-    src = chengdu_candidates.iloc[::97]
-    s_args = (
-        src["snap_edge"].to_numpy(),
-        src["snap_offset_m"].to_numpy(),
-        src["snap_distance_m"].to_numpy() + 5.0,
-    )
-    p_args = (
-        chengdu_demand["snap_edge"].to_numpy(),
-        chengdu_demand["snap_offset_m"].to_numpy(),
-        chengdu_demand["snap_distance_m"].to_numpy(),
-    )
-    mine, _ = nearest_source_m(chengdu_net, *s_args, *p_args)
-    reach = iso.nearest_source_m(chengdu_net, *s_args)
-    theirs, _ = iso.points_reach_m(chengdu_net, reach, *p_args, *s_args)
-    np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-6)
-
-
 def test_exact_target_share_never_needs_more_sites_than_greedy(
     chengdu_net: Any, chengdu_demand: Any
 ) -> None:
@@ -469,7 +447,7 @@ def test_propose_sites_is_best_sites_on_the_coverage_sets(
         centers["snap_offset_m"].to_numpy(),
         centers["snap_distance_m"].to_numpy(),
     )
-    dist0, _ = nearest_source_m(net, *c_args, *d_args)
+    dist0, _ = nearest_points_m(net, Snapped(*c_args), Snapped(*d_args))
     limit = 10 * 60 * SPEED_KMH / 3.6
     w = dem["population"].to_numpy()
     sel = best_sites(
