@@ -1,10 +1,12 @@
 """Coverage Planner: walking-time coverage of community service centers.
 
 The package is a library of small typed functions over GeoDataFrames, graphs
-and arrays. Modules are ordered; each imports only from those before it:
+and arrays. Modules are ordered; each imports only from those before it (the
+full order, with each module's one job, is in docs/ARCHITECTURE.md):
 
-``osm`` → ``network`` → ``demand`` / ``centers`` → ``isochrones`` → ``siting``
-→ ``scenario`` → ``export`` / ``maps`` → ``cli``.
+``osm`` → ``network`` → ``centers`` / ``demand`` → ``reach`` → ``isochrones``
+→ ``audit`` → ``optimize`` → ``siting`` → ``inputs`` → ``scenario`` → ``maps``
+/ ``report`` → ``export`` → ``pipeline`` → ``batch`` → ``cli``.
 """
 
 from __future__ import annotations

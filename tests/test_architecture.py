@@ -28,7 +28,7 @@ def documented_order() -> list[str]:
     """Module names in the order of the table under "Modules, in import order"."""
     text = DOC.read_text(encoding="utf-8")
     section = text.split("## Modules, in import order", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^\|\s*`([a-z_]+)\.py`\s*\|", section, flags=re.MULTILINE)
+    return re.findall(r"^\|\s*`([a-z0-9_]+)\.py`\s*\|", section, flags=re.MULTILINE)
 
 
 def modules() -> list[str]:
