@@ -44,7 +44,6 @@ from typing import Any, NamedTuple
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyproj
 import shapely
 from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
@@ -54,7 +53,7 @@ from coverage.centers import CENTER_ID
 from coverage.errors import InputError
 from coverage.network import WalkNetwork, speed_ms
 from coverage.progress import ProgressFn
-from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M
+from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, require_net_crs
 
 logger = logging.getLogger(__name__)
 
@@ -221,14 +220,7 @@ def require_snapped(net: WalkNetwork, gdf: Any, what: str) -> Snapped:
         Not a GeoDataFrame, another CRS than ``net.crs``, snap columns missing
         or not from this network.
     """
-    if not isinstance(gdf, gpd.GeoDataFrame):
-        msg = f"`{what}` must be a GeoDataFrame; got {type(gdf).__name__}."
-        raise InputError(msg)
-    if gdf.crs is None or not pyproj.CRS.from_user_input(gdf.crs).equals(
-        pyproj.CRS.from_user_input(net.crs)
-    ):
-        msg = f"`{what}` is in {gdf.crs}, the network in {net.crs}; project it first (`{what}.to_crs(net.crs)`)."
-        raise InputError(msg)
+    require_net_crs(net, gdf, what)
     return as_snapped(net, *snap_arrays(gdf, what), what)
 
 

@@ -95,6 +95,24 @@ def snap_points(net: WalkNetwork, x: NDArray[np.float64], y: NDArray[np.float64]
     )
 
 
+def require_net_crs(net: WalkNetwork, gdf: object, what: str) -> None:
+    """Refuse anything but a GeoDataFrame in ``net.crs`` (a mismatch would give wrong distances).
+
+    Raises
+    ------
+    InputError
+        ``gdf`` is not a GeoDataFrame, or not in ``net.crs``; the message names ``what``.
+    """
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        msg = f"`{what}` must be a GeoDataFrame; got {type(gdf).__name__}."
+        raise InputError(msg)
+    if gdf.crs is None or not pyproj.CRS.from_user_input(gdf.crs).equals(
+        pyproj.CRS.from_user_input(net.crs)
+    ):
+        msg = f"`{what}` is in {gdf.crs}, the network in {net.crs}; project it first (`{what}.to_crs(net.crs)`)."
+        raise InputError(msg)
+
+
 def snap_frame(net: WalkNetwork, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Return a copy of ``gdf`` with the snap columns added.
 
@@ -121,14 +139,7 @@ def snap_frame(net: WalkNetwork, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     InputError
         ``gdf`` is not a GeoDataFrame, or not in ``net.crs``.
     """
-    if not isinstance(gdf, gpd.GeoDataFrame):
-        msg = f"`gdf` must be a GeoDataFrame; got {type(gdf).__name__}."
-        raise InputError(msg)
-    if gdf.crs is None or not pyproj.CRS.from_user_input(gdf.crs).equals(
-        pyproj.CRS.from_user_input(net.crs)
-    ):
-        msg = f"`gdf` is in {gdf.crs}, the network in {net.crs}; project it first (`gdf.to_crs(net.crs)`)."
-        raise InputError(msg)
+    require_net_crs(net, gdf, "gdf")
     out = gdf.copy()
     geoms = out.geometry.values
     pts = np.where(
