@@ -630,7 +630,8 @@ def test_clashing_or_capped_values_exit_2_with_one_line(
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert needle in err
-    assert not out.exists() and not (out / ".work").exists()
+    assert not out.exists()
+    assert not (out / ".work").exists()
 
 
 def test_audit_and_level_thresholds_whose_keys_clash_exit_2(
@@ -638,7 +639,9 @@ def test_audit_and_level_thresholds_whose_keys_clash_exit_2(
 ) -> None:
     argv = ["site", "--new", "1", "--minutes", "5", "--audit-minutes", "5.0000000001"]
     code, _, err = _run([*argv, "--osm", str(HAIDIAN), "--out", str(tmp_path / "o")], capsys)
-    assert code == 2 and "'5'" in err and len(err.strip().splitlines()) == 1
+    assert code == 2
+    assert "'5'" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_out_name_too_long_exits_2_with_one_line(
@@ -647,13 +650,16 @@ def test_out_name_too_long_exits_2_with_one_line(
     argv = ["audit", "--osm", str(HAIDIAN), "--out", str(tmp_path / ("x" * 300))]
     code, _, err = _run(argv, capsys)
     assert code == 2
-    assert "at most 255 bytes" in err and len(err.strip().splitlines()) == 1
+    assert "at most 255 bytes" in err
+    assert len(err.strip().splitlines()) == 1
     assert len(err) < 400
 
 
 def test_one_line_strips_escapes_and_caps_length() -> None:
     line = cli._one_line(ValueError("id \x1b[31m" + "x" * 5000 + "\x07\nend"))
-    assert "\x1b" not in line and "\x07" not in line and "\n" not in line
+    assert "\x1b" not in line
+    assert "\x07" not in line
+    assert "\n" not in line
     assert len(line) <= cli.MAX_ERROR_CHARS
 
 

@@ -45,9 +45,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 def _leftovers(parent: Path, name: str) -> list[str]:
     return [
-        p.name
-        for p in parent.iterdir()
-        if p.name.startswith((f".{name}.", export.TEMP_PREFIX))
+        p.name for p in parent.iterdir() if p.name.startswith((f".{name}.", export.TEMP_PREFIX))
     ]
 
 
@@ -485,14 +483,15 @@ def test_marker_names_tool_schema_and_run(tmp_path: Path) -> None:
     assert first["files"] == ["summary.json"]
     export.write_outputs(out, {"summary.json": b"{}"})  # ours: replaced
     second = json.loads((out / export.MARKER).read_text(encoding="utf-8"))
-    assert len(second["run_id"]) == 32 and second["run_id"] != first["run_id"]
+    assert len(second["run_id"]) == 32
+    assert second["run_id"] != first["run_id"]
 
 
 def test_our_folder_with_a_user_file_added_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
     export.write_outputs(out, {"summary.json": b"{}"})
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(InputError, match="notes.txt"):
+    with pytest.raises(InputError, match=r"notes\.txt"):
         export.write_outputs(out, {"summary.json": b"new"})
     assert (out / "notes.txt").read_text() == "mine"
 
