@@ -49,7 +49,7 @@ from numpy.typing import NDArray
 
 from coverage import export, pipeline
 from coverage.errors import InputError
-from coverage.fileio import atomic_write, atomic_write_bytes, json_bytes
+from coverage.fileio import atomic_write, atomic_write_bytes, json_bytes, strip_controls
 from coverage.inputs import (
     DISTRICT,
     CityData,
@@ -739,6 +739,10 @@ def run_districts(
     params = BatchParams() if params is None else params
     _check_workers(workers, scheduler)
     districts = normalise_districts(districts)
+    # no ESC/NUL in rows, files or logs; names that then coincide are one district
+    plain = districts[DISTRICT].map(strip_controls)
+    if not plain.equals(districts[DISTRICT]):
+        districts = normalise_districts(districts.assign(**{DISTRICT: plain}))
     # the centers in force (closures and additions applied once, here), before anything is written
     in_force = replace(city, centers=pipeline.scenario_centers(city, params.scenario))
     out = _output_folder(out_dir)

@@ -98,8 +98,7 @@ def _column_values(series: pd.Series) -> list[Any]:
         return [float(v) if math.isfinite(v) else None for v in arr]
     if pd.api.types.is_integer_dtype(series.dtype) and not series.isna().any():
         return [int(v) for v in series.to_numpy()]
-    values = [jsonable(v) for v in series.to_numpy(dtype=object)]
-    return [strip_controls(v) if isinstance(v, str) else v for v in values]
+    return [_plain_text(jsonable(v)) for v in series.to_numpy(dtype=object)]
 
 
 def safe_filename(name: str, *, default: str = "unnamed", max_chars: int = 100) -> str:
@@ -311,8 +310,13 @@ def _records(df: pd.DataFrame | None) -> list[dict[str, Any]]:
         return []
     plain = pd.DataFrame(df).drop(columns=["geometry"], errors="ignore")
     return [
-        {str(k): jsonable(v) for k, v in row.items()} for row in plain.to_dict(orient="records")
+        {str(k): _plain_text(jsonable(v)) for k, v in row.items()}
+        for row in plain.to_dict(orient="records")
     ]
+
+
+def _plain_text(value: Any) -> Any:
+    return strip_controls(value) if isinstance(value, str) else value
 
 
 def siting_block(siting: Any) -> dict[str, Any]:

@@ -682,3 +682,16 @@ def test_scheduler_without_a_usable_port_is_refused_before_anything_is_written(
     with pytest.raises(InputError, match="port"):
         batch.run_batch(inputs_, out=tmp_path / "out", scheduler=address)
     assert not (tmp_path / "out").exists()
+
+
+def test_control_characters_are_removed_from_district_names(
+    grid_city, grid_districts, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    hostile = grid_districts.copy()
+    hostile[inputs.DISTRICT] = [f"=HYPERLINK({n})\x1b[31m\x07" for n in hostile[inputs.DISTRICT]]
+    out = tmp_path / "out"
+    s = run_districts(grid_city, hostile, out, params=FAST).summary
+    assert all("\x1b" not in n and "\x07" not in n for n in s["district"])
+    text = (out / "summary.csv").read_text(encoding="utf-8-sig")
+    assert "\x1b" not in text
+    assert "\n'=HYPERLINK(" in text  # a name starting a formula is prefixed in the CSV
