@@ -1000,6 +1000,7 @@ def run_batch(
     if scheduler is not None:
         _probe_scheduler(scheduler)  # fail before the slow city load
     check_inputs(inputs)  # a bad districts or centers file fails before the slow city load
+    export.check_output_dir(out, kind="batch")  # so does a folder that is not ours
     city = load_city(inputs, progress=sub_progress(progress, 0.0, 0.3))
     districts = city.districts
     if districts is None:

@@ -695,3 +695,18 @@ def test_control_characters_are_removed_from_district_names(
     text = (out / "summary.csv").read_text(encoding="utf-8-sig")
     assert "\x1b" not in text
     assert "\n'=HYPERLINK(" in text  # a name starting a formula is prefixed in the CSV
+
+
+def test_run_batch_refuses_a_user_folder_before_loading(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "summary.csv").write_text("mine")
+
+    def no_load(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the city must not be loaded for a refused --out")
+
+    monkeypatch.setattr(batch, "load_city", no_load)
+    monkeypatch.setattr(batch, "check_inputs", lambda inputs: None)
+    with pytest.raises(InputError, match="refusing"):
+        batch.run_batch(CityInputs(osm=tmp_path / "x.osm"), out=out)
+    assert [p.name for p in out.iterdir()] == ["summary.csv"]

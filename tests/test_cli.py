@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import shutil
 import subprocess
@@ -680,3 +681,26 @@ def test_level_minutes_parser_refuses_duplicates() -> None:
     assert cli.level_minutes("community=5,street=15") == {"community": 5.0, "street": 15.0}
     with pytest.raises(argparse.ArgumentTypeError, match="twice"):
         cli.level_minutes("community=5,community=10")
+
+
+def test_fewer_sites_than_asked_prints_a_warning(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    stats = SimpleNamespace(share=0.5, population_covered=10.0)
+    siting = SimpleNamespace(
+        k=3,
+        method="greedy",
+        share_before=0.5,
+        share_after=0.9,
+        upper_bound_share=0.95,
+        n_candidates=3,
+        params=SimpleNamespace(k=1000, minutes=15.0),
+    )
+    result = SimpleNamespace(
+        audit=SimpleNamespace(population_total=20.0, demand=[1, 2], coverage={"15": stats}),
+        centers=[1],
+        siting=siting,
+    )
+    buf = io.StringIO()
+    cli._print_summary(buf, result, tmp_path)  # type: ignore[arg-type]
+    assert "warning: --new 1000 asked; 3 sites placed (3 candidates" in buf.getvalue()
