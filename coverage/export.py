@@ -39,7 +39,7 @@ import shapely
 
 from coverage import i18n
 from coverage.errors import InputError
-from coverage.fileio import jsonable, strip_controls
+from coverage.fileio import json_bytes, jsonable, strip_controls
 from coverage.inputs import CityData
 from coverage.maps import MapLayers, coverage_map
 from coverage.names import covered_column, share_column, threshold_key
@@ -672,7 +672,7 @@ def marker_bytes(kind: str, files: Sequence[str] = ()) -> bytes:
         "run_id": uuid.uuid4().hex,
         "files": sorted(files),
     }
-    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    return json_bytes(doc)
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
