@@ -831,8 +831,8 @@ def _swap_in(target: Path, state: _Swap) -> None:
             state.old, state.tmp, state.committed = tmp, None, True
             return
         if target.exists():
-            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{TEMP_PREFIX}old-"))
-            target.replace(old)  # onto the empty folder just made: a name no one else uses
+            old = target.parent / f"{TEMP_PREFIX}old-{uuid.uuid4().hex[:12]}"
+            target.rename(old)  # a fresh random name (renaming onto a folder fails on Windows)
             state.old = old
         try:
             tmp.rename(target)
