@@ -41,7 +41,13 @@ from coverage.isochrones import (
     check_thresholds,
     service_areas_and_bands,
 )
-from coverage.names import covered_column, share_column, threshold_key, within_column
+from coverage.names import (
+    check_threshold_keys,
+    covered_column,
+    share_column,
+    threshold_key,
+    within_column,
+)
 from coverage.network import DEFAULT_SPEED_KMH, WalkNetwork, speed_ms
 from coverage.parallel import worker_threads
 from coverage.progress import ProgressFn
@@ -106,6 +112,7 @@ class AuditParams:
         if ts[-1] > MAX_THRESHOLD_MIN:
             msg = f"`thresholds_min` must be at most {MAX_THRESHOLD_MIN:g} minutes; got {ts}. Walking audits beyond two hours are not meaningful."
             raise InputError(msg)
+        check_threshold_keys(ts)  # one output key per threshold
         object.__setattr__(self, "thresholds_min", ts)
         if not math.isfinite(self.corridor_m) or self.corridor_m <= 0:
             msg = f"`corridor_m` must be a positive width in meters (default {DEFAULT_CORRIDOR_M:g}); got {self.corridor_m!r}."

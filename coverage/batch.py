@@ -35,7 +35,7 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -49,7 +49,7 @@ from numpy.typing import NDArray
 
 from coverage import export, pipeline
 from coverage.errors import InputError
-from coverage.fileio import atomic_write, atomic_write_bytes, json_bytes
+from coverage.fileio import atomic_write, atomic_write_bytes, json_bytes, strip_controls
 from coverage.inputs import (
     DISTRICT,
     CityData,
@@ -101,7 +101,8 @@ STATUS_NO_RESIDENTS = "no residents"
 STATUS_NO_NETWORK = "no walkable streets"
 STATUS_ERROR = "error"
 
-_TMP_PATTERN = re.compile(r"^\..+\.(tmp|old)-")
+#: Our own temporary names (:data:`coverage.export.TEMP_PREFIX`); the sweep touches nothing else.
+_TMP_PATTERN = re.compile(rf"^{re.escape(export.TEMP_PREFIX)}(tmp|old)-")
 
 
 @dataclass(frozen=True)
@@ -460,12 +461,8 @@ def _commit(task: DistrictTask, files: dict[str, bytes], row: Mapping[str, Any])
         "files": {n: hashlib.sha256(b).hexdigest() for n, b in sorted(files.items())},
     }
     files[BATCH_JSON] = json_bytes(stamp)
-    target = Path(task.out_dir)
-    if (target / BATCH_JSON).is_file() and not (target / export.SUMMARY_JSON).is_file():
-        # Our own folder, damaged (summary.json deleted): export refuses to replace a
-        # folder without it, so move the remains aside; the sweep removes them.
-        target.rename(target.with_name(f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}"))
-    export.write_outputs(target, files)
+    # A district folder is replaced only when it carries our marker (export.check_output_dir).
+    export.write_outputs(Path(task.out_dir), files)
 
 
 def completed_row(out_dir: Path | str, key: str) -> dict[str, Any] | None:
@@ -555,6 +552,29 @@ def _sweep_temporaries(out: Path) -> None:
                         p.unlink()
 
 
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask where the system has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def capped_workers(workers: int, n_tasks: int) -> int:
+    """Return ``workers`` capped at the usable cores and the districts to run, warning when capped."""
+    cap = max(1, min(usable_cores(), n_tasks))
+    if workers > cap:
+        logger.warning(
+            "--workers %d capped at %d (%d usable cores, %d districts to run)",
+            workers,
+            cap,
+            usable_cores(),
+            n_tasks,
+        )
+        return cap
+    return workers
+
+
 def _check_workers(workers: int, scheduler: str | None) -> None:
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         msg = f"`workers` must be a whole number of at least 1; got {workers!r}."
@@ -564,11 +584,20 @@ def _check_workers(workers: int, scheduler: str | None) -> None:
 
 
 def _output_folder(out_dir: Path | str) -> Path:
-    out = Path(out_dir).expanduser().absolute()
-    if out.exists() and not out.is_dir():
-        msg = f"Output path {str(out)!r} is a file; give a folder with `--out`."
-        raise InputError(msg)
-    out.mkdir(parents=True, exist_ok=True)
+    """Return ``OUT`` ready for a batch: new, empty, or an earlier batch's (its marker says so).
+
+    A folder holding anything else is refused (:func:`coverage.export.check_output_dir`);
+    a symbolic link is followed. The marker is written first, so even a killed run
+    leaves a folder the next run recognises.
+    """
+    out = export.check_output_dir(out_dir, kind="batch")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if export.read_marker(out) is None:
+            atomic_write_bytes(out / export.MARKER, export.marker_bytes("batch"))
+    except OSError as exc:
+        msg = f"Cannot write the output folder {str(out)[:200]!r}: {exc.strerror or exc}. Check the path and its permissions."
+        raise InputError(msg) from exc
     _sweep_temporaries(out)
     return out
 
@@ -649,6 +678,8 @@ def _run_tasks(
                 f"{len(rows_by_name)}/{total} districts · {row[DISTRICT]}: {row[STATUS]}",
             )
 
+    if scheduler is None:
+        workers = capped_workers(workers, len(todo))
     if not todo:
         pass
     elif scheduler is None and workers <= 1:
@@ -708,6 +739,10 @@ def run_districts(
     params = BatchParams() if params is None else params
     _check_workers(workers, scheduler)
     districts = normalise_districts(districts)
+    # no ESC/NUL in rows, files or logs; names that then coincide are one district
+    plain = districts[DISTRICT].map(strip_controls)
+    if not plain.equals(districts[DISTRICT]):
+        districts = normalise_districts(districts.assign(**{DISTRICT: plain}))
     # the centers in force (closures and additions applied once, here), before anything is written
     in_force = replace(city, centers=pipeline.scenario_centers(city, params.scenario))
     out = _output_folder(out_dir)
@@ -740,7 +775,16 @@ def _check_scheduler_address(address: str) -> None:
     if not isinstance(address, str) or not re.fullmatch(
         r"(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+(:\d+)?/?", address
     ):
-        msg = f"`scheduler` must be a Dask scheduler address such as 'tcp://10.0.0.5:8786'; got {address!r}."
+        msg = f"`scheduler` must be a Dask scheduler address such as 'tcp://10.0.0.5:8786'; got {address[:80]!r}."
+        raise InputError(msg)
+    port = re.fullmatch(r"(tcp|tls|ws|wss)://(\[[^\]]*\]|[^\s/:\[]+)(:(\d+))?/?", address)
+    if address.startswith(("tcp:", "tls:", "ws:", "wss:")) and (
+        port is None or port.group(4) is None
+    ):
+        msg = f"`scheduler` address {address[:80]!r} has no port; give it as 'tcp://HOST:PORT', e.g. 'tcp://10.0.0.5:8786' (the port `dask scheduler` prints)."
+        raise InputError(msg)
+    if port is not None and not 0 < int(port.group(4)) < 65536:
+        msg = f"`scheduler` port must be in 1..65535; got {address[:80]!r}."
         raise InputError(msg)
 
 
@@ -758,6 +802,29 @@ def _probe_scheduler(address: str) -> None:
 
 
 def _run_on_dask(
+    tasks: list[DistrictTask],
+    *,
+    workers: int,
+    scheduler: str | None,
+    report: Callable[[dict[str, Any]], None],
+) -> None:
+    with _quiet_distributed():
+        _run_on_client(tasks, workers=workers, scheduler=scheduler, report=report)
+
+
+@contextlib.contextmanager
+def _quiet_distributed() -> Iterator[None]:
+    """Keep distributed's own log records below ERROR out of the driver's output."""
+    log = logging.getLogger("distributed")
+    previous = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(previous)
+
+
+def _run_on_client(
     tasks: list[DistrictTask],
     *,
     workers: int,
@@ -786,7 +853,8 @@ def _run_on_dask(
             # The scheduler's HTTP server still binds; a free port avoids a warning
             # (and a clash) when another cluster holds the default 8787.
             scheduler_kwargs={"dashboard_address": ":0"},
-            silence_logs=logging.WARNING,
+            # a successful run must not print the workers' shutdown tracebacks
+            silence_logs=logging.ERROR,
         )
         client = Client(cluster)
     try:
@@ -932,6 +1000,7 @@ def run_batch(
     if scheduler is not None:
         _probe_scheduler(scheduler)  # fail before the slow city load
     check_inputs(inputs)  # a bad districts or centers file fails before the slow city load
+    export.check_output_dir(out, kind="batch")  # so does a folder that is not ours
     city = load_city(inputs, progress=sub_progress(progress, 0.0, 0.3))
     districts = city.districts
     if districts is None:

@@ -32,7 +32,8 @@ from coverage import export, pipeline
 from coverage.audit import AuditParams
 from coverage.batch import BatchParams, run_batch
 from coverage.coords import CRS_NAMES
-from coverage.errors import PlannerError
+from coverage.errors import InputError, PlannerError
+from coverage.fileio import strip_controls
 from coverage.inputs import (
     DEFAULT_CITY,
     CenterColumns,
@@ -41,6 +42,7 @@ from coverage.inputs import (
     check_inputs,
     load_city,
 )
+from coverage.names import check_threshold_keys
 from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.progress import ProgressFn
 from coverage.scenario import Scenario, ScenarioResult
@@ -93,7 +95,16 @@ def minutes_list(text: str) -> tuple[float, ...]:
     if any(b <= a for a, b in itertools.pairwise(values)):
         msg = f"minutes must be strictly increasing, e.g. 5,15; got {text!r}"
         raise argparse.ArgumentTypeError(msg)
+    _check_keys(values)
     return values
+
+
+def _check_keys(values: Sequence[float]) -> None:
+    """Refuse thresholds that would be written under one output key (``5`` and ``5.0000000001``)."""
+    try:
+        check_threshold_keys(values)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_minutes(text: str) -> float:
@@ -119,6 +130,20 @@ def share(text: str) -> float:
     value = _float(text, "share")
     if not 0 < value <= 1:
         msg = f"share must be in (0, 1], e.g. 0.95 for 95 %; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+#: Largest ``--new``: more sites than this is not a siting question (and the greedy
+#: step's memory grows with it); it also bounds ``--workers``.
+MAX_NEW_SITES = 10_000
+
+
+def new_sites(text: str) -> int:
+    """Parse ``--new K``: a whole number in 1..:data:`MAX_NEW_SITES`."""
+    value = positive_int(text)
+    if value > MAX_NEW_SITES:
+        msg = f"--new must be at most {MAX_NEW_SITES:,} sites; got {value:,}. Ask for fewer sites, or use --target-share to let the share decide"
         raise argparse.ArgumentTypeError(msg)
     return value
 
@@ -153,6 +178,9 @@ def level_minutes(text: str) -> dict[str, float]:
         level = level.strip()
         if not sep or not level:
             msg = f"expected level=minutes pairs, e.g. community=5,street=15; got {text!r}"
+            raise argparse.ArgumentTypeError(msg)
+        if level in out:
+            msg = f"level {strip_controls(level)[:40]!r} is given twice in --level-minutes; give each level once, e.g. community=5,street=15"
             raise argparse.ArgumentTypeError(msg)
         out[level] = positive_minutes(minutes.strip())
     return out
@@ -297,7 +325,7 @@ def _model_options(p: argparse.ArgumentParser, *, command: str) -> None:
 def _siting_options(p: argparse.ArgumentParser, *, required: bool) -> None:
     s = p.add_argument_group("siting")
     how = s.add_mutually_exclusive_group(required=required)
-    how.add_argument("--new", type=positive_int, metavar="K", help="number of new sites")
+    how.add_argument("--new", type=new_sites, metavar="K", help="number of new sites")
     how.add_argument(
         "--target-share",
         type=share,
@@ -612,6 +640,12 @@ def _print_summary(out: TextIO, result: ScenarioResult, target: Path) -> None:
             f"(best possible ≤ {siting.upper_bound_share:.1%})",
             file=out,
         )
+    if siting is not None and siting.params.k is not None and siting.k < siting.params.k:
+        print(
+            f"warning: --new {siting.params.k} asked; {siting.k} sites placed "
+            f"({siting.n_candidates} candidates; the others would cover nobody new)",
+            file=out,
+        )
     print(f"wrote {target}", file=out)
 
 
@@ -648,8 +682,15 @@ def _batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+#: Longest error line printed, in characters (an echoed id can be 5,000 characters long).
+MAX_ERROR_CHARS = 300
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """Return the message of ``exc`` as one line without control characters, at most :data:`MAX_ERROR_CHARS`."""
+    text = " ".join(strip_controls(str(exc)).split())
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[: MAX_ERROR_CHARS - 1] + "…"
     return text or type(exc).__name__
 
 
@@ -670,8 +711,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "batch":
                 return _batch(args, out, err)
             return _audit_or_site(args, out, err)
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing was written", file=err)
+    except KeyboardInterrupt as exc:
+        print(f"error: {_interrupted(exc, args)}", file=err)
         return EXIT_INTERRUPTED
     except PlannerError as exc:
         if debug:
@@ -691,6 +732,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     finally:
         _restore_sigterm(previous)
+
+
+def _interrupted(exc: KeyboardInterrupt, args: argparse.Namespace) -> str:
+    """Return the one line printed on Ctrl-C: what is on disk now."""
+    if isinstance(exc, export.OutputInPlaceInterrupt):
+        return f"interrupted after the new output was complete; it is in {strip_controls(str(exc.path))[:200]}"
+    if args.command == "batch":
+        return (
+            "interrupted; districts finished so far are kept, run the same command again to resume"
+        )
+    return "interrupted; nothing was written (an earlier output is unchanged)"
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

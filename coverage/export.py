@@ -12,6 +12,7 @@ new one, never a mix. :func:`coverage.pipeline.write` does both for a scenario r
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import json
@@ -20,13 +21,15 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
-import time
 import unicodedata
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import geopandas as gpd
 import numpy as np
@@ -36,7 +39,7 @@ import shapely
 
 from coverage import i18n
 from coverage.errors import InputError
-from coverage.fileio import jsonable
+from coverage.fileio import json_bytes, jsonable, strip_controls
 from coverage.inputs import CityData
 from coverage.maps import MapLayers, coverage_map
 from coverage.names import covered_column, share_column, threshold_key
@@ -95,7 +98,7 @@ def _column_values(series: pd.Series) -> list[Any]:
         return [float(v) if math.isfinite(v) else None for v in arr]
     if pd.api.types.is_integer_dtype(series.dtype) and not series.isna().any():
         return [int(v) for v in series.to_numpy()]
-    return [jsonable(v) for v in series.to_numpy(dtype=object)]
+    return [_plain_text(jsonable(v)) for v in series.to_numpy(dtype=object)]
 
 
 def safe_filename(name: str, *, default: str = "unnamed", max_chars: int = 100) -> str:
@@ -225,11 +228,43 @@ def geojson_bytes(
 # --- tables ---------------------------------------------------------------------------
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """Return a text cell that a spreadsheet cannot run; other values unchanged.
+
+    Text beginning with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a
+    leading ``'`` (https://owasp.org/www-community/attacks/CSV_Injection), and
+    control characters are removed. Numbers, booleans and missing values are
+    returned as they are, so a negative number stays a number.
+    """
+    if not isinstance(value, str):
+        return value
+    prefix = "'" if value.startswith(FORMULA_STARTS) else ""
+    return prefix + strip_controls(value)
+
+
 def csv_bytes(df: pd.DataFrame) -> bytes:
-    """Return ``df`` as CSV with a UTF-8 BOM (so Excel shows Chinese), without its index."""
+    """Return ``df`` as CSV with a UTF-8 BOM (so Excel shows Chinese), without its index.
+
+    Every text cell and column name goes through :func:`safe_cell`: the one place
+    that neutralises formulas in the CSV files we write.
+    """
     out = df.drop(
         columns=[c for c in df.columns if isinstance(df[c].dtype, gpd.array.GeometryDtype)]
     )
+    text_cols = [
+        c
+        for c in out.columns
+        if pd.api.types.is_object_dtype(out[c].dtype) or pd.api.types.is_string_dtype(out[c].dtype)
+    ]
+    if text_cols:
+        out = out.copy()
+        for c in text_cols:
+            out[c] = out[c].map(safe_cell)
+    out.columns = [safe_cell(str(c)) for c in out.columns]
     text: str = out.to_csv(index=False, lineterminator="\n")
     return text.encode("utf-8-sig")
 
@@ -275,8 +310,13 @@ def _records(df: pd.DataFrame | None) -> list[dict[str, Any]]:
         return []
     plain = pd.DataFrame(df).drop(columns=["geometry"], errors="ignore")
     return [
-        {str(k): jsonable(v) for k, v in row.items()} for row in plain.to_dict(orient="records")
+        {str(k): _plain_text(jsonable(v)) for k, v in row.items()}
+        for row in plain.to_dict(orient="records")
     ]
+
+
+def _plain_text(value: Any) -> Any:
+    return strip_controls(value) if isinstance(value, str) else value
 
 
 def siting_block(siting: Any) -> dict[str, Any]:
@@ -591,27 +631,119 @@ def _report(
 
 # --- atomic folder swap ------------------------------------------------------------------
 
+#: Our marker file: a folder is taken for our own output only when it holds this file.
+MARKER = ".coverage-planner.json"
+#: Value of the marker's ``tool`` field.
+TOOL_NAME = "coverage-planner"
+#: Prefix of every temporary or superseded file and folder we create beside a target;
+#: short and fixed, so a temporary name fits wherever the target's name fits.
+TEMP_PREFIX = ".coverage-planner-"
+#: Longest file name in bytes assumed where the file system cannot be asked.
+NAME_MAX_BYTES = 255
 
-def check_output_dir(out: Path | str) -> Path:
+
+class OutputInPlaceInterrupt(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) arrived after the new output was committed: it is complete in ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
+
+
+def marker_bytes(kind: str, files: Sequence[str] = ()) -> bytes:
+    """Return the content of :data:`MARKER`: tool, schema version, kind, a fresh run id, file names.
+
+    Parameters
+    ----------
+    kind
+        ``"output"`` for one audit or siting folder, ``"batch"`` for a batch's ``OUT``.
+    files
+        The files the run wrote (a later run may replace exactly these).
+
+    Returns
+    -------
+    bytes
+        UTF-8 JSON.
+    """
+    doc = {
+        "tool": TOOL_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "run_id": uuid.uuid4().hex,
+        "files": sorted(files),
+    }
+    return json_bytes(doc)
+
+
+def read_marker(folder: Path) -> dict[str, Any] | None:
+    """Return the marker of ``folder`` when it is ours (see :data:`MARKER`), else ``None``."""
+    try:
+        doc = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("tool") != TOOL_NAME:
+        return None
+    return doc
+
+
+def _check_name_length(p: Path) -> None:
+    """Refuse a path component longer than the file system allows (``ENAMETOOLONG``)."""
+    for part in p.parts:
+        if len(os.fsencode(part)) > NAME_MAX_BYTES:
+            shown = part[:40] + "…"
+            msg = f"Output folder name {shown!r} is {len(os.fsencode(part))} bytes long; file names may have at most {NAME_MAX_BYTES} bytes. Choose a shorter name with --out."
+            raise InputError(msg)
+
+
+def _refuse_foreign(p: Path, what: str) -> NoReturn:
+    entries = sorted(e.name for e in p.iterdir())
+    shown = ", ".join(strip_controls(e)[:40] for e in entries[:5])
+    more = f" and {len(entries) - 5} more" if len(entries) > 5 else ""
+    msg = f"Output folder {strip_controls(str(p))!r} is not empty ({shown}{more}) and holds no {what} (no {MARKER} file); refusing to replace it. Choose a new or empty folder with --out; an output of an older version without that file must be deleted first."
+    raise InputError(msg)
+
+
+def check_output_dir(out: Path | str, *, kind: str = "output") -> Path:
     """Check that ``out`` may receive our output; return it as an absolute path.
 
-    ``out`` may be missing, an empty folder, or a folder holding an earlier
-    output (it has ``summary.json``); anything else is refused so a user's own
-    folder is never replaced.
+    ``out`` may be missing, an empty folder, or a folder holding our own
+    earlier output: it has our :data:`MARKER` of the same ``kind``, and (for
+    ``kind="output"``) nothing but the files that marker lists. Anything else is
+    refused, so a user's file is never replaced. A symbolic link is followed: the
+    output goes into the folder it points at and the link stays.
 
     Raises
     ------
     InputError
-        ``out`` is a file, or a non-empty folder without ``summary.json``.
+        ``out`` is a file, a name too long for the file system, or a non-empty
+        folder that is not our own output.
     """
     p = Path(out).expanduser().absolute()
-    if p.exists() or p.is_symlink():
-        if not p.is_dir():
-            msg = f"Output path {str(p)!r} exists and is not a folder; choose a folder name with --out."
+    _check_name_length(p)
+    if p.is_symlink():
+        p = Path(os.path.realpath(p))
+        _check_name_length(p)
+    try:
+        exists = p.exists()
+        if exists and not p.is_dir():
+            msg = f"Output path {strip_controls(str(p))!r} exists and is not a folder; choose a folder name with --out."
             raise InputError(msg)
-        if any(p.iterdir()) and not (p / SUMMARY_JSON).is_file():
-            msg = f"Output folder {str(p)!r} is not empty and holds no earlier Coverage Planner output (no {SUMMARY_JSON}); refusing to replace it. Choose a new or empty folder with --out."
-            raise InputError(msg)
+        if not exists or not any(p.iterdir()):
+            return p
+        marker = read_marker(p)
+        what = "earlier Coverage Planner output" if kind == "output" else "earlier batch output"
+        if marker is None or marker.get("kind", "output") != kind:
+            _refuse_foreign(p, what)
+        if kind == "output":
+            listed = {str(f) for f in marker.get("files", [])} | {MARKER}
+            extra = sorted(e.name for e in p.iterdir() if e.name not in listed)
+            if extra:
+                shown = ", ".join(strip_controls(e)[:40] for e in extra[:5])
+                msg = f"Output folder {strip_controls(str(p))!r} holds files Coverage Planner did not write ({shown}); refusing to replace them. Move them away or choose another folder with --out."
+                raise InputError(msg)
+    except OSError as exc:
+        msg = f"Cannot use the output folder {strip_controls(str(p))[:200]!r}: {exc.strerror or exc}. Check the path and its permissions."
+        raise InputError(msg) from exc
     return p
 
 
@@ -656,27 +788,91 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
-def write_outputs(out: Path | str, files: Mapping[str, bytes | str]) -> Path:
-    """Write ``files`` into the folder ``out`` all-or-nothing.
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block ends, so a swap and its bookkeeping happen together."""
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no masking; the window stays tiny
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
-    The files go to a temporary sibling folder (same file system), are flushed
-    to disk, then swapped with the old ``out`` in one atomic step (Linux
-    ``renameat2``; elsewhere the old folder is moved aside and the new one renamed
-    in) and the old one removed. On any error, including
-    ``KeyboardInterrupt``, the temporary folder is removed and ``out`` keeps its
-    previous content.
+
+@dataclass
+class _Swap:
+    """Paths of one folder swap: what to remove afterwards, and whether it was committed."""
+
+    tmp: Path | None = None
+    old: Path | None = None
+    committed: bool = False
+
+
+def _fill(tmp: Path, files: Mapping[str, bytes | str]) -> None:
+    for name, data in files.items():
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        with (tmp / name).open("wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; outputs are meant to be shared
+    _fsync_dir(tmp)
+
+
+def _swap_in(target: Path, state: _Swap) -> None:
+    """Put ``state.tmp`` at ``target``; on return ``state.old`` holds what was there."""
+    tmp = state.tmp
+    assert tmp is not None
+    with _signals_deferred():
+        if target.is_dir() and _exchange(tmp, target):
+            state.old, state.tmp, state.committed = tmp, None, True
+            return
+        if target.exists():
+            old = target.parent / f"{TEMP_PREFIX}old-{uuid.uuid4().hex[:12]}"
+            target.rename(old)  # a fresh random name (renaming onto a folder fails on Windows)
+            state.old = old
+        try:
+            tmp.rename(target)
+        except BaseException:
+            if state.old is not None and not target.exists():
+                state.old.rename(target)
+                state.old = None
+            raise
+        state.tmp, state.committed = None, True
+
+
+def _cleanup(state: _Swap) -> None:
+    for p in (state.tmp, state.old):
+        if p is not None:
+            shutil.rmtree(p, ignore_errors=True)
+    state.tmp = state.old = None
+
+
+def write_outputs(out: Path | str, files: Mapping[str, bytes | str]) -> Path:
+    """Write ``files`` into the folder ``out`` all-or-nothing, with our :data:`MARKER`.
+
+    The files go to a temporary sibling folder (same file system, named
+    :data:`TEMP_PREFIX` ``tmp-…``), are flushed to disk, then swapped with the
+    old ``out`` in one atomic step (Linux ``renameat2``; elsewhere the old
+    folder is moved aside and the new one renamed in) and the old one removed.
+    On any error, including ``KeyboardInterrupt`` before the swap, the
+    temporary folder is removed and ``out`` keeps its previous content; an
+    interrupt after the swap raises :class:`OutputInPlaceInterrupt`.
 
     Parameters
     ----------
     out
-        Output folder; its parent is created if needed.
+        Output folder (see :func:`check_output_dir`); its parent is created if needed.
     files
         File name → content; names must be plain file names.
 
     Returns
     -------
     pathlib.Path
-        The absolute output folder.
+        The absolute output folder (a symbolic link's target).
 
     Raises
     ------
@@ -686,45 +882,26 @@ def write_outputs(out: Path | str, files: Mapping[str, bytes | str]) -> Path:
     """
     target = check_output_dir(out)
     for name in files:
-        if safe_filename(name) != name or name in {".", ".."}:
+        if safe_filename(name) != name or name in {".", "..", MARKER}:
             msg = f"Output file name {name!r} is not a plain file name; use `safe_filename` to build it."
             raise InputError(msg)
-    parent = target.parent
-    tmp: Path | None = None
-    old: Path | None = None
+    payload = {**files, MARKER: marker_bytes("output", list(files))}
+    state = _Swap()
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.tmp-"))
-        for name, data in files.items():
-            payload = data.encode("utf-8") if isinstance(data, str) else data
-            with (tmp / name).open("wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; outputs are meant to be shared
-        _fsync_dir(tmp)
-        if target.is_dir() and not target.is_symlink() and _exchange(tmp, target):
-            old, tmp = tmp, None  # tmp now holds the previous result
-        else:
-            if target.exists():
-                old = parent / f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}"
-                target.rename(old)
-            try:
-                tmp.rename(target)
-            except BaseException:
-                if old is not None and not target.exists():
-                    old.rename(target)
-                    old = None
-                raise
-            tmp = None
-        _fsync_dir(parent)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            state.tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{TEMP_PREFIX}tmp-"))
+            _fill(state.tmp, payload)
+            _swap_in(target, state)
+            _fsync_dir(target.parent)
+        finally:
+            _cleanup(state)
+    except KeyboardInterrupt as exc:
+        if state.committed:
+            raise OutputInPlaceInterrupt(target) from exc
+        raise
     except OSError as exc:
-        msg = f"Cannot write the output folder {str(target)!r}: {exc.strerror or exc}. Check the path and its permissions."
+        msg = f"Cannot write the output folder {strip_controls(str(target))[:200]!r}: {exc.strerror or exc}. Check the path and its permissions."
         raise InputError(msg) from exc
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     logger.info("wrote %d files to %s", len(files), target)
     return target

@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
@@ -21,6 +22,22 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+
+#: Prefix of every temporary file written beside a target (short and fixed: it fits
+#: wherever the target's name fits, and a sweep can recognise our own leftovers).
+TEMP_FILE_PREFIX = ".coverage-planner-tmp-"
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def strip_controls(text: str, *, keep_newlines: bool = False) -> str:
+    """Return ``text`` without control characters (ESC sequences, NUL, BEL...).
+
+    Tabs, carriage returns and newlines become spaces unless ``keep_newlines``.
+    Used for every name written into an output or echoed in a message.
+    """
+    out = _CONTROLS.sub("", str(text))
+    return out if keep_newlines else out.replace("\t", " ").replace("\n", " ").replace("\r", " ")
 
 
 def jsonable(value: Any) -> Any:
@@ -72,7 +89,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None], *, mode: int = 
         ``path``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_FILE_PREFIX)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)

@@ -8,10 +8,31 @@ batch and the app cannot spell one differently.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from coverage.errors import InputError
+
 
 def threshold_key(minutes: float) -> str:
     """Return the key of a threshold in outputs: ``5.0`` → ``"5"``, ``7.5`` → ``"7.5"``."""
     return f"{float(minutes):g}"
+
+
+def check_threshold_keys(thresholds_min: Iterable[float]) -> None:
+    """Refuse thresholds whose output keys clash (``5`` and ``5.0000000001`` are both ``"5"``).
+
+    Raises
+    ------
+    InputError
+        Two thresholds share a key; the message names them and the key.
+    """
+    seen: dict[str, float] = {}
+    for t in thresholds_min:
+        key = threshold_key(t)
+        if key in seen and float(seen[key]) != float(t):
+            msg = f"thresholds {seen[key]!r} and {float(t)!r} minutes would both be written as {key!r} (outputs keep 6 significant digits); give thresholds that differ in their first 6 digits, e.g. 5,15."
+            raise InputError(msg)
+        seen.setdefault(key, float(t))
 
 
 def covered_column(minutes: float) -> str:

@@ -22,7 +22,7 @@ import pytest
 import shapely
 
 import coverage.pipeline
-from coverage import batch, inputs
+from coverage import batch, export, inputs
 from coverage.audit import AuditParams
 from coverage.batch import BatchParams, run_districts
 from coverage.errors import InputError
@@ -231,11 +231,13 @@ def test_resume_after_damage_and_interrupt(
         run_districts(grid_city, grid_districts, out, params=slower)
     monkeypatch.setattr(coverage.pipeline, "audit", real)
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name or ".old-" in p.name]
-    (out / ".东区.tmp-left-by-a-killed-worker").mkdir()  # as after kill -9
+    (out / f"{export.TEMP_PREFIX}tmp-left-by-a-killed-worker").mkdir()  # as after kill -9
+    (out / ".thesis.old-draft").write_text("the user's")  # not our prefix: never swept
     s = run_districts(grid_city, grid_districts, out, params=slower).summary
     # 街区 and 西区 were redone before the interrupt; 东区 and 空区 remain.
     assert set(s.loc[s["recomputed"], "district"]) == {"东区", "空区"}
-    assert not (out / ".东区.tmp-left-by-a-killed-worker").exists()
+    assert not (out / f"{export.TEMP_PREFIX}tmp-left-by-a-killed-worker").exists()
+    assert (out / ".thesis.old-draft").read_text() == "the user's"
 
     forced = run_districts(grid_city, grid_districts, out, params=slower, force=True).summary
     assert forced["recomputed"].all()
@@ -636,3 +638,75 @@ def test_gcj02_batch_equals_audits_clipped_to_each_district(
     wrong = _clipped_audits(unconverted, gcj)
     moved = [abs(wrong[n].coverage["5"].share - summary.loc[n, "share_5"]) for n in wrong]
     assert max(moved) > 1e-3
+
+
+# --- issue 17: batch --out ownership, workers, scheduler address --------------------------
+
+
+def test_batch_refuses_a_user_folder(grid_city, grid_districts, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "summary.csv").write_text("my,table\n")
+    (out / "report.html").write_text("<p>my report</p>")
+    with pytest.raises(InputError, match="refusing to replace"):
+        run_districts(grid_city, grid_districts, out, params=FAST)
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "summary.csv"]
+    assert (out / "summary.csv").read_text() == "my,table\n"
+
+
+def test_batch_folder_carries_its_marker_and_an_audit_folder_is_not_a_batch(
+    grid_city, grid_districts, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    run_districts(grid_city, grid_districts, out, params=FAST)
+    assert export.read_marker(out)["kind"] == "batch"  # type: ignore[index]
+    assert export.read_marker(out / "西区")["kind"] == "output"  # type: ignore[index]
+    single = tmp_path / "single"
+    export.write_outputs(single, {"summary.json": b"{}"})
+    with pytest.raises(InputError, match="no earlier batch output"):
+        run_districts(grid_city, grid_districts, single, params=FAST)
+
+
+def test_workers_are_capped_at_cores_and_districts(caplog) -> None:  # type: ignore[no-untyped-def]
+    with caplog.at_level("WARNING", logger="coverage.batch"):
+        assert batch.capped_workers(24, 3) == min(3, batch.usable_cores())
+    assert "--workers 24 capped" in caplog.text
+    assert batch.capped_workers(1, 3) == 1
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1", "tcp://127.0.0.1:", "tcp://h:99999"])
+def test_scheduler_without_a_usable_port_is_refused_before_anything_is_written(
+    tmp_path, address
+) -> None:  # type: ignore[no-untyped-def]
+    inputs_ = CityInputs(osm=tmp_path / "missing.osm")
+    with pytest.raises(InputError, match="port"):
+        batch.run_batch(inputs_, out=tmp_path / "out", scheduler=address)
+    assert not (tmp_path / "out").exists()
+
+
+def test_control_characters_are_removed_from_district_names(
+    grid_city, grid_districts, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    hostile = grid_districts.copy()
+    hostile[inputs.DISTRICT] = [f"=HYPERLINK({n})\x1b[31m\x07" for n in hostile[inputs.DISTRICT]]
+    out = tmp_path / "out"
+    s = run_districts(grid_city, hostile, out, params=FAST).summary
+    assert all("\x1b" not in n and "\x07" not in n for n in s["district"])
+    text = (out / "summary.csv").read_text(encoding="utf-8-sig")
+    assert "\x1b" not in text
+    assert "\n'=HYPERLINK(" in text  # a name starting a formula is prefixed in the CSV
+
+
+def test_run_batch_refuses_a_user_folder_before_loading(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "summary.csv").write_text("mine")
+
+    def no_load(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the city must not be loaded for a refused --out")
+
+    monkeypatch.setattr(batch, "load_city", no_load)
+    monkeypatch.setattr(batch, "check_inputs", lambda inputs: None)
+    with pytest.raises(InputError, match="refusing"):
+        batch.run_batch(CityInputs(osm=tmp_path / "x.osm"), out=out)
+    assert [p.name for p in out.iterdir()] == ["summary.csv"]

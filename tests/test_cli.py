@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import shutil
 import subprocess
@@ -607,3 +609,98 @@ def test_minutes_list_parser() -> None:
     assert cli.minutes_list("5,15") == (5.0, 15.0)
     assert cli.minutes_list(" 2.5 , 10 ") == (2.5, 10.0)
     assert cli.level_minutes("community=5,street=15") == {"community": 5.0, "street": 15.0}
+
+
+# --- issue 17: values, long names, interrupts, one-line errors ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["audit", "--minutes", "5,5.0000000001"], "both be written as '5'"),
+        (["audit", "--minutes", "5", "--level-minutes", "community=5,community=10"], "twice"),
+        (["site", "--new", "1000000"], "at most 10,000"),
+        (["batch", "--scheduler", "tcp://127.0.0.1"], "no port"),
+    ],
+)
+def test_clashing_or_capped_values_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    out = tmp_path / "out"
+    code, _, err = _run([*argv, "--osm", str(tmp_path / "x.osm"), "--out", str(out)], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert needle in err
+    assert not out.exists()
+    assert not (out / ".work").exists()
+
+
+def test_audit_and_level_thresholds_whose_keys_clash_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["site", "--new", "1", "--minutes", "5", "--audit-minutes", "5.0000000001"]
+    code, _, err = _run([*argv, "--osm", str(HAIDIAN), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2
+    assert "'5'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_out_name_too_long_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["audit", "--osm", str(HAIDIAN), "--out", str(tmp_path / ("x" * 300))]
+    code, _, err = _run(argv, capsys)
+    assert code == 2
+    assert "at most 255 bytes" in err
+    assert len(err.strip().splitlines()) == 1
+    assert len(err) < 400
+
+
+def test_one_line_strips_escapes_and_caps_length() -> None:
+    line = cli._one_line(ValueError("id \x1b[31m" + "x" * 5000 + "\x07\nend"))
+    assert "\x1b" not in line
+    assert "\x07" not in line
+    assert "\n" not in line
+    assert len(line) <= cli.MAX_ERROR_CHARS
+
+
+def test_interrupt_after_the_swap_says_the_output_is_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def committed(*args: Any, **kwargs: Any) -> Path:
+        raise export.OutputInPlaceInterrupt(tmp_path / "out")
+
+    monkeypatch.setattr(cli, "_audit_or_site", committed)
+    code, _, err = _run(["audit", "--out", str(tmp_path / "out")], capsys)
+    assert code == 130
+    assert "nothing was written" not in err
+    assert f"it is in {tmp_path / 'out'}" in err
+
+
+def test_level_minutes_parser_refuses_duplicates() -> None:
+    assert cli.level_minutes("community=5,street=15") == {"community": 5.0, "street": 15.0}
+    with pytest.raises(argparse.ArgumentTypeError, match="twice"):
+        cli.level_minutes("community=5,community=10")
+
+
+def test_fewer_sites_than_asked_prints_a_warning(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    stats = SimpleNamespace(share=0.5, population_covered=10.0)
+    siting = SimpleNamespace(
+        k=3,
+        method="greedy",
+        share_before=0.5,
+        share_after=0.9,
+        upper_bound_share=0.95,
+        n_candidates=3,
+        params=SimpleNamespace(k=1000, minutes=15.0),
+    )
+    result = SimpleNamespace(
+        audit=SimpleNamespace(population_total=20.0, demand=[1, 2], coverage={"15": stats}),
+        centers=[1],
+        siting=siting,
+    )
+    buf = io.StringIO()
+    cli._print_summary(buf, result, tmp_path)  # type: ignore[arg-type]
+    assert "warning: --new 1000 asked; 3 sites placed (3 candidates" in buf.getvalue()

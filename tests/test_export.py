@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -38,11 +40,13 @@ def _utm_frame() -> gpd.GeoDataFrame:
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != export.MARKER}
 
 
 def _leftovers(parent: Path, name: str) -> list[str]:
-    return [p.name for p in parent.iterdir() if p.name.startswith(f".{name}.")]
+    return [
+        p.name for p in parent.iterdir() if p.name.startswith((f".{name}.", export.TEMP_PREFIX))
+    ]
 
 
 # --- GeoJSON ------------------------------------------------------------------------------
@@ -222,7 +226,7 @@ def test_write_outputs_rename_failure_restores_old(
     real_rename = Path.rename
 
     def rename(self: Path, target: Any) -> Path:
-        if self.name.startswith(".out.tmp-"):
+        if self.name.startswith(f"{export.TEMP_PREFIX}tmp-"):
             msg = "simulated"
             raise OSError(5, msg)
         return real_rename(self, target)
@@ -451,3 +455,112 @@ def test_summary_and_write_for_a_scenario(cache_dir: Path, tmp_path: Path) -> No
     )
     areas = gpd.read_file(out / "service_areas.geojson")
     assert len(areas) == 0
+
+
+# --- issue 17: never lose a user's file; output injection -------------------------------
+
+
+def test_folder_with_foreign_summary_json_is_refused(tmp_path: Path) -> None:
+    """Another tool's summary.json does not make a folder ours: nothing of the user's is lost."""
+    mine = tmp_path / "thesis"
+    (mine / "photos").mkdir(parents=True)
+    (mine / "summary.json").write_text('{"other": "tool"}')
+    (mine / "thesis.docx").write_bytes(b"precious")
+    (mine / "photos" / "a.jpg").write_bytes(b"jpg")
+    with pytest.raises(InputError, match=r"no \.coverage-planner\.json"):
+        export.write_outputs(mine, {"summary.json": b"{}"})
+    assert sorted(p.name for p in mine.iterdir()) == ["photos", "summary.json", "thesis.docx"]
+    assert (mine / "thesis.docx").read_bytes() == b"precious"
+    assert _leftovers(tmp_path, "thesis") == []
+
+
+def test_marker_names_tool_schema_and_run(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    export.write_outputs(out, {"summary.json": b"{}"})
+    first = json.loads((out / export.MARKER).read_text(encoding="utf-8"))
+    assert first["tool"] == "coverage-planner"
+    assert first["schema_version"] == export.SCHEMA_VERSION
+    assert first["files"] == ["summary.json"]
+    export.write_outputs(out, {"summary.json": b"{}"})  # ours: replaced
+    second = json.loads((out / export.MARKER).read_text(encoding="utf-8"))
+    assert len(second["run_id"]) == 32
+    assert second["run_id"] != first["run_id"]
+
+
+def test_our_folder_with_a_user_file_added_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    export.write_outputs(out, {"summary.json": b"{}"})
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match=r"notes\.txt"):
+        export.write_outputs(out, {"summary.json": b"new"})
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_output_without_marker_from_an_older_version_is_refused(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "summary.json").write_text("{}")
+    (old / "demand.geojson").write_text("{}")
+    with pytest.raises(InputError, match="deleted first"):
+        export.check_output_dir(old)
+
+
+def test_symlinked_out_writes_into_the_target_and_keeps_the_link(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    assert export.write_outputs(link, {"summary.json": b"one"}) == real
+    export.write_outputs(link, {"summary.json": b"two"})
+    assert link.is_symlink()
+    assert (real / "summary.json").read_bytes() == b"two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]  # no .old-* left
+
+
+def test_long_names_legal_one_works_too_long_one_is_refused(tmp_path: Path) -> None:
+    ok = tmp_path / ("a" * 250)
+    export.write_outputs(ok, {"summary.json": b"{}"})
+    assert (ok / "summary.json").is_file()
+    with pytest.raises(InputError, match="at most 255 bytes"):
+        export.write_outputs(tmp_path / ("b" * 300), {"summary.json": b"{}"})
+    assert [p.name for p in tmp_path.iterdir()] == ["a" * 250]
+
+
+def test_interrupt_after_the_swap_reports_the_new_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    export.write_outputs(out, {"summary.json": b"old"})
+    real = export._fsync_dir
+
+    def interrupt_on_parent(path: Path) -> None:
+        if path == tmp_path:  # only after the swap, when the parent is flushed
+            raise KeyboardInterrupt
+        real(path)
+
+    monkeypatch.setattr(export, "_fsync_dir", interrupt_on_parent)
+    with pytest.raises(export.OutputInPlaceInterrupt) as info:
+        export.write_outputs(out, {"summary.json": b"new"})
+    assert info.value.path == out
+    assert _snapshot(out) == {"summary.json": b"new"}
+    assert _leftovers(tmp_path, "out") == []
+
+
+@pytest.mark.parametrize(
+    "name", ["=cmd|' /C calc'!A0", "+SUM(1,2)", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "=HYPERLINK(x)"]
+)
+def test_csv_cells_that_start_a_formula_are_prefixed(name: str) -> None:
+    df = pd.DataFrame({"name": [name, "ok"], "share": [-0.5, 1.0], "n": [-3, 4]})
+    text = export.csv_bytes(df).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[1][0].startswith("'")
+    assert not rows[1][0][1:].startswith(("\t", "\r"))
+    assert rows[1][1:] == ["-0.5", "-3"]  # numbers stay numbers
+    assert rows[2] == ["ok", "1.0", "4"]
+
+
+def test_control_characters_are_stripped_from_names() -> None:
+    df = pd.DataFrame({"name": ["a\x1b[31mb\x00c"]})
+    assert export.csv_bytes(df).decode("utf-8-sig") == "name\na[31mbc\n"
+    gdf = gpd.GeoDataFrame({"name": ["x\x1by\x07"]}, geometry=[Point(0, 0)], crs="EPSG:4326")
+    doc = json.loads(export.geojson_bytes(gdf))
+    assert doc["features"][0]["properties"]["name"] == "xy"

@@ -124,7 +124,7 @@ def _kill_during_write(
                 pending.remove(run)
                 continue
             if run["seen"] is None and any(
-                p.name.startswith(".out.") for p in run["parent"].iterdir()
+                p.name.startswith(".coverage-planner-") for p in run["parent"].iterdir()
             ):
                 run["seen"] = time.monotonic()
             if run["seen"] is not None and time.monotonic() - run["seen"] >= run["delay"]:
@@ -165,7 +165,7 @@ def test_killed_audit_leaves_old_or_new_output(
     results = _kill_during_write(old, cache, tmp_path, sig, rng, n=3)
     assert all(r in {("5", "15"), ("3", "10")} for r in results), results
     assert len(KILLED_MID_WRITE) > before, "no run was caught while writing its output"
-    # Temporary folders (.out.tmp-*) may remain after a kill: SIGKILL cannot clean up, and
+    # Temporary folders (.coverage-planner-tmp-*) may remain after a kill: SIGKILL cannot clean up, and
     # the CLI does not turn SIGTERM into a clean exit yet (see docs/RELIABILITY.md). They
     # are hidden siblings of --out, never inside it.
 
@@ -198,6 +198,7 @@ def _cache_file(cache: Path) -> Path:
 def test_corrupt_network_cache_is_detected_and_rebuilt(
     tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from coverage.fileio import TEMP_FILE_PREFIX
     from coverage.netcache import load_network, walk_network
 
     ref = walk_network(GRID, cache_dir=tmp_path)
@@ -224,7 +225,9 @@ def test_corrupt_network_cache_is_detected_and_rebuilt(
     assert np.allclose(net.edge_length_m, ref.edge_length_m)
     again = load_network(_cache_file(tmp_path))  # rewritten intact
     assert again.n_edges == ref.n_edges
-    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    assert not [
+        p.name for p in tmp_path.iterdir() if p.name.startswith((".tmp-", TEMP_FILE_PREFIX))
+    ]
 
 
 def test_flipped_array_byte_fails_checksum(tmp_path: Path) -> None:
