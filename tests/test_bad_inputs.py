@@ -1116,3 +1116,62 @@ def test_app_upload_path_ignores_hostile_name(
 def test_app_scenario_upload_refused(app_module: Any, text: bytes) -> None:
     with refused(InputError):
         app_module.Scenario.from_json(text)
+
+
+# --------------------------------------------------------------------------------------------
+# User files, second pass (issue 17)
+
+
+def _square_fc(x0: float, y0: float, x1: float, y1: float, **props: Any) -> bytes:
+    ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+    return _pop_fc((props, {"type": "Polygon", "coordinates": [ring]}))
+
+
+def test_country_sized_population_polygon_is_cut_to_the_network(
+    grid_extract: Any, grid_net: Any
+) -> None:
+    """A 232-byte 8°x8° polygon made GEOS allocate 9.6 GB; it is now cut to the city."""
+    from coverage.demand import demand_units
+
+    data = _square_fc(112, 36, 120, 44, population=1e9)
+    assert len(data) < 300
+    t0 = time.monotonic()
+    units = demand_units(grid_extract, grid_net, population=data, filename="big.geojson")
+    assert time.monotonic() - t0 < FAST_S
+    assert len(units) < 1000
+    # density is kept: residents = density x the cells' area (cells lie inside the polygon)
+    wgs = gpd.GeoSeries([shapely.box(112, 36, 120, 44)], crs="EPSG:4326")
+    area = float(wgs.to_crs("EPSG:6933").area.iloc[0])  # equal-area
+    density = 1e9 / area
+    got = float(units["population"].sum()) / float(units.geometry.area.sum())
+    assert got == pytest.approx(density, rel=0.02)  # UTM vs equal-area scale
+
+
+def test_population_cells_capped(grid_net: Any) -> None:
+    from coverage.demand import split_into_cells
+
+    geoms = np.array([shapely.box(0, 0, 10_000, 10_000)], dtype=object)
+    with refused(ResourceLimitError, "10,000 cells of 100 m, more than the limit of 9,999"):
+        split_into_cells(geoms, 100.0, cell_limit=9_999)
+    _, pieces = split_into_cells(geoms, 100.0, cell_limit=10_000)
+    assert pieces.size == 10_000
+    # a window keeps only the cells meeting it, exactly as without it
+    _, pieces_w = split_into_cells(geoms, 100.0, window=(0, 0, 250, 150), cell_limit=6)
+    assert pieces_w.size == 6
+    assert shapely.equals(pieces_w, pieces[[0, 1, 2, 100, 101, 102]]).all()
+
+
+def test_population_file_used_when_osm_has_no_residential(tmp_path: Path) -> None:
+    """--population FILE must not depend on the OSM estimate (it is never computed)."""
+    from coverage.inputs import CityInputs, FileInput, load_city
+
+    text = GRID_XML.decode()
+    for tag in ('<tag k="building" v="residential"/>', '<tag k="landuse" v="residential"/>'):
+        text = text.replace(tag, "")
+    osm = tmp_path / "no_residential.osm"
+    osm.write_text(text)
+    pop = tmp_path / "pop.geojson"
+    pop.write_bytes(_square_fc(116.299, 40.001, 116.303, 40.003, population=100))
+    city = load_city(CityInputs(osm=osm, population=FileInput(pop), cache_dir=None))
+    assert float(city.demand["population"].sum()) == pytest.approx(100.0)
+    assert set(city.demand["kind"]) == {"file"}
