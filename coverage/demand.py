@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,10 @@ RASTER_SUFFIXES = (".tif", ".tiff")
 
 Floats = NDArray[np.float64]
 Window = tuple[float, float, float, float]
+
+#: Largest total population a file may hold: more than the world's (about 8e9,
+#: UN World Population Prospects 2024) means a unit or data error.
+MAX_TOTAL_POPULATION = 1e10
 
 #: Memory one grid cell costs through the pipeline (box, piece, frame row, snap), in
 #: bytes; an upper estimate measured on the embedded city (about 1.5 kB per unit).
@@ -419,16 +424,7 @@ def _file_units(
     if pop_col is None:
         msg = f"{label!r} has no population column {population_column!r} (also tried {', '.join(POPULATION_ALIASES)}); its columns are: {', '.join(columns) or 'none'}. Pass `population_column`."
         raise InputError(msg)
-    values = pd.to_numeric(gdf[pop_col], errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan
-    )
-    bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
-    if bad.size:
-        rows = ", ".join(str(i + 1) for i in bad[:10]) + (
-            f" and {bad.size - 10} more" if bad.size > 10 else ""
-        )
-        msg = f"{label!r}: column {pop_col!r} must hold numbers ≥ 0, but features {rows} are missing, negative or not numbers. Fix them (0 for uninhabited areas)."
-        raise InputError(msg)
+    values = _population_values(gdf[pop_col], label=label, column_name=pop_col)
     name_col = (
         _find(columns, name_column, NAME_ALIASES)
         if name_column is not None
@@ -458,7 +454,9 @@ def _file_units(
         msg = f"{label!r}: population features must be polygons or points; features {rows} are lines or multi-points. Convert them to areas or single points."
         raise InputError(msg)
     poly_idx = np.flatnonzero(is_poly)
-    parent, pieces, pop = _split_file_polygons(geoms[poly_idx], values[poly_idx], model, window)
+    parent, pieces, pop = _split_file_polygons(
+        geoms[poly_idx], values[poly_idx], model, window=window, label=label
+    )
     src = poly_idx[parent]
     pt_idx = np.flatnonzero(is_point)
     all_src = np.concatenate([src, pt_idx])
@@ -473,6 +471,58 @@ def _file_units(
     return _frame(ids, all_pop, kinds, names[all_src], all_geom, net.crs)
 
 
+def _feature_rows(positions: NDArray[np.intp]) -> str:
+    """1-based feature numbers, the first ten and how many more."""
+    more = f" and {positions.size - 10} more" if positions.size > 10 else ""
+    return ", ".join(str(int(i) + 1) for i in positions[:10]) + more
+
+
+def _population_values(column: pd.Series, *, label: str, column_name: str = "") -> Floats:
+    """Return a file's population numbers, refusing booleans, text and absurd totals."""
+    raw = column.to_numpy(dtype=object)
+    is_bool = np.array([isinstance(v, (bool, np.bool_)) for v in raw], dtype=bool)
+    values = pd.to_numeric(column.where(~is_bool, None), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+    bad = np.flatnonzero(~np.isfinite(values) | (values < 0) | is_bool)
+    if bad.size:
+        msg = f"{label!r}: column {column_name!r} must hold numbers ≥ 0, but features {_feature_rows(bad)} are missing, negative, true/false or not numbers (e.g. {str(raw[bad[0]])[:40]!r}). Fix them (0 for uninhabited areas)."
+        raise InputError(msg)
+    with np.errstate(over="ignore"):
+        total = float(values.sum())
+    if not total <= MAX_TOTAL_POPULATION:
+        big = np.flatnonzero(values > MAX_TOTAL_POPULATION / max(values.size, 1))
+        msg = f"{label!r}: column {column_name!r} adds up to {total:.3g} residents, more than {MAX_TOTAL_POPULATION:.0e} (the world has about 8e9); features {_feature_rows(big)} hold the largest values. Check the column's unit and the values."
+        raise InputError(msg)
+    return values
+
+
+def _warn_overlaps(geoms: NDArray[np.object_], label: str) -> None:
+    """Warn when population polygons overlap: their shared area is counted once per polygon."""
+    if geoms.size < 2:
+        return
+    i, j = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    pair = i < j
+    i, j = i[pair], j[pair]
+    if i.size == 0:
+        return
+    shared = shapely.area(shapely.intersection(geoms[i], geoms[j]))
+    area = shapely.area(geoms)
+    real = shared > 1e-6 * np.minimum(area[i], area[j])
+    if not real.any():
+        return
+    involved = np.unique(np.concatenate([i[real], j[real]]))
+    share = float(shared[real].sum()) / max(float(area.sum()), 1e-12)
+    warnings.warn(
+        f"{label}: {involved.size} population polygons overlap ({int(real.sum())} pairs, "
+        f"{share:.1%} of their total area; features {_feature_rows(involved)}). Residents "
+        "in an overlap are counted once for each polygon: dissolve or cut the overlaps "
+        "in your GIS if they describe the same people.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
 def _window(net: WalkNetwork, margin_m: float, cell_size_m: float) -> Window:
     """Return the network's extent plus ``margin_m``, widened by one cell on each side."""
     x0, y0, x1, y1 = net.extent_m(margin_m)
@@ -480,7 +530,12 @@ def _window(net: WalkNetwork, margin_m: float, cell_size_m: float) -> Window:
 
 
 def _split_file_polygons(
-    geoms: NDArray[np.object_], values: Floats, model: PopulationModel, window: Window
+    geoms: NDArray[np.object_],
+    values: Floats,
+    model: PopulationModel,
+    *,
+    window: Window,
+    label: str,
 ) -> tuple[NDArray[np.intp], NDArray[np.object_], Floats]:
     """Cells of the file's polygons within ``window``, with population spread by area.
 
@@ -488,6 +543,7 @@ def _split_file_polygons(
     piece gets its share of the polygon's whole area, and the share outside is
     left out (as :func:`_within_extent` would leave out those cells).
     """
+    _warn_overlaps(geoms, label)
     parent, pieces = split_into_cells(geoms, model.cell_size_m, window=window)
     bounds = shapely.bounds(geoms) if geoms.size else np.zeros((0, 4))
     clipped = (

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import re
 import warnings
@@ -306,6 +307,8 @@ def _read_vector(name: str, data: bytes, layer: str | int | None) -> gpd.GeoData
             # GDAL reports recoverable oddities (e.g. an unknown CRS) as RuntimeWarnings;
             # the checks below turn the consequences into clear errors.
             warnings.simplefilter("ignore", RuntimeWarning)
+            # a column mixing numbers and text stays text; the readers refuse such values
+            warnings.filterwarnings("ignore", "Could not parse column", UserWarning)
             gdf = pyogrio.read_dataframe(io.BytesIO(data), layer=layer)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         msg = f"{name!r} could not be read as GeoJSON/GeoPackage ({exc}). Check that the file is complete and in the format its extension says."
@@ -320,10 +323,41 @@ def _read_vector(name: str, data: bytes, layer: str | int | None) -> gpd.GeoData
         msg = f"{name!r} contains no features. Export the layer again with at least one feature."
         raise InputError(msg)
     gdf = gdf.rename_geometry("geometry") if gdf.geometry.name != "geometry" else gdf
+    gdf = _keep_json_booleans(gdf, data)
     _check_degrees_declared_projected(gdf, name)
     gdf = _to_wgs84_frame(gdf, name)
     _check_declared_crs(name, data)  # after the range check: metre coordinates were refused
     return gdf
+
+
+_JSON_BOOLEAN = re.compile(rb":\s*(?:true|false)\b")
+
+
+def _keep_json_booleans(gdf: gpd.GeoDataFrame, data: bytes) -> gpd.GeoDataFrame:
+    """Keep JSON ``true``/``false`` in columns that also hold numbers.
+
+    GDAL reads ``[5, true, 7]`` as the integers ``5, 1, 7``; a ``true`` in a
+    population column would then count as one resident. Such columns get the
+    file's own values back (an object column) so that readers can refuse them.
+    """
+    if data[:16].startswith(b"SQLite format 3") or _JSON_BOOLEAN.search(data) is None:
+        return gdf
+    try:
+        features = json.loads(data).get("features")
+    except (ValueError, AttributeError):
+        return gdf
+    if not isinstance(features, list) or len(features) != len(gdf):
+        return gdf
+    props = [f.get("properties") or {} if isinstance(f, dict) else {} for f in features]
+    out = gdf
+    for column in gdf.columns:
+        if column == "geometry" or gdf[column].dtype == bool:
+            continue
+        raw = [p.get(column) if isinstance(p, dict) else None for p in props]
+        if any(isinstance(v, bool) for v in raw):
+            out = out.copy() if out is gdf else out
+            out[column] = pd.Series(raw, index=gdf.index, dtype=object)
+    return out
 
 
 _GEOJSON_CRS = re.compile(

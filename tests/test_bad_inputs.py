@@ -1175,3 +1175,101 @@ def test_population_file_used_when_osm_has_no_residential(tmp_path: Path) -> Non
     city = load_city(CityInputs(osm=osm, population=FileInput(pop), cache_dir=None))
     assert float(city.demand["population"].sum()) == pytest.approx(100.0)
     assert set(city.demand["kind"]) == {"file"}
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        pytest.param(True, "true/false", id="boolean_true"),
+        pytest.param(False, "true/false", id="boolean_false"),
+        pytest.param("12 people", "not numbers", id="text"),
+    ],
+)
+def test_population_non_numeric_refused(
+    grid_extract: Any, grid_net: Any, value: Any, match: str
+) -> None:
+    from coverage.demand import demand_units
+
+    data = _pop_fc(
+        ({"population": 5}, SQUARE), ({"population": value}, SQUARE), ({"population": 7}, SQUARE)
+    )
+    with refused(InputError, match) as info:
+        demand_units(grid_extract, grid_net, population=data, filename="pop.geojson")
+    assert "features 2 " in str(info.value)
+
+
+def test_population_numeric_strings_still_read(grid_extract: Any, grid_net: Any) -> None:
+    from coverage.demand import demand_units
+
+    data = _square_fc(116.299, 40.001, 116.303, 40.003, population="100")
+    units = demand_units(grid_extract, grid_net, population=data, filename="pop.geojson")
+    assert float(units["population"].sum()) == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("value", [1e308, 2e10])
+def test_population_absurd_total_refused(grid_extract: Any, grid_net: Any, value: float) -> None:
+    from coverage.demand import demand_units
+
+    data = _pop_fc(({"population": value}, SQUARE), ({"population": value}, SQUARE))
+    with refused(InputError, "more than 1e\\+10"):
+        demand_units(grid_extract, grid_net, population=data, filename="pop.geojson")
+
+
+def test_overlapping_population_polygons_warned(grid_extract: Any, grid_net: Any) -> None:
+    from coverage.demand import demand_units
+
+    a = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [116.299, 40.001],
+                [116.303, 40.001],
+                [116.303, 40.003],
+                [116.299, 40.003],
+                [116.299, 40.001],
+            ]
+        ],
+    }
+    b = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [116.301, 40.001],
+                [116.305, 40.001],
+                [116.305, 40.003],
+                [116.301, 40.003],
+                [116.301, 40.001],
+            ]
+        ],
+    }
+    c = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [116.297, 40.001],
+                [116.299, 40.001],
+                [116.299, 40.003],
+                [116.297, 40.003],
+                [116.297, 40.001],
+            ]
+        ],
+    }
+    data = _pop_fc(({"population": 100}, a), ({"population": 100}, b), ({"population": 10}, c))
+    with pytest.warns(
+        UserWarning, match=r"2 population polygons overlap \(1 pairs, 2\d\.\d% of"
+    ) as rec:
+        units = demand_units(grid_extract, grid_net, population=data, filename="pop.geojson")
+    assert "features 1, 2" in str(rec[0].message)
+    alone = [
+        demand_units(grid_extract, grid_net, population=_pop_fc(r), filename="one.geojson")
+        for r in (({"population": 100}, a), ({"population": 100}, b), ({"population": 10}, c))
+    ]
+    # each polygon counted as if alone: the overlap is counted twice (and said so)
+    assert float(units["population"].sum()) == pytest.approx(
+        sum(float(u["population"].sum()) for u in alone)
+    )
+    # touching polygons (a shared edge) are not an overlap
+    left = _pop_fc(({"population": 100}, a), ({"population": 10}, c))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        demand_units(grid_extract, grid_net, population=left, filename="pop.geojson")
