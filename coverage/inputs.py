@@ -36,7 +36,7 @@ from coverage.network import WalkNetwork
 from coverage.osm import DEFAULT_CENTER_TAGS, OsmExtract, check_osm_file, read_osm
 from coverage.progress import ProgressFn, sub_progress
 from coverage.siting import candidates_from_file
-from coverage.userfiles import read_points, read_polygons
+from coverage.userfiles import check_regular_file, read_points, read_polygons
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +98,9 @@ class FileInput:
         }
 
     def check(self, what: str) -> None:
-        """Raise ``InputError`` when a path does not name a file."""
-        if isinstance(self.source, Path) and not self.source.is_file():
-            msg = f"{what} not found: {str(self.source)!r}. Check the path."
-            raise InputError(msg)
+        """Raise ``InputError`` when a path is missing or not a regular file (FIFO, device, folder)."""
+        if isinstance(self.source, Path):
+            check_regular_file(self.source, what)
 
 
 @dataclass(frozen=True)
