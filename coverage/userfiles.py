@@ -399,7 +399,10 @@ def _as_utf8_json(name: str, data: bytes) -> bytes:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
-        return decode_text(data, name=name).encode("utf-8")
+        try:
+            return decode_text(data, name=name).encode("utf-8")
+        except InputError:  # not text at all: GDAL says it cannot read it
+            return data
     return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
 
 
