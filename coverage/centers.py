@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
@@ -16,11 +17,11 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from coverage.coords import Crs, to_wgs84
-from coverage.errors import InputError
+from coverage.errors import InputError, ResourceLimitError
 from coverage.network import WalkNetwork
 from coverage.osm import OsmExtract
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_frame
-from coverage.userfiles import Source, check_lonlat, read_points
+from coverage.userfiles import Source, check_lonlat, echo_list, read_points
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,28 @@ Source_ = Literal["osm", "file", "added"]
 
 DEFAULT_DEDUPE_M = 5.0
 DEFAULT_MAX_SNAP_M = 300.0
+#: Most centers (or candidate sites) one file may hold. A city of 20 million has a few
+#: thousand community service centers; every center costs one walking search per run.
+#: Raise it with the environment variable ``COVERAGE_PLANNER_MAX_CENTERS``.
+MAX_CENTERS = 50_000
+MAX_CENTERS_ENV = "COVERAGE_PLANNER_MAX_CENTERS"
+
+
+def check_count(count: int, what: str, label: str) -> None:
+    """Refuse more than :data:`MAX_CENTERS` centers or candidates, saying how to raise it.
+
+    Raises
+    ------
+    ResourceLimitError
+        ``count`` exceeds the limit.
+    """
+    raw = os.environ.get(MAX_CENTERS_ENV, "")
+    limit = int(raw) if raw.strip().isdigit() else MAX_CENTERS
+    if count > limit:
+        msg = f"{label!r} holds {count:,} {what}, more than the limit of {limit:,} (each costs one walking search per run). Keep the {what} of the area you plan for, or raise the limit with the environment variable {MAX_CENTERS_ENV}."
+        raise ResourceLimitError(msg)
+
+
 DEFAULT_EXTENT_MARGIN_M = 1000.0
 
 
@@ -451,6 +474,7 @@ def centers_from_file(
     )
     label = filename or (str(source) if isinstance(source, str) else getattr(source, "name", ""))
     label = str(label).replace("\\", "/").rsplit("/", 1)[-1] or "file"
+    check_count(len(pts), "centers", label)
     columns = [c for c in pts.columns if c != "geometry"]
     name_col = _pick(columns, name_column, ("name", "名称", "名字", "中心名称", "站点名称"), label)
     level_col = _pick(columns, level_column, ("level", "级别", "层级", "等级"), label)
@@ -627,8 +651,8 @@ def close_centers(centers: gpd.GeoDataFrame, ids: Iterable[str]) -> gpd.GeoDataF
     known = set(map(str, centers[CENTER_ID]))
     unknown = [i for i in dict.fromkeys(wanted) if i not in known]
     if unknown:
-        sample = ", ".join(sorted(known)[:10])
-        msg = f"Cannot close unknown centers: {', '.join(unknown[:20])}. Known center ids include: {sample}."
+        sample = echo_list(sorted(known))
+        msg = f"Cannot close {len(unknown):,} unknown centers: {echo_list(unknown)}. Known center ids include: {sample}."
         raise InputError(msg)
     keep = ~centers[CENTER_ID].astype(str).isin(set(wanted)).to_numpy()
     out = centers.loc[keep].reset_index(drop=True)

@@ -807,4 +807,27 @@ def _read(
 
 def _tidy(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     out = gdf.reset_index(drop=True)
+    out = _clean_text_columns(out)
     return out.set_crs("EPSG:4326", allow_override=True)
+
+
+def _clean_text_columns(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Apply :func:`clean_text` to every text value (names and ids of every user file)."""
+    out = gdf
+    for column in gdf.columns:
+        dtype = gdf[column].dtype
+        if column == "geometry" or not (
+            pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
+        ):
+            continue
+        values = gdf[column].to_numpy(dtype=object)
+        dirty = [i for i, v in enumerate(values) if isinstance(v, str) and not v.isprintable()]
+        if dirty:
+            out = out.copy() if out is gdf else out
+            cleaned = values.copy()
+            cleaned[dirty] = [clean_text(values[i]) for i in dirty]
+            out[column] = pd.Series(cleaned, index=gdf.index, dtype=object)
+            logger.info(
+                "removed control characters from %d values of column %r", len(dirty), column
+            )
+    return out

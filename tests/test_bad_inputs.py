@@ -1273,3 +1273,51 @@ def test_overlapping_population_polygons_warned(grid_extract: Any, grid_net: Any
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         demand_units(grid_extract, grid_net, population=left, filename="pop.geojson")
+
+
+def test_centers_count_capped(grid_net: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from coverage.centers import MAX_CENTERS_ENV, centers_from_file
+
+    rows = "".join(f"c{i},{IN_LON + i * 1e-5},{IN_LAT}\n" for i in range(4))
+    data = f"name,lon,lat\n{rows}".encode()
+    monkeypatch.setenv(MAX_CENTERS_ENV, "3")
+    with refused(ResourceLimitError, "holds 4 centers, more than the limit of 3"):
+        centers_from_file(data, grid_net, filename="c.csv")
+    monkeypatch.setenv(MAX_CENTERS_ENV, "4")
+    assert len(centers_from_file(data, grid_net, filename="c.csv", dedupe_m=0)) == 4
+
+
+def test_candidates_count_capped(grid_net: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from coverage.centers import MAX_CENTERS_ENV
+    from coverage.siting import candidates_from_file
+    from coverage.userfiles import read_points
+
+    pts = read_points(f"lon,lat\n{IN_LON},{IN_LAT}\n{IN_LON},{IN_LAT}\n".encode(), filename="c.csv")
+    monkeypatch.setenv(MAX_CENTERS_ENV, "1")
+    with refused(ResourceLimitError, "2 candidate sites"):
+        candidates_from_file(grid_net, pts)
+
+
+def test_control_characters_stripped_from_names(grid_net: Any) -> None:
+    from coverage.centers import centers_from_file
+
+    data = f'name,center_id,lon,lat\n"a\x1b[2Jb\x00c",id\x1b[31m1,{IN_LON},{IN_LAT}\n'.encode()
+    centers = centers_from_file(data, grid_net, filename="c.csv", id_column="center_id")
+    assert list(centers["name"]) == ["a[2Jbc"]
+    assert list(centers["center_id"]) == ["id[31m1"]
+
+
+def test_close_unknown_centers_message_is_capped(grid_net: Any) -> None:
+    from coverage.centers import centers_from_file, close_centers
+
+    centers = centers_from_file(
+        f"lon,lat\n{IN_LON},{IN_LAT}\n".encode(), grid_net, filename="c.csv"
+    )
+    ids = ["\x1b[31m" + "x" * 5000, *[f"u{i}" for i in range(30)]]
+    with refused(InputError, "Cannot close 31 unknown centers") as info:
+        close_centers(centers, ids)
+    text = str(info.value)
+    assert "\x1b" not in text
+    assert len(text) < 400, text
+    assert "and 26 more" in text
+    assert "(5,004 characters)" in text

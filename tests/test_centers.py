@@ -143,7 +143,7 @@ def test_add_and_close_centers(chengdu_extract, chengdu_net):  # type: ignore[no
     closed = close_centers(added, ["added-1", base["center_id"].iloc[0]])
     assert len(closed) == len(added) - 2
     assert isinstance(closed.index, pd.RangeIndex)
-    with pytest.raises(InputError, match="unknown centers: nope"):
+    with pytest.raises(InputError, match="unknown centers: 'nope'"):
         close_centers(added, ["added-1", "nope"])
     assert len(close_centers(added, added["center_id"])) == 0
 
