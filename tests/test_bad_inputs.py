@@ -14,6 +14,7 @@ import gzip
 import io
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -937,10 +938,17 @@ def hostile_files(tmp_path: Path) -> dict[str, Path]:
             ({"population": 5}, {"type": "Point", "coordinates": [104.07, 30.67]})
         ),
     }
+    files["pop_boolean.geojson"] = _pop_fc(
+        ({"population": 5}, SQUARE), ({"population": True}, SQUARE)
+    )
+    files["pop_1e308.geojson"] = _pop_fc(
+        ({"population": 1e308}, SQUARE), ({"population": 1e308}, SQUARE)
+    )
     out = {}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
         out[name] = tmp_path / name
+    os.mkfifo(tmp_path / "centers_fifo.csv")
     return out
 
 
@@ -971,6 +979,12 @@ CLI_CASES: list[tuple[str, list[str]]] = [
         "population_outside",
         ["audit", "--osm", "{GRID}", "--population", "{tmp}/pop_outside.geojson"],
     ),
+    (
+        "population_boolean",
+        ["audit", "--osm", "{GRID}", "--population", "{tmp}/pop_boolean.geojson"],
+    ),
+    ("population_1e308", ["audit", "--osm", "{GRID}", "--population", "{tmp}/pop_1e308.geojson"]),
+    ("centers_fifo", ["audit", "--osm", "{GRID}", "--centers", "{tmp}/centers_fifo.csv"]),
     ("speed_zero", ["audit", "--osm", "{GRID}", "--speed-kmh", "0"]),
     ("speed_nan", ["audit", "--osm", "{GRID}", "--speed-kmh", "nan"]),
     ("speed_text", ["audit", "--osm", "{GRID}", "--speed-kmh", "fast"]),
