@@ -494,7 +494,7 @@ def _population_values(column: pd.Series, *, label: str, column_name: str = "") 
         big = np.flatnonzero(values > MAX_TOTAL_POPULATION / max(values.size, 1))
         msg = f"{label!r}: column {column_name!r} adds up to {total:.3g} residents, more than {MAX_TOTAL_POPULATION:.0e} (the world has about 8e9); features {_feature_rows(big)} hold the largest values. Check the column's unit and the values."
         raise InputError(msg)
-    return values
+    return np.asarray(values, dtype=np.float64)
 
 
 def _warn_overlaps(geoms: NDArray[np.object_], label: str) -> None:
