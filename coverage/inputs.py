@@ -27,6 +27,7 @@ from typing import Any
 import geopandas as gpd
 import shapely
 
+from coverage.centers import CenterColumns as CenterColumns  # re-exported: cli.py imports it here
 from coverage.centers import centers_from_file, centers_from_osm
 from coverage.coords import CRS_NAMES
 from coverage.demand import PopulationModel, demand_units
@@ -101,17 +102,6 @@ class FileInput:
         """Raise ``InputError`` when a path is missing or not a regular file (FIFO, device, folder)."""
         if isinstance(self.source, Path):
             check_regular_file(self.source, what)
-
-
-@dataclass(frozen=True)
-class CenterColumns:
-    """Column names of a centers file (``None``: detected, see :func:`coverage.centers.centers_from_file`)."""
-
-    lon: str | None = None
-    lat: str | None = None
-    name: str | None = None
-    id: str | None = None
-    level: str | None = None
 
 
 @dataclass(frozen=True)
@@ -413,17 +403,8 @@ def _centers(inputs: CityInputs, extract: OsmExtract, net: WalkNetwork) -> gpd.G
     f = inputs.centers
     if f is None:
         return centers_from_osm(extract, net)
-    cols = inputs.center_columns
     return centers_from_file(
-        f.source,
-        net,
-        crs=inputs.crs,
-        filename=f.name,
-        lon_column=cols.lon,
-        lat_column=cols.lat,
-        name_column=cols.name,
-        id_column=cols.id,
-        level_column=cols.level,
+        f.source, net, crs=inputs.crs, columns=inputs.center_columns, filename=f.name
     )
 
 

@@ -578,20 +578,22 @@ def test_centers_outside_area_refused(grid_net: Any) -> None:
 
 
 def test_centers_outside_area_dropped_with_warning(grid_net: Any) -> None:
-    from coverage.centers import centers_from_file
+    from coverage.centers import SnapRules, centers_from_file
 
     data = b"name,lon,lat\nfar,104.07,30.67\nnear,116.300,40.002\n"
     with pytest.warns(UserWarning, match="far"):
-        out = centers_from_file(data, grid_net, filename="c.csv", outside="drop")
+        out = centers_from_file(data, grid_net, filename="c.csv", rules=SnapRules(outside="drop"))
     assert out["name"].tolist() == ["near"]
 
 
 def test_centers_all_outside_refused_even_when_dropping(grid_net: Any) -> None:
-    from coverage.centers import centers_from_file
+    from coverage.centers import SnapRules, centers_from_file
 
     with refused(InputError), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        centers_from_file(b"lon,lat\n104.07,30.67\n", grid_net, filename="c.csv", outside="drop")
+        centers_from_file(
+            b"lon,lat\n104.07,30.67\n", grid_net, filename="c.csv", rules=SnapRules(outside="drop")
+        )
 
 
 def test_centers_bad_datum_name(grid_net: Any) -> None:
@@ -1290,7 +1292,7 @@ def test_overlapping_population_polygons_warned(grid_extract: Any, grid_net: Any
 
 
 def test_centers_count_capped(grid_net: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from coverage.centers import MAX_CENTERS_ENV, centers_from_file
+    from coverage.centers import MAX_CENTERS_ENV, SnapRules, centers_from_file
 
     rows = "".join(f"c{i},{IN_LON + i * 1e-5},{IN_LAT}\n" for i in range(4))
     data = f"name,lon,lat\n{rows}".encode()
@@ -1298,7 +1300,9 @@ def test_centers_count_capped(grid_net: Any, monkeypatch: pytest.MonkeyPatch) ->
     with refused(ResourceLimitError, "holds 4 centers, more than the limit of 3"):
         centers_from_file(data, grid_net, filename="c.csv")
     monkeypatch.setenv(MAX_CENTERS_ENV, "4")
-    assert len(centers_from_file(data, grid_net, filename="c.csv", dedupe_m=0)) == 4
+    assert (
+        len(centers_from_file(data, grid_net, filename="c.csv", rules=SnapRules(dedupe_m=0))) == 4
+    )
 
 
 def test_candidates_count_capped(grid_net: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1313,10 +1317,12 @@ def test_candidates_count_capped(grid_net: Any, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_control_characters_stripped_from_names(grid_net: Any) -> None:
-    from coverage.centers import centers_from_file
+    from coverage.centers import CenterColumns, centers_from_file
 
     data = f'name,center_id,lon,lat\n"a\x1b[2Jb\x00c",id\x1b[31m1,{IN_LON},{IN_LAT}\n'.encode()
-    centers = centers_from_file(data, grid_net, filename="c.csv", id_column="center_id")
+    centers = centers_from_file(
+        data, grid_net, filename="c.csv", columns=CenterColumns(id="center_id")
+    )
     assert list(centers["name"]) == ["a[2Jbc"]
     assert list(centers["center_id"]) == ["id[31m1"]
 
