@@ -143,6 +143,31 @@ class PopulationModel:
                 raise InputError(msg)
 
 
+@dataclass(frozen=True)
+class PopulationFile:
+    """A population file and how to read it (see :func:`demand_units`).
+
+    Attributes
+    ----------
+    source
+        Path or upload bytes (GeoJSON, GeoPackage, CSV), a GeoTIFF path, or a GeoDataFrame.
+    filename
+        Name of an upload (its extension selects the format).
+    column
+        Population column (``pop``, ``人口``... are tried if absent).
+    name_column
+        Column of unit names (``name``/``名称`` by default).
+    crs
+        Datum of the coordinates (``"wgs84"``, ``"gcj02"``, ``"bd09"``).
+    """
+
+    source: Source | gpd.GeoDataFrame
+    filename: str | None = None
+    column: str = "population"
+    name_column: str | None = None
+    crs: Crs | str = "wgs84"
+
+
 # --- geometry helpers -----------------------------------------------------------
 
 
@@ -414,11 +439,11 @@ def _file_units(
     net: WalkNetwork,
     model: PopulationModel,
     *,
+    spec: PopulationFile,
     label: str,
-    population_column: str,
-    name_column: str | None,
     window: Window,
 ) -> gpd.GeoDataFrame:
+    population_column, name_column = spec.column, spec.name_column
     columns = [str(c) for c in gdf.columns if c != gdf.geometry.name]
     pop_col = _find(columns, population_column, POPULATION_ALIASES)
     if pop_col is None:
@@ -667,11 +692,7 @@ def demand_units(
     net: WalkNetwork,
     *,
     model: PopulationModel | None = None,
-    population: Source | gpd.GeoDataFrame | None = None,
-    population_column: str = "population",
-    name_column: str | None = None,
-    filename: str | None = None,
-    crs: Crs | str = "wgs84",
+    population: PopulationFile | Source | gpd.GeoDataFrame | None = None,
     extent_margin_m: float = 200.0,
 ) -> gpd.GeoDataFrame:
     """Residential demand units with population, snapped to the walking network.
@@ -685,17 +706,11 @@ def demand_units(
     model
         Population model for OSM estimates; default :class:`PopulationModel()`.
     population
-        Optional population data replacing the OSM estimate: a file path or
-        upload bytes (GeoJSON, GeoPackage or CSV; polygons or points), a
-        GeoDataFrame, or a GeoTIFF raster path (needs rasterio).
-    population_column
-        Name of the population column (``pop``, ``人口``... are tried if absent).
-    name_column
-        Column of unit names in a population file (``name``/``名称`` by default).
-    filename
-        Name of an uploaded population file (its extension selects the format).
-    crs
-        Datum of a population file's coordinates (``"wgs84"``, ``"gcj02"``, ``"bd09"``).
+        Optional population data replacing the OSM estimate (the OSM estimate is
+        then never computed): a :class:`PopulationFile` (columns, upload name,
+        datum), or its ``source`` alone: a file path or upload bytes (GeoJSON,
+        GeoPackage or CSV; polygons or points), a GeoDataFrame, or a GeoTIFF
+        raster path (needs rasterio).
     extent_margin_m
         Units whose representative point lies farther than this outside the
         bounding box of the network's nodes are dropped (logged): the network
@@ -723,38 +738,30 @@ def demand_units(
     if population is None:
         units = _osm_units(extract, net, model)
         label = extract.path.name
-    elif isinstance(population, gpd.GeoDataFrame):
-        if population.crs is None:
+        return _finish(units, net, extent_margin_m, label)
+    spec = population if isinstance(population, PopulationFile) else PopulationFile(population)
+    src = spec.source
+    window = _window(net, extent_margin_m, model.cell_size_m)
+    if isinstance(src, gpd.GeoDataFrame):
+        if src.crs is None:
             msg = "The population GeoDataFrame has no CRS; set it (`gdf.set_crs('EPSG:4326')`)."
             raise InputError(msg)
-        label = filename or "population data"
-        units = _file_units(
-            population,
-            net,
-            model,
-            label=label,
-            population_column=population_column,
-            name_column=name_column,
-            window=_window(net, extent_margin_m, model.cell_size_m),
-        )
-    elif isinstance(population, (str, Path)) and str(population).lower().endswith(RASTER_SUFFIXES):
-        label = Path(population).name
-        units = population_from_raster(population, net, margin_m=extent_margin_m)
+        label = spec.filename or "population data"
+        units = _file_units(src, net, model, spec=spec, label=label, window=window)
+    elif isinstance(src, (str, Path)) and str(src).lower().endswith(RASTER_SUFFIXES):
+        label = Path(src).name
+        units = population_from_raster(src, net, margin_m=extent_margin_m)
     else:
-        gdf = read_features(population, filename=filename, crs=crs)
-        label = filename or (
-            Path(population).name if isinstance(population, (str, Path)) else "upload"
-        )
-        units = _file_units(
-            gdf,
-            net,
-            model,
-            label=label,
-            population_column=population_column,
-            name_column=name_column,
-            window=_window(net, extent_margin_m, model.cell_size_m),
-        )
+        gdf = read_features(src, filename=spec.filename, crs=spec.crs)
+        label = spec.filename or (Path(src).name if isinstance(src, (str, Path)) else "upload")
+        units = _file_units(gdf, net, model, spec=spec, label=label, window=window)
+    return _finish(units, net, extent_margin_m, label)
 
+
+def _finish(
+    units: gpd.GeoDataFrame, net: WalkNetwork, extent_margin_m: float, label: str
+) -> gpd.GeoDataFrame:
+    """Keep populated units within the extent, snap them, and give the demand contract."""
     units = units.loc[units[POPULATION].to_numpy() > 0]
     units = _within_extent(units, net, extent_margin_m, label)
     if len(units) == 0:

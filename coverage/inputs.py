@@ -30,7 +30,7 @@ import shapely
 from coverage.centers import CenterColumns as CenterColumns  # re-exported: cli.py imports it here
 from coverage.centers import centers_from_file, centers_from_osm
 from coverage.coords import CRS_NAMES
-from coverage.demand import PopulationModel, demand_units
+from coverage.demand import PopulationFile, PopulationModel, demand_units
 from coverage.errors import InputError
 from coverage.netcache import DEFAULT_CACHE_DIR, walk_network
 from coverage.network import WalkNetwork
@@ -416,14 +416,10 @@ def _demand(
         model = PopulationModel()
         demand = demand_units(extract, net, model=model)
         return demand, {"source": "osm", **asdict(model)}
-    demand = demand_units(
-        extract,
-        net,
-        population=f.source,
-        population_column=inputs.population_column,
-        filename=f.name,
-        crs=inputs.crs,
+    spec = PopulationFile(
+        f.source, filename=f.name, column=inputs.population_column, crs=inputs.crs
     )
+    demand = demand_units(extract, net, population=spec)
     return demand, {"source": "file", "file": f.name, "column": inputs.population_column}
 
 

@@ -629,14 +629,16 @@ def _pop_fc(*rows: tuple[dict[str, Any], Any]) -> bytes:
     ],
 )
 def test_population_file_refused(grid_extract: Any, grid_net: Any, data: bytes, match: str) -> None:
-    from coverage.demand import demand_units
+    from coverage.demand import PopulationFile, demand_units
 
     with refused(InputError, match or None):
-        demand_units(grid_extract, grid_net, population=data, filename="pop.geojson")
+        demand_units(
+            grid_extract, grid_net, population=PopulationFile(data, filename="pop.geojson")
+        )
 
 
 def test_population_nan_refused(grid_extract: Any, grid_net: Any) -> None:
-    from coverage.demand import demand_units
+    from coverage.demand import PopulationFile, demand_units
 
     data = (
         b'{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"population":NaN},"geometry":'
@@ -644,7 +646,9 @@ def test_population_nan_refused(grid_extract: Any, grid_net: Any) -> None:
         + b"}]}"
     )
     with refused(InputError):
-        demand_units(grid_extract, grid_net, population=data, filename="pop.geojson")
+        demand_units(
+            grid_extract, grid_net, population=PopulationFile(data, filename="pop.geojson")
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1147,12 +1151,14 @@ def test_country_sized_population_polygon_is_cut_to_the_network(
     grid_extract: Any, grid_net: Any
 ) -> None:
     """A 232-byte 8°x8° polygon made GEOS allocate 9.6 GB; it is now cut to the city."""
-    from coverage.demand import demand_units
+    from coverage.demand import PopulationFile, demand_units
 
     data = _square_fc(112, 36, 120, 44, population=1e9)
     assert len(data) < 300
     t0 = time.monotonic()
-    units = demand_units(grid_extract, grid_net, population=data, filename="big.geojson")
+    units = demand_units(
+        grid_extract, grid_net, population=PopulationFile(data, filename="big.geojson")
+    )
     assert time.monotonic() - t0 < FAST_S
     assert len(units) < 1000
     # density is kept: residents = density x the cells' area (cells lie inside the polygon)
@@ -1204,35 +1210,41 @@ def test_population_file_used_when_osm_has_no_residential(tmp_path: Path) -> Non
 def test_population_non_numeric_refused(
     grid_extract: Any, grid_net: Any, value: Any, match: str
 ) -> None:
-    from coverage.demand import demand_units
+    from coverage.demand import PopulationFile, demand_units
 
     data = _pop_fc(
         ({"population": 5}, SQUARE), ({"population": value}, SQUARE), ({"population": 7}, SQUARE)
     )
     with refused(InputError, match) as info:
-        demand_units(grid_extract, grid_net, population=data, filename="pop.geojson")
+        demand_units(
+            grid_extract, grid_net, population=PopulationFile(data, filename="pop.geojson")
+        )
     assert "features 2 " in str(info.value)
 
 
 def test_population_numeric_strings_still_read(grid_extract: Any, grid_net: Any) -> None:
-    from coverage.demand import demand_units
+    from coverage.demand import PopulationFile, demand_units
 
     data = _square_fc(116.299, 40.001, 116.303, 40.003, population="100")
-    units = demand_units(grid_extract, grid_net, population=data, filename="pop.geojson")
+    units = demand_units(
+        grid_extract, grid_net, population=PopulationFile(data, filename="pop.geojson")
+    )
     assert float(units["population"].sum()) == pytest.approx(100.0)
 
 
 @pytest.mark.parametrize("value", [1e308, 2e10])
 def test_population_absurd_total_refused(grid_extract: Any, grid_net: Any, value: float) -> None:
-    from coverage.demand import demand_units
+    from coverage.demand import PopulationFile, demand_units
 
     data = _pop_fc(({"population": value}, SQUARE), ({"population": value}, SQUARE))
     with refused(InputError, "more than 1e\\+10"):
-        demand_units(grid_extract, grid_net, population=data, filename="pop.geojson")
+        demand_units(
+            grid_extract, grid_net, population=PopulationFile(data, filename="pop.geojson")
+        )
 
 
 def test_overlapping_population_polygons_warned(grid_extract: Any, grid_net: Any) -> None:
-    from coverage.demand import demand_units
+    from coverage.demand import PopulationFile, demand_units
 
     a = {
         "type": "Polygon",
@@ -1274,10 +1286,14 @@ def test_overlapping_population_polygons_warned(grid_extract: Any, grid_net: Any
     with pytest.warns(
         UserWarning, match=r"2 population polygons overlap \(1 pairs, 2\d\.\d% of"
     ) as rec:
-        units = demand_units(grid_extract, grid_net, population=data, filename="pop.geojson")
+        units = demand_units(
+            grid_extract, grid_net, population=PopulationFile(data, filename="pop.geojson")
+        )
     assert "features 1, 2" in str(rec[0].message)
     alone = [
-        demand_units(grid_extract, grid_net, population=_pop_fc(r), filename="one.geojson")
+        demand_units(
+            grid_extract, grid_net, population=PopulationFile(_pop_fc(r), filename="one.geojson")
+        )
         for r in (({"population": 100}, a), ({"population": 100}, b), ({"population": 10}, c))
     ]
     # each polygon counted as if alone: the overlap is counted twice (and said so)
@@ -1288,7 +1304,9 @@ def test_overlapping_population_polygons_warned(grid_extract: Any, grid_net: Any
     left = _pop_fc(({"population": 100}, a), ({"population": 10}, c))
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        demand_units(grid_extract, grid_net, population=left, filename="pop.geojson")
+        demand_units(
+            grid_extract, grid_net, population=PopulationFile(left, filename="pop.geojson")
+        )
 
 
 def test_centers_count_capped(grid_net: Any, monkeypatch: pytest.MonkeyPatch) -> None:
