@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import geopandas as gpd
@@ -16,11 +18,11 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from coverage.coords import Crs, to_wgs84
-from coverage.errors import InputError
+from coverage.errors import InputError, ResourceLimitError
 from coverage.network import WalkNetwork
 from coverage.osm import OsmExtract
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_frame
-from coverage.userfiles import Source, check_lonlat, read_points
+from coverage.userfiles import Source, check_lonlat, echo_list, read_points
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +89,66 @@ Source_ = Literal["osm", "file", "added"]
 DEFAULT_DEDUPE_M = 5.0
 DEFAULT_MAX_SNAP_M = 300.0
 DEFAULT_EXTENT_MARGIN_M = 1000.0
+#: Most centers (or candidate sites) one file may hold. A city of 20 million has a few
+#: thousand community service centers; every center costs one walking search per run.
+#: Raise it with the environment variable ``COVERAGE_PLANNER_MAX_CENTERS``.
+MAX_CENTERS = 50_000
+MAX_CENTERS_ENV = "COVERAGE_PLANNER_MAX_CENTERS"
+
+
+@dataclass(frozen=True)
+class CenterColumns:
+    """Column names of a centers file (``None``: detected, see :func:`centers_from_file`)."""
+
+    lon: str | None = None
+    lat: str | None = None
+    name: str | None = None
+    id: str | None = None
+    level: str | None = None
+
+
+@dataclass(frozen=True)
+class SnapRules:
+    """How center points are accepted and snapped to the walking network.
+
+    Attributes
+    ----------
+    dedupe_m
+        Centers closer than this to one another are merged (the first is kept).
+    max_snap_m
+        Centers farther than this from a walkable street are refused (files,
+        added centers) or warned about (OSM).
+    extent_margin_m
+        Margin around the bounding box of the network's nodes within which
+        centers are accepted.
+    outside
+        ``"raise"`` refuses centers outside the extent, listing them; ``"drop"``
+        leaves them out with a warning.
+    """
+
+    dedupe_m: float = DEFAULT_DEDUPE_M
+    max_snap_m: float = DEFAULT_MAX_SNAP_M
+    extent_margin_m: float = DEFAULT_EXTENT_MARGIN_M
+    outside: Literal["raise", "drop"] = "raise"
+
+    def __post_init__(self) -> None:
+        """Refuse distances that are not finite and ≥ 0, and unknown ``outside`` values."""
+        _check_params(self.dedupe_m, self.max_snap_m, self.extent_margin_m, self.outside)
+
+
+def check_count(count: int, what: str, label: str) -> None:
+    """Refuse more than :data:`MAX_CENTERS` centers or candidates, saying how to raise it.
+
+    Raises
+    ------
+    ResourceLimitError
+        ``count`` exceeds the limit.
+    """
+    raw = os.environ.get(MAX_CENTERS_ENV, "")
+    limit = int(raw) if raw.strip().isdigit() else MAX_CENTERS
+    if count > limit:
+        msg = f"{label!r} holds {count:,} {what}, more than the limit of {limit:,} (each costs one walking search per run). Keep the {what} of the area you plan for, or raise the limit with the environment variable {MAX_CENTERS_ENV}."
+        raise ResourceLimitError(msg)
 
 
 def level_from_name(name: str | None, tags: str | None = None) -> str | None:
@@ -167,24 +229,11 @@ def _objects(values: Iterable[Any]) -> NDArray[np.object_]:
     return arr
 
 
-def _build(
-    net: WalkNetwork,
-    lon: NDArray[np.float64],
-    lat: NDArray[np.float64],
-    *,
-    ids: Sequence[str],
-    names: Sequence[Any],
-    source: str,
-    levels: Sequence[str | None],
-    dedupe_m: float,
-    max_snap_m: float,
-    extent_margin_m: float,
-    outside: Literal["raise", "drop"],
-    what: str,
-) -> gpd.GeoDataFrame:
-    """WGS-84 points → projected, extent-checked, deduplicated, snapped centers."""
-    _check_params(dedupe_m, max_snap_m, extent_margin_m, outside)
-    data = pd.DataFrame(
+def _attributes(
+    ids: Sequence[str], names: Sequence[Any], source: str, levels: Sequence[str | None]
+) -> pd.DataFrame:
+    """Return the attribute columns of new centers (str or None values)."""
+    return pd.DataFrame(
         {
             CENTER_ID: _objects(ids),
             NAME: _objects(names),
@@ -192,10 +241,22 @@ def _build(
             LEVEL: _objects(levels),
         }
     )
+
+
+def _build(
+    net: WalkNetwork,
+    lon: NDArray[np.float64],
+    lat: NDArray[np.float64],
+    data: pd.DataFrame,
+    *,
+    rules: SnapRules,
+    what: str,
+) -> gpd.GeoDataFrame:
+    """WGS-84 points → projected, extent-checked, deduplicated, snapped centers."""
     gdf = gpd.GeoDataFrame(data, geometry=shapely.points(lon, lat), crs="EPSG:4326").to_crs(net.crs)
-    gdf = _check_extent(gdf, net, extent_margin_m, outside, what)
-    gdf = _dedupe(gdf, dedupe_m, what)
-    return _snap(gdf, net, max_snap_m, what)
+    gdf = _check_extent(gdf, net, rules.extent_margin_m, rules.outside, what)
+    gdf = _dedupe(gdf, rules.dedupe_m, what)
+    return _snap(gdf, net, rules.max_snap_m, what)
 
 
 def _check_params(dedupe_m: float, max_snap_m: float, extent_margin_m: float, outside: str) -> None:
@@ -382,14 +443,8 @@ def centers_from_osm(
         net,
         shapely.get_x(pts),
         shapely.get_y(pts),
-        ids=ids,
-        names=names,
-        source="osm",
-        levels=levels,
-        dedupe_m=dedupe_m,
-        max_snap_m=max_snap_m,
-        extent_margin_m=extent_margin_m,
-        outside=outside,
+        _attributes(ids, names, "osm", levels),
+        rules=SnapRules(dedupe_m, max_snap_m, extent_margin_m, outside),
         what="OSM centers",
     )
     logger.info("returned %d centers from OSM", len(out))
@@ -401,16 +456,9 @@ def centers_from_file(
     net: WalkNetwork,
     *,
     crs: Crs | str = "wgs84",
-    lon_column: str | None = None,
-    lat_column: str | None = None,
-    name_column: str | None = None,
-    id_column: str | None = None,
-    level_column: str | None = None,
+    columns: CenterColumns = CenterColumns(),
     filename: str | None = None,
-    dedupe_m: float = DEFAULT_DEDUPE_M,
-    max_snap_m: float = DEFAULT_MAX_SNAP_M,
-    extent_margin_m: float = DEFAULT_EXTENT_MARGIN_M,
-    outside: Literal["raise", "drop"] = "raise",
+    rules: SnapRules = SnapRules(),
 ) -> gpd.GeoDataFrame:
     """Existing centers from a user file (CSV, GeoJSON, GeoPackage), snapped to ``net``.
 
@@ -422,22 +470,18 @@ def centers_from_file(
         The walking network; output is in ``net.crs``.
     crs
         ``"wgs84"``, ``"gcj02"`` (Amap/高德) or ``"bd09"`` (Baidu/百度).
-    lon_column, lat_column
-        CSV coordinate columns (detected by default, see :mod:`coverage.userfiles`).
-    name_column
-        Column of center names; by default ``name``/``名称``/``名字``/``中心名称`` if present.
-    id_column
-        Column of unique center ids; by default centers are numbered ``file-1``, ``file-2``...
-    level_column
-        Column of levels (district/street/community/grid or 区/街道/社区/网格); by
-        default ``level``/``级别``/``层级`` if present, else levels are guessed from names.
+    columns
+        Column names (:class:`CenterColumns`): ``lon``/``lat`` for a CSV (detected
+        by default, see :mod:`coverage.userfiles`); ``name`` (default
+        ``name``/``名称``/``名字``/``中心名称`` if present); ``id`` of unique center
+        ids (default: ``file-1``, ``file-2``...); ``level`` (district/street/
+        community/grid or 区/街道/社区/网格; default ``level``/``级别``/``层级`` if
+        present, else levels are guessed from names).
     filename
         Name of an upload (its extension selects the format).
-    dedupe_m, max_snap_m, extent_margin_m
-        As in :func:`centers_from_osm`.
-    outside
-        ``"raise"`` (default) refuses centers outside the network's extent,
-        listing them; ``"drop"`` leaves them out with a warning.
+    rules
+        :class:`SnapRules`; by default centers outside the network's extent are
+        refused, listing them (``outside="drop"`` leaves them out with a warning).
 
     Returns
     -------
@@ -447,14 +491,15 @@ def centers_from_file(
         RangeIndex; CRS ``net.crs``.
     """
     pts = read_points(
-        source, filename=filename, crs=crs, lon_column=lon_column, lat_column=lat_column
+        source, filename=filename, crs=crs, lon_column=columns.lon, lat_column=columns.lat
     )
     label = filename or (str(source) if isinstance(source, str) else getattr(source, "name", ""))
     label = str(label).replace("\\", "/").rsplit("/", 1)[-1] or "file"
-    columns = [c for c in pts.columns if c != "geometry"]
-    name_col = _pick(columns, name_column, ("name", "名称", "名字", "中心名称", "站点名称"), label)
-    level_col = _pick(columns, level_column, ("level", "级别", "层级", "等级"), label)
-    id_col = _pick(columns, id_column, ("center_id",), label) if id_column else None
+    check_count(len(pts), "centers", label)
+    present = [c for c in pts.columns if c != "geometry"]
+    name_col = _pick(present, columns.name, ("name", "名称", "名字", "中心名称", "站点名称"), label)
+    level_col = _pick(present, columns.level, ("level", "级别", "层级", "等级"), label)
+    id_col = _pick(present, columns.id, ("center_id",), label) if columns.id else None
     n = len(pts)
     names = pts[name_col].tolist() if name_col else [None] * n
     if id_col:
@@ -471,14 +516,8 @@ def centers_from_file(
         net,
         shapely.get_x(geoms),
         shapely.get_y(geoms),
-        ids=ids,
-        names=names,
-        source="file",
-        levels=levels,
-        dedupe_m=dedupe_m,
-        max_snap_m=max_snap_m,
-        extent_margin_m=extent_margin_m,
-        outside=outside,
+        _attributes(ids, names, "file", levels),
+        rules=rules,
         what=f"centers in {label}",
     )
     logger.info("returned %d centers from %s", len(out), label)
@@ -505,11 +544,8 @@ def add_centers(
     *,
     names: Sequence[str | None] | str | None = None,
     level: str | None = None,
-    source: Source_ = "added",
     crs: Crs | str = "wgs84",
-    dedupe_m: float = DEFAULT_DEDUPE_M,
-    max_snap_m: float = DEFAULT_MAX_SNAP_M,
-    extent_margin_m: float = DEFAULT_EXTENT_MARGIN_M,
+    rules: SnapRules = SnapRules(),
 ) -> gpd.GeoDataFrame:
     """Return ``centers`` plus new centers at ``lon``/``lat`` (e.g. map clicks).
 
@@ -528,10 +564,13 @@ def add_centers(
         One name per new center, or one name for a single center.
     level
         Level of the new centers (district/street/community/grid or Chinese).
-    source
-        Value of the ``source`` column (``"added"`` by default).
     crs
         Datum of ``lon``/``lat``; ``"gcj02"`` for clicks on an Amap/高德 base map.
+    rules
+        :class:`SnapRules` (``outside`` is ignored: a new center outside the
+        network's extent is always refused).
+
+    The new centers' ``source`` is ``"added"``.
 
     Returns
     -------
@@ -562,9 +601,7 @@ def add_centers(
         msg = f"`names` must give one name per new center ({n}); got {len(name_list)}."
         raise InputError(msg)
     levels = normalise_levels([level] * n, what="`level`") if level is not None else [None] * n
-    if source not in ("osm", "file", "added"):
-        msg = f"`source` must be 'osm', 'file' or 'added'; got {source!r}."
-        raise InputError(msg)
+    source = "added"
     used = set(map(str, centers[CENTER_ID])) if len(centers) else set()
     ids: list[str] = []
     k = 0
@@ -573,20 +610,11 @@ def add_centers(
         cid = f"{source}-{k}"
         if cid not in used:
             ids.append(cid)
+    rules = SnapRules(rules.dedupe_m, rules.max_snap_m, rules.extent_margin_m, "raise")
     new = _build(
-        net,
-        x,
-        y,
-        ids=ids,
-        names=name_list,
-        source=source,
-        levels=levels,
-        dedupe_m=dedupe_m,
-        max_snap_m=max_snap_m,
-        extent_margin_m=extent_margin_m,
-        outside="raise",
-        what="new centers",
+        net, x, y, _attributes(ids, name_list, source, levels), rules=rules, what="new centers"
     )
+    dedupe_m = rules.dedupe_m
     if len(centers):
         near = shapely.STRtree(centers.geometry.values).query(
             new.geometry.values, predicate="dwithin", distance=dedupe_m
@@ -627,8 +655,8 @@ def close_centers(centers: gpd.GeoDataFrame, ids: Iterable[str]) -> gpd.GeoDataF
     known = set(map(str, centers[CENTER_ID]))
     unknown = [i for i in dict.fromkeys(wanted) if i not in known]
     if unknown:
-        sample = ", ".join(sorted(known)[:10])
-        msg = f"Cannot close unknown centers: {', '.join(unknown[:20])}. Known center ids include: {sample}."
+        sample = echo_list(sorted(known))
+        msg = f"Cannot close {len(unknown):,} unknown centers: {echo_list(unknown)}. Known center ids include: {sample}."
         raise InputError(msg)
     keep = ~centers[CENTER_ID].astype(str).isin(set(wanted)).to_numpy()
     out = centers.loc[keep].reset_index(drop=True)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,12 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import psutil
 import shapely
 from numpy.typing import NDArray
 
 from coverage.coords import Crs
-from coverage.errors import InputError
+from coverage.errors import InputError, ResourceLimitError
 from coverage.network import WalkNetwork
 from coverage.osm import OsmExtract
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_frame
@@ -63,6 +65,38 @@ NAME_ALIASES = ("name", "名称", "小区名称", "社区名称")
 RASTER_SUFFIXES = (".tif", ".tiff")
 
 Floats = NDArray[np.float64]
+Window = tuple[float, float, float, float]
+
+#: Largest total population a file may hold: more than the world's (about 8e9,
+#: UN World Population Prospects 2024) means a unit or data error.
+MAX_TOTAL_POPULATION = 1e10
+
+#: Memory one grid cell costs through the pipeline (box, piece, frame row, snap), in
+#: bytes; an upper estimate measured on the embedded city (about 1.5 kB per unit).
+BYTES_PER_CELL = 4_000
+#: Share of the available memory the cell split may use by default.
+CELL_MEMORY_SHARE = 0.5
+
+
+def max_cells(memory_budget_bytes: int | None = None) -> int:
+    """Largest number of grid cells :func:`split_into_cells` builds within a memory budget.
+
+    Parameters
+    ----------
+    memory_budget_bytes
+        The budget; default half the memory available now (``psutil``).
+
+    Returns
+    -------
+    int
+        ``budget // BYTES_PER_CELL`` (at least 10,000).
+    """
+    budget = (
+        int(psutil.virtual_memory().available * CELL_MEMORY_SHARE)
+        if memory_budget_bytes is None
+        else int(memory_budget_bytes)
+    )
+    return max(budget // BYTES_PER_CELL, 10_000)
 
 
 @dataclass(frozen=True)
@@ -109,6 +143,31 @@ class PopulationModel:
                 raise InputError(msg)
 
 
+@dataclass(frozen=True)
+class PopulationFile:
+    """A population file and how to read it (see :func:`demand_units`).
+
+    Attributes
+    ----------
+    source
+        Path or upload bytes (GeoJSON, GeoPackage, CSV), a GeoTIFF path, or a GeoDataFrame.
+    filename
+        Name of an upload (its extension selects the format).
+    column
+        Population column (``pop``, ``人口``... are tried if absent).
+    name_column
+        Column of unit names (``name``/``名称`` by default).
+    crs
+        Datum of the coordinates (``"wgs84"``, ``"gcj02"``, ``"bd09"``).
+    """
+
+    source: Source | gpd.GeoDataFrame
+    filename: str | None = None
+    column: str = "population"
+    name_column: str | None = None
+    crs: Crs | str = "wgs84"
+
+
 # --- geometry helpers -----------------------------------------------------------
 
 
@@ -124,13 +183,35 @@ def _polygon_parts(
 
 
 def split_into_cells(
-    geoms: NDArray[np.object_], cell_size_m: float
+    geoms: NDArray[np.object_],
+    cell_size_m: float,
+    *,
+    window: Window | None = None,
+    cell_limit: int | None = None,
 ) -> tuple[NDArray[np.intp], NDArray[np.object_]]:
     """Split polygons into pieces no larger than the square grid cells.
 
     Polygons whose bounding box fits within one cell side are only exploded
     into single Polygons; larger ones are intersected with the cells of a grid
     aligned to multiples of ``cell_size_m`` (vectorised with shapely 2).
+
+    Parameters
+    ----------
+    geoms
+        Polygons in projected coordinates (meters).
+    cell_size_m
+        Side of the square cells.
+    window
+        ``(x0, y0, x1, y1)``: only cells meeting this box are built (the
+        network's extent), so a country-sized polygon costs what its part in the
+        city costs. Pieces inside the window are exactly those built without it.
+    cell_limit
+        Most grid cells built; default :func:`max_cells` of the available memory.
+
+    Raises
+    ------
+    ResourceLimitError
+        More than ``cell_limit`` cells would be built.
 
     Returns
     -------
@@ -154,7 +235,11 @@ def split_into_cells(
     iy0 = np.floor(b[:, 1] / c).astype(np.int64)
     nx = np.maximum(np.ceil(b[:, 2] / c).astype(np.int64) - ix0, 1)
     ny = np.maximum(np.ceil(b[:, 3] / c).astype(np.int64) - iy0, 1)
+    if window is not None:
+        ix0, nx = _clamp(ix0, nx, math.floor(window[0] / c), math.ceil(window[2] / c))
+        iy0, ny = _clamp(iy0, ny, math.floor(window[1] / c), math.ceil(window[3] / c))
     counts = nx * ny
+    _check_cell_count(int(counts.sum()), cell_size_m, cell_limit)
     which = np.repeat(np.arange(b.shape[0]), counts)
     local = np.arange(which.size) - np.repeat(np.cumsum(counts) - counts, counts)
     gx = ix0[which] + local % nx[which]
@@ -184,12 +269,45 @@ def split_into_cells(
     return parent[order], parts[order]
 
 
+def _clamp(
+    i0: NDArray[np.int64], n: NDArray[np.int64], lo: int, hi: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Cut the cell ranges ``[i0, i0 + n)`` to ``[lo, hi)``; empty ranges get ``n = 0``."""
+    start = np.maximum(i0, lo)
+    stop = np.minimum(i0 + n, hi)
+    return start, np.maximum(stop - start, 0)
+
+
+def _check_cell_count(count: int, cell_size_m: float, cell_limit: int | None) -> None:
+    limit = max_cells() if cell_limit is None else cell_limit
+    if count > limit:
+        msg = (
+            f"The population/residential polygons would be split into {count:,} cells of "
+            f"{cell_size_m:g} m, more than the limit of {limit:,} (about "
+            f"{BYTES_PER_CELL / 1000:g} kB of memory each; the limit is half the available "
+            "memory). Keep only the area you plan for, use larger cells "
+            "(`PopulationModel.cell_size_m`), or run on a machine with more memory."
+        )
+        raise ResourceLimitError(msg)
+
+
 def _spread(
-    parent: NDArray[np.intp], pieces: NDArray[np.object_], population: Floats, n: int
+    parent: NDArray[np.intp],
+    pieces: NDArray[np.object_],
+    population: Floats,
+    n: int,
+    *,
+    full_area: Floats | None = None,
 ) -> Floats:
-    """Return each piece's population: its parent's shared by area (sums conserved)."""
+    """Return each piece's population: its parent's shared by area (sums conserved).
+
+    Where ``full_area`` is finite it replaces the parent's summed piece area
+    (a parent cut to a window: its pieces get their share of the whole).
+    """
     area = shapely.area(pieces)
     total = np.bincount(parent, weights=area, minlength=n)
+    if full_area is not None:
+        total = np.where(np.isfinite(full_area), full_area, total)
     share = np.divide(area, total[parent], out=np.zeros_like(area), where=total[parent] > 0)
     return np.asarray(population[parent] * share, dtype=np.float64)
 
@@ -321,25 +439,17 @@ def _file_units(
     net: WalkNetwork,
     model: PopulationModel,
     *,
+    spec: PopulationFile,
     label: str,
-    population_column: str,
-    name_column: str | None,
+    window: Window,
 ) -> gpd.GeoDataFrame:
+    population_column, name_column = spec.column, spec.name_column
     columns = [str(c) for c in gdf.columns if c != gdf.geometry.name]
     pop_col = _find(columns, population_column, POPULATION_ALIASES)
     if pop_col is None:
         msg = f"{label!r} has no population column {population_column!r} (also tried {', '.join(POPULATION_ALIASES)}); its columns are: {', '.join(columns) or 'none'}. Pass `population_column`."
         raise InputError(msg)
-    values = pd.to_numeric(gdf[pop_col], errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan
-    )
-    bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
-    if bad.size:
-        rows = ", ".join(str(i + 1) for i in bad[:10]) + (
-            f" and {bad.size - 10} more" if bad.size > 10 else ""
-        )
-        msg = f"{label!r}: column {pop_col!r} must hold numbers ≥ 0, but features {rows} are missing, negative or not numbers. Fix them (0 for uninhabited areas)."
-        raise InputError(msg)
+    values = _population_values(gdf[pop_col], label=label, column_name=pop_col)
     name_col = (
         _find(columns, name_column, NAME_ALIASES)
         if name_column is not None
@@ -369,11 +479,9 @@ def _file_units(
         msg = f"{label!r}: population features must be polygons or points; features {rows} are lines or multi-points. Convert them to areas or single points."
         raise InputError(msg)
     poly_idx = np.flatnonzero(is_poly)
-    parent, pieces = split_into_cells(geoms[poly_idx], model.cell_size_m)
-    pop = _spread(parent, pieces, values[poly_idx], poly_idx.size)
-    lost = values[poly_idx].sum() - pop.sum()
-    if lost > 1e-6 * max(values.sum(), 1.0):
-        logger.warning("%.0f people lie in polygons with no area and were dropped", lost)
+    parent, pieces, pop = _split_file_polygons(
+        geoms[poly_idx], values[poly_idx], model, window=window, label=label
+    )
     src = poly_idx[parent]
     pt_idx = np.flatnonzero(is_point)
     all_src = np.concatenate([src, pt_idx])
@@ -386,6 +494,101 @@ def _file_units(
     )
     kinds = np.full(all_src.size, "file", dtype=object)
     return _frame(ids, all_pop, kinds, names[all_src], all_geom, net.crs)
+
+
+def _feature_rows(positions: NDArray[np.intp]) -> str:
+    """1-based feature numbers, the first ten and how many more."""
+    more = f" and {positions.size - 10} more" if positions.size > 10 else ""
+    return ", ".join(str(int(i) + 1) for i in positions[:10]) + more
+
+
+def _population_values(column: pd.Series, *, label: str, column_name: str = "") -> Floats:
+    """Return a file's population numbers, refusing booleans, text and absurd totals."""
+    raw = column.to_numpy(dtype=object)
+    is_bool = np.array([isinstance(v, (bool, np.bool_)) for v in raw], dtype=bool)
+    values = pd.to_numeric(column.where(~is_bool, None), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+    bad = np.flatnonzero(~np.isfinite(values) | (values < 0) | is_bool)
+    if bad.size:
+        msg = f"{label!r}: column {column_name!r} must hold numbers ≥ 0, but features {_feature_rows(bad)} are missing, negative, true/false or not numbers (e.g. {str(raw[bad[0]])[:40]!r}). Fix them (0 for uninhabited areas)."
+        raise InputError(msg)
+    with np.errstate(over="ignore"):
+        total = float(values.sum())
+    if not total <= MAX_TOTAL_POPULATION:
+        big = np.flatnonzero(values > MAX_TOTAL_POPULATION / max(values.size, 1))
+        msg = f"{label!r}: column {column_name!r} adds up to {total:.3g} residents, more than {MAX_TOTAL_POPULATION:.0e} (the world has about 8e9); features {_feature_rows(big)} hold the largest values. Check the column's unit and the values."
+        raise InputError(msg)
+    return np.asarray(values, dtype=np.float64)
+
+
+def _warn_overlaps(geoms: NDArray[np.object_], label: str) -> None:
+    """Warn when population polygons overlap: their shared area is counted once per polygon."""
+    if geoms.size < 2:
+        return
+    i, j = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    pair = i < j
+    i, j = i[pair], j[pair]
+    if i.size == 0:
+        return
+    shared = shapely.area(shapely.intersection(geoms[i], geoms[j]))
+    area = shapely.area(geoms)
+    real = shared > 1e-6 * np.minimum(area[i], area[j])
+    if not real.any():
+        return
+    involved = np.unique(np.concatenate([i[real], j[real]]))
+    share = float(shared[real].sum()) / max(float(area.sum()), 1e-12)
+    warnings.warn(
+        f"{label}: {involved.size} population polygons overlap ({int(real.sum())} pairs, "
+        f"{share:.1%} of their total area; features {_feature_rows(involved)}). Residents "
+        "in an overlap are counted once for each polygon: dissolve or cut the overlaps "
+        "in your GIS if they describe the same people.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def _window(net: WalkNetwork, margin_m: float, cell_size_m: float) -> Window:
+    """Return the network's extent plus ``margin_m``, widened by one cell on each side."""
+    x0, y0, x1, y1 = net.extent_m(margin_m)
+    return (x0 - cell_size_m, y0 - cell_size_m, x1 + cell_size_m, y1 + cell_size_m)
+
+
+def _split_file_polygons(
+    geoms: NDArray[np.object_],
+    values: Floats,
+    model: PopulationModel,
+    *,
+    window: Window,
+    label: str,
+) -> tuple[NDArray[np.intp], NDArray[np.object_], Floats]:
+    """Cells of the file's polygons within ``window``, with population spread by area.
+
+    A polygon reaching beyond the window keeps its population density: each
+    piece gets its share of the polygon's whole area, and the share outside is
+    left out (as :func:`_within_extent` would leave out those cells).
+    """
+    _warn_overlaps(geoms, label)
+    parent, pieces = split_into_cells(geoms, model.cell_size_m, window=window)
+    bounds = shapely.bounds(geoms) if geoms.size else np.zeros((0, 4))
+    clipped = (
+        (bounds[:, 0] < window[0])
+        | (bounds[:, 1] < window[1])
+        | (bounds[:, 2] > window[2])
+        | (bounds[:, 3] > window[3])
+    )
+    full_area = np.where(clipped, shapely.area(geoms), np.nan) if geoms.size else np.zeros(0)
+    pop = _spread(parent, pieces, values, geoms.size, full_area=full_area)
+    kept = np.bincount(parent, weights=pop, minlength=geoms.size)
+    lost = float((values - kept)[~clipped].sum())
+    if lost > 1e-6 * max(float(values.sum()), 1.0):
+        logger.warning("%.0f people lie in polygons with no area and were dropped", lost)
+    if clipped.any():
+        logger.info(
+            "%d population polygons reach beyond the network's extent; cut to it",
+            int(clipped.sum()),
+        )
+    return parent, pieces, pop
 
 
 def population_from_raster(
@@ -489,11 +692,7 @@ def demand_units(
     net: WalkNetwork,
     *,
     model: PopulationModel | None = None,
-    population: Source | gpd.GeoDataFrame | None = None,
-    population_column: str = "population",
-    name_column: str | None = None,
-    filename: str | None = None,
-    crs: Crs | str = "wgs84",
+    population: PopulationFile | Source | gpd.GeoDataFrame | None = None,
     extent_margin_m: float = 200.0,
 ) -> gpd.GeoDataFrame:
     """Residential demand units with population, snapped to the walking network.
@@ -507,17 +706,11 @@ def demand_units(
     model
         Population model for OSM estimates; default :class:`PopulationModel()`.
     population
-        Optional population data replacing the OSM estimate: a file path or
-        upload bytes (GeoJSON, GeoPackage or CSV; polygons or points), a
-        GeoDataFrame, or a GeoTIFF raster path (needs rasterio).
-    population_column
-        Name of the population column (``pop``, ``人口``... are tried if absent).
-    name_column
-        Column of unit names in a population file (``name``/``名称`` by default).
-    filename
-        Name of an uploaded population file (its extension selects the format).
-    crs
-        Datum of a population file's coordinates (``"wgs84"``, ``"gcj02"``, ``"bd09"``).
+        Optional population data replacing the OSM estimate (the OSM estimate is
+        then never computed): a :class:`PopulationFile` (columns, upload name,
+        datum), or its ``source`` alone: a file path or upload bytes (GeoJSON,
+        GeoPackage or CSV; polygons or points), a GeoDataFrame, or a GeoTIFF
+        raster path (needs rasterio).
     extent_margin_m
         Units whose representative point lies farther than this outside the
         bounding box of the network's nodes are dropped (logged): the network
@@ -545,36 +738,30 @@ def demand_units(
     if population is None:
         units = _osm_units(extract, net, model)
         label = extract.path.name
-    elif isinstance(population, gpd.GeoDataFrame):
-        if population.crs is None:
+        return _finish(units, net, extent_margin_m, label)
+    spec = population if isinstance(population, PopulationFile) else PopulationFile(population)
+    src = spec.source
+    window = _window(net, extent_margin_m, model.cell_size_m)
+    if isinstance(src, gpd.GeoDataFrame):
+        if src.crs is None:
             msg = "The population GeoDataFrame has no CRS; set it (`gdf.set_crs('EPSG:4326')`)."
             raise InputError(msg)
-        label = filename or "population data"
-        units = _file_units(
-            population,
-            net,
-            model,
-            label=label,
-            population_column=population_column,
-            name_column=name_column,
-        )
-    elif isinstance(population, (str, Path)) and str(population).lower().endswith(RASTER_SUFFIXES):
-        label = Path(population).name
-        units = population_from_raster(population, net, margin_m=extent_margin_m)
+        label = spec.filename or "population data"
+        units = _file_units(src, net, model, spec=spec, label=label, window=window)
+    elif isinstance(src, (str, Path)) and str(src).lower().endswith(RASTER_SUFFIXES):
+        label = Path(src).name
+        units = population_from_raster(src, net, margin_m=extent_margin_m)
     else:
-        gdf = read_features(population, filename=filename, crs=crs)
-        label = filename or (
-            Path(population).name if isinstance(population, (str, Path)) else "upload"
-        )
-        units = _file_units(
-            gdf,
-            net,
-            model,
-            label=label,
-            population_column=population_column,
-            name_column=name_column,
-        )
+        gdf = read_features(src, filename=spec.filename, crs=spec.crs)
+        label = spec.filename or (Path(src).name if isinstance(src, (str, Path)) else "upload")
+        units = _file_units(gdf, net, model, spec=spec, label=label, window=window)
+    return _finish(units, net, extent_margin_m, label)
 
+
+def _finish(
+    units: gpd.GeoDataFrame, net: WalkNetwork, extent_margin_m: float, label: str
+) -> gpd.GeoDataFrame:
+    """Keep populated units within the extent, snap them, and give the demand contract."""
     units = units.loc[units[POPULATION].to_numpy() > 0]
     units = _within_extent(units, net, extent_margin_m, label)
     if len(units) == 0:

@@ -27,16 +27,17 @@ from typing import Any
 import geopandas as gpd
 import shapely
 
+from coverage.centers import CenterColumns as CenterColumns  # re-exported: cli.py imports it here
 from coverage.centers import centers_from_file, centers_from_osm
 from coverage.coords import CRS_NAMES
-from coverage.demand import PopulationModel, demand_units
+from coverage.demand import PopulationFile, PopulationModel, demand_units
 from coverage.errors import InputError
 from coverage.netcache import DEFAULT_CACHE_DIR, walk_network
 from coverage.network import WalkNetwork
 from coverage.osm import DEFAULT_CENTER_TAGS, OsmExtract, check_osm_file, read_osm
 from coverage.progress import ProgressFn, sub_progress
 from coverage.siting import candidates_from_file
-from coverage.userfiles import read_points, read_polygons
+from coverage.userfiles import check_regular_file, read_points, read_polygons
 
 logger = logging.getLogger(__name__)
 
@@ -98,21 +99,9 @@ class FileInput:
         }
 
     def check(self, what: str) -> None:
-        """Raise ``InputError`` when a path does not name a file."""
-        if isinstance(self.source, Path) and not self.source.is_file():
-            msg = f"{what} not found: {str(self.source)!r}. Check the path."
-            raise InputError(msg)
-
-
-@dataclass(frozen=True)
-class CenterColumns:
-    """Column names of a centers file (``None``: detected, see :func:`coverage.centers.centers_from_file`)."""
-
-    lon: str | None = None
-    lat: str | None = None
-    name: str | None = None
-    id: str | None = None
-    level: str | None = None
+        """Raise ``InputError`` when a path is missing or not a regular file (FIFO, device, folder)."""
+        if isinstance(self.source, Path):
+            check_regular_file(self.source, what)
 
 
 @dataclass(frozen=True)
@@ -414,17 +403,8 @@ def _centers(inputs: CityInputs, extract: OsmExtract, net: WalkNetwork) -> gpd.G
     f = inputs.centers
     if f is None:
         return centers_from_osm(extract, net)
-    cols = inputs.center_columns
     return centers_from_file(
-        f.source,
-        net,
-        crs=inputs.crs,
-        filename=f.name,
-        lon_column=cols.lon,
-        lat_column=cols.lat,
-        name_column=cols.name,
-        id_column=cols.id,
-        level_column=cols.level,
+        f.source, net, crs=inputs.crs, columns=inputs.center_columns, filename=f.name
     )
 
 
@@ -436,14 +416,10 @@ def _demand(
         model = PopulationModel()
         demand = demand_units(extract, net, model=model)
         return demand, {"source": "osm", **asdict(model)}
-    demand = demand_units(
-        extract,
-        net,
-        population=f.source,
-        population_column=inputs.population_column,
-        filename=f.name,
-        crs=inputs.crs,
+    spec = PopulationFile(
+        f.source, filename=f.name, column=inputs.population_column, crs=inputs.crs
     )
+    demand = demand_units(extract, net, population=spec)
     return demand, {"source": "file", "file": f.name, "column": inputs.population_column}
 
 

@@ -98,7 +98,6 @@ def scenario_centers(city: CityData, scenario: Scenario) -> gpd.GeoDataFrame:
             [s.lat for s in group],
             names=[s.name for s in group],
             level=level or None,
-            source="added",
         )
     return centers
 

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from coverage.centers import CENTER_ID
+from coverage.centers import CENTER_ID, check_count
 from coverage.demand import POPULATION
 from coverage.errors import InputError
 from coverage.network import DEFAULT_SPEED_KMH, WalkNetwork, speed_ms
@@ -543,6 +543,7 @@ def candidates_from_file(
     InputError
         No usable points; points off the walking network; all points excluded.
     """
+    check_count(len(gdf), "candidate sites", "the candidates file")
     g = _to_net_crs(gdf, net, "candidates")
     geoms = g.geometry.values
     usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import re
+import stat
+import unicodedata
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +56,54 @@ DEFAULT_MAX_BYTES = 200_000_000
 _MAX_LISTED = 10
 
 
+# --- names --------------------------------------------------------------------
+
+#: Longest name or id echoed in a message, in characters.
+ECHO_CHARS = 80
+#: Most ids listed in a message.
+ECHO_IDS = 5
+
+
+def clean_text(value: object) -> str:
+    """Return ``value`` as text without control characters (ESC sequences, NUL, bidi marks).
+
+    Tabs and newlines become spaces; other Unicode "C" characters (Cc, Cf, Cs,
+    Co, Cn) are removed, so an ANSI escape such as ``ESC[31m`` loses its ESC and
+    cannot colour a terminal. Used for every name and id read from centers,
+    candidates and districts files.
+    """
+    text = str(value)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch in "\t\r\n":
+            out.append(" ")
+        elif not unicodedata.category(ch).startswith("C"):
+            out.append(ch)
+    return "".join(out)
+
+
+def _clean_name(text: str, limit: int = 200) -> str:
+    cleaned = clean_text(text)
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
+
+
+def echo(value: object) -> str:
+    """Return one value as shown in a message: cleaned, at most ``ECHO_CHARS`` characters, quoted."""
+    text = clean_text(value)
+    if len(text) > ECHO_CHARS:
+        text = f"{text[:ECHO_CHARS]}… ({len(text):,} characters)"
+    return repr(text)
+
+
+def echo_list(values: Sequence[object]) -> str:
+    """Return at most ``ECHO_IDS`` values for a message, each :func:`echo`-ed, and how many more."""
+    shown = ", ".join(echo(v) for v in values[:ECHO_IDS])
+    more = f" and {len(values) - ECHO_IDS:,} more" if len(values) > ECHO_IDS else ""
+    return shown + more
+
+
 # --- loading ------------------------------------------------------------------
 
 
@@ -60,9 +111,7 @@ def _load(source: Source, filename: str | None, max_bytes: int) -> tuple[str, st
     """Return ``(display name, lower-case suffix, bytes)`` of a source."""
     if isinstance(source, (str, Path)):
         p = Path(source)
-        if not p.is_file():
-            msg = f"File not found: {str(p)!r}. Check the path and the file name."
-            raise InputError(msg)
+        check_regular_file(p, "File")
         name = filename or p.name
         size = p.stat().st_size
         if size > max_bytes:
@@ -97,6 +146,51 @@ def _load(source: Source, filename: str | None, max_bytes: int) -> tuple[str, st
     return name, suffix, data
 
 
+def _kind_of(p: Path) -> str | None:
+    """Return what an existing path that is not a regular file is (None: missing)."""
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        return None
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((label for test, label in kinds if test(mode)), "not a regular file")
+
+
+def check_regular_file(p: Path, what: str) -> None:
+    """Refuse a path that is missing or is not a regular file, saying which.
+
+    Parameters
+    ----------
+    p
+        The path (a symbolic link is followed).
+    what
+        What the file is for, e.g. ``"Centers file"``.
+
+    Raises
+    ------
+    InputError
+        Missing path, or a folder, FIFO, device or socket (named as such).
+    """
+    if p.is_file():
+        return
+    kind = _kind_of(p)
+    shown = _clean_name(str(p))
+    if kind is None:
+        msg = f"{what} not found: {shown!r}. Check the path and the file name."
+    else:
+        link = " (through a symbolic link)" if p.is_symlink() else ""
+        msg = (
+            f"{what} {shown!r} is {kind}{link}, not a regular file. Give the path of a saved file."
+        )
+    raise InputError(msg)
+
+
 def _suffix(name: str) -> str:
     lower = name.lower()
     for s in SUPPORTED_SUFFIXES:
@@ -122,7 +216,7 @@ def _rows(positions: Sequence[int] | NDArray[Any], *, offset: int) -> str:
 
 
 def decode_text(data: bytes, *, name: str = "file") -> str:
-    """Decode CSV bytes as UTF-8 (with or without BOM), else GB18030 (a superset of GBK).
+    """Decode CSV or GeoJSON bytes as UTF-8 (with or without BOM), else GB18030 (a superset of GBK).
 
     Returns
     -------
@@ -298,16 +392,36 @@ def _unescape_surrogates(data: bytes) -> bytes:
     return _SURROGATE_PAIR.sub(utf8, data)
 
 
+def _as_utf8_json(name: str, data: bytes) -> bytes:
+    """GeoJSON text as UTF-8: GBK/GB18030 text (and a BOM) are recoded as for CSV."""
+    if data[:16].startswith(b"SQLite format 3"):
+        return data
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            return decode_text(data, name=name).encode("utf-8")
+        except InputError:  # not text at all: GDAL says it cannot read it
+            return data
+    return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+
+
 def _read_vector(name: str, data: bytes, layer: str | int | None) -> gpd.GeoDataFrame:
-    data = _unescape_surrogates(data)
+    data = _unescape_surrogates(_as_utf8_json(name, data))
 
     try:
         with warnings.catch_warnings():
             # GDAL reports recoverable oddities (e.g. an unknown CRS) as RuntimeWarnings;
             # the checks below turn the consequences into clear errors.
             warnings.simplefilter("ignore", RuntimeWarning)
+            # a column mixing numbers and text stays text; the readers refuse such values
+            warnings.filterwarnings("ignore", "Could not parse column", UserWarning)
             gdf = pyogrio.read_dataframe(io.BytesIO(data), layer=layer)
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+    except (
+        pyogrio.errors.DataSourceError,
+        pyogrio.errors.DataLayerError,
+        UnicodeDecodeError,
+    ) as exc:
         msg = f"{name!r} could not be read as GeoJSON/GeoPackage ({exc}). Check that the file is complete and in the format its extension says."
         raise InputError(msg) from exc
     except pyogrio.errors.GeometryError as exc:  # pragma: no cover - depends on GDAL
@@ -320,10 +434,41 @@ def _read_vector(name: str, data: bytes, layer: str | int | None) -> gpd.GeoData
         msg = f"{name!r} contains no features. Export the layer again with at least one feature."
         raise InputError(msg)
     gdf = gdf.rename_geometry("geometry") if gdf.geometry.name != "geometry" else gdf
+    gdf = _keep_json_booleans(gdf, data)
     _check_degrees_declared_projected(gdf, name)
     gdf = _to_wgs84_frame(gdf, name)
     _check_declared_crs(name, data)  # after the range check: metre coordinates were refused
     return gdf
+
+
+_JSON_BOOLEAN = re.compile(rb":\s*(?:true|false)\b")
+
+
+def _keep_json_booleans(gdf: gpd.GeoDataFrame, data: bytes) -> gpd.GeoDataFrame:
+    """Keep JSON ``true``/``false`` in columns that also hold numbers.
+
+    GDAL reads ``[5, true, 7]`` as the integers ``5, 1, 7``; a ``true`` in a
+    population column would then count as one resident. Such columns get the
+    file's own values back (an object column) so that readers can refuse them.
+    """
+    if data[:16].startswith(b"SQLite format 3") or _JSON_BOOLEAN.search(data) is None:
+        return gdf
+    try:
+        features = json.loads(data).get("features")
+    except (ValueError, AttributeError):
+        return gdf
+    if not isinstance(features, list) or len(features) != len(gdf):
+        return gdf
+    props = [f.get("properties") or {} if isinstance(f, dict) else {} for f in features]
+    out = gdf
+    for column in gdf.columns:
+        if column == "geometry" or gdf[column].dtype == bool:
+            continue
+        raw = [p.get(column) if isinstance(p, dict) else None for p in props]
+        if any(isinstance(v, bool) for v in raw):
+            out = out.copy() if out is gdf else out
+            out[column] = pd.Series(raw, index=gdf.index, dtype=object)
+    return out
 
 
 _GEOJSON_CRS = re.compile(
@@ -662,4 +807,27 @@ def _read(
 
 def _tidy(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     out = gdf.reset_index(drop=True)
+    out = _clean_text_columns(out)
     return out.set_crs("EPSG:4326", allow_override=True)
+
+
+def _clean_text_columns(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Apply :func:`clean_text` to every text value (names and ids of every user file)."""
+    out = gdf
+    for column in gdf.columns:
+        dtype = gdf[column].dtype
+        if column == "geometry" or not (
+            pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
+        ):
+            continue
+        values = gdf[column].to_numpy(dtype=object)
+        dirty = [i for i, v in enumerate(values) if isinstance(v, str) and not v.isprintable()]
+        if dirty:
+            out = out.copy() if out is gdf else out
+            cleaned = values.copy()
+            cleaned[dirty] = [clean_text(values[i]) for i in dirty]
+            out[column] = pd.Series(cleaned, index=gdf.index, dtype=object)
+            logger.info(
+                "removed control characters from %d values of column %r", len(dirty), column
+            )
+    return out

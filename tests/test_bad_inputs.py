@@ -14,6 +14,7 @@ import gzip
 import io
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -577,20 +578,22 @@ def test_centers_outside_area_refused(grid_net: Any) -> None:
 
 
 def test_centers_outside_area_dropped_with_warning(grid_net: Any) -> None:
-    from coverage.centers import centers_from_file
+    from coverage.centers import SnapRules, centers_from_file
 
     data = b"name,lon,lat\nfar,104.07,30.67\nnear,116.300,40.002\n"
     with pytest.warns(UserWarning, match="far"):
-        out = centers_from_file(data, grid_net, filename="c.csv", outside="drop")
+        out = centers_from_file(data, grid_net, filename="c.csv", rules=SnapRules(outside="drop"))
     assert out["name"].tolist() == ["near"]
 
 
 def test_centers_all_outside_refused_even_when_dropping(grid_net: Any) -> None:
-    from coverage.centers import centers_from_file
+    from coverage.centers import SnapRules, centers_from_file
 
     with refused(InputError), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        centers_from_file(b"lon,lat\n104.07,30.67\n", grid_net, filename="c.csv", outside="drop")
+        centers_from_file(
+            b"lon,lat\n104.07,30.67\n", grid_net, filename="c.csv", rules=SnapRules(outside="drop")
+        )
 
 
 def test_centers_bad_datum_name(grid_net: Any) -> None:
@@ -626,14 +629,16 @@ def _pop_fc(*rows: tuple[dict[str, Any], Any]) -> bytes:
     ],
 )
 def test_population_file_refused(grid_extract: Any, grid_net: Any, data: bytes, match: str) -> None:
-    from coverage.demand import demand_units
+    from coverage.demand import PopulationFile, demand_units
 
     with refused(InputError, match or None):
-        demand_units(grid_extract, grid_net, population=data, filename="pop.geojson")
+        demand_units(
+            grid_extract, grid_net, population=PopulationFile(data, filename="pop.geojson")
+        )
 
 
 def test_population_nan_refused(grid_extract: Any, grid_net: Any) -> None:
-    from coverage.demand import demand_units
+    from coverage.demand import PopulationFile, demand_units
 
     data = (
         b'{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"population":NaN},"geometry":'
@@ -641,7 +646,9 @@ def test_population_nan_refused(grid_extract: Any, grid_net: Any) -> None:
         + b"}]}"
     )
     with refused(InputError):
-        demand_units(grid_extract, grid_net, population=data, filename="pop.geojson")
+        demand_units(
+            grid_extract, grid_net, population=PopulationFile(data, filename="pop.geojson")
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -937,10 +944,17 @@ def hostile_files(tmp_path: Path) -> dict[str, Path]:
             ({"population": 5}, {"type": "Point", "coordinates": [104.07, 30.67]})
         ),
     }
+    files["pop_boolean.geojson"] = _pop_fc(
+        ({"population": 5}, SQUARE), ({"population": True}, SQUARE)
+    )
+    files["pop_1e308.geojson"] = _pop_fc(
+        ({"population": 1e308}, SQUARE), ({"population": 1e308}, SQUARE)
+    )
     out = {}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
         out[name] = tmp_path / name
+    os.mkfifo(tmp_path / "centers_fifo.csv")
     return out
 
 
@@ -971,6 +985,12 @@ CLI_CASES: list[tuple[str, list[str]]] = [
         "population_outside",
         ["audit", "--osm", "{GRID}", "--population", "{tmp}/pop_outside.geojson"],
     ),
+    (
+        "population_boolean",
+        ["audit", "--osm", "{GRID}", "--population", "{tmp}/pop_boolean.geojson"],
+    ),
+    ("population_1e308", ["audit", "--osm", "{GRID}", "--population", "{tmp}/pop_1e308.geojson"]),
+    ("centers_fifo", ["audit", "--osm", "{GRID}", "--centers", "{tmp}/centers_fifo.csv"]),
     ("speed_zero", ["audit", "--osm", "{GRID}", "--speed-kmh", "0"]),
     ("speed_nan", ["audit", "--osm", "{GRID}", "--speed-kmh", "nan"]),
     ("speed_text", ["audit", "--osm", "{GRID}", "--speed-kmh", "fast"]),
@@ -1116,3 +1136,226 @@ def test_app_upload_path_ignores_hostile_name(
 def test_app_scenario_upload_refused(app_module: Any, text: bytes) -> None:
     with refused(InputError):
         app_module.Scenario.from_json(text)
+
+
+# --------------------------------------------------------------------------------------------
+# User files, second pass (issue 17)
+
+
+def _square_fc(x0: float, y0: float, x1: float, y1: float, **props: Any) -> bytes:
+    ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+    return _pop_fc((props, {"type": "Polygon", "coordinates": [ring]}))
+
+
+def test_country_sized_population_polygon_is_cut_to_the_network(
+    grid_extract: Any, grid_net: Any
+) -> None:
+    """A 232-byte 8°x8° polygon made GEOS allocate 9.6 GB; it is now cut to the city."""
+    from coverage.demand import PopulationFile, demand_units
+
+    data = _square_fc(112, 36, 120, 44, population=1e9)
+    assert len(data) < 300
+    t0 = time.monotonic()
+    units = demand_units(
+        grid_extract, grid_net, population=PopulationFile(data, filename="big.geojson")
+    )
+    assert time.monotonic() - t0 < FAST_S
+    assert len(units) < 1000
+    # density is kept: residents = density x the cells' area (cells lie inside the polygon)
+    wgs = gpd.GeoSeries([shapely.box(112, 36, 120, 44)], crs="EPSG:4326")
+    area = float(wgs.to_crs("EPSG:6933").area.iloc[0])  # equal-area
+    density = 1e9 / area
+    got = float(units["population"].sum()) / float(units.geometry.area.sum())
+    assert got == pytest.approx(density, rel=0.02)  # UTM vs equal-area scale
+
+
+def test_population_cells_capped(grid_net: Any) -> None:
+    from coverage.demand import split_into_cells
+
+    geoms = np.array([shapely.box(0, 0, 10_000, 10_000)], dtype=object)
+    with refused(ResourceLimitError, "10,000 cells of 100 m, more than the limit of 9,999"):
+        split_into_cells(geoms, 100.0, cell_limit=9_999)
+    _, pieces = split_into_cells(geoms, 100.0, cell_limit=10_000)
+    assert pieces.size == 10_000
+    # a window keeps only the cells meeting it, exactly as without it
+    _, pieces_w = split_into_cells(geoms, 100.0, window=(0, 0, 250, 150), cell_limit=6)
+    assert pieces_w.size == 6
+    assert shapely.equals(pieces_w, pieces[[0, 1, 2, 100, 101, 102]]).all()
+
+
+def test_population_file_used_when_osm_has_no_residential(tmp_path: Path) -> None:
+    """--population FILE must not depend on the OSM estimate (it is never computed)."""
+    from coverage.inputs import CityInputs, FileInput, load_city
+
+    text = GRID_XML.decode()
+    for tag in ('<tag k="building" v="residential"/>', '<tag k="landuse" v="residential"/>'):
+        text = text.replace(tag, "")
+    osm = tmp_path / "no_residential.osm"
+    osm.write_text(text)
+    pop = tmp_path / "pop.geojson"
+    pop.write_bytes(_square_fc(116.299, 40.001, 116.303, 40.003, population=100))
+    city = load_city(CityInputs(osm=osm, population=FileInput(pop), cache_dir=None))
+    assert float(city.demand["population"].sum()) == pytest.approx(100.0)
+    assert set(city.demand["kind"]) == {"file"}
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        pytest.param(True, "true/false", id="boolean_true"),
+        pytest.param(False, "true/false", id="boolean_false"),
+        pytest.param("12 people", "not numbers", id="text"),
+    ],
+)
+def test_population_non_numeric_refused(
+    grid_extract: Any, grid_net: Any, value: Any, match: str
+) -> None:
+    from coverage.demand import PopulationFile, demand_units
+
+    data = _pop_fc(
+        ({"population": 5}, SQUARE), ({"population": value}, SQUARE), ({"population": 7}, SQUARE)
+    )
+    with refused(InputError, match) as info:
+        demand_units(
+            grid_extract, grid_net, population=PopulationFile(data, filename="pop.geojson")
+        )
+    assert "features 2 " in str(info.value)
+
+
+def test_population_numeric_strings_still_read(grid_extract: Any, grid_net: Any) -> None:
+    from coverage.demand import PopulationFile, demand_units
+
+    data = _square_fc(116.299, 40.001, 116.303, 40.003, population="100")
+    units = demand_units(
+        grid_extract, grid_net, population=PopulationFile(data, filename="pop.geojson")
+    )
+    assert float(units["population"].sum()) == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("value", [1e308, 2e10])
+def test_population_absurd_total_refused(grid_extract: Any, grid_net: Any, value: float) -> None:
+    from coverage.demand import PopulationFile, demand_units
+
+    data = _pop_fc(({"population": value}, SQUARE), ({"population": value}, SQUARE))
+    with refused(InputError, "more than 1e\\+10"):
+        demand_units(
+            grid_extract, grid_net, population=PopulationFile(data, filename="pop.geojson")
+        )
+
+
+def test_overlapping_population_polygons_warned(grid_extract: Any, grid_net: Any) -> None:
+    from coverage.demand import PopulationFile, demand_units
+
+    a = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [116.299, 40.001],
+                [116.303, 40.001],
+                [116.303, 40.003],
+                [116.299, 40.003],
+                [116.299, 40.001],
+            ]
+        ],
+    }
+    b = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [116.301, 40.001],
+                [116.305, 40.001],
+                [116.305, 40.003],
+                [116.301, 40.003],
+                [116.301, 40.001],
+            ]
+        ],
+    }
+    c = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [116.297, 40.001],
+                [116.299, 40.001],
+                [116.299, 40.003],
+                [116.297, 40.003],
+                [116.297, 40.001],
+            ]
+        ],
+    }
+    data = _pop_fc(({"population": 100}, a), ({"population": 100}, b), ({"population": 10}, c))
+    with pytest.warns(
+        UserWarning, match=r"2 population polygons overlap \(1 pairs, 2\d\.\d% of"
+    ) as rec:
+        units = demand_units(
+            grid_extract, grid_net, population=PopulationFile(data, filename="pop.geojson")
+        )
+    assert "features 1, 2" in str(rec[0].message)
+    alone = [
+        demand_units(
+            grid_extract, grid_net, population=PopulationFile(_pop_fc(r), filename="one.geojson")
+        )
+        for r in (({"population": 100}, a), ({"population": 100}, b), ({"population": 10}, c))
+    ]
+    # each polygon counted as if alone: the overlap is counted twice (and said so)
+    assert float(units["population"].sum()) == pytest.approx(
+        sum(float(u["population"].sum()) for u in alone)
+    )
+    # touching polygons (a shared edge) are not an overlap
+    left = _pop_fc(({"population": 100}, a), ({"population": 10}, c))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        demand_units(
+            grid_extract, grid_net, population=PopulationFile(left, filename="pop.geojson")
+        )
+
+
+def test_centers_count_capped(grid_net: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from coverage.centers import MAX_CENTERS_ENV, SnapRules, centers_from_file
+
+    rows = "".join(f"c{i},{IN_LON + i * 1e-5},{IN_LAT}\n" for i in range(4))
+    data = f"name,lon,lat\n{rows}".encode()
+    monkeypatch.setenv(MAX_CENTERS_ENV, "3")
+    with refused(ResourceLimitError, "holds 4 centers, more than the limit of 3"):
+        centers_from_file(data, grid_net, filename="c.csv")
+    monkeypatch.setenv(MAX_CENTERS_ENV, "4")
+    assert (
+        len(centers_from_file(data, grid_net, filename="c.csv", rules=SnapRules(dedupe_m=0))) == 4
+    )
+
+
+def test_candidates_count_capped(grid_net: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from coverage.centers import MAX_CENTERS_ENV
+    from coverage.siting import candidates_from_file
+    from coverage.userfiles import read_points
+
+    pts = read_points(f"lon,lat\n{IN_LON},{IN_LAT}\n{IN_LON},{IN_LAT}\n".encode(), filename="c.csv")
+    monkeypatch.setenv(MAX_CENTERS_ENV, "1")
+    with refused(ResourceLimitError, "2 candidate sites"):
+        candidates_from_file(grid_net, pts)
+
+
+def test_control_characters_stripped_from_names(grid_net: Any) -> None:
+    from coverage.centers import CenterColumns, centers_from_file
+
+    data = f'name,center_id,lon,lat\n"a\x1b[2Jb\x00c",id\x1b[31m1,{IN_LON},{IN_LAT}\n'.encode()
+    centers = centers_from_file(
+        data, grid_net, filename="c.csv", columns=CenterColumns(id="center_id")
+    )
+    assert list(centers["name"]) == ["a[2Jbc"]
+    assert list(centers["center_id"]) == ["id[31m1"]
+
+
+def test_close_unknown_centers_message_is_capped(grid_net: Any) -> None:
+    from coverage.centers import centers_from_file, close_centers
+
+    centers = centers_from_file(
+        f"lon,lat\n{IN_LON},{IN_LAT}\n".encode(), grid_net, filename="c.csv"
+    )
+    ids = ["\x1b[31m" + "x" * 5000, *[f"u{i}" for i in range(30)]]
+    with refused(InputError, "Cannot close 31 unknown centers") as info:
+        close_centers(centers, ids)
+    text = str(info.value)
+    assert "\x1b" not in text
+    assert len(text) < 400, text
+    assert "and 26 more" in text
+    assert "(5,004 characters)" in text

@@ -25,8 +25,9 @@ import coverage.pipeline
 from coverage import batch, export, inputs
 from coverage.audit import AuditParams
 from coverage.batch import BatchParams, run_districts
+from coverage.centers import CenterColumns
 from coverage.errors import InputError
-from coverage.inputs import CenterColumns, CityData, CityInputs, FileInput, load_city
+from coverage.inputs import CityData, CityInputs, FileInput, load_city
 from coverage.netcache import walk_network
 from coverage.scenario import Scenario
 from coverage.siting import SitingParams

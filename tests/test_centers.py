@@ -12,6 +12,8 @@ import pytest
 
 from coverage.centers import (
     COLUMNS,
+    CenterColumns,
+    SnapRules,
     add_centers,
     centers_from_file,
     centers_from_osm,
@@ -67,10 +69,10 @@ def test_centers_from_file(name, chengdu_net):  # type: ignore[no-untyped-def]
 
 def test_centers_from_file_ids_and_bytes(chengdu_net):  # type: ignore[no-untyped-def]
     raw = (DATA / "centers_utf8.csv").read_bytes()
-    centers = centers_from_file(raw, chengdu_net, filename="c.csv", id_column="id")
+    centers = centers_from_file(raw, chengdu_net, filename="c.csv", columns=CenterColumns(id="id"))
     assert list(centers["center_id"]) == ["c1", "c2", "c3"]
     with pytest.raises(InputError, match="no column 'code'"):
-        centers_from_file(raw, chengdu_net, filename="c.csv", id_column="code")
+        centers_from_file(raw, chengdu_net, filename="c.csv", columns=CenterColumns(id="code"))
 
 
 def test_gcj02_and_bd09_files_land_on_the_wgs84_positions(tmp_path, chengdu_net):  # type: ignore[no-untyped-def]
@@ -98,7 +100,7 @@ def test_duplicates_within_5_m_are_merged(tmp_path, chengdu_net):  # type: ignor
     )
     centers = centers_from_file(p, chengdu_net)
     assert list(centers["name"]) == ["a", "c"]
-    assert len(centers_from_file(p, chengdu_net, dedupe_m=0.0)) == 3
+    assert len(centers_from_file(p, chengdu_net, rules=SnapRules(dedupe_m=0.0))) == 3
 
 
 def test_outside_extent_is_refused_or_dropped(tmp_path, chengdu_net):  # type: ignore[no-untyped-def]
@@ -107,18 +109,18 @@ def test_outside_extent_is_refused_or_dropped(tmp_path, chengdu_net):  # type: i
     with pytest.raises(InputError, match=r"1 of 2 .*beijing.*outside"):
         centers_from_file(p, chengdu_net)
     with pytest.warns(UserWarning, match="outside"):
-        centers = centers_from_file(p, chengdu_net, outside="drop")
+        centers = centers_from_file(p, chengdu_net, rules=SnapRules(outside="drop"))
     assert list(centers["name"]) == ["near"]
     p.write_text("name,lon,lat\nbeijing,116.39,39.9\n", encoding="utf-8")
     with pytest.warns(UserWarning, match="outside"), pytest.raises(InputError, match="None of"):
-        centers_from_file(p, chengdu_net, outside="drop")
+        centers_from_file(p, chengdu_net, rules=SnapRules(outside="drop"))
 
 
 def test_far_from_network_warns(tmp_path, chengdu_net):  # type: ignore[no-untyped-def]
     p = tmp_path / "c.csv"
     p.write_text("name,lon,lat\na,104.0715,30.67277\n", encoding="utf-8")
     with pytest.warns(UserWarning, match="more than 10 m"):
-        centers_from_file(p, chengdu_net, max_snap_m=10.0)
+        centers_from_file(p, chengdu_net, rules=SnapRules(max_snap_m=10.0))
 
 
 def test_add_and_close_centers(chengdu_extract, chengdu_net):  # type: ignore[no-untyped-def]
@@ -143,7 +145,7 @@ def test_add_and_close_centers(chengdu_extract, chengdu_net):  # type: ignore[no
     closed = close_centers(added, ["added-1", base["center_id"].iloc[0]])
     assert len(closed) == len(added) - 2
     assert isinstance(closed.index, pd.RangeIndex)
-    with pytest.raises(InputError, match="unknown centers: nope"):
+    with pytest.raises(InputError, match="unknown centers: 'nope'"):
         close_centers(added, ["added-1", "nope"])
     assert len(close_centers(added, added["center_id"])) == 0
 

@@ -498,7 +498,8 @@ def test_batch_passes_every_option_to_run_batch(
 ) -> None:
     from coverage.audit import AuditParams
     from coverage.batch import BatchParams, BatchResult
-    from coverage.inputs import CenterColumns, CityInputs, FileInput
+    from coverage.centers import CenterColumns
+    from coverage.inputs import CityInputs, FileInput
 
     seen: dict[str, Any] = {}
 

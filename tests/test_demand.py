@@ -17,6 +17,7 @@ import shapely
 from coverage.coords import wgs84_to_gcj02
 from coverage.demand import (
     COLUMNS,
+    PopulationFile,
     PopulationModel,
     demand_units,
     population_from_raster,
@@ -164,7 +165,9 @@ def test_population_file_in_gcj02(tmp_path, chengdu_extract, chengdu_net):  # ty
     raw = json.dumps(doc, ensure_ascii=False).encode("utf-8")
     ref = demand_units(chengdu_extract, chengdu_net, population=DATA / "population.geojson")
     gcj = demand_units(
-        chengdu_extract, chengdu_net, population=raw, filename="pop.geojson", crs="gcj02"
+        chengdu_extract,
+        chengdu_net,
+        population=PopulationFile(raw, filename="pop.geojson", crs="gcj02"),
     )
     assert len(gcj) == len(ref)
     assert gcj["population"].sum() == pytest.approx(FILE_TOTAL, rel=1e-6)
@@ -194,7 +197,9 @@ def test_bad_population_values_name_the_rows(tmp_path, chengdu_extract, chengdu_
     p.write_text("name,lon,lat,people\na,104.07,30.67,10\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"no population column 'population'.*people"):
         demand_units(chengdu_extract, chengdu_net, population=p)
-    demand = demand_units(chengdu_extract, chengdu_net, population=p, population_column="people")
+    demand = demand_units(
+        chengdu_extract, chengdu_net, population=PopulationFile(p, column="people")
+    )
     assert demand["population"].sum() == pytest.approx(10.0)
 
 

@@ -12,10 +12,10 @@ import pytest
 import shapely
 from conftest import HAIDIAN
 
+from coverage.centers import CenterColumns
 from coverage.coords import wgs84_to_gcj02
 from coverage.errors import InputError
 from coverage.inputs import (
-    CenterColumns,
     CityInputs,
     FileInput,
     check_inputs,

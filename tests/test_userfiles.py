@@ -233,3 +233,56 @@ def test_not_a_geojson(tmp_path):  # type: ignore[no-untyped-def]
 def test_unknown_crs_argument():
     with pytest.raises(InputError, match="`crs` must be one of"):
         read_points(DATA / "centers_utf8.csv", crs="utm")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "prefix"),
+    [("gbk", b""), ("gb18030", b""), ("utf-8", b"\xef\xbb\xbf")],
+)
+def test_geojson_in_chinese_encodings_is_read(encoding: str, prefix: bytes) -> None:
+    """A GeoJSON saved in GBK crashed pyogrio (UnicodeDecodeError, exit 1)."""
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": "社区卫生服务中心"},
+                "geometry": {"type": "Point", "coordinates": [116.3, 40.002]},
+            }
+        ],
+    }
+    data = prefix + json.dumps(fc, ensure_ascii=False).encode(encoding)
+    gdf = read_points(data, filename="c.geojson")
+    assert list(gdf["name"]) == ["社区卫生服务中心"]
+
+
+def test_fifo_and_device_are_named_not_reported_missing(tmp_path: Path) -> None:
+    import os
+
+    from coverage.inputs import FileInput
+
+    fifo = tmp_path / "centers.csv"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.csv"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(InputError, match=r"is a named pipe \(FIFO\), not a regular file"):
+        read_points(fifo)
+    with pytest.raises(InputError, match=r"is a character device \(through a symbolic link\)"):
+        read_points(zero)
+    with pytest.raises(InputError, match=r"Centers file .* is a folder"):
+        FileInput(tmp_path).check("Centers file")
+    with pytest.raises(InputError, match="Centers file not found"):
+        FileInput(tmp_path / "nope.csv").check("Centers file")
+
+
+def test_clean_text_and_echo() -> None:
+    from coverage.userfiles import clean_text, echo, echo_list
+
+    assert clean_text("a\x1b[31mred\x1b[0m\x00b") == "a[31mred[0mb"
+    assert clean_text("社区\t中心\n") == "社区 中心 "
+    assert clean_text("plain 名称") == "plain 名称"
+    long = "x" * 5000
+    assert echo(long) == repr("x" * 80 + "… (5,000 characters)")
+    assert (
+        echo_list([f"id{i}" for i in range(12)]) == "'id0', 'id1', 'id2', 'id3', 'id4' and 7 more"
+    )
