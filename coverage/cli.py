@@ -31,12 +31,12 @@ from tqdm import tqdm
 from coverage import export, pipeline
 from coverage.audit import AuditParams
 from coverage.batch import BatchParams, run_batch
+from coverage.centers import CenterColumns
 from coverage.coords import CRS_NAMES
 from coverage.errors import InputError, PlannerError
 from coverage.fileio import strip_controls
 from coverage.inputs import (
     DEFAULT_CITY,
-    CenterColumns,
     CityInputs,
     FileInput,
     check_inputs,

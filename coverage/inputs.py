@@ -27,9 +27,7 @@ from typing import Any
 import geopandas as gpd
 import shapely
 
-from coverage.centers import CenterColumns as CenterColumns  # re-exported: cli.py imports it here
-from coverage.centers import centers_from_file, centers_from_osm
-from coverage.coords import CRS_NAMES
+from coverage.centers import CenterColumns, centers_from_file, centers_from_osm
 from coverage.demand import PopulationFile, PopulationModel, demand_units
 from coverage.errors import InputError
 from coverage.netcache import DEFAULT_CACHE_DIR, walk_network
