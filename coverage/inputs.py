@@ -28,6 +28,7 @@ import geopandas as gpd
 import shapely
 
 from coverage.centers import CenterColumns, centers_from_file, centers_from_osm
+from coverage.coords import CRS_NAMES
 from coverage.demand import PopulationFile, PopulationModel, demand_units
 from coverage.errors import InputError
 from coverage.netcache import DEFAULT_CACHE_DIR, walk_network
