@@ -13,8 +13,8 @@ import contextlib
 import json
 import math
 import os
-import re
 import tempfile
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -27,17 +27,33 @@ import pandas as pd
 #: wherever the target's name fits, and a sweep can recognise our own leftovers).
 TEMP_FILE_PREFIX = ".coverage-planner-tmp-"
 
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: Unicode categories removed from names: controls (ESC, NUL, C1), format marks (bidi
+#: overrides, zero-width), lone surrogates. Unassigned code points are kept: Python 3.11
+#: knows Unicode 14, and rarer CJK characters of later versions must survive.
+_REMOVED_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
 
 
-def strip_controls(text: str, *, keep_newlines: bool = False) -> str:
-    """Return ``text`` without control characters (ESC sequences, NUL, BEL...).
+def strip_controls(text: object, *, keep_newlines: bool = False) -> str:
+    """Return ``text`` without control characters (ESC sequences, NUL, bidi marks).
 
-    Tabs, carriage returns and newlines become spaces unless ``keep_newlines``.
-    Used for every name written into an output or echoed in a message.
+    Tabs, carriage returns and newlines become spaces unless ``keep_newlines``
+    (then tabs and newlines stay and carriage returns go). Used for every name and
+    id read from a user file, written into an output or echoed in a message, so an
+    ANSI escape such as ``ESC[31m`` loses its ESC and cannot colour a terminal.
     """
-    out = _CONTROLS.sub("", str(text))
-    return out if keep_newlines else out.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+    value = str(text)
+    if value.isprintable():
+        return value
+    out = []
+    for ch in value:
+        if ch in "\t\n\r":
+            if not keep_newlines:
+                out.append(" ")
+            elif ch != "\r":
+                out.append(ch)
+        elif unicodedata.category(ch) not in _REMOVED_CATEGORIES:
+            out.append(ch)
+    return "".join(out)
 
 
 def jsonable(value: Any) -> Any:

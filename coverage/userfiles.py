@@ -18,7 +18,6 @@ import json
 import logging
 import re
 import stat
-import unicodedata
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from numpy.typing import NDArray
 
 from coverage.coords import CRS_NAMES, Crs, to_wgs84
 from coverage.errors import InputError, ResourceLimitError
+from coverage.fileio import strip_controls
 
 logger = logging.getLogger(__name__)
 
@@ -64,34 +64,14 @@ ECHO_CHARS = 80
 ECHO_IDS = 5
 
 
-def clean_text(value: object) -> str:
-    """Return ``value`` as text without control characters (ESC sequences, NUL, bidi marks).
-
-    Tabs and newlines become spaces; other Unicode "C" characters (Cc, Cf, Cs,
-    Co, Cn) are removed, so an ANSI escape such as ``ESC[31m`` loses its ESC and
-    cannot colour a terminal. Used for every name and id read from centers,
-    candidates and districts files.
-    """
-    text = str(value)
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if ch in "\t\r\n":
-            out.append(" ")
-        elif not unicodedata.category(ch).startswith("C"):
-            out.append(ch)
-    return "".join(out)
-
-
 def _clean_name(text: str, limit: int = 200) -> str:
-    cleaned = clean_text(text)
+    cleaned = strip_controls(text)
     return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
 
 
 def echo(value: object) -> str:
     """Return one value as shown in a message: cleaned, at most ``ECHO_CHARS`` characters, quoted."""
-    text = clean_text(value)
+    text = strip_controls(value)
     if len(text) > ECHO_CHARS:
         text = f"{text[:ECHO_CHARS]}… ({len(text):,} characters)"
     return repr(text)
@@ -812,7 +792,7 @@ def _tidy(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 def _clean_text_columns(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Apply :func:`clean_text` to every text value (names and ids of every user file)."""
+    """Apply :func:`coverage.fileio.strip_controls` to every text value (names and ids of every user file)."""
     out = gdf
     for column in gdf.columns:
         dtype = gdf[column].dtype
@@ -825,7 +805,7 @@ def _clean_text_columns(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         if dirty:
             out = out.copy() if out is gdf else out
             cleaned = values.copy()
-            cleaned[dirty] = [clean_text(values[i]) for i in dirty]
+            cleaned[dirty] = [strip_controls(values[i]) for i in dirty]
             out[column] = pd.Series(cleaned, index=gdf.index, dtype=object)
             logger.info(
                 "removed control characters from %d values of column %r", len(dirty), column

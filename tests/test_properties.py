@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
+from coverage.fileio import strip_controls
 from coverage.network import WalkNetwork
 from coverage.snapping import snap_frame
 
@@ -247,7 +248,8 @@ def test_geojson_round_trip(gdf: gpd.GeoDataFrame, projected: bool) -> None:
     for a, b in zip(gdf.geometry.values, back.geometry.values, strict=True):
         assert _geometry_close(a, b), (a.wkt, b.wkt)
     props = [f["properties"] for f in doc["features"]]
-    assert [p["name"] for p in props] == gdf["name"].tolist()
+    # names are written without control characters (output injection, issue 17)
+    assert [p["name"] for p in props] == [strip_controls(n) for n in gdf["name"]]
     assert [p["rank"] for p in props] == gdf["rank"].tolist()
     assert [p["covered_5"] for p in props] == gdf["covered_5"].tolist()
     assert np.allclose([p["population"] for p in props], gdf["population"], rtol=1e-12, atol=1e-9)
@@ -259,6 +261,6 @@ def test_geopandas_to_json_round_trip(gdf: gpd.GeoDataFrame) -> None:
     from coverage.userfiles import read_features
 
     back = read_features(gdf.to_json().encode(), filename="layer.geojson")
-    assert back["name"].fillna("").tolist() == gdf["name"].tolist()
+    assert back["name"].fillna("").tolist() == [strip_controls(n) for n in gdf["name"]]
     for a, b in zip(gdf.geometry.values, back.geometry.values, strict=True):
         assert _geometry_close(a, b)

@@ -275,12 +275,16 @@ def test_fifo_and_device_are_named_not_reported_missing(tmp_path: Path) -> None:
         FileInput(tmp_path / "nope.csv").check("Centers file")
 
 
-def test_clean_text_and_echo() -> None:
-    from coverage.userfiles import clean_text, echo, echo_list
+def test_strip_controls_and_echo() -> None:
+    from coverage.fileio import strip_controls as clean_text
+    from coverage.userfiles import echo, echo_list
 
     assert clean_text("a\x1b[31mred\x1b[0m\x00b") == "a[31mred[0mb"
     assert clean_text("社区\t中心\n") == "社区 中心 "
     assert clean_text("plain 名称") == "plain 名称"
+    # a character unassigned in Python 3.11's Unicode 14 (e.g. a newer CJK one) is kept
+    assert clean_text("\U00031350社区") == "\U00031350社区"
+    assert clean_text("a\u202eb") == "ab"  # bidi override removed
     long = "x" * 5000
     assert echo(long) == repr("x" * 80 + "… (5,000 characters)")
     assert (
