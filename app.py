@@ -311,9 +311,8 @@ def set_active(s: Scenario) -> None:
 
 
 def reset_results() -> None:
-    """Forget the session's memoised results and maps (after a new city is loaded)."""
+    """Forget the session's memoised results (after a new city is loaded)."""
     st.session_state["memo"] = OrderedDict()
-    st.session_state["maps"] = OrderedDict()
 
 
 def memo_get(store: str, key: Any, make: Callable[[], Any]) -> Any:
@@ -1064,13 +1063,16 @@ def page_result(city: CityData, city_key: str, s: Scenario) -> ScenarioResult | 
 
 
 def map_section(city: CityData, city_key: str, s: Scenario, res: ScenarioResult) -> None:
-    """Show the coverage map (a fresh folium map per rerun, memoised per session)."""
+    """Show the coverage map: a fresh folium map on every rerun, built from the cached result.
+
+    streamlit-folium mutates the figure while it renders it, so a Map object handed to
+    `st_folium` a second time renders broken JavaScript and a 0 px iframe
+    (docs/WALKTHROUGH.md step 3). Only results are cached; the Map is rebuilt each time.
+    """
     tiles = str(st.session_state.get("tiles", "osm"))
     try:
         with capture_warnings():
-            m = memo_get(
-                "maps", (city_key, s.to_json(), lang(), tiles), lambda: build_map(city, res, tiles)
-            )
+            m = build_map(city, res, tiles)
     except Exception as exc:
         show_error(exc)
         m = None
