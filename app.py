@@ -46,6 +46,7 @@ from coverage.osm import DEFAULT_CENTER_TAGS
 from coverage.scenario import AddedStation, Scenario, ScenarioResult
 from coverage.siting import SitingParams
 from coverage.tables import (
+    compare_labels,
     compare_scenarios,
     district_labels,
     headline_numbers,
@@ -1191,7 +1192,10 @@ def compare_tab(city: CityData, city_key: str) -> None:
     try:
         with capture_warnings():
             results = {n: numbers_for(city, city_key, scenarios()[n]) for n in picked}
-        st.dataframe(compare_scenarios(results), key="compare_table")
+        ts = sorted({float(m) for r in results.values() for m in r.scenario.thresholds_min})
+        labels = compare_labels(ts, lang())
+        table = compare_scenarios(results).rename(columns=labels)
+        st.dataframe(table.rename_axis(labels["scenario"]), key="compare_table")
     except Exception as exc:
         show_error(exc)
 

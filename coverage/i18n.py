@@ -295,6 +295,23 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "table.lon": {"zh": "经度", "en": "Lon"},
     "table.lat": {"zh": "纬度", "en": "Lat"},
     "table.share": {"zh": "{minutes:g} 分钟覆盖率", "en": "Share within {minutes:g} min"},
+    "table.share_change": {
+        "zh": "{minutes:g} 分钟覆盖率变化",
+        "en": "Change in share within {minutes:g} min",
+    },
+    "table.uncovered": {
+        "zh": "{minutes:g} 分钟未覆盖人口",
+        "en": "Residents not within {minutes:g} min",
+    },
+    "table.covered": {"zh": "{minutes:g} 分钟覆盖人口", "en": "Residents within {minutes:g} min"},
+    "table.units": {"zh": "居住单元数", "en": "Residential units"},
+    "table.scenario": {"zh": "方案", "en": "Scenario"},
+    "table.centers": {"zh": "服务中心数", "en": "Centers"},
+    "table.population": {"zh": "总人口", "en": "Residents"},
+    "table.share_after": {"zh": "优化后覆盖率", "en": "Share after siting"},
+    "table.sites_proposed": {"zh": "建议站点数", "en": "Sites proposed"},
+    "table.stations_added": {"zh": "新增站点数", "en": "Stations added"},
+    "table.stations_closed": {"zh": "关闭站点数", "en": "Stations closed"},
 }
 
 

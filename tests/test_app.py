@@ -251,9 +251,9 @@ def test_compare_two_scenarios() -> None:
     assert at.session_state["active"] == "faster"
     at.slider(key="speed").set_value(6.0).run()
     assert_ok(at)
-    table = next(d.value for d in at.dataframe if "share_15" in d.value.columns)
+    table = next(d.value for d in at.dataframe if "15 分钟覆盖率" in d.value.columns)
     assert list(table.index) == ["baseline", "faster"]
-    assert table.loc["faster", "share_15"] >= table.loc["baseline", "share_15"]
+    assert table.loc["faster", "15 分钟覆盖率"] >= table.loc["baseline", "15 分钟覆盖率"]
     # switching back shows the baseline's own speed
     at.selectbox(key="active_pick").set_value("baseline").run()
     assert at.slider(key="speed").value == pytest.approx(4.5)
@@ -489,3 +489,28 @@ def test_failed_load_leaves_the_session_as_it_was() -> None:
     assert "pending_spec" not in at.session_state
     at.run()
     assert_ok(at)  # no second attempt, no second error
+
+
+RAW_FIELD = re.compile(
+    r"^(share|uncovered_population|population_covered|stations|sites)_|^(units|centers|population|scenario|share_after|rank|lon|lat)$"
+)
+
+
+def test_compare_and_district_tables_are_labelled_in_each_language() -> None:
+    """Issue 13: no raw field name in the zh tables, no Chinese label in the en ones."""
+    at = started()
+    at.button(key="copy_scenario").click().run()
+    at.multiselect(key="compare_pick").set_value(list(at.session_state["scenarios"])).run()
+    assert_ok(at)
+    for language in ("zh", "en"):
+        at.radio(key="lang").set_value(language).run()
+        assert_ok(at)
+        tables = [d.value for d in at.dataframe]
+        assert tables, language  # the compare view (districts only when a file is loaded)
+        for df in tables:
+            names = [str(c) for c in df.columns] + [str(df.index.name or "")]
+            assert not [n for n in names if RAW_FIELD.search(n)], (language, names)
+            if language == "en":
+                assert not [n for n in names if CJK.search(n)], names
+            else:
+                assert all(CJK.search(n) for n in names if n), names
