@@ -410,7 +410,8 @@ def test_map_survives_every_walkthrough_action(app_url: str, browser: Any, tmp_p
     zh = visible_map(page, "05-back-to-chinese", tmp_path, errors)
     assert en["layers"] == zh["layers"] == added["layers"], (added, en, zh)
 
-    slider = page.locator("[data-testid='stSlider'] [role='slider']").first
+    # the speed slider's thumb carries the widget label as aria-label (Streamlit 1.5x)
+    slider = page.locator("[aria-label='步行速度（公里/小时）']").first
     slider.focus()
     slider.press("ArrowRight")
     faster = visible_map(page, "06-speed-up", tmp_path, errors)
