@@ -46,6 +46,7 @@ from coverage.osm import DEFAULT_CENTER_TAGS
 from coverage.scenario import AddedStation, Scenario, ScenarioResult
 from coverage.siting import SitingParams
 from coverage.tables import (
+    compare_labels,
     compare_scenarios,
     district_labels,
     headline_numbers,
@@ -137,8 +138,12 @@ class Upload:
     sha256: str
 
 
-def accept_upload(kind: str, name: str, data: bytes, *, max_mb: int | None = None) -> Upload:
+def accept_upload(
+    kind: str, name: str, data: bytes, *, max_mb: int | None = None, language: str = "en"
+) -> Upload:
     """Check an upload's name and size; the contents are checked when the city loads.
+
+    Messages are in `language` (the app passes the session's; the user's own file name kept).
 
     Raises
     ------
@@ -148,22 +153,22 @@ def accept_upload(kind: str, name: str, data: bytes, *, max_mb: int | None = Non
     lower = name.lower()
     if kind == "osm":
         if not lower.endswith(OSM_SUFFIXES):
-            msg = f"{name!r} is not an OSM extract; expected one of {', '.join(OSM_SUFFIXES)}. Export it from openstreetmap.org, Geofabrik or BBBike."
-            raise InputError(msg)
+            raise InputError(
+                t("app.upload.not_osm", language, name=name, suffixes=", ".join(OSM_SUFFIXES))
+            )
     elif kind in ("centers", "population", "districts"):
         if not lower.endswith(TABLE_SUFFIXES):
-            msg = f"{name!r} is not a GeoJSON, GeoPackage or CSV file; save it as one of .geojson, .gpkg or .csv."
-            raise InputError(msg)
+            raise InputError(t("app.upload.not_table", language, name=name))
     else:
         msg = f"unknown upload kind {kind!r}"
         raise InputError(msg)
     if not data:
-        msg = f"{name!r} is empty; upload the file again."
-        raise InputError(msg)
+        raise InputError(t("app.upload.empty", language, name=name))
     limit = max_mb if max_mb is not None else max_upload_mb()
     if len(data) > limit * 1_000_000:
-        msg = f"{name!r} is {len(data) / 1e6:.0f} MB, more than the {limit} MB limit; cut a smaller area (e.g. with osmium extract) or ask the administrator to raise the limit."
-        raise InputError(msg)
+        raise InputError(
+            t("app.upload.too_large", language, name=name, mb=len(data) / 1e6, limit=limit)
+        )
     return Upload(kind, name, data, hashlib.sha256(data).hexdigest())
 
 
@@ -242,49 +247,73 @@ def city_inputs(
     )
 
 
-def current_city() -> CityData:
-    """Return the session's city; a failed load keeps the previous one (or the default)."""
-    ss = st.session_state
-    spec: CityInputs = ss.setdefault("city_spec", city_inputs(default_osm()))
-    key = spec.key()
+def load_spec(spec: CityInputs) -> CityData:
+    """Load (or take from the shared cache) the city of `spec`, showing progress."""
     bar = st.empty()
 
     def progress(fraction: float, message: str) -> None:
         bar.progress(min(max(fraction, 0.0), 1.0), text=f"{tr('data.loading')} {message}")
 
-    slot = city_slot(key)
+    slot = city_slot(spec.key())
     try:
         with slot.lock:  # two sessions asking for the same new city load it once
             if slot.city is None:
                 slot.city = load_city(spec, progress=progress)
-                logger.info("app loaded city %s", ss.get("city_name", spec.osm.name))
+                logger.info("app loaded city %s", spec.osm.name)
             city = slot.city
     finally:
         bar.empty()
     return city
 
 
+def current_city() -> CityData:
+    """Return the session's city (the default one until another has loaded)."""
+    ss = st.session_state
+    spec: CityInputs = ss.setdefault("city_spec", city_inputs(default_osm()))
+    return load_spec(spec)
+
+
 def apply_pending_load() -> None:
-    """Try the spec the user asked for; on failure show why and keep the previous spec."""
+    """Load the city the user asked for, then commit it to the session.
+
+    The session's spec changes only after the new city has loaded: a failed (or
+    interrupted) load leaves the session exactly as it was, and the request is gone, so
+    it is not retried on the next rerun.
+    """
     ss = st.session_state
     pending: CityInputs | None = ss.pop("pending_spec", None)
+    name = str(ss.pop("pending_name", pending.osm.name if pending else ""))
     if pending is None:
         return
-    previous: CityInputs | None = ss.get("city_spec")
-    previous_name = ss.get("city_name", previous.osm.name if previous else "")
-    ss["city_spec"] = pending
-    ss["city_name"] = ss.pop("pending_name", pending.osm.name)
     try:
         with capture_warnings():
-            current_city()
+            city = load_spec(pending)
     except Exception as exc:
-        ss["city_spec"] = previous
-        ss["city_name"] = previous_name
         show_error(exc)
+        previous: CityInputs | None = ss.get("city_spec")
         if previous is not None:
-            st.info(tr("data.kept", name=previous_name))
-    else:
-        reset_results()
+            st.info(tr("data.kept", name=ss.get("city_name", previous.osm.name)))
+        return
+    ss["city_spec"] = pending
+    ss["city_name"] = name
+    reset_results()
+    drop_unknown_closures(city)
+
+
+def drop_unknown_closures(city: CityData) -> None:
+    """Drop, from every scenario, closures of centers the newly loaded city lacks (with a notice)."""
+    ss = st.session_state
+    known = {str(c) for c in city.centers["center_id"]}
+    dropped: set[str] = set()
+    for name, s in list(scenarios().items()):
+        keep = tuple(c for c in s.closed if str(c) in known)
+        if keep != tuple(s.closed):
+            dropped.update(str(c) for c in s.closed if str(c) not in known)
+            scenarios()[name] = replace(s, closed=keep)
+    if "closed" in ss:
+        ss["closed"] = [c for c in ss["closed"] if str(c) in known]
+    if dropped:
+        st.warning(tr("data.closures_dropped", n=len(dropped), ids=", ".join(sorted(dropped)[:5])))
 
 
 # --- scenarios and results --------------------------------------------------------------
@@ -311,9 +340,8 @@ def set_active(s: Scenario) -> None:
 
 
 def reset_results() -> None:
-    """Forget the session's memoised results and maps (after a new city is loaded)."""
+    """Forget the session's memoised results (after a new city is loaded)."""
     st.session_state["memo"] = OrderedDict()
-    st.session_state["maps"] = OrderedDict()
 
 
 def memo_get(store: str, key: Any, make: Callable[[], Any]) -> Any:
@@ -477,6 +505,7 @@ def on_close() -> None:
 
 
 def on_optimize() -> None:
+    """Run the optimizer panel's request on the active scenario."""
     ss = st.session_state
     s = active()
     # speed and tie-break minutes come from the pipeline (coverage.pipeline.siting_params)
@@ -763,7 +792,6 @@ def sidebar_data() -> None:
         if source == "upload":
             osm_file = st.file_uploader(
                 tr("data.osm_file"),
-                type=["osm", "bz2", "gz", "pbf"],
                 key="osm_upload",
                 help=tr("data.limit", mb=mb),
             )
@@ -786,7 +814,6 @@ def sidebar_data() -> None:
         else:
             centers_file = st.file_uploader(
                 tr("data.centers_file"),
-                type=["geojson", "json", "csv", "gpkg"],
                 key="centers_upload",
             )
             st.selectbox(
@@ -795,17 +822,14 @@ def sidebar_data() -> None:
                 format_func=lambda v: tr(f"crs.{v}"),
                 key="centers_crs",
             )
-        pop_file = st.file_uploader(
-            tr("data.population"), type=["geojson", "json", "gpkg", "csv"], key="pop_upload"
-        )
+        pop_file = st.file_uploader(tr("data.population"), key="pop_upload")
         st.text_input(tr("data.population_column"), value="population", key="pop_column")
-        dist_file = st.file_uploader(
-            tr("data.districts"), type=["geojson", "json", "gpkg"], key="dist_upload"
-        )
+        dist_file = st.file_uploader(tr("data.districts"), key="dist_upload")
         st.text_input(tr("data.district_column"), value="name", key="dist_column")
         if st.button(tr("data.load"), key="load_data", type="primary"):
             ss["pending_upload"] = {
                 "source": source,
+                "centers_src": centers_src,
                 "osm": (osm_file.name, osm_file.getvalue()) if osm_file is not None else None,
                 "centers": (centers_file.name, centers_file.getvalue())
                 if centers_file is not None
@@ -819,6 +843,24 @@ def sidebar_data() -> None:
             }
 
 
+def refuse_missing_files(req: Mapping[str, Any]) -> None:
+    """Refuse a Load whose chosen file is missing (e.g. refused by the uploader).
+
+    A refused centers file must never fall back silently to the OSM centers, nor a refused
+    OSM extract to the previous city.
+
+    Raises
+    ------
+    InputError
+        "Upload an OSM file" was chosen with no accepted OSM file, or "centers from a file"
+        with no accepted centers file.
+    """
+    if req.get("source") == "upload" and not req.get("osm"):
+        raise InputError(tr("data.missing_osm"))
+    if req.get("centers_src") == "file" and not req.get("centers"):
+        raise InputError(tr("data.missing_centers"))
+
+
 def handle_pending_upload() -> None:
     """Turn ``session_state['pending_upload']`` into the CityInputs to load.
 
@@ -830,8 +872,9 @@ def handle_pending_upload() -> None:
     if not req:
         return
     try:
+        refuse_missing_files(req)
         if req.get("osm"):
-            up = accept_upload("osm", *req["osm"])
+            up = accept_upload("osm", *req["osm"], language=lang())
             osm_path, osm_name = osm_upload_path(up), up.name
         elif req.get("source", "default") == "default":
             osm_path, osm_name = default_osm(), default_osm().name
@@ -840,7 +883,7 @@ def handle_pending_upload() -> None:
             osm_path = prev.osm if prev else default_osm()
             osm_name = str(ss.get("city_name", osm_path.name))
         uploads = {
-            k: accept_upload(k, *req[k]) if req.get(k) else None
+            k: accept_upload(k, *req[k], language=lang()) if req.get(k) else None
             for k in ("centers", "population", "districts")
         }
         ss["pending_spec"] = city_inputs(
@@ -1064,13 +1107,16 @@ def page_result(city: CityData, city_key: str, s: Scenario) -> ScenarioResult | 
 
 
 def map_section(city: CityData, city_key: str, s: Scenario, res: ScenarioResult) -> None:
-    """Show the coverage map (a fresh folium map per rerun, memoised per session)."""
+    """Show the coverage map: a fresh folium map on every rerun, built from the cached result.
+
+    streamlit-folium mutates the figure while it renders it, so a Map object handed to
+    `st_folium` a second time renders broken JavaScript and a 0 px iframe
+    (docs/WALKTHROUGH.md step 3). Only results are cached; the Map is rebuilt each time.
+    """
     tiles = str(st.session_state.get("tiles", "osm"))
     try:
         with capture_warnings():
-            m = memo_get(
-                "maps", (city_key, s.to_json(), lang(), tiles), lambda: build_map(city, res, tiles)
-            )
+            m = build_map(city, res, tiles)
     except Exception as exc:
         show_error(exc)
         m = None
@@ -1146,7 +1192,10 @@ def compare_tab(city: CityData, city_key: str) -> None:
     try:
         with capture_warnings():
             results = {n: numbers_for(city, city_key, scenarios()[n]) for n in picked}
-        st.dataframe(compare_scenarios(results), key="compare_table")
+        ts = sorted({float(m) for r in results.values() for m in r.scenario.thresholds_min})
+        labels = compare_labels(ts, lang())
+        table = compare_scenarios(results).rename(columns=labels)
+        st.dataframe(table.rename_axis(labels["scenario"]), key="compare_table")
     except Exception as exc:
         show_error(exc)
 

@@ -154,6 +154,34 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "zh": "仍使用之前的数据：{name}",
         "en": "Still using the previous data: {name}",
     },
+    "app.data.missing_osm": {
+        "zh": "没有可用的 OSM 文件：请选择 .osm / .osm.bz2 / .osm.gz / .osm.pbf 文件后再加载。未加载任何数据。",
+        "en": "No usable OSM file: choose an .osm / .osm.bz2 / .osm.gz / .osm.pbf file, then load again. Nothing was loaded.",
+    },
+    "app.data.missing_centers": {
+        "zh": "没有可用的服务中心文件：请选择 .geojson / .gpkg / .csv 文件，或改选“按 OSM 标签识别”。未加载任何数据。",
+        "en": "No usable centers file: choose a .geojson / .gpkg / .csv file, or pick “From OSM tags”. Nothing was loaded.",
+    },
+    "app.data.closures_dropped": {
+        "zh": "新数据中没有 {n} 个已关闭的服务中心，已从所有方案中取消这些关闭：{ids}",
+        "en": "The new data lacks {n} closed centers; their closures were dropped from every scenario: {ids}",
+    },
+    "app.upload.not_osm": {
+        "zh": "“{name}”不是 OSM 文件，应为以下格式之一：{suffixes}。可从 openstreetmap.org、Geofabrik 或 BBBike 导出。",
+        "en": "{name!r} is not an OSM extract; expected one of {suffixes}. Export it from openstreetmap.org, Geofabrik or BBBike.",
+    },
+    "app.upload.not_table": {
+        "zh": "“{name}”不是 GeoJSON、GeoPackage 或 CSV 文件，请另存为 .geojson、.gpkg 或 .csv（Excel 可另存为 CSV）。",
+        "en": "{name!r} is not a GeoJSON, GeoPackage or CSV file; save it as one of .geojson, .gpkg or .csv.",
+    },
+    "app.upload.empty": {
+        "zh": "“{name}”是空文件，请重新上传。",
+        "en": "{name!r} is empty; upload the file again.",
+    },
+    "app.upload.too_large": {
+        "zh": "“{name}”有 {mb:.0f} MB，超过 {limit} MB 上限；请裁剪更小的范围（如用 osmium extract），或请管理员提高上限。",
+        "en": "{name!r} is {mb:.0f} MB, more than the {limit} MB limit; cut a smaller area (e.g. with osmium extract) or ask the administrator to raise the limit.",
+    },
     "app.params": {"zh": "参数", "en": "Parameters"},
     "app.speed": {"zh": "步行速度（公里/小时）", "en": "Walking speed (km/h)"},
     "app.thresholds": {"zh": "步行时间阈值（分钟）", "en": "Walking-time thresholds (minutes)"},
@@ -267,6 +295,23 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "table.lon": {"zh": "经度", "en": "Lon"},
     "table.lat": {"zh": "纬度", "en": "Lat"},
     "table.share": {"zh": "{minutes:g} 分钟覆盖率", "en": "Share within {minutes:g} min"},
+    "table.share_change": {
+        "zh": "{minutes:g} 分钟覆盖率变化",
+        "en": "Change in share within {minutes:g} min",
+    },
+    "table.uncovered": {
+        "zh": "{minutes:g} 分钟未覆盖人口",
+        "en": "Residents not within {minutes:g} min",
+    },
+    "table.covered": {"zh": "{minutes:g} 分钟覆盖人口", "en": "Residents within {minutes:g} min"},
+    "table.units": {"zh": "居住单元数", "en": "Residential units"},
+    "table.scenario": {"zh": "方案", "en": "Scenario"},
+    "table.centers": {"zh": "服务中心数", "en": "Centers"},
+    "table.population": {"zh": "总人口", "en": "Residents"},
+    "table.share_after": {"zh": "优化后覆盖率", "en": "Share after siting"},
+    "table.sites_proposed": {"zh": "建议站点数", "en": "Sites proposed"},
+    "table.stations_added": {"zh": "新增站点数", "en": "Stations added"},
+    "table.stations_closed": {"zh": "关闭站点数", "en": "Stations closed"},
 }
 
 

@@ -166,19 +166,52 @@ def site_labels(lang: str) -> dict[str, str]:
 def district_labels(thresholds_min: Sequence[float], lang: str) -> dict[str, str]:
     """Return on-screen names of the per-district table's columns in `lang`.
 
-    The table is :func:`coverage.export.district_coverage`'s; columns not named here
-    (``units``, ``population_covered_<t>``) keep their names.
+    The table is :func:`coverage.export.district_coverage`'s.
 
     Returns
     -------
     dict
-        Column → label (``district``, ``population``, ``share_<t>``), for
-        :meth:`pandas.DataFrame.rename`.
+        Column → label (``district``, ``population``, ``units``, ``share_<t>``,
+        ``population_covered_<t>``), for :meth:`pandas.DataFrame.rename`.
     """
     names = {
         "district": t("map.field.district", lang),
         "population": t("map.field.population", lang),
+        "units": t("table.units", lang),
     }
     for minutes in thresholds_min:
         names[share_column(minutes)] = t("table.share", lang, minutes=float(minutes))
+        covered = f"population_covered_{threshold_key(minutes)}"  # export.district_coverage's
+        names[covered] = t("table.covered", lang, minutes=float(minutes))
+    return names
+
+
+def compare_labels(thresholds_min: Sequence[float], lang: str) -> dict[str, str]:
+    """Return on-screen names of the :func:`compare_scenarios` columns (and index) in `lang`.
+
+    Returns
+    -------
+    dict
+        Column → label (``scenario``, ``share_<t>``, ``share_<t>_change``,
+        ``uncovered_population_<t>``, ``centers``, ``population``, ``share_after``,
+        ``sites_proposed``, ``stations_added``, ``stations_closed``), for
+        :meth:`pandas.DataFrame.rename`.
+    """
+    names = {
+        key: t(f"table.{key}", lang)
+        for key in (
+            "scenario",
+            "centers",
+            "population",
+            "share_after",
+            "sites_proposed",
+            "stations_added",
+            "stations_closed",
+        )
+    }
+    for minutes in thresholds_min:
+        m = float(minutes)
+        names[share_column(minutes)] = t("table.share", lang, minutes=m)
+        names[f"{share_column(minutes)}_change"] = t("table.share_change", lang, minutes=m)
+        names[uncovered_column(minutes)] = t("table.uncovered", lang, minutes=m)
     return names

@@ -251,9 +251,9 @@ def test_compare_two_scenarios() -> None:
     assert at.session_state["active"] == "faster"
     at.slider(key="speed").set_value(6.0).run()
     assert_ok(at)
-    table = next(d.value for d in at.dataframe if "share_15" in d.value.columns)
+    table = next(d.value for d in at.dataframe if "15 分钟覆盖率" in d.value.columns)
     assert list(table.index) == ["baseline", "faster"]
-    assert table.loc["faster", "share_15"] >= table.loc["baseline", "share_15"]
+    assert table.loc["faster", "15 分钟覆盖率"] >= table.loc["baseline", "15 分钟覆盖率"]
     # switching back shows the baseline's own speed
     at.selectbox(key="active_pick").set_value("baseline").run()
     assert at.slider(key="speed").value == pytest.approx(4.5)
@@ -411,3 +411,106 @@ def test_centers_csv_and_districts_upload(haidian_extract) -> None:  # type: ign
     at.run()
     assert_ok(at)
     assert metrics(at)["服务中心"] == "1"
+
+
+def test_centers_file_after_a_closure_drops_the_closure(haidian_extract) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13: a closure of an OSM center survives into a centers file that lacks it. It is
+    dropped from every scenario with a notice; the page keeps its metrics and map."""
+    at = started()
+    ids = at.multiselect(key="closed").options
+    at.multiselect(key="closed").set_value(ids[:1]).run()
+    at.button(key="copy_scenario").click().run()  # the closure is now in two scenarios
+    assert [len(s.closed) for s in at.session_state["scenarios"].values()] == [1, 1]
+    pts = haidian_extract.residential.geometry.representative_point()
+    csv = "name,lon,lat\n" + "".join(
+        f"站点{i},{p.x:.7f},{p.y:.7f}\n" for i, p in enumerate(pts[:2])
+    )
+    at.session_state["centers_src"] = "file"
+    at.session_state["pending_upload"] = {
+        "source": "default",
+        "centers_src": "file",
+        "centers": ("centers.csv", csv.encode("utf-8")),
+    }
+    at.run()
+    assert_ok(at)
+    assert [s.closed for s in at.session_state["scenarios"].values()] == [(), ()]
+    assert any("已从所有方案中取消这些关闭" in w.value for w in at.warning)
+    assert metrics(at)["服务中心"] == "2"
+    assert "15 分钟步行覆盖率" in metrics(at)
+    at.run()  # the next rerun is clean too
+    assert_ok(at)
+    assert at.multiselect(key="closed").value == []
+
+
+@pytest.mark.parametrize(
+    ("req", "shown"),
+    [
+        (
+            {"source": "default", "centers_src": "file", "centers": ("站点.xlsx", b"PK\x03\x04")},
+            "“站点.xlsx”不是 GeoJSON",
+        ),
+        ({"source": "default", "centers_src": "file"}, "没有可用的服务中心文件"),
+        ({"source": "upload", "centers_src": "osm"}, "没有可用的 OSM 文件"),
+    ],
+)
+def test_refused_upload_loads_nothing_else(req: dict[str, object], shown: str) -> None:
+    """A refused (or missing) file never falls back to OSM centers or another city: the
+    refusal is in the user's language and the session is exactly as it was."""
+    at = started()
+    ids = at.multiselect(key="closed").options
+    at.multiselect(key="closed").set_value(ids[:1]).run()
+    spec, scen = at.session_state["city_spec"], dict(at.session_state["scenarios"])
+    good = metrics(at)
+    at.session_state["pending_upload"] = req
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1
+    assert shown in at.error[0].value
+    assert "application/" not in at.error[0].value
+    assert at.session_state["city_spec"] == spec
+    assert dict(at.session_state["scenarios"]) == scen
+    assert metrics(at) == good
+    at.run()  # the refusal is not retried
+    assert_ok(at)
+
+
+def test_failed_load_leaves_the_session_as_it_was() -> None:
+    """Issue 17: the new city is committed only once it has loaded, and not retried."""
+    at = started()
+    spec, named = at.session_state["city_spec"], "city_name" in at.session_state
+    at.session_state["pending_upload"] = {
+        "source": "upload",
+        "osm": ("broken.osm.bz2", b"BZh91AY&SYgarbage" * 10),
+    }
+    at.run()
+    assert at.error
+    assert at.session_state["city_spec"] == spec
+    assert ("city_name" in at.session_state) == named
+    assert "pending_spec" not in at.session_state
+    at.run()
+    assert_ok(at)  # no second attempt, no second error
+
+
+RAW_FIELD = re.compile(
+    r"^(share|uncovered_population|population_covered|stations|sites)_|^(units|centers|population|scenario|share_after|rank|lon|lat)$"
+)
+
+
+def test_compare_and_district_tables_are_labelled_in_each_language() -> None:
+    """Issue 13: no raw field name in the zh tables, no Chinese label in the en ones."""
+    at = started()
+    at.button(key="copy_scenario").click().run()
+    at.multiselect(key="compare_pick").set_value(list(at.session_state["scenarios"])).run()
+    assert_ok(at)
+    for language in ("zh", "en"):
+        at.radio(key="lang").set_value(language).run()
+        assert_ok(at)
+        tables = [d.value for d in at.dataframe]
+        assert tables, language  # the compare view (districts only when a file is loaded)
+        for df in tables:
+            names = [str(c) for c in df.columns] + [str(df.index.name or "")]
+            assert not [n for n in names if RAW_FIELD.search(n)], (language, names)
+            if language == "en":
+                assert not [n for n in names if CJK.search(n)], names
+            else:
+                assert all(CJK.search(n) for n in names if n), names

@@ -8,6 +8,7 @@ requests the page may try (and they fail, leaving a grey background under the la
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -338,4 +339,85 @@ def test_hostile_osm_name_stays_text_in_real_popups(
         assert any("<script>alert(1)</script>" in t for t in shown["texts"]), (path.name, shown)
         page.wait_for_timeout(300)
     assert dialogs == []  # neither alert(1) nor the onerror alert(2) ran
+    context.close()
+
+
+def settle(page: Any) -> None:
+    """Wait until Streamlit has finished the rerun an action started."""
+    page.wait_for_timeout(1200)
+    page.wait_for_function(
+        "() => !document.querySelector(\"[data-testid='stStatusWidget'] button\")"
+        " && !document.querySelector(\"[data-testid='stSpinner']\")",
+        timeout=120_000,
+    )
+    page.wait_for_timeout(800)
+
+
+def visible_map(page: Any, step: str, shots: Path, errors: list[str]) -> dict[str, Any]:
+    """Assert the map iframe is shown (> 300 px), holds Leaflet layers and no page error was
+    raised; save a screenshot of the step. Returns the Leaflet layer counts."""
+    settle(page)
+    with contextlib.suppress(Exception):  # the assertion below says what was seen
+        page.wait_for_function(
+            "() => { const f = document.querySelector(\"iframe[src*='st_folium']\");"
+            " return f && f.getBoundingClientRect().height > 300; }",
+            timeout=30_000,
+        )
+    page.screenshot(path=str(shots / f"{step}.png"), full_page=False)
+    box = page.locator("iframe[src*='st_folium']").bounding_box()
+    assert box is not None, (step, errors)
+    assert box["height"] > 300, (step, box, errors)
+    counts = leaflet_layers(map_frame(page))
+    for _ in range(20):  # the component may still be drawing the new map: wait until stable
+        page.wait_for_timeout(500)
+        again = leaflet_layers(map_frame(page))
+        if again == counts:
+            break
+        counts = again
+    assert counts["paths"] > 10, (step, counts)
+    assert not errors, (step, errors)
+    assert not page.locator("[data-testid='stException']").count(), step
+    return counts
+
+
+def test_map_survives_every_walkthrough_action(app_url: str, browser: Any, tmp_path: Path) -> None:
+    """docs/WALKTHROUGH.md steps 1–4 plus a language round trip and a slider round trip:
+    the map stays visible after each one (a re-used folium Map used to render 0 px)."""
+    context = offline_context(browser, [], viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_url)
+    map_frame(page)
+    start = visible_map(page, "01-first-map", tmp_path, errors)
+
+    box = page.locator("iframe[src*='st_folium']").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.4)
+    page.get_by_text("地图上选中的位置").wait_for(timeout=60_000)
+    picked = visible_map(page, "02-picked-site", tmp_path, errors)
+    assert picked["layers"] >= start["layers"], (start, picked)
+
+    page.get_by_role("button", name="在选中位置新增站点").click()
+    page.get_by_text("新增站点：1 个").wait_for(timeout=60_000)
+    added = visible_map(page, "03-added-station", tmp_path, errors)
+    assert added != start, (start, added)  # the map was rebuilt with the new station
+
+    page.get_by_text("English", exact=True).click()
+    page.get_by_text("Share within 15 min").first.wait_for(timeout=60_000)
+    en = visible_map(page, "04-english", tmp_path, errors)
+    page.get_by_text("中文", exact=True).click()
+    page.get_by_text("15 分钟步行覆盖率").first.wait_for(timeout=60_000)
+    zh = visible_map(page, "05-back-to-chinese", tmp_path, errors)
+    assert en["layers"] == zh["layers"] == added["layers"], (added, en, zh)
+
+    # the speed slider's thumb carries the widget label as aria-label (Streamlit 1.5x)
+    slider = page.locator("[aria-label='步行速度（公里/小时）']").first
+    slider.focus()
+    slider.press("ArrowRight")
+    faster = visible_map(page, "06-speed-up", tmp_path, errors)
+    assert faster["paths"] > 10
+    slider.focus()
+    slider.press("ArrowLeft")
+    back = visible_map(page, "07-speed-back", tmp_path, errors)
+    assert back["layers"] == added["layers"], (added, back)
     context.close()

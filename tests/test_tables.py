@@ -161,6 +161,9 @@ def test_labels_name_every_column() -> None:
     assert tables.district_labels((5.0, 7.5), "zh") == {
         "district": "区划",
         "population": "人口",
+        "units": "居住单元数",
+        "population_covered_5": "5 分钟覆盖人口",
+        "population_covered_7.5": "7.5 分钟覆盖人口",
         "share_5": "5 分钟覆盖率",
         "share_7.5": "7.5 分钟覆盖率",
     }
