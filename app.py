@@ -24,7 +24,8 @@ import shutil
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -578,29 +579,29 @@ def show_error(exc: BaseException) -> None:
         logger.exception("unexpected error in the app")
 
 
-class capture_warnings:  # noqa: N801 - used like a function: `with capture_warnings():`
-    """Record library warnings (recoverable oddities) and show them as st.warning."""
-
-    def __enter__(self) -> None:
-        """Start recording warnings."""
-        self._cm = warnings.catch_warnings(record=True)
-        self._log = self._cm.__enter__()
+@contextmanager
+def capture_warnings() -> Iterator[None]:
+    """Record library warnings (recoverable oddities) and show each distinct one as st.warning."""
+    with warnings.catch_warnings(record=True) as log:
         warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            _show_warnings(log)
 
-    def __exit__(self, *exc: object) -> None:
-        """Stop recording and show each distinct warning once."""
-        self._cm.__exit__(*exc)
-        seen = set()
-        for w in self._log or []:
-            if issubclass(
-                w.category,
-                (DeprecationWarning, PendingDeprecationWarning, FutureWarning, ResourceWarning),
-            ):
-                continue
-            text = str(w.message)
-            if text not in seen:
-                seen.add(text)
-                st.warning(tr("warn", msg=text))
+
+def _show_warnings(log: list[warnings.WarningMessage]) -> None:
+    seen = set()
+    for w in log:
+        if issubclass(
+            w.category,
+            (DeprecationWarning, PendingDeprecationWarning, FutureWarning, ResourceWarning),
+        ):
+            continue
+        text = str(w.message)
+        if text not in seen:
+            seen.add(text)
+            st.warning(tr("warn", msg=text))
 
 
 # --- map --------------------------------------------------------------------------------

@@ -24,7 +24,11 @@ ASCII_WORDS_IN_ZH = {
     "CSV",
     "GCJ",
     "GPS",
+    "BBBike",  # an OSM extract service
+    "Excel",
     "GeoJSON",
+    "GeoPackage",
+    "Geofabrik",  # an OSM extract service
     "HiGHS",
     "JSON",
     "MB",
@@ -36,7 +40,13 @@ ASCII_WORDS_IN_ZH = {
     "population",  # the population file's column name, to be typed as is
 }
 #: Proper names kept as they are in a Chinese sentence.
-ASCII_PHRASES_IN_ZH = ("Coverage Planner", "OpenStreetMap contributors", "ODbL")
+ASCII_PHRASES_IN_ZH = (
+    "Coverage Planner",
+    "OpenStreetMap contributors",
+    "ODbL",
+    "openstreetmap.org",
+    "osmium extract",  # a command, typed as is
+)
 FILE_NAME = re.compile(r"[\w-]*\.(?:json|csv|html|geojson|gpkg|osm|bz2|gz|pbf)\b")
 CJK = re.compile(r"[\u3400-\u9fff]")
 
