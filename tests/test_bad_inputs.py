@@ -245,6 +245,91 @@ def test_huge_sparse_osm_refused_without_reading(tmp_path: Path) -> None:
         walk_network(p, cache_dir=tmp_path / "cache", memory_budget_bytes=8_000_000_000)
 
 
+def _ref_bomb_pbf(path: Path, n_ways: int, refs_per_way: int) -> Path:
+    """A PBF of walkable ways each referencing nodes 1..refs_per_way (only two exist).
+
+    Delta-coded refs compress to a few bits each: 10^7 refs take ~21 kB, 10^8 ~99 kB.
+    """
+    import osmium
+
+    w = osmium.SimpleWriter(str(path), overwrite=True)
+    try:
+        w.add_node(osmium.osm.mutable.Node(id=1, location=(104.0, 30.6)))
+        w.add_node(osmium.osm.mutable.Node(id=2, location=(104.001, 30.6)))
+        nodes = list(range(1, refs_per_way + 1))
+        for i in range(n_ways):
+            w.add_way(osmium.osm.mutable.Way(id=i + 1, nodes=nodes, tags={"highway": "footway"}))
+    finally:
+        w.close()
+    return path
+
+
+def test_pbf_node_ref_bomb_refused_while_streaming(tmp_path: Path) -> None:
+    """10^6 way node refs in a few kB of PBF: counted while streaming, refused past the budget."""
+    from coverage.osm import BYTES_PER_NODE_REF, read_osm
+
+    p = _ref_bomb_pbf(tmp_path / "refs.osm.pbf", 200, 5000)
+    assert p.stat().st_size < 10_000
+    budget = 100_000_000  # allows 333,333 refs
+    assert budget // BYTES_PER_NODE_REF < 1_000_000
+    with refused(ResourceLimitError, "node references in walkable ways"):
+        read_osm(p, memory_budget_bytes=budget)
+
+
+def test_pbf_entity_bomb_refused_while_streaming(tmp_path: Path) -> None:
+    """Many small tagged entities: the entity count is capped too."""
+    from coverage.osm import BYTES_PER_ENTITY, read_osm
+
+    p = _ref_bomb_pbf(tmp_path / "ents.osm.pbf", 20_000, 2)
+    budget = 10_000 * BYTES_PER_ENTITY
+    with refused(ResourceLimitError, "OSM entities"):
+        read_osm(p, memory_budget_bytes=budget)
+
+
+_CAPPED_CLI = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
+from coverage.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_cli_pbf_ref_bomb_refused_under_memory_cap(tmp_path: Path) -> None:
+    """10^7 refs (~21 kB of PBF) under a 3 GB address-space cap: exit 2, one line, in seconds.
+
+    The default budget honours the cap (ulimit -v), so no flag is needed; without the
+    guard the reader would need several GB and die with MemoryError.
+    """
+    p = _ref_bomb_pbf(tmp_path / "bomb.osm.pbf", 2000, 5000)
+    assert p.stat().st_size < 50_000
+    cap = 3_000_000_000
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _CAPPED_CLI.format(cap=cap),
+            "audit",
+            "--osm",
+            str(p),
+            "--out",
+            str(tmp_path / "out"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert time.monotonic() - t0 < 60
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "WARNING" not in ln]
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert "node references" in lines[0]
+
+
 # --------------------------------------------------------------------------------------------
 # User files (coverage.userfiles.read_points / read_polygons)
 
