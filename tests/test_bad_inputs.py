@@ -330,6 +330,92 @@ def test_cli_pbf_ref_bomb_refused_under_memory_cap(tmp_path: Path) -> None:
     assert "node references" in lines[0]
 
 
+def _osm_xml(nodes: list[tuple[int, float, float]], ways: list[list[int]]) -> bytes:
+    parts = ['<?xml version="1.0"?>', '<osm version="0.6">']
+    parts += [f'<node id="{i}" version="1" lat="{lat}" lon="{lon}"/>' for i, lon, lat in nodes]
+    for k, refs in enumerate(ways, start=1):
+        nds = "".join(f'<nd ref="{r}"/>' for r in refs)
+        parts.append(f'<way id="{k}" version="1">{nds}<tag k="highway" v="footway"/></way>')
+    parts.append("</osm>")
+    return "\n".join(parts).encode()
+
+
+@pytest.mark.parametrize(
+    "ways",
+    [
+        pytest.param([[1, 2, 3, 4, 1]], id="closed_loop_only"),
+        pytest.param([[1, 1, 1]], id="self_referencing_way"),
+    ],
+)
+def test_loop_only_extract_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ways: list[list[int]]
+) -> None:
+    """A park path that is one closed ring (or a way [1,1,1]): exit 2, no ``ValueError: NaN``."""
+    from coverage.network import network_from_ways
+    from coverage.osm import read_osm
+
+    nodes = [(1, 104.0, 30.6), (2, 104.001, 30.6), (3, 104.001, 30.601), (4, 104.0, 30.601)]
+    p = tmp_path / "park.osm"
+    p.write_bytes(_osm_xml(nodes, ways))
+    with refused(InputError, "closed loops"):
+        network_from_ways(read_osm(p))
+    import coverage.cli as cli_mod
+
+    code = cli_mod.main(
+        ["audit", "--osm", str(p), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error:"), err
+    assert "closed loops" in lines[0], err
+
+
+@pytest.mark.parametrize(
+    ("far_lon", "far_lat"),
+    [
+        pytest.param(0.0, 0.0, id="node_at_null_island"),
+        pytest.param(-58.38, -34.60, id="buenos_aires"),
+    ],
+)
+def test_one_stray_way_moves_neither_zone_nor_lengths(
+    grid_extract: Any, caplog: pytest.LogCaptureFixture, far_lon: float, far_lat: float
+) -> None:
+    """One footway from the grid to (0, 0) or to Buenos Aires: same UTM zone, warned, dropped."""
+    import dataclasses
+
+    from coverage.network import network_from_ways
+    from coverage.osm import WalkWays
+
+    base = network_from_ways(grid_extract)
+    w = grid_extract.ways
+    stray = WalkWays(
+        way_id=np.append(w.way_id, 999_999_999),
+        highway=np.append(w.highway, "footway").astype(object),
+        offsets=np.append(w.offsets, w.offsets[-1] + 2),
+        node_id=np.append(w.node_id, [w.node_id[0], 888_888_888]),
+        lon=np.append(w.lon, [w.lon[0], far_lon]),
+        lat=np.append(w.lat, [w.lat[0], far_lat]),
+    )
+    with caplog.at_level("WARNING", logger="coverage.network"):
+        net = network_from_ways(dataclasses.replace(grid_extract, ways=stray))
+    assert net.crs == base.crs
+    assert net.n_nodes == base.n_nodes
+    assert net.n_edges == base.n_edges
+    assert np.allclose(np.sort(net.edge_length_m), np.sort(base.edge_length_m), atol=1e-9)
+    assert "999999999" in caplog.text
+
+
+def test_utm_zone_from_median_not_bounds() -> None:
+    """Nine nodes at Chengdu (zone 48N) and one at (0, 0): the median keeps zone 48N."""
+    from coverage.network import _utm_crs
+
+    lon = np.array([104.06] * 9 + [0.0])
+    lat = np.array([30.66] * 9 + [0.0])
+    assert _utm_crs(lon, lat).to_epsg() == 32648
+
+
 # --------------------------------------------------------------------------------------------
 # User files (coverage.userfiles.read_points / read_polygons)
 
