@@ -209,8 +209,8 @@ def check_osm_file(path: Path | str, *, memory_budget_bytes: int | None = None) 
     return p.resolve()
 
 
-def _default_budget() -> int:
-    """Return the default memory budget: 80% of the memory available now.
+def default_memory_budget_bytes() -> int:
+    """Return the default memory budget in bytes: 80% of the memory available now.
 
     Available is what psutil reports, or less under an address-space limit
     (``ulimit -v``): the limit minus what the process has mapped already.
@@ -229,7 +229,7 @@ def _check_memory(p: Path, size: int, budget: int | None) -> None:
     xml_bytes = size * _EXPANSION.get(suffix, 1.0)
     need = int(xml_bytes * _MEMORY_PER_XML_BYTE)
     if budget is None:
-        budget = _default_budget()
+        budget = default_memory_budget_bytes()
     if need > budget:
         msg = (
             f"{p.name!r} ({size / 1e6:.1f} MB) needs an estimated {need / 1e9:.1f} GB of "
@@ -252,7 +252,7 @@ def _check_expanded_size(p: Path, budget: int | None) -> None:
     if not name.endswith((".bz2", ".gz")):
         return
     if budget is None:
-        budget = _default_budget()
+        budget = default_memory_budget_bytes()
     limit = int(budget / _MEMORY_PER_XML_BYTE)
     total = 0
     try:
@@ -452,7 +452,7 @@ class _Collector:
         self.bnd_wkb: list[bytes] = []
         self.wkb = osmium.geom.WKBFactory()
         self.entities = self.refs = 0
-        self.set_budget("", _default_budget())
+        self.set_budget("", default_memory_budget_bytes())
 
     def set_budget(self, name: str, budget_bytes: int) -> None:
         """Refuse, while streaming, more node refs or entities than ``budget_bytes`` allows."""
@@ -686,7 +686,7 @@ def read_osm(
     if progress:
         progress(0.0, "reading OSM file")
     collector = _Collector(center_tags, admin_levels)
-    budget = _default_budget() if memory_budget_bytes is None else memory_budget_bytes
+    budget = default_memory_budget_bytes() if memory_budget_bytes is None else memory_budget_bytes
     collector.set_budget(p.name, budget)
     bounds = _stream(p, collector)
     ways = collector.walk_ways()

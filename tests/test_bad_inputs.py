@@ -416,6 +416,19 @@ def test_utm_zone_from_median_not_bounds() -> None:
     assert _utm_crs(lon, lat).to_epsg() == 32648
 
 
+def test_population_of_1e308_refused(grid_net: Any, grid_extract: Any) -> None:
+    """Two points of 1e308 residents sum to inf: refused with one clear line, not a JSON crash."""
+    from coverage.demand import demand_units
+
+    gdf = gpd.GeoDataFrame(
+        {"population": [1e308, 1e308]},
+        geometry=gpd.points_from_xy([IN_LON, IN_LON + 0.001], [IN_LAT, IN_LAT]),
+        crs="EPSG:4326",
+    )
+    with refused(InputError, "per polygon, point or pixel"):
+        demand_units(grid_extract, grid_net, population=gdf)
+
+
 # --------------------------------------------------------------------------------------------
 # User files (coverage.userfiles.read_points / read_polygons)
 
