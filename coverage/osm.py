@@ -104,6 +104,10 @@ _MEMORY_PER_XML_BYTE = 25.0
 #: caps, not the file size, bound the memory of a small file.
 BYTES_PER_NODE_REF = 300
 BYTES_PER_ENTITY = 2000
+#: Missing node refs cost time, not memory (each is looked up and skipped). A
+#: clipped extract misses a few refs at its edge; past this many, and more missing
+#: than present, the file is not an extract of a real place and is refused.
+MAX_MISSING_NODE_REFS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -469,6 +473,16 @@ class _Collector:
         )
         raise ResourceLimitError(msg)
 
+    def _check_missing(self) -> None:
+        present = self.refs - self.missing
+        if self.missing > MAX_MISSING_NODE_REFS and self.missing > present:
+            msg = (
+                f"{self.name!r}: walkable ways reference {self.missing:,} nodes that are not in "
+                f"the file (and only {present:,} that are); this is not an extract of a real "
+                "place. Cut it again with `osmium extract --strategy complete_ways`."
+            )
+            raise ResourceLimitError(msg)
+
     def add(self, obj: Any) -> None:
         """Take what is wanted from one node, way or area."""
         self.entities += 1
@@ -509,6 +523,7 @@ class _Collector:
         pieces, missing = _way_pieces(obj)
         if missing:
             self.missing += missing
+            self._check_missing()
             if pieces:
                 self.trimmed += 1
             else:

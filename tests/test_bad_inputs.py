@@ -327,7 +327,24 @@ def test_cli_pbf_ref_bomb_refused_under_memory_cap(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(lines) == 1, proc.stderr
-    assert "node references" in lines[0]
+    assert "nodes" in lines[0]  # the missing-ref cap or the ref budget, whichever first
+
+
+def test_pbf_missing_node_refs_refused_in_seconds(tmp_path: Path) -> None:
+    """10^7 refs to absent nodes with a large budget: refused after ~10^6, not walked to the end."""
+    from coverage.osm import MAX_MISSING_NODE_REFS, read_osm
+
+    p = _ref_bomb_pbf(tmp_path / "missing.osm.pbf", 2000, 5000)
+    with refused(ResourceLimitError, "not in the file") as info:
+        read_osm(p, memory_budget_bytes=10**13)
+    import re
+
+    found = re.search(r"reference ([\d,]+) nodes", str(info.value))
+    assert found, str(info.value)
+    # stopped at the first way past the cap (5000 refs per way), not at 10^7
+    assert (
+        MAX_MISSING_NODE_REFS < int(found.group(1).replace(",", "")) <= MAX_MISSING_NODE_REFS + 5000
+    )
 
 
 def _osm_xml(nodes: list[tuple[int, float, float]], ways: list[list[int]]) -> bytes:
