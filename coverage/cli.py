@@ -279,6 +279,12 @@ def _input_options(p: argparse.ArgumentParser, *, batch: bool = False) -> None:
         metavar="NAME",
         help="population column (default: population; pop, 人口 ... are tried too)",
     )
+    g.add_argument(
+        "--max-memory-gb",
+        type=float,
+        metavar="GB",
+        help="memory budget for reading the OSM file and rasters (default: 80%% of the memory available now)",
+    )
 
 
 def _model_options(p: argparse.ArgumentParser, *, command: str) -> None:
@@ -514,6 +520,7 @@ def run_from_args(args: argparse.Namespace) -> tuple[CityInputs, Scenario]:
         candidates=_file(getattr(args, "candidates", None)),
         exclusions=_file(getattr(args, "exclude", None)),
         cache_dir=DEFAULT_CACHE_DIR if args.cache_dir is None else args.cache_dir,
+        memory_budget_bytes=None if args.max_memory_gb is None else int(args.max_memory_gb * 1e9),
     )
     return inputs, scenario
 

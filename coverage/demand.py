@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 from coverage.coords import Crs
 from coverage.errors import InputError, ResourceLimitError
 from coverage.network import WalkNetwork
-from coverage.osm import OsmExtract
+from coverage.osm import OsmExtract, default_memory_budget_bytes
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_frame
 from coverage.userfiles import Source, read_features
 
@@ -450,6 +450,7 @@ def _file_units(
         msg = f"{label!r} has no population column {population_column!r} (also tried {', '.join(POPULATION_ALIASES)}); its columns are: {', '.join(columns) or 'none'}. Pass `population_column`."
         raise InputError(msg)
     values = _population_values(gdf[pop_col], label=label, column_name=pop_col)
+    check_population_values(values, label)
     name_col = (
         _find(columns, name_column, NAME_ALIASES)
         if name_column is not None
@@ -591,8 +592,54 @@ def _split_file_polygons(
     return parent, pieces, pop
 
 
+#: Peak bytes per pixel of the window read from a population raster: the float64
+#: band and its mask, then a box polygon, an id and a row per populated pixel.
+BYTES_PER_RASTER_PIXEL = 400
+#: Largest believable population of one demand unit (pixel, polygon or point): no
+#: city district holds 10^8 residents; a larger value is a unit or nodata error.
+MAX_UNIT_POPULATION = 1e8
+
+
+def check_population_values(values: NDArray[np.float64], label: str) -> None:
+    """Refuse non-finite or absurd populations (e.g. 1e308, whose total overflows to inf).
+
+    Raises
+    ------
+    InputError
+        A value above :data:`MAX_UNIT_POPULATION`, or a total that is not finite.
+    """
+    with np.errstate(over="ignore"):
+        total = float(np.sum(values))
+    if values.size and (not math.isfinite(total) or float(np.max(values)) > MAX_UNIT_POPULATION):
+        msg = (
+            f"{label!r} has a population of {float(np.max(values)):.3g} in one unit (total "
+            f"{total:.3g}); expected at most {MAX_UNIT_POPULATION:.0e} residents per polygon, "
+            "point or pixel. Check the population column or the raster's nodata value."
+        )
+        raise InputError(msg)
+
+
+def _window_pixels_fit(name: str, n_pixels: int, budget: int | None) -> None:
+    """Refuse a raster window whose pixels would not fit the memory budget."""
+    budget = default_memory_budget_bytes() if budget is None else budget
+    limit = budget // BYTES_PER_RASTER_PIXEL
+    if n_pixels > limit:
+        msg = (
+            f"{name!r}: the window over the walking network has {n_pixels:,} pixels, more than "
+            f"the {limit:,} the memory budget of {budget / 1e9:.1f} GB allows. Resample the "
+            "raster to a coarser grid (`gdalwarp -tr`), clip it to the city, or raise the "
+            "budget (--max-memory-gb)."
+        )
+        raise ResourceLimitError(msg)
+
+
 def population_from_raster(
-    path: Path | str, net: WalkNetwork, *, band: int = 1, margin_m: float = 200.0
+    path: Path | str,
+    net: WalkNetwork,
+    *,
+    band: int = 1,
+    margin_m: float = 200.0,
+    memory_budget_bytes: int | None = None,
 ) -> gpd.GeoDataFrame:
     """Demand units from a population raster (e.g. WorldPop GeoTIFF), one per populated pixel.
 
@@ -610,6 +657,9 @@ def population_from_raster(
         Band to read (1-based).
     margin_m
         Margin around the network's extent, in meters.
+    memory_budget_bytes
+        Refuse a window of more than ``memory_budget_bytes / BYTES_PER_RASTER_PIXEL``
+        pixels before reading it; ``None``: 80 % of the memory available now.
 
     Returns
     -------
@@ -651,6 +701,7 @@ def population_from_raster(
             if c0 >= c1 or r0 >= r1:
                 msg = f"{p.name!r} does not overlap the OSM extract; use the population raster of this city (or of the whole country)."
                 raise InputError(msg)
+            _window_pixels_fit(p.name, (c1 - c0) * (r1 - r0), memory_budget_bytes)
             window = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
             data = src.read(band, window=window, masked=True).astype(np.float64).filled(0.0)
             raster_crs, width, height = src.crs, src.width, src.height
@@ -658,6 +709,7 @@ def population_from_raster(
         msg = f"{p.name!r} could not be read as a raster ({exc})."
         raise InputError(msg) from exc
     data = np.where(np.isfinite(data) & (data > 0), data, 0.0)
+    check_population_values(data, p.name)
     rows_i, cols_i = np.nonzero(data)
     x0 = t.c + (cols_i + c0) * t.a
     y0 = t.f + (rows_i + r0) * t.e

@@ -31,7 +31,7 @@ from coverage.progress import ProgressFn
 logger = logging.getLogger(__name__)
 
 #: Bump when the network build changes, so stale caches are not reused.
-NETWORK_VERSION = "3"  # 3: built from arrays (same graph, edges in another order)
+NETWORK_VERSION = "4"  # 4: UTM zone from the median node; segments > 20 km dropped
 DEFAULT_CACHE_DIR = Path(
     os.environ.get("COVERAGE_PLANNER_CACHE", Path.home() / ".cache" / "coverage-planner")
 )

@@ -36,6 +36,13 @@ from coverage.progress import ProgressFn
 logger = logging.getLogger(__name__)
 
 DEFAULT_SPEED_KMH = 4.5
+#: Longest plausible segment between two consecutive nodes of a walkable way, in
+#: meters (great-circle). Real footpaths are drawn with nodes every few meters to a
+#: few hundred; a longer segment is a mapping error (a node at (0, 0), a way from
+#: Beijing to Buenos Aires) that would drag the UTM zone and the extent. Such
+#: segments are dropped with a warning naming their ways.
+MAX_SEGMENT_M = 20_000.0
+_EARTH_RADIUS_M = 6_371_008.8
 
 
 def _ox() -> ModuleType:
@@ -239,12 +246,21 @@ def walk_graph(
 
 
 def _utm_crs(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> pyproj.CRS:
-    """Return the UTM zone osmnx would choose for these points (UPS beyond the UTM limits)."""
-    if lat.mean() < -80.0:
+    """Return the UTM zone of the bulk of these points (UPS beyond the UTM limits).
+
+    The zone is the one holding the median longitude and latitude, so a few
+    stray nodes far away (a node at (0, 0)) cannot move it; osmnx uses the
+    centre of the bounds instead, which is the same on any compact extract.
+    """
+    if lon.size == 0:
+        msg = "The walking network is empty, so no projection can be chosen. Check that the OSM extract holds connected walkable ways."
+        raise InputError(msg)
+    mlon, mlat = float(np.median(lon)), float(np.median(lat))
+    if mlat < -80.0:
         return pyproj.CRS.from_epsg(32761)
-    if lat.mean() > 84.0:
+    if mlat > 84.0:
         return pyproj.CRS.from_epsg(32661)
-    crs = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs="EPSG:4326").estimate_utm_crs()
+    crs = gpd.GeoSeries(gpd.points_from_xy([mlon], [mlat]), crs="EPSG:4326").estimate_utm_crs()
     return pyproj.CRS.from_user_input(crs)
 
 
@@ -404,6 +420,30 @@ def _raw_edges(ways: WalkWays) -> _RawEdges:
     way_of = np.repeat(np.arange(len(ways)), np.diff(ways.offsets))[:-1][pair]
     keep = a != b
     return _RawEdges(uniq, ways.lon[first], ways.lat[first], a[keep], b[keep], way_of[keep])
+
+
+def _drop_long_segments(raw: _RawEdges, way_id: NDArray[np.int64]) -> _RawEdges:
+    """Drop raw edges longer than :data:`MAX_SEGMENT_M`, warning with their OSM way ids."""
+    lon, lat = np.radians(raw.lon), np.radians(raw.lat)
+    dlat = lat[raw.b] - lat[raw.a]
+    dlon = lon[raw.b] - lon[raw.a]
+    h = np.sin(dlat / 2) ** 2 + np.cos(lat[raw.a]) * np.cos(lat[raw.b]) * np.sin(dlon / 2) ** 2
+    dist_m = 2 * _EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    long = dist_m > MAX_SEGMENT_M
+    if not long.any():
+        return raw
+    ways = sorted(set(way_id[raw.way[long]].tolist()))
+    shown = ", ".join(str(w) for w in ways[:5]) + (" ..." if len(ways) > 5 else "")
+    logger.warning(
+        "dropped %d way segment(s) longer than %.0f km (longest %.0f km), a mapping error "
+        "no one walks: OSM way(s) %s",
+        int(long.sum()),
+        MAX_SEGMENT_M / 1000,
+        float(dist_m.max()) / 1000,
+        shown,
+    )
+    keep = ~long
+    return raw._replace(a=raw.a[keep], b=raw.b[keep], way=raw.way[keep])
 
 
 def _endpoints(raw: _RawEdges) -> NDArray[np.bool_]:
@@ -590,11 +630,18 @@ def network_from_ways(extract: OsmExtract, *, source_sha256: str = "") -> WalkNe
         ``stats`` has ``raw_nodes``, ``dropped_nodes`` and ``dropped_share``
         (simplified nodes outside the largest component).
     """
-    raw = _raw_edges(extract.ways)
+    raw = _drop_long_segments(_raw_edges(extract.ways), extract.ways.way_id)
     endpoint = _endpoints(raw)
     chains = _chains(raw, endpoint)
     keep_n, kept = _largest_component(chains, endpoint)
     before, after = int(endpoint.sum()), int(keep_n.sum())
+    if kept.size == 0:
+        msg = (
+            f"{extract.path.name!r} has walkable ways but no street network to walk on: "
+            "they are only closed loops or ways that repeat one node. Use an extract "
+            "that covers connected streets."
+        )
+        raise InputError(msg)
     node_index = np.full(endpoint.size, -1, dtype=np.int64)
     node_index[keep_n] = np.arange(after)
     eu, ev, path_nodes, lens = _oriented_paths(chains, kept, node_index)

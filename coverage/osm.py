@@ -18,6 +18,11 @@ import hashlib
 import logging
 import re
 import zlib
+
+try:
+    import resource  # POSIX only: honour an address-space limit (ulimit -v)
+except ImportError:  # pragma: no cover - Windows
+    resource = None  # type: ignore[assignment]
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +95,19 @@ _PROLOG_LIMIT_BYTES = 1 << 20
 # byte; 25 leaves a margin. PBF is ~10x smaller than the XML it encodes.
 _EXPANSION = {".bz2": 8.5, ".gz": 7.0, ".pbf": 10.0}
 _MEMORY_PER_XML_BYTE = 25.0
+#: Streaming budget: peak bytes of working memory per walkable-way node reference
+#: and per entity (node, way or area that passes the tag filter), counted while
+#: reading. A reference is kept as an id, a lon and a lat in Python lists
+#: (~100 bytes), then copied into arrays and the network (~3x); an entity keeps a
+#: row, tags and a geometry. A PBF (or XML) can declare far more of either than
+#: its size suggests (delta-coded refs compress to a few bits each), so these
+#: caps, not the file size, bound the memory of a small file.
+BYTES_PER_NODE_REF = 300
+BYTES_PER_ENTITY = 2000
+#: Missing node refs cost time, not memory (each is looked up and skipped). A
+#: clipped extract misses a few refs at its edge; past this many, and more missing
+#: than present, the file is not an extract of a real place and is refused.
+MAX_MISSING_NODE_REFS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -195,12 +213,27 @@ def check_osm_file(path: Path | str, *, memory_budget_bytes: int | None = None) 
     return p.resolve()
 
 
+def default_memory_budget_bytes() -> int:
+    """Return the default memory budget in bytes: 80% of the memory available now.
+
+    Available is what psutil reports, or less under an address-space limit
+    (``ulimit -v``): the limit minus what the process has mapped already.
+    """
+    available = int(psutil.virtual_memory().available)
+    if resource is not None:
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            mapped = int(psutil.Process().memory_info().vms)
+            available = min(available, max(0, soft - mapped))
+    return int(available * 0.8)
+
+
 def _check_memory(p: Path, size: int, budget: int | None) -> None:
     suffix = p.suffix.lower()
     xml_bytes = size * _EXPANSION.get(suffix, 1.0)
     need = int(xml_bytes * _MEMORY_PER_XML_BYTE)
     if budget is None:
-        budget = int(psutil.virtual_memory().available * 0.8)
+        budget = default_memory_budget_bytes()
     if need > budget:
         msg = (
             f"{p.name!r} ({size / 1e6:.1f} MB) needs an estimated {need / 1e9:.1f} GB of "
@@ -223,7 +256,7 @@ def _check_expanded_size(p: Path, budget: int | None) -> None:
     if not name.endswith((".bz2", ".gz")):
         return
     if budget is None:
-        budget = int(psutil.virtual_memory().available * 0.8)
+        budget = default_memory_budget_bytes()
     limit = int(budget / _MEMORY_PER_XML_BYTE)
     total = 0
     try:
@@ -422,9 +455,39 @@ class _Collector:
         self.bnd_rows: list[dict[str, Any]] = []
         self.bnd_wkb: list[bytes] = []
         self.wkb = osmium.geom.WKBFactory()
+        self.entities = self.refs = 0
+        self.set_budget("", default_memory_budget_bytes())
+
+    def set_budget(self, name: str, budget_bytes: int) -> None:
+        """Refuse, while streaming, more node refs or entities than ``budget_bytes`` allows."""
+        self.name = name
+        self.budget_bytes = budget_bytes
+        self.max_refs = max(1, budget_bytes // BYTES_PER_NODE_REF)
+        self.max_entities = max(1, budget_bytes // BYTES_PER_ENTITY)
+
+    def _refuse(self, what: str, limit: int) -> None:
+        msg = (
+            f"{self.name!r} holds more than {limit:,} {what}, more than the memory budget of "
+            f"{self.budget_bytes / 1e9:.1f} GB allows; reading stopped there. Cut a smaller "
+            "extract (e.g. `osmium extract -b W,S,E,N`) or raise the budget (--max-memory-gb)."
+        )
+        raise ResourceLimitError(msg)
+
+    def _check_missing(self) -> None:
+        present = self.refs - self.missing
+        if self.missing > MAX_MISSING_NODE_REFS and self.missing > present:
+            msg = (
+                f"{self.name!r}: walkable ways reference {self.missing:,} nodes that are not in "
+                f"the file (and only {present:,} that are); this is not an extract of a real "
+                "place. Cut it again with `osmium extract --strategy complete_ways`."
+            )
+            raise ResourceLimitError(msg)
 
     def add(self, obj: Any) -> None:
         """Take what is wanted from one node, way or area."""
+        self.entities += 1
+        if self.entities > self.max_entities:
+            self._refuse("OSM entities (tagged nodes, ways and areas)", self.max_entities)
         if obj.is_node():
             self._node(obj)
         elif obj.is_way():
@@ -453,9 +516,14 @@ class _Collector:
         tags = obj.tags
         if not _is_walkable(tags):
             return
+        # counted before the refs are walked: a way of 10^8 refs is refused at once
+        self.refs += len(obj.nodes)
+        if self.refs > self.max_refs:
+            self._refuse("node references in walkable ways", self.max_refs)
         pieces, missing = _way_pieces(obj)
         if missing:
             self.missing += missing
+            self._check_missing()
             if pieces:
                 self.trimmed += 1
             else:
@@ -552,6 +620,8 @@ def _stream(p: Path, collector: _Collector) -> tuple[float, float, float, float]
         )
         for obj in processor:
             collector.add(obj)
+    except ResourceLimitError:
+        raise
     except (RuntimeError, osmium.InvalidLocationError, ValueError, OverflowError) as exc:
         # libosmium reports parse, decompression and format errors as RuntimeError
         # (or InvalidLocationError for bad coordinates), from its reader thread.
@@ -631,6 +701,8 @@ def read_osm(
     if progress:
         progress(0.0, "reading OSM file")
     collector = _Collector(center_tags, admin_levels)
+    budget = default_memory_budget_bytes() if memory_budget_bytes is None else memory_budget_bytes
+    collector.set_budget(p.name, budget)
     bounds = _stream(p, collector)
     ways = collector.walk_ways()
     _check_ways(p, ways, collector)

@@ -246,6 +246,207 @@ def test_huge_sparse_osm_refused_without_reading(tmp_path: Path) -> None:
         walk_network(p, cache_dir=tmp_path / "cache", memory_budget_bytes=8_000_000_000)
 
 
+def _ref_bomb_pbf(path: Path, n_ways: int, refs_per_way: int) -> Path:
+    """A PBF of walkable ways each referencing nodes 1..refs_per_way (only two exist).
+
+    Delta-coded refs compress to a few bits each: 10^7 refs take ~21 kB, 10^8 ~99 kB.
+    """
+    import osmium
+
+    w = osmium.SimpleWriter(str(path), overwrite=True)
+    try:
+        w.add_node(osmium.osm.mutable.Node(id=1, location=(104.0, 30.6)))
+        w.add_node(osmium.osm.mutable.Node(id=2, location=(104.001, 30.6)))
+        nodes = list(range(1, refs_per_way + 1))
+        for i in range(n_ways):
+            w.add_way(osmium.osm.mutable.Way(id=i + 1, nodes=nodes, tags={"highway": "footway"}))
+    finally:
+        w.close()
+    return path
+
+
+def test_pbf_node_ref_bomb_refused_while_streaming(tmp_path: Path) -> None:
+    """10^6 way node refs in a few kB of PBF: counted while streaming, refused past the budget."""
+    from coverage.osm import BYTES_PER_NODE_REF, read_osm
+
+    p = _ref_bomb_pbf(tmp_path / "refs.osm.pbf", 200, 5000)
+    assert p.stat().st_size < 10_000
+    budget = 100_000_000  # allows 333,333 refs
+    assert budget // BYTES_PER_NODE_REF < 1_000_000
+    with refused(ResourceLimitError, "node references in walkable ways"):
+        read_osm(p, memory_budget_bytes=budget)
+
+
+def test_pbf_entity_bomb_refused_while_streaming(tmp_path: Path) -> None:
+    """Many small tagged entities: the entity count is capped too."""
+    from coverage.osm import BYTES_PER_ENTITY, read_osm
+
+    p = _ref_bomb_pbf(tmp_path / "ents.osm.pbf", 20_000, 2)
+    budget = 10_000 * BYTES_PER_ENTITY
+    with refused(ResourceLimitError, "OSM entities"):
+        read_osm(p, memory_budget_bytes=budget)
+
+
+_CAPPED_CLI = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
+from coverage.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_cli_pbf_ref_bomb_refused_under_memory_cap(tmp_path: Path) -> None:
+    """10^7 refs (~21 kB of PBF) under a 3 GB address-space cap: exit 2, one line, in seconds.
+
+    The default budget honours the cap (ulimit -v), so no flag is needed; without the
+    guard the reader would need several GB and die with MemoryError.
+    """
+    p = _ref_bomb_pbf(tmp_path / "bomb.osm.pbf", 2000, 5000)
+    assert p.stat().st_size < 50_000
+    cap = 3_000_000_000
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _CAPPED_CLI.format(cap=cap),
+            "audit",
+            "--osm",
+            str(p),
+            "--out",
+            str(tmp_path / "out"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert time.monotonic() - t0 < 60
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "WARNING" not in ln]
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert "nodes" in lines[0]  # the missing-ref cap or the ref budget, whichever first
+
+
+def test_pbf_missing_node_refs_refused_in_seconds(tmp_path: Path) -> None:
+    """10^7 refs to absent nodes with a large budget: refused after ~10^6, not walked to the end."""
+    from coverage.osm import MAX_MISSING_NODE_REFS, read_osm
+
+    p = _ref_bomb_pbf(tmp_path / "missing.osm.pbf", 2000, 5000)
+    with refused(ResourceLimitError, "not in the file") as info:
+        read_osm(p, memory_budget_bytes=10**13)
+    import re
+
+    found = re.search(r"reference ([\d,]+) nodes", str(info.value))
+    assert found, str(info.value)
+    # stopped at the first way past the cap (5000 refs per way), not at 10^7
+    assert (
+        MAX_MISSING_NODE_REFS < int(found.group(1).replace(",", "")) <= MAX_MISSING_NODE_REFS + 5000
+    )
+
+
+def _osm_xml(nodes: list[tuple[int, float, float]], ways: list[list[int]]) -> bytes:
+    parts = ['<?xml version="1.0"?>', '<osm version="0.6">']
+    parts += [f'<node id="{i}" version="1" lat="{lat}" lon="{lon}"/>' for i, lon, lat in nodes]
+    for k, refs in enumerate(ways, start=1):
+        nds = "".join(f'<nd ref="{r}"/>' for r in refs)
+        parts.append(f'<way id="{k}" version="1">{nds}<tag k="highway" v="footway"/></way>')
+    parts.append("</osm>")
+    return "\n".join(parts).encode()
+
+
+@pytest.mark.parametrize(
+    "ways",
+    [
+        pytest.param([[1, 2, 3, 4, 1]], id="closed_loop_only"),
+        pytest.param([[1, 1, 1]], id="self_referencing_way"),
+    ],
+)
+def test_loop_only_extract_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ways: list[list[int]]
+) -> None:
+    """A park path that is one closed ring (or a way [1,1,1]): exit 2, no ``ValueError: NaN``."""
+    from coverage.network import network_from_ways
+    from coverage.osm import read_osm
+
+    nodes = [(1, 104.0, 30.6), (2, 104.001, 30.6), (3, 104.001, 30.601), (4, 104.0, 30.601)]
+    p = tmp_path / "park.osm"
+    p.write_bytes(_osm_xml(nodes, ways))
+    with refused(InputError, "closed loops"):
+        network_from_ways(read_osm(p))
+    import coverage.cli as cli_mod
+
+    code = cli_mod.main(
+        ["audit", "--osm", str(p), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error:"), err
+    assert "closed loops" in lines[0], err
+
+
+@pytest.mark.parametrize(
+    ("far_lon", "far_lat"),
+    [
+        pytest.param(0.0, 0.0, id="node_at_null_island"),
+        pytest.param(-58.38, -34.60, id="buenos_aires"),
+    ],
+)
+def test_one_stray_way_moves_neither_zone_nor_lengths(
+    grid_extract: Any, caplog: pytest.LogCaptureFixture, far_lon: float, far_lat: float
+) -> None:
+    """One footway from the grid to (0, 0) or to Buenos Aires: same UTM zone, warned, dropped."""
+    import dataclasses
+
+    from coverage.network import network_from_ways
+    from coverage.osm import WalkWays
+
+    base = network_from_ways(grid_extract)
+    w = grid_extract.ways
+    stray = WalkWays(
+        way_id=np.append(w.way_id, 999_999_999),
+        highway=np.append(w.highway, "footway").astype(object),
+        offsets=np.append(w.offsets, w.offsets[-1] + 2),
+        node_id=np.append(w.node_id, [w.node_id[0], 888_888_888]),
+        lon=np.append(w.lon, [w.lon[0], far_lon]),
+        lat=np.append(w.lat, [w.lat[0], far_lat]),
+    )
+    with caplog.at_level("WARNING", logger="coverage.network"):
+        net = network_from_ways(dataclasses.replace(grid_extract, ways=stray))
+    assert net.crs == base.crs
+    assert net.n_nodes == base.n_nodes
+    assert net.n_edges == base.n_edges
+    assert np.allclose(np.sort(net.edge_length_m), np.sort(base.edge_length_m), atol=1e-9)
+    assert "999999999" in caplog.text
+
+
+def test_utm_zone_from_median_not_bounds() -> None:
+    """Nine nodes at Chengdu (zone 48N) and one at (0, 0): the median keeps zone 48N."""
+    from coverage.network import _utm_crs
+
+    lon = np.array([104.06] * 9 + [0.0])
+    lat = np.array([30.66] * 9 + [0.0])
+    assert _utm_crs(lon, lat).to_epsg() == 32648
+
+
+def test_population_of_1e308_refused(grid_net: Any, grid_extract: Any) -> None:
+    """Two points of 1e308 residents sum to inf: refused with one clear line, not a JSON crash."""
+    from coverage.demand import demand_units
+
+    gdf = gpd.GeoDataFrame(
+        {"population": [1e308, 1e308]},
+        geometry=gpd.points_from_xy([IN_LON, IN_LON + 0.001], [IN_LAT, IN_LAT]),
+        crs="EPSG:4326",
+    )
+    with refused(InputError, "per polygon, point or pixel"):
+        demand_units(grid_extract, grid_net, population=gdf)
+
+
 # --------------------------------------------------------------------------------------------
 # User files (coverage.userfiles.read_points / read_polygons)
 

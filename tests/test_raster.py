@@ -130,3 +130,60 @@ def test_raster_errors(tmp_path: Path, haidian_net: WalkNetwork) -> None:
         population_from_raster(broken, haidian_net)
     with pytest.raises(InputError, match="not found"):
         population_from_raster(tmp_path / "missing.tif", haidian_net)
+
+
+def _write_float64(path: Path, n: int, transform: Affine, data: np.ndarray | None) -> None:
+    """An n x n float64 GeoTIFF (EPSG:4326); ``data=None`` writes only the tiled, sparse header."""
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=n,
+        height=n,
+        count=1,
+        dtype="float64",
+        crs="EPSG:4326",
+        transform=transform,
+        tiled=True,
+        compress="deflate",
+        sparse_ok=True,
+    ) as dst:
+        if data is not None:
+            dst.write(data, 1)
+
+
+def test_huge_raster_window_refused_before_reading(
+    tmp_path: Path, haidian_net: WalkNetwork
+) -> None:
+    """20,000 x 20,000 px over the extract (a few hundred kB of header): ResourceLimitError, no read."""
+    import time
+
+    from coverage.demand import BYTES_PER_RASTER_PIXEL
+    from coverage.errors import ResourceLimitError
+
+    lon0, lat0, lon1, lat1 = _lonlat_bounds(haidian_net)
+    n = 20_000
+    px = max(lon1 - lon0, lat1 - lat0) / n * 2
+    path = tmp_path / "huge.tif"
+    transform = from_origin(lon0 - n / 4 * px, lat1 + n / 4 * px, px, px)
+    _write_float64(path, n, transform, None)  # no block written: the file is a header
+    assert path.stat().st_size < 2_000_000
+    t0 = time.monotonic()
+    budget = 1_000_000_000
+    with pytest.raises(ResourceLimitError, match="pixels") as info:
+        population_from_raster(path, haidian_net, memory_budget_bytes=budget)
+    assert time.monotonic() - t0 < 10
+    assert f"{budget // BYTES_PER_RASTER_PIXEL:,}" in str(info.value)
+    with pytest.raises(ResourceLimitError):  # the default budget (this machine) too
+        population_from_raster(path, haidian_net)
+
+
+def test_raster_of_1e308_refused(tmp_path: Path, haidian_net: WalkNetwork) -> None:
+    """Pixels of 1e308 residents: the total would overflow to inf; one clear InputError."""
+    lon0, _, _, lat1 = _lonlat_bounds(haidian_net)
+    n = 50
+    data = np.full((n, n), 1e308)
+    path = tmp_path / "absurd.tif"
+    _write_float64(path, n, from_origin(lon0 - 0.01, lat1 + 0.01, 0.002, 0.002), data)
+    with pytest.raises(InputError, match="per polygon, point or pixel"):
+        population_from_raster(path, haidian_net)
