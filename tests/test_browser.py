@@ -410,8 +410,8 @@ def test_map_survives_every_walkthrough_action(app_url: str, browser: Any, tmp_p
     zh = visible_map(page, "05-back-to-chinese", tmp_path, errors)
     assert en["layers"] == zh["layers"] == added["layers"], (added, en, zh)
 
-    # the speed slider's thumb carries the widget label as aria-label (Streamlit 1.5x)
-    slider = page.locator("[aria-label='步行速度（公里/小时）']").first
+    # the speed slider is the sidebar's first slider (its thumb has the ARIA role)
+    slider = page.get_by_role("slider").first
     slider.focus()
     slider.press("ArrowRight")
     faster = visible_map(page, "06-speed-up", tmp_path, errors)
