@@ -39,7 +39,14 @@ from coverage import export, pipeline
 from coverage.assets import static_dir, use_local_assets
 from coverage.errors import InputError, PlannerError
 from coverage.i18n import LANG_NAMES, LANGS, t
-from coverage.inputs import DEFAULT_CITY, CityData, CityInputs, FileInput, load_city
+from coverage.inputs import (
+    DEFAULT_CITY,
+    CityData,
+    CityInputs,
+    FileInput,
+    centers_source_label,
+    load_city,
+)
 from coverage.maps import MapLayers, coverage_map
 from coverage.names import share_column, uncovered_column
 from coverage.netcache import DEFAULT_CACHE_DIR
@@ -799,7 +806,7 @@ def sidebar_data() -> None:
             st.caption(tr("data.limit", mb=mb))
         centers_src = st.radio(
             tr("data.centers"),
-            ["osm", "file"],
+            ["default", "osm", "file"],
             format_func=lambda v: tr(f"data.centers.{v}"),
             key="centers_src",
         )
@@ -812,7 +819,7 @@ def sidebar_data() -> None:
                 key="tags",
                 placeholder=tr("choose"),
             )
-        else:
+        elif centers_src == "file":
             centers_file = st.file_uploader(
                 tr("data.centers_file"),
                 key="centers_upload",
@@ -887,7 +894,7 @@ def handle_pending_upload() -> None:
             k: accept_upload(k, *req[k], language=lang()) if req.get(k) else None
             for k in ("centers", "population", "districts")
         }
-        ss["pending_spec"] = city_inputs(
+        spec = city_inputs(
             osm_path,
             center_tags=tuple(ss.get("tags") or DEFAULT_TAGS),
             centers=uploads["centers"],
@@ -897,6 +904,7 @@ def handle_pending_upload() -> None:
             districts=uploads["districts"],
             district_column=str(ss.get("dist_column") or "name"),
         )
+        ss["pending_spec"] = replace(spec, osm_centers=req.get("centers_src") == "osm")
         ss["pending_name"] = osm_name
     except Exception as exc:
         show_error(exc)
@@ -1082,6 +1090,7 @@ def city_caption(city: CityData) -> None:
             pop=float(city.demand["population"].sum()) if "population" in city.demand else 0.0,
         )
     )
+    st.caption(centers_source_label(city.centers_source, lang()))
     if "source" in city.centers and (city.centers["source"] == "osm").all():
         st.caption(tr("data.osm_hint", n=len(city.centers)))
 

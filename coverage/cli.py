@@ -245,7 +245,7 @@ def _input_options(p: argparse.ArgumentParser, *, batch: bool = False) -> None:
         "--centers",
         type=Path,
         metavar="FILE",
-        help="existing centers (CSV with lon/lat columns, GeoJSON, GeoPackage); default: centers tagged in OSM",
+        help="existing centers (CSV with lon/lat columns, GeoJSON, GeoPackage), or `osm` for the centers tagged in OSM; default: the embedded city's 91 street and community offices (GCJ-02, Vonng/adcode, CC BY 4.0), else the centers tagged in OSM",
     )
     g.add_argument(
         "--crs",
@@ -476,6 +476,14 @@ def _file(path: Path | None) -> FileInput | None:
     return None if path is None else FileInput(path)
 
 
+#: ``--centers osm``: the centers tagged in OSM (a file named ``osm`` is ``./osm``).
+CENTERS_OSM = "osm"
+
+
+def _centers_file(path: Path | None) -> FileInput | None:
+    return None if path is None or str(path) == CENTERS_OSM else FileInput(path)
+
+
 def run_from_args(args: argparse.Namespace) -> tuple[CityInputs, Scenario]:
     """Return the :class:`CityInputs` and :class:`Scenario` a command line asks for (every subcommand).
 
@@ -504,7 +512,8 @@ def run_from_args(args: argparse.Namespace) -> tuple[CityInputs, Scenario]:
     inputs = CityInputs(
         osm=args.osm or DEFAULT_CITY,
         crs=args.crs,
-        centers=_file(args.centers),
+        centers=_centers_file(args.centers),
+        osm_centers=args.centers is not None and str(args.centers) == CENTERS_OSM,
         center_columns=CenterColumns(
             lon=args.lon_column,
             lat=args.lat_column,

@@ -413,7 +413,7 @@ def summary_dict(
     -------
     dict
         ``schema_version``, ``input``, ``params``, ``network``, ``demand``,
-        ``centers``, ``coverage``, ``coverage_by_level`` and, when present,
+        ``centers``, ``centers_source``, ``coverage``, ``coverage_by_level`` and, when present,
         ``districts``, ``siting`` and ``closed_centers``.
     """
     net, audit, siting, centers = city.net, result.audit, result.siting, result.centers
@@ -444,6 +444,8 @@ def summary_dict(
             "population": float(audit.population_total),
         },
         "centers": {"count": len(audit.centers if centers is None else centers)},
+        # issue 14: where the stations come from (kind, file, attribution)
+        "centers_source": jsonable(dict(city.centers_source)) or None,
         "coverage": _coverage_block(audit),
         "coverage_by_level": _records(getattr(audit, "coverage_by_level", None)),
     }

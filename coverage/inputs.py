@@ -31,6 +31,7 @@ from coverage.centers import CenterColumns, centers_from_file, centers_from_osm
 from coverage.coords import CRS_NAMES
 from coverage.demand import PopulationFile, PopulationModel, demand_units
 from coverage.errors import InputError
+from coverage.i18n import t
 from coverage.netcache import DEFAULT_CACHE_DIR, walk_network
 from coverage.network import WalkNetwork
 from coverage.osm import DEFAULT_CENTER_TAGS, OsmExtract, check_osm_file, read_osm
@@ -43,6 +44,28 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 #: The embedded demo city (central Chengdu), used when no OSM file is given.
 DEFAULT_CITY = ROOT / "data" / "chengdu_central.osm.bz2"
+#: The real station sites of the embedded city: 22 street offices (街道办事处) and 69
+#: community committees (社区居委会) inside the extract, where street- and community-level
+#: 党群服务中心 are usually housed. GCJ-02 (Amap) coordinates. Source: github Vonng/adcode,
+#: commit b755d6e4 (NBS division codes, 2016 release; Amap geocoding), CC BY 4.0; see
+#: data/README.md.
+DEFAULT_STATIONS = ROOT / "data" / "chengdu_central_communities_gcj02.csv"
+#: Datum of :data:`DEFAULT_STATIONS` (whatever the run's ``crs``).
+DEFAULT_STATIONS_CRS = "gcj02"
+#: Columns of :data:`DEFAULT_STATIONS` (longitude/latitude ``经度``/``纬度`` are detected).
+DEFAULT_STATIONS_COLUMNS = CenterColumns(id="编码", name="名称", level="级别")
+#: Attribution the license of :data:`DEFAULT_STATIONS` asks for.
+DEFAULT_STATIONS_ATTRIBUTION = "Vonng/adcode, CC BY 4.0"
+#: Walking standard per level of the default stations, after GB 50180-2018 (城市居住区规划
+#: 设计标准): the facilities of its 15-minute life circle (十五分钟生活圈居住区, 800–1000 m
+#: on foot, 50,000–100,000 residents) include the street office (街道办事处) and a community
+#: service center; those of its 5-minute life circle (五分钟生活圈居住区, about 300 m,
+#: 5,000–12,000 residents) are the community services (社区服务设施, e.g. 社区服务站).
+#: The standard's distances are shorter than 15 and 5 minutes at 4.5 km/h (1,125 m and
+#: 375 m): it assumes a slower walk. ``--level-minutes`` overrides these.
+DEFAULT_LEVEL_MINUTES: Mapping[str, float] = {"street": 15.0, "community": 5.0}
+#: ``centers_source.kind`` values: the embedded stations, OSM tags, a user file.
+CENTERS_EMBEDDED, CENTERS_OSM, CENTERS_FILE = "embedded", "osm", "file"
 #: Name column of a district layer (:func:`districts_from_file`, :func:`districts_from_osm`).
 DISTRICT = "district"
 
@@ -116,7 +139,12 @@ class CityInputs:
         candidates, exclusions): ``wgs84`` (GPS, OSM), ``gcj02`` (Amap/高德,
         Tencent) or ``bd09`` (Baidu/百度).
     centers
-        Existing centers file; ``None`` takes centers tagged ``center_tags`` in OSM.
+        Existing centers file; ``None``: the embedded station list
+        (:data:`DEFAULT_STATIONS`) when ``osm`` is the embedded city, else the
+        centers tagged ``center_tags`` in OSM.
+    osm_centers
+        Take the centers tagged ``center_tags`` in OSM even for the embedded
+        city (the CLI's ``--centers osm``); ignored when ``centers`` is given.
     center_columns
         Column names of the centers file.
     center_tags
@@ -145,6 +173,7 @@ class CityInputs:
     osm: Path = DEFAULT_CITY
     crs: str = "wgs84"
     centers: FileInput | None = None
+    osm_centers: bool = False
     center_columns: CenterColumns = field(default_factory=CenterColumns)
     center_tags: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(DEFAULT_CENTER_TAGS)
@@ -196,6 +225,7 @@ class CityInputs:
             "osm_mtime_ns": stat.st_mtime_ns if stat else None,
             "crs": self.crs,
             "files": files,
+            "osm_centers": self.osm_centers,
             "center_columns": asdict(self.center_columns),
             "center_tags": {k: list(v) for k, v in sorted(self.center_tags.items())},
             "population_column": self.population_column,
@@ -346,6 +376,7 @@ class CityData:
     demand: gpd.GeoDataFrame
     extract: OsmExtract | None = None
     population_model: Mapping[str, Any] = field(default_factory=dict)
+    centers_source: Mapping[str, Any] = field(default_factory=dict)
     districts: gpd.GeoDataFrame | None = None
     candidates: gpd.GeoDataFrame | None = None
     exclusions: gpd.GeoDataFrame | None = None
@@ -398,8 +429,75 @@ def _districts(inputs: CityInputs) -> gpd.GeoDataFrame | None:
     )
 
 
+def uses_default_stations(inputs: CityInputs) -> bool:
+    """Whether ``inputs`` take the embedded station list (:data:`DEFAULT_STATIONS`).
+
+    True for the embedded city with no centers file and without ``osm_centers``.
+    """
+    if inputs.centers is not None or inputs.osm_centers:
+        return False
+    return inputs.osm.expanduser().resolve() == DEFAULT_CITY.resolve()
+
+
+def centers_source(inputs: CityInputs) -> dict[str, Any]:
+    """Where the centers of ``inputs`` come from (``summary.json`` ``centers_source``).
+
+    Returns
+    -------
+    dict
+        ``kind`` (``"embedded"``, ``"osm"`` or ``"file"``) and, by kind, ``file``,
+        ``crs``, ``attribution`` and ``level_minutes`` (embedded), ``tags`` (osm),
+        ``file`` and ``crs`` (file).
+    """
+    if uses_default_stations(inputs):
+        return {
+            "kind": CENTERS_EMBEDDED,
+            "file": DEFAULT_STATIONS.name,
+            "crs": DEFAULT_STATIONS_CRS,
+            "attribution": DEFAULT_STATIONS_ATTRIBUTION,
+            "level_minutes": dict(DEFAULT_LEVEL_MINUTES),
+        }
+    if inputs.centers is None:
+        return {"kind": CENTERS_OSM, "tags": {k: list(v) for k, v in inputs.center_tags.items()}}
+    return {"kind": CENTERS_FILE, "file": inputs.centers.name, "crs": inputs.crs}
+
+
+def centers_source_label(source: Mapping[str, Any] | None, lang: str = "zh") -> str:
+    """One line saying where the stations come from (report, app caption); ``""`` when unknown.
+
+    Parameters
+    ----------
+    source
+        A ``centers_source`` (:func:`centers_source`, ``summary.json``).
+    lang
+        ``"zh"`` or ``"en"``.
+    """
+    kind = (source or {}).get("kind")
+    if source is None or kind not in (CENTERS_EMBEDDED, CENTERS_OSM, CENTERS_FILE):
+        return ""
+    if kind == CENTERS_EMBEDDED:
+        levels = source.get("level_minutes") or {}
+        standard = ", ".join(f"{k} {float(v):g} min" for k, v in levels.items())
+        return t(
+            "centers_source.embedded",
+            lang,
+            attribution=source.get("attribution", ""),
+            standard=standard,
+        )
+    if kind == CENTERS_OSM:
+        tags = "; ".join(
+            f"{k}={'|'.join(str(x) for x in v)}" for k, v in (source.get("tags") or {}).items()
+        )
+        return t("centers_source.osm", lang, tags=tags)
+    return t("centers_source.file", lang, file=source.get("file", ""), crs=source.get("crs", ""))
+
+
 def _centers(inputs: CityInputs, extract: OsmExtract, net: WalkNetwork) -> gpd.GeoDataFrame:
     f = inputs.centers
+    if uses_default_stations(inputs):
+        return centers_from_file(
+            DEFAULT_STATIONS, net, crs=DEFAULT_STATIONS_CRS, columns=DEFAULT_STATIONS_COLUMNS
+        )
     if f is None:
         return centers_from_osm(extract, net)
     return centers_from_file(
@@ -485,6 +583,7 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
         demand=demand,
         extract=extract,
         population_model=model,
+        centers_source=centers_source(inputs),
         districts=None if districts is None else districts.to_crs(net.crs),
         candidates=_candidates(inputs, net),
         exclusions=_exclusions(inputs, net),
