@@ -925,6 +925,7 @@ def _write_batch_summary(
             "clip_buffer_m": params.buffer_m,
         },
         "centers_source": dict(city.centers_source) or None,
+        **({"census": dict(city.census)} if city.census is not None else {}),
         "districts": summary.to_dict(orient="records"),
     }
     files: dict[str, bytes] = {

@@ -279,6 +279,30 @@ def _input_options(p: argparse.ArgumentParser, *, batch: bool = False) -> None:
         metavar="NAME",
         help="population column (default: population; pop, 人口 ... are tried too)",
     )
+    # issue 14: census population per area, spread over the residential land
+    g.add_argument(
+        "--census",
+        type=Path,
+        metavar="FILE",
+        help="census polygons (街道 / 社区, in --crs) with counts, spread over the residential buildings and landuse inside each; replaces the OSM estimate",
+    )
+    g.add_argument(
+        "--census-column",
+        metavar="NAME",
+        help="census population column (default: population, 人口, 常住人口 ... detected)",
+    )
+    g.add_argument(
+        "--households-column",
+        metavar="NAME",
+        help="household column of --census, passed through (default: households / 户数 if present)",
+    )
+    g.add_argument(
+        "--census-group-columns",
+        type=lambda text: tuple(c.strip() for c in text.split(",") if c.strip()),
+        default=(),
+        metavar="A,B",
+        help="columns of --census passed through to the summary's census section (e.g. 街道)",
+    )
     g.add_argument(
         "--max-memory-gb",
         type=float,
@@ -523,6 +547,10 @@ def run_from_args(args: argparse.Namespace) -> tuple[CityInputs, Scenario]:
         ),
         population=_file(args.population),
         population_column=args.population_column,
+        census=_file(args.census),
+        census_column=args.census_column,
+        census_households_column=args.households_column,
+        census_group_columns=args.census_group_columns,
         districts=_file(getattr(args, "districts", None)),
         district_name_column=getattr(args, "district_name_column", "name"),
         admin_level=getattr(args, "admin_level", None),

@@ -414,7 +414,7 @@ def summary_dict(
     dict
         ``schema_version``, ``input``, ``params``, ``network``, ``demand``,
         ``centers``, ``centers_source``, ``coverage``, ``coverage_by_level`` and, when present,
-        ``districts``, ``siting`` and ``closed_centers``.
+        ``districts``, ``census``, ``siting`` and ``closed_centers``.
     """
     net, audit, siting, centers = city.net, result.audit, result.siting, result.centers
     population_model, districts = city.population_model, result.districts
@@ -451,6 +451,8 @@ def summary_dict(
     }
     if districts is not None:
         doc["districts"] = _records(districts)
+    if city.census is not None:  # issue 14: census areas placed / unplaced
+        doc["census"] = jsonable(dict(city.census))
     if siting is not None:
         doc["siting"] = siting_block(siting)
     if extra:

@@ -27,6 +27,7 @@ from typing import Any
 import geopandas as gpd
 import shapely
 
+from coverage.census import CensusFile, census_demand
 from coverage.centers import CenterColumns, centers_from_file, centers_from_osm
 from coverage.coords import CRS_NAMES
 from coverage.demand import PopulationFile, PopulationModel, demand_units
@@ -153,6 +154,16 @@ class CityInputs:
         Population polygons, points or a GeoTIFF raster replacing the OSM estimate.
     population_column
         Population column of a polygon or point file.
+    census
+        Census polygons with counts per area (街道 / 社区), spread over the
+        residential land inside each area (:mod:`coverage.census`); replaces
+        the OSM estimate. Not together with ``population``.
+    census_column
+        Census population column (``None``: ``population`` / ``人口`` / ``常住人口`` …).
+    census_households_column
+        Household column of the census file (``None``: ``households`` / ``户数`` if present).
+    census_group_columns
+        Census columns passed through to the ``census`` report (e.g. ``街道``).
     districts
         District polygons (audited per district; the batch's districts).
     district_name_column
@@ -180,6 +191,10 @@ class CityInputs:
     )
     population: FileInput | None = None
     population_column: str = "population"
+    census: FileInput | None = None
+    census_column: str | None = None
+    census_households_column: str | None = None
+    census_group_columns: tuple[str, ...] = ()
     districts: FileInput | None = None
     district_name_column: str = "name"
     admin_level: str | None = None
@@ -196,8 +211,14 @@ class CityInputs:
             msg = f"`crs` must be one of {', '.join(CRS_NAMES)}; got {self.crs!r}. Use 'gcj02' for Amap/高德 or Tencent coordinates, 'bd09' for Baidu/百度, 'wgs84' for GPS or OpenStreetMap."
             raise InputError(msg)
         object.__setattr__(self, "crs", crs)
-        for name in ("centers", "population", "districts", "candidates", "exclusions"):
+        for name in ("centers", "population", "census", "districts", "candidates", "exclusions"):
             object.__setattr__(self, name, FileInput.of(getattr(self, name)))
+        if self.population is not None and self.census is not None:
+            msg = "Give either a population file (`--population`) or a census file (`--census`), not both: each replaces the OSM estimate."
+            raise InputError(msg)
+        object.__setattr__(
+            self, "census_group_columns", tuple(str(c) for c in self.census_group_columns)
+        )
         tags = {str(k): tuple(str(v) for v in vals) for k, vals in dict(self.center_tags).items()}
         object.__setattr__(self, "center_tags", tags)
         if self.cache_dir is not None:
@@ -214,6 +235,7 @@ class CityInputs:
             for name, f in (
                 ("centers", self.centers),
                 ("population", self.population),
+                ("census", self.census),
                 ("districts", self.districts),
                 ("candidates", self.candidates),
                 ("exclusions", self.exclusions),
@@ -229,6 +251,11 @@ class CityInputs:
             "center_columns": asdict(self.center_columns),
             "center_tags": {k: list(v) for k, v in sorted(self.center_tags.items())},
             "population_column": self.population_column,
+            "census_columns": [
+                self.census_column,
+                self.census_households_column,
+                list(self.census_group_columns),
+            ],
             "district_name_column": self.district_name_column,
             "admin_level": self.admin_level,
             "cache_dir": None if self.cache_dir is None else str(self.cache_dir),
@@ -377,6 +404,7 @@ class CityData:
     extract: OsmExtract | None = None
     population_model: Mapping[str, Any] = field(default_factory=dict)
     centers_source: Mapping[str, Any] = field(default_factory=dict)
+    census: Mapping[str, Any] | None = None
     districts: gpd.GeoDataFrame | None = None
     candidates: gpd.GeoDataFrame | None = None
     exclusions: gpd.GeoDataFrame | None = None
@@ -396,6 +424,8 @@ def check_inputs(inputs: CityInputs) -> None:
     check_osm_file(inputs.osm)
     if inputs.population is not None:
         inputs.population.check("Population file")
+    if inputs.census is not None:
+        inputs.census.check("Census file")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # load_city reports them once
         if inputs.centers is not None:
@@ -505,6 +535,22 @@ def _centers(inputs: CityInputs, extract: OsmExtract, net: WalkNetwork) -> gpd.G
     )
 
 
+def _census(
+    inputs: CityInputs, extract: OsmExtract, net: WalkNetwork, f: FileInput
+) -> tuple[gpd.GeoDataFrame, dict[str, Any], dict[str, Any]]:
+    spec = CensusFile(
+        f.source,
+        filename=f.name,
+        column=inputs.census_column,
+        households_column=inputs.census_households_column,
+        group_columns=inputs.census_group_columns,
+        crs=inputs.crs,
+    )
+    result = census_demand(extract, net, spec)
+    model = {"source": "census", "file": f.name, "column": result.report["column"]}
+    return result.demand, model, result.report
+
+
 def _demand(
     inputs: CityInputs, extract: OsmExtract, net: WalkNetwork
 ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
@@ -552,8 +598,9 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
     -------
     CityData
         The network, the snapped ``centers`` and ``demand``, ``population_model``
-        (``source`` ``"osm"`` with the model's figures, or ``"file"`` with
-        ``file`` and ``column``), and ``districts`` (``district``, geometry),
+        (``source`` ``"osm"`` with the model's figures, ``"file"`` or
+        ``"census"`` with ``file`` and ``column``), ``centers_source``
+        (:func:`centers_source`), ``census`` (the census report, with a census file), and ``districts`` (``district``, geometry),
         ``candidates``, ``exclusions`` in ``net.crs`` when given.
     """
     districts = _districts(inputs)  # a bad districts file fails before the slow steps
@@ -572,7 +619,11 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
     centers = _centers(inputs, extract, net)
     if progress:
         progress(0.85, "estimating residents")
-    demand, model = _demand(inputs, extract, net)
+    census = None
+    if inputs.census is not None:
+        demand, model, census = _census(inputs, extract, net, inputs.census)
+    else:
+        demand, model = _demand(inputs, extract, net)
     if districts is None and inputs.admin_level is not None:
         districts = districts_from_osm(extract, admin_level=inputs.admin_level)
     city = CityData(
@@ -584,6 +635,7 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
         extract=extract,
         population_model=model,
         centers_source=centers_source(inputs),
+        census=census,
         districts=None if districts is None else districts.to_crs(net.crs),
         candidates=_candidates(inputs, net),
         exclusions=_exclusions(inputs, net),
