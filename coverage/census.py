@@ -141,7 +141,7 @@ class _Areas:
 def _column(
     columns: list[str], wanted: str | None, aliases: tuple[str, ...], label: str, what: str
 ) -> str | None:
-    found = find_column(columns, wanted, aliases)
+    found = find_column(columns, wanted, aliases if wanted is None else ())
     if wanted is not None and found is None:
         msg = f"{label!r} has no {what} column {wanted!r}; its columns are: {', '.join(columns) or 'none'}."
         raise InputError(msg)
@@ -151,9 +151,9 @@ def _column(
 def _areas(gdf: gpd.GeoDataFrame, net: WalkNetwork, spec: CensusFile, label: str) -> _Areas:
     """Read counts, names and pass-through columns; project and check the polygons."""
     columns = [str(c) for c in gdf.columns if c != gdf.geometry.name]
-    pop_col = find_column(columns, spec.column, CENSUS_ALIASES)
+    pop_col = _column(columns, spec.column, CENSUS_ALIASES, label, "census population")
     if pop_col is None:
-        msg = f"{label!r} has no census population column {spec.column or 'population'!r} (also tried {', '.join(CENSUS_ALIASES)}); its columns are: {', '.join(columns) or 'none'}. Pass it with `--census-column`."
+        msg = f"{label!r} has no census population column (tried {', '.join(CENSUS_ALIASES)}); its columns are: {', '.join(columns) or 'none'}. Name it with `--census-column`."
         raise InputError(msg)
     counts = population_values(gdf[pop_col], label=label, column_name=pop_col)
     check_population_values(counts, label)
