@@ -164,7 +164,7 @@ def accept_upload(
             raise InputError(
                 t("app.upload.not_osm", language, name=name, suffixes=", ".join(OSM_SUFFIXES))
             )
-    elif kind in ("centers", "population", "districts"):
+    elif kind in ("centers", "population", "districts", "census"):
         if not lower.endswith(TABLE_SUFFIXES):
             raise InputError(t("app.upload.not_table", language, name=name))
     else:
@@ -832,6 +832,8 @@ def sidebar_data() -> None:
             )
         pop_file = st.file_uploader(tr("data.population"), key="pop_upload")
         st.text_input(tr("data.population_column"), value="population", key="pop_column")
+        census_file = st.file_uploader(tr("data.census"), key="census_upload")  # issue 14
+        st.text_input(tr("data.census_column"), value="", key="census_column")
         dist_file = st.file_uploader(tr("data.districts"), key="dist_upload")
         st.text_input(tr("data.district_column"), value="name", key="dist_column")
         if st.button(tr("data.load"), key="load_data", type="primary"):
@@ -847,6 +849,9 @@ def sidebar_data() -> None:
                 else None,
                 "districts": (dist_file.name, dist_file.getvalue())
                 if dist_file is not None
+                else None,
+                "census": (census_file.name, census_file.getvalue())
+                if census_file is not None
                 else None,
             }
 
@@ -904,7 +909,15 @@ def handle_pending_upload() -> None:
             districts=uploads["districts"],
             district_column=str(ss.get("dist_column") or "name"),
         )
-        ss["pending_spec"] = replace(spec, osm_centers=req.get("centers_src") == "osm")
+        census = (
+            accept_upload("census", *req["census"], language=lang()) if req.get("census") else None
+        )
+        ss["pending_spec"] = replace(
+            spec,
+            osm_centers=req.get("centers_src") == "osm",
+            census=None if census is None else FileInput(census.data, census.name),
+            census_column=str(ss.get("census_column") or "").strip() or None,
+        )
         ss["pending_name"] = osm_name
     except Exception as exc:
         show_error(exc)

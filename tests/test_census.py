@@ -29,7 +29,7 @@ from coverage.census import (
     CensusFile,
     census_demand,
 )
-from coverage.coords import to_wgs84, wgs84_to_gcj02
+from coverage.coords import to_wgs84, wgs84_to_bd09, wgs84_to_gcj02
 from coverage.demand import COLUMNS, PopulationModel
 from coverage.errors import InputError
 from coverage.inputs import CityInputs, FileInput
@@ -341,3 +341,51 @@ def test_cli_audit_with_census(cache_dir: Path, tmp_path: Path) -> None:
     # Coverage shares are of the census total.
     for block in doc["coverage"].values():
         assert block["share"] == pytest.approx(block["population_covered"] / total, rel=1e-9)
+
+
+def _converted(gdf: gpd.GeoDataFrame, fn: Any) -> gpd.GeoDataFrame:
+    return gdf.set_geometry(
+        shapely.transform(
+            np.asarray(gdf.geometry.values, dtype=object),
+            lambda c: np.column_stack(fn(c[:, 0], c[:, 1])),
+        )
+    )
+
+
+@pytest.mark.slow
+def test_batch_bd09_districts_and_census_equal_the_converted_wgs84_run(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    """``batch --crs bd09`` (districts and census in BD-09) = the same files converted to WGS-84."""
+    wgs = gpd.read_file(QUADRANTS)
+    districts = wgs.iloc[:4][["名称", "geometry"]].rename(columns={"名称": "name"})
+    bd_census = _converted(wgs, wgs84_to_bd09)
+    bd_districts = _converted(districts, wgs84_to_bd09)
+    files = {
+        "bd09": (bd_census, bd_districts),
+        "wgs84": (  # converted back here, independently of the readers
+            _converted(bd_census, lambda x, y: to_wgs84(x, y, "bd09")),
+            _converted(bd_districts, lambda x, y: to_wgs84(x, y, "bd09")),
+        ),
+    }
+    tables = {}
+    for crs, (census, dist) in files.items():
+        census.to_file(tmp_path / f"census_{crs}.geojson", driver="GeoJSON")
+        dist.to_file(tmp_path / f"districts_{crs}.geojson", driver="GeoJSON")
+        out = tmp_path / f"out_{crs}"
+        argv = ["batch", "--crs", crs, "--census", str(tmp_path / f"census_{crs}.geojson")]
+        argv += ["--districts", str(tmp_path / f"districts_{crs}.geojson")]
+        argv += ["--no-polygons", "--no-report", "--cache-dir", str(cache_dir), "--quiet"]
+        assert cli.main([*argv, "--out", str(out)]) == 0
+        tables[crs] = pd.read_csv(out / "summary.csv", encoding="utf-8-sig").set_index("district")
+        doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        assert doc["census"]["placed"] == pytest.approx(sum(COUNTS.values()), rel=1e-9)
+        assert doc["centers_source"]["kind"] == "embedded"  # the stations stay GCJ-02
+    bd, ref = tables["bd09"], tables["wgs84"]
+    assert set(bd.index) == set(COUNTS)
+    for name, count in COUNTS.items():
+        # Each district is its own census area: its residents are the area's count.
+        assert bd.loc[name, "population"] == pytest.approx(count, rel=1e-9)
+        for column in ("population", "share_5", "share_15", "demand_units", "centers"):
+            assert bd.loc[name, column] == pytest.approx(ref.loc[name, column], rel=1e-9, abs=1e-9)
+    assert (bd["status"] == "ok").all()
