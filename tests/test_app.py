@@ -437,7 +437,8 @@ def test_census_upload_replaces_the_osm_estimate(haidian_extract) -> None:  # ty
     at.run()
     assert_ok(at)
     spec = at.session_state["city_spec"]
-    assert spec.census is not None and spec.census.name == "普查.geojson"
+    assert spec.census is not None
+    assert spec.census.name == "普查.geojson"
     assert any("12,000" in c.value or "12000" in c.value for c in at.caption)
     # The OSM centers of a city that is not the embedded one: the caption says so.
     assert any("OpenStreetMap" in c.value for c in at.caption)

@@ -338,6 +338,7 @@ def test_default_audit_is_the_91_offices(cache_dir: Path, tmp_path: Path) -> Non
     assert source["kind"] == "embedded"
     assert source["attribution"] == "Vonng/adcode, CC BY 4.0"
     assert source["level_minutes"] == {"street": 15.0, "community": 5.0}
+    assert "Vonng/adcode, CC BY 4.0" in (out / "report.html").read_text(encoding="utf-8")
 
 
 def test_batch_synth_2x2(cache_dir: Path, tmp_path: Path) -> None:
