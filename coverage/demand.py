@@ -9,6 +9,10 @@ Sources, in order of preference:
    person (:class:`PopulationModel`).
 3. **Residential landuse** in OSM: area × residential density.
 
+Census counts per area (街道 / 社区) are spread over the units of 2 and 3 by
+:mod:`coverage.census`, which builds on the helpers here (:func:`osm_units`,
+:func:`finish_units`, the value checks and the cell split).
+
 Never counting twice
 --------------------
 Chinese OSM data often maps a compound (``landuse=residential``) and only some
@@ -781,7 +785,8 @@ def demand_units(
     -------
     geopandas.GeoDataFrame
         ``demand_id`` (unique str), ``population`` (float ≥ 0), ``kind``
-        (``"building"``, ``"landuse"``, ``"file"``, ``"raster"``), ``name``,
+        (``"building"``, ``"landuse"``, ``"file"``, ``"raster"``; ``"census"`` comes
+        from :func:`coverage.census.census_demand`), ``name``,
         ``geometry`` (Polygon pieces no larger than a cell; Point for point
         files), ``snap_edge``, ``snap_offset_m``, ``snap_distance_m``;
         RangeIndex; CRS ``net.crs``. Units with zero population are left out.
