@@ -170,10 +170,8 @@ def _areas(gdf: gpd.GeoDataFrame, net: WalkNetwork, spec: CensusFile, label: str
         found = _column(columns, g, (), label, "group")
         keep[str(found)] = str(found)
     extra = pd.DataFrame(gdf[list(keep)]).rename(columns=keep).reset_index(drop=True)
-    if "households" in extra:
-        extra["households"] = population_values(
-            extra["households"], label=label, column_name=hh or ""
-        )
+    if "households" in extra:  # passed through, not used: a missing value stays missing
+        extra["households"] = pd.to_numeric(extra["households"], errors="coerce")
     geoms = valid_geometries(gdf.to_crs(net.crs).geometry.values)
     types = set(shapely.get_type_id(geoms).tolist())
     polygonal = {
@@ -202,6 +200,22 @@ def _pairs(
     inter = shapely.intersection(areas[a], pieces[p])
     ok = shapely.area(inter) > 1e-6
     return a[ok], p[ok], inter[ok]
+
+
+def _explode(
+    area: NDArray[np.intp], geoms: NDArray[np.object_], weights: Floats
+) -> tuple[NDArray[np.intp], NDArray[np.object_], Floats]:
+    """Single Polygons of ``geoms`` (an intersection may hold several, or slivers of lines), weights shared by area."""
+    parts, idx = shapely.get_parts(geoms, return_index=True)
+    keep = (shapely.get_type_id(parts) == shapely.GeometryType.POLYGON) & (
+        shapely.area(parts) > 1e-6
+    )
+    parts, idx = parts[keep], idx[keep]
+    whole = np.bincount(idx, weights=shapely.area(parts), minlength=geoms.size)
+    share = np.divide(
+        shapely.area(parts), whole[idx], out=np.zeros(parts.size), where=whole[idx] > 0
+    )
+    return area[idx], parts, weights[idx] * share
 
 
 def _street_pieces(
@@ -252,7 +266,7 @@ def _spread(
     share = np.divide(
         shapely.area(inter), piece_area, out=np.zeros(inter.size), where=piece_area > 0
     )
-    w = weights[p] * share
+    a, inter, w = _explode(a, inter, weights[p] * share)
     # The pieces kept are those the demand contract keeps (representative point in the extent).
     ok = (w > 0) & inside_extent(inter, net, margin_m) if inter.size else np.zeros(0, dtype=bool)
     a, inter, w = a[ok], inter[ok], w[ok]

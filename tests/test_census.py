@@ -259,6 +259,7 @@ def test_quadrant_totals_are_kept_and_passed_through(quadrants: Any) -> None:
     assert rows["西南"]["区县"] == "青羊区"
     assert rows["西南"]["households"] == 161538.0
     assert all(rows[n]["method"] == BY_RESIDENTIAL for n in COUNTS)
+    assert set(quadrants.demand.geom_type) == {"Polygon"}
 
 
 def test_quadrant_demand_lies_in_residential_features(
