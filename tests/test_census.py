@@ -390,3 +390,12 @@ def test_batch_bd09_districts_and_census_equal_the_converted_wgs84_run(
         for column in ("population", "share_5", "share_15", "demand_units", "centers"):
             assert bd.loc[name, column] == pytest.approx(ref.loc[name, column], rel=1e-9, abs=1e-9)
     assert (bd["status"] == "ok").all()
+
+
+def test_cli_refuses_census_with_population(tmp_path: Path, capsys: Any) -> None:
+    argv = ["audit", "--census", str(QUADRANTS), "--population", str(QUADRANTS)]
+    assert cli.main([*argv, "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "not both" in err[0]
+    assert not (tmp_path / "o").exists()
