@@ -148,8 +148,8 @@ def _column(
     return found
 
 
-def _areas(gdf: gpd.GeoDataFrame, net: WalkNetwork, spec: CensusFile, label: str) -> _Areas:
-    """Read counts, names and pass-through columns; project and check the polygons."""
+def _areas(gdf: gpd.GeoDataFrame, crs: str, spec: CensusFile, label: str) -> _Areas:
+    """Read counts, names and pass-through columns; project to ``crs`` and check the polygons."""
     columns = [str(c) for c in gdf.columns if c != gdf.geometry.name]
     pop_col = _column(columns, spec.column, CENSUS_ALIASES, label, "census population")
     if pop_col is None:
@@ -172,7 +172,7 @@ def _areas(gdf: gpd.GeoDataFrame, net: WalkNetwork, spec: CensusFile, label: str
     extra = pd.DataFrame(gdf[list(keep)]).rename(columns=keep).reset_index(drop=True)
     if "households" in extra:  # passed through, not used: a missing value stays missing
         extra["households"] = pd.to_numeric(extra["households"], errors="coerce")
-    geoms = valid_geometries(gdf.to_crs(net.crs).geometry.values)
+    geoms = valid_geometries(gdf.to_crs(crs).geometry.values)
     types = set(shapely.get_type_id(geoms).tolist())
     polygonal = {
         int(shapely.GeometryType.POLYGON),
@@ -349,6 +349,30 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _read(census: CensusFile) -> tuple[gpd.GeoDataFrame, str]:
+    """Return the census features in EPSG:4326 (converted from ``census.crs``) and a label."""
+    src = census.source
+    if isinstance(src, gpd.GeoDataFrame):
+        if src.crs is None:
+            msg = "The census GeoDataFrame has no CRS; set it (`gdf.set_crs('EPSG:4326')`)."
+            raise InputError(msg)
+        return src, str(census.filename or "census data")
+    gdf = read_features(src, filename=census.filename, crs=census.crs)
+    return gdf, str(census.filename or getattr(src, "name", "census file"))
+
+
+def check_census(census: CensusFile) -> None:
+    """Read a census file and check its columns, counts and polygons, before any slow step.
+
+    Raises
+    ------
+    InputError
+        As :func:`census_demand` does for the file itself (no network is needed).
+    """
+    gdf, label = _read(census)
+    _areas(gdf, "EPSG:4326", census, label)
+
+
 def census_demand(
     extract: OsmExtract,
     net: WalkNetwork,
@@ -387,16 +411,8 @@ def census_demand(
         polygons, or no area placed at all.
     """
     model = PopulationModel() if model is None else model
-    src = census.source
-    if isinstance(src, gpd.GeoDataFrame):
-        if src.crs is None:
-            msg = "The census GeoDataFrame has no CRS; set it (`gdf.set_crs('EPSG:4326')`)."
-            raise InputError(msg)
-        gdf, label = src, str(census.filename or "census data")
-    else:
-        gdf = read_features(src, filename=census.filename, crs=census.crs)
-        label = str(census.filename or getattr(src, "name", "census file"))
-    areas = _areas(gdf, net, census, str(label))
+    gdf, label = _read(census)
+    areas = _areas(gdf, str(net.crs), census, label)
     placed, methods, placed_count, inside_share = _spread(
         areas, extract, net, model, extent_margin_m
     )

@@ -27,7 +27,7 @@ from typing import Any
 import geopandas as gpd
 import shapely
 
-from coverage.census import CensusFile, census_demand
+from coverage.census import CensusFile, census_demand, check_census
 from coverage.centers import CenterColumns, centers_from_file, centers_from_osm
 from coverage.coords import CRS_NAMES
 from coverage.demand import PopulationFile, PopulationModel, demand_units
@@ -424,10 +424,11 @@ def check_inputs(inputs: CityInputs) -> None:
     check_osm_file(inputs.osm)
     if inputs.population is not None:
         inputs.population.check("Population file")
-    if inputs.census is not None:
-        inputs.census.check("Census file")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # load_city reports them once
+        if inputs.census is not None:
+            inputs.census.check("Census file")
+            check_census(_census_spec(inputs, inputs.census))
         if inputs.centers is not None:
             inputs.centers.check("Centers file")
             read_points(
@@ -535,10 +536,8 @@ def _centers(inputs: CityInputs, extract: OsmExtract, net: WalkNetwork) -> gpd.G
     )
 
 
-def _census(
-    inputs: CityInputs, extract: OsmExtract, net: WalkNetwork, f: FileInput
-) -> tuple[gpd.GeoDataFrame, dict[str, Any], dict[str, Any]]:
-    spec = CensusFile(
+def _census_spec(inputs: CityInputs, f: FileInput) -> CensusFile:
+    return CensusFile(
         f.source,
         filename=f.name,
         column=inputs.census_column,
@@ -546,7 +545,12 @@ def _census(
         group_columns=inputs.census_group_columns,
         crs=inputs.crs,
     )
-    result = census_demand(extract, net, spec)
+
+
+def _census(
+    inputs: CityInputs, extract: OsmExtract, net: WalkNetwork, f: FileInput
+) -> tuple[gpd.GeoDataFrame, dict[str, Any], dict[str, Any]]:
+    result = census_demand(extract, net, _census_spec(inputs, f))
     model = {"source": "census", "file": f.name, "column": result.report["column"]}
     return result.demand, model, result.report
 

@@ -399,3 +399,16 @@ def test_cli_refuses_census_with_population(tmp_path: Path, capsys: Any) -> None
     assert len(err) == 1
     assert "not both" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_bad_census_column_fails_before_the_slow_steps(tmp_path: Path, capsys: Any) -> None:
+    """The census file is checked with the other inputs, before the OSM file is read."""
+    from coverage.inputs import check_inputs
+
+    inputs = CityInputs(census=FileInput(QUADRANTS), census_column="人口2020", cache_dir=None)
+    with pytest.raises(InputError, match="no census population column '人口2020'"):
+        check_inputs(inputs)
+    argv = ["audit", "--census", str(QUADRANTS), "--census-column", "人口2020"]
+    assert cli.main([*argv, "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o")]) == 2
+    assert "人口2020" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()  # the network was never built
