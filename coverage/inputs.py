@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import geopandas as gpd
@@ -64,7 +65,7 @@ DEFAULT_STATIONS_ATTRIBUTION = "Vonng/adcode, CC BY 4.0"
 #: 5,000–12,000 residents) are the community services (社区服务设施, e.g. 社区服务站).
 #: The standard's distances are shorter than 15 and 5 minutes at 4.5 km/h (1,125 m and
 #: 375 m): it assumes a slower walk. ``--level-minutes`` overrides these.
-DEFAULT_LEVEL_MINUTES: Mapping[str, float] = {"street": 15.0, "community": 5.0}
+DEFAULT_LEVEL_MINUTES: Mapping[str, float] = MappingProxyType({"street": 15.0, "community": 5.0})
 #: ``centers_source.kind`` values: the embedded stations, OSM tags, a user file.
 CENTERS_EMBEDDED, CENTERS_OSM, CENTERS_FILE = "embedded", "osm", "file"
 #: Name column of a district layer (:func:`districts_from_file`, :func:`districts_from_osm`).
