@@ -317,6 +317,9 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "zh": "站点：内置的街道办事处和社区居委会位置（{attribution}；GCJ-02 坐标；标准 {standard}）",
         "en": "Stations: the embedded street offices and community committees ({attribution}; GCJ-02 coordinates; standard {standard})",
     },
+    "centers_source.level.street": {"zh": "街道", "en": "street"},
+    "centers_source.level.community": {"zh": "社区", "en": "community"},
+    "centers_source.standard": {"zh": "{level} {minutes:g} 分钟", "en": "{level} {minutes:g} min"},
     "centers_source.osm": {
         "zh": "站点：OpenStreetMap 中按标签识别的中心（{tags}）",
         "en": "Stations: centers tagged in OpenStreetMap ({tags})",

@@ -33,7 +33,7 @@ from coverage.centers import CenterColumns, centers_from_file, centers_from_osm
 from coverage.coords import CRS_NAMES
 from coverage.demand import PopulationFile, PopulationModel, demand_units
 from coverage.errors import InputError
-from coverage.i18n import t
+from coverage.i18n import MESSAGES, t
 from coverage.netcache import DEFAULT_CACHE_DIR, walk_network
 from coverage.network import WalkNetwork
 from coverage.osm import DEFAULT_CENTER_TAGS, OsmExtract, check_osm_file, read_osm
@@ -509,7 +509,10 @@ def centers_source_label(source: Mapping[str, Any] | None, lang: str = "zh") -> 
         return ""
     if kind == CENTERS_EMBEDDED:
         levels = source.get("level_minutes") or {}
-        standard = ", ".join(f"{k} {float(v):g} min" for k, v in levels.items())
+        standard = ("，" if lang == "zh" else ", ").join(
+            t("centers_source.standard", lang, level=_level_label(str(k), lang), minutes=float(v))
+            for k, v in levels.items()
+        )
         return t(
             "centers_source.embedded",
             lang,
@@ -522,6 +525,11 @@ def centers_source_label(source: Mapping[str, Any] | None, lang: str = "zh") -> 
         )
         return t("centers_source.osm", lang, tags=tags)
     return t("centers_source.file", lang, file=source.get("file", ""), crs=source.get("crs", ""))
+
+
+def _level_label(level: str, lang: str) -> str:
+    key = f"centers_source.level.{level}"
+    return t(key, lang) if key in MESSAGES else level
 
 
 def _centers(inputs: CityInputs, extract: OsmExtract, net: WalkNetwork) -> gpd.GeoDataFrame:
