@@ -39,7 +39,14 @@ from coverage import export, pipeline
 from coverage.assets import static_dir, use_local_assets
 from coverage.errors import InputError, PlannerError
 from coverage.i18n import LANG_NAMES, LANGS, t
-from coverage.inputs import DEFAULT_CITY, CityData, CityInputs, FileInput, load_city
+from coverage.inputs import (
+    DEFAULT_CITY,
+    CityData,
+    CityInputs,
+    FileInput,
+    centers_source_label,
+    load_city,
+)
 from coverage.maps import MapLayers, coverage_map
 from coverage.names import share_column, uncovered_column
 from coverage.netcache import DEFAULT_CACHE_DIR
@@ -157,7 +164,7 @@ def accept_upload(
             raise InputError(
                 t("app.upload.not_osm", language, name=name, suffixes=", ".join(OSM_SUFFIXES))
             )
-    elif kind in ("centers", "population", "districts"):
+    elif kind in ("centers", "population", "districts", "census"):
         if not lower.endswith(TABLE_SUFFIXES):
             raise InputError(t("app.upload.not_table", language, name=name))
     else:
@@ -799,7 +806,7 @@ def sidebar_data() -> None:
             st.caption(tr("data.limit", mb=mb))
         centers_src = st.radio(
             tr("data.centers"),
-            ["osm", "file"],
+            ["default", "osm", "file"],
             format_func=lambda v: tr(f"data.centers.{v}"),
             key="centers_src",
         )
@@ -812,7 +819,7 @@ def sidebar_data() -> None:
                 key="tags",
                 placeholder=tr("choose"),
             )
-        else:
+        elif centers_src == "file":
             centers_file = st.file_uploader(
                 tr("data.centers_file"),
                 key="centers_upload",
@@ -825,6 +832,8 @@ def sidebar_data() -> None:
             )
         pop_file = st.file_uploader(tr("data.population"), key="pop_upload")
         st.text_input(tr("data.population_column"), value="population", key="pop_column")
+        census_file = st.file_uploader(tr("data.census"), key="census_upload")  # issue 14
+        st.text_input(tr("data.census_column"), value="", key="census_column")
         dist_file = st.file_uploader(tr("data.districts"), key="dist_upload")
         st.text_input(tr("data.district_column"), value="name", key="dist_column")
         if st.button(tr("data.load"), key="load_data", type="primary"):
@@ -840,6 +849,9 @@ def sidebar_data() -> None:
                 else None,
                 "districts": (dist_file.name, dist_file.getvalue())
                 if dist_file is not None
+                else None,
+                "census": (census_file.name, census_file.getvalue())
+                if census_file is not None
                 else None,
             }
 
@@ -887,7 +899,7 @@ def handle_pending_upload() -> None:
             k: accept_upload(k, *req[k], language=lang()) if req.get(k) else None
             for k in ("centers", "population", "districts")
         }
-        ss["pending_spec"] = city_inputs(
+        spec = city_inputs(
             osm_path,
             center_tags=tuple(ss.get("tags") or DEFAULT_TAGS),
             centers=uploads["centers"],
@@ -896,6 +908,15 @@ def handle_pending_upload() -> None:
             population_column=str(ss.get("pop_column") or "population"),
             districts=uploads["districts"],
             district_column=str(ss.get("dist_column") or "name"),
+        )
+        census = (
+            accept_upload("census", *req["census"], language=lang()) if req.get("census") else None
+        )
+        ss["pending_spec"] = replace(
+            spec,
+            osm_centers=req.get("centers_src") == "osm",
+            census=None if census is None else FileInput(census.data, census.name),
+            census_column=str(ss.get("census_column") or "").strip() or None,
         )
         ss["pending_name"] = osm_name
     except Exception as exc:
@@ -1082,6 +1103,7 @@ def city_caption(city: CityData) -> None:
             pop=float(city.demand["population"].sum()) if "population" in city.demand else 0.0,
         )
     )
+    st.caption(centers_source_label(city.centers_source, lang()))
     if "source" in city.centers and (city.centers["source"] == "osm").all():
         st.caption(tr("data.osm_hint", n=len(city.centers)))
 

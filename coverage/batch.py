@@ -256,6 +256,7 @@ class DistrictTask:
     source_sha256: str = ""
     population_model: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    centers_source: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -358,6 +359,7 @@ def clipped_city(
         centers=_remap(parts.centers, edge_map, near),
         demand=demand,
         population_model=dict(task.population_model),
+        centers_source=dict(task.centers_source),
         exclusions=parts.exclusions,
     )
     siting = task.params.scenario.siting
@@ -642,6 +644,7 @@ def _district_tasks(
                 source_sha256=city.source_sha256,
                 population_model=dict(city.population_model),
                 extra=extra,
+                centers_source=dict(city.centers_source),
             )
         )
     return tasks
@@ -921,6 +924,8 @@ def _write_batch_summary(
             "closed_centers": list(params.scenario.closed),
             "clip_buffer_m": params.buffer_m,
         },
+        "centers_source": dict(city.centers_source) or None,
+        **({"census": dict(city.census)} if city.census is not None else {}),
         "districts": summary.to_dict(orient="records"),
     }
     files: dict[str, bytes] = {

@@ -245,7 +245,7 @@ def _input_options(p: argparse.ArgumentParser, *, batch: bool = False) -> None:
         "--centers",
         type=Path,
         metavar="FILE",
-        help="existing centers (CSV with lon/lat columns, GeoJSON, GeoPackage); default: centers tagged in OSM",
+        help="existing centers (CSV with lon/lat columns, GeoJSON, GeoPackage), or `osm` for the centers tagged in OSM; default: the embedded city's 91 street and community offices (GCJ-02, Vonng/adcode, CC BY 4.0), else the centers tagged in OSM",
     )
     g.add_argument(
         "--crs",
@@ -278,6 +278,30 @@ def _input_options(p: argparse.ArgumentParser, *, batch: bool = False) -> None:
         default="population",
         metavar="NAME",
         help="population column (default: population; pop, 人口 ... are tried too)",
+    )
+    # issue 14: census population per area, spread over the residential land
+    g.add_argument(
+        "--census",
+        type=Path,
+        metavar="FILE",
+        help="census polygons (街道 / 社区, in --crs) with counts, spread over the residential buildings and landuse inside each; replaces the OSM estimate",
+    )
+    g.add_argument(
+        "--census-column",
+        metavar="NAME",
+        help="census population column (default: population, 人口, 常住人口 ... detected)",
+    )
+    g.add_argument(
+        "--households-column",
+        metavar="NAME",
+        help="household column of --census, passed through (default: households / 户数 if present)",
+    )
+    g.add_argument(
+        "--census-group-columns",
+        type=lambda text: tuple(c.strip() for c in text.split(",") if c.strip()),
+        default=(),
+        metavar="A,B",
+        help="columns of --census passed through to the summary's census section (e.g. 街道)",
     )
     g.add_argument(
         "--max-memory-gb",
@@ -476,6 +500,14 @@ def _file(path: Path | None) -> FileInput | None:
     return None if path is None else FileInput(path)
 
 
+#: ``--centers osm``: the centers tagged in OSM (a file named ``osm`` is ``./osm``).
+CENTERS_OSM = "osm"
+
+
+def _centers_file(path: Path | None) -> FileInput | None:
+    return None if path is None or str(path) == CENTERS_OSM else FileInput(path)
+
+
 def run_from_args(args: argparse.Namespace) -> tuple[CityInputs, Scenario]:
     """Return the :class:`CityInputs` and :class:`Scenario` a command line asks for (every subcommand).
 
@@ -504,7 +536,8 @@ def run_from_args(args: argparse.Namespace) -> tuple[CityInputs, Scenario]:
     inputs = CityInputs(
         osm=args.osm or DEFAULT_CITY,
         crs=args.crs,
-        centers=_file(args.centers),
+        centers=_centers_file(args.centers),
+        osm_centers=args.centers is not None and str(args.centers) == CENTERS_OSM,
         center_columns=CenterColumns(
             lon=args.lon_column,
             lat=args.lat_column,
@@ -514,6 +547,10 @@ def run_from_args(args: argparse.Namespace) -> tuple[CityInputs, Scenario]:
         ),
         population=_file(args.population),
         population_column=args.population_column,
+        census=_file(args.census),
+        census_column=args.census_column,
+        census_households_column=args.households_column,
+        census_group_columns=args.census_group_columns,
         districts=_file(getattr(args, "districts", None)),
         district_name_column=getattr(args, "district_name_column", "name"),
         admin_level=getattr(args, "admin_level", None),

@@ -9,6 +9,10 @@ Sources, in order of preference:
    person (:class:`PopulationModel`).
 3. **Residential landuse** in OSM: area × residential density.
 
+Census counts per area (街道 / 社区) are spread over the units of 2 and 3 by
+:mod:`coverage.census`, which builds on the helpers here (:func:`osm_units`,
+:func:`finish_units`, the value checks and the cell split).
+
 Never counting twice
 --------------------
 Chinese OSM data often maps a compound (``landuse=residential``) and only some
@@ -291,7 +295,7 @@ def _check_cell_count(count: int, cell_size_m: float, cell_limit: int | None) ->
         raise ResourceLimitError(msg)
 
 
-def _spread(
+def spread_by_area(
     parent: NDArray[np.intp],
     pieces: NDArray[np.object_],
     population: Floats,
@@ -312,7 +316,8 @@ def _spread(
     return np.asarray(population[parent] * share, dtype=np.float64)
 
 
-def _valid(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
+def valid_geometries(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
+    """Return ``geoms`` 2-D and valid (``make_valid`` where needed)."""
     geoms = shapely.force_2d(np.asarray(geoms, dtype=object))
     bad = ~shapely.is_valid(geoms)
     if bad.any():
@@ -339,12 +344,20 @@ def _disjoint(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
 # --- OSM estimate -----------------------------------------------------------------
 
 
-def _osm_units(extract: OsmExtract, net: WalkNetwork, model: PopulationModel) -> gpd.GeoDataFrame:
+def osm_units(extract: OsmExtract, net: WalkNetwork, model: PopulationModel) -> gpd.GeoDataFrame:
+    """Residential units estimated from OSM buildings and landuse (the module docstring's model).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The demand columns without the snap columns (``kind`` ``"building"`` or
+        ``"landuse"``), pieces no larger than a cell, in ``net.crs``; not snapped.
+    """
     res = extract.residential
     if len(res) == 0:
-        return _frame([], [], [], [], [], net.crs)
+        return demand_frame([], [], [], [], [], net.crs)
     res = res.to_crs(net.crs)
-    geoms = _valid(res.geometry.values)
+    geoms = valid_geometries(res.geometry.values)
     kind = res["kind"].astype(str).to_numpy()
     names = res["name"].to_numpy(dtype=object)
     osm_key = [f"{str(t)[:1]}{int(i)}" for t, i in zip(res["osm_type"], res["osm_id"], strict=True)]
@@ -389,13 +402,13 @@ def _osm_units(extract: OsmExtract, net: WalkNetwork, model: PopulationModel) ->
     unit_name = np.concatenate([names[is_b], names[is_l]])
     unit_key = np.concatenate([osm_key_arr[is_b], osm_key_arr[is_l]])
     parent, pieces = split_into_cells(unit_geom, model.cell_size_m)
-    pop = _spread(parent, pieces, unit_pop, unit_geom.size)
+    pop = spread_by_area(parent, pieces, unit_pop, unit_geom.size)
     prefix = np.where(unit_kind[parent] == "building", "b", "l")
-    ids = _piece_ids(prefix, unit_key[parent], parent)
-    return _frame(ids, pop, unit_kind[parent], unit_name[parent], pieces, net.crs)
+    ids = piece_ids(prefix, unit_key[parent], parent)
+    return demand_frame(ids, pop, unit_kind[parent], unit_name[parent], pieces, net.crs)
 
 
-def _piece_ids(prefix: NDArray[Any], key: NDArray[Any], parent: NDArray[np.intp]) -> list[str]:
+def piece_ids(prefix: NDArray[Any], key: NDArray[Any], parent: NDArray[np.intp]) -> list[str]:
     """``<prefix><key>-<n>`` with ``n`` counting the pieces of each parent (parent sorted)."""
     start = np.r_[True, parent[1:] != parent[:-1]] if parent.size else np.zeros(0, dtype=bool)
     group_start = np.maximum.accumulate(np.where(start, np.arange(parent.size), 0))
@@ -403,9 +416,10 @@ def _piece_ids(prefix: NDArray[Any], key: NDArray[Any], parent: NDArray[np.intp]
     return [f"{p}{k}-{n}" for p, k, n in zip(prefix, key, part, strict=True)]
 
 
-def _frame(
+def demand_frame(
     ids: Any, population: Any, kind: Any, name: Any, geoms: Any, crs: str
 ) -> gpd.GeoDataFrame:
+    """Return a demand frame (no snap columns) from its columns, in ``crs``."""
     names = np.empty(len(ids), dtype=object)
     names[:] = [
         None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v)
@@ -425,7 +439,8 @@ def _frame(
 # --- user files -----------------------------------------------------------------
 
 
-def _find(columns: list[str], wanted: str | None, aliases: tuple[str, ...]) -> str | None:
+def find_column(columns: list[str], wanted: str | None, aliases: tuple[str, ...]) -> str | None:
+    """Return the column ``wanted`` (exact, then case-insensitive), else the first alias found."""
     if wanted is not None and wanted in columns:
         return wanted
     lookup = {str(c).strip().lower(): c for c in columns}
@@ -445,16 +460,16 @@ def _file_units(
 ) -> gpd.GeoDataFrame:
     population_column, name_column = spec.column, spec.name_column
     columns = [str(c) for c in gdf.columns if c != gdf.geometry.name]
-    pop_col = _find(columns, population_column, POPULATION_ALIASES)
+    pop_col = find_column(columns, population_column, POPULATION_ALIASES)
     if pop_col is None:
         msg = f"{label!r} has no population column {population_column!r} (also tried {', '.join(POPULATION_ALIASES)}); its columns are: {', '.join(columns) or 'none'}. Pass `population_column`."
         raise InputError(msg)
-    values = _population_values(gdf[pop_col], label=label, column_name=pop_col)
+    values = population_values(gdf[pop_col], label=label, column_name=pop_col)
     check_population_values(values, label)
     name_col = (
-        _find(columns, name_column, NAME_ALIASES)
+        find_column(columns, name_column, NAME_ALIASES)
         if name_column is not None
-        else _find(columns, None, NAME_ALIASES)
+        else find_column(columns, None, NAME_ALIASES)
     )
     if name_column is not None and name_col is None:
         msg = f"{label!r} has no column {name_column!r}; its columns are: {', '.join(columns)}."
@@ -463,7 +478,7 @@ def _file_units(
         gdf[name_col].to_numpy(dtype=object) if name_col else np.full(len(gdf), None, dtype=object)
     )
     proj = gdf.to_crs(net.crs)
-    geoms = _valid(proj.geometry.values)
+    geoms = valid_geometries(proj.geometry.values)
     types = shapely.get_type_id(geoms)
     is_point = types == shapely.GeometryType.POINT
     is_poly = np.isin(
@@ -490,11 +505,9 @@ def _file_units(
     all_pop = np.concatenate([pop, values[pt_idx]])
     order = np.argsort(all_src, kind="stable")
     all_src, all_geom, all_pop = all_src[order], all_geom[order], all_pop[order]
-    ids = _piece_ids(
-        np.full(all_src.size, "f", dtype=object), (all_src + 1).astype(object), all_src
-    )
+    ids = piece_ids(np.full(all_src.size, "f", dtype=object), (all_src + 1).astype(object), all_src)
     kinds = np.full(all_src.size, "file", dtype=object)
-    return _frame(ids, all_pop, kinds, names[all_src], all_geom, net.crs)
+    return demand_frame(ids, all_pop, kinds, names[all_src], all_geom, net.crs)
 
 
 def _feature_rows(positions: NDArray[np.intp]) -> str:
@@ -503,7 +516,7 @@ def _feature_rows(positions: NDArray[np.intp]) -> str:
     return ", ".join(str(int(i) + 1) for i in positions[:10]) + more
 
 
-def _population_values(column: pd.Series, *, label: str, column_name: str = "") -> Floats:
+def population_values(column: pd.Series, *, label: str, column_name: str = "") -> Floats:
     """Return a file's population numbers, refusing booleans, text and absurd totals."""
     raw = column.to_numpy(dtype=object)
     is_bool = np.array([isinstance(v, (bool, np.bool_)) for v in raw], dtype=bool)
@@ -523,7 +536,7 @@ def _population_values(column: pd.Series, *, label: str, column_name: str = "") 
     return np.asarray(values, dtype=np.float64)
 
 
-def _warn_overlaps(geoms: NDArray[np.object_], label: str) -> None:
+def warn_overlaps(geoms: NDArray[np.object_], label: str) -> None:
     """Warn when population polygons overlap: their shared area is counted once per polygon."""
     if geoms.size < 2:
         return
@@ -549,7 +562,7 @@ def _warn_overlaps(geoms: NDArray[np.object_], label: str) -> None:
     )
 
 
-def _window(net: WalkNetwork, margin_m: float, cell_size_m: float) -> Window:
+def population_window(net: WalkNetwork, margin_m: float, cell_size_m: float) -> Window:
     """Return the network's extent plus ``margin_m``, widened by one cell on each side."""
     x0, y0, x1, y1 = net.extent_m(margin_m)
     return (x0 - cell_size_m, y0 - cell_size_m, x1 + cell_size_m, y1 + cell_size_m)
@@ -569,7 +582,7 @@ def _split_file_polygons(
     piece gets its share of the polygon's whole area, and the share outside is
     left out (as :func:`_within_extent` would leave out those cells).
     """
-    _warn_overlaps(geoms, label)
+    warn_overlaps(geoms, label)
     parent, pieces = split_into_cells(geoms, model.cell_size_m, window=window)
     bounds = shapely.bounds(geoms) if geoms.size else np.zeros((0, 4))
     clipped = (
@@ -579,7 +592,7 @@ def _split_file_polygons(
         | (bounds[:, 3] > window[3])
     )
     full_area = np.where(clipped, shapely.area(geoms), np.nan) if geoms.size else np.zeros(0)
-    pop = _spread(parent, pieces, values, geoms.size, full_area=full_area)
+    pop = spread_by_area(parent, pieces, values, geoms.size, full_area=full_area)
     kept = np.bincount(parent, weights=pop, minlength=geoms.size)
     lost = float((values - kept)[~clipped].sum())
     if lost > 1e-6 * max(float(values.sum()), 1.0):
@@ -715,7 +728,7 @@ def population_from_raster(
     y0 = t.f + (rows_i + r0) * t.e
     boxes = shapely.box(x0, y0, x0 + t.a, y0 + t.e)
     ids = [f"r{r + r0}_{c + c0}" for r, c in zip(rows_i, cols_i, strict=True)]
-    gdf = _frame(
+    gdf = demand_frame(
         ids,
         data[rows_i, cols_i],
         ["raster"] * rows_i.size,
@@ -772,7 +785,8 @@ def demand_units(
     -------
     geopandas.GeoDataFrame
         ``demand_id`` (unique str), ``population`` (float ≥ 0), ``kind``
-        (``"building"``, ``"landuse"``, ``"file"``, ``"raster"``), ``name``,
+        (``"building"``, ``"landuse"``, ``"file"``, ``"raster"``; ``"census"`` comes
+        from :func:`coverage.census.census_demand`), ``name``,
         ``geometry`` (Polygon pieces no larger than a cell; Point for point
         files), ``snap_edge``, ``snap_offset_m``, ``snap_distance_m``;
         RangeIndex; CRS ``net.crs``. Units with zero population are left out.
@@ -788,12 +802,12 @@ def demand_units(
         msg = f"`extent_margin_m` must be a finite distance ≥ 0 m; got {extent_margin_m!r}."
         raise InputError(msg)
     if population is None:
-        units = _osm_units(extract, net, model)
+        units = osm_units(extract, net, model)
         label = extract.path.name
-        return _finish(units, net, extent_margin_m, label)
+        return finish_units(units, net, extent_margin_m, label)
     spec = population if isinstance(population, PopulationFile) else PopulationFile(population)
     src = spec.source
-    window = _window(net, extent_margin_m, model.cell_size_m)
+    window = population_window(net, extent_margin_m, model.cell_size_m)
     if isinstance(src, gpd.GeoDataFrame):
         if src.crs is None:
             msg = "The population GeoDataFrame has no CRS; set it (`gdf.set_crs('EPSG:4326')`)."
@@ -807,15 +821,15 @@ def demand_units(
         gdf = read_features(src, filename=spec.filename, crs=spec.crs)
         label = spec.filename or (Path(src).name if isinstance(src, (str, Path)) else "upload")
         units = _file_units(gdf, net, model, spec=spec, label=label, window=window)
-    return _finish(units, net, extent_margin_m, label)
+    return finish_units(units, net, extent_margin_m, label)
 
 
-def _finish(
+def finish_units(
     units: gpd.GeoDataFrame, net: WalkNetwork, extent_margin_m: float, label: str
 ) -> gpd.GeoDataFrame:
     """Keep populated units within the extent, snap them, and give the demand contract."""
     units = units.loc[units[POPULATION].to_numpy() > 0]
-    units = _within_extent(units, net, extent_margin_m, label)
+    units = within_extent(units, net, extent_margin_m, label)
     if len(units) == 0:
         msg = f"No populated residential areas from {label!r} lie within the walking network. Provide a population file, or check that the OSM extract has landuse=residential or residential buildings."
         raise InputError(msg)
@@ -836,15 +850,23 @@ def _finish(
     return out
 
 
-def _within_extent(
-    units: gpd.GeoDataFrame, net: WalkNetwork, margin_m: float, label: str
-) -> gpd.GeoDataFrame:
-    if len(units) == 0:
-        return units
-    pts = shapely.point_on_surface(units.geometry.values)
+def inside_extent(
+    geoms: NDArray[np.object_], net: WalkNetwork, margin_m: float
+) -> NDArray[np.bool_]:
+    """Whether each geometry's representative point lies within the network's extent plus ``margin_m``."""
+    pts = shapely.point_on_surface(np.asarray(geoms, dtype=object))
     x, y = shapely.get_x(pts), shapely.get_y(pts)
     x0, y0, x1, y1 = net.extent_m(margin_m)
-    inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+    return np.asarray((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1), dtype=bool)
+
+
+def within_extent(
+    units: gpd.GeoDataFrame, net: WalkNetwork, margin_m: float, label: str
+) -> gpd.GeoDataFrame:
+    """Return the units whose representative point lies within the extent (:func:`inside_extent`), logging the others."""
+    if len(units) == 0:
+        return units
+    inside = inside_extent(units.geometry.values, net, margin_m)
     if not inside.all():
         logger.info(
             "%s: left out %d demand units (%.0f residents) outside the walking network's extent",

@@ -413,8 +413,8 @@ def summary_dict(
     -------
     dict
         ``schema_version``, ``input``, ``params``, ``network``, ``demand``,
-        ``centers``, ``coverage``, ``coverage_by_level`` and, when present,
-        ``districts``, ``siting`` and ``closed_centers``.
+        ``centers``, ``centers_source``, ``coverage``, ``coverage_by_level`` and, when present,
+        ``districts``, ``census``, ``siting`` and ``closed_centers``.
     """
     net, audit, siting, centers = city.net, result.audit, result.siting, result.centers
     population_model, districts = city.population_model, result.districts
@@ -444,11 +444,15 @@ def summary_dict(
             "population": float(audit.population_total),
         },
         "centers": {"count": len(audit.centers if centers is None else centers)},
+        # issue 14: where the stations come from (kind, file, attribution)
+        "centers_source": jsonable(dict(city.centers_source)) or None,
         "coverage": _coverage_block(audit),
         "coverage_by_level": _records(getattr(audit, "coverage_by_level", None)),
     }
     if districts is not None:
         doc["districts"] = _records(districts)
+    if city.census is not None:  # issue 14: census areas placed / unplaced
+        doc["census"] = jsonable(dict(city.census))
     if siting is not None:
         doc["siting"] = siting_block(siting)
     if extra:

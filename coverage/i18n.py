@@ -312,6 +312,31 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "table.sites_proposed": {"zh": "建议站点数", "en": "Sites proposed"},
     "table.stations_added": {"zh": "新增站点数", "en": "Stations added"},
     "table.stations_closed": {"zh": "关闭站点数", "en": "Stations closed"},
+    # --- issue 14: station source, census population ---
+    "centers_source.embedded": {
+        "zh": "站点：内置的街道办事处和社区居委会位置（{attribution}；GCJ-02 坐标；标准 {standard}）",
+        "en": "Stations: the embedded street offices and community committees ({attribution}; GCJ-02 coordinates; standard {standard})",
+    },
+    "centers_source.level.street": {"zh": "街道", "en": "street"},
+    "centers_source.level.community": {"zh": "社区", "en": "community"},
+    "centers_source.standard": {"zh": "{level} {minutes:g} 分钟", "en": "{level} {minutes:g} min"},
+    "centers_source.osm": {
+        "zh": "站点：OpenStreetMap 中按标签识别的中心（{tags}）",
+        "en": "Stations: centers tagged in OpenStreetMap ({tags})",
+    },
+    "centers_source.file": {
+        "zh": "站点：用户文件 {file}（坐标系 {crs}）",
+        "en": "Stations: user file {file} (coordinates {crs})",
+    },
+    "app.data.centers.default": {
+        "zh": "内置站点（街道、社区）",
+        "en": "Embedded stations (street, community)",
+    },
+    "app.data.census": {
+        "zh": "普查人口（可选，街道或社区的面，含人口字段）",
+        "en": "Census population (optional, street or community polygons with counts)",
+    },
+    "app.data.census_column": {"zh": "普查人口字段名", "en": "Census population column"},
 }
 
 

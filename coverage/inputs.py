@@ -22,15 +22,18 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import geopandas as gpd
 import shapely
 
+from coverage.census import CensusFile, census_demand, check_census
 from coverage.centers import CenterColumns, centers_from_file, centers_from_osm
 from coverage.coords import CRS_NAMES
 from coverage.demand import PopulationFile, PopulationModel, demand_units
 from coverage.errors import InputError
+from coverage.i18n import MESSAGES, t
 from coverage.netcache import DEFAULT_CACHE_DIR, walk_network
 from coverage.network import WalkNetwork
 from coverage.osm import DEFAULT_CENTER_TAGS, OsmExtract, check_osm_file, read_osm
@@ -43,6 +46,28 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 #: The embedded demo city (central Chengdu), used when no OSM file is given.
 DEFAULT_CITY = ROOT / "data" / "chengdu_central.osm.bz2"
+#: The real station sites of the embedded city: 22 street offices (街道办事处) and 69
+#: community committees (社区居委会) inside the extract, where street- and community-level
+#: 党群服务中心 are usually housed. GCJ-02 (Amap) coordinates. Source: github Vonng/adcode,
+#: commit b755d6e4 (NBS division codes, 2016 release; Amap geocoding), CC BY 4.0; see
+#: data/README.md.
+DEFAULT_STATIONS = ROOT / "data" / "chengdu_central_communities_gcj02.csv"
+#: Datum of :data:`DEFAULT_STATIONS` (whatever the run's ``crs``).
+DEFAULT_STATIONS_CRS = "gcj02"
+#: Columns of :data:`DEFAULT_STATIONS` (longitude/latitude ``经度``/``纬度`` are detected).
+DEFAULT_STATIONS_COLUMNS = CenterColumns(id="编码", name="名称", level="级别")
+#: Attribution the license of :data:`DEFAULT_STATIONS` asks for.
+DEFAULT_STATIONS_ATTRIBUTION = "Vonng/adcode, CC BY 4.0"
+#: Walking standard per level of the default stations, after GB 50180-2018 (城市居住区规划
+#: 设计标准): the facilities of its 15-minute life circle (十五分钟生活圈居住区, 800–1000 m
+#: on foot, 50,000–100,000 residents) include the street office (街道办事处) and a community
+#: service center; those of its 5-minute life circle (五分钟生活圈居住区, about 300 m,
+#: 5,000–12,000 residents) are the community services (社区服务设施, e.g. 社区服务站).
+#: The standard's distances are shorter than 15 and 5 minutes at 4.5 km/h (1,125 m and
+#: 375 m): it assumes a slower walk. ``--level-minutes`` overrides these.
+DEFAULT_LEVEL_MINUTES: Mapping[str, float] = MappingProxyType({"street": 15.0, "community": 5.0})
+#: ``centers_source.kind`` values: the embedded stations, OSM tags, a user file.
+CENTERS_EMBEDDED, CENTERS_OSM, CENTERS_FILE = "embedded", "osm", "file"
 #: Name column of a district layer (:func:`districts_from_file`, :func:`districts_from_osm`).
 DISTRICT = "district"
 
@@ -116,7 +141,12 @@ class CityInputs:
         candidates, exclusions): ``wgs84`` (GPS, OSM), ``gcj02`` (Amap/高德,
         Tencent) or ``bd09`` (Baidu/百度).
     centers
-        Existing centers file; ``None`` takes centers tagged ``center_tags`` in OSM.
+        Existing centers file; ``None``: the embedded station list
+        (:data:`DEFAULT_STATIONS`) when ``osm`` is the embedded city, else the
+        centers tagged ``center_tags`` in OSM.
+    osm_centers
+        Take the centers tagged ``center_tags`` in OSM even for the embedded
+        city (the CLI's ``--centers osm``); ignored when ``centers`` is given.
     center_columns
         Column names of the centers file.
     center_tags
@@ -125,6 +155,16 @@ class CityInputs:
         Population polygons, points or a GeoTIFF raster replacing the OSM estimate.
     population_column
         Population column of a polygon or point file.
+    census
+        Census polygons with counts per area (街道 / 社区), spread over the
+        residential land inside each area (:mod:`coverage.census`); replaces
+        the OSM estimate. Not together with ``population``.
+    census_column
+        Census population column (``None``: ``population`` / ``人口`` / ``常住人口`` …).
+    census_households_column
+        Household column of the census file (``None``: ``households`` / ``户数`` if present).
+    census_group_columns
+        Census columns passed through to the ``census`` report (e.g. ``街道``).
     districts
         District polygons (audited per district; the batch's districts).
     district_name_column
@@ -145,12 +185,17 @@ class CityInputs:
     osm: Path = DEFAULT_CITY
     crs: str = "wgs84"
     centers: FileInput | None = None
+    osm_centers: bool = False
     center_columns: CenterColumns = field(default_factory=CenterColumns)
     center_tags: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(DEFAULT_CENTER_TAGS)
     )
     population: FileInput | None = None
     population_column: str = "population"
+    census: FileInput | None = None
+    census_column: str | None = None
+    census_households_column: str | None = None
+    census_group_columns: tuple[str, ...] = ()
     districts: FileInput | None = None
     district_name_column: str = "name"
     admin_level: str | None = None
@@ -167,8 +212,14 @@ class CityInputs:
             msg = f"`crs` must be one of {', '.join(CRS_NAMES)}; got {self.crs!r}. Use 'gcj02' for Amap/高德 or Tencent coordinates, 'bd09' for Baidu/百度, 'wgs84' for GPS or OpenStreetMap."
             raise InputError(msg)
         object.__setattr__(self, "crs", crs)
-        for name in ("centers", "population", "districts", "candidates", "exclusions"):
+        for name in ("centers", "population", "census", "districts", "candidates", "exclusions"):
             object.__setattr__(self, name, FileInput.of(getattr(self, name)))
+        if self.population is not None and self.census is not None:
+            msg = "Give either a population file (`--population`) or a census file (`--census`), not both: each replaces the OSM estimate."
+            raise InputError(msg)
+        object.__setattr__(
+            self, "census_group_columns", tuple(str(c) for c in self.census_group_columns)
+        )
         tags = {str(k): tuple(str(v) for v in vals) for k, vals in dict(self.center_tags).items()}
         object.__setattr__(self, "center_tags", tags)
         if self.cache_dir is not None:
@@ -185,6 +236,7 @@ class CityInputs:
             for name, f in (
                 ("centers", self.centers),
                 ("population", self.population),
+                ("census", self.census),
                 ("districts", self.districts),
                 ("candidates", self.candidates),
                 ("exclusions", self.exclusions),
@@ -196,9 +248,15 @@ class CityInputs:
             "osm_mtime_ns": stat.st_mtime_ns if stat else None,
             "crs": self.crs,
             "files": files,
+            "osm_centers": self.osm_centers,
             "center_columns": asdict(self.center_columns),
             "center_tags": {k: list(v) for k, v in sorted(self.center_tags.items())},
             "population_column": self.population_column,
+            "census_columns": [
+                self.census_column,
+                self.census_households_column,
+                list(self.census_group_columns),
+            ],
             "district_name_column": self.district_name_column,
             "admin_level": self.admin_level,
             "cache_dir": None if self.cache_dir is None else str(self.cache_dir),
@@ -346,6 +404,8 @@ class CityData:
     demand: gpd.GeoDataFrame
     extract: OsmExtract | None = None
     population_model: Mapping[str, Any] = field(default_factory=dict)
+    centers_source: Mapping[str, Any] = field(default_factory=dict)
+    census: Mapping[str, Any] | None = None
     districts: gpd.GeoDataFrame | None = None
     candidates: gpd.GeoDataFrame | None = None
     exclusions: gpd.GeoDataFrame | None = None
@@ -367,6 +427,9 @@ def check_inputs(inputs: CityInputs) -> None:
         inputs.population.check("Population file")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # load_city reports them once
+        if inputs.census is not None:
+            inputs.census.check("Census file")
+            check_census(_census_spec(inputs, inputs.census))
         if inputs.centers is not None:
             inputs.centers.check("Centers file")
             read_points(
@@ -398,13 +461,107 @@ def _districts(inputs: CityInputs) -> gpd.GeoDataFrame | None:
     )
 
 
+def uses_default_stations(inputs: CityInputs) -> bool:
+    """Whether ``inputs`` take the embedded station list (:data:`DEFAULT_STATIONS`).
+
+    True for the embedded city with no centers file and without ``osm_centers``.
+    """
+    if inputs.centers is not None or inputs.osm_centers:
+        return False
+    return inputs.osm.expanduser().resolve() == DEFAULT_CITY.resolve()
+
+
+def centers_source(inputs: CityInputs) -> dict[str, Any]:
+    """Where the centers of ``inputs`` come from (``summary.json`` ``centers_source``).
+
+    Returns
+    -------
+    dict
+        ``kind`` (``"embedded"``, ``"osm"`` or ``"file"``) and, by kind, ``file``,
+        ``crs``, ``attribution`` and ``level_minutes`` (embedded), ``tags`` (osm),
+        ``file`` and ``crs`` (file).
+    """
+    if uses_default_stations(inputs):
+        return {
+            "kind": CENTERS_EMBEDDED,
+            "file": DEFAULT_STATIONS.name,
+            "crs": DEFAULT_STATIONS_CRS,
+            "attribution": DEFAULT_STATIONS_ATTRIBUTION,
+            "level_minutes": dict(DEFAULT_LEVEL_MINUTES),
+        }
+    if inputs.centers is None:
+        return {"kind": CENTERS_OSM, "tags": {k: list(v) for k, v in inputs.center_tags.items()}}
+    return {"kind": CENTERS_FILE, "file": inputs.centers.name, "crs": inputs.crs}
+
+
+def centers_source_label(source: Mapping[str, Any] | None, lang: str = "zh") -> str:
+    """One line saying where the stations come from (report, app caption); ``""`` when unknown.
+
+    Parameters
+    ----------
+    source
+        A ``centers_source`` (:func:`centers_source`, ``summary.json``).
+    lang
+        ``"zh"`` or ``"en"``.
+    """
+    kind = (source or {}).get("kind")
+    if source is None or kind not in (CENTERS_EMBEDDED, CENTERS_OSM, CENTERS_FILE):
+        return ""
+    if kind == CENTERS_EMBEDDED:
+        levels = source.get("level_minutes") or {}
+        standard = ("，" if lang == "zh" else ", ").join(
+            t("centers_source.standard", lang, level=_level_label(str(k), lang), minutes=float(v))
+            for k, v in levels.items()
+        )
+        return t(
+            "centers_source.embedded",
+            lang,
+            attribution=source.get("attribution", ""),
+            standard=standard,
+        )
+    if kind == CENTERS_OSM:
+        tags = "; ".join(
+            f"{k}={'|'.join(str(x) for x in v)}" for k, v in (source.get("tags") or {}).items()
+        )
+        return t("centers_source.osm", lang, tags=tags)
+    return t("centers_source.file", lang, file=source.get("file", ""), crs=source.get("crs", ""))
+
+
+def _level_label(level: str, lang: str) -> str:
+    key = f"centers_source.level.{level}"
+    return t(key, lang) if key in MESSAGES else level
+
+
 def _centers(inputs: CityInputs, extract: OsmExtract, net: WalkNetwork) -> gpd.GeoDataFrame:
     f = inputs.centers
+    if uses_default_stations(inputs):
+        return centers_from_file(
+            DEFAULT_STATIONS, net, crs=DEFAULT_STATIONS_CRS, columns=DEFAULT_STATIONS_COLUMNS
+        )
     if f is None:
         return centers_from_osm(extract, net)
     return centers_from_file(
         f.source, net, crs=inputs.crs, columns=inputs.center_columns, filename=f.name
     )
+
+
+def _census_spec(inputs: CityInputs, f: FileInput) -> CensusFile:
+    return CensusFile(
+        f.source,
+        filename=f.name,
+        column=inputs.census_column,
+        households_column=inputs.census_households_column,
+        group_columns=inputs.census_group_columns,
+        crs=inputs.crs,
+    )
+
+
+def _census(
+    inputs: CityInputs, extract: OsmExtract, net: WalkNetwork, f: FileInput
+) -> tuple[gpd.GeoDataFrame, dict[str, Any], dict[str, Any]]:
+    result = census_demand(extract, net, _census_spec(inputs, f))
+    model = {"source": "census", "file": f.name, "column": result.report["column"]}
+    return result.demand, model, result.report
 
 
 def _demand(
@@ -454,8 +611,9 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
     -------
     CityData
         The network, the snapped ``centers`` and ``demand``, ``population_model``
-        (``source`` ``"osm"`` with the model's figures, or ``"file"`` with
-        ``file`` and ``column``), and ``districts`` (``district``, geometry),
+        (``source`` ``"osm"`` with the model's figures, ``"file"`` or
+        ``"census"`` with ``file`` and ``column``), ``centers_source``
+        (:func:`centers_source`), ``census`` (the census report, with a census file), and ``districts`` (``district``, geometry),
         ``candidates``, ``exclusions`` in ``net.crs`` when given.
     """
     districts = _districts(inputs)  # a bad districts file fails before the slow steps
@@ -474,7 +632,11 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
     centers = _centers(inputs, extract, net)
     if progress:
         progress(0.85, "estimating residents")
-    demand, model = _demand(inputs, extract, net)
+    census = None
+    if inputs.census is not None:
+        demand, model, census = _census(inputs, extract, net, inputs.census)
+    else:
+        demand, model = _demand(inputs, extract, net)
     if districts is None and inputs.admin_level is not None:
         districts = districts_from_osm(extract, admin_level=inputs.admin_level)
     city = CityData(
@@ -485,6 +647,8 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
         demand=demand,
         extract=extract,
         population_model=model,
+        centers_source=centers_source(inputs),
+        census=census,
         districts=None if districts is None else districts.to_crs(net.crs),
         candidates=_candidates(inputs, net),
         exclusions=_exclusions(inputs, net),

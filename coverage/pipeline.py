@@ -11,7 +11,8 @@ all go through these, so the policy below is decided here, once:
   added stations and accepted sites (:func:`scenario_centers`);
 - which thresholds are audited when siting: the scenario's, plus the siting
   minutes (:func:`audit_params`), so the baseline share of the siting
-  threshold is always in the summary;
+  threshold is always in the summary; the standard per level is the
+  scenario's, else the one that comes with the city's centers;
 - the siting's walking speed (the audit's) and its tie-break minutes: the
   largest audited threshold below the siting minutes (:func:`tie_break_minutes`).
 """
@@ -53,9 +54,17 @@ def tie_break_minutes(thresholds_min: Sequence[float], minutes: float) -> float 
     return max(below) if below else None
 
 
-def audit_params(scenario: Scenario) -> AuditParams:
-    """Return the audit's parameters: the scenario's, plus the siting minutes when siting."""
+def audit_params(scenario: Scenario, city: CityData | None = None) -> AuditParams:
+    """Return the audit's parameters: the scenario's, plus the siting minutes when siting.
+
+    When the scenario sets no standard per level, the one that comes with the
+    city's centers applies (``city.centers_source["level_minutes"]``: the
+    embedded stations' street=15, community=5 minutes).
+    """
     params = scenario.audit
+    standard = (city.centers_source.get("level_minutes") if city is not None else None) or None
+    if params.level_thresholds_min is None and standard is not None:
+        params = replace(params, level_thresholds_min=dict(standard))
     if scenario.siting is None:
         return params
     thresholds = tuple(sorted({*params.thresholds_min, float(scenario.siting.minutes)}))
@@ -133,7 +142,7 @@ def run(
         ``city.exclusions``) and the per-district table when the city has
         districts.
     """
-    params = audit_params(scenario)
+    params = audit_params(scenario, city)
     sp = siting_params(scenario)
     split = _AUDIT_SHARE_WITH_SITING if sp is not None else 1.0
     centers = scenario_centers(city, scenario)

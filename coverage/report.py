@@ -23,6 +23,7 @@ import pandas as pd
 from coverage.assets import has_tile_layer, offline_map_html
 from coverage.errors import InputError
 from coverage.i18n import t
+from coverage.inputs import centers_source_label
 from coverage.maps import AREA_COLORS, escape_html, format_number, is_missing
 
 logger = logging.getLogger(__name__)
@@ -248,6 +249,7 @@ def report_html(
 <main>
 <h1>{escape_html(title)}</h1>
 <div class="cp-cards">{cards}</div>
+<p class="cp-note">{escape_html(centers_source_label(summary.get("centers_source"), lang))}</p>
 {"".join(sections)}
 <footer>{escape_html(t("report.footer", lang))}</footer>
 </main>

@@ -413,6 +413,37 @@ def test_centers_csv_and_districts_upload(haidian_extract) -> None:  # type: ign
     assert metrics(at)["服务中心"] == "1"
 
 
+def test_census_upload_replaces_the_osm_estimate(haidian_extract) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14: a census polygon uploaded in the data panel; its count is the city's residents."""
+    from shapely.geometry import box, mapping
+
+    at = started()
+    minx, miny, maxx, maxy = haidian_extract.residential.total_bounds
+    area = box(minx - 0.001, miny - 0.001, maxx + 0.001, maxy + 0.001)
+    census = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"名称": "示例社区", "常住人口": 12000},
+                "geometry": mapping(area),
+            }
+        ],
+    }
+    at.session_state["pending_upload"] = {
+        "source": "default",
+        "census": ("普查.geojson", json.dumps(census, ensure_ascii=False).encode()),
+    }
+    at.run()
+    assert_ok(at)
+    spec = at.session_state["city_spec"]
+    assert spec.census is not None
+    assert spec.census.name == "普查.geojson"
+    assert any("12,000" in c.value or "12000" in c.value for c in at.caption)
+    # The OSM centers of a city that is not the embedded one: the caption says so.
+    assert any("OpenStreetMap" in c.value for c in at.caption)
+
+
 def test_centers_file_after_a_closure_drops_the_closure(haidian_extract) -> None:  # type: ignore[no-untyped-def]
     """Issue 13: a closure of an OSM center survives into a centers file that lacks it. It is
     dropped from every scenario with a notice; the page keeps its metrics and map."""

@@ -73,12 +73,18 @@ Tables = dict[str, list[Row]]
 
 
 def _argv(run: str, cache: Path) -> list[str]:
-    """The command line of ``run`` (without ``--out``); Chengdu is the default city."""
+    """The command line of ``run`` (without ``--out``); Chengdu is the default city.
+
+    Its default centers are the 91 real offices (issue 14): the two runs recorded with the
+    OSM-tagged centers ask for them with ``--centers osm``.
+    """
     common = ["--cache-dir", str(cache), "--quiet"]
     if run == "audit_osm_centers":
-        return ["audit", *common]
+        return ["audit", "--centers", "osm", *common]
     if run == "site_new5":
-        return ["site", "--new", "5", *common]
+        return ["site", "--new", "5", "--centers", "osm", *common]
+    if run == "audit_default":
+        return ["audit", *common]
     if run == "audit_communities_gcj02":
         return [
             "audit",
@@ -101,7 +107,7 @@ def _run_cli(run: str, out: Path, cache: Path) -> Tables:
     argv = [*_argv(run, cache), "--out", str(out)]
     code = cli.main(argv)
     assert code == 0, f"coverage-planner {' '.join(argv)} exited with {code}"
-    return TABLES[run](out)
+    return TABLES[SAME_AS.get(run, run)](out)
 
 
 # --- reading the numbers back from the output files -------------------------------------------
@@ -219,6 +225,9 @@ TABLES: dict[str, Callable[[Path], Tables]] = {
     "audit_communities_gcj02": audit_tables,
     "batch_synth_2x2": batch_tables,
 }
+#: Runs compared with another run's fixtures (not recorded themselves): the default audit
+#: of the embedded city is the audit of the 91 offices with their standards per level.
+SAME_AS = {"audit_default": "audit_communities_gcj02"}
 
 
 # --- comparing with the fixtures --------------------------------------------------------------
@@ -282,7 +291,7 @@ def _differences(name: str, expected: list[dict[str, str]], got: list[Row]) -> l
 
 
 def check_against_golden(run: str, tables: Tables) -> None:
-    folder = GOLDEN / run
+    folder = GOLDEN / SAME_AS.get(run, run)
     recorded = {p.name for p in folder.glob("*.csv")}
     assert recorded == set(tables), f"{run}: fixtures {sorted(recorded)} vs tables {sorted(tables)}"
     problems: list[str] = []
@@ -318,6 +327,18 @@ def test_audit_communities_gcj02(cache_dir: Path, tmp_path: Path) -> None:
     check_against_golden(
         "audit_communities_gcj02", _run_cli("audit_communities_gcj02", tmp_path / "out", cache_dir)
     )
+
+
+@pytest.mark.slow
+def test_default_audit_is_the_91_offices(cache_dir: Path, tmp_path: Path) -> None:
+    """``audit`` with no option: the embedded offices (GCJ-02, street=15, community=5 min)."""
+    out = tmp_path / "out"
+    check_against_golden("audit_default", _run_cli("audit_default", out, cache_dir))
+    source = _json(out / "summary.json")["centers_source"]
+    assert source["kind"] == "embedded"
+    assert source["attribution"] == "Vonng/adcode, CC BY 4.0"
+    assert source["level_minutes"] == {"street": 15.0, "community": 5.0}
+    assert "Vonng/adcode, CC BY 4.0" in (out / "report.html").read_text(encoding="utf-8")
 
 
 def test_batch_synth_2x2(cache_dir: Path, tmp_path: Path) -> None:

@@ -165,3 +165,75 @@ def test_population_points_in_gcj02_and_the_population_model(
     osm = load_city(CityInputs(osm=HAIDIAN, cache_dir=cache_dir))
     assert osm.population_model["source"] == "osm"
     assert (osm.districts, osm.candidates, osm.exclusions) == (None, None, None)
+
+
+# --- issue 14: the embedded stations are the default centers ---------------------------------
+
+
+def test_default_centers_are_the_embedded_stations_only_for_the_embedded_city() -> None:
+    from coverage.inputs import (
+        DEFAULT_STATIONS_ATTRIBUTION,
+        centers_source,
+        centers_source_label,
+        uses_default_stations,
+    )
+
+    default = CityInputs()
+    assert uses_default_stations(default)
+    src = centers_source(default)
+    assert src["kind"] == "embedded"
+    assert src["file"] == "chengdu_central_communities_gcj02.csv"
+    assert src["crs"] == "gcj02"
+    assert src["level_minutes"] == {"street": 15.0, "community": 5.0}
+    assert DEFAULT_STATIONS_ATTRIBUTION in centers_source_label(src, "zh")
+    assert "street 15 min" in centers_source_label(src, "en")
+    osm = CityInputs(osm_centers=True)
+    assert not uses_default_stations(osm)
+    assert centers_source(osm)["kind"] == "osm"
+    assert "OpenStreetMap" in centers_source_label(centers_source(osm), "en")
+    assert not uses_default_stations(CityInputs(osm=HAIDIAN))  # another city: its OSM centers
+    own = CityInputs(centers=FileInput(b"lon,lat\n1,2\n", "mine.csv"), crs="bd09")
+    assert centers_source(own) == {"kind": "file", "file": "mine.csv", "crs": "bd09"}
+    assert centers_source_label(None) == ""
+    assert default.key() != osm.key()
+
+
+def test_cli_centers_osm_selects_the_osm_tagged_centers(tmp_path: Path) -> None:
+    from coverage import cli
+
+    parser = cli.build_parser()
+    inputs, _ = cli.run_from_args(parser.parse_args(["audit", "--centers", "osm", "--out", "o"]))
+    assert inputs.osm_centers
+    assert inputs.centers is None
+    inputs, _ = cli.run_from_args(parser.parse_args(["audit", "--out", "o"]))
+    assert not inputs.osm_centers
+    assert inputs.centers is None
+    f = tmp_path / "osm.csv"
+    inputs, _ = cli.run_from_args(parser.parse_args(["audit", "--centers", str(f), "--out", "o"]))
+    assert not inputs.osm_centers
+    assert inputs.centers is not None
+
+
+@pytest.mark.slow
+def test_default_city_loads_91_stations_with_levels_and_their_standard(cache_dir: Path) -> None:
+    import dataclasses
+
+    from coverage import pipeline
+    from coverage.audit import AuditParams
+    from coverage.scenario import Scenario
+
+    with pytest.warns(UserWarning, match="二仙桥街道"):  # > 300 m from a street (data/README.md)
+        city = load_city(CityInputs(cache_dir=cache_dir))
+    assert len(city.centers) == 91
+    assert city.centers["level"].value_counts().to_dict() == {"community": 69, "street": 22}
+    assert city.centers["center_id"].str.fullmatch(r"\d{12}").all()
+    assert city.centers_source["kind"] == "embedded"
+    plain = Scenario(name="s", audit=AuditParams())
+    assert pipeline.audit_params(plain, city).level_thresholds_min == {
+        "street": 15.0,
+        "community": 5.0,
+    }
+    own = Scenario(name="s", audit=AuditParams(level_thresholds_min={"street": 10.0}))
+    assert pipeline.audit_params(own, city).level_thresholds_min == {"street": 10.0}
+    osm_city = dataclasses.replace(city, centers_source={"kind": "osm"})
+    assert pipeline.audit_params(plain, osm_city).level_thresholds_min is None
