@@ -60,7 +60,7 @@ logger = logging.getLogger("coverage.app")
 
 ROOT = Path(__file__).resolve().parent
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf")
-TABLE_SUFFIXES = ("geojson", "json", "gpkg", "csv", "txt")
+TABLE_SUFFIXES = ("geojson", "json", "gpkg", "csv", "txt", "xlsx")
 #: Component iframe (…/component/streamlit_folium.st_folium/index.html) → app static root.
 STATIC_URL = "../../app/static/"
 MEMO_ENTRIES = 24

@@ -171,8 +171,8 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "en": "{name!r} is not an OSM extract; expected one of {suffixes}. Export it from openstreetmap.org, Geofabrik or BBBike.",
     },
     "app.upload.not_table": {
-        "zh": "“{name}”不是 GeoJSON、GeoPackage 或 CSV 文件，请另存为 .geojson、.gpkg 或 .csv（Excel 可另存为 CSV）。",
-        "en": "{name!r} is not a GeoJSON, GeoPackage or CSV file; save it as one of .geojson, .gpkg or .csv.",
+        "zh": "“{name}”不是 GeoJSON、GeoPackage、CSV 或 Excel（.xlsx）文件，请另存为 .geojson、.gpkg、.csv 或 .xlsx。",
+        "en": "{name!r} is not a GeoJSON, GeoPackage, CSV or Excel (.xlsx) file; save it as one of .geojson, .gpkg, .csv or .xlsx.",
     },
     "app.upload.empty": {
         "zh": "“{name}”是空文件，请重新上传。",
