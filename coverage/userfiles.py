@@ -959,9 +959,10 @@ def _read(
     sheet: str | None = None
     if isinstance(source, (str, Path)):
         source, sheet = split_sheet(source)
-    if filename is not None and sheet is None:
-        named, sheet = split_sheet(filename)
-        filename = str(named) if sheet is not None else filename
+    if filename is not None:
+        named, named_sheet = split_sheet(filename)
+        if named_sheet is not None:
+            filename, sheet = str(named), sheet or named_sheet
     name, suffix, data = _load(source, filename, max_bytes)
     if suffix in XLSX_SUFFIXES:
         gdf = _table_frame(
