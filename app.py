@@ -678,6 +678,14 @@ DOWNLOADS: tuple[tuple[str, str, str], ...] = (
     (export.SUMMARY_JSON, "export.summary_json", "application/json"),
     (export.SUMMARY_CSV, "export.summary_csv", "text/csv"),
     (export.REPORT_HTML, "export.report", "text/html"),
+    # issue 14: the documents
+    (
+        export.TABLES_XLSX,
+        "export.tables",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ),
+    (export.MAP_PNG, "export.map_png", "image/png"),
+    (export.MAP_PDF, "export.map_pdf", "application/pdf"),
 )
 
 
@@ -1197,6 +1205,14 @@ def compare_tab(city: CityData, city_key: str) -> None:
         labels = compare_labels(ts, lang())
         table = compare_scenarios(results).rename(columns=labels)
         st.dataframe(table.rename_axis(labels["scenario"]), key="compare_table")
+        st.download_button(  # issue 14: the comparison as a workbook
+            tr("export.compare_xlsx"),
+            data=export.comparison_workbook_bytes(compare_scenarios(results), ts, lang=lang()),
+            file_name="scenarios.xlsx",
+            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            key="dl_compare_xlsx",
+            on_click="ignore",
+        )
     except Exception as exc:
         show_error(exc)
 

@@ -461,6 +461,33 @@ def workbook_sheets(
     return sheets
 
 
+def comparison_workbook_bytes(
+    comparison: pd.DataFrame, thresholds_min: Sequence[float], *, lang: str = "zh"
+) -> bytes:
+    """Return a workbook with the one sheet of a scenario comparison (the app's download).
+
+    Parameters
+    ----------
+    comparison
+        :func:`coverage.tables.compare_scenarios`'s table (index ``scenario``).
+    thresholds_min
+        Every threshold in the compared scenarios (for the column labels).
+    lang
+        ``"zh"`` or ``"en"``.
+
+    Returns
+    -------
+    bytes
+        The ``.xlsx`` workbook (see :func:`workbook_bytes`).
+    """
+    sheet = Sheet(
+        i18n.t("xlsx.sheet.scenarios", lang),
+        comparison.reset_index() if comparison.index.name else comparison,
+        compare_labels(tuple(float(m) for m in thresholds_min), lang),
+    )
+    return workbook_bytes([sheet])
+
+
 def workbook_bytes(sheets: Sequence[Sheet]) -> bytes:
     """Return the sheets as one ``.xlsx`` workbook.
 

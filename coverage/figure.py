@@ -26,6 +26,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import shapely
 from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
@@ -272,8 +273,10 @@ def _union_areas(areas: gpd.GeoDataFrame, simplify_m: float) -> gpd.GeoDataFrame
 
 def _drawable(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Drop missing and empty geometries (geopandas warns when asked to draw nothing)."""
-    geoms = gdf.geometry
-    return gdf[geoms.notna().to_numpy() & ~geoms.is_empty.to_numpy()]
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    keep = ~np.asarray(shapely.is_missing(geoms), dtype=bool)
+    keep[keep] = ~np.asarray(shapely.is_empty(geoms[keep]), dtype=bool)
+    return gdf[keep]
 
 
 def _draw_areas(ax: Axes, layers: FigureLayers, spec: FigureSpec, lang: str) -> list[Patch]:

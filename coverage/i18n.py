@@ -368,6 +368,13 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     },
     "report.population.file": {"zh": "人口文件 {name}", "en": "population file {name}"},
     "report.map_image": {"zh": "覆盖地图", "en": "Coverage map"},
+    "app.export.tables": {"zh": "汇总表（Excel 工作簿）", "en": "Tables (tables.xlsx)"},
+    "app.export.map_png": {"zh": "地图图片", "en": "Map image (map.png)"},
+    "app.export.map_pdf": {"zh": "地图（可打印的矢量文件）", "en": "Map for print (map.pdf)"},
+    "app.export.compare_xlsx": {
+        "zh": "下载方案比较（Excel 工作簿）",
+        "en": "Download the comparison (Excel workbook)",
+    },
 }
 
 

@@ -372,3 +372,17 @@ def test_report_states_parameters_definition_and_sources(planned: Any) -> None:
     assert "including the walk from home to the street" in page_en
     assert "img.cp-print-map" in page_en  # the style is there, the image is not
     assert "<img class='cp-print-map'" not in page_en
+
+
+def test_comparison_workbook_for_the_app(planned: Any) -> None:
+    _, base, res = planned
+    table = compare_scenarios({"现状": base, "方案A": res})
+    data = export.comparison_workbook_bytes(table, (5.0, 15.0), lang="en")
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    assert wb.sheetnames == ["Scenarios"]
+    rows = _sheet_rows(wb["Scenarios"])
+    assert rows[0][0] == "Scenario"
+    assert [r[0] for r in rows[1:]] == ["现状", "方案A"]
+    col = rows[0].index("Share within 15 min")
+    assert rows[1][col] == pytest.approx(table["share_15"].iloc[0])
+    assert wb["Scenarios"].cell(row=2, column=col + 1).number_format == "0.0%"
