@@ -37,7 +37,7 @@ from streamlit_folium import st_folium
 
 from coverage import export, pipeline
 from coverage.assets import static_dir, use_local_assets
-from coverage.errors import InputError, PlannerError
+from coverage.errors import InputError, PlannerError, ResourceLimitError
 from coverage.i18n import LANG_NAMES, LANGS, t
 from coverage.inputs import DEFAULT_CITY, CityData, CityInputs, FileInput, load_city
 from coverage.maps import MapLayers, coverage_map
@@ -55,6 +55,7 @@ from coverage.tables import (
     site_labels,
     sites_frame,
 )
+from coverage.userfiles import XLSX_MAX_UNCOMPRESSED_BYTES, check_xlsx_archive
 
 logger = logging.getLogger("coverage.app")
 
@@ -170,6 +171,14 @@ def accept_upload(
         raise InputError(
             t("app.upload.too_large", language, name=name, mb=len(data) / 1e6, limit=limit)
         )
+    if lower.endswith(".xlsx"):  # issue 14: a broken or expanding workbook, in the user's language
+        try:
+            check_xlsx_archive(name, data)
+        except ResourceLimitError as exc:
+            mb = XLSX_MAX_UNCOMPRESSED_BYTES / 1e6
+            raise InputError(t("app.upload.xlsx_too_large", language, name=name, mb=mb)) from exc
+        except InputError as exc:
+            raise InputError(t("app.upload.xlsx_broken", language, name=name)) from exc
     return Upload(kind, name, data, hashlib.sha256(data).hexdigest())
 
 

@@ -368,6 +368,14 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     },
     "report.population.file": {"zh": "人口文件 {name}", "en": "population file {name}"},
     "report.map_image": {"zh": "覆盖地图", "en": "Coverage map"},
+    "app.upload.xlsx_broken": {
+        "zh": "“{name}”不是可读取的 Excel 工作簿，请用 Excel 重新另存为工作簿，或另存为 CSV 文件。",
+        "en": "{name!r} is not a readable Excel workbook; save it again as a workbook from Excel, or as CSV.",
+    },
+    "app.upload.xlsx_too_large": {
+        "zh": "“{name}”解压后超过 {mb:.0f} MB 或包含过多部件，请只把站点表所在的工作表另存为新工作簿，或另存为 CSV 文件。",
+        "en": "{name!r} expands to more than {mb:.0f} MB or holds too many parts; save only the table's sheet as a new workbook, or as CSV.",
+    },
     "app.export.tables": {"zh": "汇总表（Excel 工作簿）", "en": "Tables (tables.xlsx)"},
     "app.export.map_png": {"zh": "地图图片", "en": "Map image (map.png)"},
     "app.export.map_pdf": {"zh": "地图（可打印的矢量文件）", "en": "Map for print (map.pdf)"},

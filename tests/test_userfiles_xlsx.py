@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -186,3 +187,29 @@ def test_population_polygons_from_wkt_sheet(tmp_path: Path) -> None:
     assert isinstance(gdf, gpd.GeoDataFrame)
     assert gdf.geometry.iloc[0].geom_type == "Polygon"
     assert int(gdf.loc[0, "population"]) == 1200
+
+
+def _app() -> Any:
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])
+    sys.path.insert(0, root)
+    try:
+        import app
+    finally:
+        sys.path.remove(root)
+    return app
+
+
+def test_app_accepts_a_workbook_and_refuses_bad_ones_in_the_users_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _app()
+    xlsx = _workbook_of_csv(DATA / "centers_utf8_bom.csv", tmp_path / "站点.xlsx")
+    up = app.accept_upload("centers", "站点.xlsx", xlsx.read_bytes(), max_mb=5, language="zh")
+    assert up.name == "站点.xlsx"
+    with pytest.raises(InputError, match=r"“坏\.xlsx”不是可读取的 Excel 工作簿"):
+        app.accept_upload("centers", "坏.xlsx", b"PK\x03\x04broken", max_mb=5, language="zh")
+    monkeypatch.setattr("coverage.userfiles.XLSX_MAX_UNCOMPRESSED_BYTES", 1_000)
+    with pytest.raises(InputError, match="expands to more than"):
+        app.accept_upload("population", "pop.xlsx", xlsx.read_bytes(), max_mb=5, language="en")
