@@ -104,13 +104,13 @@ _RESIDENTS_COLUMN = re.compile(r"^(population|marginal_population|cumulative_pop
 def _cell(value: object, column: str = "") -> str:
     if is_missing(value):
         return "—"
-    is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
         value, (bool, np.bool_)
-    )
-    if is_number and _SHARE_COLUMN.search(column):
-        return f"{float(value):.1%}"  # type: ignore[arg-type]
-    if is_number and _RESIDENTS_COLUMN.match(column):
-        return f"{float(value):,.0f}"  # type: ignore[arg-type]
+    ):
+        if _SHARE_COLUMN.search(column):
+            return f"{float(value):.1%}"
+        if _RESIDENTS_COLUMN.match(column):
+            return f"{float(value):,.0f}"
     if isinstance(value, (float, np.floating)):
         v = float(value)
         if v.is_integer() and abs(v) >= 1000:
