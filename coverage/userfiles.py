@@ -53,7 +53,7 @@ SHEET_SEPARATOR = "#"
 #: Most members of an ``.xlsx`` zip archive (a real workbook has a few dozen).
 XLSX_MAX_MEMBERS = 2_000
 #: Most bytes an ``.xlsx`` may expand to (sum of its members' uncompressed sizes).
-XLSX_MAX_UNCOMPRESSED_BYTES = 400_000_000
+XLSX_MAX_UNCOMPRESSED_BYTES = 256_000_000
 #: Most data rows read from one sheet (Excel itself holds 1,048,576).
 XLSX_MAX_ROWS = 1_048_576
 #: Most columns read from one sheet.
