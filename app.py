@@ -37,7 +37,7 @@ from streamlit_folium import st_folium
 
 from coverage import export, pipeline
 from coverage.assets import static_dir, use_local_assets
-from coverage.errors import InputError, PlannerError
+from coverage.errors import InputError, PlannerError, ResourceLimitError
 from coverage.i18n import LANG_NAMES, LANGS, t
 from coverage.inputs import (
     DEFAULT_CITY,
@@ -62,12 +62,13 @@ from coverage.tables import (
     site_labels,
     sites_frame,
 )
+from coverage.userfiles import XLSX_MAX_UNCOMPRESSED_BYTES, check_xlsx_archive
 
 logger = logging.getLogger("coverage.app")
 
 ROOT = Path(__file__).resolve().parent
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf")
-TABLE_SUFFIXES = ("geojson", "json", "gpkg", "csv", "txt")
+TABLE_SUFFIXES = ("geojson", "json", "gpkg", "csv", "txt", "xlsx")
 #: Component iframe (…/component/streamlit_folium.st_folium/index.html) → app static root.
 STATIC_URL = "../../app/static/"
 MEMO_ENTRIES = 24
@@ -177,6 +178,14 @@ def accept_upload(
         raise InputError(
             t("app.upload.too_large", language, name=name, mb=len(data) / 1e6, limit=limit)
         )
+    if lower.endswith(".xlsx"):  # issue 14: a broken or expanding workbook, in the user's language
+        try:
+            check_xlsx_archive(name, data)
+        except ResourceLimitError as exc:
+            mb = XLSX_MAX_UNCOMPRESSED_BYTES / 1e6
+            raise InputError(t("app.upload.xlsx_too_large", language, name=name, mb=mb)) from exc
+        except InputError as exc:
+            raise InputError(t("app.upload.xlsx_broken", language, name=name)) from exc
     return Upload(kind, name, data, hashlib.sha256(data).hexdigest())
 
 
@@ -685,6 +694,14 @@ DOWNLOADS: tuple[tuple[str, str, str], ...] = (
     (export.SUMMARY_JSON, "export.summary_json", "application/json"),
     (export.SUMMARY_CSV, "export.summary_csv", "text/csv"),
     (export.REPORT_HTML, "export.report", "text/html"),
+    # issue 14: the documents
+    (
+        export.TABLES_XLSX,
+        "export.tables",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ),
+    (export.MAP_PNG, "export.map_png", "image/png"),
+    (export.MAP_PDF, "export.map_pdf", "application/pdf"),
 )
 
 
@@ -1219,6 +1236,14 @@ def compare_tab(city: CityData, city_key: str) -> None:
         labels = compare_labels(ts, lang())
         table = compare_scenarios(results).rename(columns=labels)
         st.dataframe(table.rename_axis(labels["scenario"]), key="compare_table")
+        st.download_button(  # issue 14: the comparison as a workbook
+            tr("export.compare_xlsx"),
+            data=export.comparison_workbook_bytes(compare_scenarios(results), ts, lang=lang()),
+            file_name="scenarios.xlsx",
+            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            key="dl_compare_xlsx",
+            on_click="ignore",
+        )
     except Exception as exc:
         show_error(exc)
 

@@ -47,7 +47,7 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
-from coverage import export, pipeline
+from coverage import export, i18n, pipeline
 from coverage.errors import InputError
 from coverage.fileio import atomic_write, atomic_write_bytes, json_bytes, strip_controls
 from coverage.inputs import (
@@ -68,6 +68,7 @@ from coverage.progress import ProgressFn, sub_progress
 from coverage.scenario import Scenario
 from coverage.siting import SitingParams, candidate_sites
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE
+from coverage.tables import compare_labels, district_labels
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ class BatchParams:
         1,000 demand units).
     lang
         Language of the reports (``zh`` or ``en``).
+    with_pdf
+        Also print each district's ``report.pdf`` with headless Chromium (``--pdf``).
     """
 
     scenario: Scenario = field(default_factory=Scenario)
@@ -131,6 +134,7 @@ class BatchParams:
     with_polygons: bool = True
     with_report: bool = True
     lang: str = "zh"
+    with_pdf: bool = False
 
     def __post_init__(self) -> None:
         """Validate and normalise the fields."""
@@ -160,6 +164,8 @@ class BatchParams:
             "with_polygons": self.with_polygons,
             "with_report": self.with_report,
             "lang": self.lang,
+            # only when asked, so the keys of earlier outputs stay valid
+            **({"with_pdf": True} if self.with_pdf else {}),
         }
 
 
@@ -436,6 +442,7 @@ def _audit_district(task: DistrictTask) -> dict[str, Any]:
         extra={DISTRICT: task.name, "clip_buffer_m": params.buffer_m, **task.extra},
         lang=params.lang,
         report=params.with_report,
+        documents=export.Documents(pdf=params.with_pdf and params.with_report),
     )
     _commit(task, files, row)
     return row
@@ -933,9 +940,22 @@ def _write_batch_summary(
         "summary.json": json_bytes(doc),
         "districts.geojson": export.geojson_bytes(layer, what="districts"),
         "report.html": _index_html(summary, params).encode("utf-8"),
+        export.TABLES_XLSX: _summary_workbook(summary, params),
     }
     for fname, data in files.items():
         atomic_write_bytes(out / fname, data)
+
+
+def _summary_workbook(summary: pd.DataFrame, params: BatchParams) -> bytes:
+    """Return the top-level ``tables.xlsx``: one row per district, headers in ``params.lang``."""
+    thresholds = params.thresholds_min
+    labels = {
+        **compare_labels(thresholds, params.lang),
+        **district_labels(thresholds, params.lang),
+    }
+    table = summary.drop(columns=[c for c in (RECOMPUTED,) if c in summary.columns])
+    title = i18n.t("xlsx.sheet.areas", params.lang)
+    return export.workbook_bytes([export.Sheet(title, table, labels)])
 
 
 def _cell(column: str, value: Any) -> str:

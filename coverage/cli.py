@@ -407,6 +407,11 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     )
     o.add_argument("--no-report", action="store_true", help="do not write report.html")
     o.add_argument(
+        "--pdf",
+        action="store_true",
+        help="also print report.html to report.pdf (A4) with headless Chromium; without Chromium a warning says so and the run still succeeds",
+    )
+    o.add_argument(
         "--out",
         type=Path,
         required=True,
@@ -652,7 +657,9 @@ def _audit_or_site(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             city,
             args.out,
             lang=args.lang,
-            report=not args.no_report,
+            report=export.Documents(pdf=True)
+            if args.pdf and not args.no_report
+            else not args.no_report,
             progress=bar.stage(0.92, 0.99),
         )
     finally:
@@ -705,6 +712,7 @@ def _batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         scenario=scenario,
         with_polygons=not args.no_polygons,
         with_report=not args.no_report,
+        with_pdf=args.pdf and not args.no_report,
         lang=args.lang,
     )
     bar = _Progress(not args.quiet, err)

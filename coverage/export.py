@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import io
 import json
 import logging
 import math
@@ -26,26 +27,40 @@ import sys
 import tempfile
 import unicodedata
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 import geopandas as gpd
 import numpy as np
+import openpyxl
 import pandas as pd
 import pyproj
 import shapely
+from openpyxl.styles import Alignment, Font
+from openpyxl.utils import get_column_letter
 
 from coverage import i18n
 from coverage.errors import InputError
+from coverage.figure import (
+    FigureSpec,
+    figure_layers,
+    map_figure,
+    map_pdf_bytes,
+    map_png_bytes,
+    source_label,
+    stations_source,
+)
 from coverage.fileio import json_bytes, jsonable, strip_controls
 from coverage.inputs import CityData
 from coverage.maps import MapLayers, coverage_map
 from coverage.names import covered_column, share_column, threshold_key
 from coverage.progress import ProgressFn
-from coverage.report import report_html
+from coverage.report import report_html, report_pdf_bytes
 from coverage.scenario import ScenarioResult
+from coverage.tables import compare_labels, district_labels, site_labels, sites_frame
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +80,10 @@ COVERAGE_CURVE_CSV = "coverage_curve.csv"
 CENTERS_CSV = "centers.csv"
 COVERAGE_BY_LEVEL_CSV = "coverage_by_level.csv"
 REPORT_HTML = "report.html"
+TABLES_XLSX = "tables.xlsx"
+MAP_PNG = "map.png"
+MAP_PDF = "map.pdf"
+REPORT_PDF = "report.pdf"
 
 #: Contract columns of each GeoJSON layer (``covered_<t>`` columns are added per threshold).
 CENTER_COLUMNS = ("center_id", "name", "source", "level", "snap_distance_m")
@@ -291,6 +310,206 @@ def centers_table(centers: gpd.GeoDataFrame) -> pd.DataFrame:
     return df[head + [c for c in df.columns if c not in head]]
 
 
+# --- the workbook ---------------------------------------------------------------------
+
+#: Excel number format of shares (0–1): a percentage with one decimal.
+PERCENT_FORMAT = "0.0%"
+#: Excel number format of whole residents and counts.
+INTEGER_FORMAT = "#,##0"
+#: Excel number format of coordinates.
+COORD_FORMAT = "0.000000"
+#: Columns written as whole numbers (residents, counts); shares are the ``share*`` columns.
+_WHOLE = re.compile(
+    r"^(population|units|centers|sites_proposed|stations_|rank|marginal_population|cumulative_population|uncovered_population)"
+)
+_SHARE = re.compile(r"(^|_)share(_|$)")
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """One sheet of ``tables.xlsx``: a table with plain column ids and their labels."""
+
+    title: str
+    frame: pd.DataFrame
+    labels: Mapping[str, str]
+
+
+def _cell_format(column: str) -> str | None:
+    if _SHARE.search(column):
+        return PERCENT_FORMAT
+    if _WHOLE.match(column):
+        return INTEGER_FORMAT
+    if column in (LON, LAT):
+        return COORD_FORMAT
+    return None
+
+
+def _excel_value(value: Any, number_format: str | None) -> Any:
+    value = jsonable(value)
+    if isinstance(value, str):
+        return safe_cell(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if (
+        number_format == INTEGER_FORMAT
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+    ):
+        return round(value)
+    return value
+
+
+def _write_sheet(wb: Any, sheet: Sheet) -> None:
+    ws = wb.create_sheet(safe_cell(sheet.title)[:31])
+    columns = [str(c) for c in sheet.frame.columns]
+    ws.append([safe_cell(str(sheet.labels.get(c, c))) for c in columns])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    formats = [_cell_format(c) for c in columns]
+    for row in sheet.frame.itertuples(index=False, name=None):
+        ws.append([_excel_value(v, f) for v, f in zip(row, formats, strict=True)])
+    for j, (column, fmt) in enumerate(zip(columns, formats, strict=True), start=1):
+        letter = get_column_letter(j)
+        if fmt is not None:
+            for (cell,) in ws.iter_rows(min_row=2, min_col=j, max_col=j):
+                cell.number_format = fmt
+        width = max(
+            [len(str(sheet.labels.get(column, column)))]
+            + [len(str(v)) for v in sheet.frame[column].head(200)]
+        )
+        ws.column_dimensions[letter].width = min(max(width * 1.3 + 2, 10), 60)
+    ws.freeze_panes = "A2"
+
+
+def workbook_sheets(
+    result: ScenarioResult,
+    *,
+    lang: str = "zh",
+    comparison: pd.DataFrame | None = None,
+) -> list[Sheet]:
+    """Return the sheets of ``tables.xlsx`` for a result, with headers in `lang`.
+
+    Parameters
+    ----------
+    result
+        The scenario result.
+    lang
+        ``"zh"`` (Chinese headers) or ``"en"``.
+    comparison
+        :func:`coverage.tables.compare_scenarios` of several scenarios (the app's), when there is one.
+
+    Returns
+    -------
+    list of Sheet
+        Coverage per threshold (``threshold_min``, ``population_covered``,
+        ``population``, ``share``, ``units_covered``); per level when the audit
+        has levels; per area when the run has districts; proposed sites
+        (:func:`coverage.tables.sites_frame` plus ``cumulative_population``);
+        the scenario comparison when given.
+    """
+    audit, siting = result.audit, result.siting
+    thresholds = tuple(float(x) for x in audit.params.thresholds_min)
+    base = {
+        "threshold_min": i18n.t("xlsx.col.threshold", lang),
+        "population_covered": i18n.t("xlsx.col.population_covered", lang),
+        "population": i18n.t("table.population", lang),
+        "share": i18n.t("xlsx.col.share", lang),
+        "units_covered": i18n.t("xlsx.col.units_covered", lang),
+        "level": i18n.t("map.field.level", lang),
+        "centers": i18n.t("table.centers", lang),
+        "minutes": i18n.t("xlsx.col.threshold", lang),
+    }
+    coverage = pd.DataFrame(
+        [
+            {
+                "threshold_min": float(key) if key.replace(".", "", 1).isdigit() else key,
+                "population_covered": float(stats.population_covered),
+                "population": float(audit.population_total),
+                "share": float(stats.share),
+                "units_covered": int(stats.units_covered),
+            }
+            for key, stats in audit.coverage.items()
+        ]
+    )
+    sheets = [Sheet(i18n.t("xlsx.sheet.coverage", lang), coverage, base)]
+    by_level = getattr(audit, "coverage_by_level", None)
+    if by_level is not None and len(by_level):
+        labels = {**base, **district_labels(thresholds, lang)}
+        sheets.append(Sheet(i18n.t("xlsx.sheet.levels", lang), pd.DataFrame(by_level), labels))
+    if result.districts is not None and len(result.districts):
+        sheets.append(
+            Sheet(
+                i18n.t("xlsx.sheet.areas", lang),
+                pd.DataFrame(result.districts),
+                district_labels(thresholds, lang),
+            )
+        )
+    if siting is not None:
+        sites = sites_frame(siting.sites)
+        sites["cumulative_population"] = siting.sites["cumulative_population"].to_numpy()
+        labels = {
+            **site_labels(lang),
+            "cumulative_population": i18n.t("map.field.cumulative_population", lang),
+        }
+        sheets.append(Sheet(i18n.t("xlsx.sheet.sites", lang), sites, labels))
+    if comparison is not None and len(comparison):
+        frame = comparison.reset_index() if comparison.index.name else comparison
+        sheets.append(
+            Sheet(i18n.t("xlsx.sheet.scenarios", lang), frame, compare_labels(thresholds, lang))
+        )
+    return sheets
+
+
+def comparison_workbook_bytes(
+    comparison: pd.DataFrame, thresholds_min: Sequence[float], *, lang: str = "zh"
+) -> bytes:
+    """Return a workbook with the one sheet of a scenario comparison (the app's download).
+
+    Parameters
+    ----------
+    comparison
+        :func:`coverage.tables.compare_scenarios`'s table (index ``scenario``).
+    thresholds_min
+        Every threshold in the compared scenarios (for the column labels).
+    lang
+        ``"zh"`` or ``"en"``.
+
+    Returns
+    -------
+    bytes
+        The ``.xlsx`` workbook (see :func:`workbook_bytes`).
+    """
+    sheet = Sheet(
+        i18n.t("xlsx.sheet.scenarios", lang),
+        comparison.reset_index() if comparison.index.name else comparison,
+        compare_labels(tuple(float(m) for m in thresholds_min), lang),
+    )
+    return workbook_bytes([sheet])
+
+
+def workbook_bytes(sheets: Sequence[Sheet]) -> bytes:
+    """Return the sheets as one ``.xlsx`` workbook.
+
+    Headers are the sheets' labels (bold, wrapped); shares get the Excel format
+    :data:`PERCENT_FORMAT` (``12.3%``), residents and counts are whole numbers
+    (:data:`INTEGER_FORMAT`), and every text cell goes through :func:`safe_cell`
+    so a name such as ``=HYPERLINK(...)`` stays text.
+
+    Returns
+    -------
+    bytes
+        The workbook (openpyxl), one sheet per :class:`Sheet`, in order.
+    """
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)
+    for sheet in sheets:
+        _write_sheet(wb, sheet)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
 # --- summary --------------------------------------------------------------------------
 
 
@@ -515,6 +734,50 @@ def _demand_frame(audit: Any, siting: Any) -> tuple[gpd.GeoDataFrame, list[str]]
     return demand, cols
 
 
+@dataclass(frozen=True, eq=False)
+class Documents:
+    """Which documents an output holds besides the data files.
+
+    Parameters
+    ----------
+    workbook
+        Write ``tables.xlsx`` (:func:`workbook_bytes`).
+    figure
+        Size of ``map.png`` / ``map.pdf`` (:mod:`coverage.figure`); ``None``: no figure.
+    pdf
+        Print ``report.pdf`` with headless Chromium (the CLI's ``--pdf``). Without
+        Chromium a warning says so, the run still succeeds and ``summary.json`` notes it
+        under ``documents``.
+    comparison
+        The scenario comparison (:func:`coverage.tables.compare_scenarios`) for the
+        workbook, when several scenarios were run (the app).
+    stations_source
+        Where the stations come from, for the figure and the report (default: from
+        the centers' ``source``).
+    """
+
+    workbook: bool = True
+    figure: FigureSpec | None = field(default_factory=FigureSpec)
+    pdf: bool = False
+    comparison: pd.DataFrame | None = None
+    stations_source: str = ""
+
+
+#: What :func:`output_files` writes by default.
+DEFAULT_DOCUMENTS = Documents()
+
+
+def _documents_note(files: Mapping[str, bytes], documents: Documents) -> dict[str, Any]:
+    note: dict[str, Any] = {
+        "files": sorted(n for n in (TABLES_XLSX, MAP_PNG, MAP_PDF, REPORT_PDF) if n in files)
+    }
+    if documents.pdf and REPORT_PDF not in files:
+        note["report_pdf"] = (
+            "not written: no headless Chromium found (install Debian's chromium, e.g. scripts/install_chromium.sh) or it failed; report.html prints on A4 from any browser"
+        )
+    return note
+
+
 def output_files(
     result: ScenarioResult,
     city: CityData,
@@ -524,6 +787,7 @@ def output_files(
     lang: str = "zh",
     report: bool = True,
     progress: ProgressFn | None = None,
+    documents: Documents | None = None,
 ) -> dict[str, bytes]:
     """Build every file of the output contract of ``result`` in memory.
 
@@ -539,6 +803,9 @@ def output_files(
         Write ``report.html``.
     progress
         ``progress(fraction, message)``.
+    documents
+        The documents besides the data (:class:`Documents`; default
+        :data:`DEFAULT_DOCUMENTS`: ``tables.xlsx``, ``map.png``, ``map.pdf``).
 
     Returns
     -------
@@ -546,7 +813,8 @@ def output_files(
         File name → bytes: ``summary.json``, ``summary.csv``, ``centers.geojson``,
         ``service_areas.geojson``, ``demand.geojson``, ``uncovered.geojson``,
         ``centers.csv``, ``coverage_by_level.csv``; with ``siting`` also
-        ``proposed_sites.geojson`` and ``coverage_curve.csv``; ``report.html``.
+        ``proposed_sites.geojson`` and ``coverage_curve.csv``; ``report.html``;
+        ``tables.xlsx``, ``map.png``, ``map.pdf`` and (on request) ``report.pdf``.
     """
 
     def step(fraction: float, message: str) -> None:
@@ -585,25 +853,75 @@ def output_files(
             siting.sites, SITE_COLUMNS, optional=SITE_EXTRA_COLUMNS, what="proposed_sites"
         )
         files[COVERAGE_CURVE_CSV] = csv_bytes(pd.DataFrame(siting.curve))
+    files[SUMMARY_CSV] = summary_csv_bytes(audit, scenario=_scenario_name(extra))
+    documents = DEFAULT_DOCUMENTS if documents is None else documents
+    step(0.55, "writing documents")
+    files.update(_document_files(result, city, title, lang, documents))
+    if report:
+        step(0.6, "writing report")
+        page = _report(
+            title,
+            _report_summary(doc, result, city, documents, lang),
+            result,
+            lang,
+            files.get(MAP_PNG),
+        )
+        files[REPORT_HTML] = page.encode("utf-8")
+        if documents.pdf:
+            step(0.8, "printing report.pdf")
+            pdf = report_pdf_bytes(page)
+            if pdf is None:
+                warnings.warn(
+                    "report.pdf was not written: no headless Chromium was found (or it failed). Install Debian's chromium (scripts/install_chromium.sh) and run again, or print report.html to PDF from a browser.",
+                    stacklevel=2,
+                )
+            else:
+                files[REPORT_PDF] = pdf
+    if documents.pdf or documents.workbook or documents.figure is not None:
+        doc["documents"] = _documents_note(files, documents)
     files[SUMMARY_JSON] = (
         json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
     ).encode("utf-8")
-    files[SUMMARY_CSV] = summary_csv_bytes(audit, scenario=_scenario_name(extra))
-    if report:
-        step(0.6, "writing report")
-        files[REPORT_HTML] = _report(title, doc, audit, siting, centers_now, lang).encode("utf-8")
     step(1.0, "files ready")
     return files
+
+
+def _document_files(
+    result: ScenarioResult, city: CityData, title: str, lang: str, documents: Documents
+) -> dict[str, bytes]:
+    """``tables.xlsx``, ``map.png`` and ``map.pdf`` as asked by ``documents``."""
+    files: dict[str, bytes] = {}
+    if documents.workbook:
+        sheets = workbook_sheets(result, lang=lang, comparison=documents.comparison)
+        files[TABLES_XLSX] = workbook_bytes(sheets)
+    if documents.figure is not None:
+        layers = figure_layers(result, city, source=documents.stations_source)
+        fig = map_figure(layers, title=title, lang=lang, spec=documents.figure)
+        files[MAP_PNG] = map_png_bytes(fig)
+        files[MAP_PDF] = map_pdf_bytes(fig)
+    return files
+
+
+def _report_summary(
+    doc: Mapping[str, Any], result: ScenarioResult, city: CityData, documents: Documents, lang: str
+) -> dict[str, Any]:
+    """Return the summary as the report shows it: plus the scenario's name and the stations' source."""
+    out = dict(doc)
+    if not isinstance(out.get("scenario"), Mapping):
+        out["scenario"] = {"name": result.scenario.name}
+    source = documents.stations_source or stations_source(city.centers, result.centers)
+    out["stations_source"] = source_label(source, lang)
+    return out
 
 
 def _report(
     title: str,
     doc: Mapping[str, Any],
-    audit: Any,
-    siting: Any,
-    centers: gpd.GeoDataFrame,
+    result: ScenarioResult,
     lang: str,
+    map_image: bytes | None,
 ) -> str:
+    audit, siting, centers = result.audit, result.siting, result.centers
     layers = MapLayers(
         centers=audit.centers if len(audit.centers) == len(centers) else centers,
         service_areas=audit.service_areas if len(audit.service_areas) else None,
@@ -630,6 +948,7 @@ def _report(
         tables=tables,
         lang=lang,
         curve=pd.DataFrame(siting.curve) if siting is not None else None,
+        map_image=map_image,
     )
 
 

@@ -171,8 +171,8 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "en": "{name!r} is not an OSM extract; expected one of {suffixes}. Export it from openstreetmap.org, Geofabrik or BBBike.",
     },
     "app.upload.not_table": {
-        "zh": "“{name}”不是 GeoJSON、GeoPackage 或 CSV 文件，请另存为 .geojson、.gpkg 或 .csv（Excel 可另存为 CSV）。",
-        "en": "{name!r} is not a GeoJSON, GeoPackage or CSV file; save it as one of .geojson, .gpkg or .csv.",
+        "zh": "“{name}”不是 GeoJSON、GeoPackage、CSV 或 Excel 工作簿文件，请另存为 .geojson、.gpkg、.csv 或 Excel 工作簿。",
+        "en": "{name!r} is not a GeoJSON, GeoPackage, CSV or Excel (.xlsx) file; save it as one of .geojson, .gpkg, .csv or .xlsx.",
     },
     "app.upload.empty": {
         "zh": "“{name}”是空文件，请重新上传。",
@@ -337,6 +337,77 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "en": "Census population (optional, street or community polygons with counts)",
     },
     "app.data.census_column": {"zh": "普查人口字段名", "en": "Census population column"},
+    # --- issue 14: Excel workbook, map figure, printable report ---
+    "xlsx.sheet.coverage": {"zh": "覆盖率", "en": "Coverage"},
+    "xlsx.sheet.levels": {"zh": "按级别", "en": "By level"},
+    "xlsx.sheet.areas": {"zh": "按区划", "en": "By area"},
+    "xlsx.sheet.sites": {"zh": "建议站点", "en": "Proposed sites"},
+    "xlsx.sheet.scenarios": {"zh": "方案比较", "en": "Scenarios"},
+    "xlsx.col.threshold": {"zh": "步行时间阈值（分钟）", "en": "Walking-time threshold (min)"},
+    "xlsx.col.population_covered": {"zh": "覆盖人口", "en": "Residents covered"},
+    "xlsx.col.share": {"zh": "覆盖率", "en": "Share covered"},
+    "xlsx.col.units_covered": {"zh": "覆盖居住单元数", "en": "Residential units covered"},
+    "figure.streets": {"zh": "街道", "en": "Streets"},
+    "figure.service_area": {
+        "zh": "步行 {minutes:g} 分钟服务范围",
+        "en": "Within a {minutes:g} min walk",
+    },
+    "figure.uncovered": {
+        "zh": "{minutes:g} 分钟未覆盖的居住区",
+        "en": "Housing beyond {minutes:g} min",
+    },
+    "figure.station.existing": {"zh": "现有站点", "en": "Existing stations"},
+    "figure.station.added": {"zh": "新增站点", "en": "Added stations"},
+    "figure.station.closed": {"zh": "已关闭站点", "en": "Closed stations"},
+    "figure.station.proposed": {"zh": "建议新增站点", "en": "Proposed sites"},
+    "figure.params": {
+        "zh": "步行速度 {speed:g} 公里/小时；阈值 {thresholds} 分钟；方案：{scenario}",
+        "en": "Walking speed {speed:g} km/h; thresholds {thresholds} min; scenario: {scenario}",
+    },
+    "figure.date": {"zh": "制图日期：{date}", "en": "Date: {date}"},
+    "figure.attribution": {
+        "zh": "街道与居住区 © OpenStreetMap contributors（ODbL）；站点：{stations}",
+        "en": "Streets and housing © OpenStreetMap contributors (ODbL); stations: {stations}",
+    },
+    "figure.north": {"zh": "北", "en": "N"},
+    "figure.stations.osm": {"zh": "OpenStreetMap 标注", "en": "OpenStreetMap tags"},
+    "figure.stations.file": {"zh": "规划者提供的站点表", "en": "the planner's station file"},
+    "figure.stations.added": {"zh": "方案新增", "en": "added in the scenario"},
+    "report.section.params": {"zh": "参数与定义", "en": "Parameters and definitions"},
+    "report.param.speed": {"zh": "步行速度", "en": "Walking speed"},
+    "report.param.speed_value": {"zh": "{speed:g} 公里/小时", "en": "{speed:g} km/h"},
+    "report.param.thresholds": {"zh": "步行时间阈值", "en": "Walking-time thresholds"},
+    "report.param.thresholds_value": {"zh": "{thresholds} 分钟", "en": "{thresholds} min"},
+    "report.param.scenario": {"zh": "方案", "en": "Scenario"},
+    "report.param.date": {"zh": "日期", "en": "Date"},
+    "report.param.population": {"zh": "人口来源", "en": "Population source"},
+    "report.param.stations": {"zh": "站点来源", "en": "Stations source"},
+    "report.param.definition": {"zh": "“覆盖”的定义", "en": "What “covered” means"},
+    "report.definition": {
+        "zh": "住处沿街道步行到最近的服务中心不超过 {minutes} 分钟（步行速度 {speed:g} 公里/小时），含从住处走到街道的一段。",
+        "en": "A home is covered when the walk along the streets to the nearest center takes at most {minutes} min at {speed:g} km/h, including the walk from home to the street.",
+    },
+    "report.population.osm": {
+        "zh": "由 OpenStreetMap 居住建筑与居住用地估算",
+        "en": "estimated from OpenStreetMap residential buildings and land use",
+    },
+    "report.population.file": {"zh": "人口文件 {name}", "en": "population file {name}"},
+    "report.map_image": {"zh": "覆盖地图", "en": "Coverage map"},
+    "app.upload.xlsx_broken": {
+        "zh": "“{name}”不是可读取的 Excel 工作簿，请用 Excel 重新另存为工作簿，或另存为 CSV 文件。",
+        "en": "{name!r} is not a readable Excel workbook; save it again as a workbook from Excel, or as CSV.",
+    },
+    "app.upload.xlsx_too_large": {
+        "zh": "“{name}”解压后超过 {mb:.0f} MB 或包含过多部件，请只把站点表所在的工作表另存为新工作簿，或另存为 CSV 文件。",
+        "en": "{name!r} expands to more than {mb:.0f} MB or holds too many parts; save only the table's sheet as a new workbook, or as CSV.",
+    },
+    "app.export.tables": {"zh": "汇总表（Excel 工作簿）", "en": "Tables (tables.xlsx)"},
+    "app.export.map_png": {"zh": "地图图片", "en": "Map image (map.png)"},
+    "app.export.map_pdf": {"zh": "地图（可打印的矢量文件）", "en": "Map for print (map.pdf)"},
+    "app.export.compare_xlsx": {
+        "zh": "下载方案比较（Excel 工作簿）",
+        "en": "Download the comparison (Excel workbook)",
+    },
 }
 
 

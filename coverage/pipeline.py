@@ -193,20 +193,30 @@ def write(
     title: str | None = None,
     extra: Mapping[str, Any] | None = None,
     lang: str = "zh",
-    report: bool = True,
+    report: bool | export.Documents = True,
     progress: ProgressFn | None = None,
 ) -> Path:
     """Write the output contract of ``result`` into the folder ``out``, all-or-nothing.
 
     The files are those of :func:`coverage.export.output_files` (same
     parameters); ``out`` is replaced as a whole (:func:`coverage.export.write_outputs`).
+    ``report`` may be an :class:`coverage.export.Documents` (``report.html`` is then
+    written, with those documents: ``tables.xlsx``, ``map.png``/``map.pdf``, ``report.pdf``).
 
     Returns
     -------
     pathlib.Path
         The absolute output folder.
     """
+    documents = report if isinstance(report, export.Documents) else None
     built = export.output_files(
-        result, city, title=title, extra=extra, lang=lang, report=report, progress=progress
+        result,
+        city,
+        title=title,
+        extra=extra,
+        lang=lang,
+        report=documents is not None or bool(report),
+        progress=progress,
+        documents=documents,
     )
     return export.write_outputs(out, built)

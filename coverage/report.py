@@ -1,5 +1,12 @@
 """The standalone ``report.html``: headline numbers, the map, the tables and a coverage curve.
 
+It prints on A4 (``@media print``): the static map image (``map.png``, from
+:mod:`coverage.figure`) replaces the interactive map, which has no zoom buttons in print,
+so the map fits on page 1; tables wrap in a smaller font and never run past the page. The
+report states the walking speed, thresholds, scenario, date, what "covered" means and the
+population source, with one number format (shares with one decimal, whole residents).
+:func:`report_pdf_bytes` prints it to ``report.pdf`` through headless Chromium when present.
+
 One HTML file that opens from ``file://`` with no network: the map from
 :func:`coverage.maps.coverage_map` is inlined by :func:`coverage.assets.offline_map_html` and
 embedded as an ``<iframe srcdoc>``, the curve is inline SVG, and a Content-Security-Policy
@@ -9,10 +16,17 @@ HTML-escaped.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import html
 import logging
 import math
+import re
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import folium
@@ -28,7 +42,7 @@ from coverage.maps import AREA_COLORS, escape_html, format_number, is_missing
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["report_html"]
+__all__ = ["chromium_path", "report_html", "report_pdf_bytes"]
 
 
 def _curve_svg(curve: pd.DataFrame, lang: str, *, width: int = 560, height: int = 300) -> str:
@@ -82,9 +96,22 @@ def _curve_svg(curve: pd.DataFrame, lang: str, *, width: int = 560, height: int 
     return "".join(parts)
 
 
-def _cell(value: object) -> str:
+#: Table columns shown as percentages with one decimal (shares, 0–1).
+_SHARE_COLUMN = re.compile(r"(^|_)share(_|$)")
+#: Table columns shown as whole residents.
+_RESIDENTS_COLUMN = re.compile(r"^(population|marginal_population|cumulative_population)")
+
+
+def _cell(value: object, column: str = "") -> str:
     if is_missing(value):
         return "—"
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    ):
+        if _SHARE_COLUMN.search(column):
+            return f"{float(value):.1%}"
+        if _RESIDENTS_COLUMN.match(column):
+            return f"{float(value):,.0f}"
     if isinstance(value, (float, np.floating)):
         v = float(value)
         if v.is_integer() and abs(v) >= 1000:
@@ -104,8 +131,11 @@ def _table_html(df: pd.DataFrame, lang: str, max_rows: int) -> str:
     if frame.empty:
         return f"<p>{escape_html(t('report.empty', lang))}</p>"
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    names = [str(c) for c in frame.columns]
     body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
+        "<tr>"
+        + "".join(f"<td>{_cell(v, c)}</td>" for v, c in zip(row, names, strict=True))
+        + "</tr>"
         for row in frame.head(max_rows).itertuples(index=False, name=None)
     )
     note = ""
@@ -164,7 +194,108 @@ th, td { padding: 4px 8px; border-bottom: 1px solid #eee; text-align: left; whit
 thead th { background: #f1f1f1; position: sticky; top: 0; }
 .cp-note, footer { color: #666; font-size: 12px; }
 footer { margin-top: 32px; }
+.cp-params { background: #fff; border: 1px solid #e3e3e3; width: 100%; }
+.cp-params th { width: 22%; background: #f7f7f7; white-space: normal; }
+.cp-params td { white-space: normal; }
+img.cp-print-map { display: none; }
+@page { size: A4 portrait; margin: 12mm; }
+@media print {
+  body { padding: 0; background: #fff; font-size: 11px; }
+  main { max-width: none; }
+  h1 { font-size: 18px; margin-bottom: 8px; }
+  h2 { font-size: 13px; margin: 14px 0 6px; break-after: avoid; }
+  .cp-cards { gap: 6px; }
+  .cp-card { min-width: 0; padding: 4px 8px; }
+  .cp-card .v { font-size: 15px; }
+  iframe.cp-map.cp-has-image { display: none; }
+  iframe.cp-map { width: 100%; height: 120mm; }
+  img.cp-print-map { display: block; width: 100%; height: auto; max-height: 150mm;
+    object-fit: contain; break-inside: avoid; }
+  .cp-table { overflow: visible; border: none; }
+  table { table-layout: fixed; width: 100%; font-size: 8px; }
+  th, td { white-space: normal; overflow-wrap: anywhere; word-break: break-word;
+    padding: 2px 3px; }
+  thead { display: table-header-group; }
+  thead th { position: static; }
+  tr { break-inside: avoid; }
+  svg.cp-curve { max-width: 100%; height: auto; }
+  .leaflet-control-zoom, .leaflet-control-layers { display: none !important; }
+}
 """
+#: Added to the interactive map's own page: no zoom buttons or layer switcher in print.
+_MAP_PRINT_CSS: Final = (
+    "<style>@media print { .leaflet-control-zoom, .leaflet-control-layers "
+    "{ display: none !important; } }</style>"
+)
+
+
+def _population_text(model: Mapping[str, Any], lang: str) -> str:
+    source = str(model.get("source") or "")
+    if source == "osm":
+        return t("report.population.osm", lang)
+    if model.get("file"):
+        return t("report.population.file", lang, name=str(model["file"]))
+    return source or "—"
+
+
+def _params_rows(summary: Mapping[str, Any], lang: str) -> list[tuple[str, str]]:
+    """Return (label, value) rows: speed, thresholds, scenario, date, definition, sources."""
+    params = summary.get("params") or {}
+    speed = params.get("walk_speed_kmh")
+    thresholds = " / ".join(f"{float(m):g}" for m in params.get("thresholds_min") or [])
+    scenario = summary.get("scenario")
+    name = scenario.get("name") if isinstance(scenario, Mapping) else scenario
+    date = summary.get("date") or dt.datetime.now(dt.UTC).date().isoformat()
+    rows: list[tuple[str, str]] = []
+    if speed is not None:
+        rows.append(
+            (t("report.param.speed", lang), t("report.param.speed_value", lang, speed=float(speed)))
+        )
+    if thresholds:
+        rows.append(
+            (
+                t("report.param.thresholds", lang),
+                t("report.param.thresholds_value", lang, thresholds=thresholds),
+            )
+        )
+    rows.append((t("report.param.scenario", lang), str(name or "—")))
+    rows.append((t("report.param.date", lang), str(date)))
+    if speed is not None and thresholds:
+        rows.append(
+            (
+                t("report.param.definition", lang),
+                t("report.definition", lang, minutes=thresholds, speed=float(speed)),
+            )
+        )
+    model = params.get("population_model")
+    if isinstance(model, Mapping):
+        rows.append((t("report.param.population", lang), _population_text(model, lang)))
+    if summary.get("stations_source"):
+        rows.append((t("report.param.stations", lang), str(summary["stations_source"])))
+    return rows
+
+
+def _params_html(summary: Mapping[str, Any], lang: str) -> str:
+    body = "".join(
+        f"<tr><th>{escape_html(k)}</th><td>{escape_html(v)}</td></tr>"
+        for k, v in _params_rows(summary, lang)
+    )
+    return f"<table class='cp-params'><tbody>{body}</tbody></table>"
+
+
+def _map_html(map_page: str, lang: str, map_image: bytes | None) -> str:
+    label = escape_html(t("report.section.map", lang))
+    page = map_page.replace("</head>", _MAP_PRINT_CSS + "</head>", 1)
+    has_image = " cp-has-image" if map_image else ""
+    out = (
+        f"<iframe class='cp-map{has_image}' title='{label}' "
+        f'srcdoc="{html.escape(page, quote=True)}"></iframe>'
+    )
+    if map_image:
+        data = base64.b64encode(map_image).decode("ascii")
+        alt = escape_html(t("report.map_image", lang))
+        out += f"<img class='cp-print-map' alt='{alt}' src='data:image/png;base64,{data}'>"
+    return out
 
 
 def report_html(
@@ -176,6 +307,7 @@ def report_html(
     lang: str = "zh",
     curve: pd.DataFrame | None = None,
     max_rows: int = 1000,
+    map_image: bytes | None = None,
 ) -> str:
     """Return the standalone ``report.html``: headline numbers, the map, tables, a curve.
 
@@ -190,7 +322,9 @@ def report_html(
     summary
         The ``summary.json`` dict: ``coverage`` (threshold string → ``share``,
         ``population_covered``), ``demand.population``, ``centers`` (count, or a dict with
-        ``count``) and optionally ``siting.share_after``.
+        ``count``), ``params`` (``walk_speed_kmh``, ``thresholds_min``,
+        ``population_model``) and optionally ``siting.share_after``, ``scenario.name``,
+        ``date`` (ISO; today by default) and ``stations_source`` (text).
     map
         The map, usually from :func:`coverage.maps.coverage_map`; embedded as an ``<iframe srcdoc>`` so its
         full-page styles do not leak into the report.
@@ -203,6 +337,10 @@ def report_html(
         Optional coverage curve, columns ``k`` and ``share`` (0–1), drawn as inline SVG.
     max_rows
         Rows shown per table; a note says when a table was cut.
+    map_image
+        PNG of the map (``map.png``): printed instead of the interactive map, which
+        cannot be printed reliably. Without it the interactive map is printed, without
+        its zoom buttons.
 
     Returns
     -------
@@ -222,8 +360,9 @@ def report_html(
     )
     sections = [
         f"<h2>{escape_html(t('report.section.map', lang))}</h2>",
-        f"<iframe class='cp-map' title='{escape_html(t('report.section.map', lang))}' "
-        f'srcdoc="{html.escape(map_page, quote=True)}"></iframe>',
+        _map_html(map_page, lang, map_image),
+        f"<h2>{escape_html(t('report.section.params', lang))}</h2>",
+        _params_html(summary, lang),
     ]
     if curve is not None:
         missing = {"k", "share"} - set(curve.columns)
@@ -258,3 +397,78 @@ def report_html(
 """
     logger.info("returned report of %.1f kB", len(page.encode("utf-8")) / 1e3)
     return page
+
+
+# --- report.pdf -------------------------------------------------------------------------
+
+#: Longest time, in seconds, Chromium may take to print the report.
+PDF_TIMEOUT_S = 180
+_CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def chromium_path() -> str | None:
+    """Return the headless Chromium (Debian's ``chromium``) on this machine, or ``None``."""
+    for name in _CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def report_pdf_bytes(page: str, *, timeout_s: float = PDF_TIMEOUT_S) -> bytes | None:
+    """Print ``report.html`` to an A4 PDF with headless Chromium; ``None`` when there is none.
+
+    Chromium runs offline (every host name fails to resolve) with a throw-away profile,
+    ``--print-to-pdf`` and no header or footer; the report's ``@media print`` rules
+    decide the layout.
+
+    Parameters
+    ----------
+    page
+        The report (:func:`report_html`).
+    timeout_s
+        Longest wait for Chromium.
+
+    Returns
+    -------
+    bytes or None
+        The PDF, or ``None`` when no Chromium is installed or it failed (logged).
+    """
+    exe = chromium_path()
+    if exe is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="coverage-planner-pdf-") as tmp:
+        folder = Path(tmp)
+        src = folder / "report.html"
+        out = folder / "report.pdf"
+        src.write_text(page, encoding="utf-8")
+        cmd = [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--virtual-time-budget=5000",
+            "--no-pdf-header-footer",
+            f"--user-data-dir={folder / 'profile'}",
+            f"--print-to-pdf={out}",
+            src.as_uri(),
+        ]
+        try:
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            logger.warning("Chromium could not print report.pdf: %s", exc)
+            return None
+        if not out.is_file() or out.stat().st_size == 0:
+            logger.warning(
+                "Chromium did not print report.pdf (exit %s): %s",
+                done.returncode,
+                done.stderr.strip()[-300:],
+            )
+            return None
+        data = out.read_bytes()
+    logger.info("printed report.pdf, %.1f kB", len(data) / 1e3)
+    return data

@@ -1,7 +1,9 @@
 """Read the planner's own files into validated GeoDataFrames in EPSG:4326.
 
 The files are centers, candidates, districts and population. Accepted formats are GeoJSON (``.geojson``/``.json``), GeoPackage (``.gpkg``,
-read with pyogrio) and CSV with longitude/latitude columns. CSV text may be
+read with pyogrio), CSV with longitude/latitude columns, and Excel workbooks (``.xlsx``, read
+with openpyxl; the first sheet, or the one named after ``#`` as in ``stations.xlsx#Sheet2``)
+whose columns are detected as in a CSV. CSV text may be
 UTF-8, UTF-8 with a byte-order mark (Excel's "CSV UTF-8") or GBK/GB18030 (Excel
 on Chinese Windows). Coordinates may be WGS-84, GCJ-02 (Amap/高德, Tencent) or
 BD-09 (Baidu/百度); they are converted to WGS-84.
@@ -19,12 +21,14 @@ import logging
 import re
 import stat
 import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import geopandas as gpd
 import numpy as np
+import openpyxl
 import pandas as pd
 import pyogrio
 import pyproj
@@ -42,7 +46,18 @@ Source = Path | str | bytes | IO[bytes]
 
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg")
 CSV_SUFFIXES = (".csv", ".txt")
-SUPPORTED_SUFFIXES = VECTOR_SUFFIXES + CSV_SUFFIXES
+XLSX_SUFFIXES = (".xlsx",)
+SUPPORTED_SUFFIXES = VECTOR_SUFFIXES + CSV_SUFFIXES + XLSX_SUFFIXES
+#: Separator between a workbook's path and a sheet name (``stations.xlsx#Sheet2``).
+SHEET_SEPARATOR = "#"
+#: Most members of an ``.xlsx`` zip archive (a real workbook has a few dozen).
+XLSX_MAX_MEMBERS = 2_000
+#: Most bytes an ``.xlsx`` may expand to (sum of its members' uncompressed sizes).
+XLSX_MAX_UNCOMPRESSED_BYTES = 256_000_000
+#: Most data rows read from one sheet (Excel itself holds 1,048,576).
+XLSX_MAX_ROWS = 1_048_576
+#: Most columns read from one sheet.
+XLSX_MAX_COLUMNS = 500
 
 #: Column names recognised (case-insensitively) as longitude and latitude in a CSV.
 LON_NAMES = ("lon", "lng", "long", "longitude", "x", "经度", "wgs84_lon", "gcj02_lon", "bd09_lon")
@@ -118,7 +133,7 @@ def _load(source: Source, filename: str | None, max_bytes: int) -> tuple[str, st
         _too_big(name, len(data), max_bytes)
     suffix = _suffix(name)
     if suffix not in SUPPORTED_SUFFIXES:
-        msg = f"Unsupported file {name!r}: expected one of {', '.join(SUPPORTED_SUFFIXES)}. Save it from your GIS or spreadsheet as GeoJSON, GeoPackage or CSV (with longitude/latitude columns)."
+        msg = f"Unsupported file {name!r}: expected one of {', '.join(SUPPORTED_SUFFIXES)}. Save it from your GIS or spreadsheet as GeoJSON, GeoPackage, CSV or Excel .xlsx (with longitude/latitude columns)."
         raise InputError(msg)
     if not data.strip(b"\xef\xbb\xbf \t\r\n"):
         msg = f"{name!r} is empty. Export the data again, with at least one feature or row."
@@ -150,13 +165,15 @@ def check_regular_file(p: Path, what: str) -> None:
     p
         The path (a symbolic link is followed).
     what
-        What the file is for, e.g. ``"Centers file"``.
+        What the file is for, e.g. ``"Centers file"``. A workbook path may name a
+        sheet (``stations.xlsx#Sheet2``, see :func:`split_sheet`).
 
     Raises
     ------
     InputError
         Missing path, or a folder, FIFO, device or socket (named as such).
     """
+    p = split_sheet(p)[0]
     if p.is_file():
         return
     kind = _kind_of(p)
@@ -310,7 +327,26 @@ def _read_csv(
     lat_column: str | None,
     want_points: bool,
 ) -> gpd.GeoDataFrame:
-    df = _read_csv_table(name, data)
+    return _table_frame(
+        name,
+        _read_csv_table(name, data),
+        crs=crs,
+        lon_column=lon_column,
+        lat_column=lat_column,
+        want_points=want_points,
+    )
+
+
+def _table_frame(
+    name: str,
+    df: pd.DataFrame,
+    *,
+    crs: Crs | str,
+    lon_column: str | None,
+    lat_column: str | None,
+    want_points: bool,
+) -> gpd.GeoDataFrame:
+    """Geometry from a table's columns: longitude/latitude, or WKT polygons (CSV and Excel alike)."""
     columns = list(df.columns)
     if not want_points and lon_column is None and lat_column is None:
         lookup = {c.lower(): c for c in columns}
@@ -345,6 +381,157 @@ def _read_wkt_csv(name: str, df: pd.DataFrame, column: str, crs: Crs | str) -> g
     )
     _check_geographic_range(gdf, name)
     return _convert_datum(gdf, crs)
+
+
+# --- Excel workbooks ------------------------------------------------------------
+
+
+def split_sheet(path: Path | str) -> tuple[Path, str | None]:
+    """Split ``stations.xlsx#Sheet2`` into the workbook's path and the sheet name.
+
+    A path that exists as it is (even with a ``#`` in its name) is not split, and
+    only a workbook (``.xlsx``) takes a sheet name.
+
+    Returns
+    -------
+    tuple
+        ``(path, sheet)``; ``sheet`` is ``None`` when no sheet is named (the first sheet).
+    """
+    p = Path(path)
+    text = str(path)
+    if SHEET_SEPARATOR not in text or p.exists():
+        return p, None
+    base, sheet = text.rsplit(SHEET_SEPARATOR, 1)
+    if not base.lower().endswith(XLSX_SUFFIXES):
+        return p, None
+    return Path(base), sheet or None
+
+
+def check_xlsx_archive(name: str, data: bytes) -> None:
+    """Refuse a workbook whose zip archive is broken or would expand beyond the limits.
+
+    An ``.xlsx`` is a zip archive: a few kilobytes can expand to gigabytes. The
+    members' count and declared uncompressed sizes are checked before any parsing
+    (Python's zip reader never inflates a member past its declared size).
+
+    Raises
+    ------
+    InputError
+        Not a zip archive (not an ``.xlsx``).
+    ResourceLimitError
+        More than :data:`XLSX_MAX_MEMBERS` members or more than
+        :data:`XLSX_MAX_UNCOMPRESSED_BYTES` once expanded.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+        msg = f"{name!r} is not a readable Excel workbook (.xlsx is a zip archive: {exc}). Save it again from Excel or WPS as .xlsx, or as CSV UTF-8."
+        raise InputError(msg) from exc
+    if len(infos) > XLSX_MAX_MEMBERS:
+        msg = f"{name!r} holds {len(infos):,} parts, more than the {XLSX_MAX_MEMBERS:,} a workbook may have here. Save only the table's sheet as a new .xlsx, or as CSV UTF-8."
+        raise ResourceLimitError(msg)
+    total = sum(max(int(i.file_size), 0) for i in infos)
+    if total > XLSX_MAX_UNCOMPRESSED_BYTES:
+        msg = f"{name!r} expands to {total / 1e6:,.0f} MB, more than the {XLSX_MAX_UNCOMPRESSED_BYTES / 1e6:.0f} MB allowed for a workbook ({len(data) / 1e6:.1f} MB on disk). Save only the table's sheet as a new .xlsx, or as CSV UTF-8."
+        raise ResourceLimitError(msg)
+
+
+def _sheet_rows(name: str, ws: Any) -> list[tuple[Any, ...]]:
+    """Return the sheet's rows as values (cached results of formulas, never evaluated), capped."""
+    rows: list[tuple[Any, ...]] = []
+    for row in ws.iter_rows(values_only=True, max_col=XLSX_MAX_COLUMNS + 1):
+        if len(row) > XLSX_MAX_COLUMNS and any(v is not None for v in row[XLSX_MAX_COLUMNS:]):
+            msg = f"{name!r}: the sheet has more than {XLSX_MAX_COLUMNS} columns. Keep only the table's columns."
+            raise ResourceLimitError(msg)
+        rows.append(tuple(row[:XLSX_MAX_COLUMNS]))
+        if len(rows) > XLSX_MAX_ROWS + 1:
+            msg = f"{name!r}: the sheet has more than {XLSX_MAX_ROWS:,} rows. Split the table or keep only the area you plan for."
+            raise ResourceLimitError(msg)
+    return rows
+
+
+def _pick_sheet(name: str, wb: Any, sheet: str | int | None) -> Any:
+    names = list(wb.sheetnames)
+    if sheet is None:
+        if not names:  # pragma: no cover - openpyxl refuses a workbook without sheets
+            msg = f"{name!r} has no sheets."
+            raise InputError(msg)
+        return wb[names[0]]
+    if isinstance(sheet, int) and not isinstance(sheet, bool):
+        if 0 <= sheet < len(names):
+            return wb[names[sheet]]
+    elif str(sheet) in names:
+        return wb[str(sheet)]
+    msg = f"{name!r} has no sheet {strip_controls(sheet)!r}; its sheets are: {', '.join(strip_controls(n) for n in names)}. Name one after '#', e.g. 'stations.xlsx#{strip_controls(names[0]) if names else 'Sheet1'}'."
+    raise InputError(msg)
+
+
+def _header(row: tuple[Any, ...]) -> list[str]:
+    names: list[str] = []
+    for i, v in enumerate(row):
+        text = "" if v is None else str(v).strip()
+        names.append(text or f"column_{i + 1}")
+    return names
+
+
+def read_xlsx_table(name: str, data: bytes, *, sheet: str | int | None = None) -> pd.DataFrame:
+    """Return one sheet of an ``.xlsx`` workbook as a table, as :func:`pandas.read_csv` would.
+
+    The first non-empty row is the header; empty rows and unnamed empty columns are
+    dropped. Formula cells give the value Excel saved with them (openpyxl's
+    ``data_only``); nothing is evaluated, and a formula without a saved value is empty.
+
+    Parameters
+    ----------
+    name
+        File name, for messages.
+    data
+        The workbook's bytes (checked by :func:`check_xlsx_archive` first).
+    sheet
+        Sheet name or 0-based position; the first sheet by default.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per header cell, RangeIndex.
+
+    Raises
+    ------
+    InputError
+        Not a workbook, no such sheet, no header or no data rows.
+    ResourceLimitError
+        Too many parts, bytes, rows or columns.
+    """
+    check_xlsx_archive(name, data)
+    try:
+        with warnings.catch_warnings():
+            # openpyxl warns about features it drops (data validation, print areas); values stay
+            warnings.simplefilter("ignore", UserWarning)
+            wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+            try:
+                rows = _sheet_rows(name, _pick_sheet(name, wb, sheet))
+            finally:
+                wb.close()
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        msg = f"{name!r} could not be read as an Excel workbook ({type(exc).__name__}: {strip_controls(exc)[:200]}). Save it again as .xlsx, or as CSV UTF-8."
+        raise InputError(msg) from exc
+    rows = [r for r in rows if any(v is not None and str(v).strip() != "" for v in r)]
+    if not rows:
+        msg = f"{name!r}: the sheet is empty. Put a header row (e.g. 名称, 经度, 纬度) and data rows in the first sheet, or name the sheet after '#'."
+        raise InputError(msg)
+    header = _header(rows[0])
+    df = pd.DataFrame([list(r) + [None] * (len(header) - len(r)) for r in rows[1:]], columns=header)
+    unnamed = [
+        c for c, v in zip(df.columns, rows[0], strict=False) if v is None and df[c].isna().all()
+    ]
+    df = df.drop(columns=unnamed)
+    if len(df) == 0:
+        msg = f"{name!r} has a header ({', '.join(df.columns)}) but no data rows."
+        raise InputError(msg)
+    return df.infer_objects()
 
 
 # --- vector files -------------------------------------------------------------
@@ -648,7 +835,9 @@ def read_features(
         CSV coordinate columns; by default detected among ``lon``/``lng``/
         ``longitude``/``x``/``经度`` and ``lat``/``latitude``/``y``/``纬度``.
     layer
-        Layer of a GeoPackage; the first by default.
+        Layer of a GeoPackage, or sheet (name or 0-based position) of an ``.xlsx``
+        workbook; the first by default. A path may also name the sheet after ``#``:
+        ``stations.xlsx#Sheet2``.
     max_bytes
         Larger files are refused with :class:`~coverage.errors.ResourceLimitError`.
 
@@ -767,8 +956,24 @@ def _read(
     if str(crs).lower().replace("-", "").replace("_", "") not in CRS_NAMES:
         msg = f"`crs` must be one of {', '.join(CRS_NAMES)}; got {crs!r}. Use 'gcj02' for Amap/高德 coordinates, 'bd09' for Baidu/百度, 'wgs84' for GPS/OpenStreetMap."
         raise InputError(msg)
+    sheet: str | None = None
+    if isinstance(source, (str, Path)):
+        source, sheet = split_sheet(source)
+    if filename is not None:
+        named, named_sheet = split_sheet(filename)
+        if named_sheet is not None:
+            filename, sheet = str(named), sheet or named_sheet
     name, suffix, data = _load(source, filename, max_bytes)
-    if suffix in CSV_SUFFIXES:
+    if suffix in XLSX_SUFFIXES:
+        gdf = _table_frame(
+            name,
+            read_xlsx_table(name, data, sheet=layer if layer is not None else sheet),
+            crs=crs,
+            lon_column=lon_column,
+            lat_column=lat_column,
+            want_points=want_points is not False,
+        )
+    elif suffix in CSV_SUFFIXES:
         gdf = _read_csv(
             name,
             data,

@@ -312,7 +312,7 @@ def test_accept_upload_limits(app_module: ModuleType) -> None:
     with pytest.raises(InputError, match="empty"):
         mod.accept_upload("centers", "c.csv", b"", max_mb=2)
     with pytest.raises(InputError, match="GeoJSON"):
-        mod.accept_upload("centers", "c.xlsx", b"x", max_mb=2)
+        mod.accept_upload("centers", "c.xls", b"x", max_mb=2)  # old Excel; .xlsx is read
 
 
 def test_sessions_do_not_share_scenarios() -> None:
@@ -477,8 +477,8 @@ def test_centers_file_after_a_closure_drops_the_closure(haidian_extract) -> None
     ("req", "shown"),
     [
         (
-            {"source": "default", "centers_src": "file", "centers": ("站点.xlsx", b"PK\x03\x04")},
-            "“站点.xlsx”不是 GeoJSON",
+            {"source": "default", "centers_src": "file", "centers": ("站点.xls", b"PK\x03\x04")},
+            "“站点.xls”不是 GeoJSON",
         ),
         ({"source": "default", "centers_src": "file"}, "没有可用的服务中心文件"),
         ({"source": "upload", "centers_src": "osm"}, "没有可用的 OSM 文件"),

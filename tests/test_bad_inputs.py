@@ -522,7 +522,8 @@ USERFILE_CASES: list[tuple[str, str, str, bytes, str, str]] = [
         "could not be read",
     ),
     ("geojson_named_csv", "points", "c.csv", _fc(PT), "error", ""),
-    ("xlsx_extension", "points", "c.xlsx", b"PK\x03\x04xx", "error", "Unsupported"),
+    ("xlsx_broken", "points", "c.xlsx", b"PK\x03\x04xx", "error", "not a readable Excel workbook"),
+    ("xls_extension", "points", "c.xls", b"\xd0\xcf\x11\xe0", "error", "Unsupported"),
     ("shapefile_extension", "points", "c.shp", b"\x00\x00\x27\x0a", "error", "Unsupported"),
     ("no_extension", "points", "centers", b"lon,lat\n116.3,40.0\n", "error", "Unsupported"),
     ("no_features", "points", "c.geojson", _fc(), "error", "no features"),
@@ -1297,7 +1298,7 @@ APP_UPLOAD_CASES: list[tuple[str, str, str, bytes, str]] = [
     ("osm_no_extension", "osm", "city", GRID_XML, "not an OSM extract"),
     ("centers_pdf", "centers", "centers.pdf", b"%PDF", "not a GeoJSON"),
     ("centers_empty", "centers", "centers.csv", b"", "empty"),
-    ("population_xlsx", "population", "pop.xlsx", b"PK", "not a GeoJSON"),
+    ("population_xls", "population", "pop.xls", b"PK", "not a GeoJSON"),
     ("districts_shp", "districts", "d.shp", b"\x00", "not a GeoJSON"),
     ("unknown_kind", "scenario", "s.json", b"{}", "unknown upload kind"),
 ]

@@ -711,3 +711,30 @@ def test_run_batch_refuses_a_user_folder_before_loading(tmp_path, monkeypatch) -
     with pytest.raises(InputError, match="refusing"):
         batch.run_batch(CityInputs(osm=tmp_path / "x.osm"), out=out)
     assert [p.name for p in out.iterdir()] == ["summary.csv"]
+
+
+# --- issue 14: documents per district and a top-level workbook ---------------------------
+
+
+def test_batch_writes_workbooks_and_maps(grid_city, grid_districts, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import openpyxl
+
+    res = run_districts(grid_city, grid_districts, tmp_path / "out", params=BatchParams(lang="en"))
+    out = tmp_path / "out"
+    west = openpyxl.load_workbook(out / "西区" / export.TABLES_XLSX)
+    assert west.sheetnames[0] == "Coverage"
+    rows = list(west["Coverage"].iter_rows(values_only=True))
+    assert rows[1][0] == 5.0
+    assert rows[1][3] == pytest.approx(_row(res.summary, "西区")["share_5"])
+    assert west["Coverage"]["D2"].number_format == "0.0%"
+    assert (out / "西区" / export.MAP_PNG).read_bytes().startswith(b"\x89PNG")
+    assert (out / "西区" / export.MAP_PDF).read_bytes().startswith(b"%PDF")
+    top = openpyxl.load_workbook(out / export.TABLES_XLSX)
+    sheet = top[top.sheetnames[0]]
+    table = list(sheet.iter_rows(values_only=True))
+    assert table[0][0] == "District"
+    assert sorted(r[0] for r in table[1:]) == sorted(res.summary["district"])
+    share = table[0].index("Share within 15 min")
+    by_name = {r[0]: r[share] for r in table[1:]}
+    assert by_name["东区"] == pytest.approx(_row(res.summary, "东区")["share_15"])
+    assert sheet.cell(row=2, column=share + 1).number_format == "0.0%"

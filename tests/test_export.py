@@ -328,6 +328,9 @@ def test_output_files_contract(haidian_result, tmp_path: Path) -> None:  # type:
         "proposed_sites.geojson",
         "coverage_curve.csv",
         "report.html",
+        "tables.xlsx",
+        "map.png",
+        "map.pdf",
     }
     doc = json.loads(files["summary.json"])
     assert doc["schema_version"] == export.SCHEMA_VERSION

@@ -30,7 +30,13 @@ SUMMARY: dict[str, Any] = {
 }
 
 
-def _report(*, tiles: str | None = None, lang: str = "zh", **kwargs: Any) -> str:
+def _report(
+    *,
+    tiles: str | None = None,
+    lang: str = "zh",
+    summary: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> str:
     layers = frames()
     m = coverage_map(MapLayers(**layers), tiles=tiles, lang=lang)  # type: ignore[arg-type]
     tables = {
@@ -40,7 +46,7 @@ def _report(*, tiles: str | None = None, lang: str = "zh", **kwargs: Any) -> str
     curve = pd.DataFrame({"k": [0, 1, 2], "share": [0.8, 0.85, 0.875]})
     return report_html(
         title=f"测试 {EVIL}",
-        summary=SUMMARY,
+        summary=SUMMARY if summary is None else summary,
         map=m,
         tables=tables,
         lang=lang,
@@ -171,3 +177,51 @@ def test_report_renders_offline_in_chromium(tmp_path: Path) -> None:
         colors = region.getcolors(maxcolors=1_000_000)
     assert colors is not None
     assert len(colors) > 50, "the map area is blank: Leaflet did not run"
+
+
+@pytest.mark.parametrize(
+    ("value", "column", "text"),
+    [
+        (0.12345, "cumulative_share", "12.3%"),
+        (1.0, "share_15", "100.0%"),
+        (0.5, "share_after", "50.0%"),
+        (1234.56, "population_within_15", "1,235"),
+        (12.4, "marginal_population", "12"),
+        (0.12345, "snap_distance_m", "0.123"),
+        (np.nan, "share_5", "—"),
+        (True, "share_5", "✓"),
+    ],
+)
+def test_table_cells_one_number_format(value: object, column: str, text: str) -> None:
+    """Shares with one decimal, whole residents, in every table of the report."""
+    assert _cell(value, column) == text
+
+
+def test_report_prints_on_a4_and_names_its_parameters() -> None:
+    summary = {
+        **SUMMARY,
+        "params": {
+            "walk_speed_kmh": 4.2,
+            "thresholds_min": [5.0, 15.0],
+            "population_model": {"source": "file", "file": "人口.geojson"},
+        },
+        "scenario": {"name": "方案B"},
+        "date": "2026-12-01",
+        "stations_source": "规划者提供的站点表",
+    }
+    page = _report(summary=summary)
+    assert "@page { size: A4 portrait; margin: 12mm; }" in page
+    assert "@media print" in page
+    for text in (
+        "4.2 公里/小时",
+        "5 / 15 分钟",
+        "方案B",
+        "2026-12-01",
+        "人口文件 人口.geojson",
+        "规划者提供的站点表",
+        "住处沿街道步行到最近的服务中心不超过 5 / 15 分钟（步行速度 4.2 公里/小时）",
+    ):
+        assert text in page, text
+    # the interactive map's own page hides its zoom buttons in print
+    assert html.escape(".leaflet-control-zoom, .leaflet-control-layers", quote=True) in page
+    assert "<td>70.0%</td>" in page  # the sites table's cumulative share

@@ -91,8 +91,8 @@ def test_named_columns(tmp_path):  # type: ignore[no-untyped-def]
 def test_missing_file_and_unsupported_extension(tmp_path):  # type: ignore[no-untyped-def]
     with pytest.raises(InputError, match="not found"):
         read_points(tmp_path / "nope.csv")
-    xls = tmp_path / "centers.xlsx"
-    xls.write_bytes(b"PK\x03\x04")
+    xls = tmp_path / "centers.xls"  # the old binary Excel format (.xlsx is read)
+    xls.write_bytes(b"\xd0\xcf\x11\xe0")
     with pytest.raises(InputError, match=r"Unsupported.*\.geojson"):
         read_points(xls)
 

@@ -1,0 +1,490 @@
+"""The printable map figure (``map.png``, ``map.pdf``), rendered offline with matplotlib.
+
+One A4-landscape figure per result: the network's streets as a light base, the service areas
+per threshold, the housing left uncovered at the largest threshold, and the stations told
+apart by state (existing, added, closed, proposed), with legend, scale bar, north arrow, title,
+date, parameters and data attribution. Everything is drawn in the network's metric CRS, so the
+scale bar is exact and no tile server is needed. Chinese text uses a CJK font installed by the
+setup (WenQuanYi Micro Hei, ``fonts-wqy-microhei``; or Noto Sans CJK); without one, a warning
+says so and the labels fall back to matplotlib's default font.
+
+Cost is bounded at city scale: at most :attr:`FigureSpec.max_street_segments` street
+segments (the longest), only the union service area per threshold, and polygons simplified
+to :attr:`FigureSpec.simplify_m` before drawing. The figure is a :class:`matplotlib.figure.Figure`
+built without ``pyplot`` (no global state; safe in the app's threads).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from matplotlib import font_manager
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from numpy.typing import NDArray
+
+from coverage.errors import InputError
+from coverage.i18n import t
+from coverage.inputs import CityData
+from coverage.isochrones import ALL_CENTERS
+from coverage.network import WalkNetwork
+from coverage.scenario import ScenarioResult
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CJK_FONT_FILES",
+    "FigureLayers",
+    "FigureSpec",
+    "cjk_font",
+    "figure_layers",
+    "map_figure",
+    "map_pdf_bytes",
+    "map_png_bytes",
+    "source_label",
+    "stations_source",
+]
+
+#: Font files tried first for Chinese text (Debian packages ``fonts-wqy-microhei``, ``fonts-noto-cjk``).
+CJK_FONT_FILES = (
+    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+    Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf"),
+)
+#: Font families looked up through matplotlib when none of :data:`CJK_FONT_FILES` exists.
+CJK_FONT_FAMILIES = (
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "Microsoft YaHei",
+    "PingFang SC",
+    "SimHei",
+)
+
+#: Colours of the layers (light streets; blues for service areas, nearest first; red uncovered).
+STREET_COLOR = "#b8b8b8"
+AREA_COLORS = ("#2b8cbe", "#7bccc4", "#bae4bc", "#f0f9e8")
+UNCOVERED_COLOR = "#e34a33"
+#: Marker style per station state: (marker, face colour, edge colour, size in points²).
+STATION_STYLES = {
+    "existing": ("o", "#1f4e79", "white", 36.0),
+    "added": ("^", "#2ca25f", "white", 64.0),
+    "closed": ("X", "#9e9e9e", "#333333", 56.0),
+    "proposed": ("*", "#d7301f", "white", 160.0),
+}
+#: Station states, in legend order.
+STATION_STATES = tuple(STATION_STYLES)
+_NICE_M = (50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000, 50000)
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """Size and drawing budget of the map figure.
+
+    Parameters
+    ----------
+    width_px, height_px
+        Pixel size of ``map.png`` (default A4 landscape at 150 dpi).
+    dpi
+        Dots per inch of ``map.png``; ``map.pdf`` is vector at the same page size.
+    max_street_segments
+        Most street segments drawn (the longest are kept).
+    simplify_m
+        Tolerance, in meters, for simplifying polygons before drawing.
+    """
+
+    width_px: int = 1754
+    height_px: int = 1240
+    dpi: int = 150
+    max_street_segments: int = 150_000
+    simplify_m: float = 5.0
+
+    def __post_init__(self) -> None:
+        """Refuse sizes that cannot make a readable figure."""
+        if not (200 <= self.width_px <= 10_000 and 200 <= self.height_px <= 10_000):
+            msg = f"`width_px`/`height_px` must lie within 200–10,000; got {self.width_px}×{self.height_px}."
+            raise InputError(msg)
+        if not 50 <= self.dpi <= 600:
+            msg = f"`dpi` must lie within 50–600; got {self.dpi}."
+            raise InputError(msg)
+
+
+@dataclass(frozen=True)
+class FigureLayers:
+    """What the figure draws, every frame in the network's CRS.
+
+    Parameters
+    ----------
+    net
+        The walking network (its streets are the base).
+    service_areas
+        ``center_id`` (``"all"`` for the union), ``minutes``, geometry.
+    uncovered
+        ``minutes``, geometry: housing beyond each threshold.
+    stations
+        Station state (:data:`STATION_STATES`) → points.
+    thresholds_min
+        The audit's thresholds.
+    speed_kmh
+        Walking speed.
+    scenario
+        Scenario name.
+    stations_source
+        Where the stations come from (for the attribution line).
+    """
+
+    net: WalkNetwork
+    service_areas: gpd.GeoDataFrame | None
+    uncovered: gpd.GeoDataFrame | None
+    stations: dict[str, gpd.GeoDataFrame]
+    thresholds_min: tuple[float, ...]
+    speed_kmh: float
+    scenario: str = ""
+    stations_source: str = ""
+
+
+def cjk_font() -> font_manager.FontProperties | None:
+    """Return a font that has Chinese glyphs, or ``None`` (with a warning) when none is installed.
+
+    Returns
+    -------
+    matplotlib.font_manager.FontProperties or None
+        The first of :data:`CJK_FONT_FILES` that exists, else the first of
+        :data:`CJK_FONT_FAMILIES` matplotlib knows.
+    """
+    for path in CJK_FONT_FILES:
+        if path.is_file():
+            return font_manager.FontProperties(fname=str(path))
+    for family in CJK_FONT_FAMILIES:
+        try:
+            found = font_manager.findfont(
+                font_manager.FontProperties(family=family), fallback_to_default=False
+            )
+        except ValueError:
+            continue
+        return font_manager.FontProperties(fname=found)
+    warnings.warn(
+        "No Chinese font found for map.png/map.pdf; Chinese labels will show as boxes. Install one: `apt-get install fonts-wqy-microhei` (or run scripts/install_chromium.sh).",
+        stacklevel=2,
+    )
+    return None
+
+
+def figure_layers(result: ScenarioResult, city: CityData, *, source: str = "") -> FigureLayers:
+    """Return the layers of a scenario result's figure (`source`: where the stations come from).
+
+    Existing stations are the centers in force from the data; added ones are the
+    scenario's (``source == "added"``); closed ones are the city's centers the
+    scenario closed; proposed ones are the siting's sites.
+
+    Returns
+    -------
+    FigureLayers
+        In the network's CRS.
+    """
+    centers = result.centers
+    kinds = (
+        centers["source"].astype(str).to_numpy()
+        if "source" in centers.columns
+        else np.full(len(centers), "file", dtype=object)
+    )
+    closed_ids = {str(c) for c in result.scenario.closed}
+    closed = city.centers[city.centers["center_id"].astype(str).isin(closed_ids)]
+    stations = {
+        "existing": centers[kinds != "added"],
+        "added": centers[kinds == "added"],
+        "closed": closed,
+        "proposed": result.siting.sites if result.siting is not None else centers.iloc[:0],
+    }
+    audit = result.audit
+    return FigureLayers(
+        net=city.net,
+        service_areas=audit.service_areas if len(audit.service_areas) else None,
+        uncovered=audit.uncovered if len(audit.uncovered) else None,
+        stations={k: v for k, v in stations.items() if len(v)},
+        thresholds_min=tuple(float(x) for x in audit.params.thresholds_min),
+        speed_kmh=float(audit.params.speed_kmh),
+        scenario=result.scenario.name,
+        stations_source=source or stations_source(city.centers, centers),
+    )
+
+
+def stations_source(*frames: gpd.GeoDataFrame) -> str:
+    """Return where the stations of `frames` come from: their ``source`` values (``"osm,file"``)."""
+    kinds = {str(v) for f in frames if "source" in f.columns for v in f["source"]}
+    parts = []
+    if "osm" in kinds:
+        parts.append("osm")
+    if "file" in kinds:
+        parts.append("file")
+    if "added" in kinds:
+        parts.append("added")
+    return ",".join(parts)
+
+
+def source_label(stations_source: str, lang: str) -> str:
+    """Return where the stations come from in `lang` (``"osm,file"`` → "OpenStreetMap tags, …").
+
+    A text that is not a list of the data's ``source`` values is returned as it is.
+    """
+    keys = {"osm", "file", "added"}
+    words = [s.strip() for s in stations_source.split(",") if s.strip()]
+    if words and all(w in keys for w in words):
+        sep = "、" if lang == "zh" else ", "
+        return sep.join(t(f"figure.stations.{w}", lang) for w in words)
+    return stations_source
+
+
+def _street_segments(net: WalkNetwork, limit: int) -> list[NDArray[np.float64]]:
+    u, v = net.edge_u, net.edge_v
+    if len(u) > limit:
+        keep = np.argsort(net.edge_length_m)[-limit:]
+        u, v = u[keep], v[keep]
+    start = np.column_stack([net.node_x[u], net.node_y[u]])
+    end = np.column_stack([net.node_x[v], net.node_y[v]])
+    return list(np.stack([start, end], axis=1))
+
+
+def _union_areas(areas: gpd.GeoDataFrame, simplify_m: float) -> gpd.GeoDataFrame:
+    """One (simplified) polygon per threshold: the ``"all"`` rows, else the union per minutes."""
+    if "center_id" in areas.columns and (areas["center_id"] == ALL_CENTERS).any():
+        union = areas[areas["center_id"] == ALL_CENTERS][["minutes", "geometry"]]
+    else:
+        union = areas[["minutes", "geometry"]].dissolve(by="minutes", as_index=False)
+    out = union.copy()
+    out["geometry"] = out.geometry.simplify(simplify_m)
+    return _drawable(out)
+
+
+def _drawable(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Drop missing and empty geometries (geopandas warns when asked to draw nothing)."""
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    keep = ~np.asarray(shapely.is_missing(geoms), dtype=bool)
+    keep[keep] = ~np.asarray(shapely.is_empty(geoms[keep]), dtype=bool)
+    return gdf[keep]
+
+
+def _draw_areas(ax: Axes, layers: FigureLayers, spec: FigureSpec, lang: str) -> list[Patch]:
+    handles: list[Patch] = []
+    if layers.service_areas is not None:
+        union = _union_areas(layers.service_areas, spec.simplify_m)
+        minutes = sorted({float(m) for m in union["minutes"]}, reverse=True)
+        for i, m in enumerate(minutes):  # the largest first, the nearest on top
+            color = AREA_COLORS[min(len(minutes) - 1 - i, len(AREA_COLORS) - 1)]
+            part = union[union["minutes"].astype(float) == m]
+            part.plot(ax=ax, color=color, alpha=0.55, linewidth=0, zorder=2 + i / 10)
+        for i, m in enumerate(sorted(minutes)):
+            color = AREA_COLORS[min(i, len(AREA_COLORS) - 1)]
+            label = t("figure.service_area", lang, minutes=m)
+            handles.append(Patch(facecolor=color, alpha=0.55, label=label))
+    if layers.uncovered is not None and layers.thresholds_min:
+        last = max(layers.thresholds_min)
+        unc = layers.uncovered[layers.uncovered["minutes"].astype(float) == last]
+        unc = _drawable(unc.assign(geometry=unc.geometry.simplify(spec.simplify_m)))
+        if len(unc):
+            unc.plot(ax=ax, color=UNCOVERED_COLOR, alpha=0.6, linewidth=0, zorder=3)
+            label = t("figure.uncovered", lang, minutes=last)
+            handles.append(Patch(facecolor=UNCOVERED_COLOR, alpha=0.6, label=label))
+    return handles
+
+
+def _draw_stations(ax: Axes, layers: FigureLayers, lang: str) -> list[Line2D]:
+    handles: list[Line2D] = []
+    for z, state in enumerate(STATION_STATES):
+        gdf = layers.stations.get(state)
+        if gdf is None or len(gdf) == 0:
+            continue
+        pts = gdf.geometry.representative_point()
+        marker, face, edge, size = STATION_STYLES[state]
+        ax.scatter(
+            pts.x,
+            pts.y,
+            s=size,
+            marker=marker,
+            c=face,
+            edgecolors=edge,
+            linewidths=0.8,
+            zorder=5 + z,
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker=marker,
+                markersize=np.sqrt(size),
+                markerfacecolor=face,
+                markeredgecolor=edge,
+                label=f"{t(f'figure.station.{state}', lang)} ({len(gdf):,})",
+            )
+        )
+    return handles
+
+
+def _nice_length_m(span_m: float) -> int:
+    target = span_m / 5
+    return max((n for n in _NICE_M if n <= target), default=_NICE_M[0])
+
+
+def _draw_scale_and_north(ax: Axes, lang: str, font: font_manager.FontProperties | None) -> None:
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    length = _nice_length_m(x1 - x0)
+    bx, by = x0 + 0.04 * (x1 - x0), y0 + 0.05 * (y1 - y0)
+    height = 0.008 * (y1 - y0)
+    half = length / 2
+    ax.add_patch(Rectangle((bx, by), half, height, facecolor="black", zorder=8))
+    ax.add_patch(
+        Rectangle((bx + half, by), half, height, facecolor="white", edgecolor="black", zorder=8)
+    )
+    text = f"{length / 1000:g} km" if length >= 1000 else f"{length} m"
+    ax.text(bx, by + 2.2 * height, "0", fontsize=8, ha="center", zorder=8)
+    ax.text(bx + length, by + 2.2 * height, text, fontsize=8, ha="center", zorder=8)
+    ax.annotate(
+        t("figure.north", lang),
+        xy=(0.95, 0.95),
+        xytext=(0.95, 0.86),
+        xycoords="axes fraction",
+        ha="center",
+        va="center",
+        fontsize=12,
+        fontproperties=font,
+        arrowprops={"facecolor": "black", "width": 4, "headwidth": 12, "headlength": 12},
+        zorder=9,
+    )
+
+
+def _frame_extent(fig: Figure, ax: Axes, net: WalkNetwork) -> None:
+    """Fit the network's extent into the axes with equal scale in x and y."""
+    xmin, xmax = float(np.min(net.node_x)), float(np.max(net.node_x))
+    ymin, ymax = float(np.min(net.node_y)), float(np.max(net.node_y))
+    pad = 0.03 * max(xmax - xmin, ymax - ymin, 1.0)
+    xmin, xmax, ymin, ymax = xmin - pad, xmax + pad, ymin - pad, ymax + pad
+    bbox = ax.get_position()
+    w_in, h_in = fig.get_size_inches()
+    box_aspect = (bbox.height * h_in) / (bbox.width * w_in)
+    cx, cy = (xmin + xmax) / 2, (ymin + ymax) / 2
+    w, h = xmax - xmin, ymax - ymin
+    if h / w > box_aspect:
+        w = h / box_aspect
+    else:
+        h = w * box_aspect
+    ax.set_xlim(cx - w / 2, cx + w / 2)
+    ax.set_ylim(cy - h / 2, cy + h / 2)
+    ax.set_aspect("equal", adjustable="box")
+
+
+def _thresholds_text(thresholds: Sequence[float]) -> str:
+    return " / ".join(f"{m:g}" for m in thresholds)
+
+
+def map_figure(
+    layers: FigureLayers,
+    *,
+    title: str,
+    lang: str = "zh",
+    spec: FigureSpec | None = None,
+    date: dt.date | None = None,
+) -> Figure:
+    """Return the map figure: streets, service areas, uncovered housing, stations, map furniture.
+
+    Parameters
+    ----------
+    layers
+        What to draw (:func:`figure_layers`).
+    title
+        Figure title.
+    lang
+        ``"zh"`` or ``"en"`` for every label.
+    spec
+        Size and drawing budget; :class:`FigureSpec` defaults.
+    date
+        Date printed on the map; today (UTC) by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes; its legend lists the streets, the service area per threshold,
+        the uncovered housing and each station state present, with counts.
+    """
+    spec = spec or FigureSpec()
+    t("report.title", lang)  # validates `lang`
+    font = cjk_font()
+    fig = Figure(figsize=(spec.width_px / spec.dpi, spec.height_px / spec.dpi), dpi=spec.dpi)
+    ax = fig.add_axes((0.02, 0.1, 0.96, 0.8))
+    ax.set_axis_off()
+    _frame_extent(fig, ax, layers.net)
+    segments = _street_segments(layers.net, spec.max_street_segments)
+    ax.add_collection(LineCollection(segments, colors=STREET_COLOR, linewidths=0.35, zorder=1))
+    handles: list[Patch | Line2D] = [
+        Line2D([], [], color=STREET_COLOR, linewidth=1.5, label=t("figure.streets", lang))
+    ]
+    handles += _draw_areas(ax, layers, spec, lang)
+    handles += _draw_stations(ax, layers, lang)
+    _frame_extent(fig, ax, layers.net)  # the layers' plot calls may have moved the limits
+    _draw_scale_and_north(ax, lang, font)
+    ax.legend(
+        handles=handles,
+        loc="lower right",
+        prop=font,
+        fontsize=9,
+        framealpha=0.9,
+    )
+    legend = ax.get_legend()
+    if font is not None and legend is not None:
+        for text in legend.get_texts():
+            text.set_fontproperties(font)
+            text.set_fontsize(9)
+    date = date or dt.datetime.now(dt.UTC).date()
+    params = t(
+        "figure.params",
+        lang,
+        speed=layers.speed_kmh,
+        thresholds=_thresholds_text(layers.thresholds_min),
+        scenario=layers.scenario or "—",
+    )
+    fig.suptitle(title, y=0.965, fontproperties=font, fontsize=16)
+    fig.text(0.5, 0.915, params, ha="center", fontproperties=font, fontsize=10)
+    footer = f"{t('figure.date', lang, date=date.isoformat())}    {t('figure.attribution', lang, stations=source_label(layers.stations_source, lang) or '—')}"
+    fig.text(0.02, 0.04, footer, ha="left", fontproperties=font, fontsize=8, color="#444444")
+    logger.info(
+        "returned map figure %d×%d px with %d street segments",
+        spec.width_px,
+        spec.height_px,
+        len(segments),
+    )
+    return fig
+
+
+def _save(fig: Figure, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # without a CJK font matplotlib warns once per missing glyph; cjk_font warned once already
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+        fig.savefig(buf, format=fmt, dpi=fig.dpi, metadata={"Creator": "Coverage Planner"})
+    return buf.getvalue()
+
+
+def map_png_bytes(fig: Figure) -> bytes:
+    """Return the figure as PNG bytes at its own size and dpi (``map.png``)."""
+    return _save(fig, "png")
+
+
+def map_pdf_bytes(fig: Figure) -> bytes:
+    """Return the figure as a one-page vector PDF with the fonts embedded (``map.pdf``)."""
+    return _save(fig, "pdf")
