@@ -42,10 +42,11 @@ from coverage.errors import InputError
 from coverage.fileio import json_bytes, jsonable, strip_controls
 from coverage.inputs import CityData
 from coverage.maps import MapLayers, coverage_map
-from coverage.names import covered_column, share_column, threshold_key
+from coverage.names import METERS_UNIT, covered_column, share_column, threshold_key
 from coverage.progress import ProgressFn
 from coverage.report import report_html
 from coverage.scenario import ScenarioResult
+from coverage.standards import NO_CAPACITY_NOTE
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ PROPOSED_SITES_GEOJSON = "proposed_sites.geojson"
 COVERAGE_CURVE_CSV = "coverage_curve.csv"
 CENTERS_CSV = "centers.csv"
 COVERAGE_BY_LEVEL_CSV = "coverage_by_level.csv"
+STANDARD_CSV = "standard.csv"
+COMPLIANCE_CSV = "compliance.csv"
 REPORT_HTML = "report.html"
 
 #: Contract columns of each GeoJSON layer (``covered_<t>`` columns are added per threshold).
@@ -75,6 +78,9 @@ UNCOVERED_COLUMNS = ("minutes", "population", "area_m2")
 SITE_COLUMNS = ("rank", "marginal_population", "cumulative_population", "cumulative_share")
 SITE_EXTRA_COLUMNS = ("candidate_id", "snap_distance_m")
 MINUTES_AFTER = "minutes_after"
+METERS_TO_NEAREST = "meters_to_nearest"
+#: Prefix of the per-level judgement columns of a standard (``covered_level_<level>``).
+LEVEL_COVERED_PREFIX = "covered_level_"
 LON = "lon"
 LAT = "lat"
 
@@ -449,11 +455,53 @@ def summary_dict(
     }
     if districts is not None:
         doc["districts"] = _records(districts)
+    doc["params"]["thresholds_m"] = [float(d) for d in getattr(params, "thresholds_m", ())]
+    standard = getattr(params, "standard", None)
+    if standard is not None:
+        doc["standard"] = standard_block(audit)
+    compliance = getattr(result, "compliance", None)
+    if compliance is not None:
+        doc["compliance"] = compliance_block(compliance, params)
     if siting is not None:
         doc["siting"] = siting_block(siting)
     if extra:
         doc.update({str(k): jsonable(v) for k, v in extra.items()})
     return doc
+
+
+def standard_block(audit: Any) -> dict[str, Any]:
+    """Return the ``standard`` section of ``summary.json``: the standard and each judged level.
+
+    ``name``, ``title``, ``source``, ``notes`` and ``levels``: per judged level
+    its circle, thresholds (``threshold_min``, ``threshold_m``), source, centers
+    and the residents within it (by that level's centers only).
+    """
+    standard = audit.params.standard
+    return {
+        "name": standard.key,
+        "title": standard.title,
+        "source": standard.source,
+        "notes": standard.notes,
+        "levels": _records(getattr(audit, "standard_table", None)),
+    }
+
+
+def compliance_block(compliance: pd.DataFrame, params: Any) -> dict[str, Any]:
+    """Return the ``compliance`` section of ``summary.json``: parameters, a note, one row per area × level."""
+    from_capacity = (
+        bool(compliance["floor_area_reachable_m2"].notna().any()) if len(compliance) else False
+    )
+    block: dict[str, Any] = {
+        "household_size": float(params.household_size),
+        "target_share": None
+        if params.compliance_target is None
+        else float(params.compliance_target),
+        "m2_per_100_households": float(params.compliance.m2_per_100_households),
+        "rows": _records(compliance),
+    }
+    if not from_capacity:
+        block["note"] = NO_CAPACITY_NOTE
+    return block
 
 
 def summary_csv_bytes(audit: Any, *, scenario: str = "") -> bytes:
@@ -499,6 +547,11 @@ def _scenario_name(extra: Mapping[str, Any] | None) -> str:
 def _demand_frame(audit: Any, siting: Any) -> tuple[gpd.GeoDataFrame, list[str]]:
     demand = audit.demand
     cols = list(DEMAND_COLUMNS) + [covered_column(t) for t in audit.params.thresholds_min]
+    # issue 15: distances and the per-level judgement of a standard (additive)
+    if METERS_TO_NEAREST in demand.columns:
+        cols.append(METERS_TO_NEAREST)
+    cols += [covered_column(d, METERS_UNIT) for d in getattr(audit.params, "thresholds_m", ())]
+    cols += [c for c in demand.columns if str(c).startswith(LEVEL_COVERED_PREFIX)]
     if siting is not None:
         demand = demand.copy()
         after = siting.minutes_after
@@ -509,6 +562,16 @@ def _demand_frame(audit: Any, siting: Any) -> tuple[gpd.GeoDataFrame, list[str]]
         )
         cols.append(MINUTES_AFTER)
     return demand, cols
+
+
+def _service_areas(audit: Any) -> gpd.GeoDataFrame:
+    """Return the service areas of the minutes, then those of the distances (``meters``, minutes null)."""
+    areas = audit.service_areas
+    extra = getattr(audit, "distance_areas", None)
+    if extra is None or len(extra) == 0:
+        return areas
+    both = pd.concat([areas.assign(meters=np.nan), extra.assign(minutes=np.nan)], ignore_index=True)
+    return gpd.GeoDataFrame(both, geometry="geometry", crs=areas.crs)
 
 
 def output_files(
@@ -542,7 +605,9 @@ def output_files(
         File name → bytes: ``summary.json``, ``summary.csv``, ``centers.geojson``,
         ``service_areas.geojson``, ``demand.geojson``, ``uncovered.geojson``,
         ``centers.csv``, ``coverage_by_level.csv``; with ``siting`` also
-        ``proposed_sites.geojson`` and ``coverage_curve.csv``; ``report.html``.
+        ``proposed_sites.geojson`` and ``coverage_curve.csv``; with a standard
+        ``standard.csv`` and, when the city has districts, ``compliance.csv``;
+        ``report.html``.
     """
 
     def step(fraction: float, message: str) -> None:
@@ -566,7 +631,7 @@ def output_files(
     files[CENTERS_CSV] = csv_bytes(centers_table(audited_centers))
     step(0.1, "writing service areas")
     files[SERVICE_AREAS_GEOJSON] = geojson_bytes(
-        audit.service_areas, SERVICE_AREA_COLUMNS, what="service_areas"
+        _service_areas(audit), SERVICE_AREA_COLUMNS, optional=["meters"], what="service_areas"
     )
     step(0.3, "writing demand")
     demand, demand_cols = _demand_frame(audit, siting)
@@ -576,6 +641,11 @@ def output_files(
     step(0.5, "writing uncovered areas")
     files[UNCOVERED_GEOJSON] = geojson_bytes(audit.uncovered, UNCOVERED_COLUMNS, what="uncovered")
     files[COVERAGE_BY_LEVEL_CSV] = csv_bytes(pd.DataFrame(audit.coverage_by_level))
+    standard_table = getattr(audit, "standard_table", None)
+    if getattr(audit.params, "standard", None) is not None and standard_table is not None:
+        files[STANDARD_CSV] = csv_bytes(pd.DataFrame(standard_table))
+    if getattr(result, "compliance", None) is not None:
+        files[COMPLIANCE_CSV] = csv_bytes(pd.DataFrame(result.compliance))
     if siting is not None:
         files[PROPOSED_SITES_GEOJSON] = geojson_bytes(
             siting.sites, SITE_COLUMNS, optional=SITE_EXTRA_COLUMNS, what="proposed_sites"
