@@ -714,13 +714,7 @@ def _print_summary(out: TextIO, result: ScenarioResult, target: Path) -> None:
             f"  within {label}: {stats.share:6.1%} ({stats.population_covered:,.0f} residents)",
             file=out,
         )
-    table = audit.standard_table
-    if audit.params.standard is not None:
-        for row in table.itertuples(index=False):
-            print(
-                f"  {audit.params.standard.key} {row.level} ({row.circle}): {row.share:6.1%}",
-                file=out,
-            )
+    _print_standard(out, audit)
     siting = result.siting
     if siting is not None:
         print(
@@ -736,6 +730,15 @@ def _print_summary(out: TextIO, result: ScenarioResult, target: Path) -> None:
             file=out,
         )
     print(f"wrote {target}", file=out)
+
+
+def _print_standard(out: TextIO, audit: Any) -> None:
+    """Print the share within the standard per judged level (when the audit had a standard)."""
+    standard = getattr(getattr(audit, "params", None), "standard", None)
+    if standard is None:
+        return
+    for row in audit.standard_table.itertuples(index=False):
+        print(f"  {standard.key} {row.level} ({row.circle}): {row.share:6.1%}", file=out)
 
 
 def _batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
