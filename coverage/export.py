@@ -42,7 +42,14 @@ from coverage.errors import InputError
 from coverage.fileio import json_bytes, jsonable, strip_controls
 from coverage.inputs import CityData
 from coverage.maps import MapLayers, coverage_map
-from coverage.names import METERS_UNIT, covered_column, share_column, threshold_key
+from coverage.names import (
+    METERS_UNIT,
+    MINUTES_UNIT,
+    Unit,
+    covered_column,
+    share_column,
+    threshold_key,
+)
 from coverage.progress import ProgressFn
 from coverage.report import report_html
 from coverage.scenario import ScenarioResult
@@ -353,6 +360,7 @@ def district_coverage(
     thresholds_min: Sequence[float],
     *,
     name_column: str = "district",
+    thresholds_m: Sequence[float] = (),
 ) -> pd.DataFrame:
     """Coverage per district: each demand unit counts in the district holding its point.
 
@@ -364,11 +372,14 @@ def district_coverage(
         District polygons with a `name_column` column, any CRS.
     thresholds_min
         The audit's thresholds.
+    thresholds_m
+        The audit's distance thresholds (``covered_<d>m`` columns).
 
     Returns
     -------
     pandas.DataFrame
-        ``district``, ``units``, ``population``, ``population_covered_<t>``, ``share_<t>``.
+        ``district``, ``units``, ``population``, ``population_covered_<t>``, ``share_<t>``
+        (then ``population_covered_<d>m``, ``share_<d>m`` per distance).
     """
     if name_column not in districts.columns:
         msg = f"`districts` lacks the name column {name_column!r}; columns are {list(districts.columns)}."
@@ -379,8 +390,10 @@ def district_coverage(
         geometry=demand.geometry.representative_point().to_numpy(),
         crs=demand.crs,
     )
-    for t in thresholds_min:
-        col = covered_column(t)
+    limits: list[tuple[float, Unit]] = [(float(t), MINUTES_UNIT) for t in thresholds_min]
+    limits += [(float(d), METERS_UNIT) for d in thresholds_m]
+    for t, unit in limits:
+        col = covered_column(t, unit)
         pts[col] = demand[col].to_numpy(dtype=bool)
     joined = gpd.sjoin(pts, dist, how="inner", predicate="within")
     joined = joined[~joined.index.duplicated(keep="first")]
@@ -389,11 +402,11 @@ def district_coverage(
         g = joined[joined[name_column] == name]
         pop = float(g["population"].sum())
         row: dict[str, Any] = {"district": name, "units": len(g), "population": pop}
-        for t in thresholds_min:
-            key = threshold_key(t)
-            covered = float(g.loc[g[covered_column(t)], "population"].sum())
+        for t, unit in limits:
+            key = threshold_key(t, unit)
+            covered = float(g.loc[g[covered_column(t, unit)], "population"].sum())
             row[f"population_covered_{key}"] = covered
-            row[share_column(t)] = covered / pop if pop > 0 else None
+            row[share_column(t, unit)] = covered / pop if pop > 0 else None
         rows.append(row)
     return pd.DataFrame(rows)
 

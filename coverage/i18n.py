@@ -297,6 +297,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "app.std.none": {"zh": "不按标准评估", "en": "No standard"},
     "app.std.levels": {"zh": "按标准分级覆盖", "en": "Coverage per level against the standard"},
     "app.std.compliance": {"zh": "各片区达标情况", "en": "Compliance per area"},
+    "report.headline.share_m": {"zh": "{meters} 米步行覆盖率", "en": "Share within {meters} m"},
     # --- tables (coverage.tables) ---------------------------------------------------------
     "table.lon": {"zh": "经度", "en": "Lon"},
     "table.lat": {"zh": "纬度", "en": "Lat"},

@@ -148,7 +148,9 @@ def run(
         progress=sub_progress(progress, 0.0, split),
     )
     districts = (
-        export.district_coverage(result.demand, city.districts, params.thresholds_min)
+        export.district_coverage(
+            result.demand, city.districts, params.thresholds_min, thresholds_m=params.thresholds_m
+        )
         if city.districts is not None
         else None
     )

@@ -461,7 +461,7 @@ def test_cli_standard_distance_and_compliance(
     out = tmp_path / "out"
     argv = ["audit", "--osm", str(GRID), "--centers", str(centers), "--id-column", "id"]
     argv += ["--level-column", "level", "--standard", str(std), "--distance-m", "100,300"]
-    argv += ["--districts", str(districts), "--no-report", "--quiet", "--out", str(out)]
+    argv += ["--districts", str(districts), "--lang", "en", "--quiet", "--out", str(out)]
     argv += ["--cache-dir", str(tmp_path / "cache")]
     assert cli.main(argv) == 0, capsys.readouterr().err
     doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -481,6 +481,9 @@ def test_cli_standard_distance_and_compliance(
     assert len(comp) == 6
     assert set(comp["level"]) == {"street", "community"}
     assert (out / "standard.csv").exists()
+    assert {"share_100m", "share_300m", "share_5"} <= set(doc["districts"][0])
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "Share within 300 m" in report
     sa = json.loads((out / "service_areas.geojson").read_text(encoding="utf-8"))["features"]
     assert {f["properties"].get("meters") for f in sa} >= {100.0, 300.0}
 
