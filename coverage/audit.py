@@ -269,6 +269,7 @@ class AuditResult:
     standard_table: pd.DataFrame = field(default_factory=pd.DataFrame)
     distance_areas: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
     distance_bands: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
+    distance_uncovered: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
 
 
 class _Steps:
@@ -742,6 +743,20 @@ def _uncovered(
     )
 
 
+def _uncovered_m(
+    net: WalkNetwork, inp: _Inputs, nearest: _Nearest, params: AuditParams
+) -> gpd.GeoDataFrame:
+    """Return the uncovered residential areas per distance threshold (``meters`` column)."""
+    rows: list[dict[str, Any]] = []
+    for d in params.thresholds_m:
+        for row in _uncovered_areas(inp.demand, nearest.meters <= d, d, inp.pop):
+            row[METERS] = row.pop(MINUTES)
+            rows.append(row)
+    return gpd.GeoDataFrame(
+        rows, columns=[METERS, POPULATION, AREA_M2, "geometry"], geometry="geometry", crs=net.crs
+    )
+
+
 def _polygons(
     net: WalkNetwork,
     centers: gpd.GeoDataFrame,
@@ -884,8 +899,9 @@ def audit(
         meters, access legs included, NaN when unreachable). With
         ``params.thresholds_m``: ``demand.covered_<d>m``, ``centers.population_within_<d>m``,
         ``coverage["<d>m"]``, ``share_<d>m`` per level, ``distance_areas``
-        (``center_id``, ``meters``, geometry) and ``distance_bands``
-        (``meters_from``, ``meters_to``, geometry). With ``params.standard``:
+        (``center_id``, ``meters``, geometry), ``distance_bands``
+        (``meters_from``, ``meters_to``, geometry) and ``distance_uncovered``
+        (``meters``, ``population``, ``area_m2``, geometry). With ``params.standard``:
         ``demand.covered_level_<level>`` per judged level and ``standard_table``
         (``level``, ``circle``, ``name``, ``threshold_min``, ``threshold_m``,
         ``source``, ``centers``, ``population_covered``, ``share``,
@@ -928,6 +944,7 @@ def audit(
         out_demand[col] = ok
     steps.begin("uncovered", "uncovered areas")
     uncovered = _uncovered(net, inp, nearest, params)
+    uncovered_m = _uncovered_m(net, inp, nearest, params)
     if with_polygons:
         steps.begin("polygons", "service areas")
         if per_center_polygons is None:
@@ -965,4 +982,5 @@ def audit(
         standard_table=by_standard,
         distance_areas=d_areas,
         distance_bands=d_bands,
+        distance_uncovered=uncovered_m,
     )

@@ -579,12 +579,17 @@ def _demand_frame(audit: Any, siting: Any) -> tuple[gpd.GeoDataFrame, list[str]]
 
 def _service_areas(audit: Any) -> gpd.GeoDataFrame:
     """Return the service areas of the minutes, then those of the distances (``meters``, minutes null)."""
-    areas = audit.service_areas
-    extra = getattr(audit, "distance_areas", None)
-    if extra is None or len(extra) == 0:
-        return areas
-    both = pd.concat([areas.assign(meters=np.nan), extra.assign(minutes=np.nan)], ignore_index=True)
-    return gpd.GeoDataFrame(both, geometry="geometry", crs=areas.crs)
+    return _with_distances(audit.service_areas, getattr(audit, "distance_areas", None))
+
+
+def _with_distances(by_minutes: gpd.GeoDataFrame, by_meters: Any) -> gpd.GeoDataFrame:
+    """Return rows of the minute thresholds, then rows of the distances (``meters`` set, ``minutes`` null)."""
+    if by_meters is None or len(by_meters) == 0:
+        return by_minutes
+    both = pd.concat(
+        [by_minutes.assign(meters=np.nan), by_meters.assign(minutes=np.nan)], ignore_index=True
+    )
+    return gpd.GeoDataFrame(both, geometry="geometry", crs=by_minutes.crs)
 
 
 def output_files(
@@ -652,7 +657,12 @@ def output_files(
         demand, demand_cols, optional=DEMAND_EXTRA_COLUMNS, what="demand"
     )
     step(0.5, "writing uncovered areas")
-    files[UNCOVERED_GEOJSON] = geojson_bytes(audit.uncovered, UNCOVERED_COLUMNS, what="uncovered")
+    files[UNCOVERED_GEOJSON] = geojson_bytes(
+        _with_distances(audit.uncovered, getattr(audit, "distance_uncovered", None)),
+        UNCOVERED_COLUMNS,
+        optional=["meters"],
+        what="uncovered",
+    )
     files[COVERAGE_BY_LEVEL_CSV] = csv_bytes(pd.DataFrame(audit.coverage_by_level))
     standard_table = getattr(audit, "standard_table", None)
     if getattr(audit.params, "standard", None) is not None and standard_table is not None:

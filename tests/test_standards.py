@@ -296,6 +296,10 @@ def test_distance_service_areas(grid_net: WalkNetwork) -> None:
     minute_area = res.service_areas.set_index("minutes").loc[5.0].geometry
     minute_area = minute_area.iloc[0] if hasattr(minute_area, "iloc") else minute_area
     assert union.loc[375.0].symmetric_difference(minute_area).area < 1.0
+    unc = res.distance_uncovered
+    assert list(unc.columns) == ["meters", "population", "area_m2", "geometry"]
+    assert unc["meters"].tolist() == [150.0]  # the unit 170 m away is outside 150 m only
+    assert unc["population"].tolist() == [1.0]
     assert res.distance_bands[["meters_from", "meters_to"]].values.tolist() == [
         [0.0, 150.0],
         [150.0, 375.0],
@@ -484,6 +488,11 @@ def test_cli_standard_distance_and_compliance(
     assert {"share_100m", "share_300m", "share_5"} <= set(doc["districts"][0])
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "Share within 300 m" in report
+    unc = json.loads((out / "uncovered.geojson").read_text(encoding="utf-8"))["features"]
+    assert {f["properties"].get("meters") for f in unc} >= {100.0}
+    assert all(
+        (f["properties"]["meters"] is None) != (f["properties"]["minutes"] is None) for f in unc
+    )
     sa = json.loads((out / "service_areas.geojson").read_text(encoding="utf-8"))["features"]
     assert {f["properties"].get("meters") for f in sa} >= {100.0, 300.0}
 
