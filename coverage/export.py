@@ -485,17 +485,24 @@ def summary_dict(
 def standard_block(audit: Any) -> dict[str, Any]:
     """Return the ``standard`` section of ``summary.json``: the standard and each judged level.
 
-    ``name``, ``title``, ``source``, ``notes`` and ``levels``: per judged level
+    ``name``, ``title``, ``source``, ``notes``, ``levels``: per judged level
     its circle, thresholds (``threshold_min``, ``threshold_m``), source, centers
-    and the residents within it (by that level's centers only).
+    and the residents within it (by that level's centers only), and
+    ``levels_not_judged``: levels of the centers the standard does not judge.
     """
     standard = audit.params.standard
+    judged = {level for level, _ in standard.judged()}
+    present = (
+        audit.centers["level"] if "level" in audit.centers.columns else pd.Series([], dtype=object)
+    )
     return {
         "name": standard.key,
         "title": standard.title,
         "source": standard.source,
         "notes": standard.notes,
         "levels": _records(getattr(audit, "standard_table", None)),
+        # center levels in force that the standard does not judge (e.g. grid under gb50180)
+        "levels_not_judged": sorted({str(v) for v in present.dropna()} - judged),
     }
 
 

@@ -318,9 +318,20 @@ class Standard:
             title=str(d.get("title") or d.get("key") or ""),
             source=str(d.get("source") or ""),
             circles=tuple(circles),
-            center_levels=tuple((str(p[0]), str(p[1])) for p in d.get("center_levels") or ()),
+            center_levels=_pairs(d.get("center_levels") or ()),
             notes=str(d.get("notes") or ""),
         )
+
+
+def _pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    """Return ``center_levels`` as ``(center level, circle key)`` pairs, or raise."""
+    out = []
+    for p in value:
+        if isinstance(p, str) or not isinstance(p, Sequence) or len(p) != 2:
+            msg = f"`center_levels` must be pairs [center level, circle key]; got {p!r}."
+            raise InputError(msg)
+        out.append((str(p[0]), str(p[1])))
+    return tuple(out)
 
 
 _CIRCLE_FIELDS = (

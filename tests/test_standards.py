@@ -235,6 +235,18 @@ def test_standard_round_trips_and_scenario_reads_old_files() -> None:
     assert (v1.thresholds_m, v1.standard, v1.speed_kmh) == ((), None, 4.0)
 
 
+def test_bad_center_levels_in_a_scenario_file() -> None:
+    d = GB50180.to_dict() | {"center_levels": [["street"]]}
+    with pytest.raises(InputError, match="pairs"):
+        Standard.from_dict(d)
+    d = GB50180.to_dict() | {"center_levels": [["grid", "block"]]}
+    with pytest.raises(InputError, match="no walking limit"):
+        Standard.from_dict(d)
+    d = GB50180.to_dict() | {"center_levels": [["grid", "nope"]]}
+    with pytest.raises(InputError, match="not one of its levels"):
+        Standard.from_dict(d)
+
+
 def test_params_refuse_both_level_minutes_and_a_standard() -> None:
     with pytest.raises(InputError, match="not both"):
         AuditParams(level_thresholds_min={"community": 5}, standard=GB50180)
@@ -473,6 +485,7 @@ def test_cli_standard_distance_and_compliance(
     assert doc["params"]["thresholds_m"] == [100.0, 300.0]
     assert doc["standard"]["name"] == "chengdu-local"
     assert [lv["level"] for lv in doc["standard"]["levels"]] == ["street", "community"]
+    assert doc["standard"]["levels_not_judged"] == []
     assert doc["compliance"]["household_size"] == 2.62
     assert "note" in doc["compliance"]
     assert {r["area"] for r in doc["compliance"]["rows"]} == {"west", "east", "empty"}
