@@ -46,7 +46,7 @@ from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
 from coverage.scenario import AddedStation, Scenario, ScenarioResult
 from coverage.siting import SitingParams
-from coverage.standards import PRESETS, preset
+from coverage.standards import PRESETS, Standard
 from coverage.tables import (
     compare_labels,
     compare_scenarios,
@@ -442,7 +442,7 @@ def on_params() -> None:
     audit = replace(s.audit, speed_kmh=float(ss["speed"]), thresholds_min=thresholds)
     # issue 15: distance thresholds and a standard (exclusive with per-level minutes)
     distances = tuple(sorted(float(x) for x in ss.get("distances") or ()))
-    standard = preset(ss["standard"]) if ss.get("standard") else None
+    standard = picked_standard(ss.get("standard"))
     audit = replace(
         audit,
         thresholds_m=distances,
@@ -971,6 +971,12 @@ def sidebar_params() -> None:
         key="tiles",
         horizontal=True,
     )
+
+
+def picked_standard(value: Any) -> Standard | None:
+    """Return the preset the standard widget shows (by key or, after a relabel, by title)."""
+    by_title = {p.title: p for p in PRESETS.values()}
+    return PRESETS.get(str(value)) or by_title.get(str(value))
 
 
 def sidebar_standard(s: Scenario) -> None:
