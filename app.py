@@ -53,6 +53,7 @@ from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
 from coverage.scenario import AddedStation, Scenario, ScenarioResult
 from coverage.siting import SitingParams
+from coverage.standards import PRESETS, Standard
 from coverage.tables import (
     compare_labels,
     compare_scenarios,
@@ -75,6 +76,8 @@ MEMO_ENTRIES = 24
 #: Wall-time limit of the exact optimizer in the app (the CLI's --time-limit-s).
 EXACT_TIME_LIMIT_S = 60.0
 THRESHOLD_CHOICES = (3.0, 5.0, 10.0, 15.0, 20.0, 30.0)
+#: Distance thresholds offered (GB 50180-2018: 300 / 500 / 800–1000 m).
+DISTANCE_CHOICES_M = (300.0, 500.0, 800.0, 1000.0)
 DEFAULT_TAGS = tuple(f"{k}={v}" for k, vals in DEFAULT_CENTER_TAGS.items() for v in vals)
 TAG_CHOICES = (
     *DEFAULT_TAGS,
@@ -440,6 +443,7 @@ def result_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
         audit=areas.audit,
         siting=numbers.siting,
         districts=areas.districts,
+        compliance=areas.compliance,
     )
 
 
@@ -452,6 +456,15 @@ def on_params() -> None:
     thresholds = tuple(sorted(float(x) for x in ss["thresholds"])) or (5.0, 15.0)
     s = active()
     audit = replace(s.audit, speed_kmh=float(ss["speed"]), thresholds_min=thresholds)
+    # issue 15: distance thresholds and a standard (exclusive with per-level minutes)
+    distances = tuple(sorted(float(x) for x in ss.get("distances") or ()))
+    standard = picked_standard(ss.get("standard"))
+    audit = replace(
+        audit,
+        thresholds_m=distances,
+        standard=standard,
+        level_thresholds_min=None if standard is not None else audit.level_thresholds_min,
+    )
     set_active(replace(s, audit=audit))
 
 
@@ -461,6 +474,8 @@ def sync_widgets() -> None:
     s = active()
     ss["speed"] = float(s.speed_kmh)
     ss["thresholds"] = [float(t) for t in s.thresholds_min]
+    ss["distances"] = [float(d) for d in s.audit.thresholds_m]
+    ss["standard"] = s.audit.standard.key if s.audit.standard is not None else ""
     ss["closed"] = list(s.closed)
 
 
@@ -986,6 +1001,7 @@ def sidebar_params() -> None:
         placeholder=tr("choose"),
         on_change=on_params,
     )
+    sidebar_standard(s)
     sb.radio(
         tr("tiles"),
         ["osm", "light", "none"],
@@ -993,6 +1009,46 @@ def sidebar_params() -> None:
         key="tiles",
         horizontal=True,
     )
+
+
+def picked_standard(value: Any) -> Standard | None:
+    """Return the preset the standard widget shows (by key or, after a relabel, by title)."""
+    by_title = {p.title: p for p in PRESETS.values()}
+    return PRESETS.get(str(value)) or by_title.get(str(value))
+
+
+def sidebar_standard(s: Scenario) -> None:
+    """Show the distance thresholds and the planning standard of the active scenario (issue 15)."""
+    ss = st.session_state
+    sb = st.sidebar
+    ss.setdefault("distances", [float(d) for d in s.audit.thresholds_m])
+    ss.setdefault("standard", s.audit.standard.key if s.audit.standard is not None else "")
+    sb.multiselect(
+        tr("std.distances"),
+        sorted({*DISTANCE_CHOICES_M, *s.audit.thresholds_m}),
+        key="distances",
+        format_func=lambda d: f"{d:g} m",
+        placeholder=tr("choose"),
+        on_change=on_params,
+    )
+    sb.selectbox(
+        tr("std.standard"),
+        ["", *PRESETS],
+        format_func=lambda k: PRESETS[k].title if k else tr("std.none"),
+        key="standard",
+        on_change=on_params,
+    )
+
+
+def compliance_section(res: ScenarioResult) -> None:
+    """Show the standard's per-level table and the compliance per district (issue 15)."""
+    if res.audit.params.standard is None:
+        return
+    st.subheader(tr("std.levels"))
+    st.dataframe(res.audit.standard_table, hide_index=True, key="standard_table")
+    if res.compliance is not None:
+        st.subheader(tr("std.compliance"))
+        st.dataframe(res.compliance, hide_index=True, key="compliance_table")
 
 
 def sidebar_edit(city: CityData) -> None:
@@ -1207,9 +1263,11 @@ def districts_tab(city: CityData, res: ScenarioResult) -> None:
     """Show coverage per district, or how to get it."""
     if city.districts is None:
         st.info(tr("districts.none"))
+        compliance_section(res)
         return
     try:
         st.dataframe(district_table(city, res), hide_index=True, key="district_table")
+        compliance_section(res)
     except Exception as exc:
         show_error(exc)
 

@@ -12,6 +12,7 @@ that contract.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -42,8 +43,12 @@ from coverage.isochrones import (
     service_areas_and_bands,
 )
 from coverage.names import (
+    METERS_UNIT,
+    MINUTES_UNIT,
+    Unit,
     check_threshold_keys,
     covered_column,
+    level_covered_column,
     share_column,
     threshold_key,
     within_column,
@@ -61,6 +66,13 @@ from coverage.reach import (
     pairs_within_m,
     require_snapped,
 )
+from coverage.standards import (
+    DEFAULT_HOUSEHOLD_SIZE,
+    MAX_DISTANCE_M,
+    ComplianceParams,
+    Standard,
+    resolve_standard,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +80,12 @@ logger = logging.getLogger(__name__)
 #: ``covered_<t>``, ``population_within_<t>`` and ``share_<t>`` per threshold).
 POPULATION_NEAREST = "population_nearest"
 MINUTES = "minutes"
+#: Network walking meters to the nearest center, access legs included (NaN when unreachable).
+METERS_TO_NEAREST = "meters_to_nearest"
+#: Columns of distance service areas and bands (``meters``, ``meters_from``, ``meters_to``).
+METERS = "meters"
+METERS_FROM = "meters_from"
+METERS_TO = "meters_to"
 AREA_M2 = "area_m2"
 MAX_THRESHOLD_MIN = 120.0
 #: Above this many centers the audit builds only the union service area per
@@ -92,6 +110,20 @@ class AuditParams:
         ``{"community": 5, "street": 15}``; ``None`` skips per-level standards.
     min_hole_area_m2
         Holes of service areas smaller than this are filled.
+    thresholds_m
+        Network walking distances, strictly increasing, at most
+        :data:`~coverage.standards.MAX_DISTANCE_M` (e.g. ``(300, 500, 1000)``),
+        answered by the same search as the minutes and independent of the speed;
+        keyed ``"300m"`` in outputs.
+    standard
+        A :class:`~coverage.standards.Standard` (or a preset key such as
+        ``"gb50180"``): each level it judges is audited by its own centers
+        against its own threshold. Exclusive with ``level_thresholds_min``.
+    household_size
+        Persons per household for the compliance table (default 2.62, 2020 census).
+    compliance_target
+        Share of residents an area must have within the standard; ``None``: the
+        standard's own target, else :data:`~coverage.standards.DEFAULT_COMPLIANCE_TARGET`.
     """
 
     speed_kmh: float = DEFAULT_SPEED_KMH
@@ -99,6 +131,10 @@ class AuditParams:
     corridor_m: float = DEFAULT_CORRIDOR_M
     level_thresholds_min: Mapping[str, float] | None = None
     min_hole_area_m2: float = DEFAULT_MIN_HOLE_AREA_M2
+    thresholds_m: tuple[float, ...] = ()
+    standard: Standard | None = None
+    household_size: float = DEFAULT_HOUSEHOLD_SIZE
+    compliance_target: float | None = None
 
     def __post_init__(self) -> None:
         """Validate the parameters and normalise thresholds and level standards."""
@@ -137,11 +173,58 @@ class AuditParams:
                 levels[level] = tf
             # a plain dict (not MappingProxyType) so params pickle for Dask and st.cache_data
             object.__setattr__(self, "level_thresholds_min", levels)
+        object.__setattr__(self, "thresholds_m", _distances(self.thresholds_m))
+        self._check_standard()
+
+    def _check_standard(self) -> None:
+        """Validate the standard and the compliance parameters."""
+        standard = self.standard
+        if isinstance(standard, Mapping):
+            standard = Standard.from_dict(standard)
+        elif isinstance(standard, str):
+            standard = resolve_standard(standard)
+        if standard is not None and not isinstance(standard, Standard):
+            msg = f"`standard` must be a Standard, a preset key (gb50180, tdt1062) or None; got {type(standard).__name__}."
+            raise InputError(msg)
+        if standard is not None and self.level_thresholds_min is not None:
+            msg = "Give either `level_thresholds_min` (--level-minutes) or `standard` (--standard), not both."
+            raise InputError(msg)
+        object.__setattr__(self, "standard", standard)
+        ComplianceParams(household_size=self.household_size, target_share=self.compliance_target)
 
     @property
     def max_threshold_min(self) -> float:
         """The largest threshold, in minutes."""
         return float(self.thresholds_min[-1])
+
+    @property
+    def compliance(self) -> ComplianceParams:
+        """The compliance table's parameters (household size, target share)."""
+        return ComplianceParams(
+            household_size=self.household_size, target_share=self.compliance_target
+        )
+
+    def limit_m(self) -> float:
+        """Return the longest walk any threshold needs, in meters."""
+        longest = self.max_threshold_min * 60.0 * speed_ms(self.speed_kmh)
+        return max([longest, *self.thresholds_m])
+
+
+def _distances(values: Any) -> tuple[float, ...]:
+    """Return distance thresholds as strictly increasing meters in (0, MAX_DISTANCE_M]."""
+    try:
+        ds = tuple(float(d) for d in values or ())
+    except (TypeError, ValueError) as exc:
+        msg = f"`thresholds_m` must be a sequence of meters, e.g. (300, 500, 1000); got {values!r}."
+        raise InputError(msg) from exc
+    if any(not math.isfinite(d) or d <= 0 or d > MAX_DISTANCE_M for d in ds):
+        msg = f"`thresholds_m` must be positive meters, at most {MAX_DISTANCE_M:g}; got {ds}."
+        raise InputError(msg)
+    if any(b <= a for a, b in itertools.pairwise(ds)):
+        msg = f"`thresholds_m` must be strictly increasing, e.g. (300, 500, 1000); got {ds}."
+        raise InputError(msg)
+    check_threshold_keys(ds, METERS_UNIT)
+    return ds
 
 
 @dataclass(frozen=True)
@@ -165,6 +248,12 @@ class AuditResult:
     ``service_areas``: ``center_id`` (``"all"`` for the union), ``minutes``,
     geometry. ``bands``: ``minutes_from``, ``minutes_to``, geometry.
     ``uncovered``: ``minutes``, ``population``, ``area_m2``, geometry.
+    With distance thresholds, ``demand`` also has ``covered_<d>m``,
+    ``coverage`` the keys ``"<d>m"``, ``distance_areas`` (``center_id``,
+    ``meters``, geometry) and ``distance_bands`` (``meters_from``,
+    ``meters_to``, geometry). With a standard, ``demand`` has
+    ``covered_level_<level>`` per judged level and ``standard_table`` one row
+    per judged level (see :func:`audit`).
     """
 
     params: AuditParams
@@ -177,6 +266,10 @@ class AuditResult:
     population_total: float
     bands: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
     timings_s: Mapping[str, float] = field(default_factory=dict)
+    standard_table: pd.DataFrame = field(default_factory=pd.DataFrame)
+    distance_areas: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
+    distance_bands: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
+    distance_uncovered: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
 
 
 class _Steps:
@@ -428,6 +521,7 @@ class _Nearest:
 
     minutes: NDArray[np.float64]
     source: NDArray[np.int64]
+    meters: NDArray[np.float64]
 
 
 def _nearest(net: WalkNetwork, inp: _Inputs, params: AuditParams) -> _Nearest:
@@ -440,7 +534,7 @@ def _nearest(net: WalkNetwork, inp: _Inputs, params: AuditParams) -> _Nearest:
             "extract (same city, same coordinate system)."
         )
         raise InputError(msg)
-    return _Nearest(dist_m / speed_ms(params.speed_kmh) / 60.0, src)
+    return _Nearest(dist_m / speed_ms(params.speed_kmh) / 60.0, src, dist_m)
 
 
 def _coverage(
@@ -451,12 +545,16 @@ def _coverage(
     frame = nearest_frame(nearest.minutes, nearest.source, inp.ids, index=inp.demand.index)
     out[MINUTES_TO_NEAREST] = frame[MINUTES_TO_NEAREST]
     out[NEAREST_CENTER_ID] = frame[NEAREST_CENTER_ID]
+    out[METERS_TO_NEAREST] = np.where(np.isfinite(nearest.meters), nearest.meters, np.nan)
     coverage: dict[str, CoverageStats] = {}
-    for t in params.thresholds_min:
-        ok = nearest.minutes <= t
-        out[covered_column(t)] = ok
+    limits: list[tuple[float, NDArray[np.float64], Unit]] = [
+        (t, nearest.minutes, MINUTES_UNIT) for t in params.thresholds_min
+    ] + [(d, nearest.meters, METERS_UNIT) for d in params.thresholds_m]
+    for t, value, unit in limits:
+        ok = value <= t
+        out[covered_column(t, unit)] = ok
         covered_pop = float(inp.pop[ok].sum())
-        coverage[threshold_key(t)] = CoverageStats(
+        coverage[threshold_key(t, unit)] = CoverageStats(
             population_covered=covered_pop,
             share=covered_pop / inp.total if inp.total > 0 else 0.0,
             units_covered=int(ok.sum()),
@@ -473,9 +571,7 @@ def _per_center(
 ) -> gpd.GeoDataFrame:
     """Return the centers frame with the population nearest to and within each threshold of each."""
     ms = speed_ms(params.speed_kmh)
-    pairs = pairs_within_m(
-        net, inp.src, inp.pts, limit_m=params.max_threshold_min * 60.0 * ms, progress=progress
-    )
+    pairs = pairs_within_m(net, inp.src, inp.pts, limit_m=params.limit_m(), progress=progress)
     out = inp.centers.copy()
     n = inp.src.size
     within_max = nearest.minutes <= params.max_threshold_min
@@ -488,47 +584,77 @@ def _per_center(
         out[within_column(t)] = np.bincount(
             pairs.source[ok], weights=inp.pop[pairs.point[ok]], minlength=n
         )
+    for d in params.thresholds_m:
+        ok = pairs.dist_m <= d
+        out[within_column(d, METERS_UNIT)] = np.bincount(
+            pairs.source[ok], weights=inp.pop[pairs.point[ok]], minlength=n
+        )
     return out
 
 
-def _level_minutes(
-    net: WalkNetwork, inp: _Inputs, levels_col: NDArray[np.object_], level: str, ms: float
+def _levels_column(centers: gpd.GeoDataFrame) -> NDArray[np.object_]:
+    """Return the centers' ``level`` values (None everywhere when the column is absent)."""
+    if LEVEL in centers:
+        return np.asarray(centers[LEVEL].to_numpy(dtype=object), dtype=object)
+    return np.full(len(centers), None, dtype=object)
+
+
+def _level_meters(
+    net: WalkNetwork, inp: _Inputs, levels_col: NDArray[np.object_], level: str
 ) -> NDArray[np.float64]:
-    """Return the minutes from each demand unit to the nearest center of ``level``."""
+    """Return the meters from each demand unit to the nearest center of ``level`` (inf when none)."""
     sel = np.flatnonzero(levels_col == level)
     if sel.size == 0:
         return np.full(inp.pts.size, np.inf)
     d, _ = nearest_points_m(net, inp.src.take(sel), inp.pts)
-    return d / ms / 60.0
+    return d
+
+
+def _table_levels(params: AuditParams, levels_col: NDArray[np.object_]) -> list[str]:
+    """Return the levels of the per-level table: the standard's, else those the centers carry."""
+    if params.level_thresholds_min is not None:
+        return list(params.level_thresholds_min)
+    return sorted({str(x) for x in levels_col if x is not None and x == x})
+
+
+def _level_dists(
+    net: WalkNetwork, inp: _Inputs, params: AuditParams, levels_col: NDArray[np.object_]
+) -> dict[str, NDArray[np.float64]]:
+    """Return, per level the audit reports, the meters to that level's nearest center: one search each."""
+    levels = _table_levels(params, levels_col)
+    if params.standard is not None:
+        levels += [lv for lv, _ in params.standard.judged() if lv not in levels]
+    return {lv: _level_meters(net, inp, levels_col, lv) for lv in levels}
 
 
 def _level_table(
-    net: WalkNetwork, inp: _Inputs, params: AuditParams, all_minutes: NDArray[np.float64]
+    inp: _Inputs,
+    params: AuditParams,
+    nearest: _Nearest,
+    dists: Mapping[str, NDArray[np.float64]],
+    levels_col: NDArray[np.object_],
 ) -> pd.DataFrame:
     """Return the coverage per level of service (and ``"all"``), with the level standards if given."""
     ms = speed_ms(params.speed_kmh)
-    centers, pop, total = inp.centers, inp.pop, inp.total
-    levels_col = (
-        centers[LEVEL].to_numpy(dtype=object)
-        if LEVEL in centers
-        else np.full(len(centers), None, dtype=object)
-    )
+    pop, total = inp.pop, inp.total
     standard = params.level_thresholds_min
-    if standard is not None:
-        levels = list(standard)
-    else:
-        levels = sorted({str(x) for x in levels_col if x is not None and x == x})
     rows: list[dict[str, Any]] = []
     any_standard = np.zeros(inp.pts.size, dtype=bool)
 
     def share(mask: NDArray[np.bool_]) -> float:
         return float(pop[mask].sum() / total) if total > 0 else 0.0
 
-    for level in levels:
-        minutes = _level_minutes(net, inp, levels_col, level, ms)
+    def shares(row: dict[str, Any], meters: NDArray[np.float64]) -> None:
+        for t in params.thresholds_min:
+            row[share_column(t)] = share(meters / ms / 60.0 <= t)
+        for d in params.thresholds_m:
+            row[share_column(d, METERS_UNIT)] = share(meters <= d)
+
+    for level in _table_levels(params, levels_col):
+        meters = dists[level]
         row: dict[str, Any] = {"level": level, "centers": int((levels_col == level).sum())}
         if standard is not None:
-            ok = minutes <= float(standard[level])
+            ok = meters / ms / 60.0 <= float(standard[level])
             any_standard |= ok
             row.update(
                 {MINUTES: float(standard[level]), "population_covered": float(pop[ok].sum())}
@@ -536,23 +662,73 @@ def _level_table(
             row["share"] = share(ok)
         else:
             row.update({MINUTES: np.nan, "population_covered": np.nan, "share": np.nan})
-        for t in params.thresholds_min:
-            row[share_column(t)] = share(minutes <= t)
+        shares(row, meters)
         rows.append(row)
-    row = {"level": ALL_CENTERS, "centers": len(centers), MINUTES: np.nan}
+    row = {"level": ALL_CENTERS, "centers": len(inp.centers), MINUTES: np.nan}
     if standard is not None:
         row.update(
             {"population_covered": float(pop[any_standard].sum()), "share": share(any_standard)}
         )
     else:
         row.update({"population_covered": np.nan, "share": np.nan})
-    for t in params.thresholds_min:
-        row[share_column(t)] = share(all_minutes <= t)
+    shares(row, nearest.meters)
     rows.append(row)
-    columns = ["level", "centers", MINUTES, "population_covered", "share"] + [
-        share_column(t) for t in params.thresholds_min
-    ]
+    columns = ["level", "centers", MINUTES, "population_covered", "share"]
+    columns += [share_column(t) for t in params.thresholds_min]
+    columns += [share_column(d, METERS_UNIT) for d in params.thresholds_m]
     return pd.DataFrame(rows, columns=columns)
+
+
+#: Columns of :attr:`AuditResult.standard_table`.
+STANDARD_COLUMNS = (
+    "level",
+    "circle",
+    "name",
+    "threshold_min",
+    "threshold_m",
+    "source",
+    "centers",
+    "population_covered",
+    "share",
+    "units_covered",
+)
+
+
+def _standard_table(
+    inp: _Inputs,
+    params: AuditParams,
+    dists: Mapping[str, NDArray[np.float64]],
+    levels_col: NDArray[np.object_],
+) -> tuple[pd.DataFrame, dict[str, NDArray[np.bool_]]]:
+    """Judge each level of the standard by its own centers and threshold; never mix levels.
+
+    Returns the table (:data:`STANDARD_COLUMNS`) and, per judged level, the
+    ``covered_level_<level>`` flags of the demand units.
+    """
+    flags: dict[str, NDArray[np.bool_]] = {}
+    if params.standard is None:
+        return pd.DataFrame(columns=list(STANDARD_COLUMNS)), flags
+    ms = speed_ms(params.speed_kmh)
+    rows: list[dict[str, Any]] = []
+    for level, circle in params.standard.judged():
+        ok = circle.within(dists[level], ms)
+        flags[level_covered_column(level)] = ok
+        covered = float(inp.pop[ok].sum())
+        rows.append(
+            {
+                "level": level,
+                "circle": circle.key,
+                "name": circle.name,
+                "threshold_min": np.nan if circle.minutes is None else circle.minutes,
+                "threshold_m": np.nan if circle.meters is None else circle.meters,
+                "source": circle.source,
+                "centers": int((levels_col == level).sum()),
+                "population_covered": covered,
+                "share": covered / inp.total if inp.total > 0 else 0.0,
+                "units_covered": int(ok.sum()),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(STANDARD_COLUMNS)), flags
 
 
 def _uncovered(
@@ -564,6 +740,20 @@ def _uncovered(
         rows += _uncovered_areas(inp.demand, nearest.minutes <= t, t, inp.pop)
     return gpd.GeoDataFrame(
         rows, columns=[MINUTES, POPULATION, AREA_M2, "geometry"], geometry="geometry", crs=net.crs
+    )
+
+
+def _uncovered_m(
+    net: WalkNetwork, inp: _Inputs, nearest: _Nearest, params: AuditParams
+) -> gpd.GeoDataFrame:
+    """Return the uncovered residential areas per distance threshold (``meters`` column)."""
+    rows: list[dict[str, Any]] = []
+    for d in params.thresholds_m:
+        for row in _uncovered_areas(inp.demand, nearest.meters <= d, d, inp.pop):
+            row[METERS] = row.pop(MINUTES)
+            rows.append(row)
+    return gpd.GeoDataFrame(
+        rows, columns=[METERS, POPULATION, AREA_M2, "geometry"], geometry="geometry", crs=net.crs
     )
 
 
@@ -585,6 +775,62 @@ def _polygons(
         per_center=per_center,
         progress=progress,
     )
+
+
+def _distance_polygons(
+    net: WalkNetwork,
+    centers: gpd.GeoDataFrame,
+    params: AuditParams,
+    per_center: bool,
+    progress: ProgressFn | None,
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Return the service areas and bands of the distance thresholds (``meters`` columns).
+
+    The isochrones are built from walking budgets in meters; a distance
+    threshold is handed over as the minutes that walk takes at the audit's
+    speed, so the budget is the distance itself, and relabelled.
+    """
+    if not params.thresholds_m:
+        return _no_distance_polygons(net)
+    ms = speed_ms(params.speed_kmh)
+    as_minutes = [d / ms / 60.0 for d in params.thresholds_m]
+    areas, bands = service_areas_and_bands(
+        net,
+        centers,
+        minutes=as_minutes,
+        speed_kmh=params.speed_kmh,
+        corridor_m=params.corridor_m,
+        min_hole_area_m2=params.min_hole_area_m2,
+        per_center=per_center,
+        progress=progress,
+    )
+    meters_of = dict(zip(as_minutes, params.thresholds_m, strict=True))
+    areas = areas.assign(**{METERS: areas[MINUTES].map(meters_of).astype(float)})
+    areas = areas[[CENTER_ID, METERS, "geometry"]]
+    bands = gpd.GeoDataFrame(
+        {
+            METERS_FROM: [0.0, *params.thresholds_m[:-1]][: len(bands)],
+            METERS_TO: list(params.thresholds_m[: len(bands)]),
+        },
+        geometry=bands.geometry.values,
+        crs=net.crs,
+    )
+    return areas, bands
+
+
+def _no_distance_polygons(net: WalkNetwork) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Return empty distance service areas and bands, with their columns."""
+    areas = gpd.GeoDataFrame(
+        {CENTER_ID: pd.Series(dtype=object), METERS: pd.Series(dtype=float)},
+        geometry=gpd.GeoSeries([], crs=net.crs),
+        crs=net.crs,
+    )
+    bands = gpd.GeoDataFrame(
+        {METERS_FROM: pd.Series(dtype=float), METERS_TO: pd.Series(dtype=float)},
+        geometry=gpd.GeoSeries([], crs=net.crs),
+        crs=net.crs,
+    )
+    return areas, bands
 
 
 def _no_polygons(net: WalkNetwork) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
@@ -649,7 +895,17 @@ def audit(
         ``population_covered``, ``share``, ``share_<t>``); ``service_areas``
         (``center_id``, ``minutes``, geometry); ``bands`` (``minutes_from``,
         ``minutes_to``, geometry); ``uncovered`` (``minutes``, ``population``,
-        ``area_m2``, geometry).
+        ``area_m2``, geometry). Always ``demand.meters_to_nearest`` (network
+        meters, access legs included, NaN when unreachable). With
+        ``params.thresholds_m``: ``demand.covered_<d>m``, ``centers.population_within_<d>m``,
+        ``coverage["<d>m"]``, ``share_<d>m`` per level, ``distance_areas``
+        (``center_id``, ``meters``, geometry), ``distance_bands``
+        (``meters_from``, ``meters_to``, geometry) and ``distance_uncovered``
+        (``meters``, ``population``, ``area_m2``, geometry). With ``params.standard``:
+        ``demand.covered_level_<level>`` per judged level and ``standard_table``
+        (``level``, ``circle``, ``name``, ``threshold_min``, ``threshold_m``,
+        ``source``, ``centers``, ``population_covered``, ``share``,
+        ``units_covered``), each level judged only by its own centers.
 
     Raises
     ------
@@ -680,9 +936,15 @@ def audit(
     steps.begin("per_center", "per-center reach")
     out_centers = _per_center(net, inp, nearest, params, steps.sub("per_center"))
     steps.begin("levels", "coverage by level")
-    by_level = _level_table(net, inp, params, nearest.minutes)
+    levels_col = _levels_column(inp.centers)
+    dists = _level_dists(net, inp, params, levels_col)
+    by_level = _level_table(inp, params, nearest, dists, levels_col)
+    by_standard, flags = _standard_table(inp, params, dists, levels_col)
+    for col, ok in flags.items():
+        out_demand[col] = ok
     steps.begin("uncovered", "uncovered areas")
     uncovered = _uncovered(net, inp, nearest, params)
+    uncovered_m = _uncovered_m(net, inp, nearest, params)
     if with_polygons:
         steps.begin("polygons", "service areas")
         if per_center_polygons is None:
@@ -690,15 +952,21 @@ def audit(
         areas, bands = _polygons(
             net, inp.centers, params, bool(per_center_polygons), steps.sub("polygons")
         )
+        d_areas, d_bands = _distance_polygons(
+            net, inp.centers, params, bool(per_center_polygons), None
+        )
     else:
         areas, bands = _no_polygons(net)
+        d_areas, d_bands = _no_distance_polygons(net)
     steps.done()
     logger.info(
         "audited %d demand units (population %.0f) against %d centers: %s",
         inp.pts.size,
         inp.total,
         inp.src.size,
-        ", ".join(f"{k} min {v.share:.1%}" for k, v in coverage.items()),
+        ", ".join(
+            f"{k}{'' if k.endswith('m') else ' min'} {v.share:.1%}" for k, v in coverage.items()
+        ),
     )
     return AuditResult(
         params=params,
@@ -711,4 +979,8 @@ def audit(
         population_total=inp.total,
         bands=bands,
         timings_s=dict(steps.timings),
+        standard_table=by_standard,
+        distance_areas=d_areas,
+        distance_bands=d_bands,
+        distance_uncovered=uncovered_m,
     )

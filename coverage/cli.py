@@ -42,11 +42,18 @@ from coverage.inputs import (
     check_inputs,
     load_city,
 )
-from coverage.names import check_threshold_keys
+from coverage.names import METERS_UNIT, MINUTES_UNIT, Unit, check_threshold_keys
 from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.progress import ProgressFn
 from coverage.scenario import Scenario, ScenarioResult
 from coverage.siting import SitingParams
+from coverage.standards import (
+    DEFAULT_COMPLIANCE_TARGET,
+    MAX_DISTANCE_M,
+    PRESETS,
+    Standard,
+    resolve_standard,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,12 +106,39 @@ def minutes_list(text: str) -> tuple[float, ...]:
     return values
 
 
-def _check_keys(values: Sequence[float]) -> None:
+def _check_keys(values: Sequence[float], unit: Unit = MINUTES_UNIT) -> None:
     """Refuse thresholds that would be written under one output key (``5`` and ``5.0000000001``)."""
     try:
-        check_threshold_keys(values)
+        check_threshold_keys(values, unit)
     except InputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def meters_list(text: str) -> tuple[float, ...]:
+    """Parse ``"300,500,1000"`` into strictly increasing positive network walking meters."""
+    items = [s.strip() for s in text.split(",")]
+    if not text.strip() or any(not s for s in items):
+        msg = f"expected meters separated by commas, e.g. 300,500,1000; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    values = tuple(_float(s, "meters") for s in items)
+    if any(not 0 < v <= MAX_DISTANCE_M for v in values):
+        msg = f"meters must be in (0, {MAX_DISTANCE_M:g}], e.g. 300,500,1000; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    if any(b <= a for a, b in itertools.pairwise(values)):
+        msg = f"meters must be strictly increasing, e.g. 300,500,1000; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    _check_keys(values, METERS_UNIT)
+    return values
+
+
+def standard_arg(text: str) -> Standard:
+    """Parse ``--standard``: a preset key (gb50180, tdt1062) or a TOML/JSON/CSV file."""
+    try:
+        standard = resolve_standard(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    assert standard is not None
+    return standard
 
 
 def positive_minutes(text: str) -> float:
@@ -350,6 +384,31 @@ def _model_options(p: argparse.ArgumentParser, *, command: str) -> None:
     w.add_argument(
         "--close", type=id_list, default=(), metavar="ID,...", help="existing center ids to close"
     )
+    _standard_options(p)
+
+
+def _standard_options(p: argparse.ArgumentParser) -> None:
+    """Issue 15: distance thresholds, a planning standard and the compliance target."""
+    g = p.add_argument_group("standards")
+    g.add_argument(
+        "--distance-m",
+        type=meters_list,
+        default=(),
+        metavar="D1,D2",
+        help="thresholds as network walking distances in meters, increasing, e.g. 300,500,1000 (independent of the speed; keys 300m ...)",
+    )
+    g.add_argument(
+        "--standard",
+        type=standard_arg,
+        metavar="NAME|FILE",
+        help=f"judge each center level by its own centers against a planning standard: {', '.join(PRESETS)}, or a TOML/JSON/CSV file (docs/STANDARDS.md)",
+    )
+    g.add_argument(
+        "--compliance-target",
+        type=share,
+        metavar="S",
+        help=f"share of residents each area must have within the standard (default: the standard's, else {DEFAULT_COMPLIANCE_TARGET:g})",
+    )
 
 
 def _siting_options(p: argparse.ArgumentParser, *, required: bool) -> None:
@@ -420,13 +479,18 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _batch_options(p: argparse.ArgumentParser) -> None:
-    b = p.add_argument_group("batch")
+def _area_options(b: argparse._ArgumentGroup, *, batch: bool = False) -> None:
+    """Area polygons: the batch's districts, and the areas of the compliance table."""
     b.add_argument(
         "--districts",
         type=Path,
         metavar="FILE",
-        help="district polygons (GeoJSON/GeoPackage, in --crs); default: OSM administrative boundaries",
+        help="district polygons (GeoJSON/GeoPackage, in --crs); default: "
+        + (
+            "OSM administrative boundaries"
+            if batch
+            else "none (or OSM boundaries at --admin-level)"
+        ),
     )
     b.add_argument(
         "--district-name-column",
@@ -435,6 +499,11 @@ def _batch_options(p: argparse.ArgumentParser) -> None:
         help="district name column of --districts (default name; --name-column is the centers')",
     )
     b.add_argument("--admin-level", metavar="N", help="OSM admin_level of the districts")
+
+
+def _batch_options(p: argparse.ArgumentParser) -> None:
+    b = p.add_argument_group("batch")
+    _area_options(b, batch=True)
     run_on = b.add_mutually_exclusive_group()
     run_on.add_argument(
         "--workers", type=positive_int, default=1, metavar="N", help="local workers"
@@ -465,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _input_options(audit)
     _model_options(audit, command="audit")
+    _area_options(audit.add_argument_group("areas (coverage and compliance per district)"))
     _output_options(audit)
 
     site = sub.add_parser(
@@ -476,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     _input_options(site)
     _model_options(site, command="site")
     _siting_options(site, required=True)
+    _area_options(site.add_argument_group("areas (coverage and compliance per district)"))
     _output_options(site)
 
     batch = sub.add_parser(
@@ -525,6 +596,9 @@ def run_from_args(args: argparse.Namespace) -> tuple[CityInputs, Scenario]:
         speed_kmh=args.speed_kmh,
         thresholds_min=tuple(sorted({*minutes, *audit_minutes})),
         level_thresholds_min=args.level_minutes,
+        thresholds_m=tuple(args.distance_m),
+        standard=args.standard,
+        compliance_target=args.compliance_target,
     )
     siting = None
     if getattr(args, "new", None) is not None or getattr(args, "target_share", None) is not None:
@@ -679,10 +753,12 @@ def _print_summary(out: TextIO, result: ScenarioResult, target: Path) -> None:
         file=out,
     )
     for key, stats in audit.coverage.items():
+        label = f"{key[:-1]} m" if key.endswith(METERS_UNIT) else f"{key} min"
         print(
-            f"  within {key} min: {stats.share:6.1%} ({stats.population_covered:,.0f} residents)",
+            f"  within {label}: {stats.share:6.1%} ({stats.population_covered:,.0f} residents)",
             file=out,
         )
+    _print_standard(out, audit)
     siting = result.siting
     if siting is not None:
         print(
@@ -698,6 +774,15 @@ def _print_summary(out: TextIO, result: ScenarioResult, target: Path) -> None:
             file=out,
         )
     print(f"wrote {target}", file=out)
+
+
+def _print_standard(out: TextIO, audit: Any) -> None:
+    """Print the share within the standard per judged level (when the audit had a standard)."""
+    standard = getattr(getattr(audit, "params", None), "standard", None)
+    if standard is None:
+        return
+    for row in audit.standard_table.itertuples(index=False):
+        print(f"  {standard.key} {row.level} ({row.circle}): {row.share:6.1%}", file=out)
 
 
 def _batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -56,11 +56,19 @@ from coverage.figure import (
 from coverage.fileio import json_bytes, jsonable, strip_controls
 from coverage.inputs import CityData
 from coverage.maps import MapLayers, coverage_map
-from coverage.names import covered_column, share_column, threshold_key
+from coverage.names import (
+    METERS_UNIT,
+    MINUTES_UNIT,
+    Unit,
+    covered_column,
+    share_column,
+    threshold_key,
+)
 from coverage.progress import ProgressFn
 from coverage.report import report_html, report_pdf_bytes
 from coverage.scenario import ScenarioResult
 from coverage.tables import compare_labels, district_labels, site_labels, sites_frame
+from coverage.standards import NO_CAPACITY_NOTE
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +87,8 @@ PROPOSED_SITES_GEOJSON = "proposed_sites.geojson"
 COVERAGE_CURVE_CSV = "coverage_curve.csv"
 CENTERS_CSV = "centers.csv"
 COVERAGE_BY_LEVEL_CSV = "coverage_by_level.csv"
+STANDARD_CSV = "standard.csv"
+COMPLIANCE_CSV = "compliance.csv"
 REPORT_HTML = "report.html"
 TABLES_XLSX = "tables.xlsx"
 MAP_PNG = "map.png"
@@ -94,6 +104,9 @@ UNCOVERED_COLUMNS = ("minutes", "population", "area_m2")
 SITE_COLUMNS = ("rank", "marginal_population", "cumulative_population", "cumulative_share")
 SITE_EXTRA_COLUMNS = ("candidate_id", "snap_distance_m")
 MINUTES_AFTER = "minutes_after"
+METERS_TO_NEAREST = "meters_to_nearest"
+#: Prefix of the per-level judgement columns of a standard (``covered_level_<level>``).
+LEVEL_COVERED_PREFIX = "covered_level_"
 LON = "lon"
 LAT = "lat"
 
@@ -566,6 +579,7 @@ def district_coverage(
     thresholds_min: Sequence[float],
     *,
     name_column: str = "district",
+    thresholds_m: Sequence[float] = (),
 ) -> pd.DataFrame:
     """Coverage per district: each demand unit counts in the district holding its point.
 
@@ -577,11 +591,14 @@ def district_coverage(
         District polygons with a `name_column` column, any CRS.
     thresholds_min
         The audit's thresholds.
+    thresholds_m
+        The audit's distance thresholds (``covered_<d>m`` columns).
 
     Returns
     -------
     pandas.DataFrame
-        ``district``, ``units``, ``population``, ``population_covered_<t>``, ``share_<t>``.
+        ``district``, ``units``, ``population``, ``population_covered_<t>``, ``share_<t>``
+        (then ``population_covered_<d>m``, ``share_<d>m`` per distance).
     """
     if name_column not in districts.columns:
         msg = f"`districts` lacks the name column {name_column!r}; columns are {list(districts.columns)}."
@@ -592,8 +609,10 @@ def district_coverage(
         geometry=demand.geometry.representative_point().to_numpy(),
         crs=demand.crs,
     )
-    for t in thresholds_min:
-        col = covered_column(t)
+    limits: list[tuple[float, Unit]] = [(float(t), MINUTES_UNIT) for t in thresholds_min]
+    limits += [(float(d), METERS_UNIT) for d in thresholds_m]
+    for t, unit in limits:
+        col = covered_column(t, unit)
         pts[col] = demand[col].to_numpy(dtype=bool)
     joined = gpd.sjoin(pts, dist, how="inner", predicate="within")
     joined = joined[~joined.index.duplicated(keep="first")]
@@ -602,11 +621,11 @@ def district_coverage(
         g = joined[joined[name_column] == name]
         pop = float(g["population"].sum())
         row: dict[str, Any] = {"district": name, "units": len(g), "population": pop}
-        for t in thresholds_min:
-            key = threshold_key(t)
-            covered = float(g.loc[g[covered_column(t)], "population"].sum())
+        for t, unit in limits:
+            key = threshold_key(t, unit)
+            covered = float(g.loc[g[covered_column(t, unit)], "population"].sum())
             row[f"population_covered_{key}"] = covered
-            row[share_column(t)] = covered / pop if pop > 0 else None
+            row[share_column(t, unit)] = covered / pop if pop > 0 else None
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -672,11 +691,60 @@ def summary_dict(
         doc["districts"] = _records(districts)
     if city.census is not None:  # issue 14: census areas placed / unplaced
         doc["census"] = jsonable(dict(city.census))
+    doc["params"]["thresholds_m"] = [float(d) for d in getattr(params, "thresholds_m", ())]
+    standard = getattr(params, "standard", None)
+    if standard is not None:
+        doc["standard"] = standard_block(audit)
+    compliance = getattr(result, "compliance", None)
+    if compliance is not None:
+        doc["compliance"] = compliance_block(compliance, params)
     if siting is not None:
         doc["siting"] = siting_block(siting)
     if extra:
         doc.update({str(k): jsonable(v) for k, v in extra.items()})
     return doc
+
+
+def standard_block(audit: Any) -> dict[str, Any]:
+    """Return the ``standard`` section of ``summary.json``: the standard and each judged level.
+
+    ``name``, ``title``, ``source``, ``notes``, ``levels``: per judged level
+    its circle, thresholds (``threshold_min``, ``threshold_m``), source, centers
+    and the residents within it (by that level's centers only), and
+    ``levels_not_judged``: levels of the centers the standard does not judge.
+    """
+    standard = audit.params.standard
+    judged = {level for level, _ in standard.judged()}
+    present = (
+        audit.centers["level"] if "level" in audit.centers.columns else pd.Series([], dtype=object)
+    )
+    return {
+        "name": standard.key,
+        "title": standard.title,
+        "source": standard.source,
+        "notes": standard.notes,
+        "levels": _records(getattr(audit, "standard_table", None)),
+        # center levels in force that the standard does not judge (e.g. grid under gb50180)
+        "levels_not_judged": sorted({str(v) for v in present.dropna()} - judged),
+    }
+
+
+def compliance_block(compliance: pd.DataFrame, params: Any) -> dict[str, Any]:
+    """Return the ``compliance`` section of ``summary.json``: parameters, a note, one row per area × level."""
+    from_capacity = (
+        bool(compliance["floor_area_reachable_m2"].notna().any()) if len(compliance) else False
+    )
+    block: dict[str, Any] = {
+        "household_size": float(params.household_size),
+        "target_share": None
+        if params.compliance_target is None
+        else float(params.compliance_target),
+        "m2_per_100_households": float(params.compliance.m2_per_100_households),
+        "rows": _records(compliance),
+    }
+    if not from_capacity:
+        block["note"] = NO_CAPACITY_NOTE
+    return block
 
 
 def summary_csv_bytes(audit: Any, *, scenario: str = "") -> bytes:
@@ -722,6 +790,11 @@ def _scenario_name(extra: Mapping[str, Any] | None) -> str:
 def _demand_frame(audit: Any, siting: Any) -> tuple[gpd.GeoDataFrame, list[str]]:
     demand = audit.demand
     cols = list(DEMAND_COLUMNS) + [covered_column(t) for t in audit.params.thresholds_min]
+    # issue 15: distances and the per-level judgement of a standard (additive)
+    if METERS_TO_NEAREST in demand.columns:
+        cols.append(METERS_TO_NEAREST)
+    cols += [covered_column(d, METERS_UNIT) for d in getattr(audit.params, "thresholds_m", ())]
+    cols += [c for c in demand.columns if str(c).startswith(LEVEL_COVERED_PREFIX)]
     if siting is not None:
         demand = demand.copy()
         after = siting.minutes_after
@@ -778,6 +851,21 @@ def _documents_note(files: Mapping[str, bytes], documents: Documents) -> dict[st
     return note
 
 
+def _service_areas(audit: Any) -> gpd.GeoDataFrame:
+    """Return the service areas of the minutes, then those of the distances (``meters``, minutes null)."""
+    return _with_distances(audit.service_areas, getattr(audit, "distance_areas", None))
+
+
+def _with_distances(by_minutes: gpd.GeoDataFrame, by_meters: Any) -> gpd.GeoDataFrame:
+    """Return rows of the minute thresholds, then rows of the distances (``meters`` set, ``minutes`` null)."""
+    if by_meters is None or len(by_meters) == 0:
+        return by_minutes
+    both = pd.concat(
+        [by_minutes.assign(meters=np.nan), by_meters.assign(minutes=np.nan)], ignore_index=True
+    )
+    return gpd.GeoDataFrame(both, geometry="geometry", crs=by_minutes.crs)
+
+
 def output_files(
     result: ScenarioResult,
     city: CityData,
@@ -813,8 +901,10 @@ def output_files(
         File name → bytes: ``summary.json``, ``summary.csv``, ``centers.geojson``,
         ``service_areas.geojson``, ``demand.geojson``, ``uncovered.geojson``,
         ``centers.csv``, ``coverage_by_level.csv``; with ``siting`` also
-        ``proposed_sites.geojson`` and ``coverage_curve.csv``; ``report.html``;
-        ``tables.xlsx``, ``map.png``, ``map.pdf`` and (on request) ``report.pdf``.
+        ``proposed_sites.geojson`` and ``coverage_curve.csv``; with a standard
+        ``standard.csv`` and, when the city has districts, ``compliance.csv``;
+        ``report.html``; ``tables.xlsx``, ``map.png``, ``map.pdf`` and (on request)
+        ``report.pdf``.
     """
 
     def step(fraction: float, message: str) -> None:
@@ -838,7 +928,7 @@ def output_files(
     files[CENTERS_CSV] = csv_bytes(centers_table(audited_centers))
     step(0.1, "writing service areas")
     files[SERVICE_AREAS_GEOJSON] = geojson_bytes(
-        audit.service_areas, SERVICE_AREA_COLUMNS, what="service_areas"
+        _service_areas(audit), SERVICE_AREA_COLUMNS, optional=["meters"], what="service_areas"
     )
     step(0.3, "writing demand")
     demand, demand_cols = _demand_frame(audit, siting)
@@ -846,8 +936,18 @@ def output_files(
         demand, demand_cols, optional=DEMAND_EXTRA_COLUMNS, what="demand"
     )
     step(0.5, "writing uncovered areas")
-    files[UNCOVERED_GEOJSON] = geojson_bytes(audit.uncovered, UNCOVERED_COLUMNS, what="uncovered")
+    files[UNCOVERED_GEOJSON] = geojson_bytes(
+        _with_distances(audit.uncovered, getattr(audit, "distance_uncovered", None)),
+        UNCOVERED_COLUMNS,
+        optional=["meters"],
+        what="uncovered",
+    )
     files[COVERAGE_BY_LEVEL_CSV] = csv_bytes(pd.DataFrame(audit.coverage_by_level))
+    standard_table = getattr(audit, "standard_table", None)
+    if getattr(audit.params, "standard", None) is not None and standard_table is not None:
+        files[STANDARD_CSV] = csv_bytes(pd.DataFrame(standard_table))
+    if getattr(result, "compliance", None) is not None:
+        files[COMPLIANCE_CSV] = csv_bytes(pd.DataFrame(result.compliance))
     if siting is not None:
         files[PROPOSED_SITES_GEOJSON] = geojson_bytes(
             siting.sites, SITE_COLUMNS, optional=SITE_EXTRA_COLUMNS, what="proposed_sites"

@@ -291,6 +291,13 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "app.crs.wgs84": {"zh": "WGS-84 (GPS/OSM)", "en": "WGS-84 (GPS/OSM)"},
     "app.crs.gcj02": {"zh": "GCJ-02 (高德/腾讯)", "en": "GCJ-02 (Amap/Tencent)"},
     "app.crs.bd09": {"zh": "BD-09 (百度)", "en": "BD-09 (Baidu)"},
+    # --- issue 15: standards, distance thresholds, compliance (app.py) ---
+    "app.std.distances": {"zh": "步行距离阈值（米）", "en": "Walking distance thresholds (m)"},
+    "app.std.standard": {"zh": "规划标准（分级评估）", "en": "Planning standard (per level)"},
+    "app.std.none": {"zh": "不按标准评估", "en": "No standard"},
+    "app.std.levels": {"zh": "按标准分级覆盖", "en": "Coverage per level against the standard"},
+    "app.std.compliance": {"zh": "各片区达标情况", "en": "Compliance per area"},
+    "report.headline.share_m": {"zh": "{meters} 米步行覆盖率", "en": "Share within {meters} m"},
     # --- tables (coverage.tables) ---------------------------------------------------------
     "table.lon": {"zh": "经度", "en": "Lon"},
     "table.lat": {"zh": "纬度", "en": "Lat"},

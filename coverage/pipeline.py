@@ -34,6 +34,7 @@ from coverage.inputs import CityData
 from coverage.progress import ProgressFn, sub_progress
 from coverage.scenario import Scenario, ScenarioResult
 from coverage.siting import SitingParams, propose_sites
+from coverage.standards import compliance_table
 
 logger = logging.getLogger(__name__)
 
@@ -139,8 +140,9 @@ def run(
     ScenarioResult
         The centers in force, the audit (thresholds of :func:`audit_params`),
         the siting (:func:`siting_params`, with ``city.candidates`` and
-        ``city.exclusions``) and the per-district table when the city has
-        districts.
+        ``city.exclusions``), the per-district table when the city has
+        districts, and the compliance table per district and level when the
+        audit has a standard too.
     """
     params = audit_params(scenario, city)
     sp = siting_params(scenario)
@@ -155,8 +157,15 @@ def run(
         progress=sub_progress(progress, 0.0, split),
     )
     districts = (
-        export.district_coverage(result.demand, city.districts, params.thresholds_min)
+        export.district_coverage(
+            result.demand, city.districts, params.thresholds_min, thresholds_m=params.thresholds_m
+        )
         if city.districts is not None
+        else None
+    )
+    compliance = (
+        compliance_table(result.demand, city.districts, params.standard, params.compliance)
+        if city.districts is not None and params.standard is not None
         else None
     )
     siting = None
@@ -178,7 +187,12 @@ def run(
         f", {len(siting.sites)} sites proposed" if siting is not None else "",
     )
     return ScenarioResult(
-        scenario=scenario, centers=centers, audit=result, siting=siting, districts=districts
+        scenario=scenario,
+        centers=centers,
+        audit=result,
+        siting=siting,
+        districts=districts,
+        compliance=compliance,
     )
 
 

@@ -148,11 +148,16 @@ def _headlines(summary: Mapping[str, Any], lang: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     coverage = summary.get("coverage") or {}
     population = (summary.get("demand") or {}).get("population")
-    keys = sorted(coverage, key=lambda s: float(s))
+    # distance keys ("300m", issue 15) get their own headlines after the minutes
+    keys = sorted((k for k in coverage if not str(k).endswith("m")), key=lambda s: float(s))
     for key in keys:
         share = coverage[key].get("share")
         if not is_missing(share):
             out.append((t("report.headline.share", lang, minutes=key), f"{float(share):.1%}"))
+    for key in sorted((k for k in coverage if str(k).endswith("m")), key=lambda s: float(s[:-1])):
+        share = coverage[key].get("share")
+        if not is_missing(share):
+            out.append((t("report.headline.share_m", lang, meters=key[:-1]), f"{float(share):.1%}"))
     if keys and population is not None:
         last = keys[-1]
         covered = coverage[last].get("population_covered")

@@ -27,6 +27,7 @@ import pandas as pd
 from coverage.audit import AuditParams, AuditResult
 from coverage.errors import InputError
 from coverage.siting import SitingParams, SitingResult
+from coverage.standards import Standard
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,9 @@ class Scenario:
         audit = asdict(self.audit)
         audit["thresholds_min"] = list(self.audit.thresholds_min)
         audit["level_thresholds_min"] = dict(self.audit.level_thresholds_min or {}) or None
+        audit["thresholds_m"] = list(self.audit.thresholds_m)
+        standard = self.audit.standard
+        audit["standard"] = None if standard is None else standard.to_dict()
         return {
             "schema_version": SCENARIO_SCHEMA_VERSION,
             "name": self.name,
@@ -228,6 +232,10 @@ def _audit_params(d: Mapping[str, Any]) -> AuditParams:
         kw["level_thresholds_min"] = {str(k): v for k, v in kw["level_thresholds_min"].items()}
     else:
         kw["level_thresholds_min"] = None
+    # files written before distance thresholds and standards have neither field
+    kw["thresholds_m"] = tuple(float(d) for d in kw.get("thresholds_m") or ())
+    if kw.get("standard") is not None:
+        kw["standard"] = Standard.from_dict(kw["standard"])
     return AuditParams(**kw)
 
 
@@ -276,6 +284,10 @@ class ScenarioResult:
     districts
         Coverage per district (``district``, ``units``, ``population``,
         ``population_covered_<t>``, ``share_<t>``) when the city has districts.
+    compliance
+        Compliance per district and judged level
+        (:func:`coverage.standards.compliance_table`) when the audit has a
+        standard and the city has districts.
     """
 
     scenario: Scenario
@@ -283,3 +295,4 @@ class ScenarioResult:
     audit: AuditResult
     siting: SitingResult | None = None
     districts: pd.DataFrame | None = None
+    compliance: pd.DataFrame | None = None

@@ -545,3 +545,24 @@ def test_compare_and_district_tables_are_labelled_in_each_language() -> None:
                 assert not [n for n in names if CJK.search(n)], names
             else:
                 assert all(CJK.search(n) for n in names if n), names
+
+
+# --- issue 15: distance thresholds and a standard in the parameters panel ---
+
+
+def test_distance_thresholds_and_standard_in_the_panel() -> None:
+    at = started()
+    at.multiselect(key="distances").set_value([300.0, 1000.0]).run()
+    assert_ok(at)
+    assert active(at).audit.thresholds_m == (300.0, 1000.0)
+    at.selectbox(key="standard").set_value("gb50180").run()
+    assert_ok(at)
+    audit = active(at).audit
+    assert audit.standard is not None
+    assert audit.standard.key == "gb50180"
+    assert audit.thresholds_m == (300.0, 1000.0)  # the standard keeps the distances
+    table = next(df for df in at.dataframe if "circle" in df.value.columns)
+    assert set(table.value["level"]) == {"district", "street", "community"}
+    at.selectbox(key="standard").set_value("").run()
+    assert_ok(at)
+    assert active(at).audit.standard is None
