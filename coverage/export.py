@@ -67,8 +67,8 @@ from coverage.names import (
 from coverage.progress import ProgressFn
 from coverage.report import report_html, report_pdf_bytes
 from coverage.scenario import ScenarioResult
-from coverage.tables import compare_labels, district_labels, site_labels, sites_frame
 from coverage.standards import NO_CAPACITY_NOTE
+from coverage.tables import compare_labels, district_labels, site_labels, sites_frame
 
 logger = logging.getLogger(__name__)
 
