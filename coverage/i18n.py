@@ -188,7 +188,6 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "app.tiles": {"zh": "底图", "en": "Base map"},
     "app.tiles.osm": {"zh": "OpenStreetMap", "en": "OpenStreetMap"},
     "app.tiles.light": {"zh": "浅色", "en": "Light"},
-    "app.tiles.none": {"zh": "无底图", "en": "None"},
     "app.scenario": {"zh": "方案", "en": "Scenario"},
     "app.scenario.active": {"zh": "当前方案", "en": "Active scenario"},
     "app.scenario.new_name": {"zh": "新方案名称", "en": "New scenario name"},
