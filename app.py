@@ -862,15 +862,21 @@ def export_files(city: CityData, res: ScenarioResult, language: str) -> dict[str
     Returns
     -------
     dict
-        File name → bytes (:func:`coverage.export.output_files`).
+        File name → bytes (:func:`coverage.export.output_files`); ``summary.csv`` is the
+        planner's form (:func:`coverage.export.summary_csv_bytes` with `language`).
     """
-    return export.output_files(
+    files = export.output_files(
         res,
         city,
         title=t("report.title", language),
         extra={"scenario": res.scenario.to_dict()},
         lang=language,
     )
+    # the planner's summary.csv: labelled columns, whole residents, shares in percent
+    files[export.SUMMARY_CSV] = export.summary_csv_bytes(
+        res.audit, scenario=res.scenario.name, lang=language
+    )
+    return files
 
 
 class LazyFiles:
