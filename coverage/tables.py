@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from coverage.audit import AuditResult
-from coverage.i18n import t
+from coverage.i18n import MESSAGES, t
 from coverage.names import share_column, threshold_key, uncovered_column
 from coverage.scenario import ScenarioResult
 
@@ -401,6 +401,14 @@ def station_states(base: gpd.GeoDataFrame, result: ScenarioResult) -> gpd.GeoDat
     return gpd.GeoDataFrame(both, geometry="geometry", crs=base.crs)
 
 
+def _level_label(level: object, lang: str) -> str:
+    """Return a center level (``street``, …) in `lang`; :data:`MISSING` when there is none."""
+    if level is None or level != level or str(level) == "":
+        return MISSING
+    key = f"table.level.{level}"
+    return t(key, lang) if key in MESSAGES else str(level)
+
+
 def stations_view(stations: gpd.GeoDataFrame, lang: str) -> pd.DataFrame:
     """Return :func:`station_states` as a table: name, state, level, lon/lat (WGS-84).
 
@@ -421,7 +429,7 @@ def stations_view(stations: gpd.GeoDataFrame, lang: str) -> pd.DataFrame:
             "center_id": wgs["center_id"].astype(str).to_numpy(),
             "name": names.astype(str).to_numpy(),
             "state": [t(f"table.state.{s}", lang) for s in wgs["state"]],
-            "level": [MISSING if v is None or v != v else str(v) for v in levels],
+            "level": [_level_label(v, lang) for v in levels],
             "lon": pts.x.round(SITE_COORD_DECIMALS).to_numpy(),
             "lat": pts.y.round(SITE_COORD_DECIMALS).to_numpy(),
             "edit_index": wgs["edit_index"].astype(int).to_numpy(),
