@@ -452,8 +452,7 @@ class _GeoJsonLayer(Layer):  # type: ignore[misc]
         """Write `gdf` with its `properties` as one overlay.
 
         A layer without a `name` stays out of the layer control (it belongs to a group). A
-        `tooltip` is either (property, escaped label) rows or one property shown as text;
-        with a ``label_class`` (set after creation) that text is a permanent label.
+        `tooltip` is either (property, escaped label) rows or one property shown as text.
         """
         super().__init__(name=name, overlay=True, control=name is not None, show=show)
         self._name = "CpGeoJson"
@@ -462,28 +461,22 @@ class _GeoJsonLayer(Layer):  # type: ignore[misc]
         self.marker = dict(marker) if marker is not None else {"radius": 4, **self.style}
         self.tooltip = tooltip if isinstance(tooltip, str) else list(tooltip)
         self.popup = list(popup)
-        self.label_class = ""
+
+    def point_js(self) -> str:
+        """Return the body of ``pointToLayer``: a circle marker with the layer's style."""
+        return (
+            f"    var opts = {_json_for_script(self.marker)};\n"
+            "    return new L.CircleMarker(latlng, opts);\n"
+        )
 
     def script_js(self) -> str:
         """Return the script that adds the layer, its tooltips and popups."""
         bind = []
         if isinstance(self.tooltip, str):
             key = _json_for_script(self.tooltip)
-            opts = (
-                _json_for_script(
-                    {
-                        "permanent": True,
-                        "direction": "center",
-                        "className": self.label_class,
-                        "interactive": False,
-                    }
-                )
-                if self.label_class
-                else "{}"
-            )
             bind.append(
                 f"var t = feature.properties[{key}]; if (t !== null && t !== undefined) "
-                f"layer.bindTooltip(String(t), {opts});"
+                "layer.bindTooltip(String(t));"
             )
         elif self.tooltip:
             bind.append(
@@ -497,8 +490,7 @@ class _GeoJsonLayer(Layer):  # type: ignore[misc]
             f"var {self.get_name()} = L.geoJson({self.data_json}, {{\n"
             f"  style: function () {{ return {_json_for_script(self.style)}; }},\n"
             "  pointToLayer: function (feature, latlng) {\n"
-            f"    var opts = {_json_for_script(self.marker)};\n"
-            "    return new L.CircleMarker(latlng, opts);\n"
+            f"{self.point_js()}"
             "  },\n"
             f"  onEachFeature: function (feature, layer) {{ {' '.join(bind)} }}\n"
             "});"
@@ -519,6 +511,17 @@ class _GeoJsonLayer(Layer):  # type: ignore[misc]
             )
         for child in self._children.values():
             child.render(**kwargs)
+
+
+class _LabelLayer(_GeoJsonLayer):
+    """Points drawn as text labels (place names): the ``label`` property, already escaped."""
+
+    def point_js(self) -> str:
+        """Return the body of ``pointToLayer``: a non-interactive text marker."""
+        return (
+            "    return L.marker(latlng, {interactive: false, keyboard: false, icon: "
+            "L.divIcon({className: 'cp-place', html: feature.properties.label, iconSize: null})});\n"
+        )
 
 
 class _Legend(MacroElement):  # type: ignore[misc]
@@ -871,22 +874,13 @@ def _draw_places(d: _Drawing, places: gpd.GeoDataFrame) -> None:
     if not len(places):
         return
     frame = _display_frame(places, 0.0)
-    layer = _GeoJsonLayer(
-        frame,
-        ["name"],
-        name=t("map.layer.places", d.lang),
-        style={},
-        marker={"radius": 0, "opacity": 0, "fillOpacity": 0, "interactive": False},
-        tooltip="name",
-    )
-    layer.label_class = "cp-place"
-    layer.add_to(d.m)
+    frame = frame.assign(label=[escape_html(v) for v in frame["name"]])
+    _LabelLayer(frame, ["label"], name=t("map.layer.places", d.lang), style={}).add_to(d.m)
     d.m.get_root().header.add_child(  # type: ignore[attr-defined]
         Element(
-            "<style>.leaflet-tooltip.cp-place { background: transparent; border: 0;"
-            " box-shadow: none; color: #555; font-size: 11px; padding: 0;"
-            " text-shadow: 0 0 3px #fff, 0 0 3px #fff; }"
-            " .leaflet-tooltip.cp-place:before { display: none; }</style>"
+            "<style>.cp-place { color: #555; font-size: 11px; white-space: nowrap;"
+            " transform: translate(-50%, -50%); text-shadow: 0 0 3px #fff, 0 0 3px #fff; }"
+            " .cp-zoomed-out .cp-place { display: none; }</style>"
         ),
         name="cp_place_css",
     )
@@ -1141,13 +1135,19 @@ def _draw_centers(d: _Drawing, centers: gpd.GeoDataFrame) -> None:
 
 
 class _ZoomScale(MacroElement):  # type: ignore[misc]
-    """Center markers (``cpRadius``) shrink when the map is zoomed out to city scale."""
+    """Center markers (``cpRadius``) shrink when the map is zoomed out to city scale.
+
+    Place labels hide below zoom 14, where they would overlap.
+    """
 
     _template = Template(
         """{% macro script(this, kwargs) %}
         (function (map) {
           function cpScale() {
-            var f = Math.min(1.0, Math.max(0.35, Math.pow(2, (map.getZoom() - 15) / 2)));
+            var z = map.getZoom();
+            var f = Math.min(1.0, Math.max(0.35, Math.pow(2, (z - 15) / 2)));
+            var c = map.getContainer().classList;
+            if (z < 14) { c.add("cp-zoomed-out"); } else { c.remove("cp-zoomed-out"); }
             map.eachLayer(function (l) {
               if (l.options && l.options.cpRadius && l.setRadius) {
                 l.setRadius(l.options.cpRadius * f);
@@ -1281,7 +1281,10 @@ def coverage_map(
     tolerance_m = _display_tolerance_m(
         detail.tolerance_m, [layers.service_areas, layers.demand, layers.uncovered]
     )
-    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True, height=height)
+    # zoomSnap 0.25: the first view fits the data closely, not at the next whole zoom level out
+    m = folium.Map(
+        tiles=None, control_scale=True, prefer_canvas=True, height=height, zoom_snap=0.25
+    )
     m.default_js = list(MAP_JS)
     m.default_css = list(MAP_CSS)
     _add_tiles(m, tiles, lang)
