@@ -344,7 +344,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "en": "population file “{file}” (column {column})",
     },
     "app.pop.raster": {"zh": "人口栅格“{file}”", "en": "population raster “{file}”"},
-    "app.metric.delta": {"zh": "{value} 个百分点（较基准）", "en": "{value} points vs. baseline"},
+    "app.metric.delta": {"zh": "{value} 个百分点", "en": "{value} points"},
     "app.curve.x_minutes": {"zh": "步行时间（分钟）", "en": "Walking time (min)"},
     "app.curve.y_share": {"zh": "可达居民比例（%）", "en": "Residents within reach (%)"},
     "app.curve.x_sites": {"zh": "新增站点数", "en": "New stations"},
