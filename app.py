@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -426,6 +427,7 @@ class ResultSlot:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.value: ScenarioResult | None = None
+        self.elapsed_s = 0.0
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -439,8 +441,16 @@ def shared_result(key: tuple[str, str, str], make: Callable[[], ScenarioResult])
     slot = result_slot(hashlib.sha256(json.dumps(key).encode()).hexdigest())
     with slot.lock:
         if slot.value is None:
+            t0 = time.perf_counter()
             slot.value = make()
+            slot.elapsed_s = time.perf_counter() - t0
         return slot.value
+
+
+def elapsed_s(s: Scenario) -> float:
+    """Return how long the numbers (and proposal) of `s` took to compute, in seconds."""
+    key = (str(st.session_state.get("city_key", "")), s.to_json(), "numbers")
+    return result_slot(hashlib.sha256(json.dumps(key).encode()).hexdigest()).elapsed_s
 
 
 def has_result(s: Scenario) -> bool:
@@ -624,13 +634,15 @@ def on_accept(sites: list[dict[str, Any]]) -> None:
     ss = st.session_state
     picked = set(ss.get("accept_ranks") or [])
     s = active()
+    rows = [r for r in sites if int(r["rank"]) in picked]
+    first = len(s.accepted_sites) + 1  # accepted sites are numbered on, never "#1" twice
     new = tuple(
         AddedStation(
             lon=float(r["lon"]),
             lat=float(r["lat"]),
-            name=tr("opt.accepted_name", rank=len(s.accepted_sites) + i + 1),
+            name=tr("opt.accepted_name", rank=first + i),
         )
-        for i, r in enumerate(r for r in sites if int(r["rank"]) in picked)
+        for i, r in enumerate(rows)
     )
     set_active(replace(s, accepted_sites=(*s.accepted_sites, *new), siting=None))
     ss["accept_ranks"] = []
@@ -810,6 +822,13 @@ def headline(res: ScenarioResult, base: ScenarioResult | None, source: str = "")
         st.caption(optimizer_answer(res))
 
 
+def exact_time(res: ScenarioResult) -> str:
+    """Return " took X s (limit 60 s)" for an exact run, else ""."""
+    if res.siting is None or not res.siting.params.exact:
+        return ""
+    return " " + tr("opt.elapsed", s=elapsed_s(res.scenario), limit=EXACT_TIME_LIMIT_S)
+
+
 def optimizer_answer(res: ScenarioResult) -> str:
     """Return the optimizer's answer in words: how many stations, the shares, what is proven."""
     si = res.siting
@@ -823,13 +842,13 @@ def optimizer_answer(res: ScenarioResult) -> str:
         "method": method_label(si.method, lang()),
     }
     if si.params.target_share is None:
-        return tr("opt.answer_k", bound=percent(si.upper_bound_share), **common)
+        return tr("opt.answer_k", bound=percent(si.upper_bound_share), **common) + exact_time(res)
     target = percent(si.params.target_share)
     if si.target_met is False:
         return tr("opt.not_met", target=target, n=n, after=common["after"])
     text = tr("opt.answer_share", target=target, **common)
     proof = tr("opt.proven", n=n) if si.min_sites_proven else tr("opt.not_proven", n=n)
-    return f"{text} {proof}"
+    return f"{text} {proof}{exact_time(res)}"
 
 
 # --- exports ----------------------------------------------------------------------------
@@ -1305,12 +1324,12 @@ def page_result(city: CityData, city_key: str, s: Scenario) -> ScenarioResult | 
         None (the error is shown) when the scenario cannot be computed.
     """
     try:
+        # one capture: the numbers and the polygons runs warn about the same oddities once
         with capture_warnings():
             numbers = numbers_for(city, city_key, s)
             first = next(iter(scenarios().values()))
             base = numbers_for(city, city_key, first) if first is not s else None
-        headline(numbers, base, population_source(city))  # numbers first: polygons take longer
-        with capture_warnings():
+            headline(numbers, base, population_source(city))  # numbers first
             return result_for(city, city_key, s)
     except Exception as exc:
         show_error(exc)

@@ -218,7 +218,6 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "app.opt.mode.k": {"zh": "新增 k 个站点", "en": "Add k stations"},
     "app.opt.mode.share": {"zh": "达到目标覆盖率", "en": "Reach a target share"},
     "app.opt.k": {"zh": "新增站点数 k", "en": "Number of new stations k"},
-    "app.opt.share": {"zh": "目标覆盖率", "en": "Target share"},
     "app.opt.minutes": {"zh": "优化所用阈值（分钟）", "en": "Threshold to optimise (minutes)"},
     "app.opt.exact": {
         "zh": "精确求解（HiGHS 整数规划，最多 {s:g} 秒）",
@@ -238,10 +237,6 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "app.opt.accept": {"zh": "采纳所选站点", "en": "Accept selected sites"},
     "app.opt.reject": {"zh": "放弃建议", "en": "Reject the proposal"},
     "app.opt.accepted": {"zh": "已采纳站点：{n} 个", "en": "Accepted sites: {n}"},
-    "app.opt.summary": {
-        "zh": "方法 {method}：覆盖率 {before:.1%} → {after:.1%}（可达上界 {bound:.1%}）",
-        "en": "Method {method}: share {before:.1%} → {after:.1%} (upper bound {bound:.1%})",
-    },
     "app.metric.share": {"zh": "{m:g} 分钟步行覆盖率", "en": "Share within {m:g} min"},
     "app.metric.uncovered": {"zh": "{m:g} 分钟未覆盖人口", "en": "Residents beyond {m:g} min"},
     "app.metric.centers": {"zh": "服务中心", "en": "Service centers"},
@@ -372,6 +367,10 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "en": "The exact solve stops after {s:g} s in all (greedy start included) and keeps its best solution so far, saying whether it is proven.",
     },
     "app.opt.stop": {"zh": "停止求解", "en": "Stop the solve"},
+    "app.opt.elapsed": {
+        "zh": "计算用时 {s:.1f} 秒（上限 {limit:g} 秒）。",
+        "en": "Computed in {s:.1f} s (limit {limit:g} s).",
+    },
     "app.opt.stopped": {
         "zh": "已停止选址优化；方案未改变。",
         "en": "The optimizer was stopped; the scenario is unchanged.",
@@ -391,7 +390,6 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "zh": "新增和采纳站点的名称可以直接修改；已关闭的中心可在“关闭现有服务中心”中恢复。",
         "en": "Names of added and accepted stations can be edited here; closed centers are restored under Close existing centers.",
     },
-    "app.stations.saved": {"zh": "保存名称", "en": "Save names"},
     "app.err.file.unsupported": {
         "zh": "“{name}”的格式不支持，应为 {suffixes} 之一。请在地理信息软件或表格软件中另存为 GeoJSON、GeoPackage 或带经纬度列的 CSV。",
         "en": "{name!r} has an unsupported format; expected one of {suffixes}. Save it from your GIS or spreadsheet as GeoJSON, GeoPackage or CSV with longitude/latitude columns.",

@@ -25,6 +25,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 HAIDIAN = ROOT / "data" / "beijing_haidian_cau.osm.bz2"
+#: The city the served app loads: the small Haidian fixture, or (to refresh the screenshots
+#: of docs/WALKTHROUGH.md) ``COVERAGE_PLANNER_TEST_OSM=data/chengdu_central.osm.bz2``.
+TEST_OSM = Path(os.environ.get("COVERAGE_PLANNER_TEST_OSM") or HAIDIAN)
+#: Walkthrough screenshots copied to docs/walkthrough/ with COVERAGE_PLANNER_UPDATE_SCREENSHOT.
+DOC_SHOTS = (
+    "01-first-map",
+    "04-closed-center",
+    "07-threshold-10",
+    "11-optimizer-share",
+    "15-gcj02-centers",
+)
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = [
@@ -62,7 +73,7 @@ def serve_app(tmp: pytest.TempPathFactory, *extra: str, path: str = "") -> Itera
     cache = tmp.mktemp("app-cache")
     env = {
         **os.environ,
-        "COVERAGE_PLANNER_DEFAULT_OSM": str(HAIDIAN),
+        "COVERAGE_PLANNER_DEFAULT_OSM": str(TEST_OSM),
         "COVERAGE_PLANNER_CACHE": str(cache),
         "PYTHONUNBUFFERED": "1",
     }
@@ -443,7 +454,7 @@ def gcj02_centers_csv(tmp: Path) -> Path:
     from coverage.coords import wgs84_to_gcj02
     from coverage.osm import read_osm
 
-    pts = read_osm(HAIDIAN).residential.geometry.representative_point().iloc[:2]
+    pts = read_osm(TEST_OSM).residential.geometry.representative_point().iloc[:2]
     lon, lat = wgs84_to_gcj02(pts.x.to_numpy(), pts.y.to_numpy())
     path = tmp / "街道站点_gcj02.csv"
     rows = "".join(
@@ -566,3 +577,8 @@ def test_walkthrough_end_to_end(app_url: str, browser: Any, tmp_path: Path) -> N
     not_tiles = [u for u in outside if not any(h in u for h in TILE_HOSTS)]
     assert not not_tiles, not_tiles[:5]
     context.close()
+    if os.environ.get("COVERAGE_PLANNER_UPDATE_SCREENSHOT"):
+        docs = ROOT / "docs" / "walkthrough"
+        docs.mkdir(exist_ok=True)
+        for name in DOC_SHOTS:
+            shutil.copyfile(shots / f"{name}.png", docs / f"{name}.png")
