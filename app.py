@@ -609,24 +609,45 @@ def on_restore() -> None:
     st.session_state["closed"] = []
 
 
-def on_names() -> None:
-    """Copy the names edited in the stations table into the active scenario."""
-    ss = st.session_state
-    edits = (ss.get("stations_editor") or {}).get("edited_rows", {})
-    rows: list[dict[str, Any]] = ss.get("stations_rows", [])
-    s = active()
+def renamed(
+    s: Scenario, rows: list[dict[str, Any]], edits: Mapping[Any, Mapping[str, Any]], column: str
+) -> Scenario:
+    """Return `s` with the station names edited in the stations table.
+
+    Parameters
+    ----------
+    s
+        The active scenario.
+    rows
+        Per table row: ``state`` and ``edit_index`` (position in ``s.added`` or
+        ``s.accepted_sites``; -1 for the city's own centers, whose names stay).
+    edits
+        The data editor's ``edited_rows``: row position → {shown column → new value}.
+    column
+        The shown name of the name column.
+    """
     added, accepted = list(s.added), list(s.accepted_sites)
     for pos, change in edits.items():
-        name = str(change.get("name", "")).strip()
+        name = str(change.get(column, "")).strip()
         row = rows[int(pos)] if int(pos) < len(rows) else None
-        if not name or row is None or row["edit_index"] < 0:
+        if not name or row is None or int(row["edit_index"]) < 0:
             continue
         target = added if row["state"] == "added" else accepted
         i = int(row["edit_index"])
         if i < len(target):
             target[i] = replace(target[i], name=name)
-    if tuple(added) != s.added or tuple(accepted) != s.accepted_sites:
-        set_active(replace(s, added=tuple(added), accepted_sites=tuple(accepted)))
+    return replace(s, added=tuple(added), accepted_sites=tuple(accepted))
+
+
+def on_names() -> None:
+    """Copy the names edited in the stations table into the active scenario."""
+    ss = st.session_state
+    edits = (ss.get("stations_editor") or {}).get("edited_rows", {})
+    s = active()
+    # the editor reports edits by the shown column name
+    new = renamed(s, ss.get("stations_rows", []), edits, station_labels(lang())["name"])
+    if new != s:
+        set_active(new)
 
 
 def on_accept(sites: list[dict[str, Any]]) -> None:

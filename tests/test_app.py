@@ -518,9 +518,7 @@ def test_compare_and_district_tables_are_labelled_in_each_language() -> None:
         assert_ok(at)
         tables = [d.value for d in at.dataframe]
         assert len(tables) >= 3, language  # sites, stations, compare (districts need a file)
-        shown = " ".join(c.value for c in at.caption) + " ".join(
-            df.to_string() for df in tables
-        )
+        shown = " ".join(c.value for c in at.caption) + " ".join(df.to_string() for df in tables)
         for word in ("None", "nan", " pp", "greedy+swap", "share_"):
             assert word not in shown, (language, word)
         for df in tables:
@@ -634,3 +632,23 @@ def test_summary_csv_download_is_labelled_and_rounded(
             stats = res.audit.coverage[key]
             assert table.loc[i, share_col] == round(stats.share * 100, 1)  # percent, 1 decimal
             assert table.loc[i, pop_col] == round(stats.population_covered)  # whole residents
+
+
+def test_station_names_edited_in_the_table(app_module: ModuleType) -> None:
+    from coverage.scenario import AddedStation
+
+    s = Scenario(
+        added=(AddedStation(lon=116.34, lat=40.0, name="新增站点 1"),),
+        accepted_sites=(AddedStation(lon=116.35, lat=40.0, name="采纳站点 1"),),
+    )
+    rows = [
+        {"state": "existing", "edit_index": -1},
+        {"state": "added", "edit_index": 0},
+        {"state": "accepted", "edit_index": 0},
+    ]
+    edits = {0: {"名称": "改不了"}, 1: {"名称": " 东门站 "}, 2: {"名称": "北站"}, 5: {"名称": "x"}}
+    new = app_module.renamed(s, rows, edits, "名称")
+    assert [a.name for a in new.added] == ["东门站"]
+    assert [a.name for a in new.accepted_sites] == ["北站"]
+    assert new.added[0].lon == 116.34  # only the name changes
+    assert app_module.renamed(s, rows, {1: {"名称": "  "}}, "名称") == s  # blank keeps the name
