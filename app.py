@@ -80,6 +80,8 @@ EXACT_SOLVER_S = 40.0
 BASELINE = "baseline"
 WORKING = "working"
 #: Internal names and temporary paths never shown to a planner (pyogrio's /vsimem/…, tmp files).
+#: A library progress message with a counter, e.g. "service areas 3/12".
+COUNTED_STAGE = re.compile(r"^(.*?) (\d+)/(\d+)$")
 INTERNAL_PATH = re.compile(
     r"(/vsimem/\S+|/tmp/\S+|[0-9a-f]{20}(?:\.osm(?:\.bz2|\.gz|\.pbf)?|\.pbf))"
 )
@@ -103,6 +105,22 @@ def lang() -> str:
 def tr(key: str, **values: Any) -> str:
     """Return the app label ``app.<key>`` of :mod:`coverage.i18n` in the session's language."""
     return t(f"app.{key}", lang(), **values)
+
+
+def stage(message: str) -> str:
+    """Return a library progress message (English, e.g. "service areas 3/12") in the UI language.
+
+    Messages without a label (``app.stage.*``) show as a plain "working" in Chinese, so the
+    zh page never shows English stage names.
+    """
+    counted = COUNTED_STAGE.match(message)
+    if counted:
+        what, i, n = counted.groups()
+        return tr("stage.counted", what=stage(what), i=i, n=n)
+    key = "stage." + message.replace(" ", "_").replace("-", "_")
+    if f"app.{key}" in MESSAGES:
+        return tr(key)
+    return message if lang() == "en" else tr("stage.other")
 
 
 # --- configuration ----------------------------------------------------------------------
@@ -270,7 +288,7 @@ def load_spec(spec: CityInputs) -> CityData:
     bar = st.empty()
 
     def progress(fraction: float, message: str) -> None:
-        bar.progress(min(max(fraction, 0.0), 1.0), text=f"{tr('data.loading')} {message}")
+        bar.progress(min(max(fraction, 0.0), 1.0), text=f"{tr('data.loading')} {stage(message)}")
 
     slot = city_slot(spec.key())
     try:
@@ -411,7 +429,7 @@ def _run(city: CityData, s: Scenario, *, with_polygons: bool, label: str) -> Sce
         bar = st.progress(0.0)
 
         def progress(fraction: float, message: str) -> None:
-            bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+            bar.progress(min(max(fraction, 0.0), 1.0), text=stage(message))
 
         res = pipeline.run(city, s, with_polygons=with_polygons, progress=progress)
     slot.empty()
