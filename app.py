@@ -767,10 +767,22 @@ def _show_warnings(log: list[warnings.WarningMessage]) -> None:
             (DeprecationWarning, PendingDeprecationWarning, FutureWarning, ResourceWarning),
         ):
             continue
-        text = str(w.message)
+        text = warning_text(w.message)
         if text not in seen:
             seen.add(text)
             st.warning(tr("warn", msg=text))
+
+
+def warning_text(message: Warning | str) -> str:
+    """Return a library warning in the session's language (its ``code``, when translated)."""
+    code = getattr(message, "code", None)
+    key = f"app.warn.{code}"
+    if code and key in MESSAGES:
+        try:
+            return t(key, lang(), **getattr(message, "params", {}))
+        except (KeyError, IndexError, ValueError):
+            logger.info("warning %s lacks parameters for its translation", code)
+    return str(message)
 
 
 # --- map --------------------------------------------------------------------------------
@@ -1228,8 +1240,12 @@ def sidebar_edit(city: CityData) -> None:
         sb.button(tr("edit.restore"), key="restore_closed", on_click=on_restore)
 
 
-def sidebar_optimizer() -> None:
-    """Show the optimizer panel: k sites or a target share, threshold, exact mode, run."""
+def sidebar_optimizer() -> Any:
+    """Show the optimizer panel: k sites or a target share, threshold, exact mode, run.
+
+    Returns the placeholder of the Stop button, shown while a proposal is being computed
+    (the page empties it once the proposal is there).
+    """
     ss = st.session_state
     sb = st.sidebar
     s = active()
@@ -1254,17 +1270,22 @@ def sidebar_optimizer() -> None:
         help=f"{tr('opt.exact_help')} {tr('opt.budget', s=EXACT_TIME_LIMIT_S)}",
     )
     sb.button(tr("opt.run"), key="run_optimizer", on_click=on_optimize, type="primary")
+    stop = sb.empty()
     if s.siting is not None and not has_result(s):
         # drawn before the solve starts: a click interrupts the run, then on_stop drops it
-        sb.button(tr("opt.stop"), key="stop_optimizer", on_click=on_stop)
+        stop.button(tr("opt.stop"), key="stop_optimizer", on_click=on_stop)
+    return stop
 
 
-def sidebar_scenarios(city: CityData) -> None:
-    """Show the scenario sidebar: picker, parameters, station editor, optimizer."""
+def sidebar_scenarios(city: CityData) -> Any:
+    """Show the scenario sidebar: picker, parameters, station editor, optimizer.
+
+    Returns the optimizer's Stop-button placeholder (:func:`sidebar_optimizer`).
+    """
     sidebar_scenario_picker()
     sidebar_params()
     sidebar_edit(city)
-    sidebar_optimizer()
+    return sidebar_optimizer()
 
 
 def read_click() -> None:
@@ -1534,10 +1555,11 @@ def main() -> None:
     city, city_key = loaded
     scenarios()
     read_click()
-    sidebar_scenarios(city)
+    stop = sidebar_scenarios(city)
     city_caption(city)
     s = active()
     res = page_result(city, city_key, s)
+    stop.empty()  # the proposal is computed (or failed): nothing left to stop
     if res is None:
         return
     map_section(city, city_key, s, res)

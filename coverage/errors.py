@@ -47,3 +47,18 @@ class ResourceLimitError(InputError):
 
 class SolverError(PlannerError, RuntimeError):
     """An optimisation model that could not be solved (infeasible, solver failure)."""
+
+
+class PlannerWarning(UserWarning):
+    """A recoverable oddity the planner should see (``warnings.warn(PlannerWarning(...))``).
+
+    Like :class:`PlannerError` it may carry a ``code`` and ``params`` so that a user
+    interface shows its own translation (the app looks up ``app.warn.<code>``).
+    """
+
+    def __init__(
+        self, *args: object, code: str | None = None, params: Mapping[str, object] | None = None
+    ) -> None:
+        super().__init__(*args)
+        self.code = code
+        self.params: dict[str, object] = dict(params or {})

@@ -429,6 +429,14 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "app.stage.sites_proposed": {"zh": "建议站点已得出", "en": "sites proposed"},
     "app.stage.other": {"zh": "计算中", "en": "working"},
     "app.stage.counted": {"zh": "{what}（{i}/{n}）", "en": "{what} ({i}/{n})"},
+    "app.warn.centers.far_from_street": {
+        "zh": "{n} 个服务中心距最近的可步行街道超过 {m:.0f} 米：{listing}。它们的步行时间包含这段直线距离，请检查位置。",
+        "en": "{n} centers are more than {m:.0f} m from the nearest walkable street: {listing}. Their walking times include that straight-line walk; check their positions.",
+    },
+    "app.warn.centers.outside": {
+        "zh": "{total} 个服务中心中有 {n} 个在路网范围之外，已略去：{listing}。请检查坐标系和 OSM 文件的范围。",
+        "en": "{n} of {total} centers lie outside the walking network's extent and were left out: {listing}. Check the coordinate system and the OSM extract's area.",
+    },
     "app.err.file.unsupported": {
         "zh": "“{name}”的格式不支持，应为 {suffixes} 之一。请在地理信息软件或表格软件中另存为 GeoJSON、GeoPackage 或带经纬度列的 CSV。",
         "en": "{name!r} has an unsupported format; expected one of {suffixes}. Save it from your GIS or spreadsheet as GeoJSON, GeoPackage or CSV with longitude/latitude columns.",
