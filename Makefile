@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: app test lint typecheck reliability bench-full browser clean
 
 $(STAMP): pyproject.toml constraints.txt
+	@echo "Installing Coverage Planner and its dependencies into $(VENV) (first time: a few minutes)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"

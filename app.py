@@ -20,8 +20,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -38,7 +40,7 @@ from streamlit_folium import st_folium
 from coverage import export, pipeline
 from coverage.assets import static_dir, use_local_assets
 from coverage.errors import InputError, PlannerError, ResourceLimitError
-from coverage.i18n import LANG_NAMES, LANGS, t
+from coverage.i18n import LANG_NAMES, LANGS, MESSAGES, t
 from coverage.inputs import (
     DEFAULT_CITY,
     CityData,
@@ -47,7 +49,7 @@ from coverage.inputs import (
     centers_source_label,
     load_city,
 )
-from coverage.maps import MapLayers, coverage_map
+from coverage.maps import MapLayers, coverage_map, place_frame, street_frame
 from coverage.names import share_column, uncovered_column
 from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
@@ -55,13 +57,19 @@ from coverage.scenario import AddedStation, Scenario, ScenarioResult
 from coverage.siting import SitingParams
 from coverage.standards import PRESETS, Standard
 from coverage.tables import (
-    compare_labels,
+    NO_CHANGE_SHARE,
     compare_scenarios,
-    district_labels,
+    compare_view,
+    district_view,
     headline_numbers,
+    method_label,
     minutes_curve,
-    site_labels,
+    percent,
     sites_frame,
+    sites_view,
+    station_labels,
+    station_states,
+    stations_view,
 )
 from coverage.userfiles import XLSX_MAX_UNCOMPRESSED_BYTES, check_xlsx_archive
 
@@ -73,8 +81,20 @@ TABLE_SUFFIXES = ("geojson", "json", "gpkg", "csv", "txt", "xlsx")
 #: Component iframe (…/component/streamlit_folium.st_folium/index.html) → app static root.
 STATIC_URL = "../../app/static/"
 MEMO_ENTRIES = 24
-#: Wall-time limit of the exact optimizer in the app (the CLI's --time-limit-s).
+#: Wall-time limit of the exact optimizer in the app, as its label says.
 EXACT_TIME_LIMIT_S = 60.0
+#: The solver's share of that limit (the CLI's --time-limit-s); candidates, coverage sets and
+#: the greedy start take the rest, so the whole exact run stays within the label.
+EXACT_SOLVER_S = 40.0
+#: The first scenario's name: it is never edited in place (edits go into a working scenario).
+BASELINE = "baseline"
+WORKING = "working"
+#: Internal names and temporary paths never shown to a planner (pyogrio's /vsimem/…, tmp files).
+#: A library progress message with a counter, e.g. "service areas 3/12".
+COUNTED_STAGE = re.compile(r"^(.*?) (\d+)/(\d+)$")
+INTERNAL_PATH = re.compile(
+    r"(/vsimem/\S+|/tmp/\S+|[0-9a-f]{20}(?:\.osm(?:\.bz2|\.gz|\.pbf)?|\.pbf))"
+)
 THRESHOLD_CHOICES = (3.0, 5.0, 10.0, 15.0, 20.0, 30.0)
 #: Distance thresholds offered (GB 50180-2018: 300 / 500 / 800–1000 m).
 DISTANCE_CHOICES_M = (300.0, 500.0, 800.0, 1000.0)
@@ -97,6 +117,22 @@ def lang() -> str:
 def tr(key: str, **values: Any) -> str:
     """Return the app label ``app.<key>`` of :mod:`coverage.i18n` in the session's language."""
     return t(f"app.{key}", lang(), **values)
+
+
+def stage(message: str) -> str:
+    """Return a library progress message (English, e.g. "service areas 3/12") in the UI language.
+
+    Messages without a label (``app.stage.*``) show as a plain "working" in Chinese, so the
+    zh page never shows English stage names.
+    """
+    counted = COUNTED_STAGE.match(message)
+    if counted:
+        what, i, n = counted.groups()
+        return tr("stage.counted", what=stage(what), i=i, n=n)
+    key = "stage." + message.replace(" ", "_").replace("-", "_")
+    if f"app.{key}" in MESSAGES:
+        return tr(key)
+    return message if lang() == "en" else tr("stage.other")
 
 
 # --- configuration ----------------------------------------------------------------------
@@ -272,7 +308,7 @@ def load_spec(spec: CityInputs) -> CityData:
     bar = st.empty()
 
     def progress(fraction: float, message: str) -> None:
-        bar.progress(min(max(fraction, 0.0), 1.0), text=f"{tr('data.loading')} {message}")
+        bar.progress(min(max(fraction, 0.0), 1.0), text=f"{tr('data.loading')} {stage(message)}")
 
     slot = city_slot(spec.key())
     try:
@@ -305,15 +341,18 @@ def apply_pending_load() -> None:
     name = str(ss.pop("pending_name", pending.osm.name if pending else ""))
     if pending is None:
         return
+    ss["loading_name"] = name
     try:
         with capture_warnings():
             city = load_spec(pending)
     except Exception as exc:
         show_error(exc)
+        ss.pop("loading_name", None)
         previous: CityInputs | None = ss.get("city_spec")
         if previous is not None:
             st.info(tr("data.kept", name=ss.get("city_name", previous.osm.name)))
         return
+    ss.pop("loading_name", None)
     ss["city_spec"] = pending
     ss["city_name"] = name
     reset_results()
@@ -343,8 +382,8 @@ def scenarios() -> OrderedDict[str, Scenario]:
     """Return the session's scenarios by name (a lone ``baseline`` at first)."""
     ss = st.session_state
     if "scenarios" not in ss:
-        ss["scenarios"] = OrderedDict({"baseline": Scenario(name="baseline")})
-        ss["active"] = "baseline"
+        ss["scenarios"] = OrderedDict({BASELINE: Scenario(name=BASELINE)})
+        ss["active"] = BASELINE
     result: OrderedDict[str, Scenario] = ss["scenarios"]
     return result
 
@@ -354,9 +393,36 @@ def active() -> Scenario:
     return scenarios()[st.session_state["active"]]
 
 
+def baseline_name() -> str:
+    """Return the first scenario's name (the baseline the others are measured from)."""
+    return next(iter(scenarios()))
+
+
 def set_active(s: Scenario) -> None:
-    """Replace the active scenario by `s` (same name)."""
-    scenarios()[st.session_state["active"]] = s
+    """Store an edit of the active scenario; an edit of the baseline goes into a working copy.
+
+    The baseline is never edited in place: its edit becomes (or replaces) the working
+    scenario, which then is the active one (the widgets already show the edit).
+    """
+    ss = st.session_state
+    name = ss["active"]
+    if name == baseline_name():
+        name, i = WORKING, 2
+        while name in scenarios():
+            name = f"{WORKING} {i}"
+            i += 1
+        ss["active"] = name
+        ss["active_pick"] = name
+    scenarios()[name] = replace(s, name=name)
+
+
+def scenario_label(name: str) -> str:
+    """Return a scenario's name as shown: the baseline and working scenario in the UI language."""
+    if name == BASELINE:
+        return tr("scenario.baseline")
+    if name == WORKING or name.startswith(f"{WORKING} "):
+        return tr("scenario.working") + name.removeprefix(WORKING)
+    return name
 
 
 def reset_results() -> None:
@@ -383,7 +449,7 @@ def _run(city: CityData, s: Scenario, *, with_polygons: bool, label: str) -> Sce
         bar = st.progress(0.0)
 
         def progress(fraction: float, message: str) -> None:
-            bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+            bar.progress(min(max(fraction, 0.0), 1.0), text=stage(message))
 
         res = pipeline.run(city, s, with_polygons=with_polygons, progress=progress)
     slot.empty()
@@ -399,6 +465,7 @@ class ResultSlot:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.value: ScenarioResult | None = None
+        self.elapsed_s = 0.0
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -412,8 +479,22 @@ def shared_result(key: tuple[str, str, str], make: Callable[[], ScenarioResult])
     slot = result_slot(hashlib.sha256(json.dumps(key).encode()).hexdigest())
     with slot.lock:
         if slot.value is None:
+            t0 = time.perf_counter()
             slot.value = make()
+            slot.elapsed_s = time.perf_counter() - t0
         return slot.value
+
+
+def elapsed_s(s: Scenario) -> float:
+    """Return how long the numbers (and proposal) of `s` took to compute, in seconds."""
+    key = (str(st.session_state.get("city_key", "")), s.to_json(), "numbers")
+    return result_slot(hashlib.sha256(json.dumps(key).encode()).hexdigest()).elapsed_s
+
+
+def has_result(s: Scenario) -> bool:
+    """Return whether the numbers of `s` on the session's city are already computed."""
+    key = (str(st.session_state.get("city_key", "")), s.to_json(), "numbers")
+    return result_slot(hashlib.sha256(json.dumps(key).encode()).hexdigest()).value is not None
 
 
 def numbers_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
@@ -498,10 +579,20 @@ def on_copy() -> None:
     ss["new_name"] = ""
 
 
-def on_delete() -> None:
-    """Delete the active scenario (never the last one)."""
+def on_reset() -> None:
+    """Make the active scenario the baseline again (same name): no edits, no proposal."""
     ss = st.session_state
-    if len(scenarios()) <= 1:
+    if ss["active"] == baseline_name():
+        return
+    scenarios()[ss["active"]] = replace(scenarios()[baseline_name()], name=ss["active"])
+    ss["accept_ranks"] = []
+    sync_widgets()
+
+
+def on_delete() -> None:
+    """Delete the active scenario (never the baseline)."""
+    ss = st.session_state
+    if len(scenarios()) <= 1 or ss["active"] == baseline_name():
         return
     del scenarios()[ss["active"]]
     ss["active"] = next(iter(scenarios()))
@@ -516,7 +607,7 @@ def on_add_station() -> None:
     if not click:
         return
     s = active()
-    name = str(ss.get("station_name") or "").strip() or f"+{len(s.added) + 1}"
+    name = str(ss.get("station_name") or "").strip() or tr("edit.default_name", n=len(s.added) + 1)
     set_active(
         s.with_added(AddedStation(lon=float(click["lng"]), lat=float(click["lat"]), name=name))
     )
@@ -545,13 +636,68 @@ def on_optimize() -> None:
     common: dict[str, Any] = {
         "minutes": minutes,
         "exact": bool(ss.get("opt_exact", False)),
-        "time_limit_s": EXACT_TIME_LIMIT_S,
+        "time_limit_s": EXACT_SOLVER_S,
     }
     if ss.get("opt_mode", "k") == "k":
         req = SitingParams(k=int(ss.get("opt_k", 3)), **common)
     else:
-        req = SitingParams(target_share=float(ss.get("opt_share", 0.9)), **common)
+        req = SitingParams(target_share=float(ss.get("opt_share_pct", 90)) / 100.0, **common)
     set_active(replace(s, siting=req))
+
+
+def on_stop() -> None:
+    """Drop the running siting request (the Stop button interrupts the run, then this runs)."""
+    s = active()
+    if s.siting is not None:
+        scenarios()[st.session_state["active"]] = replace(s, siting=None)
+        st.session_state["flash"] = ("info", tr("opt.stopped"))
+
+
+def on_restore() -> None:
+    """Restore every closed center of the active scenario."""
+    set_active(replace(active(), closed=()))
+    st.session_state["closed"] = []
+
+
+def renamed(
+    s: Scenario, rows: list[dict[str, Any]], edits: Mapping[Any, Mapping[str, Any]], column: str
+) -> Scenario:
+    """Return `s` with the station names edited in the stations table.
+
+    Parameters
+    ----------
+    s
+        The active scenario.
+    rows
+        Per table row: ``state`` and ``edit_index`` (position in ``s.added`` or
+        ``s.accepted_sites``; -1 for the city's own centers, whose names stay).
+    edits
+        The data editor's ``edited_rows``: row position → {shown column → new value}.
+    column
+        The shown name of the name column.
+    """
+    added, accepted = list(s.added), list(s.accepted_sites)
+    for pos, change in edits.items():
+        name = str(change.get(column, "")).strip()
+        row = rows[int(pos)] if int(pos) < len(rows) else None
+        if not name or row is None or int(row["edit_index"]) < 0:
+            continue
+        target = added if row["state"] == "added" else accepted
+        i = int(row["edit_index"])
+        if i < len(target):
+            target[i] = replace(target[i], name=name)
+    return replace(s, added=tuple(added), accepted_sites=tuple(accepted))
+
+
+def on_names() -> None:
+    """Copy the names edited in the stations table into the active scenario."""
+    ss = st.session_state
+    edits = (ss.get("stations_editor") or {}).get("edited_rows", {})
+    s = active()
+    # the editor reports edits by the shown column name
+    new = renamed(s, ss.get("stations_rows", []), edits, station_labels(lang())["name"])
+    if new != s:
+        set_active(new)
 
 
 def on_accept(sites: list[dict[str, Any]]) -> None:
@@ -559,10 +705,15 @@ def on_accept(sites: list[dict[str, Any]]) -> None:
     ss = st.session_state
     picked = set(ss.get("accept_ranks") or [])
     s = active()
+    rows = [r for r in sites if int(r["rank"]) in picked]
+    first = len(s.accepted_sites) + 1  # accepted sites are numbered on, never "#1" twice
     new = tuple(
-        AddedStation(lon=float(r["lon"]), lat=float(r["lat"]), name=f"#{int(r['rank'])}")
-        for r in sites
-        if int(r["rank"]) in picked
+        AddedStation(
+            lon=float(r["lon"]),
+            lat=float(r["lat"]),
+            name=tr("opt.accepted_name", rank=first + i),
+        )
+        for i, r in enumerate(rows)
     )
     set_active(replace(s, accepted_sites=(*s.accepted_sites, *new), siting=None))
     ss["accept_ranks"] = []
@@ -600,10 +751,29 @@ def load_scenario_json(data: bytes) -> Scenario:
 # --- errors and warnings ----------------------------------------------------------------
 
 
+def error_text(exc: PlannerError) -> str:
+    """Return a library error in the session's language, without internal paths.
+
+    An error with a ``code`` that the label table translates (``app.err.<code>``) is shown
+    in the user's language with its ``params``; any other keeps its message, with internal
+    paths (``/vsimem/…``, temporary files, the hash names of saved uploads) replaced by the
+    name of the file the user uploaded.
+    """
+    code = getattr(exc, "code", None)
+    key = f"app.err.{code}"
+    if code and key in MESSAGES:
+        try:
+            return t(key, lang(), **getattr(exc, "params", {}))
+        except (KeyError, IndexError, ValueError):
+            logger.info("error %s lacks parameters for its translation", code)
+    name = str(st.session_state.get("loading_name") or st.session_state.get("city_name") or "")
+    return INTERNAL_PATH.sub(name or "…", str(exc))
+
+
 def show_error(exc: BaseException) -> None:
     """Explain an error in the page; never a traceback."""
     if isinstance(exc, PlannerError):
-        st.error(f"{tr('err.input', msg=exc)}\n\n{tr('err.hint')}")
+        st.error(f"{tr('err.input', msg=error_text(exc))}\n\n{tr('err.hint')}")
         logger.info("input refused: %s", exc)
     else:
         st.error(tr("err.unexpected", kind=type(exc).__name__))
@@ -629,20 +799,51 @@ def _show_warnings(log: list[warnings.WarningMessage]) -> None:
             (DeprecationWarning, PendingDeprecationWarning, FutureWarning, ResourceWarning),
         ):
             continue
-        text = str(w.message)
+        text = warning_text(w.message)
         if text not in seen:
             seen.add(text)
             st.warning(tr("warn", msg=text))
 
 
+def warning_text(message: Warning | str) -> str:
+    """Return a library warning in the session's language (its ``code``, when translated)."""
+    code = getattr(message, "code", None)
+    key = f"app.warn.{code}"
+    if code and key in MESSAGES:
+        try:
+            return t(key, lang(), **getattr(message, "params", {}))
+        except (KeyError, IndexError, ValueError):
+            logger.info("warning %s lacks parameters for its translation", code)
+    return str(message)
+
+
 # --- map --------------------------------------------------------------------------------
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)
+def base_layers(city_key: str, _city: CityData) -> tuple[Any, Any]:
+    """Return the city's light street lines and place labels (computed once per city)."""
+    streets = street_frame(_city.net)
+    ex = _city.extract
+    named = [] if ex is None else [ex.residential, ex.boundaries]
+    places = place_frame(named)
+    if len(places):
+        places = places.to_crs(_city.net.crs)
+    return streets, places
+
+
 def build_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
-    """Return the scenario's map, its Leaflet taken from ./static (no CDN)."""
+    """Return the scenario's map, its Leaflet taken from ./static (no CDN).
+
+    The stations are drawn by state (existing, added, accepted, closed); the network's
+    streets and the file's place names are a light vector base that reads offline.
+    """
     a = res.audit
+    streets, places = base_layers(str(st.session_state.get("city_key", "")), city)
     layers = MapLayers(
-        centers=res.centers,
+        centers=station_states(city.centers, res),
+        streets=streets,
+        places=places if len(places) else None,
         service_areas=a.service_areas,
         demand=a.demand,
         uncovered=a.uncovered,
@@ -662,7 +863,14 @@ def build_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
 # --- numbers ----------------------------------------------------------------------------
 
 
-def headline(res: ScenarioResult, base: ScenarioResult | None) -> None:
+def share_delta(share: float, before: float | None) -> str | None:
+    """Return a metric's change from the baseline, or None (nothing shown) when there is none."""
+    if before is None or abs(share - before) < NO_CHANGE_SHARE:
+        return None
+    return tr("metric.delta", value=f"{(share - before) * 100:+.1f}")
+
+
+def headline(res: ScenarioResult, base: ScenarioResult | None, source: str = "") -> None:
     """Show the headline metrics of `res` (numbers first: the map's polygons take longer).
 
     Parameters
@@ -676,25 +884,54 @@ def headline(res: ScenarioResult, base: ScenarioResult | None) -> None:
     numbers = headline_numbers(res)
     before = headline_numbers(base) if base is not None else {}
     ts = list(res.scenario.thresholds_min)
+    speed = float(res.scenario.speed_kmh)
     cols = st.columns(len(ts) + 2)
     for col, minutes in zip(cols, ts, strict=False):
         key = share_column(minutes)
-        share = numbers[key]
-        delta = f"{(share - before[key]) * 100:+.1f} pp" if key in before else None
-        col.metric(tr("metric.share", m=minutes), f"{share:.1%}", delta=delta)
-    tmax = max(ts)
-    cols[-2].metric(tr("metric.uncovered", m=tmax), f"{numbers[uncovered_column(tmax)]:,.0f}")
-    cols[-1].metric(tr("metric.centers"), f"{int(numbers['centers'])}")
-    if res.siting is not None:
-        st.caption(
-            tr(
-                "opt.summary",
-                method=res.siting.method,
-                before=res.siting.share_before,
-                after=res.siting.share_after,
-                bound=res.siting.upper_bound_share,
-            )
+        col.metric(
+            tr("metric.share", m=minutes),
+            percent(numbers[key]),
+            delta=share_delta(numbers[key], before.get(key)),
+            help=tr("help.coverage", m=minutes, v=speed, source=source),
         )
+    tmax = max(ts)
+    cols[-2].metric(
+        tr("metric.uncovered", m=tmax),
+        f"{numbers[uncovered_column(tmax)]:,.0f}",
+        help=tr("help.uncovered", m=tmax, source=source),
+    )
+    cols[-1].metric(tr("metric.centers"), f"{int(numbers['centers'])}", help=tr("help.centers"))
+    if res.siting is not None:
+        st.caption(optimizer_answer(res))
+
+
+def exact_time(res: ScenarioResult) -> str:
+    """Return " took X s (limit 60 s)" for an exact run, else ""."""
+    if res.siting is None or not res.siting.params.exact:
+        return ""
+    return " " + tr("opt.elapsed", s=elapsed_s(res.scenario), limit=EXACT_TIME_LIMIT_S)
+
+
+def optimizer_answer(res: ScenarioResult) -> str:
+    """Return the optimizer's answer in words: how many stations, the shares, what is proven."""
+    si = res.siting
+    assert si is not None
+    n = len(si.sites)
+    common = {
+        "n": n,
+        "m": float(si.params.minutes),
+        "before": percent(si.share_before),
+        "after": percent(si.share_after),
+        "method": method_label(si.method, lang()),
+    }
+    if si.params.target_share is None:
+        return tr("opt.answer_k", bound=percent(si.upper_bound_share), **common) + exact_time(res)
+    target = percent(si.params.target_share)
+    if si.target_met is False:
+        return tr("opt.not_met", target=target, n=n, after=common["after"])
+    text = tr("opt.answer_share", target=target, **common)
+    proof = tr("opt.proven", n=n) if si.min_sites_proven else tr("opt.not_proven", n=n)
+    return f"{text} {proof}{exact_time(res)}"
 
 
 # --- exports ----------------------------------------------------------------------------
@@ -735,15 +972,21 @@ def export_files(city: CityData, res: ScenarioResult, language: str) -> dict[str
     Returns
     -------
     dict
-        File name → bytes (:func:`coverage.export.output_files`).
+        File name → bytes (:func:`coverage.export.output_files`); ``summary.csv`` is the
+        planner's form (:func:`coverage.export.summary_csv_bytes` with `language`).
     """
-    return export.output_files(
+    files = export.output_files(
         res,
         city,
         title=t("report.title", language),
         extra={"scenario": res.scenario.to_dict()},
         lang=language,
     )
+    # the planner's summary.csv: labelled columns, whole residents, shares in percent
+    files[export.SUMMARY_CSV] = export.summary_csv_bytes(
+        res.audit, scenario=res.scenario.name, lang=language
+    )
+    return files
 
 
 class LazyFiles:
@@ -809,7 +1052,7 @@ def district_table(city: CityData, res: ScenarioResult) -> pd.DataFrame:
         :func:`coverage.tables.district_labels`.
     """
     df = export.district_coverage(res.audit.demand, city.districts, res.audit.params.thresholds_min)
-    return df.rename(columns=district_labels(res.scenario.thresholds_min, lang()))
+    return district_view(df, res.scenario.thresholds_min, lang())
 
 
 # --- page -------------------------------------------------------------------------------
@@ -969,7 +1212,17 @@ def sidebar_scenario_picker() -> None:
                 show_error(exc)
     names = list(scenarios())
     ss["active_pick"] = ss["active"]
-    sb.selectbox(tr("scenario.active"), names, key="active_pick", on_change=on_switch)
+    sb.selectbox(
+        tr("scenario.active"),
+        names,
+        key="active_pick",
+        on_change=on_switch,
+        format_func=scenario_label,
+    )
+    if ss["active"] == names[0]:
+        sb.caption(tr("scenario.baseline_note"))
+    else:
+        sb.button(tr("scenario.reset"), key="reset_scenario", on_click=on_reset)
     c1, c2 = sb.columns([3, 2])
     c1.text_input(
         tr("scenario.new_name"),
@@ -978,7 +1231,7 @@ def sidebar_scenario_picker() -> None:
         placeholder=tr("scenario.new_name"),
     )
     c2.button(tr("scenario.copy"), key="copy_scenario", on_click=on_copy)
-    if len(names) > 1:
+    if len(names) > 1 and ss["active"] != names[0]:
         sb.button(tr("scenario.delete"), key="delete_scenario", on_click=on_delete)
     sb.file_uploader(
         tr("scenario.load"), type=["json"], key="scenario_upload", on_change=on_scenario_upload
@@ -1004,7 +1257,7 @@ def sidebar_params() -> None:
     sidebar_standard(s)
     sb.radio(
         tr("tiles"),
-        ["osm", "light", "none"],
+        ["osm", "light", "streets"],
         format_func=lambda v: tr(f"tiles.{v}"),
         key="tiles",
         horizontal=True,
@@ -1078,10 +1331,16 @@ def sidebar_edit(city: CityData) -> None:
         placeholder=tr("choose"),
         on_change=on_close,
     )
+    if s.closed:
+        sb.button(tr("edit.restore"), key="restore_closed", on_click=on_restore)
 
 
-def sidebar_optimizer() -> None:
-    """Show the optimizer panel: k sites or a target share, threshold, exact mode, run."""
+def sidebar_optimizer() -> Any:
+    """Show the optimizer panel: k sites or a target share, threshold, exact mode, run.
+
+    Returns the placeholder of the Stop button, shown while a proposal is being computed
+    (the page empties it once the proposal is there).
+    """
     ss = st.session_state
     sb = st.sidebar
     s = active()
@@ -1096,18 +1355,32 @@ def sidebar_optimizer() -> None:
     if ss.get("opt_mode", "k") == "k":
         sb.number_input(tr("opt.k"), min_value=1, max_value=50, value=3, step=1, key="opt_k")
     else:
-        sb.slider(tr("opt.share"), 0.5, 1.0, value=0.9, step=0.01, key="opt_share")
+        sb.slider(
+            tr("opt.share_pct"), 50, 100, value=90, step=1, format="%d%%", key="opt_share_pct"
+        )
     sb.selectbox(tr("opt.minutes"), sorted(s.thresholds_min, reverse=True), key="opt_minutes")
-    sb.checkbox(tr("opt.exact", s=EXACT_TIME_LIMIT_S), key="opt_exact", help=tr("opt.exact_help"))
+    sb.checkbox(
+        tr("opt.exact", s=EXACT_TIME_LIMIT_S),
+        key="opt_exact",
+        help=f"{tr('opt.exact_help')} {tr('opt.budget', s=EXACT_TIME_LIMIT_S)}",
+    )
     sb.button(tr("opt.run"), key="run_optimizer", on_click=on_optimize, type="primary")
+    stop = sb.empty()
+    if s.siting is not None and not has_result(s):
+        # drawn before the solve starts: a click interrupts the run, then on_stop drops it
+        stop.button(tr("opt.stop"), key="stop_optimizer", on_click=on_stop)
+    return stop
 
 
-def sidebar_scenarios(city: CityData) -> None:
-    """Show the scenario sidebar: picker, parameters, station editor, optimizer."""
+def sidebar_scenarios(city: CityData) -> Any:
+    """Show the scenario sidebar: picker, parameters, station editor, optimizer.
+
+    Returns the optimizer's Stop-button placeholder (:func:`sidebar_optimizer`).
+    """
     sidebar_scenario_picker()
     sidebar_params()
     sidebar_edit(city)
-    sidebar_optimizer()
+    return sidebar_optimizer()
 
 
 def read_click() -> None:
@@ -1164,12 +1437,29 @@ def page_city() -> tuple[CityData, str] | None:
     return city, city_key
 
 
+def city_name(city: CityData) -> str:
+    """Return the loaded OSM file's own name (an upload is saved under its hash)."""
+    return str(st.session_state.get("city_name") or city.source_name)
+
+
+def population_source(city: CityData) -> str:
+    """Return where the residents come from, in the session's language."""
+    model = dict(city.population_model or {})
+    source = str(model.get("source", "osm"))
+    file = Path(str(model.get("file") or "")).name
+    if source == "file":
+        return tr("pop.file", file=file, column=str(model.get("column", "")))
+    if source == "raster":
+        return tr("pop.raster", file=file)
+    return tr("pop.osm")
+
+
 def city_caption(city: CityData) -> None:
     """Say which data is loaded, and why OSM-tagged centers may understate coverage."""
     st.caption(
         tr(
             "data.loaded",
-            name=city.source_name,
+            name=city_name(city),
             nodes=int(city.net.n_nodes),
             centers=len(city.centers),
             units=len(city.demand),
@@ -1190,12 +1480,12 @@ def page_result(city: CityData, city_key: str, s: Scenario) -> ScenarioResult | 
         None (the error is shown) when the scenario cannot be computed.
     """
     try:
+        # one capture: the numbers and the polygons runs warn about the same oddities once
         with capture_warnings():
             numbers = numbers_for(city, city_key, s)
             first = next(iter(scenarios().values()))
             base = numbers_for(city, city_key, first) if first is not s else None
-        headline(numbers, base)  # numbers first: the map's polygons take longer
-        with capture_warnings():
+            headline(numbers, base, population_source(city))  # numbers first
             return result_for(city, city_key, s)
     except Exception as exc:
         show_error(exc)
@@ -1230,7 +1520,7 @@ def sites_tab(s: Scenario, res: ScenarioResult) -> None:
         st.info(tr("opt.none"))
         return
     df = sites_frame(res.siting.sites)
-    st.dataframe(df.rename(columns=site_labels(lang())), hide_index=True, key="sites_table")
+    st.dataframe(sites_view(df, lang()), hide_index=True, key="sites_table")
     records = df.to_dict("records")
     st.multiselect(
         tr("opt.accept_pick"),
@@ -1252,11 +1542,41 @@ def sites_tab(s: Scenario, res: ScenarioResult) -> None:
 def curve_tab(res: ScenarioResult) -> None:
     """Show the share of residents within x minutes and, with a proposal, the sites curve."""
     st.caption(tr("curve.minutes"))
-    curve = minutes_curve(res.audit.demand)
-    st.line_chart(curve.rename(columns={"share": tr("curve.minutes")}).rename_axis("min"))
+    curve = minutes_curve(res.audit.demand) * 100.0
+    st.line_chart(
+        curve.rename(columns={"share": tr("curve.y_share")}),
+        x_label=tr("curve.x_minutes"),
+        y_label=tr("curve.y_share"),
+    )
     if res.siting is not None and len(res.siting.curve):
         st.caption(tr("curve.sites"))
-        st.line_chart(res.siting.curve.set_index("k")[["share"]])
+        label = tr("curve.y_sites", m=float(res.siting.params.minutes))
+        sites = res.siting.curve.set_index("k")[["share"]] * 100.0
+        st.line_chart(
+            sites.rename(columns={"share": label}),
+            x_label=tr("curve.x_sites"),
+            y_label=label,
+        )
+
+
+def stations_tab(city: CityData, res: ScenarioResult) -> None:
+    """Show every station with its state; added and accepted stations' names are editable."""
+    states = station_states(city.centers, res)
+    table = stations_view(states, lang())
+    st.session_state["stations_rows"] = [
+        {"edit_index": int(i), "state": str(state)}
+        for i, state in zip(table["edit_index"], states["state"], strict=True)
+    ]
+    st.caption(tr("stations.hint"))
+    shown = table.drop(columns=["edit_index"]).rename(columns=station_labels(lang()))
+    locked = [c for c in shown.columns if c != station_labels(lang())["name"]]
+    st.data_editor(
+        shown,
+        hide_index=True,
+        disabled=locked,
+        key="stations_editor",
+        on_change=on_names,
+    )
 
 
 def districts_tab(city: CityData, res: ScenarioResult) -> None:
@@ -1284,16 +1604,17 @@ def compare_tab(city: CityData, city_key: str) -> None:
         default=names,
         key="compare_pick",
         placeholder=tr("choose"),
+        format_func=scenario_label,
     )
     if len(picked) < 2:
         return
     try:
         with capture_warnings():
             results = {n: numbers_for(city, city_key, scenarios()[n]) for n in picked}
+        table = compare_view(results, lang())
+        table.index = [scenario_label(str(n)) for n in table.index]
+        st.dataframe(table.rename_axis(tr("scenario")), key="compare_table")
         ts = sorted({float(m) for r in results.values() for m in r.scenario.thresholds_min})
-        labels = compare_labels(ts, lang())
-        table = compare_scenarios(results).rename(columns=labels)
-        st.dataframe(table.rename_axis(labels["scenario"]), key="compare_table")
         st.download_button(  # issue 14: the comparison as a workbook
             tr("export.compare_xlsx"),
             data=export.comparison_workbook_bytes(compare_scenarios(results), ts, lang=lang()),
@@ -1309,17 +1630,26 @@ def compare_tab(city: CityData, city_key: str) -> None:
 def result_tabs(city: CityData, city_key: str, s: Scenario, res: ScenarioResult) -> None:
     """Show the tabs below the map: sites, curves, districts, comparison, downloads."""
     tabs = st.tabs(
-        [tr("tab.sites"), tr("tab.curve"), tr("tab.districts"), tr("tab.compare"), tr("tab.export")]
+        [
+            tr("tab.sites"),
+            tr("tab.stations"),
+            tr("tab.curve"),
+            tr("tab.districts"),
+            tr("tab.compare"),
+            tr("tab.export"),
+        ]
     )
     with tabs[0]:
         sites_tab(s, res)
     with tabs[1]:
-        curve_tab(res)
+        stations_tab(city, res)
     with tabs[2]:
-        districts_tab(city, res)
+        curve_tab(res)
     with tabs[3]:
-        compare_tab(city, city_key)
+        districts_tab(city, res)
     with tabs[4]:
+        compare_tab(city, city_key)
+    with tabs[5]:
         downloads(city, city_key, res)
 
 
@@ -1332,10 +1662,11 @@ def main() -> None:
     city, city_key = loaded
     scenarios()
     read_click()
-    sidebar_scenarios(city)
+    stop = sidebar_scenarios(city)
     city_caption(city)
     s = active()
     res = page_result(city, city_key, s)
+    stop.empty()  # the proposal is computed (or failed): nothing left to stop
     if res is None:
         return
     map_section(city, city_key, s, res)

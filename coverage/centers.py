@@ -18,7 +18,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from coverage.coords import Crs, to_wgs84
-from coverage.errors import InputError, ResourceLimitError
+from coverage.errors import InputError, PlannerWarning, ResourceLimitError
 from coverage.network import WalkNetwork
 from coverage.osm import OsmExtract
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_frame
@@ -310,7 +310,11 @@ def _check_extent(
         )
         raise InputError(msg)
     warnings.warn(
-        f"dropped {rows.size} of {len(gdf)} {what} outside the walking network's extent: {listing}.",
+        PlannerWarning(
+            f"dropped {rows.size} of {len(gdf)} {what} outside the walking network's extent: {listing}.",
+            code="centers.outside",
+            params={"n": int(rows.size), "total": len(gdf), "listing": listing},
+        ),
         stacklevel=4,
     )
     kept = gdf.loc[inside].reset_index(drop=True)
@@ -345,10 +349,15 @@ def _snap(
     out = snap_frame(net, gdf)
     far = np.flatnonzero(out[SNAP_DISTANCE_M].to_numpy() > max_snap_m)
     if far.size:
+        listing = _describe(out, far)
         warnings.warn(
-            f"{far.size} {what} are more than {max_snap_m:.0f} m from the nearest walkable "
-            f"street: {_describe(out, far)}. Their walking times include that straight-line "
-            "walk; check their positions.",
+            PlannerWarning(
+                f"{far.size} {what} are more than {max_snap_m:.0f} m from the nearest walkable "
+                f"street: {listing}. Their walking times include that straight-line "
+                "walk; check their positions.",
+                code="centers.far_from_street",
+                params={"n": int(far.size), "m": float(max_snap_m), "listing": listing},
+            ),
             stacklevel=4,
         )
     out = out[list(COLUMNS)].reset_index(drop=True)

@@ -7,9 +7,30 @@ expected, what arrived, and how to fix it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class PlannerError(Exception):
-    """Root of every error raised on purpose by Coverage Planner."""
+    """Root of every error raised on purpose by Coverage Planner.
+
+    Parameters
+    ----------
+    *args
+        The message (English, for logs and the CLI).
+    code
+        Optional stable id of the message (e.g. ``"file.empty"``): a user interface shows
+        its own translation of it (the app looks up ``app.err.<code>`` in
+        :mod:`coverage.i18n`) instead of the English message.
+    params
+        Values for that translation's placeholders (e.g. ``{"name": "centers.csv"}``).
+    """
+
+    def __init__(
+        self, *args: object, code: str | None = None, params: Mapping[str, object] | None = None
+    ) -> None:
+        super().__init__(*args)
+        self.code = code
+        self.params: dict[str, object] = dict(params or {})
 
 
 class InputError(PlannerError, ValueError):
@@ -26,3 +47,18 @@ class ResourceLimitError(InputError):
 
 class SolverError(PlannerError, RuntimeError):
     """An optimisation model that could not be solved (infeasible, solver failure)."""
+
+
+class PlannerWarning(UserWarning):
+    """A recoverable oddity the planner should see (``warnings.warn(PlannerWarning(...))``).
+
+    Like :class:`PlannerError` it may carry a ``code`` and ``params`` so that a user
+    interface shows its own translation (the app looks up ``app.warn.<code>``).
+    """
+
+    def __init__(
+        self, *args: object, code: str | None = None, params: Mapping[str, object] | None = None
+    ) -> None:
+        super().__init__(*args)
+        self.code = code
+        self.params: dict[str, object] = dict(params or {})

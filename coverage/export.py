@@ -747,7 +747,7 @@ def compliance_block(compliance: pd.DataFrame, params: Any) -> dict[str, Any]:
     return block
 
 
-def summary_csv_bytes(audit: Any, *, scenario: str = "") -> bytes:
+def summary_csv_bytes(audit: Any, *, scenario: str = "", lang: str | None = None) -> bytes:
     """Return ``summary.csv``: the ``coverage`` block of ``summary.json`` as one row per threshold.
 
     Parameters
@@ -756,6 +756,12 @@ def summary_csv_bytes(audit: Any, *, scenario: str = "") -> bytes:
         The audit result.
     scenario
         Name written in the ``scenario`` column (empty when the run has no scenario).
+    lang
+        None (the output contract): the column names below and full-precision numbers.
+        ``"zh"`` or ``"en"`` (the app's download, for a planner): the same columns in the
+        same order, headed by their labels in that language (:mod:`coverage.i18n`
+        ``table.summary.*``), residents rounded to whole people and the share in percent
+        with one decimal.
 
     Returns
     -------
@@ -775,7 +781,13 @@ def summary_csv_bytes(audit: Any, *, scenario: str = "") -> bytes:
         }
         for key, stats in audit.coverage.items()
     ]
-    return csv_bytes(pd.DataFrame(rows))
+    df = pd.DataFrame(rows)
+    if lang is not None and len(df):
+        for col in ("population_covered", "population_total"):
+            df[col] = df[col].astype(float).round(0).astype("int64")
+        df["share"] = (df["share"].astype(float) * 100).round(1)
+        df = df.rename(columns={c: i18n.t(f"table.summary.{c}", lang) for c in df.columns})
+    return csv_bytes(df)
 
 
 def _scenario_name(extra: Mapping[str, Any] | None) -> str:

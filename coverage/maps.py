@@ -34,6 +34,7 @@ from coverage.assets import MAP_CSS, MAP_JS
 from coverage.errors import InputError
 from coverage.i18n import t
 from coverage.names import threshold_key
+from coverage.network import WalkNetwork
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ __all__ = [
     "escape_html",
     "format_number",
     "is_missing",
+    "place_frame",
+    "street_frame",
 ]
 
 #: Default display simplification, in meters of the input's projected CRS.
@@ -72,6 +75,44 @@ _TILES: Final[dict[str, str]] = {
 
 
 _CENTER_COLOR: Final = "#c8102e"
+#: Station state (``state`` column of the centers frame) → fill color; closed ones are grey.
+STATE_COLORS: Final[dict[str, str]] = {
+    "existing": _CENTER_COLOR,
+    "added": "#1b9e77",
+    "accepted": "#d95f02",
+    "closed": "#9e9e9e",
+}
+#: Station state → i18n key of its layer and legend label.
+_STATE_LABELS: Final[dict[str, str]] = {
+    "existing": "map.layer.centers",
+    "added": "map.layer.added",
+    "accepted": "map.layer.accepted",
+    "closed": "map.layer.closed",
+}
+_STREET_COLOR: Final = "#8c8c8c"
+#: Most edges of the light street layer; above it only the larger street classes are drawn.
+MAX_STREET_EDGES: Final = 40_000
+#: Street classes kept on a city-sized network (the light layer is for orientation only).
+MAJOR_HIGHWAYS: Final = frozenset(
+    {
+        "motorway",
+        "trunk",
+        "primary",
+        "secondary",
+        "tertiary",
+        "motorway_link",
+        "trunk_link",
+        "primary_link",
+        "secondary_link",
+        "tertiary_link",
+        "residential",
+        "pedestrian",
+        "living_street",
+        "unclassified",
+    }
+)
+#: Most place names drawn (the largest named residential areas and boundaries).
+MAX_PLACES: Final = 150
 _SITE_COLOR: Final = "#ff7f00"
 _UNCOVERED_COLOR: Final = "#54278f"
 _DISTRICT_COLOR: Final = "#444444"
@@ -421,6 +462,13 @@ class _GeoJsonLayer(Layer):  # type: ignore[misc]
         self.tooltip = tooltip if isinstance(tooltip, str) else list(tooltip)
         self.popup = list(popup)
 
+    def point_js(self) -> str:
+        """Return the body of ``pointToLayer``: a circle marker with the layer's style."""
+        return (
+            f"    var opts = {_json_for_script(self.marker)};\n"
+            "    return new L.CircleMarker(latlng, opts);\n"
+        )
+
     def script_js(self) -> str:
         """Return the script that adds the layer, its tooltips and popups."""
         bind = []
@@ -442,8 +490,7 @@ class _GeoJsonLayer(Layer):  # type: ignore[misc]
             f"var {self.get_name()} = L.geoJson({self.data_json}, {{\n"
             f"  style: function () {{ return {_json_for_script(self.style)}; }},\n"
             "  pointToLayer: function (feature, latlng) {\n"
-            f"    var opts = {_json_for_script(self.marker)};\n"
-            "    return new L.CircleMarker(latlng, opts);\n"
+            f"{self.point_js()}"
             "  },\n"
             f"  onEachFeature: function (feature, layer) {{ {' '.join(bind)} }}\n"
             "});"
@@ -464,6 +511,17 @@ class _GeoJsonLayer(Layer):  # type: ignore[misc]
             )
         for child in self._children.values():
             child.render(**kwargs)
+
+
+class _LabelLayer(_GeoJsonLayer):
+    """Points drawn as text labels (place names): the ``label`` property, already escaped."""
+
+    def point_js(self) -> str:
+        """Return the body of ``pointToLayer``: a non-interactive text marker."""
+        return (
+            "    return L.marker(latlng, {interactive: false, keyboard: false, icon: "
+            "L.divIcon({className: 'cp-place', html: feature.properties.label, iconSize: null})});\n"
+        )
 
 
 class _Legend(MacroElement):  # type: ignore[misc]
@@ -621,6 +679,8 @@ _REQUIRED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "uncovered": ("minutes", "population"),
     "sites": ("rank", "marginal_population"),
     "districts": (),
+    "streets": (),
+    "places": ("name",),
 }
 
 
@@ -634,8 +694,10 @@ class MapLayers:
     Attributes
     ----------
     centers
-        Existing centers: ``center_id``; optional ``name``, ``level``, ``source``. Drawn as
-        circles with a popup.
+        Existing centers: ``center_id``; optional ``name``, ``level``, ``source`` and
+        ``state`` (``existing``, ``added``, ``accepted``, ``closed``: one layer and legend
+        row per state, closed ones greyed). Drawn as circles with a popup; at city scale
+        they shrink as the map zooms out.
     service_areas
         ``minutes`` and optional ``center_id`` (``"all"`` for the union). One layer per
         threshold with the union (rows ``"all"``, or the dissolve of per-center rows).
@@ -650,6 +712,11 @@ class MapLayers:
         ``cumulative_share``. Numbered markers.
     districts
         District outlines; the `district_name_column` column, if present, is the tooltip.
+    streets
+        Street lines (:func:`street_frame`): a light vector base layer that reads with no
+        tiles at all (offline).
+    places
+        Named places (:func:`place_frame`): ``name``, points; drawn as small labels.
     district_name_column
         Column with district names.
 
@@ -666,6 +733,8 @@ class MapLayers:
     sites: gpd.GeoDataFrame | None = None
     districts: gpd.GeoDataFrame | None = None
     district_name_column: str = "name"
+    streets: gpd.GeoDataFrame | None = None
+    places: gpd.GeoDataFrame | None = None
 
     def __post_init__(self) -> None:
         """Check every frame given."""
@@ -716,6 +785,106 @@ class _Drawing:
         """Keep the extent of a displayed frame: the first view fits them all."""
         if len(gdf):
             self.bounds.append(np.asarray(gdf.total_bounds))
+
+
+def street_frame(net: WalkNetwork, *, max_edges: int = MAX_STREET_EDGES) -> gpd.GeoDataFrame:
+    """Return the network's streets as a few merged lines: a light base layer for the map.
+
+    Parameters
+    ----------
+    net
+        The walking network.
+    max_edges
+        Above this many edges only the larger street classes (:data:`MAJOR_HIGHWAYS`) are
+        kept, so a city-sized network stays a light layer.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``geometry`` (merged LineStrings or MultiLineStrings) in ``net.crs``; empty when the
+        network has no edges.
+    """
+    geoms = np.asarray(net.edge_geometry, dtype=object)
+    if len(geoms) > max_edges:
+        keep = np.isin(np.asarray(net.edge_highway, dtype=object).astype(str), list(MAJOR_HIGHWAYS))
+        geoms = geoms[keep]
+    geoms = np.asarray([g for g in geoms if g is not None], dtype=object)
+    if not len(geoms):
+        return gpd.GeoDataFrame(geometry=[], crs=net.crs)
+    merged = shapely.line_merge(shapely.multilinestrings(geoms))
+    parts = np.asarray(shapely.get_parts(merged), dtype=object)
+    return gpd.GeoDataFrame(geometry=parts, crs=net.crs)
+
+
+def place_frame(
+    named: Sequence[gpd.GeoDataFrame], *, max_places: int = MAX_PLACES
+) -> gpd.GeoDataFrame:
+    """Return named places as label points: the largest named areas of the given frames.
+
+    Parameters
+    ----------
+    named
+        Frames with a ``name`` column (e.g. an OSM extract's ``residential`` and
+        ``boundaries``), in one CRS; rows without a name are skipped.
+    max_places
+        Most labels kept (the largest areas first).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``name``, geometry (a point inside each area) in the frames' CRS.
+    """
+    frames = [f[["name", "geometry"]] for f in named if f is not None and "name" in f.columns]
+    frames = [f[f["name"].notna() & (f["name"].astype(str).str.strip() != "")] for f in frames]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return gpd.GeoDataFrame({"name": []}, geometry=[], crs=4326)
+    both = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
+    both = both.drop_duplicates("name")
+    area = (
+        both.to_crs(both.estimate_utm_crs()).area.to_numpy()
+        if both.crs and both.crs.is_geographic
+        else both.area.to_numpy()
+    )
+    both = both.iloc[np.argsort(-area, kind="stable")[:max_places]]
+    return gpd.GeoDataFrame(
+        {"name": both["name"].astype(str).to_numpy()},
+        geometry=both.geometry.representative_point().to_numpy(),
+        crs=both.crs,
+    )
+
+
+def _draw_streets(d: _Drawing, streets: gpd.GeoDataFrame) -> None:
+    """Draw the light street layer (bottom of the stack), for a map read with no tiles."""
+    if not len(streets):
+        return
+    frame = _display_frame(streets, d.tolerance_m)
+    d.track(frame)
+    _GeoJsonLayer(
+        frame,
+        [],
+        name=t("map.layer.streets", d.lang),
+        style={"color": _STREET_COLOR, "weight": 1, "opacity": 0.55, "interactive": False},
+    ).add_to(d.m)
+    d.counts["streets"] = len(frame)
+
+
+def _draw_places(d: _Drawing, places: gpd.GeoDataFrame) -> None:
+    """Place names as small permanent labels."""
+    if not len(places):
+        return
+    frame = _display_frame(places, 0.0)
+    frame = frame.assign(label=[escape_html(v) for v in frame["name"]])
+    _LabelLayer(frame, ["label"], name=t("map.layer.places", d.lang), style={}).add_to(d.m)
+    d.m.get_root().header.add_child(  # type: ignore[attr-defined]
+        Element(
+            "<style>.cp-place { color: #555; font-size: 11px; white-space: nowrap;"
+            " transform: translate(-50%, -50%); text-shadow: 0 0 3px #fff, 0 0 3px #fff; }"
+            " .cp-zoomed-out .cp-place { display: none; }</style>"
+        ),
+        name="cp_place_css",
+    )
+    d.counts["places"] = len(frame)
 
 
 def _draw_districts(d: _Drawing, districts: gpd.GeoDataFrame, name_column: str) -> None:
@@ -920,35 +1089,80 @@ _CENTER_FIELDS: Final = (
 
 
 def _draw_centers(d: _Drawing, centers: gpd.GeoDataFrame) -> None:
-    """One GeoJSON layer of points; the tooltip is the name, or the id where there is none.
+    """One GeoJSON layer of points per station state; the tooltip is the name, or the id.
 
-    A folium marker with popup and tooltip per center is ~1.5 kB of script each.
+    A folium marker with popup and tooltip per center is ~1.5 kB of script each. Without a
+    ``state`` column every center is an existing one.
     """
     frame = _display_frame(centers, 0.0)
     d.track(frame)
-    label = t("map.layer.centers", d.lang)
     tip = frame["center_id"].astype(object)
     if "name" in frame.columns:
         tip = frame["name"].astype(object).where(~frame["name"].map(is_missing), tip)
     frame = frame.assign(_tip=tip.to_numpy(), geometry=frame.geometry.representative_point())
-    _GeoJsonLayer(
-        frame,
-        ["_tip", *(col for col, _ in _CENTER_FIELDS)],
-        name=label,
-        style={},
-        marker={
-            "radius": 7,
-            "color": "#ffffff",
-            "weight": 2,
-            "fill": True,
-            "fillColor": _CENTER_COLOR,
-            "fillOpacity": 1.0,
-        },
-        tooltip="_tip",
-        popup=_fields([(col, t(key, d.lang)) for col, key in _CENTER_FIELDS], frame),
-    ).add_to(d.m)
-    d.legend.append(_legend_row(_CENTER_COLOR, label, dot=True))
+    states = (
+        frame["state"].astype(str).to_numpy()
+        if "state" in frame.columns
+        else np.full(len(frame), "existing", dtype=object)
+    )
+    for state, color in STATE_COLORS.items():
+        part = frame[states == state]
+        if not len(part) and state != "existing":
+            continue
+        label = t(_STATE_LABELS[state], d.lang)
+        closed = state == "closed"
+        _GeoJsonLayer(
+            part,
+            ["_tip", *(col for col, _ in _CENTER_FIELDS)],
+            name=label,
+            style={},
+            marker={
+                "radius": 6 if closed else 7,
+                "color": "#616161" if closed else "#ffffff",
+                "weight": 2,
+                "dashArray": "3 2" if closed else None,
+                "fill": True,
+                "fillColor": color,
+                "fillOpacity": 0.45 if closed else 1.0,
+                "cpRadius": 6 if closed else 7,
+            },
+            tooltip="_tip",
+            popup=_fields([(col, t(key, d.lang)) for col, key in _CENTER_FIELDS], part),
+        ).add_to(d.m)
+        d.legend.append(_legend_row(color, label, dot=True))
+        d.counts[f"centers_{state}"] = len(part)
     d.counts["centers"] = len(frame)
+
+
+class _ZoomScale(MacroElement):  # type: ignore[misc]
+    """Center markers (``cpRadius``) shrink when the map is zoomed out to city scale.
+
+    Place labels hide below zoom 14, where they would overlap.
+    """
+
+    _template = Template(
+        """{% macro script(this, kwargs) %}
+        (function (map) {
+          function cpScale() {
+            var z = map.getZoom();
+            var f = Math.min(1.0, Math.max(0.35, Math.pow(2, (z - 15) / 2)));
+            var c = map.getContainer().classList;
+            if (z < 14) { c.add("cp-zoomed-out"); } else { c.remove("cp-zoomed-out"); }
+            map.eachLayer(function (l) {
+              if (l.options && l.options.cpRadius && l.setRadius) {
+                l.setRadius(l.options.cpRadius * f);
+              }
+            });
+          }
+          map.on("zoomend", cpScale);
+          map.whenReady(cpScale);
+        })({{ this._parent.get_name() }});
+        {% endmacro %}"""
+    )
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._name = "CpZoomScale"
 
 
 def _site_table(site: Any, columns: pd.Index, lang: str) -> str:
@@ -1067,11 +1281,16 @@ def coverage_map(
     tolerance_m = _display_tolerance_m(
         detail.tolerance_m, [layers.service_areas, layers.demand, layers.uncovered]
     )
-    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True, height=height)
+    # zoomSnap 0.25: the first view fits the data closely, not at the next whole zoom level out
+    m = folium.Map(
+        tiles=None, control_scale=True, prefer_canvas=True, height=height, zoom_snap=0.25
+    )
     m.default_js = list(MAP_JS)
     m.default_css = list(MAP_CSS)
     _add_tiles(m, tiles, lang)
     d = _Drawing(m, lang, tolerance_m)
+    if layers.streets is not None:
+        _draw_streets(d, layers.streets)
     if layers.districts is not None:
         _draw_districts(d, layers.districts, layers.district_name_column)
     if layers.service_areas is not None:
@@ -1084,8 +1303,11 @@ def coverage_map(
         _draw_centers(d, layers.centers)
     if layers.sites is not None:
         _draw_sites(d, layers.sites)
+    if layers.places is not None:
+        _draw_places(d, layers.places)
     _add_controls(d)
     _fit_view(d)
+    _ZoomScale().add_to(m)
     logger.info(
         "returned map with %s",
         ", ".join(f"{n} {k}" for k, n in d.counts.items()) or "no layers",

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from coverage.audit import AuditResult
-from coverage.i18n import t
+from coverage.i18n import MESSAGES, t
 from coverage.names import share_column, threshold_key, uncovered_column
 from coverage.scenario import ScenarioResult
 
@@ -215,3 +215,235 @@ def compare_labels(thresholds_min: Sequence[float], lang: str) -> dict[str, str]
         names[f"{share_column(minutes)}_change"] = t("table.share_change", lang, minutes=m)
         names[uncovered_column(minutes)] = t("table.uncovered", lang, minutes=m)
     return names
+
+
+# --- planner-ready display tables (issue 13) ----------------------------------------------
+
+#: A share change smaller than this (half of the 0.1 % shown) is "no change".
+NO_CHANGE_SHARE = 0.0005
+#: Shown for a value that does not exist (a scenario without a proposal, a missing number).
+MISSING = "—"
+#: Station states, in the order of the legend and the stations table.
+STATION_STATES = ("existing", "added", "accepted", "closed")
+#: Columns of :func:`stations_frame`.
+STATION_COLUMNS = ("center_id", "name", "state", "level", "lon", "lat")
+#: Metres within which a center in force is the station the scenario added there.
+STATION_MATCH_M = 1.0
+
+
+def percent(share: float | None) -> str:
+    """Return a share (0–1) as a percentage with one decimal (``0.2092`` → ``"20.9%"``).
+
+    Missing or non-finite values are :data:`MISSING`.
+    """
+    if share is None or not np.isfinite(share):
+        return MISSING
+    return f"{float(share) * 100:.1f}%"
+
+
+def people(count: float | None) -> str:
+    """Return a number of residents as a whole number with thousands separators."""
+    if count is None or not np.isfinite(count):
+        return MISSING
+    return f"{round(float(count)):,}"
+
+
+def share_change(delta: float | None, lang: str) -> str:
+    """Return a change of share in percentage points, or "no change" when it rounds to 0.0.
+
+    Examples: ``+1.2 个百分点`` / ``+1.2 points``; ``无变化`` / ``no change``.
+    """
+    if delta is None or not np.isfinite(delta):
+        return MISSING
+    if abs(delta) < NO_CHANGE_SHARE:
+        return t("table.no_change", lang)
+    return t("table.points", lang, value=f"{delta * 100:+.1f}")
+
+
+def method_label(method: str, lang: str) -> str:
+    """Return the optimizer method (``"greedy+swap"``, ``"exact"``) in the planner's words."""
+    key = "table.method.exact" if method == "exact" else "table.method.greedy"
+    return t(key, lang)
+
+
+def compare_view(results: Mapping[str, ScenarioResult], lang: str) -> pd.DataFrame:
+    """Return :func:`compare_scenarios` as the planner reads it: labelled, rounded, as text.
+
+    Shares are percentages with one decimal, changes in percentage points ("no change" when
+    they round to zero), residents whole; a scenario without a proposal shows
+    :data:`MISSING` in the proposal's columns (never ``None``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: the scenario names, named "方案" / "Scenario"; columns labelled by
+        :func:`compare_labels`; every cell a string.
+    """
+    raw = compare_scenarios(results)
+    ts = sorted({float(m) for r in results.values() for m in r.scenario.thresholds_min})
+    out = pd.DataFrame(index=raw.index)
+    for col in raw.columns:
+        values = raw[col].astype(float)
+        if col.endswith("_change"):
+            shown = [share_change(v, lang) for v in values]
+        elif col.startswith("share_"):
+            shown = [percent(v) for v in values]
+        else:
+            shown = [people(v) for v in values]
+        out[col] = shown
+    labels = compare_labels(ts, lang)
+    return out.rename(columns=labels).rename_axis(labels["scenario"])
+
+
+def sites_view(sites: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Return a :func:`sites_frame` table for the screen: labelled, residents whole, shares in %.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The :func:`sites_frame` columns labelled by :func:`site_labels`; ``rank`` int,
+        ``lon``/``lat`` numbers, the population and share as text.
+    """
+    out = sites.copy()
+    out["marginal_population"] = [people(v) for v in sites["marginal_population"]]
+    out["cumulative_share"] = [percent(v) for v in sites["cumulative_share"]]
+    return out.rename(columns=site_labels(lang))
+
+
+def district_view(
+    districts: pd.DataFrame, thresholds_min: Sequence[float], lang: str
+) -> pd.DataFrame:
+    """Return the per-district table for the screen: labelled, residents whole, shares in %.
+
+    Parameters
+    ----------
+    districts
+        :func:`coverage.export.district_coverage`'s table.
+    thresholds_min
+        The audit's thresholds.
+    lang
+        ``"zh"`` or ``"en"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns labelled by :func:`district_labels`; shares and residents as text.
+    """
+    out = districts.copy()
+    for col in out.columns:
+        if col.startswith("share_"):
+            out[col] = [percent(v) for v in districts[col].astype(float)]
+        elif col in ("population", "units") or col.startswith("population_covered_"):
+            out[col] = [people(v) for v in districts[col].astype(float)]
+    return out.rename(columns=district_labels(thresholds_min, lang))
+
+
+def _matches(centers: gpd.GeoDataFrame, stations: Sequence[Any]) -> dict[int, tuple[int, str]]:
+    """Row position of each center in force → (index, name) of the station placed there."""
+    if not len(stations) or not len(centers):
+        return {}
+    pts = gpd.GeoSeries(
+        gpd.points_from_xy([s.lon for s in stations], [s.lat for s in stations]), crs=4326
+    ).to_crs(centers.crs)
+    out: dict[int, tuple[int, str]] = {}
+    xy = np.column_stack([centers.geometry.x.to_numpy(), centers.geometry.y.to_numpy()])
+    for i, p in enumerate(pts):
+        d = np.hypot(xy[:, 0] - p.x, xy[:, 1] - p.y)
+        j = int(np.argmin(d))
+        if d[j] <= STATION_MATCH_M:
+            out[j] = (i, str(stations[i].name or ""))
+    return out
+
+
+def station_states(base: gpd.GeoDataFrame, result: ScenarioResult) -> gpd.GeoDataFrame:
+    """Return every station of a scenario with its state: existing, added, accepted, closed.
+
+    Parameters
+    ----------
+    base
+        The city's own centers (``CityData.centers``), before the scenario's edits.
+    result
+        The scenario's result: its centers in force and its edits.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The centers in force plus the closed ones, in ``base.crs``: ``center_id``, ``name``,
+        ``level``, ``state`` (one of :data:`STATION_STATES`), ``edit_index`` (position in
+        ``scenario.added`` or ``scenario.accepted_sites``, -1 for the city's own centers),
+        geometry.
+    """
+    s = result.scenario
+    now = result.centers.reset_index(drop=True)
+    own = now["center_id"].astype(str).isin(set(base["center_id"].astype(str)))
+    state = np.where(own.to_numpy(), "existing", "added").astype(object)
+    edit = np.full(len(now), -1, dtype=np.int64)
+    names = now["name"].astype(object) if "name" in now else pd.Series([None] * len(now))
+    names = names.to_numpy(copy=True)
+    for kind, stations in (("added", s.added), ("accepted", s.accepted_sites)):
+        for j, (i, name) in _matches(now[~own.to_numpy()], stations).items():
+            pos = int(np.flatnonzero(~own.to_numpy())[j])
+            state[pos], edit[pos], names[pos] = kind, i, name or names[pos]
+    cols = ["center_id", "level"]
+    frame = now[[c for c in cols if c in now.columns]].copy()
+    frame["name"], frame["state"], frame["edit_index"] = names, state, edit
+    closed_ids = {str(c) for c in s.closed}
+    closed = base[base["center_id"].astype(str).isin(closed_ids)]
+    shut = closed[[c for c in ("center_id", "name", "level") if c in closed.columns]].copy()
+    shut["state"], shut["edit_index"] = "closed", -1
+    both = pd.concat(
+        [
+            gpd.GeoDataFrame(frame, geometry=now.geometry.to_numpy(), crs=now.crs),
+            gpd.GeoDataFrame(shut, geometry=closed.geometry.to_numpy(), crs=base.crs),
+        ],
+        ignore_index=True,
+    )
+    return gpd.GeoDataFrame(both, geometry="geometry", crs=base.crs)
+
+
+def _level_label(level: object, lang: str) -> str:
+    """Return a center level (``street``, …) in `lang`; :data:`MISSING` when there is none."""
+    if level is None or level != level or str(level) == "":
+        return MISSING
+    key = f"table.level.{level}"
+    return t(key, lang) if key in MESSAGES else str(level)
+
+
+def stations_view(stations: gpd.GeoDataFrame, lang: str) -> pd.DataFrame:
+    """Return :func:`station_states` as a table: name, state, level, lon/lat (WGS-84).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``center_id``, ``name`` (the id where there is none), ``state`` (translated),
+        ``level``, ``lon``, ``lat``, ``edit_index``; RangeIndex. The app labels the columns
+        with :func:`station_labels`.
+    """
+    wgs = stations.to_crs(4326)
+    pts = wgs.geometry.representative_point()
+    names = wgs["name"].astype(object)
+    names = names.where(names.notna() & (names.astype(str) != ""), wgs["center_id"])
+    levels = wgs["level"] if "level" in wgs else pd.Series([None] * len(wgs))
+    return pd.DataFrame(
+        {
+            "center_id": wgs["center_id"].astype(str).to_numpy(),
+            "name": names.astype(str).to_numpy(),
+            "state": [t(f"table.state.{s}", lang) for s in wgs["state"]],
+            "level": [_level_label(v, lang) for v in levels],
+            "lon": pts.x.round(SITE_COORD_DECIMALS).to_numpy(),
+            "lat": pts.y.round(SITE_COORD_DECIMALS).to_numpy(),
+            "edit_index": wgs["edit_index"].astype(int).to_numpy(),
+        }
+    )
+
+
+def station_labels(lang: str) -> dict[str, str]:
+    """Return on-screen names of the :func:`stations_view` columns in `lang`."""
+    return {
+        "center_id": t("map.field.center_id", lang),
+        "name": t("map.field.name", lang),
+        "state": t("table.state", lang),
+        "level": t("map.field.level", lang),
+        "lon": t("table.lon", lang),
+        "lat": t("table.lat", lang),
+    }

@@ -134,10 +134,14 @@ def _load(source: Source, filename: str | None, max_bytes: int) -> tuple[str, st
     suffix = _suffix(name)
     if suffix not in SUPPORTED_SUFFIXES:
         msg = f"Unsupported file {name!r}: expected one of {', '.join(SUPPORTED_SUFFIXES)}. Save it from your GIS or spreadsheet as GeoJSON, GeoPackage, CSV or Excel .xlsx (with longitude/latitude columns)."
-        raise InputError(msg)
+        raise InputError(
+            msg,
+            code="file.unsupported",
+            params={"name": name, "suffixes": ", ".join(SUPPORTED_SUFFIXES)},
+        )
     if not data.strip(b"\xef\xbb\xbf \t\r\n"):
         msg = f"{name!r} is empty. Export the data again, with at least one feature or row."
-        raise InputError(msg)
+        raise InputError(msg, code="file.empty", params={"name": name})
     return name, suffix, data
 
 
@@ -235,7 +239,7 @@ def decode_text(data: bytes, *, name: str = "file") -> str:
         logger.info("read %s as %s text", name, used)
         return text
     msg = f"{name!r} is neither UTF-8 nor GBK/GB18030 text. Save it again as 'CSV UTF-8' (Excel: 另存为 → CSV UTF-8)."
-    raise InputError(msg)
+    raise InputError(msg, code="file.encoding", params={"name": name})
 
 
 def _read_csv_table(name: str, data: bytes) -> pd.DataFrame:
@@ -244,11 +248,11 @@ def _read_csv_table(name: str, data: bytes) -> pd.DataFrame:
         df = pd.read_csv(io.StringIO(text), sep=None, engine="python", skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
         msg = f"{name!r} could not be read as CSV ({exc}). Expected a header row and comma-separated values."
-        raise InputError(msg) from exc
+        raise InputError(msg, code="file.csv_unreadable", params={"name": name}) from exc
     df.columns = [str(c).strip() for c in df.columns]
     if len(df) == 0:
         msg = f"{name!r} has a header ({', '.join(df.columns)}) but no data rows."
-        raise InputError(msg)
+        raise InputError(msg, code="file.no_rows", params={"name": name})
     return df
 
 
@@ -270,7 +274,9 @@ def _find_column(
         f"{name!r} has no {what} column: expected one named {' / '.join(candidates[:5])}; "
         f"found columns: {', '.join(columns)}. Rename the column or pass `{'lon' if what == 'longitude' else 'lat'}_column`."
     )
-    raise InputError(msg)
+    raise InputError(
+        msg, code="file.no_coordinates", params={"name": name, "columns": ", ".join(columns)}
+    )
 
 
 def _numeric(df: pd.DataFrame, column: str, name: str) -> NDArray[np.float64]:
@@ -310,12 +316,16 @@ def check_lonlat(
             )
         else:
             msg = f"{name!r}: latitudes must lie within ±90°; rows {_rows(rows, offset=offset)} do not (e.g. {lat[rows[0]]}). Check the coordinate columns; projected coordinates (meters) are not accepted in CSV."
-        raise InputError(msg)
+        raise InputError(
+            msg, code="file.lat_range", params={"name": name, "rows": _rows(rows, offset=offset)}
+        )
     bad_lon = np.abs(lon) > 180
     if bad_lon.any():
         rows = np.flatnonzero(bad_lon)
         msg = f"{name!r}: longitudes must lie within ±180°; rows {_rows(rows, offset=offset)} do not (e.g. {lon[rows[0]]}). Projected coordinates (meters) are not accepted in CSV; export longitude/latitude in degrees."
-        raise InputError(msg)
+        raise InputError(
+            msg, code="file.lon_range", params={"name": name, "rows": _rows(rows, offset=offset)}
+        )
 
 
 def _read_csv(
@@ -590,16 +600,16 @@ def _read_vector(name: str, data: bytes, layer: str | int | None) -> gpd.GeoData
         UnicodeDecodeError,
     ) as exc:
         msg = f"{name!r} could not be read as GeoJSON/GeoPackage ({exc}). Check that the file is complete and in the format its extension says."
-        raise InputError(msg) from exc
+        raise InputError(msg, code="file.geo_unreadable", params={"name": name}) from exc
     except pyogrio.errors.GeometryError as exc:  # pragma: no cover - depends on GDAL
         msg = f"{name!r} has geometries GDAL cannot read ({exc})."
         raise InputError(msg) from exc
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
         msg = f"{name!r} has no geometry column. For a table with coordinates, save it as CSV with longitude/latitude columns."
-        raise InputError(msg)
+        raise InputError(msg, code="file.no_geometry", params={"name": name})
     if len(gdf) == 0:
         msg = f"{name!r} contains no features. Export the layer again with at least one feature."
-        raise InputError(msg)
+        raise InputError(msg, code="file.no_features", params={"name": name})
     gdf = gdf.rename_geometry("geometry") if gdf.geometry.name != "geometry" else gdf
     gdf = _keep_json_booleans(gdf, data)
     _check_degrees_declared_projected(gdf, name)

@@ -127,7 +127,7 @@ def test_language_switch() -> None:
     assert "Share within 15 min" in metrics(at)
     assert at.title[0].value.startswith("Walking coverage")
     labels = widget_labels(at)
-    assert labels["tab 1"] == "Coverage curve"
+    assert labels["tab 2"] == "Coverage curve"
     assert labels["download dl_summary.csv"] == "Summary (summary.csv)"
     chinese = {k: v for k, v in labels.items() if CJK.search(v) and k != "radio lang"}
     assert chinese == {}  # every label of the English page comes from the table's "en"
@@ -231,7 +231,7 @@ def test_optimizer_k2_lists_sites_and_accept() -> None:
 def test_exact_optimizer_for_a_target_share() -> None:
     at = started()
     at.radio(key="opt_mode").set_value("share").run()
-    at.slider(key="opt_share").set_value(0.6)
+    at.slider(key="opt_share_pct").set_value(60)
     at.checkbox(key="opt_exact").check()
     at.button(key="run_optimizer").click().run()
     assert_ok(at)
@@ -239,7 +239,13 @@ def test_exact_optimizer_for_a_target_share() -> None:
     assert req is not None
     assert req.exact
     assert req.target_share == 0.6
-    assert any("exact" in c.value for c in at.caption)  # the method is named on screen
+    answer = next(c.value for c in at.caption if "需新增" in c.value)  # the answer, in words
+    n = len(at.dataframe[0].value)  # the proposed sites' table
+    assert n >= 1
+    assert f"需新增 {n} 个站点" in answer
+    assert at.session_state["scenarios"]["baseline"].siting is None  # the baseline stays put
+    assert "精确整数规划" in answer  # the method, in the planner's words
+    assert "已证明" in answer  # whether the number of stations is proven minimal
 
 
 def test_compare_two_scenarios() -> None:
@@ -252,8 +258,11 @@ def test_compare_two_scenarios() -> None:
     at.slider(key="speed").set_value(6.0).run()
     assert_ok(at)
     table = next(d.value for d in at.dataframe if "15 分钟覆盖率" in d.value.columns)
-    assert list(table.index) == ["baseline", "faster"]
-    assert table.loc["faster", "15 分钟覆盖率"] >= table.loc["baseline", "15 分钟覆盖率"]
+    assert list(table.index) == ["基准方案", "faster"]
+    faster, base = (pct(table.loc[n, "15 分钟覆盖率"]) for n in ("faster", "基准方案"))
+    assert faster >= base
+    # the baseline's own change is "no change", never a green "+0.0"
+    assert table.loc["基准方案", "15 分钟覆盖率变化"] == "无变化"
     # switching back shows the baseline's own speed
     at.selectbox(key="active_pick").set_value("baseline").run()
     assert at.slider(key="speed").value == pytest.approx(4.5)
@@ -451,7 +460,8 @@ def test_centers_file_after_a_closure_drops_the_closure(haidian_extract) -> None
     ids = at.multiselect(key="closed").options
     at.multiselect(key="closed").set_value(ids[:1]).run()
     at.button(key="copy_scenario").click().run()  # the closure is now in two scenarios
-    assert [len(s.closed) for s in at.session_state["scenarios"].values()] == [1, 1]
+    # the baseline is never edited: the closure went into the working scenario, then its copy
+    assert [len(s.closed) for s in at.session_state["scenarios"].values()] == [0, 1, 1]
     pts = haidian_extract.residential.geometry.representative_point()
     csv = "name,lon,lat\n" + "".join(
         f"站点{i},{p.x:.7f},{p.y:.7f}\n" for i, p in enumerate(pts[:2])
@@ -464,7 +474,7 @@ def test_centers_file_after_a_closure_drops_the_closure(haidian_extract) -> None
     }
     at.run()
     assert_ok(at)
-    assert [s.closed for s in at.session_state["scenarios"].values()] == [(), ()]
+    assert [s.closed for s in at.session_state["scenarios"].values()] == [(), (), ()]
     assert any("已从所有方案中取消这些关闭" in w.value for w in at.warning)
     assert metrics(at)["服务中心"] == "2"
     assert "15 分钟步行覆盖率" in metrics(at)
@@ -531,13 +541,17 @@ def test_compare_and_district_tables_are_labelled_in_each_language() -> None:
     """Issue 13: no raw field name in the zh tables, no Chinese label in the en ones."""
     at = started()
     at.button(key="copy_scenario").click().run()
+    at.button(key="run_optimizer").click().run()  # a proposal in one scenario only
     at.multiselect(key="compare_pick").set_value(list(at.session_state["scenarios"])).run()
     assert_ok(at)
     for language in ("zh", "en"):
         at.radio(key="lang").set_value(language).run()
         assert_ok(at)
         tables = [d.value for d in at.dataframe]
-        assert tables, language  # the compare view (districts only when a file is loaded)
+        assert len(tables) >= 3, language  # sites, stations, compare (districts need a file)
+        shown = " ".join(c.value for c in at.caption) + " ".join(df.to_string() for df in tables)
+        for word in ("None", "nan", " pp", "greedy+swap", "share_"):
+            assert word not in shown, (language, word)
         for df in tables:
             names = [str(c) for c in df.columns] + [str(df.index.name or "")]
             assert not [n for n in names if RAW_FIELD.search(n)], (language, names)
@@ -566,3 +580,127 @@ def test_distance_thresholds_and_standard_in_the_panel() -> None:
     at.selectbox(key="standard").set_value("").run()
     assert_ok(at)
     assert active(at).audit.standard is None
+
+
+def test_baseline_is_never_edited_and_reset_restores_it() -> None:
+    """Issue 13: an edit of the baseline goes into a working scenario; Reset undoes it."""
+    at = started()
+    base_share = share(at, 15)
+    at.slider(key="speed").set_value(3.0).run()
+    assert_ok(at)
+    scen = at.session_state["scenarios"]
+    assert list(scen) == ["baseline", "working"]
+    assert scen["baseline"] == Scenario(name="baseline")  # untouched
+    assert scen["working"].speed_kmh == 3.0
+    assert at.session_state["active"] == "working"
+    deltas = {m.label: m.delta for m in at.metric}
+    assert "个百分点" in deltas["15 分钟步行覆盖率"]  # a real change, in points, never "pp"
+    at.button(key="reset_scenario").click().run()
+    assert_ok(at)
+    assert at.session_state["scenarios"]["working"] == Scenario(name="working")
+    assert at.slider(key="speed").value == pytest.approx(4.5)
+    assert share(at, 15) == base_share
+    # no change is shown as no change: no delta at all, not a green "+0.0"
+    assert all(not m.delta for m in at.metric), [m.delta for m in at.metric]
+
+
+def test_station_states_in_the_stations_table(haidian_extract) -> None:  # type: ignore[no-untyped-def]
+    """Existing, added, accepted and closed stations are told apart, with the names given."""
+    at = started()
+    ids = at.multiselect(key="closed").options
+    pt = haidian_extract.residential.geometry.representative_point().iloc[0]
+    at.session_state["clicked"] = {"lat": pt.y, "lng": pt.x}
+    at.run()
+    at.text_input(key="station_name").set_value("新站甲")
+    at.button(key="add_station").click().run()
+    assert_ok(at)
+    at.number_input(key="opt_k").set_value(1)
+    at.button(key="run_optimizer").click().run()
+    at.multiselect(key="accept_ranks").set_value([1])
+    at.button(key="accept_sites").click().run()
+    at.multiselect(key="closed").set_value(ids[:1]).run()
+    assert_ok(at)
+    table = next(d.value for d in at.dataframe if "状态" in d.value.columns)
+    states = dict(zip(table["名称"], table["状态"], strict=True))
+    assert states["新站甲"] == "新增"
+    assert states["采纳站点 1"] == "采纳的建议站点"
+    assert "已关闭（可恢复）" in states.values()
+    assert list(table["状态"]).count("已关闭（可恢复）") == 1
+    s = active(at)
+    assert [a.name for a in s.accepted_sites] == ["采纳站点 1"]  # not "#1"
+    at.button(key="restore_closed").click().run()
+    assert_ok(at)
+    assert active(at).closed == ()
+
+
+def test_file_errors_are_translated_without_internal_paths() -> None:
+    """A broken GeoJSON is explained in Chinese with the user's file name; no /vsimem path."""
+    at = started()
+    at.session_state["pending_upload"] = {
+        "source": "default",
+        "centers_src": "file",
+        "centers": ("我的站点.geojson", b'{"type": "FeatureCollection", "features": [{'),
+    }
+    at.run()
+    assert not at.exception
+    text = " ".join(e.value for e in at.error)
+    assert "“我的站点.geojson”无法按 GeoJSON / GeoPackage 读取" in text
+    assert "/vsimem" not in text
+    assert "tmp" not in text
+    at = new_app()
+    at.session_state["lang"] = "en"
+    at.session_state["pending_upload"] = {
+        "source": "default",
+        "centers_src": "file",
+        "centers": ("mine.csv", b"name,lon,lat\n"),
+    }
+    at.run()
+    text = " ".join(e.value for e in at.error)
+    assert "'mine.csv' has a header but no data rows" in text
+    assert not CJK.search(text), text
+
+
+def test_summary_csv_download_is_labelled_and_rounded(
+    app_module: ModuleType, cache_dir: Path
+) -> None:
+    import io
+
+    import pandas as pd
+
+    from coverage.inputs import CityInputs, load_city
+    from coverage.pipeline import run
+
+    city = load_city(CityInputs(osm=HAIDIAN, cache_dir=cache_dir))
+    res = run(city, Scenario(name="方案一"), with_polygons=True)
+    for language, share_col, pop_col in (
+        ("zh", "覆盖率（%）", "覆盖人口"),
+        ("en", "Share covered (%)", "Residents covered"),
+    ):
+        files = app_module.export_files(city, res, language)
+        table = pd.read_csv(io.BytesIO(files["summary.csv"]), encoding="utf-8-sig")
+        assert share_col in table.columns
+        assert table.iloc[:, 0].tolist() == ["方案一", "方案一"]  # result.scenario.name
+        for i, key in enumerate(("5", "15")):
+            stats = res.audit.coverage[key]
+            assert table.loc[i, share_col] == round(stats.share * 100, 1)  # percent, 1 decimal
+            assert table.loc[i, pop_col] == round(stats.population_covered)  # whole residents
+
+
+def test_station_names_edited_in_the_table(app_module: ModuleType) -> None:
+    from coverage.scenario import AddedStation
+
+    s = Scenario(
+        added=(AddedStation(lon=116.34, lat=40.0, name="新增站点 1"),),
+        accepted_sites=(AddedStation(lon=116.35, lat=40.0, name="采纳站点 1"),),
+    )
+    rows = [
+        {"state": "existing", "edit_index": -1},
+        {"state": "added", "edit_index": 0},
+        {"state": "accepted", "edit_index": 0},
+    ]
+    edits = {0: {"名称": "改不了"}, 1: {"名称": " 东门站 "}, 2: {"名称": "北站"}, 5: {"名称": "x"}}
+    new = app_module.renamed(s, rows, edits, "名称")
+    assert [a.name for a in new.added] == ["东门站"]
+    assert [a.name for a in new.accepted_sites] == ["北站"]
+    assert new.added[0].lon == 116.34  # only the name changes
+    assert app_module.renamed(s, rows, {1: {"名称": "  "}}, "名称") == s  # blank keeps the name

@@ -25,6 +25,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 HAIDIAN = ROOT / "data" / "beijing_haidian_cau.osm.bz2"
+#: The city the served app loads: the small Haidian fixture, or (to refresh the screenshots
+#: of docs/WALKTHROUGH.md) ``COVERAGE_PLANNER_TEST_OSM=data/chengdu_central.osm.bz2``.
+TEST_OSM = Path(os.environ.get("COVERAGE_PLANNER_TEST_OSM") or HAIDIAN)
+#: Walkthrough screenshots copied to docs/walkthrough/ with COVERAGE_PLANNER_UPDATE_SCREENSHOT.
+DOC_SHOTS = (
+    "01-first-map",
+    "04-closed-center",
+    "07-threshold-10",
+    "11-optimizer-share",
+    "15-gcj02-centers",
+)
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = [
@@ -62,7 +73,7 @@ def serve_app(tmp: pytest.TempPathFactory, *extra: str, path: str = "") -> Itera
     cache = tmp.mktemp("app-cache")
     env = {
         **os.environ,
-        "COVERAGE_PLANNER_DEFAULT_OSM": str(HAIDIAN),
+        "COVERAGE_PLANNER_DEFAULT_OSM": str(TEST_OSM),
         "COVERAGE_PLANNER_CACHE": str(cache),
         "PYTHONUNBUFFERED": "1",
     }
@@ -143,15 +154,20 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
+MAP_IFRAME = "iframe[src*='st_folium']:visible"
+
+
 def map_frame(page: Any) -> Any:
-    page.wait_for_selector("iframe[src*='st_folium']", timeout=90_000)
+    """The frame of the visible map (a stale one may linger, hidden, while a rerun ends)."""
+    loc = page.locator(MAP_IFRAME).first
+    loc.wait_for(timeout=90_000)
     for _ in range(300):
-        frames = [f for f in page.frames if "st_folium" in f.url]
-        if frames:
-            return frames[0]
-        page.wait_for_timeout(
-            100
-        )  # not time.sleep: route handlers run only inside Playwright calls
+        handle = loc.element_handle()
+        frame = handle.content_frame() if handle is not None else None
+        if frame is not None:
+            return frame
+        # not time.sleep: route handlers run only inside Playwright calls
+        page.wait_for_timeout(100)
     raise AssertionError("no streamlit-folium iframe")
 
 
@@ -243,7 +259,7 @@ def test_click_map_then_add_station(app_url: str, browser: Any) -> None:
     frame = map_frame(page)
     leaflet_layers(frame)
     page.wait_for_timeout(1000)
-    box = page.locator("iframe[src*='st_folium']").bounding_box()
+    box = page.locator(MAP_IFRAME).first.bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.4)
     page.get_by_text("地图上选中的位置").wait_for(timeout=60_000)
     values = page.locator("[data-testid='stMetricValue']")
@@ -359,12 +375,12 @@ def visible_map(page: Any, step: str, shots: Path, errors: list[str]) -> dict[st
     settle(page)
     with contextlib.suppress(Exception):  # the assertion below says what was seen
         page.wait_for_function(
-            "() => { const f = document.querySelector(\"iframe[src*='st_folium']\");"
-            " return f && f.getBoundingClientRect().height > 300; }",
+            "() => Array.from(document.querySelectorAll(\"iframe[src*='st_folium']\"))"
+            ".some(f => f.getBoundingClientRect().height > 300)",
             timeout=30_000,
         )
     page.screenshot(path=str(shots / f"{step}.png"), full_page=False)
-    box = page.locator("iframe[src*='st_folium']").bounding_box()
+    box = page.locator(MAP_IFRAME).first.bounding_box()
     assert box is not None, (step, errors)
     assert box["height"] > 300, (step, box, errors)
     counts = leaflet_layers(map_frame(page))
@@ -380,44 +396,191 @@ def visible_map(page: Any, step: str, shots: Path, errors: list[str]) -> dict[st
     return counts
 
 
-def test_map_survives_every_walkthrough_action(app_url: str, browser: Any, tmp_path: Path) -> None:
-    """docs/WALKTHROUGH.md steps 1–4 plus a language round trip and a slider round trip:
-    the map stays visible after each one (a re-used folium Map used to render 0 px)."""
-    context = offline_context(browser, [], viewport={"width": 1440, "height": 1000})
+def overlay_names(frame: Any) -> list[str]:
+    """Names of the map's overlays, as its layer control lists them."""
+    return [
+        str(n).strip()
+        for n in frame.evaluate(
+            "() => Array.from(document.querySelectorAll("
+            "'.leaflet-control-layers-overlays label span')).map(e => e.textContent)"
+        )
+    ]
+
+
+class Walk:
+    """One walk through docs/WALKTHROUGH.md: after each step the map is visible (> 300 px),
+    its Leaflet container holds the expected layers and no page error was raised; a
+    screenshot per step is kept in test-artifacts/walkthrough/."""
+
+    def __init__(self, page: Any, shots: Path, errors: list[str]) -> None:
+        self.page, self.shots, self.errors, self.n = page, shots, errors, 0
+
+    def check(self, step: str, *expected: str, absent: tuple[str, ...] = ()) -> dict[str, Any]:
+        self.n += 1
+        counts = visible_map(self.page, f"{self.n:02d}-{step}", self.shots, self.errors)
+        names = overlay_names(map_frame(self.page))
+        for _ in range(20):  # the component may still be swapping the map in
+            if all(e in names for e in expected) and not any(a in names for a in absent):
+                break
+            self.page.wait_for_timeout(500)
+            names = overlay_names(map_frame(self.page))
+        assert {"街道（离线底图）", "Streets (offline base map)"} & set(names), (step, names)
+        for name in expected:
+            assert name in names, (step, name, names)
+        for name in absent:
+            assert name not in names, (step, name, names)
+        return counts
+
+    def sidebar_multiselect(self, label: str) -> Any:
+        return self.page.locator("[data-testid='stSidebar'] [data-testid='stMultiSelect']").filter(
+            has_text=label
+        )
+
+    def pick_first(self, label: str) -> None:
+        box = self.sidebar_multiselect(label)
+        box.locator("input").click()
+        self.page.get_by_role("option").first.click()
+        self.page.keyboard.press("Escape")
+
+    def pick(self, label: str, option: str) -> None:
+        box = self.sidebar_multiselect(label)
+        box.locator("input").click()
+        self.page.get_by_role("option", name=option, exact=True).click()
+        self.page.keyboard.press("Escape")
+
+
+def gcj02_centers_csv(tmp: Path) -> Path:
+    """Two centers on residential areas of the Haidian fixture, written in GCJ-02 (Amap)."""
+    from coverage.coords import wgs84_to_gcj02
+    from coverage.osm import read_osm
+
+    pts = read_osm(TEST_OSM).residential.geometry.representative_point().iloc[:2]
+    lon, lat = wgs84_to_gcj02(pts.x.to_numpy(), pts.y.to_numpy())
+    path = tmp / "街道站点_gcj02.csv"
+    rows = "".join(
+        f"站点{i},{x:.7f},{y:.7f}\n" for i, (x, y) in enumerate(zip(lon, lat, strict=True))
+    )
+    path.write_text("name,lon,lat\n" + rows, encoding="utf-8")
+    return path
+
+
+def test_walkthrough_end_to_end(app_url: str, browser: Any, tmp_path: Path) -> None:
+    """docs/WALKTHROUGH.md from start to end, in headless Chromium with no network."""
+    shots = ARTIFACTS / "walkthrough"
+    shots.mkdir(parents=True, exist_ok=True)
+    outside: list[str] = []
+    context = offline_context(
+        browser, outside, viewport={"width": 1440, "height": 1000}, accept_downloads=True
+    )
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(app_url)
     map_frame(page)
-    start = visible_map(page, "01-first-map", tmp_path, errors)
+    walk = Walk(page, shots, errors)
+    start = walk.check("first-map", "现有党群服务中心", "15分钟步行服务范围")
+    page.get_by_text("基准方案保持原样").wait_for(timeout=30_000)
 
-    box = page.locator("iframe[src*='st_folium']").bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.4)
+    # 1. pick a site on the map, add it (into the working scenario: the baseline stays)
+    box = page.locator(MAP_IFRAME).first.bounding_box()
+    # near the middle: the first view is fitted to the data, so this is inside the city
+    page.mouse.click(box["x"] + box["width"] * 0.47, box["y"] + box["height"] * 0.55)
     page.get_by_text("地图上选中的位置").wait_for(timeout=60_000)
-    picked = visible_map(page, "02-picked-site", tmp_path, errors)
+    picked = walk.check("picked-site")
     assert picked["layers"] >= start["layers"], (start, picked)
-
+    page.get_by_role("textbox", name="新站点名称").fill("新站甲")
     page.get_by_role("button", name="在选中位置新增站点").click()
     page.get_by_text("新增站点：1 个").wait_for(timeout=60_000)
-    added = visible_map(page, "03-added-station", tmp_path, errors)
-    assert added != start, (start, added)  # the map was rebuilt with the new station
+    walk.check("added-station", "新增站点")
+    page.get_by_role("button", name="重置为基准方案").wait_for(timeout=30_000)
 
-    page.get_by_text("English", exact=True).click()
-    page.get_by_text("Share within 15 min").first.wait_for(timeout=60_000)
-    en = visible_map(page, "04-english", tmp_path, errors)
-    page.get_by_text("中文", exact=True).click()
-    page.get_by_text("15 分钟步行覆盖率").first.wait_for(timeout=60_000)
-    zh = visible_map(page, "05-back-to-chinese", tmp_path, errors)
-    assert en["layers"] == zh["layers"] == added["layers"], (added, en, zh)
+    # 2. close a center, then restore it
+    walk.pick_first("关闭现有服务中心")
+    page.get_by_role("button", name="恢复全部关闭的中心").wait_for(timeout=60_000)
+    walk.check("closed-center", "已关闭的服务中心（可恢复）")
+    page.get_by_role("button", name="恢复全部关闭的中心").click()
+    walk.check("restored-center", absent=("已关闭的服务中心（可恢复）",))
 
-    # the speed slider is the sidebar's first slider (its thumb has the ARIA role)
+    # 3. speed and thresholds
     slider = page.get_by_role("slider").first
     slider.focus()
-    slider.press("ArrowRight")
-    faster = visible_map(page, "06-speed-up", tmp_path, errors)
-    assert faster["paths"] > 10
-    slider.focus()
     slider.press("ArrowLeft")
-    back = visible_map(page, "07-speed-back", tmp_path, errors)
-    assert back["layers"] == added["layers"], (added, back)
+    walk.check("slower")
+    walk.pick("步行时间阈值（分钟）", "10.0")
+    page.get_by_text("10 分钟步行覆盖率").first.wait_for(timeout=60_000)
+    walk.check("threshold-10", "10分钟步行服务范围")
+
+    # 4. zh → en → zh
+    page.get_by_text("English", exact=True).click()
+    page.get_by_text("Share within 15 min").first.wait_for(timeout=60_000)
+    walk.check("english", "Existing service centers", "Added stations")
+    page.get_by_text("中文", exact=True).click()
+    page.get_by_text("15 分钟步行覆盖率").first.wait_for(timeout=60_000)
+    walk.check("back-to-chinese", "新增站点")
+
+    # 5. the optimizer, both modes
+    page.get_by_role("button", name="运行选址优化").click()
+    page.get_by_role("button", name="采纳所选站点").wait_for(timeout=120_000)
+    page.get_by_text("个站点可证明最多达到").wait_for(timeout=30_000)
+    walk.check("optimizer-k", "建议新增站点")
+    page.get_by_text("达到目标覆盖率", exact=True).click()
+    page.get_by_text("目标覆盖率（%）").wait_for(timeout=30_000)
+    page.get_by_role("button", name="运行选址优化").click()
+    page.get_by_text("需新增").first.wait_for(timeout=120_000)
+    walk.check("optimizer-share", "建议新增站点")
+    page.get_by_role("tab", name="建议站点").click()
+    accept = page.locator("[data-testid='stMultiSelect']").filter(has_text="选择要采纳的站点")
+    accept.locator("input").click()
+    page.keyboard.type("1")  # rank 1 (typing also opens the list when the click did not)
+    page.get_by_role("option", name="1", exact=True).click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="采纳所选站点").click()
+    page.get_by_text("已采纳站点：1 个").wait_for(timeout=60_000)
+    walk.check("accepted-site", "采纳的建议站点", absent=("建议新增站点",))
+
+    # 6. copy and compare scenarios
+    page.get_by_role("textbox", name="新方案名称").fill("方案乙")
+    page.get_by_role("button", name="复制为新方案").click()
+    page.get_by_role("tab", name="方案对比").click()
+    page.locator("[data-testid='stDataFrame']:visible").first.wait_for(timeout=60_000)
+    walk.check("compare", "采纳的建议站点")
+
+    # 7. a centers CSV in GCJ-02, loaded after a closure: the closure is dropped with a notice
+    walk.pick_first("关闭现有服务中心")
+    walk.check("closure-before-load", "已关闭的服务中心（可恢复）")
+    page.get_by_text("数据", exact=True).click()
+    page.get_by_text("上传文件（GeoJSON / CSV）").click()
+    uploader = page.locator("[data-testid='stFileUploader']").filter(has_text="服务中心文件")
+    uploader.locator("input[type='file']").set_input_files(str(gcj02_centers_csv(tmp_path)))
+    page.get_by_text("街道站点_gcj02.csv").first.wait_for(timeout=30_000)
+    crs = page.locator("[data-testid='stSelectbox']").filter(has_text="坐标系")
+    crs.click()
+    page.get_by_role("option", name="GCJ-02 (高德/腾讯)").click()
+    page.get_by_role("button", name="加载数据").click()
+    page.get_by_text("已从所有方案中取消这些关闭").wait_for(timeout=120_000)
+    walk.check("gcj02-centers", absent=("已关闭的服务中心（可恢复）",))
+
+    # 8. every download
+    page.get_by_role("tab", name="导出").click()
+    buttons = page.locator("[data-testid='stDownloadButton'] button")
+    buttons.first.wait_for(timeout=60_000)
+    names = []
+    for i in range(buttons.count()):
+        with page.expect_download(timeout=120_000) as dl:
+            buttons.nth(i).click()
+        target = tmp_path / dl.value.suggested_filename
+        dl.value.save_as(target)
+        assert target.stat().st_size > 0, target.name
+        names.append(target.name)
+    assert {"summary.csv", "summary.json", "report.html", "centers.geojson"} <= set(names), names
+    summary = (tmp_path / "summary.csv").read_text(encoding="utf-8-sig")
+    assert summary.splitlines()[0].startswith("方案,"), summary  # labelled for the planner
+    walk.check("downloads")
+    not_tiles = [u for u in outside if not any(h in u for h in TILE_HOSTS)]
+    assert not not_tiles, not_tiles[:5]
     context.close()
+    if os.environ.get("COVERAGE_PLANNER_UPDATE_SCREENSHOT"):
+        docs = ROOT / "docs" / "walkthrough"
+        docs.mkdir(exist_ok=True)
+        for name in DOC_SHOTS:
+            shutil.copyfile(shots / f"{name}.png", docs / f"{name}.png")

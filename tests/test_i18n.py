@@ -38,6 +38,10 @@ ASCII_WORDS_IN_ZH = {
     "km",
     "min",
     "population",  # the population file's column name, to be typed as is
+    "UTF",  # text encodings, named as the save dialogs name them (issue 13's file errors)
+    "GBK",
+    "lon",  # coordinate column names, to be typed as is
+    "lat",
 }
 #: Proper names kept as they are in a Chinese sentence.
 ASCII_PHRASES_IN_ZH = (

@@ -415,3 +415,83 @@ def test_layer_geojson_is_json_and_cannot_close_its_script() -> None:
     assert "<!--" not in text
     doc = json.loads(text)
     assert doc["features"][0]["properties"] == {"<!--k</script>": "v"}
+
+
+# --- issue 13: station states, the offline street layer, place names, zoom scaling ---------
+
+
+def test_station_states_get_their_own_layers_and_legend() -> None:
+    from coverage.maps import STATE_COLORS
+
+    c = _centers().assign(state=["existing", "added", "closed"])
+    page = coverage_map(MapLayers(centers=c), lang="zh", tiles=None).get_root().render()
+    names = _overlays(page)
+    assert "现有党群服务中心" in names
+    assert "新增站点" in names
+    assert "已关闭的服务中心（可恢复）" in names
+    assert "采纳的建议站点" not in names  # no accepted station: no empty layer
+    for state in ("existing", "added", "closed"):
+        assert STATE_COLORS[state] in page
+    # the closed center is greyed and dashed, and scales with the zoom like the others
+    assert '"dashArray": "3 2"' in page
+    assert page.count('"cpRadius"') == 3
+    assert "cpScale" in page
+
+
+def test_centers_without_state_are_all_existing() -> None:
+    page = coverage_map(MapLayers(centers=_centers()), lang="en", tiles=None).get_root().render()
+    names = _overlays(page)
+    assert "Existing service centers" in names
+    assert "Added stations" not in names
+
+
+def test_street_frame_merges_the_network_into_few_lines(haidian_net) -> None:  # type: ignore[no-untyped-def]
+    from coverage.maps import MAJOR_HIGHWAYS, street_frame
+
+    streets = street_frame(haidian_net)
+    assert streets.crs == haidian_net.crs
+    assert 0 < len(streets) <= haidian_net.n_edges  # merged chains, never more than the edges
+    # the merged lines are the network: the same total length (each edge once)
+    edges_m = sum(g.length for g in haidian_net.edge_geometry)
+    assert streets.length.sum() == pytest.approx(edges_m, rel=1e-6)
+    # a city-sized network keeps only the larger street classes
+    few = street_frame(haidian_net, max_edges=10)
+    keep = np.isin(haidian_net.edge_highway.astype(str), sorted(MAJOR_HIGHWAYS))
+    kept_m = sum(g.length for g, k in zip(haidian_net.edge_geometry, keep, strict=True) if k)
+    assert few.length.sum() == pytest.approx(kept_m, rel=1e-6)
+
+
+def test_place_frame_keeps_the_largest_named_areas() -> None:
+    from coverage.maps import place_frame
+
+    areas = gpd.GeoDataFrame(
+        {"name": ["大院", None, "小区", "  ", "大院"]},
+        geometry=[
+            box(116.30, 39.90, 116.32, 39.92),
+            box(116.33, 39.90, 116.34, 39.91),
+            box(116.35, 39.90, 116.351, 39.901),
+            box(116.36, 39.90, 116.37, 39.91),
+            box(116.38, 39.90, 116.381, 39.901),
+        ],
+        crs=4326,
+    )
+    places = place_frame([areas], max_places=5)
+    assert places["name"].tolist() == ["大院", "小区"]  # unnamed and duplicate names skipped
+    assert places.geometry.within(areas.geometry.iloc[0]).iloc[0]
+    assert place_frame([areas], max_places=1)["name"].tolist() == ["大院"]
+    assert len(place_frame([])) == 0
+
+
+def test_streets_and_places_draw_as_a_light_base_layer(haidian_net) -> None:  # type: ignore[no-untyped-def]
+    from coverage.maps import place_frame, street_frame
+
+    places = place_frame(
+        [gpd.GeoDataFrame({"name": ["中关村"]}, geometry=[Point(116.35, 40.0)], crs=4326)]
+    ).to_crs(haidian_net.crs)
+    layers = MapLayers(streets=street_frame(haidian_net), places=places)
+    page = coverage_map(layers, lang="zh", tiles=None).get_root().render()
+    names = _overlays(page)
+    assert names[:1] == ["街道（离线底图）"]  # the bottom of the stack
+    assert "地名" in names
+    assert "中关村" in page
+    assert "cp-place" in page

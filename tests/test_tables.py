@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import geopandas as gpd
@@ -168,3 +169,72 @@ def test_labels_name_every_column() -> None:
         "share_7.5": "7.5 分钟覆盖率",
     }
     assert tables.district_labels((15.0,), "en")["share_15"] == "Share within 15 min"
+
+
+# --- issue 13: planner-ready display -------------------------------------------------------
+
+
+def test_percent_people_and_share_change_read_as_a_planner_reads_them() -> None:
+    assert tables.percent(0.2092) == "20.9%"
+    assert tables.percent(1.0) == "100.0%"
+    assert tables.percent(None) == tables.MISSING
+    assert tables.percent(float("nan")) == tables.MISSING
+    assert tables.people(1234.5678) == "1,235"
+    assert tables.people(None) == tables.MISSING
+    assert tables.share_change(0.0123, "zh") == "+1.2 个百分点"
+    assert tables.share_change(-0.05, "en") == "-5.0 points"
+    assert tables.share_change(0.0004, "zh") == "无变化"  # rounds to 0.0: no change
+    assert tables.share_change(0.0, "en") == "no change"
+    assert tables.method_label("greedy+swap", "en").startswith("fast heuristic")
+    assert "HiGHS" in tables.method_label("exact", "zh")
+
+
+def test_compare_view_is_text_labelled_and_has_no_none() -> None:
+    base = _result(Scenario(name="baseline"), {"5": 200.0, "15": 600.0}, 2)
+    sited = SimpleNamespace(share_after=0.7, sites=[1, 2])
+    more = _result(Scenario(name="more"), {"5": 300.0, "15": 650.4}, 3, sited)
+    view = tables.compare_view({"baseline": base, "more": more}, "zh")
+    assert view.index.name == "方案"
+    assert view.loc["more", "15 分钟覆盖率"] == "65.0%"
+    assert view.loc["more", "15 分钟未覆盖人口"] == "350"  # 1000 - 650.4, whole residents
+    assert view.loc["more", "5 分钟覆盖率变化"] == "+10.0 个百分点"
+    assert view.loc["baseline", "5 分钟覆盖率变化"] == "无变化"
+    assert view.loc["baseline", "优化后覆盖率"] == tables.MISSING  # not None
+    assert view.loc["more", "优化后覆盖率"] == "70.0%"
+    assert view.loc["more", "建议站点数"] == "2"
+    en = tables.compare_view({"baseline": base, "more": more}, "en")
+    assert "Share within 15 min" in en.columns
+    assert not [c for c in en.columns if re.search(r"[\u3400-\u9fff]", str(c))]
+
+
+def test_station_states_tell_existing_added_accepted_closed_apart() -> None:
+    crs = "EPSG:32650"
+    base = gpd.GeoDataFrame(
+        {"center_id": ["c0", "c1"], "name": ["甲", None], "level": ["street", None]},
+        geometry=[Point(442_000.0, 4_427_000.0), Point(442_500.0, 4_427_000.0)],
+        crs=crs,
+    )
+    added = AddedStation(lon=116.32, lat=39.99, name="新站")
+    accepted = AddedStation(lon=116.33, lat=39.99, name="采纳站点 1")
+    pts = gpd.GeoSeries([Point(a.lon, a.lat) for a in (added, accepted)], crs=4326).to_crs(crs)
+    now = gpd.GeoDataFrame(
+        {
+            "center_id": ["c0", "added-1", "added-2"],
+            "name": ["甲", "新站", "采纳站点 1"],
+            "level": ["street", None, None],
+        },
+        geometry=[base.geometry.iloc[0], pts.iloc[0], pts.iloc[1]],
+        crs=crs,
+    )
+    s = Scenario(added=(added,), accepted_sites=(accepted,), closed=("c1",))
+    res = ScenarioResult(scenario=s, centers=now, audit=_audit({"5": 1.0}, 10.0))
+    states = tables.station_states(base, res)
+    assert states["state"].tolist() == ["existing", "added", "accepted", "closed"]
+    assert states["edit_index"].tolist() == [-1, 0, 0, -1]
+    assert states.crs == base.crs
+    view = tables.stations_view(states, "zh")
+    assert view["state"].tolist() == ["现有", "新增", "采纳的建议站点", "已关闭（可恢复）"]
+    assert view["name"].tolist() == ["甲", "新站", "采纳站点 1", "c1"]  # the id where no name
+    assert view["level"].tolist() == ["街道", tables.MISSING, tables.MISSING, tables.MISSING]
+    assert view.loc[1, "lon"] == pytest.approx(116.32, abs=1e-6)
+    assert set(tables.station_labels("en")) == {"center_id", "name", "state", "level", "lon", "lat"}
