@@ -445,7 +445,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "en": "{n} of {total} centers lie outside the walking network's extent and were left out: {listing}. Check the coordinate system and the OSM extract's area.",
     },
     "app.err.file.unsupported": {
-        "zh": "“{name}”的格式不支持，应为 {suffixes} 之一。请在地理信息软件或表格软件中另存为 GeoJSON、GeoPackage、带经纬度列的 CSV 或 Excel .xlsx。",
+        "zh": "“{name}”的格式不支持，应为 {suffixes} 之一。请在地理信息软件或表格软件中另存为 GeoJSON、GeoPackage、带经纬度列的 CSV 或 Excel 工作簿。",
         "en": "{name!r} has an unsupported format; expected one of {suffixes}. Save it from your GIS or spreadsheet as GeoJSON, GeoPackage, CSV or Excel .xlsx with longitude/latitude columns.",
     },
     "app.err.file.empty": {
