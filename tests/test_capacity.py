@@ -1,0 +1,300 @@
+"""Tests for coverage.capacity: hand-computed 2SFCA / E2SFCA on the grid, pysal/access on Chengdu.
+
+Grid (tests/data/grid.osm): 100 m blocks; at 6 km/h one block is one minute.
+Centers A (100, 100) with 300 m² and B (300, 300) with 150 m²; units (points
+on nodes, households = population / 2.62):
+
+==== ========= ==== ====== ======
+unit position  H    t(A)   t(B)
+==== ========= ==== ====== ======
+u1   (0, 100)  100  1      5
+u2   (200,200) 200  2      2
+u3   (400,300) 50   5      1
+u4   (200,100) 100  1      3
+==== ========= ==== ====== ======
+
+Catchment 3.5 min. Plain 2SFCA: D_A = 100 + 200 + 100 = 400, R_A = 0.75;
+D_B = 200 + 50 + 100 = 350, R_B = 3/7. A = (0.75, 0.75 + 3/7, 3/7, 0.75 + 3/7).
+Step weights 1 (≤1.5), 0.5 (≤2.5), 0.25 (≤3.5): D_A = 100 + 100 + 100 = 300,
+R_A = 1; D_B = 100 + 50 + 25 = 175, R_B = 6/7; A = (1, 0.5 + 3/7, 6/7, 1 + 3/14).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from test_reach import demand_from_extract, make_centers, node_centers
+
+from coverage import capacity as cap
+from coverage.audit import AuditParams, audit
+from coverage.centers import FLOOR_AREA_M2, floor_area_values
+from coverage.errors import InputError
+from coverage.netcache import walk_network
+from coverage.network import WalkNetwork, speed_ms
+from coverage.reach import pairs_within_m, require_snapped
+from coverage.snapping import snap_frame
+
+GRID = Path(__file__).resolve().parent / "data" / "grid.osm"
+E0, N0 = 440_000.0, 4_428_000.0
+HH = 2.62
+STEPS = cap.Decay("step", ((1.5, 1.0), (2.5, 0.5), (3.5, 0.25)))
+
+
+@pytest.fixture(scope="module")
+def grid_net() -> WalkNetwork:
+    return walk_network(GRID, cache_dir=None)
+
+
+def grid_case(net: WalkNetwork, areas: tuple[float, float] = (300.0, 150.0)) -> Any:
+    centers = make_centers(net, np.array([[E0 + 100, N0 + 100], [E0 + 300, N0 + 300]]), ["A", "B"])
+    centers[FLOOR_AREA_M2] = list(areas)
+    xy = np.array([[0, 100], [200, 200], [400, 300], [200, 100]], dtype=float)
+    demand = gpd.GeoDataFrame(
+        {
+            "demand_id": ["u1", "u2", "u3", "u4"],
+            "population": np.array([100, 200, 50, 100]) * HH,
+            "kind": "file",
+            "name": None,
+        },
+        geometry=shapely.points(xy + np.array([E0, N0])),
+        crs=net.crs,
+    )
+    demand = snap_frame(net, demand)
+    result = audit(
+        net, centers, demand, AuditParams(speed_kmh=6.0, thresholds_min=(3.5,)), with_polygons=False
+    )
+    return result
+
+
+def test_grid_2sfca_and_e2sfca_by_hand(grid_net: WalkNetwork) -> None:
+    res = cap.capacity_audit(grid_net, grid_case(grid_net), cap.CapacityParams(enhanced=STEPS))
+    d = res.demand
+    np.testing.assert_allclose(d[cap.HOUSEHOLDS], [100, 200, 50, 100])
+    plain = 100 * np.array([0.75, 0.75 + 3 / 7, 3 / 7, 0.75 + 3 / 7])
+    enhanced = 100 * np.array([1.0, 0.5 + 3 / 7, 6 / 7, 1 + 3 / 14])
+    np.testing.assert_allclose(d[cap.M2_2SFCA], plain, rtol=1e-12)
+    np.testing.assert_allclose(d[cap.M2_PER_100_HOUSEHOLDS], plain, rtol=1e-12)
+    np.testing.assert_allclose(d[cap.M2_E2SFCA], enhanced, rtol=1e-12)
+    # 30 m² per 100 households: every unit meets it; at 80, only u2 and u4
+    assert d[cap.MEETS_STANDARD].tolist() == [True, True, True, True]
+    strict = cap.capacity_audit(
+        grid_net,
+        grid_case(grid_net),
+        cap.CapacityParams(standard_m2_per_100_households=80.0, decay=STEPS),
+    )
+    np.testing.assert_allclose(strict.demand[cap.M2_PER_100_HOUSEHOLDS], enhanced, rtol=1e-12)
+    assert strict.demand[cap.MEETS_STANDARD].tolist() == [True, True, True, True]
+    s90 = cap.capacity_audit(
+        grid_net, grid_case(grid_net), cap.CapacityParams(standard_m2_per_100_households=90.0)
+    )
+    assert s90.demand[cap.MEETS_STANDARD].tolist() == [False, True, False, True]
+    assert s90.share_meeting_standard == pytest.approx(300 / 450)
+    c = res.centers
+    np.testing.assert_allclose(c[cap.HOUSEHOLDS_WITHIN], [400, 350])
+    np.testing.assert_allclose(c[cap.SUPPLY_M2_PER_100], [75.0, 100 * 3 / 7])
+    np.testing.assert_allclose(c[cap.REQUIRED_M2], [120.0, 105.0])
+    # nearest: u1, u4 → A; u3 → B; u2 ties at 2 min (whichever the search keeps)
+    near = c[cap.HOUSEHOLDS_NEAREST].to_numpy()
+    assert near.sum() == pytest.approx(450.0)
+    assert near[0] >= 200
+    assert near[1] >= 50
+    summary = res.summary()
+    assert summary["households"] == pytest.approx(450.0)
+    assert summary["household_size"] == cap.DEFAULT_HOUSEHOLD_SIZE
+    assert summary["standard_m2_per_100_households"] == 30.0
+    assert summary["share_meeting_standard"] == 1.0
+    assert summary["centers_without_floor_area"] == 0
+    assert summary["floor_area_m2"] == 450.0
+
+
+def test_gaussian_by_hand(grid_net: WalkNetwork) -> None:
+    g = cap.Decay("gaussian", sigma_min=2.0)
+    res = cap.capacity_audit(grid_net, grid_case(grid_net), cap.CapacityParams(decay=g))
+
+    def w(t: float) -> float:
+        return math.exp(-t * t / 8.0)
+
+    da = 100 * w(1) + 200 * w(2) + 100 * w(1)
+    db = 200 * w(2) + 50 * w(1) + 100 * w(3)
+    ra, rb = 300 / da, 150 / db
+    expected = 100 * np.array([w(1) * ra, w(2) * ra + w(2) * rb, w(1) * rb, w(1) * ra + w(3) * rb])
+    # grid edges are 100 m to within a centimetre: 1e-4 min
+    np.testing.assert_allclose(res.demand[cap.M2_PER_100_HOUSEHOLDS], expected, rtol=1e-4)
+
+
+def test_center_without_floor_area_is_unknown_not_zero(grid_net: WalkNetwork) -> None:
+    with pytest.warns(UserWarning, match="1 of 2 centers have no floor area"):
+        res = cap.capacity_audit(grid_net, grid_case(grid_net, (300.0, math.nan)))
+    v = res.demand[cap.M2_PER_100_HOUSEHOLDS].to_numpy()
+    # u1 reaches only A (D_A = 400 without B taking any households): known; the rest reach B
+    assert v[0] == pytest.approx(75.0)
+    assert np.isnan(v[1:]).all()
+    assert res.demand[cap.MEETS_STANDARD].tolist() == [True, None, None, None]
+    assert res.centers_without_floor_area == ("B",)
+    assert res.share_unknown == pytest.approx(350 / 450)
+    assert res.share_meeting_standard == pytest.approx(100 / 450)
+    assert math.isnan(res.centers[cap.SUPPLY_M2_PER_100].iloc[1])
+    assert res.summary()["centers_without_floor_area_ids"] == ["B"]
+
+
+def test_no_floor_area_column_is_refused(grid_net: WalkNetwork) -> None:
+    result = grid_case(grid_net)
+    bare = result.centers.drop(columns=[FLOOR_AREA_M2])
+    from dataclasses import replace
+
+    with pytest.raises(InputError, match="--capacity-column"):
+        cap.capacity_audit(grid_net, replace(result, centers=bare))
+
+
+def test_fca_core_ignores_pairs_beyond_the_catchment_and_zero_weights() -> None:
+    out = cap.fca_core(
+        np.array([0, 0, 1]),
+        np.array([0, 1, 1]),
+        np.array([1.0, 9.0, 2.0]),
+        households=np.array([10.0, 30.0]),
+        floor_area_m2=np.array([5.0, 6.0]),
+        decay=cap.Decay(),
+        catchment_min=5.0,
+    )
+    np.testing.assert_allclose(out.supply_m2_per_household, [0.5, 0.2])
+    np.testing.assert_allclose(out.m2_per_household, [0.5, 0.2])
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("none", "none"),
+        ("step", "step"),
+        ("step:5=1,10=0.68,15=0.22", "step"),
+        ("gaussian", "gaussian"),
+        ("gaussian:7.5", "gaussian"),
+    ],
+)
+def test_decay_parse(text: str, kind: str) -> None:
+    assert cap.Decay.parse(text).kind == kind
+
+
+@pytest.mark.parametrize("text", ["linear", "step:5", "step:10=1,5=1", "gaussian:-1", "none:3"])
+def test_decay_parse_refuses(text: str) -> None:
+    with pytest.raises(InputError):
+        cap.Decay.parse(text)
+
+
+def test_default_step_is_luo_qi_on_thirds() -> None:
+    d = cap.Decay("step")
+    assert d.bands(15.0) == ((5.0, 1.0), (10.0, 0.68), (15.0, 0.22))
+    np.testing.assert_allclose(
+        d.weights(np.array([0.0, 5.0, 5.01, 15.0, 15.01]), 15.0), [1, 1, 0.68, 0.22, 0]
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"household_size": 0}, {"standard_m2_per_100_households": -1}, {"catchment_min": 0}],
+)
+def test_params_validation(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(InputError):
+        cap.CapacityParams(**kwargs)
+
+
+def test_floor_area_values() -> None:
+    v = floor_area_values(pd.Series(["120", None, "", 3.5]), "x")
+    assert v[0] == 120
+    assert v[3] == 3.5
+    assert np.isnan(v[1:3]).all()
+    with pytest.raises(InputError, match="row 2"):
+        floor_area_values(pd.Series([1, "big"]), "x")
+    with pytest.raises(InputError, match="row 1"):
+        floor_area_values(pd.Series([-1.0]), "x")
+
+
+# --- against pysal/access on the embedded city ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chengdu_capacity(chengdu_net: WalkNetwork, chengdu_extract: Any) -> Any:
+    centers = node_centers(chengdu_net, 40, seed=5)
+    rng = np.random.default_rng(7)
+    centers[FLOOR_AREA_M2] = rng.uniform(200.0, 5300.0, len(centers)).round(0)
+    demand = demand_from_extract(chengdu_net, chengdu_extract)
+    result = audit(
+        chengdu_net,
+        centers,
+        demand,
+        AuditParams(speed_kmh=4.5, thresholds_min=(5.0, 15.0)),
+        with_polygons=False,
+    )
+    # the travel-time matrix both sides are fed: every pair within 15 minutes
+    ms = speed_ms(4.5)
+    pairs = pairs_within_m(
+        chengdu_net,
+        require_snapped(chengdu_net, centers, "centers"),
+        require_snapped(chengdu_net, demand, "demand"),
+        limit_m=15 * 60 * ms,
+    )
+    cost = pd.DataFrame(
+        {
+            "unit": pairs.point,
+            "center": pairs.source,
+            "minutes": pairs.dist_m / ms / 60.0,
+        }
+    )
+    return result, cost
+
+
+def _access(result: Any, cost: pd.DataFrame, weight_fn: Any, e2: bool) -> np.ndarray:
+    access = pytest.importorskip("access")
+    hh = result.demand["population"].to_numpy() / HH
+    demand_df = pd.DataFrame({"unit": np.arange(len(hh)), "households": hh})
+    n = len(result.centers)
+    supply_df = pd.DataFrame({"center": np.arange(n), "floor": result.centers[FLOOR_AREA_M2]})
+    a = access.Access(
+        demand_df=demand_df,
+        demand_index="unit",
+        demand_value="households",
+        supply_df=supply_df,
+        supply_index="center",
+        supply_value="floor",
+        cost_df=cost,
+        cost_origin="unit",
+        cost_dest="center",
+        cost_name="minutes",
+    )
+    if e2:
+        out = a.enhanced_two_stage_fca(name="e", max_cost=15.0, weight_fn=weight_fn)
+    else:
+        out = a.two_stage_fca(name="p", max_cost=15.0)
+    return out.iloc[:, 0].reindex(range(len(hh))).fillna(0.0).to_numpy() * 100.0
+
+
+def test_2sfca_matches_pysal_access(chengdu_net: WalkNetwork, chengdu_capacity: Any) -> None:
+    result, cost = chengdu_capacity
+    ours = cap.capacity_audit(chengdu_net, result)
+    theirs = _access(result, cost, None, e2=False)
+    assert (theirs > 0).sum() > 100
+    np.testing.assert_allclose(ours.demand[cap.M2_2SFCA], theirs, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["step", "gaussian"])
+def test_e2sfca_matches_pysal_access(
+    chengdu_net: WalkNetwork, chengdu_capacity: Any, kind: str
+) -> None:
+    from access import weights
+
+    result, cost = chengdu_capacity
+    if kind == "step":
+        decay = cap.Decay("step", ((5.0, 1.0), (10.0, 0.68), (15.0, 0.22)))
+        fn = weights.step_fn({5: 1.0, 10: 0.68, 15: 0.22})
+    else:
+        decay = cap.Decay("gaussian", sigma_min=6.0)
+        fn = weights.gaussian(6.0)
+    ours = cap.capacity_audit(chengdu_net, result, cap.CapacityParams(enhanced=decay))
+    theirs = _access(result, cost, fn, e2=True)
+    np.testing.assert_allclose(ours.demand[cap.M2_E2SFCA], theirs, rtol=1e-9, atol=1e-9)
