@@ -356,8 +356,13 @@ def _snap(
             "walk; check their positions.",
             stacklevel=4,
         )
-    out = out[list(COLUMNS)].reset_index(drop=True)
+    out = out[_kept_columns(out)].reset_index(drop=True)
     return _as_contract(gpd.GeoDataFrame(out, geometry="geometry", crs=net.crs))
+
+
+def _kept_columns(gdf: pd.DataFrame) -> list[str]:
+    """Return the contract columns, plus the floor area when the centers carry one."""
+    return list(COLUMNS) + ([FLOOR_AREA_M2] if FLOOR_AREA_M2 in gdf.columns else [])
 
 
 def _as_contract(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -655,7 +660,7 @@ def add_centers(
                 "%d new centers are within %.1f m of an existing one; not added", dup.size, dedupe_m
             )
             new = new.drop(index=new.index[dup])
-        parts = [centers[list(COLUMNS)], new]
+        parts = [centers[_kept_columns(centers)], new]
         out = pd.concat([p for p in parts if len(p)], ignore_index=True)
     else:
         out = new

@@ -38,8 +38,22 @@ import pyproj
 import shapely
 
 from coverage import i18n
+from coverage.capacity import (
+    HAS_FLOOR_AREA,
+    HOUSEHOLDS,
+    HOUSEHOLDS_NEAREST,
+    HOUSEHOLDS_WITHIN,
+    M2_2SFCA,
+    M2_E2SFCA,
+    M2_PER_100_HOUSEHOLDS,
+    MEETS_STANDARD,
+    REQUIRED_M2,
+    SUPPLY_M2_PER_100,
+)
+from coverage.centers import FLOOR_AREA_M2
 from coverage.errors import InputError
 from coverage.fileio import json_bytes, jsonable, strip_controls
+from coverage.groups import GROUP_PREFIX, groups_block
 from coverage.inputs import CityData
 from coverage.maps import MapLayers, coverage_map
 from coverage.names import covered_column, share_column, threshold_key
@@ -65,6 +79,7 @@ COVERAGE_CURVE_CSV = "coverage_curve.csv"
 CENTERS_CSV = "centers.csv"
 COVERAGE_BY_LEVEL_CSV = "coverage_by_level.csv"
 REPORT_HTML = "report.html"
+GROUPS_CSV = "groups.csv"
 
 #: Contract columns of each GeoJSON layer (``covered_<t>`` columns are added per threshold).
 CENTER_COLUMNS = ("center_id", "name", "source", "level", "snap_distance_m")
@@ -75,6 +90,16 @@ UNCOVERED_COLUMNS = ("minutes", "population", "area_m2")
 SITE_COLUMNS = ("rank", "marginal_population", "cumulative_population", "cumulative_share")
 SITE_EXTRA_COLUMNS = ("candidate_id", "snap_distance_m")
 MINUTES_AFTER = "minutes_after"
+#: Capacity columns (issue 15), written when the scenario ran the capacity audit.
+CAPACITY_DEMAND_COLUMNS = (HOUSEHOLDS, M2_PER_100_HOUSEHOLDS, M2_2SFCA, M2_E2SFCA, MEETS_STANDARD)
+CAPACITY_CENTER_COLUMNS = (
+    FLOOR_AREA_M2,
+    HAS_FLOOR_AREA,
+    HOUSEHOLDS_NEAREST,
+    HOUSEHOLDS_WITHIN,
+    SUPPLY_M2_PER_100,
+    REQUIRED_M2,
+)
 LON = "lon"
 LAT = "lat"
 
@@ -276,13 +301,15 @@ def centers_table(centers: gpd.GeoDataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``center_id``, ``name``, ``source``, ``level``, ``lon``, ``lat``,
-        ``snap_distance_m``, ``population_nearest``, ``population_within_<t>``.
+        ``snap_distance_m``, ``population_nearest``, ``population_within_<t>``;
+        the capacity columns (``floor_area_m2``, ``households_nearest``...) when present.
     """
     wgs = _to_wgs84(centers, "centers")
     cols = [c for c in CENTER_COLUMNS if c in wgs.columns]
     cols += [
         c for c in wgs.columns if c == "population_nearest" or c.startswith("population_within_")
     ]
+    cols += [c for c in CAPACITY_CENTER_COLUMNS if c in wgs.columns]
     df = pd.DataFrame(wgs[cols]).reset_index(drop=True)
     pts = shapely.point_on_surface(np.asarray(wgs.geometry.values, dtype=object))
     df[LON] = np.round(shapely.get_x(pts), COORD_DECIMALS)
@@ -414,7 +441,7 @@ def summary_dict(
     dict
         ``schema_version``, ``input``, ``params``, ``network``, ``demand``,
         ``centers``, ``coverage``, ``coverage_by_level`` and, when present,
-        ``districts``, ``siting`` and ``closed_centers``.
+        ``districts``, ``siting``, ``capacity``, ``groups`` and ``closed_centers``.
     """
     net, audit, siting, centers = city.net, result.audit, result.siting, result.centers
     population_model, districts = city.population_model, result.districts
@@ -451,6 +478,12 @@ def summary_dict(
         doc["districts"] = _records(districts)
     if siting is not None:
         doc["siting"] = siting_block(siting)
+    capacity = getattr(result, "capacity", None)
+    if capacity is not None:
+        doc["capacity"] = jsonable(capacity.summary())
+    groups = getattr(result, "groups", None)
+    if groups is not None and len(groups):
+        doc["groups"] = groups_block(groups)
     if extra:
         doc.update({str(k): jsonable(v) for k, v in extra.items()})
     return doc
@@ -496,9 +529,14 @@ def _scenario_name(extra: Mapping[str, Any] | None) -> str:
 # --- all files --------------------------------------------------------------------------
 
 
-def _demand_frame(audit: Any, siting: Any) -> tuple[gpd.GeoDataFrame, list[str]]:
-    demand = audit.demand
+def _demand_frame(
+    audit: Any, siting: Any, capacity: Any = None
+) -> tuple[gpd.GeoDataFrame, list[str]]:
+    demand = audit.demand if capacity is None else capacity.demand
     cols = list(DEMAND_COLUMNS) + [covered_column(t) for t in audit.params.thresholds_min]
+    if capacity is not None:
+        cols += list(CAPACITY_DEMAND_COLUMNS)
+    cols += [c for c in demand.columns if str(c).startswith(GROUP_PREFIX)]
     if siting is not None:
         demand = demand.copy()
         after = siting.minutes_after
@@ -550,17 +588,20 @@ def output_files(
             progress(fraction, message)
 
     audit, siting, centers_now = result.audit, result.siting, result.centers
+    capacity = getattr(result, "capacity", None)
     if title is None:
         title = f"{i18n.t('report.title', lang)} · {city.source_name}"
     # The audit's centers carry the per-center statistics; prefer them.
     audited_centers = audit.centers if len(audit.centers) == len(centers_now) else centers_now
+    if capacity is not None and len(capacity.centers) == len(centers_now):
+        audited_centers = capacity.centers
     doc = summary_dict(result, city, extra=extra)
     files: dict[str, bytes] = {}
     step(0.0, "writing centers")
     files[CENTERS_GEOJSON] = geojson_bytes(
         audited_centers,
         ["center_id"],
-        optional=[*CENTER_COLUMNS[1:], "population_nearest"],
+        optional=[*CENTER_COLUMNS[1:], "population_nearest", *CAPACITY_CENTER_COLUMNS],
         what="centers",
     )
     files[CENTERS_CSV] = csv_bytes(centers_table(audited_centers))
@@ -569,7 +610,7 @@ def output_files(
         audit.service_areas, SERVICE_AREA_COLUMNS, what="service_areas"
     )
     step(0.3, "writing demand")
-    demand, demand_cols = _demand_frame(audit, siting)
+    demand, demand_cols = _demand_frame(audit, siting, capacity)
     files[DEMAND_GEOJSON] = geojson_bytes(
         demand, demand_cols, optional=DEMAND_EXTRA_COLUMNS, what="demand"
     )
@@ -581,6 +622,9 @@ def output_files(
             siting.sites, SITE_COLUMNS, optional=SITE_EXTRA_COLUMNS, what="proposed_sites"
         )
         files[COVERAGE_CURVE_CSV] = csv_bytes(pd.DataFrame(siting.curve))
+    groups = getattr(result, "groups", None)
+    if groups is not None and len(groups):
+        files[GROUPS_CSV] = csv_bytes(pd.DataFrame(groups))
     files[SUMMARY_JSON] = (
         json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
     ).encode("utf-8")

@@ -125,6 +125,9 @@ class CityInputs:
         Population polygons, points or a GeoTIFF raster replacing the OSM estimate.
     population_column
         Population column of a polygon or point file.
+    population_groups
+        Columns of population groups in that file (e.g. ``60岁及以上``), reported
+        per group (:mod:`coverage.groups`).
     districts
         District polygons (audited per district; the batch's districts).
     district_name_column
@@ -151,6 +154,7 @@ class CityInputs:
     )
     population: FileInput | None = None
     population_column: str = "population"
+    population_groups: tuple[str, ...] = ()
     districts: FileInput | None = None
     district_name_column: str = "name"
     admin_level: str | None = None
@@ -167,6 +171,7 @@ class CityInputs:
             msg = f"`crs` must be one of {', '.join(CRS_NAMES)}; got {self.crs!r}. Use 'gcj02' for Amap/高德 or Tencent coordinates, 'bd09' for Baidu/百度, 'wgs84' for GPS or OpenStreetMap."
             raise InputError(msg)
         object.__setattr__(self, "crs", crs)
+        object.__setattr__(self, "population_groups", tuple(map(str, self.population_groups)))
         for name in ("centers", "population", "districts", "candidates", "exclusions"):
             object.__setattr__(self, name, FileInput.of(getattr(self, name)))
         tags = {str(k): tuple(str(v) for v in vals) for k, vals in dict(self.center_tags).items()}
@@ -190,13 +195,17 @@ class CityInputs:
                 ("exclusions", self.exclusions),
             )
         }
-        parts = {
+        parts: dict[str, Any] = {
             "osm": str(osm.expanduser().resolve()),
             "osm_size": stat.st_size if stat else None,
             "osm_mtime_ns": stat.st_mtime_ns if stat else None,
             "crs": self.crs,
             "files": files,
-            "center_columns": asdict(self.center_columns),
+            "center_columns": {
+                k: v
+                for k, v in asdict(self.center_columns).items()
+                if v is not None or k != "floor_area"  # earlier keys stay valid
+            },
             "center_tags": {k: list(v) for k, v in sorted(self.center_tags.items())},
             "population_column": self.population_column,
             "district_name_column": self.district_name_column,
@@ -204,6 +213,8 @@ class CityInputs:
             "cache_dir": None if self.cache_dir is None else str(self.cache_dir),
             "memory_budget_bytes": self.memory_budget_bytes,
         }
+        if self.population_groups:  # only then, so earlier keys stay valid
+            parts["population_groups"] = list(self.population_groups)
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -416,10 +427,21 @@ def _demand(
         demand = demand_units(extract, net, model=model)
         return demand, {"source": "osm", **asdict(model)}
     spec = PopulationFile(
-        f.source, filename=f.name, column=inputs.population_column, crs=inputs.crs
+        f.source,
+        filename=f.name,
+        column=inputs.population_column,
+        crs=inputs.crs,
+        group_columns=inputs.population_groups,
     )
     demand = demand_units(extract, net, population=spec)
-    return demand, {"source": "file", "file": f.name, "column": inputs.population_column}
+    described: dict[str, Any] = {
+        "source": "file",
+        "file": f.name,
+        "column": inputs.population_column,
+    }
+    if inputs.population_groups:
+        described["groups"] = list(inputs.population_groups)
+    return demand, described
 
 
 def _candidates(inputs: CityInputs, net: WalkNetwork) -> gpd.GeoDataFrame | None:

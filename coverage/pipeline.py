@@ -28,7 +28,9 @@ import geopandas as gpd
 
 from coverage import export
 from coverage.audit import AuditParams, audit
+from coverage.capacity import capacity_audit
 from coverage.centers import add_centers, close_centers
+from coverage.groups import group_coverage, group_names
 from coverage.inputs import CityData
 from coverage.progress import ProgressFn, sub_progress
 from coverage.scenario import Scenario, ScenarioResult
@@ -150,6 +152,12 @@ def run(
         if city.districts is not None
         else None
     )
+    capacity = (
+        capacity_audit(city.net, result, scenario.capacity)
+        if scenario.capacity is not None
+        else None
+    )
+    groups = group_coverage(result, scenario.groups) if group_names(city.demand) else None
     siting = None
     if sp is not None:
         siting = propose_sites(
@@ -169,7 +177,13 @@ def run(
         f", {len(siting.sites)} sites proposed" if siting is not None else "",
     )
     return ScenarioResult(
-        scenario=scenario, centers=centers, audit=result, siting=siting, districts=districts
+        scenario=scenario,
+        centers=centers,
+        audit=result,
+        siting=siting,
+        districts=districts,
+        capacity=capacity,
+        groups=groups,
     )
 
 
