@@ -220,6 +220,24 @@ def m2_per_100_households(text: str) -> float:
     return _positive(text, "capacity standard", "30")
 
 
+def area_m2(text: str) -> float:
+    """Parse a positive floor area in m²."""
+    return _positive(text, "floor area", "300")
+
+
+def areas_m2(text: str) -> tuple[float, ...]:
+    """Parse ``"300,600"`` into distinct positive floor areas in m²."""
+    items = [s.strip() for s in text.split(",")]
+    if not text.strip() or any(not s for s in items):
+        msg = f"expected floor areas in m² separated by commas, e.g. 300,600; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    values = tuple(area_m2(s) for s in items)
+    if len(set(values)) != len(values):
+        msg = f"floor areas must be distinct; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return values
+
+
 def decay(text: str) -> Decay:
     """Parse ``--decay``: none, step[:MIN=W,...] or gaussian[:SIGMA_MIN]."""
     try:
@@ -415,6 +433,18 @@ def _siting_options(p: argparse.ArgumentParser, *, required: bool) -> None:
         help="candidate sites (points); default: along the streets",
     )
     s.add_argument("--exclude", type=Path, metavar="FILE", help="polygons where no new site may go")
+    s.add_argument(
+        "--new-site-m2",
+        type=areas_m2,
+        metavar="M2[,M2...]",
+        help="capacitated siting: floor area of a new site, or sizes to choose among (e.g. 300,600); residents must be within --minutes and served within floor area",
+    )
+    s.add_argument(
+        "--enlarge-m2",
+        type=area_m2,
+        metavar="M2",
+        help="with --new-site-m2: enlarging an existing center by this floor area is a candidate action too",
+    )
     s.add_argument("--exact", action="store_true", help="solve the exact model with HiGHS")
     s.add_argument(
         "--time-limit-s",
@@ -623,6 +653,8 @@ def run_from_args(args: argparse.Namespace) -> tuple[CityInputs, Scenario]:
             speed_kmh=args.speed_kmh,
             exact=args.exact,
             time_limit_s=args.time_limit_s,
+            new_site_m2=getattr(args, "new_site_m2", None) or (),
+            enlarge_m2=getattr(args, "enlarge_m2", None),
         )
     scenario = Scenario(
         name=args.command,

@@ -88,7 +88,13 @@ DEMAND_COLUMNS = ("demand_id", "population", "minutes_to_nearest", "nearest_cent
 DEMAND_EXTRA_COLUMNS = ("kind", "name")
 UNCOVERED_COLUMNS = ("minutes", "population", "area_m2")
 SITE_COLUMNS = ("rank", "marginal_population", "cumulative_population", "cumulative_share")
-SITE_EXTRA_COLUMNS = ("candidate_id", "snap_distance_m")
+SITE_EXTRA_COLUMNS = (
+    "candidate_id",
+    "snap_distance_m",
+    "action",
+    "added_floor_area_m2",
+    "enlarged_center_id",
+)
 MINUTES_AFTER = "minutes_after"
 #: Capacity columns (issue 15), written when the scenario ran the capacity audit.
 CAPACITY_DEMAND_COLUMNS = (HOUSEHOLDS, M2_PER_100_HOUSEHOLDS, M2_2SFCA, M2_E2SFCA, MEETS_STANDARD)
@@ -361,6 +367,12 @@ def siting_block(siting: Any) -> dict[str, Any]:
         block["minutes"] = float(params.minutes)
         if params.target_share is not None:
             block["target_share"] = float(params.target_share)
+    if getattr(siting, "bound_kind", ""):
+        block["bound_kind"] = str(siting.bound_kind)
+    if params is not None and bool(getattr(params, "capacitated", False)):
+        block["new_site_m2"] = [float(a) for a in params.new_site_m2]
+        block["enlarge_m2"] = params.enlarge_m2
+        block["objective"] = "residents within the threshold and served within floor area"
     for name in ("target_met", "optimal", "min_sites_proven", "n_candidates"):
         value = getattr(siting, name, None)
         if value is not None:

@@ -996,9 +996,13 @@ def best_sites(
 
 METHOD_CAP_GREEDY = "capacitated-greedy"
 METHOD_CAP_EXACT = "capacitated-exact"
-#: Largest number of (facility, unit) pairs put into one LP or MIP; beyond it the bound
-#: falls back to the combinatorial ones and the exact model is refused.
+#: Largest number of (facility, unit) pairs put into the exact MIP (refused beyond it).
 CAP_LP_MAX_PAIRS = 3_000_000
+#: Largest number of pairs for the LP bound, and its time limit: the relaxation of a city
+#: (1,432 candidates × 2 sizes, 3e6 pairs) took HiGHS a minute; past these the
+#: combinatorial bound stands alone.
+CAP_BOUND_LP_MAX_PAIRS = 250_000
+CAP_BOUND_LP_TIME_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -1234,30 +1238,38 @@ def capacitated_bound(
     k: int,
     *,
     served: float | None = None,
+    before: float | None = None,
     lp: bool = True,
     time_limit_s: float = 60.0,
 ) -> tuple[float, str]:
     """Return a proven upper bound on the residents served with ``k`` actions, and its name.
 
-    - ``submodular``: served(S) + the ``k`` largest bounds on single gains
-      w.r.t. ``S``; a gain is at most ``min(capacity, residents of the units it
-      covers, residents unserved)``. Valid because served residents are a
-      monotone submodular function of the open facilities.
+    - ``submodular``: served(T) + the ``k`` largest bounds on single gains
+      w.r.t. ``T``, for ``T`` the choice and for ``T`` empty (existing centers
+      only); a gain is at most ``min(capacity, residents of the units it
+      covers, residents unserved)``, one action per location. Valid because
+      served residents are a monotone submodular function of the open
+      facilities (OPT <= f(T) + sum of its actions' gains w.r.t. T).
     - ``lp``: the LP relaxation of :func:`solve_capacitated_exact` (HiGHS),
-      when the instance has at most :data:`CAP_LP_MAX_PAIRS` pairs.
+      when the instance has at most :data:`CAP_BOUND_LP_MAX_PAIRS` pairs and
+      HiGHS solves it within :data:`CAP_BOUND_LP_TIME_S`.
     """
     S = np.asarray(chosen, dtype=np.int64)
     f_s = served_population(model, S) if served is None else float(served)
+    f_0 = served_population(model) if before is None else float(before)
     total = float(model.weights.sum())
     n0 = model.n_existing
     covered_pop = model.cover[n0:].astype(np.float64) @ model.weights
-    single = np.minimum(np.minimum(model.capacity[n0:], covered_pop), total - f_s)
+    per = np.minimum(model.capacity[n0:], covered_pop)
+    # the bound holds around any set: around S (the choice) and around the empty set
+    single = np.minimum(per, total - f_s)
     single[S] = 0.0
-    sub = min(total, f_s + _top_k_per_location(single, model.location, int(k)))
-    best, kind = sub, "submodular"
-    if lp and model.cover.nnz <= CAP_LP_MAX_PAIRS and k > 0:
+    sub = f_s + _top_k_per_location(single, model.location, int(k))
+    sub0 = f_0 + _top_k_per_location(np.minimum(per, total - f_0), model.location, int(k))
+    best, kind = min(total, sub, sub0), "submodular"
+    if lp and model.cover.nnz <= CAP_BOUND_LP_MAX_PAIRS and k > 0:
         h, _ = _cap_mip(model, int(k), integral=False)
-        h.setOptionValue("time_limit", float(time_limit_s))
+        h.setOptionValue("time_limit", min(float(time_limit_s), CAP_BOUND_LP_TIME_S))
         h.run()
         if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             value = float(h.getInfo().objective_function_value) * (1 + 1e-9) + 1e-9

@@ -13,7 +13,9 @@ all go through these, so the policy below is decided here, once:
   minutes (:func:`audit_params`), so the baseline share of the siting
   threshold is always in the summary;
 - the siting's walking speed (the audit's) and its tie-break minutes: the
-  largest audited threshold below the siting minutes (:func:`tie_break_minutes`).
+  largest audited threshold below the siting minutes (:func:`tie_break_minutes`);
+- a capacitated siting's household size and floor-area standard: the capacity
+  audit's (:func:`siting_params`).
 """
 
 from __future__ import annotations
@@ -71,10 +73,18 @@ def siting_params(scenario: Scenario) -> SitingParams | None:
     if scenario.siting is None:
         return None
     audited = audit_params(scenario)
-    return replace(
+    siting = replace(
         scenario.siting,
         speed_kmh=audited.speed_kmh,
         secondary_minutes=tie_break_minutes(audited.thresholds_min, scenario.siting.minutes),
+    )
+    if scenario.capacity is None:
+        return siting
+    # one household size and floor-area standard for the capacity audit and the siting
+    return replace(
+        siting,
+        household_size=scenario.capacity.household_size,
+        standard_m2_per_100_households=scenario.capacity.standard_m2_per_100_households,
     )
 
 
