@@ -804,7 +804,7 @@ def _print_summary(out: TextIO, result: ScenarioResult, target: Path) -> None:
             f"  within {key} min: {stats.share:6.1%} ({stats.population_covered:,.0f} residents)",
             file=out,
         )
-    capacity = result.capacity
+    capacity = getattr(result, "capacity", None)
     if capacity is not None:
         std = capacity.params.standard_m2_per_100_households
         print(

@@ -298,3 +298,174 @@ def test_e2sfca_matches_pysal_access(
     ours = cap.capacity_audit(chengdu_net, result, cap.CapacityParams(enhanced=decay))
     theirs = _access(result, cost, fn, e2=True)
     np.testing.assert_allclose(ours.demand[cap.M2_E2SFCA], theirs, rtol=1e-9, atol=1e-9)
+
+
+# --- capacitated siting on the grid -----------------------------------------------------
+
+
+def test_capacitated_siting_on_the_grid(grid_net: WalkNetwork) -> None:
+    """A (60 m²: 524 residents at 30 m²/100 households) covers u1, u2, u4 (1,048 residents).
+
+    Within 3.5 min, a new site at (400, 300) covers u2 and u3, one at (0, 100) u1, u2
+    and u4. With 90 m² (786 residents) the first lets A serve u1 + u4 (524) and serves
+    u2 + u3 (655): everyone (1,179). The second reaches 1,048; enlarging A by 90 m²
+    reaches 1,048 too. So the exact answer is one new 90 m² site at (400, 300).
+    """
+    from coverage.siting import (
+        ACTION,
+        ADDED_FLOOR_AREA_M2,
+        SitingParams,
+        candidates_from_file,
+        propose_sites,
+    )
+
+    audit_result = grid_case(grid_net, (60.0, 150.0))
+    centers = audit_result.centers.iloc[[0]].reset_index(drop=True)
+    demand = audit_result.demand
+    pts = gpd.GeoDataFrame(
+        {"candidate_id": ["east", "west"]},
+        geometry=shapely.points([[E0 + 400, N0 + 300], [E0, N0 + 100]]),
+        crs=grid_net.crs,
+    )
+    cands = candidates_from_file(grid_net, pts)
+    base = {
+        "k": 1,
+        "minutes": 3.5,
+        "speed_kmh": 6.0,
+        "secondary_minutes": None,
+        "new_site_m2": (30.0, 90.0),
+        "enlarge_m2": 90.0,
+    }
+    exact = propose_sites(
+        grid_net, demand, centers, params=SitingParams(**base, exact=True), candidates=cands
+    )
+    total = 1179.0
+    assert exact.method == "capacitated-exact"
+    assert exact.optimal
+    assert exact.share_before == pytest.approx(524 / total, rel=1e-9)
+    assert exact.share_after == pytest.approx(1.0, rel=1e-9)
+    row = exact.sites.iloc[0]
+    assert row["candidate_id"] == "east"
+    assert row[ACTION] == "new"
+    assert row[ADDED_FLOOR_AREA_M2] == 90.0
+    greedy = propose_sites(grid_net, demand, centers, params=SitingParams(**base), candidates=cands)
+    assert greedy.method == "capacitated-greedy"
+    assert greedy.share_after <= exact.share_after + 1e-12
+    assert greedy.upper_bound_share >= 1.0 - 1e-9
+    # unknown floor areas are refused, never taken as 0 or infinite
+    blank = centers.assign(**{FLOOR_AREA_M2: [math.nan]})
+    with pytest.raises(InputError, match="floor area"):
+        propose_sites(grid_net, demand, blank, params=SitingParams(**base), candidates=cands)
+
+
+# --- groups ------------------------------------------------------------------------------
+
+
+def test_group_coverage_scales_minutes_by_speed(grid_net: WalkNetwork) -> None:
+    """At 6 km/h u1/u4 are 1 min, u2 2 min, u3 1 min from A or B; at 3.3 km/h ×(6/3.3)."""
+    from coverage.groups import GroupParams, group_column, group_coverage, groups_block
+
+    result = grid_case(grid_net)
+    d = result.demand.copy()
+    d[group_column("60岁及以上")] = [100.0, 50.0, 0.0, 10.0]
+    d[group_column("0-14岁")] = [0.0, 20.0, 30.0, 0.0]
+    from dataclasses import replace
+
+    res = replace(result, demand=d)
+    table = group_coverage(res)
+    older = table[table["group"] == "60岁及以上"].iloc[0]
+    assert older["speed_kmh"] == 3.3
+    # 2 min at 6 km/h = 3.64 min at 3.3 km/h > 3.5: u2's 50 older residents are not covered
+    assert older["population"] == 160.0
+    assert older["population_covered"] == pytest.approx(110.0)
+    young = table[table["group"] == "0-14岁"].iloc[0]
+    assert young["speed_kmh"] == 6.0
+    assert young["share"] == pytest.approx(1.0)
+    # an explicit speed wins
+    slow = group_coverage(res, GroupParams({"0-14岁": 3.0}))
+    assert slow[slow["group"] == "0-14岁"]["population_covered"].iloc[0] == pytest.approx(30.0)
+    block = groups_block(table)
+    assert block["60岁及以上"]["coverage"]["3.5"]["share"] == pytest.approx(110 / 160)
+    with pytest.raises(InputError, match="groups"):
+        group_coverage(res, GroupParams({"80岁": 3.0}))
+
+
+# --- CLI and output contract ---------------------------------------------------------------
+
+
+def test_cli_audit_with_capacity_and_groups(tmp_path: Path) -> None:
+    import json
+
+    from coverage.cli import main
+
+    centers = pd.DataFrame(
+        {
+            "名称": ["A", "B"],
+            "lon": [0.0, 0.0],
+            "lat": [0.0, 0.0],
+            "floor_area_m2": [300, ""],
+        }
+    )
+    net = walk_network(GRID, cache_dir=None)
+    import pyproj
+
+    to_ll = pyproj.Transformer.from_crs(net.crs, "EPSG:4326", always_xy=True)
+    for i, (x, y) in enumerate([(E0 + 100, N0 + 100), (E0 + 300, N0 + 300)]):
+        centers.loc[i, ["lon", "lat"]] = to_ll.transform(x, y)
+    centers.to_csv(tmp_path / "centers.csv", index=False)
+    pop = gpd.GeoDataFrame(
+        {"population": [262.0, 524.0], "60岁及以上": [100.0, 0.0]},
+        geometry=shapely.points([[E0, N0 + 100], [E0 + 200, N0 + 200]]),
+        crs=net.crs,
+    ).to_crs("EPSG:4326")
+    pop.to_file(tmp_path / "pop.geojson", driver="GeoJSON")
+    out = tmp_path / "out"
+    code = main(
+        [
+            "audit",
+            "--osm",
+            str(GRID),
+            "--centers",
+            str(tmp_path / "centers.csv"),
+            "--population",
+            str(tmp_path / "pop.geojson"),
+            "--population-groups",
+            "60岁及以上",
+            "--minutes",
+            "3.5",
+            "--speed-kmh",
+            "6",
+            "--household-size",
+            "2.62",
+            "--capacity-standard",
+            "30",
+            "--no-polygons",
+            "--no-report",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--out",
+            str(out),
+            "-q",
+        ]
+    )
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    capacity = summary["capacity"]
+    assert capacity["household_size"] == 2.62
+    assert capacity["standard_m2_per_100_households"] == 30.0
+    assert capacity["centers_without_floor_area"] == 1
+    assert capacity["households"] == pytest.approx(300.0)
+    assert summary["groups"]["60岁及以上"]["speed_kmh"] == 3.3
+    demand = json.loads((out / "demand.geojson").read_text(encoding="utf-8"))
+    props = [f["properties"] for f in demand["features"]]
+    assert all("m2_per_100_households" in p and "households" in p for p in props)
+    # the unit at (0, 100) reaches only A (B lacks a floor area but is 5 min away)
+    first = next(p for p in props if p["households"] == pytest.approx(100.0))
+    assert first["m2_per_100_households"] == pytest.approx(100 * 300 / 300)
+    second = next(p for p in props if p["households"] == pytest.approx(200.0))
+    assert second["m2_per_100_households"] is None
+    centers_csv = pd.read_csv(out / "centers.csv", encoding="utf-8-sig")
+    assert {"floor_area_m2", "households_within", "supply_m2_per_100_households"} <= set(
+        centers_csv.columns
+    )
+    assert (out / "groups.csv").exists()
