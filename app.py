@@ -618,6 +618,10 @@ def build_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
         sites=res.siting.sites if res.siting is not None else None,
         districts=city.districts,
         district_name_column="district",
+        capacity=res.capacity.demand if getattr(res, "capacity", None) is not None else None,
+        capacity_standard_m2=res.scenario.capacity.standard_m2_per_100_households
+        if res.scenario.capacity is not None
+        else 30.0,
     )
     m = coverage_map(
         layers,
@@ -662,6 +666,16 @@ def headline(res: ScenarioResult, base: ScenarioResult | None) -> None:
                 before=res.siting.share_before,
                 after=res.siting.share_after,
                 bound=res.siting.upper_bound_share,
+            )
+        )
+    capacity = getattr(res, "capacity", None)
+    if capacity is not None:  # issue 15: scenarios that carry a capacity audit
+        st.caption(
+            tr(
+                "capacity.headline",
+                share=capacity.share_meeting_standard,
+                standard=capacity.params.standard_m2_per_100_households,
+                unknown=capacity.share_unknown,
             )
         )
 

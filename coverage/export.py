@@ -643,7 +643,9 @@ def output_files(
     files[SUMMARY_CSV] = summary_csv_bytes(audit, scenario=_scenario_name(extra))
     if report:
         step(0.6, "writing report")
-        files[REPORT_HTML] = _report(title, doc, audit, siting, centers_now, lang).encode("utf-8")
+        files[REPORT_HTML] = _report(title, doc, audit, siting, centers_now, lang, capacity).encode(
+            "utf-8"
+        )
     step(1.0, "files ready")
     return files
 
@@ -655,6 +657,7 @@ def _report(
     siting: Any,
     centers: gpd.GeoDataFrame,
     lang: str,
+    capacity: Any = None,
 ) -> str:
     layers = MapLayers(
         centers=audit.centers if len(audit.centers) == len(centers) else centers,
@@ -662,6 +665,10 @@ def _report(
         demand=audit.demand,
         uncovered=audit.uncovered if len(audit.uncovered) else None,
         sites=siting.sites if siting is not None and len(siting.sites) else None,
+        capacity=None if capacity is None else capacity.demand,
+        capacity_standard_m2=30.0
+        if capacity is None
+        else capacity.params.standard_m2_per_100_households,
     )
     m = coverage_map(layers, lang=lang, thresholds_min=tuple(audit.params.thresholds_min))
     tables: dict[str, pd.DataFrame] = {

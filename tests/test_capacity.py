@@ -469,3 +469,19 @@ def test_cli_audit_with_capacity_and_groups(tmp_path: Path) -> None:
         centers_csv.columns
     )
     assert (out / "groups.csv").exists()
+
+
+def test_capacity_map_layer(grid_net: WalkNetwork) -> None:
+    from coverage.i18n import t
+    from coverage.maps import MapLayers, coverage_map
+
+    with pytest.warns(UserWarning, match="no floor area"):
+        res = cap.capacity_audit(grid_net, grid_case(grid_net, (300.0, math.nan)))
+    for lang in ("zh", "en"):
+        m = coverage_map(MapLayers(capacity=res.demand, capacity_standard_m2=80.0), lang=lang)
+        html = m.get_root().render()
+        assert t("map.layer.capacity", lang) in html
+        assert t("map.legend.capacity_meets", lang, standard=80.0) in html
+        assert t("map.legend.capacity_unknown", lang) in html
+    with pytest.raises(InputError, match="m2_per_100_households"):
+        MapLayers(capacity=res.demand.drop(columns=[cap.M2_PER_100_HOUSEHOLDS]))
