@@ -485,3 +485,22 @@ def test_capacity_map_layer(grid_net: WalkNetwork) -> None:
         assert t("map.legend.capacity_unknown", lang) in html
     with pytest.raises(InputError, match="m2_per_100_households"):
         MapLayers(capacity=res.demand.drop(columns=[cap.M2_PER_100_HOUSEHOLDS]))
+
+
+def test_scenario_round_trip_with_capacity_and_groups() -> None:
+    from coverage.groups import GroupParams
+    from coverage.scenario import Scenario
+    from coverage.siting import SitingParams
+
+    s = Scenario(
+        capacity=cap.CapacityParams(household_size=3.0, decay=STEPS),
+        groups=GroupParams({"60岁及以上": 3.0}),
+        siting=SitingParams(k=3, new_site_m2=(300.0, 600.0), enlarge_m2=100.0),
+    )
+    back = Scenario.from_json(s.to_json())
+    assert back == s
+    assert back.capacity is not None
+    assert back.capacity.decay.bands(3.5) == STEPS.steps_min
+    # scenarios without them are written as before
+    assert "capacity" not in Scenario().to_dict()
+    assert "groups" not in Scenario().to_dict()
