@@ -610,6 +610,7 @@ def _show_warnings(log: list[warnings.WarningMessage]) -> None:
 def build_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
     """Return the scenario's map, its Leaflet taken from ./static (no CDN)."""
     a = res.audit
+    cap_res = getattr(res, "capacity", None)  # issue 15: when the centers carry floor areas
     layers = MapLayers(
         centers=res.centers,
         service_areas=a.service_areas,
@@ -618,10 +619,10 @@ def build_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
         sites=res.siting.sites if res.siting is not None else None,
         districts=city.districts,
         district_name_column="district",
-        capacity=res.capacity.demand if getattr(res, "capacity", None) is not None else None,
-        capacity_standard_m2=res.scenario.capacity.standard_m2_per_100_households
-        if res.scenario.capacity is not None
-        else 30.0,
+        capacity=None if cap_res is None else cap_res.demand,
+        capacity_standard_m2=30.0
+        if cap_res is None
+        else cap_res.params.standard_m2_per_100_households,
     )
     m = coverage_map(
         layers,
@@ -669,7 +670,7 @@ def headline(res: ScenarioResult, base: ScenarioResult | None) -> None:
             )
         )
     capacity = getattr(res, "capacity", None)
-    if capacity is not None:  # issue 15: scenarios that carry a capacity audit
+    if capacity is not None:  # issue 15: the centers carry floor areas, or the scenario asks
         st.caption(
             tr(
                 "capacity.headline",

@@ -460,7 +460,7 @@ def _capacity_options(p: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--capacity",
         action="store_true",
-        help="audit floor-area capacity (2SFCA); implied by the other --capacity-*/--household-size/--decay options",
+        help="audit floor-area capacity (2SFCA); on with the defaults whenever the centers file has a floor-area column, and implied by --household-size, --capacity-standard, --decay",
     )
     c.add_argument(
         "--capacity-column",

@@ -15,7 +15,10 @@ all go through these, so the policy below is decided here, once:
 - the siting's walking speed (the audit's) and its tie-break minutes: the
   largest audited threshold below the siting minutes (:func:`tie_break_minutes`);
 - a capacitated siting's household size and floor-area standard: the capacity
-  audit's (:func:`siting_params`).
+  audit's (:func:`siting_params`);
+- whether the capacity audit runs: when the scenario asks for it, or with the
+  default parameters when the city's centers carry floor areas
+  (:func:`capacity_params`).
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ import geopandas as gpd
 
 from coverage import export
 from coverage.audit import AuditParams, audit
-from coverage.capacity import capacity_audit
-from coverage.centers import add_centers, close_centers
+from coverage.capacity import CapacityParams, capacity_audit
+from coverage.centers import FLOOR_AREA_M2, add_centers, close_centers
 from coverage.groups import group_coverage, group_names
 from coverage.inputs import CityData
 from coverage.progress import ProgressFn, sub_progress
@@ -86,6 +89,16 @@ def siting_params(scenario: Scenario) -> SitingParams | None:
         household_size=scenario.capacity.household_size,
         standard_m2_per_100_households=scenario.capacity.standard_m2_per_100_households,
     )
+
+
+def capacity_params(city: CityData, scenario: Scenario) -> CapacityParams | None:
+    """Return the capacity audit's parameters: the scenario's, else the defaults when centers carry floor areas."""
+    if scenario.capacity is not None:
+        return scenario.capacity
+    centers = city.centers
+    if FLOOR_AREA_M2 in centers.columns and centers[FLOOR_AREA_M2].notna().any():
+        return CapacityParams()
+    return None
 
 
 def scenario_centers(city: CityData, scenario: Scenario) -> gpd.GeoDataFrame:
@@ -162,11 +175,8 @@ def run(
         if city.districts is not None
         else None
     )
-    capacity = (
-        capacity_audit(city.net, result, scenario.capacity)
-        if scenario.capacity is not None
-        else None
-    )
+    cp = capacity_params(city, scenario)
+    capacity = capacity_audit(city.net, result, cp) if cp is not None else None
     groups = group_coverage(result, scenario.groups) if group_names(city.demand) else None
     siting = None
     if sp is not None:

@@ -504,3 +504,34 @@ def test_scenario_round_trip_with_capacity_and_groups() -> None:
     # scenarios without them are written as before
     assert "capacity" not in Scenario().to_dict()
     assert "groups" not in Scenario().to_dict()
+
+
+def test_cli_site_capacitated_exact(tmp_path: Path) -> None:
+    import json
+
+    import pyproj
+
+    from coverage.cli import main
+
+    net = walk_network(GRID, cache_dir=None)
+    to_ll = pyproj.Transformer.from_crs(net.crs, "EPSG:4326", always_xy=True)
+    lon, lat = to_ll.transform(E0 + 100, N0 + 100)
+    pd.DataFrame({"lon": [lon], "lat": [lat], "floor_area_m2": [60]}).to_csv(
+        tmp_path / "c.csv", index=False
+    )
+    out = tmp_path / "out"
+    args = ["site", "--osm", str(GRID), "--centers", str(tmp_path / "c.csv"), "--new", "2"]
+    args += ["--minutes", "3.5", "--speed-kmh", "6", "--new-site-m2", "30,90", "--enlarge-m2", "60"]
+    args += ["--exact", "--no-polygons", "--no-report", "--cache-dir", str(tmp_path / "cache")]
+    assert main([*args, "--out", str(out), "-q"]) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    siting = summary["siting"]
+    assert siting["method"] == "capacitated-exact"
+    assert siting["new_site_m2"] == [30.0, 90.0]
+    assert siting["share_after"] >= siting["share_before"]
+    assert siting["upper_bound_share"] >= siting["share_after"] - 1e-12
+    # the centers carry floor areas, so the capacity audit ran with the defaults
+    assert summary["capacity"]["standard_m2_per_100_households"] == 30.0
+    sites = json.loads((out / "proposed_sites.geojson").read_text(encoding="utf-8"))
+    assert {f["properties"]["action"] for f in sites["features"]} <= {"new", "enlarge"}
+    assert all(f["properties"]["added_floor_area_m2"] > 0 for f in sites["features"])
