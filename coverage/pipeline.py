@@ -177,7 +177,9 @@ def run(
     )
     cp = capacity_params(city, scenario)
     capacity = capacity_audit(city.net, result, cp) if cp is not None else None
-    groups = group_coverage(result, scenario.groups) if group_names(city.demand) else None
+    # speeds given for groups the population lacks are refused there, not ignored
+    wants_groups = bool(group_names(city.demand) or scenario.groups.speeds_kmh)
+    groups = group_coverage(result, scenario.groups) if wants_groups else None
     siting = None
     if sp is not None:
         siting = propose_sites(

@@ -535,3 +535,33 @@ def test_cli_site_capacitated_exact(tmp_path: Path) -> None:
     sites = json.loads((out / "proposed_sites.geojson").read_text(encoding="utf-8"))
     assert {f["properties"]["action"] for f in sites["features"]} <= {"new", "enlarge"}
     assert all(f["properties"]["added_floor_area_m2"] > 0 for f in sites["features"])
+
+
+def test_population_groups_are_spread_like_the_total(grid_net: WalkNetwork) -> None:
+    from coverage.demand import PopulationFile, demand_units
+    from coverage.osm import read_osm
+
+    extract = read_osm(GRID)
+    poly = gpd.GeoDataFrame(
+        {"population": [1000.0, 200.0], "60岁及以上": [300.0, 0.0]},
+        geometry=[
+            shapely.box(E0 + 20, N0 + 20, E0 + 380, N0 + 180),
+            shapely.box(E0 + 20, N0 + 220, E0 + 180, N0 + 380),
+        ],
+        crs=grid_net.crs,
+    ).to_crs("EPSG:4326")
+    spec = PopulationFile(poly, group_columns=("60岁及以上",))
+    units = demand_units(extract, grid_net, population=spec)
+    g = units["population_60岁及以上"].to_numpy()
+    p = units["population"].to_numpy()
+    assert g.sum() == pytest.approx(300.0)
+    assert p.sum() == pytest.approx(1200.0)
+    big = g > 0
+    np.testing.assert_allclose(g[big] / p[big], 0.3)
+    bad = poly.assign(**{"60岁及以上": [2000.0, 0.0]})
+    with pytest.raises(InputError, match="exceeds the total"):
+        demand_units(
+            extract, grid_net, population=PopulationFile(bad, group_columns=("60岁及以上",))
+        )
+    with pytest.raises(InputError, match="no population group column"):
+        demand_units(extract, grid_net, population=PopulationFile(poly, group_columns=("0-14岁",)))
