@@ -565,3 +565,51 @@ def test_population_groups_are_spread_like_the_total(grid_net: WalkNetwork) -> N
         )
     with pytest.raises(InputError, match="no population group column"):
         demand_units(extract, grid_net, population=PopulationFile(poly, group_columns=("0-14岁",)))
+
+
+def test_batch_reports_the_capacity_share_per_district(
+    grid_net: WalkNetwork, tmp_path: Path
+) -> None:
+    """Centers with floor areas: each district's audit carries the capacity audit too."""
+    from coverage.batch import CAPACITY_SHARE, BatchParams, run_districts
+    from coverage.inputs import CityData
+
+    result = grid_case(grid_net)
+    city = CityData(
+        source_name=GRID.name,
+        source_sha256=grid_net.source_sha256,
+        net=grid_net,
+        centers=make_centers(
+            grid_net, np.array([[E0 + 100, N0 + 100], [E0 + 300, N0 + 300]]), ["A", "B"]
+        ).assign(**{FLOOR_AREA_M2: [300.0, 150.0]}),
+        demand=result.demand[
+            [
+                "demand_id",
+                "population",
+                "kind",
+                "name",
+                "geometry",
+                "snap_edge",
+                "snap_offset_m",
+                "snap_distance_m",
+            ]
+        ],
+    )
+    districts = gpd.GeoDataFrame(
+        {"district": ["all"]},
+        geometry=[shapely.box(E0 - 50, N0 - 50, E0 + 450, N0 + 450)],
+        crs=grid_net.crs,
+    ).to_crs("EPSG:4326")
+    res = run_districts(
+        city,
+        districts,
+        tmp_path / "out",
+        params=BatchParams(with_polygons=False, with_report=False),
+    )
+    row = res.summary.set_index("district").loc["all"]
+    # at 4.5 km/h and 15 minutes every unit reaches both centers: 450 m² for 450 households
+    assert row[CAPACITY_SHARE] == pytest.approx(1.0)
+    import json
+
+    doc = json.loads((tmp_path / "out" / "all" / "summary.json").read_text(encoding="utf-8"))
+    assert doc["capacity"]["households"] == pytest.approx(450.0)
