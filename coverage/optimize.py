@@ -1389,11 +1389,23 @@ def _cap_mip(
 
 
 def _cap_warm_start(h: highspy.Highs, model: CapacitatedModel, chosen: IntArray) -> None:
-    """Give HiGHS the actions ``chosen`` (z only; it completes the flow)."""
+    """Give HiGHS the complete solution "open ``chosen``": z, and x from its maximum flow."""
     z = np.zeros(model.n_actions)
     z[chosen] = 1.0
+    x = np.zeros(model.cover.nnz)
+    rows = np.concatenate([np.arange(model.n_existing), model.action_rows(chosen)])
+    if rows.size and model.cover[rows].nnz:
+        lp, pairs = _served_lp(model, rows.astype(np.int64))
+        lp.run()
+        if lp.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+            flow = np.asarray(lp.getSolution().col_value, dtype=np.float64)
+            X = sparse.csr_array(
+                (flow, (rows[pairs.row], pairs.col)), shape=model.cover.shape
+            )  # the MIP's x columns are the pairs of model.cover in COO order
+            C = model.cover.tocoo()
+            x = np.asarray(X[C.row, C.col], dtype=np.float64).ravel()
     sol = highspy.HighsSolution()
-    sol.col_value = list(np.concatenate([z, np.full(model.cover.nnz, np.nan)]))
+    sol.col_value = list(np.concatenate([z, x]))
     h.setSolution(sol)
 
 
@@ -1498,6 +1510,7 @@ def best_capacitated_sites(model: CapacitatedModel, options: SolveOptions) -> Ca
     )
     method, optimal, status = METHOD_CAP_GREEDY, False, ""
     target = None if options.target_share is None else options.target_share * total
+    mip_bound: float | None = None
     if options.exact and model.n_actions:
         if target is not None and served_population(model, chosen) >= target * (1 - 1e-9):
             res = solve_capacitated_exact(
@@ -1514,12 +1527,24 @@ def best_capacitated_sites(model: CapacitatedModel, options: SolveOptions) -> Ca
                 time_limit_s=options.time_limit_s,
                 mip_rel_gap=options.mip_rel_gap,
             )
-        chosen, method, optimal, status = res.chosen, METHOD_CAP_EXACT, res.optimal, res.status
+        greedy_served = served_population(model, chosen)
+        if target is not None or res.population_covered >= greedy_served - 1e-9:
+            chosen, method, optimal, status = res.chosen, METHOD_CAP_EXACT, res.optimal, res.status
+        else:  # the MIP stopped (time limit) short of the greedy: keep the greedy
+            status = f"{res.status}; greedy kept (better than the MIP's incumbent)"
+            logger.warning(
+                "capacitated MIP stopped short of the greedy (%s); greedy kept", res.status
+            )
+        mip_bound = res.bound_population if target is None else None
     order, gains = _cap_order(model, chosen)
     cum = before + np.cumsum(gains)
     after = max(served_population(model, order), float(cum[-1])) if order.size else before
     k_bound = int(options.k if options.k is not None else max(order.size, 1))
-    bound, kind = capacitated_bound(model, order, k_bound, served=after, lp=bool(options.lp_bound))
+    bound, kind = capacitated_bound(
+        model, order, k_bound, served=after, before=before, lp=bool(options.lp_bound)
+    )
+    if mip_bound is not None and mip_bound < bound:
+        bound, kind = mip_bound, "mip"
     if optimal and target is None:
         bound, kind = after, "optimal"
     return CapacitatedSelection(
