@@ -840,6 +840,7 @@ def build_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
     """
     a = res.audit
     streets, places = base_layers(str(st.session_state.get("city_key", "")), city)
+    cap_res = getattr(res, "capacity", None)  # issue 15: when the centers carry floor areas
     layers = MapLayers(
         centers=station_states(city.centers, res),
         streets=streets,
@@ -850,6 +851,10 @@ def build_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
         sites=res.siting.sites if res.siting is not None else None,
         districts=city.districts,
         district_name_column="district",
+        capacity=None if cap_res is None else cap_res.demand,
+        capacity_standard_m2=30.0
+        if cap_res is None
+        else cap_res.params.standard_m2_per_100_households,
     )
     m = coverage_map(
         layers,
@@ -903,6 +908,16 @@ def headline(res: ScenarioResult, base: ScenarioResult | None, source: str = "")
     cols[-1].metric(tr("metric.centers"), f"{int(numbers['centers'])}", help=tr("help.centers"))
     if res.siting is not None:
         st.caption(optimizer_answer(res))
+    capacity = getattr(res, "capacity", None)
+    if capacity is not None:  # issue 15: the centers carry floor areas, or the scenario asks
+        st.caption(
+            tr(
+                "capacity.headline",
+                share=capacity.share_meeting_standard,
+                standard=capacity.params.standard_m2_per_100_households,
+                unknown=capacity.share_unknown,
+            )
+        )
 
 
 def exact_time(res: ScenarioResult) -> str:

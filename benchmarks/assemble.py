@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ["network", "isochrones", "siting", "app", "batch", "suite", "scale"]
+SECTIONS = ["network", "isochrones", "siting", "capacity", "app", "batch", "suite", "scale"]
 
 HEADER = """# Benchmarks
 
@@ -23,6 +23,7 @@ Regenerate a section by running its script, then `python benchmarks/assemble.py`
 | network | `benchmarks/bench_network.py` | `.venv/bin/python benchmarks/bench_network.py` |
 | isochrones and audit | `benchmarks/bench_isochrones.py` | `.venv/bin/python benchmarks/bench_isochrones.py` |
 | siting | `benchmarks/bench_siting.py` | `.venv/bin/python benchmarks/bench_siting.py` |
+| capacity: 2SFCA, capacitated siting (issue 15) | `benchmarks/bench_capacity.py` | `.venv/bin/python benchmarks/bench_capacity.py` |
 | app | `benchmarks/bench_app.py` | `.venv/bin/python benchmarks/bench_app.py` |
 | batch | `benchmarks/bench_batch.py` | `.venv/bin/python benchmarks/bench_batch.py` |
 | benchmark suite (every stage, anchors) | `benchmarks/run.py` | `make bench-full` (10k / 100k / 300k nodes) |

@@ -5,8 +5,9 @@ and arrays. Modules are ordered; each imports only from those before it (the
 full order, with each module's one job, is in docs/ARCHITECTURE.md):
 
 ``osm`` → ``network`` → ``centers`` / ``demand`` → ``reach`` → ``isochrones``
-→ ``audit`` → ``optimize`` → ``siting`` → ``inputs`` → ``scenario`` → ``maps``
-/ ``report`` → ``export`` → ``pipeline`` → ``batch`` → ``cli``.
+→ ``audit`` → ``capacity`` → ``groups`` → ``optimize`` → ``siting`` → ``inputs``
+→ ``scenario`` → ``maps`` / ``report`` → ``export`` → ``pipeline`` → ``batch``
+→ ``cli``.
 """
 
 from __future__ import annotations

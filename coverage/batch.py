@@ -81,6 +81,8 @@ CENTERS = "centers"
 CENTERS_USED = "centers_used"
 SITES_PROPOSED = "sites_proposed"
 SHARE_AFTER = "share_after"
+#: Share of residents reaching the floor-area standard (issue 15), when the centers carry floor areas.
+CAPACITY_SHARE = "share_meeting_capacity_standard"
 FOLDER = "folder"
 SECONDS = "seconds"
 RECOMPUTED = "recomputed"
@@ -427,6 +429,8 @@ def _audit_district(task: DistrictTask) -> dict[str, Any]:
     if result.siting is not None:
         row[SITES_PROPOSED] = len(result.siting.sites)
         row[SHARE_AFTER] = float(result.siting.share_after)
+    if result.capacity is not None:
+        row[CAPACITY_SHARE] = float(result.capacity.share_meeting_standard)
     if city.centers.empty:
         # still a full audit (nobody covered): its uncovered areas are the district's gap map
         row[STATUS] = STATUS_NO_CENTERS
@@ -744,6 +748,7 @@ def run_districts(
         ``uncovered_population_<t>`` per audited threshold, ``centers`` (in the
         district), ``centers_used`` (within the buffer), ``demand_units``,
         ``sites_proposed`` and ``share_after`` (siting minutes) when siting,
+        ``share_meeting_capacity_standard`` when the centers carry floor areas,
         ``error``, ``seconds``, ``folder``, ``recomputed``.
     """
     params = BatchParams() if params is None else params
@@ -897,6 +902,8 @@ def _summary_table(rows: list[dict[str, Any]], params: BatchParams) -> pd.DataFr
     siting = params.scenario.siting is not None
     if siting:
         cols += [SITES_PROPOSED, SHARE_AFTER]
+    if any(CAPACITY_SHARE in r for r in rows):
+        cols.append(CAPACITY_SHARE)
     cols += [ERROR, SECONDS, FOLDER, RECOMPUTED]
     table = pd.DataFrame(rows).reindex(columns=cols)
     table[ERROR] = table[ERROR].fillna("")

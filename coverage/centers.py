@@ -31,6 +31,10 @@ CENTER_ID = "center_id"
 NAME = "name"
 SOURCE = "source"
 LEVEL = "level"
+#: Floor area of a center in m² (``NaN`` when unknown); present when the centers file has one.
+FLOOR_AREA_M2 = "floor_area_m2"
+#: Spellings of the floor-area column tried when none is named (issue 15).
+FLOOR_AREA_COLUMNS = (FLOOR_AREA_M2, "建筑面积", "建筑面积_m2", "面积_m2")
 
 #: Columns of a centers GeoDataFrame, in order.
 COLUMNS = (CENTER_ID, NAME, SOURCE, LEVEL, "geometry", SNAP_EDGE, SNAP_OFFSET_M, SNAP_DISTANCE_M)
@@ -105,6 +109,7 @@ class CenterColumns:
     name: str | None = None
     id: str | None = None
     level: str | None = None
+    floor_area: str | None = None
 
 
 @dataclass(frozen=True)
@@ -360,8 +365,13 @@ def _snap(
             ),
             stacklevel=4,
         )
-    out = out[list(COLUMNS)].reset_index(drop=True)
+    out = out[_kept_columns(out)].reset_index(drop=True)
     return _as_contract(gpd.GeoDataFrame(out, geometry="geometry", crs=net.crs))
+
+
+def _kept_columns(gdf: pd.DataFrame) -> list[str]:
+    """Return the contract columns, plus the floor area when the centers carry one."""
+    return list(COLUMNS) + ([FLOOR_AREA_M2] if FLOOR_AREA_M2 in gdf.columns else [])
 
 
 def _as_contract(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -521,16 +531,41 @@ def centers_from_file(
     else:
         levels = [level_from_name(v if isinstance(v, str) else None) for v in names]
     geoms = pts.geometry.values
+    data = _attributes(ids, names, "file", levels)
+    area_col = _pick(present, columns.floor_area, FLOOR_AREA_COLUMNS, label)
+    if area_col:
+        data[FLOOR_AREA_M2] = floor_area_values(pts[area_col], f"{label} column {area_col!r}")
     out = _build(
         net,
         shapely.get_x(geoms),
         shapely.get_y(geoms),
-        _attributes(ids, names, "file", levels),
+        data,
         rules=rules,
         what=f"centers in {label}",
     )
     logger.info("returned %d centers from %s", len(out), label)
     return out
+
+
+def floor_area_values(values: pd.Series, what: str) -> NDArray[np.float64]:
+    """Return floor areas in m² (``NaN`` for blanks), refusing text and negative numbers.
+
+    Raises
+    ------
+    InputError
+        A value that is neither blank nor a finite number >= 0; the message lists rows.
+    """
+    raw = pd.Series(values).reset_index(drop=True)
+    text = raw.astype(object).where(raw.notna(), None)
+    blank = text.map(lambda v: v is None or (isinstance(v, str) and not v.strip()))
+    num = np.array(pd.to_numeric(text.where(~blank, None), errors="coerce"), dtype=np.float64)
+    bad = ~blank.to_numpy() & ~(np.isfinite(num) & (num >= 0))
+    if bad.any():
+        rows = [f"row {i + 1}: {raw.iloc[i]!r}" for i in np.flatnonzero(bad)[:5]]
+        msg = f"{what} must hold floor areas in m² (numbers >= 0, or blank when unknown); got {'; '.join(rows)}. Fix those cells or leave them blank."
+        raise InputError(msg)
+    num[blank.to_numpy()] = np.nan
+    return num
 
 
 def _pick(
@@ -634,7 +669,7 @@ def add_centers(
                 "%d new centers are within %.1f m of an existing one; not added", dup.size, dedupe_m
             )
             new = new.drop(index=new.index[dup])
-        parts = [centers[list(COLUMNS)], new]
+        parts = [centers[_kept_columns(centers)], new]
         out = pd.concat([p for p in parts if len(p)], ignore_index=True)
     else:
         out = new

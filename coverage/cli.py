@@ -31,10 +31,16 @@ from tqdm import tqdm
 from coverage import export, pipeline
 from coverage.audit import AuditParams
 from coverage.batch import BatchParams, run_batch
+from coverage.capacity import (
+    DEFAULT_STANDARD_M2_PER_100_HOUSEHOLDS,
+    CapacityParams,
+    Decay,
+)
 from coverage.centers import CenterColumns
 from coverage.coords import CRS_NAMES
 from coverage.errors import InputError, PlannerError
 from coverage.fileio import strip_controls
+from coverage.groups import OLDER_SPEED_KMH, GroupParams
 from coverage.inputs import (
     DEFAULT_CITY,
     CityInputs,
@@ -49,6 +55,7 @@ from coverage.scenario import Scenario, ScenarioResult
 from coverage.siting import SitingParams
 from coverage.standards import (
     DEFAULT_COMPLIANCE_TARGET,
+    DEFAULT_HOUSEHOLD_SIZE,
     MAX_DISTANCE_M,
     PRESETS,
     Standard,
@@ -227,6 +234,71 @@ def id_list(text: str) -> tuple[str, ...]:
         msg = f"expected center ids separated by commas; got {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return ids
+
+
+def _positive(text: str, what: str, example: str) -> float:
+    value = _float(text, what)
+    if value <= 0:
+        msg = f"{what} must be positive, e.g. {example}; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def household_size(text: str) -> float:
+    """Parse ``--household-size``: persons per household."""
+    return _positive(text, "household size", "2.62")
+
+
+def m2_per_100_households(text: str) -> float:
+    """Parse ``--capacity-standard``: m² per 100 households."""
+    return _positive(text, "capacity standard", "30")
+
+
+def area_m2(text: str) -> float:
+    """Parse a positive floor area in m²."""
+    return _positive(text, "floor area", "300")
+
+
+def areas_m2(text: str) -> tuple[float, ...]:
+    """Parse ``"300,600"`` into distinct positive floor areas in m²."""
+    items = [s.strip() for s in text.split(",")]
+    if not text.strip() or any(not s for s in items):
+        msg = f"expected floor areas in m² separated by commas, e.g. 300,600; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    values = tuple(area_m2(s) for s in items)
+    if len(set(values)) != len(values):
+        msg = f"floor areas must be distinct; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return values
+
+
+def decay(text: str) -> Decay:
+    """Parse ``--decay``: none, step[:MIN=W,...] or gaussian[:SIGMA_MIN]."""
+    try:
+        return Decay.parse(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    """Parse ``"60岁及以上,0-14岁"`` into column names."""
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not names:
+        msg = f"expected column names separated by commas; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return names
+
+
+def group_speeds(text: str) -> dict[str, float]:
+    """Parse ``"60岁及以上=3.3"`` into ``{group: km/h}``."""
+    out: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = item.rpartition("=")
+        if not sep or not name.strip():
+            msg = f"expected group=km/h pairs, e.g. 60岁及以上=3.3; got {text!r}"
+            raise argparse.ArgumentTypeError(msg)
+        out[name.strip()] = speed_kmh(value.strip())
+    return out
 
 
 # --- parser ----------------------------------------------------------------------------
@@ -444,6 +516,18 @@ def _siting_options(p: argparse.ArgumentParser, *, required: bool) -> None:
         help="candidate sites (points); default: along the streets",
     )
     s.add_argument("--exclude", type=Path, metavar="FILE", help="polygons where no new site may go")
+    s.add_argument(
+        "--new-site-m2",
+        type=areas_m2,
+        metavar="M2[,M2...]",
+        help="capacitated siting: floor area of a new site, or sizes to choose among (e.g. 300,600); residents must be within --minutes and served within floor area",
+    )
+    s.add_argument(
+        "--enlarge-m2",
+        type=area_m2,
+        metavar="M2",
+        help="with --new-site-m2: enlarging an existing center by this floor area is a candidate action too",
+    )
     s.add_argument("--exact", action="store_true", help="solve the exact model with HiGHS")
     s.add_argument(
         "--time-limit-s",
@@ -452,6 +536,73 @@ def _siting_options(p: argparse.ArgumentParser, *, required: bool) -> None:
         metavar="S",
         help="time limit of the exact solver (default 60)",
     )
+
+
+def _capacity_options(p: argparse.ArgumentParser) -> None:
+    c = p.add_argument_group("capacity and population groups")
+    c.add_argument(
+        "--capacity",
+        action="store_true",
+        help="audit floor-area capacity (2SFCA); on with the defaults whenever the centers file has a floor-area column, and implied by --household-size, --capacity-standard, --decay",
+    )
+    c.add_argument(
+        "--capacity-column",
+        metavar="NAME",
+        help="floor-area column (m²) of the centers file (default floor_area_m2 or 建筑面积)",
+    )
+    c.add_argument(
+        "--household-size",
+        type=household_size,
+        metavar="N",
+        help=f"persons per household (default {DEFAULT_HOUSEHOLD_SIZE}, the 2020 census)",
+    )
+    c.add_argument(
+        "--capacity-standard",
+        type=m2_per_100_households,
+        metavar="M2",
+        help=f"floor area per 100 households to meet (default {DEFAULT_STANDARD_M2_PER_100_HOUSEHOLDS:g} m², 建办科〔2022〕48号)",
+    )
+    c.add_argument(
+        "--decay",
+        type=decay,
+        metavar="SPEC",
+        help="distance decay of m2_per_100_households: none (plain 2SFCA, default), step[:MIN=W,...], gaussian[:SIGMA_MIN]",
+    )
+    c.add_argument(
+        "--population-groups",
+        type=name_list,
+        default=(),
+        metavar="COL,...",
+        help="population group columns of --population (e.g. 60岁及以上,0-14岁): coverage per group",
+    )
+    c.add_argument(
+        "--group-speed",
+        type=group_speeds,
+        default={},
+        metavar="GROUP=KMH,...",
+        help=f"walking speed of a group (default: --speed-kmh; {OLDER_SPEED_KMH} km/h for 60岁及以上-style groups)",
+    )
+
+
+def capacity_params(args: argparse.Namespace) -> CapacityParams | None:
+    """Return the capacity audit a command line asks for (``None``: none)."""
+    asked = (
+        getattr(args, "capacity", False)
+        or getattr(args, "capacity_column", None) is not None
+        or getattr(args, "household_size", None) is not None
+        or getattr(args, "capacity_standard", None) is not None
+        or getattr(args, "decay", None) is not None
+    )
+    if not asked:
+        return None
+    kw: dict[str, Any] = {}
+    if args.household_size is not None:
+        kw["household_size"] = args.household_size
+    if args.capacity_standard is not None:
+        kw["standard_m2_per_100_households"] = args.capacity_standard
+    if args.decay is not None:
+        kw["decay"] = args.decay
+    return CapacityParams(**kw)
 
 
 def _output_options(p: argparse.ArgumentParser) -> None:
@@ -535,6 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     _input_options(audit)
     _model_options(audit, command="audit")
     _area_options(audit.add_argument_group("areas (coverage and compliance per district)"))
+    _capacity_options(audit)
     _output_options(audit)
 
     site = sub.add_parser(
@@ -547,6 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(site, command="site")
     _siting_options(site, required=True)
     _area_options(site.add_argument_group("areas (coverage and compliance per district)"))
+    _capacity_options(site)
     _output_options(site)
 
     batch = sub.add_parser(
@@ -564,6 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
     _input_options(batch, batch=True)
     _model_options(batch, command="batch")
     _siting_options(batch, required=False)
+    _capacity_options(batch)
     _output_options(batch)
     _batch_options(batch)
     return parser
@@ -610,8 +764,17 @@ def run_from_args(args: argparse.Namespace) -> tuple[CityInputs, Scenario]:
             speed_kmh=args.speed_kmh,
             exact=args.exact,
             time_limit_s=args.time_limit_s,
+            new_site_m2=getattr(args, "new_site_m2", None) or (),
+            enlarge_m2=getattr(args, "enlarge_m2", None),
         )
-    scenario = Scenario(name=args.command, audit=audit, siting=siting, closed=tuple(args.close))
+    scenario = Scenario(
+        name=args.command,
+        audit=audit,
+        siting=siting,
+        closed=tuple(args.close),
+        capacity=capacity_params(args),
+        groups=GroupParams(speeds_kmh=getattr(args, "group_speed", None) or {}),
+    )
     inputs = CityInputs(
         osm=args.osm or DEFAULT_CITY,
         crs=args.crs,
@@ -623,6 +786,7 @@ def run_from_args(args: argparse.Namespace) -> tuple[CityInputs, Scenario]:
             name=args.name_column,
             id=args.id_column,
             level=args.level_column,
+            floor_area=getattr(args, "capacity_column", None),
         ),
         population=_file(args.population),
         population_column=args.population_column,
@@ -630,6 +794,7 @@ def run_from_args(args: argparse.Namespace) -> tuple[CityInputs, Scenario]:
         census_column=args.census_column,
         census_households_column=args.households_column,
         census_group_columns=args.census_group_columns,
+        population_groups=tuple(getattr(args, "population_groups", None) or ()),
         districts=_file(getattr(args, "districts", None)),
         district_name_column=getattr(args, "district_name_column", "name"),
         admin_level=getattr(args, "admin_level", None),
@@ -759,6 +924,15 @@ def _print_summary(out: TextIO, result: ScenarioResult, target: Path) -> None:
             file=out,
         )
     _print_standard(out, audit)
+    capacity = getattr(result, "capacity", None)
+    if capacity is not None:
+        std = capacity.params.standard_m2_per_100_households
+        print(
+            f"  capacity: {capacity.share_meeting_standard:6.1%} of residents reach ≥ {std:g} m² "
+            f"per 100 households ({capacity.share_unknown:.1%} unknown; "
+            f"{len(capacity.centers_without_floor_area)} centers without floor area)",
+            file=out,
+        )
     siting = result.siting
     if siting is not None:
         print(

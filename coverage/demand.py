@@ -163,6 +163,9 @@ class PopulationFile:
         Column of unit names (``name``/``名称`` by default).
     crs
         Datum of the coordinates (``"wgs84"``, ``"gcj02"``, ``"bd09"``).
+    group_columns
+        Columns of population groups (e.g. ``60岁及以上``), spread over the units
+        like the total and kept as ``population_<group>`` (issue 15).
     """
 
     source: Source | gpd.GeoDataFrame
@@ -170,6 +173,7 @@ class PopulationFile:
     column: str = "population"
     name_column: str | None = None
     crs: Crs | str = "wgs84"
+    group_columns: tuple[str, ...] = ()
 
 
 # --- geometry helpers -----------------------------------------------------------
@@ -507,7 +511,28 @@ def _file_units(
     all_src, all_geom, all_pop = all_src[order], all_geom[order], all_pop[order]
     ids = piece_ids(np.full(all_src.size, "f", dtype=object), (all_src + 1).astype(object), all_src)
     kinds = np.full(all_src.size, "file", dtype=object)
-    return demand_frame(ids, all_pop, kinds, names[all_src], all_geom, net.crs)
+    out = demand_frame(ids, all_pop, kinds, names[all_src], all_geom, net.crs)
+    for group in spec.group_columns:
+        share = _group_share(gdf, columns, group, values, label)
+        out[f"population_{group}"] = all_pop * share[all_src]
+    return out
+
+
+def _group_share(
+    gdf: gpd.GeoDataFrame, columns: list[str], group: str, total: Floats, label: str
+) -> Floats:
+    """Return each feature's share of residents in ``group`` (its column / the total)."""
+    if group not in columns:
+        msg = f"{label!r} has no population group column {group!r}; its columns are: {', '.join(columns)}."
+        raise InputError(msg)
+    values = population_values(gdf[group], label=label, column_name=group)
+    over = values > total * (1 + 1e-9) + 1e-9
+    if over.any():
+        msg = f"{label!r}: group column {group!r} exceeds the total population in features {_feature_rows(np.flatnonzero(over))}; a group is part of the total."
+        raise InputError(msg)
+    share = np.zeros(total.size)
+    np.divide(values, total, out=share, where=total > 0)
+    return share
 
 
 def _feature_rows(positions: NDArray[np.intp]) -> str:
@@ -836,8 +861,9 @@ def finish_units(
     if units[DEMAND_ID].duplicated().any():  # pragma: no cover - ids are built unique
         units = units.assign(**{DEMAND_ID: [f"{d}~{i}" for i, d in enumerate(units[DEMAND_ID])]})
     out = snap_frame(net, units.reset_index(drop=True))
+    groups = [c for c in out.columns if str(c).startswith("population_")]
     out = gpd.GeoDataFrame(
-        out[list(COLUMNS)].reset_index(drop=True), geometry="geometry", crs=net.crs
+        out[[*COLUMNS, *groups]].reset_index(drop=True), geometry="geometry", crs=net.crs
     )
     for col in (DEMAND_ID, KIND, NAME):
         out[col] = out[col].astype(object).where(out[col].notna(), None)

@@ -43,6 +43,19 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
 from coverage import i18n
+from coverage.capacity import (
+    HAS_FLOOR_AREA,
+    HOUSEHOLDS,
+    HOUSEHOLDS_NEAREST,
+    HOUSEHOLDS_WITHIN,
+    M2_2SFCA,
+    M2_E2SFCA,
+    M2_PER_100_HOUSEHOLDS,
+    MEETS_STANDARD,
+    REQUIRED_M2,
+    SUPPLY_M2_PER_100,
+)
+from coverage.centers import FLOOR_AREA_M2
 from coverage.errors import InputError
 from coverage.figure import (
     FigureSpec,
@@ -54,6 +67,7 @@ from coverage.figure import (
     stations_source,
 )
 from coverage.fileio import json_bytes, jsonable, strip_controls
+from coverage.groups import GROUP_PREFIX, groups_block
 from coverage.inputs import CityData
 from coverage.maps import MapLayers, coverage_map
 from coverage.names import (
@@ -94,6 +108,7 @@ TABLES_XLSX = "tables.xlsx"
 MAP_PNG = "map.png"
 MAP_PDF = "map.pdf"
 REPORT_PDF = "report.pdf"
+GROUPS_CSV = "groups.csv"
 
 #: Contract columns of each GeoJSON layer (``covered_<t>`` columns are added per threshold).
 CENTER_COLUMNS = ("center_id", "name", "source", "level", "snap_distance_m")
@@ -102,11 +117,27 @@ DEMAND_COLUMNS = ("demand_id", "population", "minutes_to_nearest", "nearest_cent
 DEMAND_EXTRA_COLUMNS = ("kind", "name")
 UNCOVERED_COLUMNS = ("minutes", "population", "area_m2")
 SITE_COLUMNS = ("rank", "marginal_population", "cumulative_population", "cumulative_share")
-SITE_EXTRA_COLUMNS = ("candidate_id", "snap_distance_m")
+SITE_EXTRA_COLUMNS = (
+    "candidate_id",
+    "snap_distance_m",
+    "action",
+    "added_floor_area_m2",
+    "enlarged_center_id",
+)
 MINUTES_AFTER = "minutes_after"
 METERS_TO_NEAREST = "meters_to_nearest"
 #: Prefix of the per-level judgement columns of a standard (``covered_level_<level>``).
 LEVEL_COVERED_PREFIX = "covered_level_"
+#: Capacity columns (issue 15), written when the scenario ran the capacity audit.
+CAPACITY_DEMAND_COLUMNS = (HOUSEHOLDS, M2_PER_100_HOUSEHOLDS, M2_2SFCA, M2_E2SFCA, MEETS_STANDARD)
+CAPACITY_CENTER_COLUMNS = (
+    FLOOR_AREA_M2,
+    HAS_FLOOR_AREA,
+    HOUSEHOLDS_NEAREST,
+    HOUSEHOLDS_WITHIN,
+    SUPPLY_M2_PER_100,
+    REQUIRED_M2,
+)
 LON = "lon"
 LAT = "lat"
 
@@ -308,13 +339,15 @@ def centers_table(centers: gpd.GeoDataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``center_id``, ``name``, ``source``, ``level``, ``lon``, ``lat``,
-        ``snap_distance_m``, ``population_nearest``, ``population_within_<t>``.
+        ``snap_distance_m``, ``population_nearest``, ``population_within_<t>``;
+        the capacity columns (``floor_area_m2``, ``households_nearest``...) when present.
     """
     wgs = _to_wgs84(centers, "centers")
     cols = [c for c in CENTER_COLUMNS if c in wgs.columns]
     cols += [
         c for c in wgs.columns if c == "population_nearest" or c.startswith("population_within_")
     ]
+    cols += [c for c in CAPACITY_CENTER_COLUMNS if c in wgs.columns]
     df = pd.DataFrame(wgs[cols]).reset_index(drop=True)
     pts = shapely.point_on_surface(np.asarray(wgs.geometry.values, dtype=object))
     df[LON] = np.round(shapely.get_x(pts), COORD_DECIMALS)
@@ -566,6 +599,12 @@ def siting_block(siting: Any) -> dict[str, Any]:
         block["minutes"] = float(params.minutes)
         if params.target_share is not None:
             block["target_share"] = float(params.target_share)
+    if getattr(siting, "bound_kind", ""):
+        block["bound_kind"] = str(siting.bound_kind)
+    if params is not None and bool(getattr(params, "capacitated", False)):
+        block["new_site_m2"] = [float(a) for a in params.new_site_m2]
+        block["enlarge_m2"] = params.enlarge_m2
+        block["objective"] = "residents within the threshold and served within floor area"
     for name in ("target_met", "optimal", "min_sites_proven", "n_candidates"):
         value = getattr(siting, name, None)
         if value is not None:
@@ -652,7 +691,7 @@ def summary_dict(
     dict
         ``schema_version``, ``input``, ``params``, ``network``, ``demand``,
         ``centers``, ``centers_source``, ``coverage``, ``coverage_by_level`` and, when present,
-        ``districts``, ``census``, ``siting`` and ``closed_centers``.
+        ``districts``, ``census``, ``siting``, ``capacity``, ``groups`` and ``closed_centers``.
     """
     net, audit, siting, centers = city.net, result.audit, result.siting, result.centers
     population_model, districts = city.population_model, result.districts
@@ -700,6 +739,12 @@ def summary_dict(
         doc["compliance"] = compliance_block(compliance, params)
     if siting is not None:
         doc["siting"] = siting_block(siting)
+    capacity = getattr(result, "capacity", None)
+    if capacity is not None:
+        doc["capacity"] = jsonable(capacity.summary())
+    groups = getattr(result, "groups", None)
+    if groups is not None and len(groups):
+        doc["groups"] = groups_block(groups)
     if extra:
         doc.update({str(k): jsonable(v) for k, v in extra.items()})
     return doc
@@ -799,14 +844,19 @@ def _scenario_name(extra: Mapping[str, Any] | None) -> str:
 # --- all files --------------------------------------------------------------------------
 
 
-def _demand_frame(audit: Any, siting: Any) -> tuple[gpd.GeoDataFrame, list[str]]:
-    demand = audit.demand
+def _demand_frame(
+    audit: Any, siting: Any, capacity: Any = None
+) -> tuple[gpd.GeoDataFrame, list[str]]:
+    demand = audit.demand if capacity is None else capacity.demand
     cols = list(DEMAND_COLUMNS) + [covered_column(t) for t in audit.params.thresholds_min]
     # issue 15: distances and the per-level judgement of a standard (additive)
     if METERS_TO_NEAREST in demand.columns:
         cols.append(METERS_TO_NEAREST)
     cols += [covered_column(d, METERS_UNIT) for d in getattr(audit.params, "thresholds_m", ())]
     cols += [c for c in demand.columns if str(c).startswith(LEVEL_COVERED_PREFIX)]
+    if capacity is not None:
+        cols += list(CAPACITY_DEMAND_COLUMNS)
+    cols += [c for c in demand.columns if str(c).startswith(GROUP_PREFIX)]
     if siting is not None:
         demand = demand.copy()
         after = siting.minutes_after
@@ -924,17 +974,20 @@ def output_files(
             progress(fraction, message)
 
     audit, siting, centers_now = result.audit, result.siting, result.centers
+    capacity = getattr(result, "capacity", None)
     if title is None:
         title = f"{i18n.t('report.title', lang)} · {city.source_name}"
     # The audit's centers carry the per-center statistics; prefer them.
     audited_centers = audit.centers if len(audit.centers) == len(centers_now) else centers_now
+    if capacity is not None and len(capacity.centers) == len(centers_now):
+        audited_centers = capacity.centers
     doc = summary_dict(result, city, extra=extra)
     files: dict[str, bytes] = {}
     step(0.0, "writing centers")
     files[CENTERS_GEOJSON] = geojson_bytes(
         audited_centers,
         ["center_id"],
-        optional=[*CENTER_COLUMNS[1:], "population_nearest"],
+        optional=[*CENTER_COLUMNS[1:], "population_nearest", *CAPACITY_CENTER_COLUMNS],
         what="centers",
     )
     files[CENTERS_CSV] = csv_bytes(centers_table(audited_centers))
@@ -943,7 +996,7 @@ def output_files(
         _service_areas(audit), SERVICE_AREA_COLUMNS, optional=["meters"], what="service_areas"
     )
     step(0.3, "writing demand")
-    demand, demand_cols = _demand_frame(audit, siting)
+    demand, demand_cols = _demand_frame(audit, siting, capacity)
     files[DEMAND_GEOJSON] = geojson_bytes(
         demand, demand_cols, optional=DEMAND_EXTRA_COLUMNS, what="demand"
     )
@@ -954,17 +1007,7 @@ def output_files(
         optional=["meters"],
         what="uncovered",
     )
-    files[COVERAGE_BY_LEVEL_CSV] = csv_bytes(pd.DataFrame(audit.coverage_by_level))
-    standard_table = getattr(audit, "standard_table", None)
-    if getattr(audit.params, "standard", None) is not None and standard_table is not None:
-        files[STANDARD_CSV] = csv_bytes(pd.DataFrame(standard_table))
-    if getattr(result, "compliance", None) is not None:
-        files[COMPLIANCE_CSV] = csv_bytes(pd.DataFrame(result.compliance))
-    if siting is not None:
-        files[PROPOSED_SITES_GEOJSON] = geojson_bytes(
-            siting.sites, SITE_COLUMNS, optional=SITE_EXTRA_COLUMNS, what="proposed_sites"
-        )
-        files[COVERAGE_CURVE_CSV] = csv_bytes(pd.DataFrame(siting.curve))
+    files.update(_table_files(result))
     files[SUMMARY_CSV] = summary_csv_bytes(audit, scenario=_scenario_name(extra))
     documents = DEFAULT_DOCUMENTS if documents is None else documents
     step(0.55, "writing documents")
@@ -995,6 +1038,27 @@ def output_files(
         json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
     ).encode("utf-8")
     step(1.0, "files ready")
+    return files
+
+
+def _table_files(result: ScenarioResult) -> dict[str, bytes]:
+    """Return the CSV tables: per level, the standard, compliance, the proposal's sites and curve, groups."""
+    audit, siting = result.audit, result.siting
+    files: dict[str, bytes] = {}
+    files[COVERAGE_BY_LEVEL_CSV] = csv_bytes(pd.DataFrame(audit.coverage_by_level))
+    standard_table = getattr(audit, "standard_table", None)
+    if getattr(audit.params, "standard", None) is not None and standard_table is not None:
+        files[STANDARD_CSV] = csv_bytes(pd.DataFrame(standard_table))
+    if result.compliance is not None:
+        files[COMPLIANCE_CSV] = csv_bytes(pd.DataFrame(result.compliance))
+    if siting is not None:
+        files[PROPOSED_SITES_GEOJSON] = geojson_bytes(
+            siting.sites, SITE_COLUMNS, optional=SITE_EXTRA_COLUMNS, what="proposed_sites"
+        )
+        files[COVERAGE_CURVE_CSV] = csv_bytes(pd.DataFrame(siting.curve))
+    groups = getattr(result, "groups", None)
+    if groups is not None and len(groups):
+        files[GROUPS_CSV] = csv_bytes(pd.DataFrame(groups))
     return files
 
 
@@ -1034,12 +1098,17 @@ def _report(
     map_image: bytes | None,
 ) -> str:
     audit, siting, centers = result.audit, result.siting, result.centers
+    capacity = result.capacity
     layers = MapLayers(
         centers=audit.centers if len(audit.centers) == len(centers) else centers,
         service_areas=audit.service_areas if len(audit.service_areas) else None,
         demand=audit.demand,
         uncovered=audit.uncovered if len(audit.uncovered) else None,
         sites=siting.sites if siting is not None and len(siting.sites) else None,
+        capacity=None if capacity is None else capacity.demand,
+        capacity_standard_m2=30.0
+        if capacity is None
+        else capacity.params.standard_m2_per_100_households,
     )
     m = coverage_map(layers, lang=lang, thresholds_min=tuple(audit.params.thresholds_min))
     tables: dict[str, pd.DataFrame] = {

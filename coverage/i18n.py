@@ -605,6 +605,36 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "zh": "下载方案比较（Excel 工作簿）",
         "en": "Download the comparison (Excel workbook)",
     },
+    # --- issue 15: capacity (floor area, 2SFCA) and population groups ---
+    "map.layer.capacity": {
+        "zh": "每百户可达建筑面积（㎡，两步移动搜索法）",
+        "en": "Floor area reachable per 100 households (m², 2SFCA)",
+    },
+    "map.field.households": {"zh": "户数", "en": "Households"},
+    "map.field.m2_per_100_households": {
+        "zh": "每百户可达面积（㎡）",
+        "en": "m² per 100 households",
+    },
+    "map.legend.capacity_below_half": {
+        "zh": "< {half:g} ㎡/百户",
+        "en": "< {half:g} m² per 100 households",
+    },
+    "map.legend.capacity_below": {
+        "zh": "{half:g}–{standard:g} ㎡/百户（未达标）",
+        "en": "{half:g}–{standard:g} m² per 100 households (below standard)",
+    },
+    "map.legend.capacity_meets": {
+        "zh": "≥ {standard:g} ㎡/百户（达标）",
+        "en": "≥ {standard:g} m² per 100 households (meets standard)",
+    },
+    "map.legend.capacity_unknown": {
+        "zh": "未知（服务中心缺少建筑面积）",
+        "en": "Unknown (a center lacks its floor area)",
+    },
+    "app.capacity.headline": {
+        "zh": "{share:.1%} 的居民每百户可达 ≥ {standard:g} ㎡（{unknown:.1%} 未知）",
+        "en": "{share:.1%} of residents reach ≥ {standard:g} m² per 100 households ({unknown:.1%} unknown)",
+    },
 }
 
 

@@ -165,6 +165,9 @@ class CityInputs:
         Household column of the census file (``None``: ``households`` / ``户数`` if present).
     census_group_columns
         Census columns passed through to the ``census`` report (e.g. ``街道``).
+    population_groups
+        Columns of population groups in that file (e.g. ``60岁及以上``), reported
+        per group (:mod:`coverage.groups`).
     districts
         District polygons (audited per district; the batch's districts).
     district_name_column
@@ -196,6 +199,7 @@ class CityInputs:
     census_column: str | None = None
     census_households_column: str | None = None
     census_group_columns: tuple[str, ...] = ()
+    population_groups: tuple[str, ...] = ()
     districts: FileInput | None = None
     district_name_column: str = "name"
     admin_level: str | None = None
@@ -212,6 +216,7 @@ class CityInputs:
             msg = f"`crs` must be one of {', '.join(CRS_NAMES)}; got {self.crs!r}. Use 'gcj02' for Amap/高德 or Tencent coordinates, 'bd09' for Baidu/百度, 'wgs84' for GPS or OpenStreetMap."
             raise InputError(msg)
         object.__setattr__(self, "crs", crs)
+        object.__setattr__(self, "population_groups", tuple(map(str, self.population_groups)))
         for name in ("centers", "population", "census", "districts", "candidates", "exclusions"):
             object.__setattr__(self, name, FileInput.of(getattr(self, name)))
         if self.population is not None and self.census is not None:
@@ -242,14 +247,18 @@ class CityInputs:
                 ("exclusions", self.exclusions),
             )
         }
-        parts = {
+        parts: dict[str, Any] = {
             "osm": str(osm.expanduser().resolve()),
             "osm_size": stat.st_size if stat else None,
             "osm_mtime_ns": stat.st_mtime_ns if stat else None,
             "crs": self.crs,
             "files": files,
             "osm_centers": self.osm_centers,
-            "center_columns": asdict(self.center_columns),
+            "center_columns": {
+                k: v
+                for k, v in asdict(self.center_columns).items()
+                if v is not None or k != "floor_area"  # earlier keys stay valid
+            },
             "center_tags": {k: list(v) for k, v in sorted(self.center_tags.items())},
             "population_column": self.population_column,
             "census_columns": [
@@ -262,6 +271,8 @@ class CityInputs:
             "cache_dir": None if self.cache_dir is None else str(self.cache_dir),
             "memory_budget_bytes": self.memory_budget_bytes,
         }
+        if self.population_groups:  # only then, so earlier keys stay valid
+            parts["population_groups"] = list(self.population_groups)
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -573,10 +584,21 @@ def _demand(
         demand = demand_units(extract, net, model=model)
         return demand, {"source": "osm", **asdict(model)}
     spec = PopulationFile(
-        f.source, filename=f.name, column=inputs.population_column, crs=inputs.crs
+        f.source,
+        filename=f.name,
+        column=inputs.population_column,
+        crs=inputs.crs,
+        group_columns=inputs.population_groups,
     )
     demand = demand_units(extract, net, population=spec)
-    return demand, {"source": "file", "file": f.name, "column": inputs.population_column}
+    described: dict[str, Any] = {
+        "source": "file",
+        "file": f.name,
+        "column": inputs.population_column,
+    }
+    if inputs.population_groups:
+        described["groups"] = list(inputs.population_groups)
+    return demand, described
 
 
 def _candidates(inputs: CityInputs, net: WalkNetwork) -> gpd.GeoDataFrame | None:

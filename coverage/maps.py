@@ -681,6 +681,7 @@ _REQUIRED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "districts": (),
     "streets": (),
     "places": ("name",),
+    "capacity": ("m2_per_100_households",),
 }
 
 
@@ -719,6 +720,12 @@ class MapLayers:
         Named places (:func:`place_frame`): ``name``, points; drawn as small labels.
     district_name_column
         Column with district names.
+    capacity
+        Demand units after the capacity audit: ``m2_per_100_households`` (NaN: unknown);
+        optional ``households``, ``demand_id``. Shaded against `capacity_standard_m2`, in a
+        layer hidden at first.
+    capacity_standard_m2
+        The standard in m² per 100 households that splits the capacity classes.
 
     Raises
     ------
@@ -735,6 +742,8 @@ class MapLayers:
     district_name_column: str = "name"
     streets: gpd.GeoDataFrame | None = None
     places: gpd.GeoDataFrame | None = None
+    capacity: gpd.GeoDataFrame | None = None
+    capacity_standard_m2: float = 30.0
 
     def __post_init__(self) -> None:
         """Check every frame given."""
@@ -1031,6 +1040,51 @@ def _draw_demand(
     d.counts["demand"] = len(frame)
 
 
+#: Capacity classes: share of the standard reached (upper edge), color, legend key.
+_CAPACITY_CLASSES: Final = (
+    (0.5, "#d7301f", "map.legend.capacity_below_half"),
+    (1.0, "#fc8d59", "map.legend.capacity_below"),
+    (math.inf, "#1a9850", "map.legend.capacity_meets"),
+)
+
+
+def _draw_capacity(d: _Drawing, demand: gpd.GeoDataFrame, standard_m2: float) -> None:
+    """Demand units shaded by floor area reachable per 100 households against the standard."""
+    lang = d.lang
+    label = t("map.layer.capacity", lang)
+    frame = _display_frame(demand, d.tolerance_m)
+    group = folium.FeatureGroup(name=label, show=False).add_to(d.m)
+    d.legend.append(f"<b>{escape_html(label)}</b>")
+    value = frame["m2_per_100_households"].to_numpy(dtype=float)
+    fields = _fields(
+        [
+            ("demand_id", t("map.field.demand_id", lang)),
+            ("households", t("map.field.households", lang)),
+            ("m2_per_100_households", t("map.field.m2_per_100_households", lang)),
+        ],
+        frame,
+    )
+    lo = 0.0
+    masks: list[tuple[NDArray[np.bool_], str, str]] = []
+    for edge, color, key in _CAPACITY_CLASSES:
+        inside = (value >= lo * standard_m2) & (value < edge * standard_m2)
+        masks.append((inside, color, t(key, lang, standard=standard_m2, half=standard_m2 / 2)))
+        lo = edge
+    masks.append((~np.isfinite(value), _UNREACHABLE_COLOR, t("map.legend.capacity_unknown", lang)))
+    for mask, color, text in masks:
+        d.legend.append(_legend_row(color, text))
+        part = frame[mask]
+        if len(part):
+            _GeoJsonLayer(
+                part,
+                [f for f, _ in fields],
+                style={"color": color, "weight": 0.5, "fillColor": color, "fillOpacity": 0.6},
+                marker={"radius": 4, "weight": 1, "color": color, "fill": True, "fillOpacity": 0.8},
+                tooltip=fields,
+            ).add_to(group)
+    d.counts["capacity"] = len(frame)
+
+
 def _most_populated(part: gpd.GeoDataFrame, n: int) -> gpd.GeoDataFrame:
     """Return the `n` rows of `part` with the largest population (ties in their order)."""
     order = np.argsort(-part["population"].to_numpy(dtype=float), kind="stable")
@@ -1297,6 +1351,8 @@ def coverage_map(
         _draw_service_areas(d, layers.service_areas, per_center=per_center_areas)
     if layers.demand is not None:
         _draw_demand(d, layers.demand, thresholds_min, detail)
+    if layers.capacity is not None:
+        _draw_capacity(d, layers.capacity, layers.capacity_standard_m2)
     if layers.uncovered is not None:
         _draw_uncovered(d, layers.uncovered, detail.max_units)
     if layers.centers is not None:

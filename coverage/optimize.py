@@ -982,3 +982,583 @@ def best_sites(
         swaps=swaps,
         min_sites_proven=min_sites_proven,
     )
+
+
+# --- capacitated siting (issue 15) ------------------------------------------------------
+#
+# Facilities (existing centers, then candidate actions: a new site of one size at a
+# location, or an enlargement of an existing center) serve the residents of the units they
+# cover, each up to its capacity in residents (floor area / standard m² per 100 households
+# × 100 × persons per household). The residents served by a set of facilities is a maximum
+# flow (a transportation LP): x_fi >= 0 for every covered (facility, unit) pair,
+# sum_f x_fi <= p_i, sum_i x_fi <= K_f. That value is monotone submodular in the set of
+# open facilities (a polymatroid rank function), which the bounds below rely on.
+
+METHOD_CAP_GREEDY = "capacitated-greedy"
+METHOD_CAP_EXACT = "capacitated-exact"
+#: Largest number of (facility, unit) pairs put into the exact MIP (refused beyond it).
+CAP_LP_MAX_PAIRS = 3_000_000
+#: Largest number of pairs for the LP bound, and its time limit: the relaxation of a city
+#: (1,432 candidates × 2 sizes, 3e6 pairs) took HiGHS a minute; past these the
+#: combinatorial bound stands alone.
+CAP_BOUND_LP_MAX_PAIRS = 250_000
+CAP_BOUND_LP_TIME_S = 10.0
+
+
+@dataclass(frozen=True)
+class CapacitatedModel:
+    """A capacitated siting instance on plain arrays (no geography), validated on creation.
+
+    Parameters
+    ----------
+    cover
+        Boolean ``csr_array`` (facilities × demand units): the first ``n_existing``
+        rows are the existing centers, the others the candidate actions.
+    weights
+        Residents per demand unit.
+    capacity
+        Residents each facility can serve (>= 0).
+    n_existing
+        Number of existing centers (always open).
+    location
+        Per action (``n_facilities - n_existing`` values): actions sharing a
+        location exclude one another (one size per site); ``-1``: its own.
+    """
+
+    cover: sparse.csr_array
+    weights: FloatArray
+    capacity: FloatArray
+    n_existing: int
+    location: IntArray
+
+    def __post_init__(self) -> None:
+        """Check shapes and values."""
+        C, w, _ = _check_matrix(self.cover, self.weights, None)
+        cap = np.asarray(self.capacity, dtype=np.float64)
+        if cap.shape != (C.shape[0],) or not np.isfinite(cap).all() or (cap < 0).any():
+            msg = f"`capacity` must hold one finite value >= 0 per facility ({C.shape[0]}); got shape {cap.shape}."
+            raise InputError(msg)
+        n_act = C.shape[0] - int(self.n_existing)
+        loc = np.asarray(self.location, dtype=np.int64)
+        if self.n_existing < 0 or n_act < 0 or loc.shape != (n_act,):
+            msg = f"`location` must hold one value per action ({n_act}); got shape {loc.shape}."
+            raise InputError(msg)
+        object.__setattr__(self, "cover", C)
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "capacity", cap)
+        object.__setattr__(self, "location", loc)
+
+    @property
+    def n_actions(self) -> int:
+        """Number of candidate actions."""
+        return int(self.cover.shape[0] - self.n_existing)
+
+    def action_rows(self, actions: ArrayLike) -> IntArray:
+        """Return the facility rows of actions (indices ``0 .. n_actions - 1``)."""
+        return np.asarray(actions, dtype=np.int64) + int(self.n_existing)
+
+
+@dataclass(frozen=True)
+class CapacitatedSelection:
+    """Chosen actions and the residents served (see :class:`CapacitatedModel`).
+
+    ``chosen`` are action indices in greedy order; ``marginal_population`` and
+    ``cumulative_population`` are residents served (maximum flow) after each;
+    ``bound_population`` is a proven upper bound on the best ``k`` actions;
+    ``bound_kind`` names the bound that gave it.
+    """
+
+    chosen: IntArray
+    marginal_population: FloatArray
+    cumulative_population: FloatArray
+    population_before: float
+    population_after: float
+    population_total: float
+    bound_population: float
+    bound_kind: str
+    method: str
+    k: int
+    target_met: bool | None
+    optimal: bool = False
+    status: str = ""
+
+
+def _served_lp(
+    model: CapacitatedModel, rows: IntArray, extra_cap: FloatArray | None = None
+) -> tuple[highspy.Highs, sparse.coo_array]:
+    """Build the transportation LP of the facilities ``rows`` (residents served)."""
+    C = model.cover[rows].tocoo()
+    n_pairs, n_units, n_fac = C.nnz, model.cover.shape[1], rows.size
+    cap = model.capacity[rows] if extra_cap is None else extra_cap
+    h = _new_highs()
+    # rows: units (sum_f x <= p_i), then facilities (sum_i x <= K_f)
+    lo = np.full(n_units + n_fac, -highspy.kHighsInf)
+    up = np.concatenate([model.weights, cap])
+    h.addRows(lo.size, lo, up, 0, np.zeros(lo.size, dtype=np.int32), np.zeros(0, np.int32), [])
+    starts = np.arange(0, 2 * n_pairs, 2, dtype=np.int32)
+    idx = np.empty(2 * n_pairs, dtype=np.int32)
+    idx[0::2] = C.col
+    idx[1::2] = n_units + C.row
+    h.addCols(
+        n_pairs,
+        np.ones(n_pairs),
+        np.zeros(n_pairs),
+        np.full(n_pairs, highspy.kHighsInf),
+        idx.size,
+        starts,
+        idx,
+        np.ones(idx.size),
+    )
+    h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+    return h, C
+
+
+def served_population(model: CapacitatedModel, actions: ArrayLike = ()) -> float:
+    """Return the residents served by the existing centers plus ``actions`` (maximum flow, HiGHS LP).
+
+    Raises
+    ------
+    SolverError
+        When HiGHS does not solve the LP.
+    """
+    rows = np.concatenate([np.arange(model.n_existing), model.action_rows(actions)])
+    if rows.size == 0 or model.cover[rows].nnz == 0:
+        return 0.0
+    h, _ = _served_lp(model, rows.astype(np.int64))
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        msg = f"HiGHS did not solve the served-residents LP ({h.modelStatusToString(h.getModelStatus())})."
+        raise SolverError(msg)
+    return float(h.getInfo().objective_function_value)
+
+
+def _residual_after(model: CapacitatedModel, rows: IntArray) -> FloatArray:
+    """Return residents per unit left unserved by a maximum flow of the facilities ``rows``."""
+    w = model.weights.copy()
+    if rows.size == 0 or model.cover[rows].nnz == 0:
+        return w
+    h, C = _served_lp(model, rows)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        msg = f"HiGHS did not solve the served-residents LP ({h.modelStatusToString(h.getModelStatus())})."
+        raise SolverError(msg)
+    x = np.asarray(h.getSolution().col_value, dtype=np.float64)
+    served = np.bincount(C.col, weights=x, minlength=w.size)
+    return np.maximum(w - served, 0.0)
+
+
+def _fill(model: CapacitatedModel, row: int, residual: FloatArray) -> tuple[float, FloatArray]:
+    """Open facility ``row`` on the residual demand: serve its units pro rata up to its capacity."""
+    units = _reached(model.cover, row)
+    left = float(residual[units].sum())
+    take = min(float(model.capacity[row]), left)
+    if take > 0:
+        residual[units] *= 1.0 - take / left
+    return take, residual
+
+
+def capacitated_greedy(
+    model: CapacitatedModel,
+    *,
+    k: int | None = None,
+    target_share: float | None = None,
+    max_k: int = 50,
+) -> tuple[IntArray, FloatArray]:
+    """Lazy greedy on the residual demand of the existing centers' maximum flow.
+
+    Each step opens the action serving the most residents still unserved in
+    its catchment (``min(capacity, residual residents covered)``; at most one
+    action per location), and serves them pro rata. Gains only shrink as the
+    residual does, so the lazy (CELF) evaluation is exact for this rule.
+
+    Returns
+    -------
+    tuple
+        The chosen action indices in order, and the residual-rule gain of each.
+    """
+    _check_goal(k, target_share, max_k)
+    cap_k = int(k if k is not None else max_k)
+    residual = _residual_after(model, np.arange(model.n_existing, dtype=np.int64))
+    total = float(model.weights.sum())
+    goal = None if target_share is None else target_share * total
+    served = total - float(residual.sum())
+    C = model.cover
+    n0 = model.n_existing
+    sums = C[n0:].astype(np.float64) @ residual if model.n_actions else np.zeros(0)
+    gains0 = np.minimum(model.capacity[n0:], sums)
+    heap = [(-g, a) for a, g in enumerate(gains0) if g > 0]
+    heapq.heapify(heap)
+    used_loc: set[int] = set()
+    chosen: list[int] = []
+    gains: list[float] = []
+    while heap and len(chosen) < cap_k:
+        if goal is not None and served >= goal * (1 - _TARGET_RTOL):
+            break
+        _neg, a = heapq.heappop(heap)
+        loc = int(model.location[a])
+        if loc >= 0 and loc in used_loc:
+            continue
+        row = n0 + a
+        fresh = min(float(model.capacity[row]), float(residual[_reached(C, row)].sum()))
+        if heap and fresh < -heap[0][0] - 1e-12:
+            if fresh > 0:
+                heapq.heappush(heap, (-fresh, a))
+            continue
+        if fresh <= 0:
+            break
+        take, residual = _fill(model, row, residual)
+        served += take
+        chosen.append(a)
+        gains.append(take)
+        if loc >= 0:
+            used_loc.add(loc)
+    return np.asarray(chosen, dtype=np.int64), np.asarray(gains, dtype=np.float64)
+
+
+def _top_k_per_location(values: FloatArray, location: IntArray, k: int) -> float:
+    """Return the sum of the ``k`` largest ``values``, one per location."""
+    v = values.copy()
+    loc = location
+    shared = loc >= 0
+    if shared.any():
+        order = np.lexsort((-v[shared], loc[shared]))
+        idx = np.flatnonzero(shared)[order]
+        first = np.ones(idx.size, dtype=bool)
+        first[1:] = loc[idx][1:] != loc[idx][:-1]
+        keep = np.zeros(v.size, dtype=bool)
+        keep[~shared] = True
+        keep[idx[first]] = True
+        v = v[keep]
+    return float(np.sort(v)[::-1][:k].sum())
+
+
+def capacitated_bound(
+    model: CapacitatedModel,
+    chosen: ArrayLike,
+    k: int,
+    *,
+    served: float | None = None,
+    before: float | None = None,
+    lp: bool = True,
+    time_limit_s: float = 60.0,
+) -> tuple[float, str]:
+    """Return a proven upper bound on the residents served with ``k`` actions, and its name.
+
+    - ``submodular``: served(T) + the ``k`` largest bounds on single gains
+      w.r.t. ``T``, for ``T`` the choice and for ``T`` empty (existing centers
+      only); a gain is at most ``min(capacity, residents of the units it
+      covers, residents unserved)``, one action per location. Valid because
+      served residents are a monotone submodular function of the open
+      facilities (OPT <= f(T) + sum of its actions' gains w.r.t. T).
+    - ``lp``: the LP relaxation of :func:`solve_capacitated_exact` (HiGHS),
+      when the instance has at most :data:`CAP_BOUND_LP_MAX_PAIRS` pairs and
+      HiGHS solves it within :data:`CAP_BOUND_LP_TIME_S`.
+    """
+    S = np.asarray(chosen, dtype=np.int64)
+    f_s = served_population(model, S) if served is None else float(served)
+    f_0 = served_population(model) if before is None else float(before)
+    total = float(model.weights.sum())
+    n0 = model.n_existing
+    covered_pop = model.cover[n0:].astype(np.float64) @ model.weights
+    per = np.minimum(model.capacity[n0:], covered_pop)
+    # the bound holds around any set: around S (the choice) and around the empty set
+    single = np.minimum(per, total - f_s)
+    single[S] = 0.0
+    sub = f_s + _top_k_per_location(single, model.location, int(k))
+    sub0 = f_0 + _top_k_per_location(np.minimum(per, total - f_0), model.location, int(k))
+    best, kind = min(total, sub, sub0), "submodular"
+    if lp and model.cover.nnz <= CAP_BOUND_LP_MAX_PAIRS and k > 0:
+        h, _ = _cap_mip(model, int(k), integral=False)
+        h.setOptionValue("time_limit", min(float(time_limit_s), CAP_BOUND_LP_TIME_S))
+        h.run()
+        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+            value = float(h.getInfo().objective_function_value) * (1 + 1e-9) + 1e-9
+            if value < best:
+                best, kind = value, "lp"
+    return max(best, f_s), kind
+
+
+def _cap_mip(
+    model: CapacitatedModel, k: int, *, integral: bool, target: float | None = None
+) -> tuple[highspy.Highs, int]:
+    """Build the capacitated MIP: columns z (actions), then x (pairs); returns it and n_actions.
+
+    max sum x  s.t.  sum_f x_fi <= p_i;  sum_i x_fi <= K_f (existing);
+    sum_i x_fi - K_a z_a <= 0 and x_ai - p_i z_a <= 0 (actions); sum z <= k;
+    sum of z at one location <= 1. With ``target``: min sum z s.t. sum x >= target.
+    """
+    C = model.cover.tocoo()
+    n0, n_act, n_units = model.n_existing, model.n_actions, model.cover.shape[1]
+    n_pairs = C.nnz
+    act_pair = np.flatnonzero(C.row >= n0)
+    locs = np.unique(model.location[model.location >= 0])
+    # row blocks
+    r_unit, r_fac = 0, n_units
+    r_link = r_fac + model.cover.shape[0]
+    r_k = r_link + act_pair.size
+    r_loc = r_k + 1
+    n_rows = r_loc + locs.size + (1 if target is not None else 0)
+    h = _new_highs()
+    up = np.concatenate(
+        [
+            model.weights,
+            np.where(np.arange(model.cover.shape[0]) < n0, model.capacity, 0.0),
+            np.zeros(act_pair.size),
+            [float(k) if target is None else highspy.kHighsInf],
+            np.ones(locs.size),
+            [highspy.kHighsInf] if target is not None else [],
+        ]
+    )
+    lo = np.full(n_rows, -highspy.kHighsInf)
+    if target is not None:
+        lo[-1] = float(target)
+    h.addRows(n_rows, lo, up, 0, np.zeros(n_rows, dtype=np.int32), np.zeros(0, np.int32), [])
+    # z columns: facility row (-K_a), link rows (-p_i), the k row, the location row
+    pair_action = (C.row[act_pair] - n0).astype(np.int64)
+    loc = model.location
+    has_loc = loc >= 0
+    loc_row = r_loc + np.searchsorted(locs, loc[has_loc])
+    acts = np.arange(n_act, dtype=np.int64)
+    z = sparse.coo_array(
+        (
+            np.concatenate(
+                [
+                    -model.capacity[n0:],
+                    -model.weights[C.col[act_pair]],
+                    np.ones(n_act),
+                    np.ones(int(has_loc.sum())),
+                ]
+            ),
+            (
+                np.concatenate(
+                    [
+                        r_fac + n0 + acts,
+                        r_link + np.arange(act_pair.size),
+                        np.full(n_act, r_k),
+                        loc_row,
+                    ]
+                ),
+                np.concatenate([acts, pair_action, acts, acts[has_loc]]),
+            ),
+        ),
+        shape=(n_rows, n_act),
+    ).tocsc()
+    cost_z = np.zeros(n_act) if target is None else np.ones(n_act)
+    if n_act:
+        h.addCols(
+            n_act,
+            cost_z,
+            np.zeros(n_act),
+            np.ones(n_act),
+            z.nnz,
+            z.indptr[:-1].astype(np.int32),
+            z.indices.astype(np.int32),
+            z.data.astype(np.float64),
+        )
+    # x columns: unit row, facility row, link row (actions), target row
+    link_of_pair = np.full(n_pairs, -1, dtype=np.int64)
+    link_of_pair[act_pair] = r_link + np.arange(act_pair.size)
+    per = 2 + (link_of_pair >= 0).astype(np.int64) + (1 if target is not None else 0)
+    xstarts = np.concatenate([[0], np.cumsum(per)[:-1]]).astype(np.int32)
+    xidx = np.empty(int(per.sum()), dtype=np.int32)
+    xidx[xstarts] = r_unit + C.col
+    xidx[xstarts + 1] = r_fac + C.row
+    has = link_of_pair >= 0
+    xidx[xstarts[has] + 2] = link_of_pair[has]
+    if target is not None:
+        xidx[xstarts + per - 1] = n_rows - 1
+    cost_x = np.ones(n_pairs) if target is None else np.zeros(n_pairs)
+    h.addCols(
+        n_pairs,
+        cost_x,
+        np.zeros(n_pairs),
+        np.full(n_pairs, highspy.kHighsInf),
+        xidx.size,
+        xstarts,
+        xidx,
+        np.ones(xidx.size),
+    )
+    h.changeObjectiveSense(
+        highspy.ObjSense.kMaximize if target is None else highspy.ObjSense.kMinimize
+    )
+    if integral and n_act:
+        h.changeColsIntegrality(
+            n_act, np.arange(n_act, dtype=np.int32), np.full(n_act, highspy.HighsVarType.kInteger)
+        )
+    return h, n_act
+
+
+def _cap_warm_start(h: highspy.Highs, model: CapacitatedModel, chosen: IntArray) -> None:
+    """Give HiGHS the complete solution "open ``chosen``": z, and x from its maximum flow."""
+    z = np.zeros(model.n_actions)
+    z[chosen] = 1.0
+    x = np.zeros(model.cover.nnz)
+    rows = np.concatenate([np.arange(model.n_existing), model.action_rows(chosen)])
+    if rows.size and model.cover[rows].nnz:
+        lp, pairs = _served_lp(model, rows.astype(np.int64))
+        lp.run()
+        if lp.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+            flow = np.asarray(lp.getSolution().col_value, dtype=np.float64)
+            X = sparse.csr_array(
+                (flow, (rows[pairs.row], pairs.col)), shape=model.cover.shape
+            )  # the MIP's x columns are the pairs of model.cover in COO order
+            C = model.cover.tocoo()
+            x = np.asarray(X[C.row, C.col], dtype=np.float64).ravel()
+    sol = highspy.HighsSolution()
+    sol.col_value = list(np.concatenate([z, x]))
+    h.setSolution(sol)
+
+
+def solve_capacitated_exact(
+    model: CapacitatedModel,
+    k: int | None = None,
+    *,
+    target_population: float | None = None,
+    warm_start: ArrayLike | None = None,
+    time_limit_s: float = 60.0,
+    mip_rel_gap: float = 1e-7,
+) -> ExactResult:
+    """Solve the capacitated MIP with HiGHS: the best ``k`` actions, or the fewest reaching a target.
+
+    Returns
+    -------
+    ExactResult
+        ``chosen`` (actions), ``population_covered`` (residents served, maximum
+        flow), ``bound_population`` (dual bound; with a target: the bound on the
+        number of sites), ``optimal``, ``status``, ``runtime_s``.
+
+    Raises
+    ------
+    InputError
+        Neither or both of ``k`` and ``target_population``, or an instance
+        over :data:`CAP_LP_MAX_PAIRS` pairs.
+    SolverError
+        When HiGHS finds no feasible solution.
+    """
+    if (k is None) == (target_population is None):
+        msg = "Give exactly one of `k` or `target_population`."
+        raise InputError(msg)
+    if model.cover.nnz > CAP_LP_MAX_PAIRS:
+        msg = f"the capacitated model has {model.cover.nnz:,} (facility, unit) pairs, more than {CAP_LP_MAX_PAIRS:,}; use the greedy method, fewer candidates (--candidates) or a shorter --minutes."
+        raise InputError(msg)
+    h, _ = _cap_mip(model, int(k or 0), integral=True, target=target_population)
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+    if warm_start is not None:
+        _cap_warm_start(h, model, np.asarray(warm_start, dtype=np.int64))
+    h.run()
+    status = h.getModelStatus()
+    status_s = h.modelStatusToString(status)
+    values = np.asarray(h.getSolution().col_value, dtype=np.float64)
+    if values.size < model.n_actions or h.getInfo().primal_solution_status == 0:
+        msg = f"HiGHS found no feasible capacitated solution ({status_s}); raise `time_limit_s`, lower the target or use the greedy method."
+        raise SolverError(msg)
+    chosen = np.flatnonzero(values[: model.n_actions] > 0.5).astype(np.int64)
+    served = served_population(model, chosen)
+    dual = float(h.getInfo().mip_dual_bound)
+    return ExactResult(
+        chosen=chosen,
+        population_covered=served,
+        bound_population=max(dual, served) if target_population is None else dual,
+        optimal=status == highspy.HighsModelStatus.kOptimal,
+        status=status_s,
+        runtime_s=float(h.getRunTime()),
+    )
+
+
+def _cap_order(model: CapacitatedModel, chosen: IntArray) -> tuple[IntArray, FloatArray]:
+    """Order ``chosen`` by the greedy's residual rule restricted to them; return the order and gains."""
+    if chosen.size == 0:
+        return chosen, np.zeros(0)
+    rows = np.concatenate([np.arange(model.n_existing), model.action_rows(chosen)])
+    sub = CapacitatedModel(
+        model.cover[rows],
+        model.weights,
+        model.capacity[rows],
+        model.n_existing,
+        np.full(chosen.size, -1, dtype=np.int64),
+    )
+    order, gains = capacitated_greedy(sub, k=int(chosen.size))
+    rest = np.setdiff1d(np.arange(chosen.size), order)  # actions adding nothing by that rule
+    return chosen[np.concatenate([order, rest])], np.concatenate([gains, np.zeros(rest.size)])
+
+
+def best_capacitated_sites(model: CapacitatedModel, options: SolveOptions) -> CapacitatedSelection:
+    """Choose actions: capacitated greedy, then (``exact``) the HiGHS MIP warm-started from it.
+
+    Parameters
+    ----------
+    model
+        The instance.
+    options
+        ``k`` or ``target_share`` (with ``max_k``), ``exact`` (also solve the
+        MIP: the best ``k`` actions, or the fewest reaching the target),
+        ``time_limit_s``, ``mip_rel_gap``, ``lp_bound`` (as :class:`SolveOptions`).
+
+    Returns
+    -------
+    CapacitatedSelection
+        ``marginal_population`` / ``cumulative_population`` follow the greedy's
+        residual rule (a lower bound of the served residents); ``population_after``
+        is the maximum flow of the whole choice (never less). The bound is the
+        better of the submodular and LP bounds; ``optimal`` when the MIP proved it.
+    """
+    total = float(model.weights.sum())
+    before = served_population(model)
+    chosen, _ = capacitated_greedy(
+        model, k=options.k, target_share=options.target_share, max_k=options.max_k
+    )
+    method, optimal, status = METHOD_CAP_GREEDY, False, ""
+    target = None if options.target_share is None else options.target_share * total
+    mip_bound: float | None = None
+    if options.exact and model.n_actions:
+        if target is not None and served_population(model, chosen) >= target * (1 - 1e-9):
+            res = solve_capacitated_exact(
+                model,
+                target_population=target,
+                warm_start=chosen,
+                time_limit_s=options.time_limit_s,
+            )
+        else:
+            res = solve_capacitated_exact(
+                model,
+                k=int(options.k or options.max_k),
+                warm_start=chosen,
+                time_limit_s=options.time_limit_s,
+                mip_rel_gap=options.mip_rel_gap,
+            )
+        greedy_served = served_population(model, chosen)
+        if target is not None or res.population_covered >= greedy_served - 1e-9:
+            chosen, method, optimal, status = res.chosen, METHOD_CAP_EXACT, res.optimal, res.status
+        else:  # the MIP stopped (time limit) short of the greedy: keep the greedy
+            status = f"{res.status}; greedy kept (better than the MIP's incumbent)"
+            logger.warning(
+                "capacitated MIP stopped short of the greedy (%s); greedy kept", res.status
+            )
+        mip_bound = res.bound_population if target is None else None
+    order, gains = _cap_order(model, chosen)
+    cum = before + np.cumsum(gains)
+    after = max(served_population(model, order), float(cum[-1])) if order.size else before
+    k_bound = int(options.k if options.k is not None else max(order.size, 1))
+    bound, kind = capacitated_bound(
+        model, order, k_bound, served=after, before=before, lp=bool(options.lp_bound)
+    )
+    if mip_bound is not None and mip_bound < bound:
+        bound, kind = mip_bound, "mip"
+    if optimal and target is None:
+        bound, kind = after, "optimal"
+    return CapacitatedSelection(
+        chosen=order,
+        marginal_population=gains,
+        cumulative_population=cum,
+        population_before=before,
+        population_after=after,
+        population_total=total,
+        bound_population=max(bound, after),
+        bound_kind=kind,
+        method=method,
+        k=int(order.size),
+        target_met=None if target is None else bool(after >= target * (1 - 1e-9)),
+        optimal=optimal,
+        status=status,
+    )

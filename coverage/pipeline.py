@@ -14,7 +14,12 @@ all go through these, so the policy below is decided here, once:
   threshold is always in the summary; the standard per level is the
   scenario's, else the one that comes with the city's centers;
 - the siting's walking speed (the audit's) and its tie-break minutes: the
-  largest audited threshold below the siting minutes (:func:`tie_break_minutes`).
+  largest audited threshold below the siting minutes (:func:`tie_break_minutes`);
+- a capacitated siting's household size and floor-area standard: the capacity
+  audit's (:func:`siting_params`);
+- whether the capacity audit runs: when the scenario asks for it, or with the
+  default parameters when the city's centers carry floor areas
+  (:func:`capacity_params`).
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ import geopandas as gpd
 
 from coverage import export
 from coverage.audit import AuditParams, audit
-from coverage.centers import add_centers, close_centers
+from coverage.capacity import CapacityParams, capacity_audit
+from coverage.centers import FLOOR_AREA_M2, add_centers, close_centers
+from coverage.groups import group_coverage, group_names
 from coverage.inputs import CityData
 from coverage.progress import ProgressFn, sub_progress
 from coverage.scenario import Scenario, ScenarioResult
@@ -79,11 +86,29 @@ def siting_params(scenario: Scenario) -> SitingParams | None:
     if scenario.siting is None:
         return None
     audited = audit_params(scenario)
-    return replace(
+    siting = replace(
         scenario.siting,
         speed_kmh=audited.speed_kmh,
         secondary_minutes=tie_break_minutes(audited.thresholds_min, scenario.siting.minutes),
     )
+    if scenario.capacity is None:
+        return siting
+    # one household size and floor-area standard for the capacity audit and the siting
+    return replace(
+        siting,
+        household_size=scenario.capacity.household_size,
+        standard_m2_per_100_households=scenario.capacity.standard_m2_per_100_households,
+    )
+
+
+def capacity_params(city: CityData, scenario: Scenario) -> CapacityParams | None:
+    """Return the capacity audit's parameters: the scenario's, else the defaults when centers carry floor areas."""
+    if scenario.capacity is not None:
+        return scenario.capacity
+    centers = city.centers
+    if FLOOR_AREA_M2 in centers.columns and centers[FLOOR_AREA_M2].notna().any():
+        return CapacityParams()
+    return None
 
 
 def scenario_centers(city: CityData, scenario: Scenario) -> gpd.GeoDataFrame:
@@ -163,11 +188,23 @@ def run(
         if city.districts is not None
         else None
     )
-    compliance = (
-        compliance_table(result.demand, city.districts, params.standard, params.compliance)
-        if city.districts is not None and params.standard is not None
-        else None
-    )
+    cp = capacity_params(city, scenario)
+    capacity = capacity_audit(city.net, result, cp) if cp is not None else None
+    # speeds given for groups the population lacks are refused there, not ignored
+    wants_groups = bool(group_names(city.demand) or scenario.groups.speeds_kmh)
+    groups = group_coverage(result, scenario.groups) if wants_groups else None
+    compliance = None
+    if city.districts is not None and params.standard is not None:
+        # with a capacity audit the table also has the floor area within reach, at its household size
+        cparams = params.compliance
+        if cp is not None:
+            cparams = replace(
+                cparams,
+                household_size=cp.household_size,
+                m2_per_100_households=cp.standard_m2_per_100_households,
+            )
+        demand = capacity.demand if capacity is not None else result.demand
+        compliance = compliance_table(demand, city.districts, params.standard, cparams)
     siting = None
     if sp is not None:
         siting = propose_sites(
@@ -193,6 +230,8 @@ def run(
         siting=siting,
         districts=districts,
         compliance=compliance,
+        capacity=capacity,
+        groups=groups,
     )
 
 

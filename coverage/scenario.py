@@ -25,7 +25,9 @@ import geopandas as gpd
 import pandas as pd
 
 from coverage.audit import AuditParams, AuditResult
+from coverage.capacity import CapacityParams, CapacityResult, Decay
 from coverage.errors import InputError
+from coverage.groups import GroupParams
 from coverage.siting import SitingParams, SitingResult
 from coverage.standards import Standard
 
@@ -35,7 +37,16 @@ SCENARIO_SCHEMA_VERSION = 2
 #: Versions :meth:`Scenario.from_dict` reads.
 READABLE_VERSIONS = (1, 2)
 #: Top-level fields of every version; version 2 adds ``audit``, version 1 the flat audit fields.
-_TOP_FIELDS = {"schema_version", "name", "siting", "added", "closed", "accepted_sites"}
+_TOP_FIELDS = {
+    "schema_version",
+    "name",
+    "siting",
+    "added",
+    "closed",
+    "accepted_sites",
+    "capacity",
+    "groups",
+}
 _V1_AUDIT_FIELDS = ("speed_kmh", "thresholds_min", "level_thresholds_min")
 #: Siting fields a version 1 file could carry (its ``SitingRequest``).
 _V1_SITING_FIELDS = (
@@ -92,6 +103,10 @@ class Scenario:
         ``center_id`` values of existing centers to close.
     accepted_sites
         Proposed sites the planner accepted (they count as stations).
+    capacity
+        Floor-area capacity audit (2SFCA; ``None``: none), issue 15.
+    groups
+        Walking speed per population group, issue 15.
     """
 
     name: str = "baseline"
@@ -100,9 +115,19 @@ class Scenario:
     added: tuple[AddedStation, ...] = ()
     closed: tuple[str, ...] = ()
     accepted_sites: tuple[AddedStation, ...] = ()
+    capacity: CapacityParams | None = None
+    groups: GroupParams = field(default_factory=GroupParams)
 
     def __post_init__(self) -> None:
         """Validate and normalise the fields."""
+        if self.capacity is not None and not isinstance(self.capacity, CapacityParams):
+            msg = (
+                f"`capacity` must be a CapacityParams or None; got {type(self.capacity).__name__}."
+            )
+            raise InputError(msg)
+        if not isinstance(self.groups, GroupParams):
+            msg = f"`groups` must be a GroupParams; got {type(self.groups).__name__}."
+            raise InputError(msg)
         if not isinstance(self.audit, AuditParams):
             msg = f"`audit` must be an AuditParams; got {type(self.audit).__name__}."
             raise InputError(msg)
@@ -141,7 +166,7 @@ class Scenario:
         audit["thresholds_m"] = list(self.audit.thresholds_m)
         standard = self.audit.standard
         audit["standard"] = None if standard is None else standard.to_dict()
-        return {
+        out: dict[str, Any] = {
             "schema_version": SCENARIO_SCHEMA_VERSION,
             "name": self.name,
             "audit": audit,
@@ -150,6 +175,12 @@ class Scenario:
             "closed": list(self.closed),
             "accepted_sites": [asdict(s) for s in self.accepted_sites],
         }
+        # written only when set, so files (and batch keys) of scenarios without them are unchanged
+        if self.capacity is not None:
+            out["capacity"] = asdict(self.capacity)
+        if self.groups.speeds_kmh:
+            out["groups"] = {"speeds_kmh": dict(self.groups.speeds_kmh)}
+        return out
 
     def to_json(self) -> str:
         """:meth:`to_dict` as indented JSON text (Chinese kept)."""
@@ -185,6 +216,8 @@ class Scenario:
                 added=tuple(_station(a) for a in d.get("added") or ()),
                 closed=tuple(str(c) for c in d.get("closed") or ()),
                 accepted_sites=tuple(_station(a) for a in d.get("accepted_sites") or ()),
+                capacity=_capacity(d.get("capacity")),
+                groups=GroupParams(**_known(d.get("groups") or {}, GroupParams, "groups")),
             )
         except InputError:
             raise
@@ -222,6 +255,20 @@ def _known(d: Mapping[str, Any], cls: type[Any], what: str) -> dict[str, Any]:
         )
         raise InputError(msg)
     return dict(d)
+
+
+def _capacity(d: Any) -> CapacityParams | None:
+    """Read the ``capacity`` object of a scenario file (``None`` when absent)."""
+    if d is None:
+        return None
+    if not isinstance(d, Mapping):
+        msg = f"Scenario `capacity` must be an object or null; got {d!r}."
+        raise InputError(msg)
+    kw = _known(d, CapacityParams, "capacity")
+    for name in ("decay", "enhanced"):
+        if isinstance(kw.get(name), Mapping):
+            kw[name] = Decay(**_known(kw[name], Decay, f"capacity.{name}"))
+    return CapacityParams(**kw)
 
 
 def _audit_params(d: Mapping[str, Any]) -> AuditParams:
@@ -288,6 +335,11 @@ class ScenarioResult:
         Compliance per district and judged level
         (:func:`coverage.standards.compliance_table`) when the audit has a
         standard and the city has districts.
+    capacity
+        The floor-area capacity audit, when the scenario asked for it.
+    groups
+        Coverage per population group (:func:`coverage.groups.group_coverage`),
+        when the population carries groups.
     """
 
     scenario: Scenario
@@ -296,3 +348,5 @@ class ScenarioResult:
     siting: SitingResult | None = None
     districts: pd.DataFrame | None = None
     compliance: pd.DataFrame | None = None
+    capacity: CapacityResult | None = None
+    groups: pd.DataFrame | None = None

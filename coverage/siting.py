@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import geopandas as gpd
@@ -31,11 +31,21 @@ from numpy.typing import NDArray
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from coverage.centers import CENTER_ID, check_count
+from coverage.capacity import DEFAULT_STANDARD_M2_PER_100_HOUSEHOLDS
+from coverage.centers import CENTER_ID, FLOOR_AREA_M2, check_count
 from coverage.demand import POPULATION
 from coverage.errors import InputError
 from coverage.network import DEFAULT_SPEED_KMH, WalkNetwork, speed_ms
-from coverage.optimize import BoolArray, FloatArray, IntArray, SiteSelection, best_sites
+from coverage.optimize import (
+    BoolArray,
+    CapacitatedModel,
+    CapacitatedSelection,
+    FloatArray,
+    IntArray,
+    SiteSelection,
+    best_capacitated_sites,
+    best_sites,
+)
 from coverage.progress import ProgressFn, sub_progress
 from coverage.reach import (
     Snapped,
@@ -46,6 +56,7 @@ from coverage.reach import (
     snap_arrays,
 )
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_points
+from coverage.standards import DEFAULT_HOUSEHOLD_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +98,12 @@ class SitingParams:
     Give exactly one of ``k`` (number of new stations) or ``target_share``
     (population share to reach within ``minutes``, with at most ``max_k``
     stations). ``secondary_minutes`` breaks ties between equal primary gains.
+    With ``new_site_m2`` (issue 15) the siting is capacitated: a new site has one
+    of those floor areas, existing centers serve up to their own floor area
+    (``floor_area_m2``), ``enlarge_m2`` makes enlarging an existing center a
+    candidate action, and the objective is residents within ``minutes`` *and*
+    served within capacity (floor area / ``standard_m2_per_100_households`` × 100
+    households of ``household_size`` persons).
     With ``exact`` and ``target_share``, a first MIP finds the fewest sites that
     reach the target (at most as many as greedy + swap needed), a second one the
     best coverage with that many. ``time_limit_s`` is the wall-time budget of all
@@ -106,9 +123,14 @@ class SitingParams:
     mip_rel_gap: float = 1e-7
     swap: bool = True
     lp_bound: bool = True
+    new_site_m2: tuple[float, ...] = ()
+    enlarge_m2: float | None = None
+    household_size: float = DEFAULT_HOUSEHOLD_SIZE
+    standard_m2_per_100_households: float = DEFAULT_STANDARD_M2_PER_100_HOUSEHOLDS
 
     def __post_init__(self) -> None:
         """Check every field; an InputError names the first bad one."""
+        self._check_capacity()
         if (self.k is None) == (self.target_share is None):
             msg = f"Give exactly one of `k` (number of new stations) or `target_share` (e.g. 0.95); got k={self.k!r}, target_share={self.target_share!r}."
             raise InputError(msg)
@@ -147,6 +169,39 @@ class SitingParams:
             msg = f"`mip_rel_gap` must be in [0, 1); got {self.mip_rel_gap!r}."
             raise InputError(msg)
         speed_ms(self.speed_kmh)
+
+    def _check_capacity(self) -> None:
+        """Check and normalise the capacitated fields."""
+        try:
+            sizes = tuple(float(a) for a in self.new_site_m2)
+        except (TypeError, ValueError) as exc:
+            msg = f"`new_site_m2` must be floor areas in m², e.g. (300, 600); got {self.new_site_m2!r}."
+            raise InputError(msg) from exc
+        if any(not math.isfinite(a) or a <= 0 for a in sizes) or len(set(sizes)) != len(sizes):
+            msg = f"`new_site_m2` must be distinct positive floor areas in m²; got {self.new_site_m2!r}."
+            raise InputError(msg)
+        object.__setattr__(self, "new_site_m2", sizes)
+        if self.enlarge_m2 is not None:
+            e = _finite_number("enlarge_m2", self.enlarge_m2, what="a floor area in m²")
+            if e <= 0:
+                msg = f"`enlarge_m2` must be a positive floor area in m²; got {self.enlarge_m2!r}."
+                raise InputError(msg)
+            if not sizes:
+                msg = "`enlarge_m2` needs `new_site_m2` (the floor area of a new site, --new-site-m2)."
+                raise InputError(msg)
+        for name in ("household_size", "standard_m2_per_100_households"):
+            if _finite_number(name, getattr(self, name), what="a positive number") <= 0:
+                msg = f"`{name}` must be positive; got {getattr(self, name)!r}."
+                raise InputError(msg)
+
+    @property
+    def capacitated(self) -> bool:
+        """Whether new sites have a floor area (the capacitated model)."""
+        return bool(self.new_site_m2)
+
+    def residents_per_m2(self) -> float:
+        """Residents one m² serves: 100 households × household size / standard m² per 100 households."""
+        return 100.0 * self.household_size / self.standard_m2_per_100_households
 
 
 @dataclass(frozen=True)
@@ -199,6 +254,7 @@ class SitingResult:
     solver_status: str = ""
     swaps: int = 0
     min_sites_proven: bool | None = None
+    bound_kind: str = ""
 
     def summary(self) -> dict[str, Any]:
         """Return the ``siting`` section of ``summary.json``."""
@@ -838,6 +894,17 @@ def propose_sites(
     if not isinstance(params, SitingParams):
         msg = f"`params` must be a SitingParams; got {type(params).__name__}."
         raise InputError(msg)
+    if params.capacitated:
+        return _propose_capacitated(
+            net,
+            demand,
+            centers,
+            params=params,
+            candidates=candidates,
+            exclude=exclude,
+            closed=closed,
+            progress=progress,
+        )
     w, _ = _population(demand)
     dem = _snapped(demand, "demand")
     limit = _limit_m(params.minutes, params.speed_kmh)
@@ -887,5 +954,177 @@ def propose_sites(
         result.share_after,
         result.upper_bound_share,
         result.gap,
+    )
+    return result
+
+
+# --- capacitated siting (issue 15) -------------------------------------------------------
+
+#: Columns of capacitated sites: ``action`` (``"new"`` or ``"enlarge"``), the floor area
+#: added, and the center enlarged.
+ACTION = "action"
+ADDED_FLOOR_AREA_M2 = "added_floor_area_m2"
+ENLARGED_CENTER_ID = "enlarged_center_id"
+
+
+def _existing_floor_areas(centers: gpd.GeoDataFrame) -> FloatArray:
+    """Return the floor areas of the existing centers, refusing unknown ones (never 0 or ∞)."""
+    if FLOOR_AREA_M2 not in centers.columns:
+        msg = f"capacitated siting needs the existing centers' floor areas: the centers have no {FLOOR_AREA_M2!r} column (--capacity-column NAME)."
+        raise InputError(msg)
+    s = np.array(centers[FLOOR_AREA_M2].to_numpy(dtype=np.float64, na_value=np.nan))
+    bad = ~(np.isfinite(s) & (s >= 0))
+    if bad.any():
+        ids = centers[CENTER_ID].to_numpy(dtype=object)[bad]
+        msg = f"capacitated siting needs every existing center's floor area; {bad.sum()} have none (e.g. {', '.join(map(str, ids[:5]))}). Fill them in the centers file, or close those centers (--close)."
+        raise InputError(msg)
+    return s
+
+
+def _capacitated_model(
+    params: SitingParams,
+    cover_existing: sparse.csr_array,
+    cover: sparse.csr_array,
+    w: FloatArray,
+    floor_m2: FloatArray,
+) -> CapacitatedModel:
+    """Stack existing centers, one block of candidates per size, and the enlargements."""
+    per_m2 = params.residents_per_m2()
+    n_e, n_c = cover_existing.shape[0], cover.shape[0]
+    blocks = [cover_existing] + [cover] * len(params.new_site_m2)
+    cap = [floor_m2 * per_m2] + [np.full(n_c, a * per_m2) for a in params.new_site_m2]
+    location = [np.tile(np.arange(n_c), len(params.new_site_m2))]
+    if params.enlarge_m2 is not None and n_e:
+        blocks.append(cover_existing)
+        cap.append(np.full(n_e, float(params.enlarge_m2) * per_m2))
+        location.append(n_c + np.arange(n_e))
+    return CapacitatedModel(
+        sparse.csr_array(sparse.vstack(blocks, format="csr")),
+        w,
+        np.concatenate(cap),
+        n_e,
+        np.concatenate(location).astype(np.int64),
+    )
+
+
+def _capacitated_sites(
+    net: WalkNetwork,
+    params: SitingParams,
+    cands: gpd.GeoDataFrame,
+    at: Snapped,
+    open_centers: gpd.GeoDataFrame,
+    sel: CapacitatedSelection,
+) -> tuple[gpd.GeoDataFrame, Snapped]:
+    """Return the chosen actions as sites in rank order, and the snap arrays of the new ones."""
+    n_c = len(cands)
+    n_new = n_c * len(params.new_site_m2)
+    a = sel.chosen
+    is_new = a < n_new
+    cand = np.where(is_new, a % max(n_c, 1), 0)
+    center = np.where(is_new, 0, a - n_new)
+    src = _snapped(open_centers, "centers") if len(open_centers) else Snapped.empty()
+    edge = np.where(is_new, at.edge[cand], src.edge[center] if src.size else 0)
+    offset = np.where(is_new, at.offset_m[cand], src.offset_m[center] if src.size else 0.0)
+    access = np.where(is_new, at.access_m[cand], src.access_m[center] if src.size else 0.0)
+    sizes = np.asarray(params.new_site_m2)
+    added = np.where(
+        is_new, sizes[np.minimum(a // max(n_c, 1), sizes.size - 1)], params.enlarge_m2 or 0.0
+    )
+    x, y = point_xy(net, edge.astype(np.int64), offset.astype(np.float64))
+    cum = sel.cumulative_population
+    ids = (
+        open_centers[CENTER_ID].to_numpy(dtype=object) if len(open_centers) else np.empty(0, object)
+    )
+    frame = gpd.GeoDataFrame(
+        {
+            RANK: np.arange(1, a.size + 1, dtype=np.int64),
+            CANDIDATE_ID: np.where(is_new, cands[CANDIDATE_ID].to_numpy(dtype=object)[cand], None),
+            ACTION: np.where(is_new, "new", "enlarge").astype(object),
+            ADDED_FLOOR_AREA_M2: added.astype(np.float64),
+            ENLARGED_CENTER_ID: np.array(
+                [None if new else ids[c] for new, c in zip(is_new, center, strict=True)],
+                dtype=object,
+            ),
+            MARGINAL_POPULATION: sel.marginal_population,
+            CUMULATIVE_POPULATION: cum,
+            CUMULATIVE_SHARE: cum / sel.population_total,
+            SNAP_EDGE: edge.astype(np.int64),
+            SNAP_OFFSET_M: offset.astype(np.float64),
+            SNAP_DISTANCE_M: access.astype(np.float64),
+        },
+        geometry=shapely.points(x, y),
+        crs=net.crs,
+    )
+    return frame, at.take(cand[is_new])
+
+
+def _propose_capacitated(
+    net: WalkNetwork,
+    demand: gpd.GeoDataFrame,
+    centers: gpd.GeoDataFrame | NDArray[np.bool_] | None,
+    *,
+    params: SitingParams,
+    candidates: gpd.GeoDataFrame | None,
+    exclude: gpd.GeoDataFrame | None,
+    closed: Sequence[str],
+    progress: ProgressFn | None,
+) -> SitingResult:
+    """Capacitated siting: residents within ``params.minutes`` and served within floor area."""
+    if centers is not None and not isinstance(centers, gpd.GeoDataFrame):
+        msg = "capacitated siting needs the existing centers as a GeoDataFrame with floor areas, not a covered0 array."
+        raise InputError(msg)
+    w, _ = _population(demand)
+    dem = _snapped(demand, "demand")
+    limit = _limit_m(params.minutes, params.speed_kmh)
+    open_centers = (
+        _open_centers(centers, closed)
+        if centers is not None and len(centers)
+        else gpd.GeoDataFrame({CENTER_ID: []}, geometry=[], crs=net.crs)
+    )
+    floor_m2 = _existing_floor_areas(open_centers) if len(open_centers) else np.zeros(0)
+    sources = _snapped(open_centers, "centers") if len(open_centers) else Snapped.empty()
+    cover_e = (
+        _coverage_matrix(net, sources, dem, limit)
+        if sources.size
+        else sparse.csr_array((0, len(demand)), dtype=bool)
+    )
+    if progress:
+        progress(0.05, "existing coverage")
+    cands = _siting_candidates(net, demand, params, candidates, exclude)
+    at = _snapped(cands, "candidates")
+    cover = _coverage_matrix(net, at, dem, limit, progress=sub_progress(progress, 0.05, 0.6))
+    model = _capacitated_model(params, cover_e, cover, w, floor_m2)
+    if progress:
+        progress(0.6, "capacitated greedy")
+    sel = best_capacitated_sites(model, params)
+    sites, new_at = _capacitated_sites(net, params, cands, at, open_centers, sel)
+    minutes_after = _minutes_after(net, sources.plus(new_at), dem, params.speed_kmh, demand.index)
+    plain = SiteSelection(
+        chosen=sel.chosen,
+        marginal_population=sel.marginal_population,
+        cumulative_population=sel.cumulative_population,
+        population_before=sel.population_before,
+        population_after=sel.population_after,
+        population_total=sel.population_total,
+        bound_population=sel.bound_population,
+        method=sel.method,
+        k=sel.k,
+        target_met=sel.target_met,
+        optimal=sel.optimal,
+        status=sel.status,
+    )
+    result = replace(
+        _result(params, plain, sites, minutes_after, len(cands)), bound_kind=sel.bound_kind
+    )
+    if progress:
+        progress(1.0, "sites proposed")
+    logger.info(
+        "proposed %d capacitated actions (%s): served %.4f → %.4f, bound %.4f (%s)",
+        result.k,
+        result.method,
+        result.share_before,
+        result.share_after,
+        result.upper_bound_share,
+        sel.bound_kind,
     )
     return result

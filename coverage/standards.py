@@ -42,7 +42,7 @@ from coverage.names import level_covered_column
 logger = logging.getLogger(__name__)
 
 #: Persons per family household, China 2020: 第七次全国人口普查公报（第二号）, 国家统计局,
-#: 2021-05-11, §三 户别人口: "平均每个家庭户的人口为2.62人". The capacity branch imports it.
+#: 2021-05-11, §三 户别人口: "平均每个家庭户的人口为2.62人". `coverage.capacity` imports it.
 DEFAULT_HOUSEHOLD_SIZE = 2.62
 #: Community service floor area per 100 households: 住房和城乡建设部办公厅、民政部办公厅
 #: 《关于开展完整社区建设试点工作的通知》(2022): "每百户居民拥有综合服务设施面积不低于30平方米".

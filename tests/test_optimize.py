@@ -9,19 +9,28 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import pytest
 from scipy import sparse
 
 from coverage.errors import InputError, SolverError
 from coverage.optimize import (
+    METHOD_CAP_EXACT,
+    METHOD_CAP_GREEDY,
     METHOD_EXACT,
     METHOD_GREEDY,
+    CapacitatedModel,
     TimeBudget,
+    best_capacitated_sites,
     best_sites,
+    capacitated_bound,
+    capacitated_greedy,
     covered_population,
     greedy_max_coverage,
     greedy_order,
+    served_population,
+    solve_capacitated_exact,
     solve_exact,
     solve_min_sites,
     swap_improve,
@@ -287,3 +296,132 @@ def test_time_budget_counts_down_and_grants_a_second() -> None:
     assert 29.0 < budget.remaining_s() <= 30.0
     spent = TimeBudget(time.monotonic() - 5.0)
     assert spent.remaining_s() == 1.0
+
+
+# --- capacitated siting (issue 15) -------------------------------------------------------
+
+
+def cap_instance(seed: int, n_exist: int = 2, n_loc: int = 5, sizes: int = 2) -> CapacitatedModel:
+    """Existing centers and ``n_loc`` locations with ``sizes`` sizes each, plus 2 enlargements."""
+    rng = np.random.default_rng(100 + seed)
+    n_dem = 14
+    exist = rng.random((n_exist, n_dem)) < 0.3
+    loc_cover = rng.random((n_loc, n_dem)) < 0.3
+    rows = [exist]
+    cap = list(rng.integers(20, 120, n_exist).astype(float))
+    location: list[int] = []
+    for size in range(sizes):
+        rows.append(loc_cover)
+        cap += list(rng.integers(30, 90, n_loc).astype(float) * (1 + size))
+        location += list(range(n_loc))
+    rows.append(exist)  # enlarging each existing center: same catchment, more capacity
+    cap += [40.0] * n_exist
+    location += [n_loc + e for e in range(n_exist)]
+    return CapacitatedModel(
+        sparse.csr_array(np.vstack(rows)),
+        rng.integers(5, 60, n_dem).astype(float),
+        np.array(cap),
+        n_exist,
+        np.array(location),
+    )
+
+
+def max_flow(model: CapacitatedModel, actions: Any) -> float:
+    """Residents served, by networkx's maximum flow (independent of HiGHS)."""
+    g = nx.DiGraph()
+    dense = model.cover.toarray()
+    rows = list(range(model.n_existing)) + [model.n_existing + a for a in actions]
+    for r in rows:
+        g.add_edge("s", ("f", r), capacity=float(model.capacity[r]))
+        for i in np.flatnonzero(dense[r]):
+            g.add_edge(("f", r), ("u", int(i)))
+    for i, w in enumerate(model.weights):
+        g.add_edge(("u", i), "t", capacity=float(w))
+    if "s" not in g:
+        return 0.0
+    return float(nx.maximum_flow_value(g, "s", "t"))
+
+
+def feasible_sets(model: CapacitatedModel, k: int) -> Any:
+    for combo in itertools.combinations(range(model.n_actions), k):
+        locs = [int(model.location[a]) for a in combo]
+        if len(set(locs)) == len(locs):
+            yield combo
+
+
+def cap_brute_force(model: CapacitatedModel, k: int) -> float:
+    return max(max_flow(model, s) for s in feasible_sets(model, k))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_served_population_is_the_maximum_flow(seed: int) -> None:
+    model = cap_instance(seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        acts = rng.choice(model.n_actions, size=3, replace=False)
+        assert served_population(model, acts) == pytest.approx(max_flow(model, acts), abs=1e-6)
+    assert served_population(model) == pytest.approx(max_flow(model, []), abs=1e-6)
+
+
+@pytest.mark.parametrize(("seed", "k"), [(s, k) for s in range(8) for k in (1, 2, 3)])
+def test_capacitated_greedy_and_bounds_against_brute_force(seed: int, k: int) -> None:
+    model = cap_instance(seed)
+    best = cap_brute_force(model, k)
+    sel = best_capacitated_sites(model, Options(k=k))
+    assert sel.method == METHOD_CAP_GREEDY
+    # at most one action per location, and the served value is the chosen set's maximum flow
+    assert len({int(model.location[a]) for a in sel.chosen}) == sel.chosen.size
+    assert sel.population_after == pytest.approx(max_flow(model, sel.chosen), abs=1e-6)
+    assert sel.population_after <= best + 1e-6
+    # observed on these instances (the residual rule has no proven ratio of its own)
+    assert sel.population_after >= (1 - 1 / math.e) * best - 1e-6
+    # both bounds are proven upper bounds on the best k actions
+    sub, kind = capacitated_bound(model, sel.chosen, k, lp=False)
+    assert kind == "submodular"
+    assert sub >= best - 1e-6
+    assert sel.bound_population >= best - 1e-6
+    assert sel.bound_population <= sub + 1e-6
+
+
+@pytest.mark.parametrize(("seed", "k"), [(s, k) for s in range(8) for k in (1, 2, 3)])
+def test_capacitated_exact_equals_brute_force(seed: int, k: int) -> None:
+    model = cap_instance(seed)
+    best = cap_brute_force(model, k)
+    sel = best_capacitated_sites(model, Options(k=k, exact=True))
+    assert sel.method == METHOD_CAP_EXACT
+    assert sel.optimal
+    assert sel.population_after == pytest.approx(best, abs=1e-6)
+    assert sel.bound_population == pytest.approx(best, abs=1e-6)
+    assert sel.chosen.size <= k
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_capacitated_fewest_sites_equals_brute_force(seed: int) -> None:
+    model = cap_instance(seed)
+    total = float(model.weights.sum())
+    reach = cap_brute_force(model, 3)
+    target = 0.9 * reach
+    fewest = next(
+        k
+        for k in range(0, 4)
+        if any(max_flow(model, s) >= target - 1e-9 for s in feasible_sets(model, k))
+    )
+    res = solve_capacitated_exact(model, target_population=target, time_limit_s=30)
+    assert res.optimal
+    assert res.chosen.size == fewest
+    assert res.population_covered >= target - 1e-6
+    # the recipe: greedy reaches the target share, the MIP may need fewer sites
+    sel = best_capacitated_sites(model, Options(target_share=target / total, max_k=10, exact=True))
+    assert sel.k == fewest
+    assert sel.target_met
+
+
+def test_capacitated_greedy_takes_existing_load_into_account() -> None:
+    """One center (capacity 50) already serves unit 0 (50 residents): a new site there adds nothing."""
+    cover = sparse.csr_array(np.array([[1, 0], [1, 0], [0, 1]], dtype=bool))
+    model = CapacitatedModel(
+        cover, np.array([50.0, 30.0]), np.array([50.0, 100.0, 20.0]), 1, np.array([-1, -1])
+    )
+    chosen, gains = capacitated_greedy(model, k=1)
+    assert chosen.tolist() == [1]  # the site over unit 1, not the bigger one over unit 0
+    assert gains.tolist() == [20.0]
