@@ -471,10 +471,14 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
         extract=extract,
         progress=sub_progress(progress, 0.3, 0.8),
     )
+    if progress:
+        progress(0.8, "reading and snapping centers")
     centers = _centers(inputs, extract, net)
     if progress:
         progress(0.85, "estimating residents")
     demand, model = _demand(inputs, extract, net)
+    if progress:
+        progress(0.95, "reading districts, candidates and exclusions")
     if districts is None and inputs.admin_level is not None:
         districts = districts_from_osm(extract, admin_level=inputs.admin_level)
     city = CityData(
