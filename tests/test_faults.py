@@ -363,3 +363,42 @@ def test_temporaries_carry_the_run_tag(tmp_path: Path, monkeypatch: pytest.Monke
     assert all("0badf00d-" in n for n in names)
     assert (tmp_path / "a" / "x.txt").read_text() == "2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "s.csv"]  # nothing left beside
+
+
+@pytest.mark.slow
+def test_batch_with_local_workers_prints_no_distributed_noise(tmp_path: Path) -> None:
+    """Issue 17: `batch --workers 2` printed 31 lines of distributed tracebacks on success."""
+    import os
+
+    def box(name: str, x0: float, x1: float) -> dict[str, Any]:
+        ring = [[x0, 39.999], [x1, 39.999], [x1, 40.006], [x0, 40.006], [x0, 39.999]]
+        geometry = {"type": "Polygon", "coordinates": [ring]}
+        return {"type": "Feature", "properties": {"name": name}, "geometry": geometry}
+
+    districts = tmp_path / "districts.geojson"
+    features = [box("west", 116.295, 116.3035), box("east", 116.3035, 116.312)]
+    districts.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    centers = tmp_path / "centers.csv"
+    centers.write_text("id,name,lon,lat\nc1,West,116.300,40.002\nc2,East,116.308,40.002\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "coverage.cli", "batch", "--osm", str(GRID)]
+    cmd += ["--centers", str(centers), "--districts", str(districts), "--workers", "2"]
+    cmd += ["--no-polygons", "--no-report", "--cache-dir", str(tmp_path / "c")]
+    proc = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    noise = [
+        ln
+        for ln in proc.stderr.splitlines()
+        if ln.strip()
+        and not ln.startswith(("INFO coverage.progress:", "warning:", "WARNING coverage"))
+    ]
+    assert noise == []
+    assert "2 districts" in proc.stdout
