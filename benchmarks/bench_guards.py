@@ -39,9 +39,21 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, log, machine_info, machine_markdown, markdown_table
+from _common import ROOT, log, machine_info, machine_markdown, markdown_table, write_markdown
 
 CITY = ROOT / "data" / "chengdu_central.osm.bz2"
+DOC = ROOT / "docs" / "bench" / "guards.md"
+#: Hand-written reading of the figures, appended to the section (no figures in it).
+NOTES = ROOT / "docs" / "bench" / "guards.notes.md"
+INTRO = (
+    "Cost of the issue-17 guards on loading a city (`load_city` without the network cache: OSM "
+    "read, network build, centers, OSM population estimate, snapping), written by "
+    "`benchmarks/bench_guards.py` (also `benchmarks/run.py --guards --sizes 100000`). CPU "
+    "seconds of the process, median (min–max) of the runs; *guards off* replaces the guard "
+    "functions by no-ops (the integer counters inside the OSM stream stay in both); the "
+    "guards' own time is summed over every call during one more load with a stopwatch on "
+    "each guard."
+)
 
 #: ``(module, function, what it does when switched off)``: each guard at its call site.
 #: ``None`` returns None (a check that raises or warns); ``"first"`` returns its first
@@ -158,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "--nodes", type=int, default=100_000, help="synthetic city size (0: embedded city only)"
     )
     p.add_argument("--workdir", type=Path, default=None, help="where the synthetic city is kept")
+    p.add_argument("--write-docs", action="store_true", help=f"write {DOC.relative_to(ROOT)}")
     args = p.parse_args(argv)
     workdir = args.workdir or Path(tempfile.gettempdir()) / "coverage-planner-bench"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -171,9 +184,22 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         log(f"synthetic city: {rows[-1]}")
-    print(machine_markdown(machine_info()))
-    print(f"- `uptime` before: {before}\n- `uptime` after: {_uptime()}\n")
+    info = machine_info()
+    load = f"- `uptime` before: {before}\n- `uptime` after: {_uptime()}\n"
+    print(machine_markdown(info) + load)
     print(markdown_table(rows))
+    if args.write_docs:
+        notes = NOTES.read_text(encoding="utf-8") if NOTES.exists() else ""
+        command = f"`.venv/bin/python benchmarks/bench_guards.py --repeat {args.repeat} --nodes {args.nodes}`"
+        write_markdown(
+            DOC,
+            "Guards (issue 17)",
+            rows,
+            machine=info,
+            intro=INTRO,
+            extra=f"Machine load while it ran:\n\n{load}\nCommand: {command}\n\n{notes}",
+        )
+        log(f"wrote {DOC}")
     return 0
 
 
