@@ -32,7 +32,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from coverage.errors import InputError, PlannerError
+from coverage.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "tests" / "data" / "grid.osm"
@@ -591,11 +591,3 @@ def grid_city() -> tuple[Any, Any]:
     from coverage.osm import read_osm
 
     return read_osm(GRID), walk_network(GRID, cache_dir=None)
-
-
-def test_planner_error_is_the_only_refusal() -> None:
-    """The properties above catch InputError only: every refusal class derives from it."""
-    from coverage.errors import ResourceLimitError
-
-    assert issubclass(ResourceLimitError, InputError)
-    assert issubclass(InputError, PlannerError)
