@@ -52,7 +52,7 @@ def sub_progress(progress: ProgressFn | None, lo: float, hi: float) -> ProgressF
 
 #: Seconds of silence before the first progress line (short runs print none);
 #: the environment variable :data:`LOG_DELAY_ENV` overrides it (0: from the start).
-LOG_DELAY_S = 3.0
+LOG_DELAY_S = 10.0
 LOG_DELAY_ENV = "COVERAGE_PLANNER_PROGRESS_DELAY_S"
 #: Most seconds between two progress lines while a step is still running.
 LOG_INTERVAL_S = 5.0
