@@ -28,6 +28,7 @@ Regenerate a section by running its script, then `python benchmarks/assemble.py`
 | batch | `benchmarks/bench_batch.py` | `.venv/bin/python benchmarks/bench_batch.py` |
 | benchmark suite (every stage, anchors) | `benchmarks/run.py` | `make bench-full` (10k / 100k / 300k nodes) |
 | city-scale targets (issue 7) | `benchmarks/bench_scale.py` | `.venv/bin/python benchmarks/bench_scale.py` (10k / 100k / 300k nodes) |
+| guards (issue 17) | `benchmarks/bench_guards.py` | `.venv/bin/python benchmarks/bench_guards.py --write-docs` (embedded city, 100k nodes) |
 
 """
 

@@ -26,6 +26,7 @@ Usage::
     python benchmarks/run.py --sizes 10000,100000,300000 --repeat 3
     python benchmarks/run.py --smoke              # 10k nodes, repeat 1, < 60 s
     python benchmarks/run.py --sizes 300000 --profile-network
+    python benchmarks/run.py --guards             # the guards' cost (benchmarks/bench_guards.py)
 """
 
 from __future__ import annotations
@@ -931,6 +932,16 @@ def _failed(spec: dict[str, Any], why: str) -> dict[str, Any]:
     }
 
 
+def _guards_main(args: argparse.Namespace) -> int:
+    """Run :mod:`bench_guards` with this suite's options."""
+    from bench_guards import main as guards_main
+
+    nodes = 0 if args.smoke else int(args.sizes.split(",")[0].replace("_", "") or 0)
+    repeat = 1 if args.smoke else args.repeat
+    extra = ["--workdir", str(args.workdir)] if args.workdir else []
+    return guards_main(["--nodes", str(nodes), "--repeat", str(repeat), *extra])
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -956,6 +967,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--profile-network", action="store_true", help="profile the cold network build")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per size")
+    p.add_argument(
+        "--guards",
+        action="store_true",
+        help="measure the reliability guards' cost instead (benchmarks/bench_guards.py; "
+        "--repeat, --workdir and the first of --sizes apply; --smoke: embedded city, 1 run)",
+    )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -964,6 +981,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child is not None:
         return _child_main(json.loads(args.child))
+    if args.guards:
+        return _guards_main(args)
     if args.smoke:
         sizes, repeat, network_repeat = [10_000], 1, 1
     else:

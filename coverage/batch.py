@@ -35,6 +35,7 @@ import re
 import shutil
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -46,6 +47,11 @@ import numpy as np
 import pandas as pd
 import shapely
 from numpy.typing import NDArray
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None  # type: ignore[assignment]
 
 from coverage import export, i18n, pipeline
 from coverage.errors import InputError
@@ -105,7 +111,8 @@ STATUS_NO_NETWORK = "no walkable streets"
 STATUS_ERROR = "error"
 
 #: Our own temporary names (:data:`coverage.export.TEMP_PREFIX`); the sweep touches nothing else.
-_TMP_PATTERN = re.compile(rf"^{re.escape(export.TEMP_PREFIX)}(tmp|old)-")
+#: A batch run's names carry its tag (8 hex digits and ``-``) after ``tmp-`` / ``old-``.
+_TMP_PATTERN = re.compile(rf"^{re.escape(export.TEMP_PREFIX)}(tmp|old)-(?:([0-9a-f]{{8}})-)?")
 
 
 @dataclass(frozen=True)
@@ -260,6 +267,7 @@ class DistrictTask:
     params: BatchParams
     out_dir: str
     key: str
+    run_tag: str = ""
     source_name: str = ""
     source_sha256: str = ""
     population_model: Mapping[str, Any] = field(default_factory=dict)
@@ -475,7 +483,7 @@ def _commit(task: DistrictTask, files: dict[str, bytes], row: Mapping[str, Any])
     }
     files[BATCH_JSON] = json_bytes(stamp)
     # A district folder is replaced only when it carries our marker (export.check_output_dir).
-    export.write_outputs(Path(task.out_dir), files)
+    export.write_outputs(Path(task.out_dir), files, tag=task.run_tag)
 
 
 def completed_row(out_dir: Path | str, key: str) -> dict[str, Any] | None:
@@ -553,16 +561,74 @@ def _atomic_parquet(gdf: gpd.GeoDataFrame, path: Path) -> None:
     atomic_write(path, gdf.to_parquet)
 
 
-def _sweep_temporaries(out: Path) -> None:
-    """Remove half-written folders left by a run that was killed."""
+def _sweep_temporaries(out: Path, tag: str = "") -> None:
+    """Remove half-written files and folders of this run (``tag``) and of runs that are gone.
+
+    A name tagged by another run is left alone while that run holds its lock
+    (:func:`_run_lock`): two batches on one folder never delete each other's
+    files in the making. Untagged names come from older versions and are removed.
+    """
     with contextlib.suppress(OSError):
         for p in out.iterdir():
-            if _TMP_PATTERN.match(p.name):
-                if p.is_dir():
-                    shutil.rmtree(p, ignore_errors=True)
-                else:
-                    with contextlib.suppress(OSError):
-                        p.unlink()
+            m = _TMP_PATTERN.match(p.name)
+            if m is None or (
+                m.group(2) and f"{m.group(2)}-" != tag and _run_alive(out, m.group(2))
+            ):
+                continue
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+    with contextlib.suppress(OSError):  # locks of runs that were killed
+        for p in (out / WORK_DIR).glob("run-*.lock"):
+            other = p.stem.removeprefix("run-")
+            if (
+                f"{other}-" != tag
+                and re.fullmatch("[0-9a-f]{8}", other)
+                and not _run_alive(out, other)
+            ):
+                p.unlink()
+
+
+def _lock_path(out: Path, tag: str) -> Path:
+    return out / WORK_DIR / f"run-{tag.rstrip('-')}.lock"
+
+
+def _run_alive(out: Path, tag: str) -> bool:
+    """Whether the batch run tagged ``tag`` still holds its lock on ``out`` (unknown: assume so)."""
+    if fcntl is None:  # pragma: no cover - not on POSIX: never touch another run's names
+        return True
+    try:
+        fd = os.open(_lock_path(out, tag), os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[str]:
+    """Hold this run's lock in ``OUT/.work`` and yield its tag (8 hex digits and ``-``)."""
+    tag = f"{uuid.uuid4().hex[:8]}-"
+    path = _lock_path(out, tag)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield tag
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
 
 
 def usable_cores() -> int:
@@ -611,7 +677,6 @@ def _output_folder(out_dir: Path | str) -> Path:
     except OSError as exc:
         msg = f"Cannot write the output folder {str(out)[:200]!r}: {exc.strerror or exc}. Check the path and its permissions."
         raise InputError(msg) from exc
-    _sweep_temporaries(out)
     return out
 
 
@@ -761,21 +826,23 @@ def run_districts(
     # the centers in force (closures and additions applied once, here), before anything is written
     in_force = replace(city, centers=pipeline.scenario_centers(city, params.scenario))
     out = _output_folder(out_dir)
-    t0 = time.perf_counter()
-    tasks = _district_tasks(in_force, districts, out, params)
-    logger.info("prepared %d districts in %.1f s", len(tasks), time.perf_counter() - t0)
-    try:
-        rows_by_name = _run_tasks(
-            tasks, workers=workers, scheduler=scheduler, force=force, progress=progress
+    with _run_lock(out) as tag:
+        _sweep_temporaries(out, tag)  # leftovers of killed runs, never a running one's
+        t0 = time.perf_counter()
+        tasks = [replace(t, run_tag=tag) for t in _district_tasks(in_force, districts, out, params)]
+        logger.info("prepared %d districts in %.1f s", len(tasks), time.perf_counter() - t0)
+        try:
+            rows_by_name = _run_tasks(
+                tasks, workers=workers, scheduler=scheduler, force=force, progress=progress
+            )
+        except BaseException:
+            if scheduler is None:  # our own workers are gone: nothing can still be writing
+                _sweep_temporaries(out, tag)
+            raise
+        summary = _summary_table(
+            [{**rows_by_name[t.name], FOLDER: Path(t.out_dir).name} for t in tasks], params
         )
-    except BaseException:
-        if scheduler is None:  # our own workers are gone: nothing can still be writing
-            _sweep_temporaries(out)
-        raise
-    summary = _summary_table(
-        [{**rows_by_name[t.name], FOLDER: Path(t.out_dir).name} for t in tasks], params
-    )
-    _write_batch_summary(out, summary, districts, params, city)
+        _write_batch_summary(out, summary, districts, params, city, tag=tag)
     logger.info(
         "batch of %d districts done in %.1f s: %d recomputed, %d failed",
         len(tasks),
@@ -919,6 +986,8 @@ def _write_batch_summary(
     districts: gpd.GeoDataFrame,
     params: BatchParams,
     city: CityData,
+    *,
+    tag: str = "",
 ) -> None:
     siting = params.scenario.siting
     layer = gpd.GeoDataFrame(
@@ -950,7 +1019,7 @@ def _write_batch_summary(
         export.TABLES_XLSX: _summary_workbook(summary, params),
     }
     for fname, data in files.items():
-        atomic_write_bytes(out / fname, data)
+        atomic_write_bytes(out / fname, data, tag=tag)
 
 
 def _summary_workbook(summary: pd.DataFrame, params: BatchParams) -> bytes:

@@ -439,7 +439,7 @@ def census_demand(
     names = np.asarray(areas.names, dtype=object)[area_idx]
     kinds = np.full(area_idx.size, KIND_CENSUS, dtype=object)
     units = demand_frame(ids, pop, kinds, names, geoms, net.crs)
-    demand = finish_units(units, net, extent_margin_m, str(label))
+    demand = finish_units(units, net, extent_margin_m, str(label), from_file=True)
     logger.info(
         "census %s: %d areas, %.0f of %.0f people placed",
         label,

@@ -50,7 +50,7 @@ from coverage.inputs import (
 )
 from coverage.names import METERS_UNIT, MINUTES_UNIT, Unit, check_threshold_keys
 from coverage.netcache import DEFAULT_CACHE_DIR
-from coverage.progress import ProgressFn
+from coverage.progress import ProgressFn, ProgressLog
 from coverage.scenario import Scenario, ScenarioResult
 from coverage.siting import SitingParams
 from coverage.standards import (
@@ -68,6 +68,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+#: Logger of the progress lines written when stderr is not a terminal.
+PROGRESS_LOGGER = "coverage.progress"
 
 
 class UsageError(Exception):
@@ -810,10 +812,15 @@ def run_from_args(args: argparse.Namespace) -> tuple[CityInputs, Scenario]:
 
 
 class _Progress:
-    """A tqdm bar on stderr fed by library progress callbacks (fraction, message)."""
+    """A tqdm bar on stderr fed by library progress callbacks (fraction, message).
+
+    When stderr is not a terminal (a pipe, a log file) tqdm draws nothing; progress
+    then goes to the ``coverage.progress`` log as lines (:class:`ProgressLog`).
+    """
 
     def __init__(self, enabled: bool, stream: TextIO) -> None:
         self._bar: tqdm[Any] | None = None
+        self._log: ProgressLog | None = None
         if enabled:
             # disable=None: no bar when stderr is not a terminal; delay: only steps over 1 s
             self._bar = tqdm(
@@ -824,14 +831,18 @@ class _Progress:
                 leave=False,
                 bar_format="{desc:<32.32} {percentage:3.0f}%|{bar}| {elapsed}",
             )
+            if self._bar.disable:
+                self._bar, self._log = None, ProgressLog()
 
     def stage(self, lo: float, hi: float) -> ProgressFn:
         """Return a callback mapping a step's 0..1 onto ``lo..hi`` of the whole run."""
 
         def report(fraction: float, message: str) -> None:
+            f = lo + (hi - lo) * min(max(float(fraction), 0.0), 1.0)
+            if self._log is not None:
+                self._log(f, message)
             if self._bar is None:
                 return
-            f = lo + (hi - lo) * min(max(float(fraction), 0.0), 1.0)
             self._bar.n = round(100 * f, 1)
             self._bar.set_description_str(message, refresh=False)
             self._bar.refresh()
@@ -841,6 +852,8 @@ class _Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+        if self._log is not None:
+            self._log.close()
 
 
 @contextmanager
@@ -850,8 +863,12 @@ def _cli_logging(debug: bool, quiet: bool, stream: TextIO) -> Iterator[None]:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     old_level = root.level
+    progress_log = logging.getLogger(PROGRESS_LOGGER)
+    old_progress_level = progress_log.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.WARNING)
+    if not quiet and not debug:  # progress lines (when stderr is no terminal) stay visible
+        progress_log.setLevel(logging.INFO)
 
     def show(
         message: Warning | str,
@@ -875,6 +892,7 @@ def _cli_logging(debug: bool, quiet: bool, stream: TextIO) -> Iterator[None]:
         finally:
             root.removeHandler(handler)
             root.setLevel(old_level)
+            progress_log.setLevel(old_progress_level)
 
 
 def _audit_or_site(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

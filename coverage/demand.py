@@ -42,7 +42,6 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import psutil
 import shapely
 from numpy.typing import NDArray
 
@@ -78,7 +77,7 @@ MAX_TOTAL_POPULATION = 1e10
 #: Memory one grid cell costs through the pipeline (box, piece, frame row, snap), in
 #: bytes; an upper estimate measured on the embedded city (about 1.5 kB per unit).
 BYTES_PER_CELL = 4_000
-#: Share of the available memory the cell split may use by default.
+#: Share of the memory budget the cell split may use.
 CELL_MEMORY_SHARE = 0.5
 
 
@@ -88,19 +87,19 @@ def max_cells(memory_budget_bytes: int | None = None) -> int:
     Parameters
     ----------
     memory_budget_bytes
-        The budget; default half the memory available now (``psutil``).
+        The run's memory budget (``--max-memory-gb``); default
+        :func:`coverage.osm.default_memory_budget_bytes` (80 % of the memory
+        available now, less under ``ulimit -v``).
 
     Returns
     -------
     int
-        ``budget // BYTES_PER_CELL`` (at least 10,000).
+        ``CELL_MEMORY_SHARE * budget // BYTES_PER_CELL`` (at least 10,000).
     """
     budget = (
-        int(psutil.virtual_memory().available * CELL_MEMORY_SHARE)
-        if memory_budget_bytes is None
-        else int(memory_budget_bytes)
+        default_memory_budget_bytes() if memory_budget_bytes is None else int(memory_budget_bytes)
     )
-    return max(budget // BYTES_PER_CELL, 10_000)
+    return max(int(budget * CELL_MEMORY_SHARE) // BYTES_PER_CELL, 10_000)
 
 
 @dataclass(frozen=True)
@@ -214,7 +213,7 @@ def split_into_cells(
         network's extent), so a country-sized polygon costs what its part in the
         city costs. Pieces inside the window are exactly those built without it.
     cell_limit
-        Most grid cells built; default :func:`max_cells` of the available memory.
+        Most grid cells built; default :func:`max_cells` of the default budget.
 
     Raises
     ------
@@ -292,9 +291,9 @@ def _check_cell_count(count: int, cell_size_m: float, cell_limit: int | None) ->
         msg = (
             f"The population/residential polygons would be split into {count:,} cells of "
             f"{cell_size_m:g} m, more than the limit of {limit:,} (about "
-            f"{BYTES_PER_CELL / 1000:g} kB of memory each; the limit is half the available "
-            "memory). Keep only the area you plan for, use larger cells "
-            "(`PopulationModel.cell_size_m`), or run on a machine with more memory."
+            f"{BYTES_PER_CELL / 1000:g} kB of memory each; the limit is half the memory "
+            "budget). Keep only the area you plan for, use larger cells "
+            "(`PopulationModel.cell_size_m`), or raise the budget (--max-memory-gb)."
         )
         raise ResourceLimitError(msg)
 
@@ -348,7 +347,9 @@ def _disjoint(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
 # --- OSM estimate -----------------------------------------------------------------
 
 
-def osm_units(extract: OsmExtract, net: WalkNetwork, model: PopulationModel) -> gpd.GeoDataFrame:
+def osm_units(
+    extract: OsmExtract, net: WalkNetwork, model: PopulationModel, cell_limit: int | None = None
+) -> gpd.GeoDataFrame:
     """Residential units estimated from OSM buildings and landuse (the module docstring's model).
 
     Returns
@@ -405,7 +406,7 @@ def osm_units(extract: OsmExtract, net: WalkNetwork, model: PopulationModel) -> 
     )
     unit_name = np.concatenate([names[is_b], names[is_l]])
     unit_key = np.concatenate([osm_key_arr[is_b], osm_key_arr[is_l]])
-    parent, pieces = split_into_cells(unit_geom, model.cell_size_m)
+    parent, pieces = split_into_cells(unit_geom, model.cell_size_m, cell_limit=cell_limit)
     pop = spread_by_area(parent, pieces, unit_pop, unit_geom.size)
     prefix = np.where(unit_kind[parent] == "building", "b", "l")
     ids = piece_ids(prefix, unit_key[parent], parent)
@@ -461,6 +462,7 @@ def _file_units(
     spec: PopulationFile,
     label: str,
     window: Window,
+    cell_limit: int | None = None,
 ) -> gpd.GeoDataFrame:
     population_column, name_column = spec.column, spec.name_column
     columns = [str(c) for c in gdf.columns if c != gdf.geometry.name]
@@ -500,7 +502,7 @@ def _file_units(
         raise InputError(msg)
     poly_idx = np.flatnonzero(is_poly)
     parent, pieces, pop = _split_file_polygons(
-        geoms[poly_idx], values[poly_idx], model, window=window, label=label
+        geoms[poly_idx], values[poly_idx], model, window=window, label=label, cell_limit=cell_limit
     )
     src = poly_idx[parent]
     pt_idx = np.flatnonzero(is_point)
@@ -600,6 +602,7 @@ def _split_file_polygons(
     *,
     window: Window,
     label: str,
+    cell_limit: int | None = None,
 ) -> tuple[NDArray[np.intp], NDArray[np.object_], Floats]:
     """Cells of the file's polygons within ``window``, with population spread by area.
 
@@ -608,7 +611,9 @@ def _split_file_polygons(
     left out (as :func:`_within_extent` would leave out those cells).
     """
     warn_overlaps(geoms, label)
-    parent, pieces = split_into_cells(geoms, model.cell_size_m, window=window)
+    parent, pieces = split_into_cells(
+        geoms, model.cell_size_m, window=window, cell_limit=cell_limit
+    )
     bounds = shapely.bounds(geoms) if geoms.size else np.zeros((0, 4))
     clipped = (
         (bounds[:, 0] < window[0])
@@ -784,6 +789,7 @@ def demand_units(
     model: PopulationModel | None = None,
     population: PopulationFile | Source | gpd.GeoDataFrame | None = None,
     extent_margin_m: float = 200.0,
+    memory_budget_bytes: int | None = None,
 ) -> gpd.GeoDataFrame:
     """Residential demand units with population, snapped to the walking network.
 
@@ -805,6 +811,11 @@ def demand_units(
         Units whose representative point lies farther than this outside the
         bounding box of the network's nodes are dropped (logged): the network
         cannot say how far they are from anything.
+    memory_budget_bytes
+        Memory budget (``--max-memory-gb``): the cell split builds at most
+        :func:`max_cells` of it, a raster window holds at most
+        ``budget / BYTES_PER_RASTER_PIXEL`` pixels. ``None``:
+        :func:`coverage.osm.default_memory_budget_bytes`.
 
     Returns
     -------
@@ -826,10 +837,11 @@ def demand_units(
     if not (math.isfinite(extent_margin_m) and extent_margin_m >= 0):
         msg = f"`extent_margin_m` must be a finite distance ≥ 0 m; got {extent_margin_m!r}."
         raise InputError(msg)
+    cell_limit = max_cells(memory_budget_bytes)
     if population is None:
-        units = osm_units(extract, net, model)
+        units = osm_units(extract, net, model, cell_limit)
         label = extract.path.name
-        return finish_units(units, net, extent_margin_m, label)
+        return finish_units(units, net, extent_margin_m, label, from_file=False)
     spec = population if isinstance(population, PopulationFile) else PopulationFile(population)
     src = spec.source
     window = population_window(net, extent_margin_m, model.cell_size_m)
@@ -838,25 +850,39 @@ def demand_units(
             msg = "The population GeoDataFrame has no CRS; set it (`gdf.set_crs('EPSG:4326')`)."
             raise InputError(msg)
         label = spec.filename or "population data"
-        units = _file_units(src, net, model, spec=spec, label=label, window=window)
+        units = _file_units(
+            src, net, model, spec=spec, label=label, window=window, cell_limit=cell_limit
+        )
     elif isinstance(src, (str, Path)) and str(src).lower().endswith(RASTER_SUFFIXES):
         label = Path(src).name
-        units = population_from_raster(src, net, margin_m=extent_margin_m)
+        units = population_from_raster(
+            src, net, margin_m=extent_margin_m, memory_budget_bytes=memory_budget_bytes
+        )
     else:
         gdf = read_features(src, filename=spec.filename, crs=spec.crs)
         label = spec.filename or (Path(src).name if isinstance(src, (str, Path)) else "upload")
-        units = _file_units(gdf, net, model, spec=spec, label=label, window=window)
-    return finish_units(units, net, extent_margin_m, label)
+        units = _file_units(
+            gdf, net, model, spec=spec, label=label, window=window, cell_limit=cell_limit
+        )
+    return finish_units(units, net, extent_margin_m, label, from_file=True)
 
 
 def finish_units(
-    units: gpd.GeoDataFrame, net: WalkNetwork, extent_margin_m: float, label: str
+    units: gpd.GeoDataFrame,
+    net: WalkNetwork,
+    extent_margin_m: float,
+    label: str,
+    *,
+    from_file: bool,
 ) -> gpd.GeoDataFrame:
     """Keep populated units within the extent, snap them, and give the demand contract."""
     units = units.loc[units[POPULATION].to_numpy() > 0]
     units = within_extent(units, net, extent_margin_m, label)
     if len(units) == 0:
-        msg = f"No populated residential areas from {label!r} lie within the walking network. Provide a population file, or check that the OSM extract has landuse=residential or residential buildings."
+        if from_file:  # the population file was given: suggesting one would be no help
+            msg = f"No populated residential areas from the population file {label!r} lie within the walking network's extent (plus {extent_margin_m:g} m). Check that the file covers the city of the OSM extract, its coordinate system (`--crs`), and that its population values are above 0."
+        else:
+            msg = f"No populated residential areas from {label!r} lie within the walking network. Provide a population file, or check that the OSM extract has landuse=residential or residential buildings."
         raise InputError(msg)
     if units[DEMAND_ID].duplicated().any():  # pragma: no cover - ids are built unique
         units = units.assign(**{DEMAND_ID: [f"{d}~{i}" for i, d in enumerate(units[DEMAND_ID])]})

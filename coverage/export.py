@@ -1313,6 +1313,7 @@ class _Swap:
     tmp: Path | None = None
     old: Path | None = None
     committed: bool = False
+    tag: str = ""
 
 
 def _fill(tmp: Path, files: Mapping[str, bytes | str]) -> None:
@@ -1335,7 +1336,7 @@ def _swap_in(target: Path, state: _Swap) -> None:
             state.old, state.tmp, state.committed = tmp, None, True
             return
         if target.exists():
-            old = target.parent / f"{TEMP_PREFIX}old-{uuid.uuid4().hex[:12]}"
+            old = target.parent / f"{TEMP_PREFIX}old-{state.tag}{uuid.uuid4().hex[:12]}"
             target.rename(old)  # a fresh random name (renaming onto a folder fails on Windows)
             state.old = old
         try:
@@ -1355,7 +1356,7 @@ def _cleanup(state: _Swap) -> None:
     state.tmp = state.old = None
 
 
-def write_outputs(out: Path | str, files: Mapping[str, bytes | str]) -> Path:
+def write_outputs(out: Path | str, files: Mapping[str, bytes | str], *, tag: str = "") -> Path:
     """Write ``files`` into the folder ``out`` all-or-nothing, with our :data:`MARKER`.
 
     The files go to a temporary sibling folder (same file system, named
@@ -1372,6 +1373,9 @@ def write_outputs(out: Path | str, files: Mapping[str, bytes | str]) -> Path:
         Output folder (see :func:`check_output_dir`); its parent is created if needed.
     files
         File name → content; names must be plain file names.
+    tag
+        Put into the temporary siblings' names after ``tmp-`` / ``old-`` (a batch
+        run's tag, see :func:`coverage.batch.run_districts`).
 
     Returns
     -------
@@ -1390,11 +1394,11 @@ def write_outputs(out: Path | str, files: Mapping[str, bytes | str]) -> Path:
             msg = f"Output file name {name!r} is not a plain file name; use `safe_filename` to build it."
             raise InputError(msg)
     payload = {**files, MARKER: marker_bytes("output", list(files))}
-    state = _Swap()
+    state = _Swap(tag=tag)
     try:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            state.tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{TEMP_PREFIX}tmp-"))
+            state.tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{TEMP_PREFIX}tmp-{tag}"))
             _fill(state.tmp, payload)
             _swap_in(target, state)
             _fsync_dir(target.parent)

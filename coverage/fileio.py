@@ -87,7 +87,9 @@ def json_bytes(doc: Any) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None], *, mode: int = 0o644) -> Path:
+def atomic_write(
+    path: Path, write: Callable[[IO[bytes]], None], *, mode: int = 0o644, tag: str = ""
+) -> Path:
     """Write a file all-or-nothing: ``write(fh)`` fills a temporary file renamed onto ``path``.
 
     Parameters
@@ -98,6 +100,9 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None], *, mode: int = 
         Called once with a binary file handle open for writing.
     mode
         Permission bits of the finished file (a temporary file starts private).
+    tag
+        Put after :data:`TEMP_FILE_PREFIX` in the temporary name (a batch run's
+        tag, so its sweep can tell its own leftovers from another run's).
 
     Returns
     -------
@@ -105,7 +110,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None], *, mode: int = 
         ``path``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_FILE_PREFIX)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_FILE_PREFIX + tag)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -120,10 +125,10 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None], *, mode: int = 
     return path
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
+def atomic_write_bytes(path: Path, data: bytes, *, tag: str = "") -> Path:
     """Write ``data`` to ``path`` all-or-nothing (see :func:`atomic_write`)."""
 
     def write(fh: IO[bytes]) -> None:
         fh.write(data)
 
-    return atomic_write(path, write)
+    return atomic_write(path, write, tag=tag)

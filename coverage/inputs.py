@@ -26,7 +26,9 @@ from types import MappingProxyType
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import shapely
+from pyproj import Transformer
 
 from coverage.census import CensusFile, census_demand, check_census
 from coverage.centers import CenterColumns, centers_from_file, centers_from_osm
@@ -36,7 +38,13 @@ from coverage.errors import InputError
 from coverage.i18n import MESSAGES, t
 from coverage.netcache import DEFAULT_CACHE_DIR, walk_network
 from coverage.network import WalkNetwork
-from coverage.osm import DEFAULT_CENTER_TAGS, OsmExtract, check_osm_file, read_osm
+from coverage.osm import (
+    DEFAULT_CENTER_TAGS,
+    OsmExtract,
+    check_osm_file,
+    default_memory_budget_bytes,
+    read_osm,
+)
 from coverage.progress import ProgressFn, sub_progress
 from coverage.siting import candidates_from_file
 from coverage.userfiles import check_regular_file, read_points, read_polygons
@@ -182,7 +190,10 @@ class CityInputs:
     cache_dir
         Walking-network cache folder (``None`` disables it).
     memory_budget_bytes
-        Refuse OSM files that would need more memory than this.
+        Memory budget (``--max-memory-gb``) of every guard: the OSM read, the
+        population cells and raster window (:func:`coverage.demand.demand_units`)
+        and the districts' vertices (:func:`districts_from_file`); default 80 %
+        of the memory available when the run starts.
     """
 
     osm: Path = DEFAULT_CITY
@@ -279,14 +290,48 @@ class CityInputs:
 # --- districts -------------------------------------------------------------------------
 
 
+#: Memory one vertex of a district polygon costs while it is read, checked and repaired
+#: (GDAL's parse, shapely, ``make_valid``): an upper estimate, about twice the ~500 B
+#: measured on a polygon of 10^6 vertices.
+BYTES_PER_DISTRICT_VERTEX = 1_000
+#: Districts are cut to the network's extent grown by this margin before anything else
+#: uses them: farther than any batch walking buffer (15 min at 4.5 km/h is 1.1 km) and
+#: than the 1 km within which centers may lie outside the network, so no answer changes.
+DISTRICT_MARGIN_M = 20_000.0
+
+
+def max_district_vertices(memory_budget_bytes: int | None = None) -> int:
+    """Most vertices a districts file may hold within a memory budget.
+
+    Parameters
+    ----------
+    memory_budget_bytes
+        The budget; default :func:`coverage.osm.default_memory_budget_bytes`.
+
+    Returns
+    -------
+    int
+        ``budget // BYTES_PER_DISTRICT_VERTEX``, at least 100,000.
+    """
+    budget = (
+        default_memory_budget_bytes() if memory_budget_bytes is None else int(memory_budget_bytes)
+    )
+    return max(budget // BYTES_PER_DISTRICT_VERTEX, 100_000)
+
+
 def districts_from_file(
     source: Path | str | bytes,
     *,
     name_column: str = "name",
     filename: str | None = None,
     crs: str = "wgs84",
+    memory_budget_bytes: int | None = None,
 ) -> gpd.GeoDataFrame:
     """Read district boundaries (GeoJSON / GeoPackage) into a ``district`` column.
+
+    Their vertices are counted before they are repaired or dissolved: more than
+    :func:`max_district_vertices` of the budget is refused. :func:`load_city`
+    then cuts them to the network's extent (:func:`clip_districts`).
 
     Parameters
     ----------
@@ -298,6 +343,8 @@ def districts_from_file(
         Name of an upload.
     crs
         Coordinate system of the file's coordinates (``wgs84``, ``gcj02``, ``bd09``).
+    memory_budget_bytes
+        Memory budget; default :func:`coverage.osm.default_memory_budget_bytes`.
 
     Returns
     -------
@@ -308,8 +355,15 @@ def districts_from_file(
     ------
     InputError
         No column ``name_column``, features that are not polygons, no features.
+    ResourceLimitError
+        More vertices than the budget allows.
     """
-    gdf = read_polygons(source, filename=filename, crs=crs)
+    gdf = read_polygons(
+        source,
+        filename=filename,
+        crs=crs,
+        max_vertices=max_district_vertices(memory_budget_bytes),
+    )
     if name_column not in gdf.columns:
         cols = ", ".join(str(c) for c in gdf.columns if c != gdf.geometry.name) or "none"
         msg = f"The districts file has no column {name_column!r}; columns found: {cols}. Pass the name column with `--district-name-column`."
@@ -395,6 +449,43 @@ def normalise_districts(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return gdf.reset_index(drop=True)
 
 
+def clip_districts(
+    districts: gpd.GeoDataFrame, net: WalkNetwork, *, margin_m: float = DISTRICT_MARGIN_M
+) -> gpd.GeoDataFrame:
+    """Cut districts to the network's extent (plus ``margin_m``) and project them to ``net.crs``.
+
+    The cut is made in the districts' own CRS, on the extent's bounding box there
+    (which contains the projected box), before projecting: a country-sized polygon
+    costs what its part around the city costs. A district wholly outside the box
+    is kept as it is (it has no residents; the per-district table still lists it).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Columns ``district`` and geometry in ``net.crs``, same index as ``districts``.
+    """
+    if districts.crs is None:
+        msg = "`districts` has no CRS; set it (e.g. `gdf.set_crs('EPSG:4326')`)."
+        raise InputError(msg)
+    box = Transformer.from_crs(net.crs, districts.crs, always_xy=True).transform_bounds(
+        *net.extent_m(margin_m), densify_pts=21
+    )
+    geoms = np.asarray(districts.geometry.values)
+    cut = shapely.clip_by_rect(geoms, *box)
+    polygonal = np.isin(
+        shapely.get_type_id(cut),
+        [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON],
+    ) & ~shapely.is_empty(cut)
+    changed = polygonal & (shapely.get_num_coordinates(cut) != shapely.get_num_coordinates(geoms))
+    if changed.any():
+        logger.info("%d districts reach beyond the network's extent; cut to it", int(changed.sum()))
+    kept = np.where(polygonal, cut, geoms)
+    bad = ~shapely.is_valid(kept)
+    kept[bad] = shapely.make_valid(kept[bad])
+    out = districts.set_geometry(gpd.GeoSeries(kept, index=districts.index, crs=districts.crs))
+    return out.to_crs(net.crs)
+
+
 # --- loading ---------------------------------------------------------------------------
 
 
@@ -469,6 +560,7 @@ def _districts(inputs: CityInputs) -> gpd.GeoDataFrame | None:
         name_column=inputs.district_name_column,
         filename=inputs.districts.name,
         crs=inputs.crs,
+        memory_budget_bytes=inputs.memory_budget_bytes,
     )
 
 
@@ -581,7 +673,9 @@ def _demand(
     f = inputs.population
     if f is None:
         model = PopulationModel()
-        demand = demand_units(extract, net, model=model)
+        demand = demand_units(
+            extract, net, model=model, memory_budget_bytes=inputs.memory_budget_bytes
+        )
         return demand, {"source": "osm", **asdict(model)}
     spec = PopulationFile(
         f.source,
@@ -590,7 +684,9 @@ def _demand(
         crs=inputs.crs,
         group_columns=inputs.population_groups,
     )
-    demand = demand_units(extract, net, population=spec)
+    demand = demand_units(
+        extract, net, population=spec, memory_budget_bytes=inputs.memory_budget_bytes
+    )
     described: dict[str, Any] = {
         "source": "file",
         "file": f.name,
@@ -651,6 +747,8 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
         extract=extract,
         progress=sub_progress(progress, 0.3, 0.8),
     )
+    if progress:
+        progress(0.8, "reading and snapping centers")
     centers = _centers(inputs, extract, net)
     if progress:
         progress(0.85, "estimating residents")
@@ -659,6 +757,8 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
         demand, model, census = _census(inputs, extract, net, inputs.census)
     else:
         demand, model = _demand(inputs, extract, net)
+    if progress:
+        progress(0.95, "reading districts, candidates and exclusions")
     if districts is None and inputs.admin_level is not None:
         districts = districts_from_osm(extract, admin_level=inputs.admin_level)
     city = CityData(
@@ -671,7 +771,7 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
         population_model=model,
         centers_source=centers_source(inputs),
         census=census,
-        districts=None if districts is None else districts.to_crs(net.crs),
+        districts=None if districts is None else clip_districts(districts, net),
         candidates=_candidates(inputs, net),
         exclusions=_exclusions(inputs, net),
     )

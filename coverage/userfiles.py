@@ -907,10 +907,13 @@ def read_polygons(
     crs: Crs | str = "wgs84",
     layer: str | int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_vertices: int | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a polygon file (GeoJSON, GeoPackage, or CSV with a WKT ``geometry`` column).
 
-    Parameters are those of :func:`read_features`.
+    Parameters are those of :func:`read_features`, and ``max_vertices``: refuse
+    more vertices than this (:func:`check_vertex_count`; GeoJSON is counted in
+    its text, before it is parsed).
 
     Returns
     -------
@@ -922,9 +925,19 @@ def read_polygons(
     ------
     InputError
         Features that are points or lines (listed by number).
+    ResourceLimitError
+        More than ``max_vertices`` vertices.
     """
-    gdf = _read(source, filename, crs, None, None, layer, max_bytes, want_points=False)
     name = _display_name(source, filename)
+    if max_vertices is not None:
+        name, suffix, data = _load(source, filename, max_bytes)
+        if suffix in (".geojson", ".json"):  # a parse costs ~500 B per vertex: count first
+            check_vertex_count(name, len(_POSITION.findall(data)), max_vertices)
+        source, filename = data, name
+    gdf = _read(source, filename, crs, None, None, layer, max_bytes, want_points=False)
+    if max_vertices is not None:
+        counts = shapely.get_num_coordinates(np.asarray(gdf.geometry.values, dtype=object))
+        check_vertex_count(name, int(counts.sum()), max_vertices)
     geoms = np.asarray(gdf.geometry.values, dtype=object)
     types = shapely.get_type_id(geoms)
     collection = types == shapely.GeometryType.GEOMETRYCOLLECTION
@@ -942,6 +955,27 @@ def read_polygons(
     out["geometry"] = geoms
     logger.info("read %d polygons from %s", len(out), name)
     return out
+
+
+#: A GeoJSON position: ``[`` then a number (rings and lists open with ``[[``).
+_POSITION = re.compile(rb"\[\s*[-+.\d]")
+
+
+def check_vertex_count(name: str, count: int, limit: int) -> None:
+    """Refuse a polygon file with more than ``limit`` vertices (the memory budget's share).
+
+    Raises
+    ------
+    ResourceLimitError
+        Naming the count, the limit and what to do.
+    """
+    if count > limit:
+        msg = (
+            f"{name!r} holds {count:,} polygon vertices, more than the {limit:,} the memory "
+            "budget allows. Simplify the boundaries (e.g. `ogr2ogr -simplify 0.0001`), keep "
+            "only the areas you plan for, or raise the budget (--max-memory-gb)."
+        )
+        raise ResourceLimitError(msg)
 
 
 def _display_name(source: Source, filename: str | None) -> str:

@@ -53,6 +53,15 @@ def grid_extract() -> Any:
     return read_osm(GRID)
 
 
+def _lines(stderr: str) -> list[str]:
+    """Non-empty stderr lines, without the progress lines a slow (loaded) run may log."""
+    return [
+        ln
+        for ln in stderr.splitlines()
+        if ln.strip() and not ln.startswith("INFO coverage.progress:")
+    ]
+
+
 @contextlib.contextmanager
 def refused(exc_type: type[BaseException] = InputError, match: str | None = None) -> Iterator[Any]:
     """Expect one readable refusal, quickly."""
@@ -324,7 +333,7 @@ def test_cli_pbf_ref_bomb_refused_under_memory_cap(tmp_path: Path) -> None:
         check=False,
     )
     assert time.monotonic() - t0 < 60
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "WARNING" not in ln]
+    lines = [ln for ln in _lines(proc.stderr) if "WARNING" not in ln]
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(lines) == 1, proc.stderr
@@ -384,7 +393,7 @@ def test_loop_only_extract_refused_in_one_line(
     )
     err = capsys.readouterr().err
     assert code == 2, err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    lines = _lines(err)
     assert len(lines) == 1, err
     assert lines[0].startswith("error:"), err
     assert "closed loops" in lines[0], err
@@ -1122,7 +1131,7 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 def _assert_bad_input(code: int, err: str) -> None:
     assert code == 2, err
     assert "Traceback" not in err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    lines = _lines(err)
     assert len(lines) == 1, err
     assert lines[0].startswith("error:"), err
 
@@ -1271,7 +1280,7 @@ def test_cli_subprocess_bad_input(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert len(_lines(proc.stderr)) == 1, proc.stderr
     assert "root:" not in proc.stderr
     assert "/etc/passwd" not in proc.stdout
     assert not out.exists()
@@ -1561,3 +1570,171 @@ def test_close_unknown_centers_message_is_capped(grid_net: Any) -> None:
     assert len(text) < 400, text
     assert "and 26 more" in text
     assert "(5,004 characters)" in text
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 17, third pass: districts, one memory budget for every guard, the population hint
+
+
+CENTERS_IN_GRID = b"id,name,lon,lat\nc1,Center,116.300,40.002\n"
+
+
+def _district_fc(ring: list[list[float]], name: str = "d") -> bytes:
+    feature = {"type": "Feature", "properties": {"name": name}}
+    feature["geometry"] = {"type": "Polygon", "coordinates": [ring]}
+    return json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
+
+
+def _box_ring(x0: float, y0: float, x1: float, y1: float) -> list[list[float]]:
+    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+
+
+def _city_with_districts(data: bytes, **kwargs: Any) -> Any:
+    from coverage.inputs import CityInputs, FileInput, load_city
+
+    return load_city(
+        CityInputs(
+            osm=GRID,
+            centers=FileInput(CENTERS_IN_GRID, "centers.csv"),
+            districts=FileInput(data, "districts.geojson"),
+            cache_dir=None,
+            **kwargs,
+        )
+    )
+
+
+def test_country_sized_district_is_cut_to_the_network() -> None:
+    """A ~200-byte district of 8° x 8° is cut to the network's extent; the answers do not change."""
+    from coverage import pipeline
+    from coverage.inputs import DISTRICT_MARGIN_M
+    from coverage.scenario import Scenario
+
+    big = _district_fc(_box_ring(112, 36, 120, 44))
+    assert len(big) < 300
+    t0 = time.monotonic()
+    city = _city_with_districts(big)
+    assert time.monotonic() - t0 < FAST_S
+    x0, y0, x1, y1 = city.net.extent_m(DISTRICT_MARGIN_M)
+    bx0, by0, bx1, by1 = city.districts.total_bounds
+    # cut on the extent's lon/lat box: within a few hundred metres of the projected box
+    assert (bx0 > x0 - 500, by0 > y0 - 500, bx1 < x1 + 500, by1 < y1 + 500) == (True,) * 4
+    assert float(city.districts.area.sum()) < 4 * (x1 - x0) * (y1 - y0)  # not 8° x 8° (~6e11 m²)
+    # the same answers as a district that is just the city's own box
+    small = _city_with_districts(_district_fc(_box_ring(116.29, 39.99, 116.32, 40.01)))
+    got = pipeline.run(city, Scenario(name="big")).districts
+    want = pipeline.run(small, Scenario(name="small")).districts
+    assert got is not None
+    assert want is not None
+    cols = [c for c in got.columns if c != "district" and c not in {"area_km2", "area_m2"}]
+    pd_testing = pytest.importorskip("pandas.testing")
+    pd_testing.assert_frame_equal(
+        got[cols].reset_index(drop=True), want[cols].reset_index(drop=True)
+    )
+
+
+def test_district_far_from_the_network_is_kept_whole() -> None:
+    """A district wholly outside the extent keeps its geometry (it is listed with no residents)."""
+    far = _district_fc(_box_ring(10.0, 10.0, 10.01, 10.01), name="far")
+    near = json.loads(_district_fc(_box_ring(116.29, 39.99, 116.32, 40.01), name="near"))
+    near["features"] += json.loads(far)["features"]
+    city = _city_with_districts(json.dumps(near).encode())
+    assert list(city.districts["district"]) == ["near", "far"]
+    assert float(city.districts.area.iloc[1]) > 1e6  # ~1.1 km x 1.1 km, not cut away
+
+
+def _many_vertices_fc(n: int) -> bytes:
+    """One district polygon with ``n`` vertices around the grid (a ~0.1° wobbly circle)."""
+    t = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
+    xs = 116.3035 + 0.1 * np.cos(t)
+    ys = 40.0023 + 0.1 * np.sin(t) * (1 + 0.001 * np.sin(50 * t))
+    ring = np.column_stack([xs, ys]).round(7).tolist()
+    return _district_fc([*ring, ring[0]], name="wobbly")
+
+
+def test_district_vertices_capped_by_the_budget(tmp_path: Path) -> None:
+    """10^6 vertices: refused under a 0.1 GB budget (library and CLI, exit 2, one line)."""
+    from coverage.inputs import (
+        BYTES_PER_DISTRICT_VERTEX,
+        districts_from_file,
+        max_district_vertices,
+    )
+
+    assert max_district_vertices(10**8) == 10**8 // BYTES_PER_DISTRICT_VERTEX
+    assert max_district_vertices(1) == 100_000  # a floor: real boundaries always fit
+    p = tmp_path / "wobbly.geojson"
+    p.write_bytes(_many_vertices_fc(10**6))
+    with refused(ResourceLimitError, r"1,000,00\d polygon vertices, more than the 100,000"):
+        districts_from_file(p, memory_budget_bytes=10**8)
+    import coverage.cli as cli_mod
+
+    out = tmp_path / "out"
+    argv = ["audit", "--osm", str(GRID), "--districts", str(p), "--max-memory-gb", "0.1"]
+    code = cli_mod.main([*argv, "--out", str(out), "--cache-dir", str(tmp_path / "c")])
+    assert code == 2
+    assert not out.exists()
+
+
+def test_district_vertices_under_the_cap_are_read() -> None:
+    from coverage.inputs import districts_from_file
+
+    gdf = districts_from_file(_many_vertices_fc(1000), filename="d.geojson", memory_budget_bytes=1)
+    assert len(gdf) == 1
+    assert shapely.get_num_coordinates(gdf.geometry.values[0]) == 1001
+
+
+def test_max_memory_gb_bounds_the_population_cells(grid_extract: Any, grid_net: Any) -> None:
+    """The cell cap scales with the budget: 5 m cells over the grid fit 10 GB, not 0.001 GB."""
+    from coverage.demand import PopulationFile, PopulationModel, demand_units, max_cells
+
+    assert max_cells(10**10) == 10**10 // 2 // 4_000
+    data = _square_fc(116.296, 40.0001, 116.311, 40.0045, population=1000)
+    spec = PopulationFile(data, filename="pop.geojson")
+    model = PopulationModel(cell_size_m=5.0)  # ~1.3 km x 0.5 km: ~26,000 cells
+    with refused(ResourceLimitError, "more than the limit of 10,000"):
+        demand_units(
+            grid_extract, grid_net, population=spec, model=model, memory_budget_bytes=10**6
+        )
+    units = demand_units(
+        grid_extract, grid_net, population=spec, model=model, memory_budget_bytes=10**10
+    )
+    assert len(units) > 10_000
+
+
+def test_max_memory_gb_bounds_the_raster_window(tmp_path: Path) -> None:
+    """`--max-memory-gb` reaches the raster reader: 0.001 GB allows 2,500 pixels, the window has more."""
+    rasterio = pytest.importorskip(
+        "rasterio", reason="the optional 'raster' extra is not installed"
+    )
+    from rasterio.transform import from_origin
+
+    from coverage.demand import BYTES_PER_RASTER_PIXEL
+    from coverage.inputs import CityInputs, FileInput, load_city
+
+    p = tmp_path / "pop.tif"
+    data = np.full((200, 400), 3.0, dtype="float32")  # 0.0001° pixels over the grid
+    with rasterio.open(
+        p, "w", driver="GTiff", width=400, height=200, count=1, dtype="float32",
+        crs="EPSG:4326", transform=from_origin(116.29, 40.01, 0.0001, 0.0001),
+    ) as dst:  # fmt: skip
+        dst.write(data, 1)
+    inputs = dict(osm=GRID, centers=FileInput(CENTERS_IN_GRID, "c.csv"), cache_dir=None)
+    budget = 10**6
+    with refused(ResourceLimitError, f"more than the {budget // BYTES_PER_RASTER_PIXEL:,}"):
+        load_city(CityInputs(population=FileInput(p), memory_budget_bytes=budget, **inputs))
+    city = load_city(CityInputs(population=FileInput(p), memory_budget_bytes=10**10, **inputs))
+    assert set(city.demand["kind"]) == {"raster"}
+
+
+def test_population_file_outside_the_city_gets_a_file_hint(
+    grid_extract: Any, grid_net: Any
+) -> None:
+    """The hint 'Provide a population file' is for the OSM estimate, not for a file that was given."""
+    from coverage.demand import PopulationFile, demand_units
+
+    data = _square_fc(10.0, 10.0, 10.01, 10.01, population=100)
+    with refused(InputError, "from the population file 'far.geojson'") as info:
+        demand_units(
+            grid_extract, grid_net, population=PopulationFile(data, filename="far.geojson")
+        )
+    assert "Provide a population file" not in str(info.value)
+    assert "--crs" in str(info.value)

@@ -156,3 +156,25 @@ def test_suite_smoke(tmp_path: Path) -> None:
     for stage in ("load", "network (cold)", "network (cached)"):
         row = next(line for line in text.splitlines() if line.startswith(f"| {stage} |"))
         assert " s |" in row or " ms |" in row, row  # timed, not skipped or failed
+
+
+def test_guards_benchmark_switches_real_guards() -> None:
+    """bench_guards switches functions that exist, and puts every original back (issue 17)."""
+    import importlib
+
+    import bench_guards
+
+    originals = {}
+    for module_name, name, _ in bench_guards.GUARDS:
+        module = importlib.import_module(module_name)
+        assert callable(getattr(module, name)), f"{module_name}.{name}"
+        originals[module_name, name] = getattr(module, name)
+    with bench_guards.guards("off"):
+        from coverage import demand
+
+        assert (
+            demand.check_population_values
+            is not originals["coverage.demand", "check_population_values"]
+        )
+    for (module_name, name), fn in originals.items():
+        assert getattr(importlib.import_module(module_name), name) is fn

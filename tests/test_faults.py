@@ -278,3 +278,127 @@ def test_sigterm_leaves_no_temporary_folders(old_output: tuple[Path, Path], tmp_
         pytest.xfail(
             f"cli.py has no SIGTERM handler; left behind {leftovers} (fix proposed in the report)"
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 17: two batches on one folder never sweep each other's files in the making
+
+
+def _batch_folder(tmp_path: Path) -> Path:
+    from coverage import export
+
+    out = tmp_path / "batch"
+    (out / ".work").mkdir(parents=True)
+    (out / export.MARKER).write_bytes(export.marker_bytes("batch"))
+    return out
+
+
+def test_batch_sweep_leaves_a_running_batch_alone(tmp_path: Path) -> None:
+    """The sweep removes its own run's and dead runs' temporaries, never a live run's or a user's."""
+    from coverage import batch, export
+
+    out = _batch_folder(tmp_path)
+    pre = export.TEMP_PREFIX
+    with batch._run_lock(out) as other:  # a second batch, still running on the same folder
+        live_dir = out / f"{pre}tmp-{other}abcd1234"
+        live_old = out / f"{pre}old-{other}0123456789ab"
+        live_dir.mkdir()
+        live_old.mkdir()
+        (out / f"{pre}tmp-{other}x1y2z3w4").write_bytes(b"half a summary.csv")
+        dead = out / f"{pre}tmp-deadbeef-q1w2e3r4"  # a killed run: no lock holder
+        dead.mkdir()
+        (out / ".work" / "run-deadbeef.lock").write_bytes(b"")
+        untagged = out / f"{pre}tmp-k3j4h5g6"  # an older version's leftover
+        untagged.mkdir()
+        user = out / ".thesis.old-draft"
+        user.write_text("the user's")
+        with batch._run_lock(out) as own:
+            mine = out / f"{pre}tmp-{own}m1n2b3v4"
+            mine.mkdir()
+            batch._sweep_temporaries(out, own)
+            assert live_dir.is_dir()
+            assert live_old.is_dir()
+            assert (out / f"{pre}tmp-{other}x1y2z3w4").read_bytes() == b"half a summary.csv"
+            assert not mine.exists()
+            assert not dead.exists()
+            assert not untagged.exists()
+            assert not (out / ".work" / "run-deadbeef.lock").exists()
+            assert user.read_text() == "the user's"
+        assert not (out / ".work" / f"run-{own.rstrip('-')}.lock").exists()  # released, removed
+    batch._sweep_temporaries(out, "")  # the other run is gone now: its leftovers go too
+    assert not live_dir.exists()
+    assert not live_old.exists()
+    assert user.read_text() == "the user's"
+
+
+def test_temporaries_carry_the_run_tag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_outputs and atomic_write put the tag into every temporary sibling's name."""
+    import tempfile
+
+    from coverage import export
+    from coverage.fileio import TEMP_FILE_PREFIX, atomic_write_bytes
+
+    made: list[str] = []
+    real_mkdtemp, real_mkstemp = tempfile.mkdtemp, tempfile.mkstemp
+
+    def spy_dir(*args: Any, **kwargs: Any) -> str:
+        made.append(real_mkdtemp(*args, **kwargs))
+        return made[-1]
+
+    def spy_file(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        fd, name = real_mkstemp(*args, **kwargs)
+        made.append(name)
+        return fd, name
+
+    monkeypatch.setattr(tempfile, "mkdtemp", spy_dir)
+    monkeypatch.setattr(tempfile, "mkstemp", spy_file)
+    export.write_outputs(tmp_path / "a", {"x.txt": "1"}, tag="0badf00d-")
+    export.write_outputs(tmp_path / "a", {"x.txt": "2"}, tag="0badf00d-")  # the swap's old copy
+    atomic_write_bytes(tmp_path / "s.csv", b"1", tag="0badf00d-")
+    names = [Path(m).name for m in made]
+    assert len(names) == 3
+    assert all(
+        n.startswith((f"{export.TEMP_PREFIX}tmp-0badf00d-", TEMP_FILE_PREFIX)) for n in names
+    )
+    assert all("0badf00d-" in n for n in names)
+    assert (tmp_path / "a" / "x.txt").read_text() == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "s.csv"]  # nothing left beside
+
+
+@pytest.mark.slow
+def test_batch_with_local_workers_prints_no_distributed_noise(tmp_path: Path) -> None:
+    """Issue 17: `batch --workers 2` printed 31 lines of distributed tracebacks on success."""
+    import os
+
+    def box(name: str, x0: float, x1: float) -> dict[str, Any]:
+        ring = [[x0, 39.999], [x1, 39.999], [x1, 40.006], [x0, 40.006], [x0, 39.999]]
+        geometry = {"type": "Polygon", "coordinates": [ring]}
+        return {"type": "Feature", "properties": {"name": name}, "geometry": geometry}
+
+    districts = tmp_path / "districts.geojson"
+    features = [box("west", 116.295, 116.3035), box("east", 116.3035, 116.312)]
+    districts.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    centers = tmp_path / "centers.csv"
+    centers.write_text("id,name,lon,lat\nc1,West,116.300,40.002\nc2,East,116.308,40.002\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "coverage.cli", "batch", "--osm", str(GRID)]
+    cmd += ["--centers", str(centers), "--districts", str(districts), "--workers", "2"]
+    cmd += ["--no-polygons", "--no-report", "--cache-dir", str(tmp_path / "c")]
+    proc = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    noise = [
+        ln
+        for ln in proc.stderr.splitlines()
+        if ln.strip()
+        and not ln.startswith(("INFO coverage.progress:", "warning:", "WARNING coverage"))
+    ]
+    assert noise == []
+    assert "2 districts" in proc.stdout
