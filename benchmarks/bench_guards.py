@@ -64,7 +64,7 @@ GUARDS: tuple[tuple[str, str, str | None], ...] = (
     ("coverage.network", "_drop_long_segments", "first"),  # > 20 km segments
     ("coverage.demand", "_check_cell_count", None),  # cells of the population split
     ("coverage.demand", "check_population_values", None),  # 1e308, non-finite totals
-    ("coverage.demand", "_warn_overlaps", None),  # overlapping population polygons
+    ("coverage.demand", "warn_overlaps", None),  # overlapping population polygons
     ("coverage.centers", "check_count", None),  # at most 50,000 centers
     ("coverage.userfiles", "check_vertex_count", None),  # district vertices
 )
