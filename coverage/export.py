@@ -84,6 +84,8 @@ _RESERVED = frozenset(
     | {f"COM{i}" for i in range(1, 10)}
     | {f"LPT{i}" for i in range(1, 10)}
 )
+#: ``json``'s own string encoder with ``ensure_ascii=False`` (Chinese kept as is).
+_encode_text = json.encoder.encode_basestring
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
 
 
@@ -213,16 +215,38 @@ def geojson_bytes(
             raise InputError(msg)
         props = list(columns) + [c for c in optional if c in gdf.columns and c not in columns]
     wgs = _to_wgs84(gdf, what)
-    values = {c: _column_values(wgs[c]) for c in props}
+    columns_json = [_column_json(wgs[c], c) for c in props]
     geoms = _geometry_json(wgs.geometry.values)
-    parts: list[str] = []
-    for i, geom in enumerate(geoms):
-        properties = json.dumps(
-            {c: values[c][i] for c in props}, ensure_ascii=False, allow_nan=False
-        )
-        parts.append(f'{{"type":"Feature","properties":{properties},"geometry":{geom}}}')
+    head, tail = '{"type":"Feature","properties":{', '},"geometry":'
+    rows = zip(*columns_json, strict=True) if columns_json else ([] for _ in geoms)
+    parts = [
+        head + ", ".join(row) + tail + geom + "}" for row, geom in zip(rows, geoms, strict=True)
+    ]
     text = '{"type":"FeatureCollection","features":[\n' + ",\n".join(parts) + "\n]}\n"
     return text.encode("utf-8")
+
+
+def _value_json(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return _encode_text(value)
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _column_json(series: pd.Series, name: str) -> list[str]:
+    """``"name": value`` per row, as ``json.dumps`` writes it, a column at a time.
+
+    The values are those of :func:`_column_values`; floats, booleans and text take
+    fast paths (``float.__repr__`` is what ``json`` writes for a finite float).
+    """
+    key = _encode_text(str(name)) + ": "
+    values = _column_values(series)
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return [key + ("true" if v else "false") for v in values]
+    if pd.api.types.is_float_dtype(series.dtype):
+        return [key + ("null" if v is None else float.__repr__(v)) for v in values]
+    return [key + _value_json(v) for v in values]
 
 
 # --- tables ---------------------------------------------------------------------------
