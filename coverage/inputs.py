@@ -31,9 +31,10 @@ from coverage.centers import CenterColumns, centers_from_file, centers_from_osm
 from coverage.coords import CRS_NAMES
 from coverage.demand import PopulationFile, PopulationModel, demand_units
 from coverage.errors import InputError
-from coverage.netcache import DEFAULT_CACHE_DIR, walk_network
+from coverage.netcache import DEFAULT_CACHE_DIR, cache_key, walk_network
 from coverage.network import WalkNetwork
-from coverage.osm import DEFAULT_CENTER_TAGS, OsmExtract, check_osm_file, read_osm
+from coverage.osm import DEFAULT_CENTER_TAGS, OsmExtract, check_osm_file, file_sha256, read_osm
+from coverage.osmcache import derived_key, derived_path, load_frame, save_frame
 from coverage.progress import ProgressFn, sub_progress
 from coverage.siting import candidates_from_file
 from coverage.userfiles import check_regular_file, read_points, read_polygons
@@ -436,6 +437,78 @@ def _exclusions(inputs: CityInputs, net: WalkNetwork) -> gpd.GeoDataFrame | None
     return read_polygons(f.source, filename=f.name, crs=inputs.crs).to_crs(net.crs)
 
 
+_CityParts = tuple[
+    OsmExtract | None, str, WalkNetwork, gpd.GeoDataFrame, gpd.GeoDataFrame, dict[str, Any]
+]
+
+
+def _derived_files(inputs: CityInputs, sha: str) -> dict[str, Path]:
+    """Cache files of the OSM-derived frames this run may reuse (``{}``: none)."""
+    if inputs.cache_dir is None:
+        return {}
+    files = {}
+    if inputs.centers is None:
+        key = derived_key(sha, "centers", {"center_tags": inputs.center_tags})
+        files["centers"] = derived_path(inputs.cache_dir, "centers", key)
+    if inputs.population is None:
+        key = derived_key(sha, "demand", asdict(PopulationModel()))
+        files["demand"] = derived_path(inputs.cache_dir, "demand", key)
+    return files
+
+
+def _cached_city(inputs: CityInputs, districts: gpd.GeoDataFrame | None) -> _CityParts | None:
+    """Return the network, OSM centers and demand from the caches, without reading the OSM file.
+
+    Only when every part that would need the extract is cached: OSM centers and
+    OSM demand, and districts that do not come from OSM boundaries.
+    """
+    if inputs.cache_dir is None or inputs.centers is not None or inputs.population is not None:
+        return None
+    if districts is None and inputs.admin_level is not None:
+        return None
+    path = check_osm_file(inputs.osm, memory_budget_bytes=inputs.memory_budget_bytes)
+    sha = file_sha256(path)
+    if not (Path(inputs.cache_dir) / f"walk-{cache_key(sha)}.npz").exists():
+        return None
+    files = _derived_files(inputs, sha)
+    centers, demand = load_frame(files["centers"]), load_frame(files["demand"])
+    if centers is None or demand is None:
+        return None
+    net = walk_network(path, cache_dir=inputs.cache_dir, sha256=sha)
+    if centers.crs != net.crs or demand.crs != net.crs:
+        return None
+    logger.info("loaded centers and demand of %s from the cache", path.name)
+    return None, sha, net, centers, demand, {"source": "osm", **asdict(PopulationModel())}
+
+
+def _built_city(inputs: CityInputs, progress: ProgressFn | None) -> _CityParts:
+    """Read the OSM file, build (or load) the network, derive centers and demand; cache them."""
+    extract = read_osm(
+        inputs.osm,
+        center_tags=inputs.center_tags,
+        memory_budget_bytes=inputs.memory_budget_bytes,
+        progress=sub_progress(progress, 0.0, 0.3),
+    )
+    net = walk_network(
+        extract.path,
+        cache_dir=inputs.cache_dir,
+        extract=extract,
+        progress=sub_progress(progress, 0.3, 0.8),
+    )
+    centers = _centers(inputs, extract, net)
+    if progress:
+        progress(0.85, "estimating residents")
+    demand, model = _demand(inputs, extract, net)
+    files = _derived_files(inputs, extract.sha256)
+    for kind, frame in (("centers", centers), ("demand", demand)):
+        if kind in files:
+            try:
+                save_frame(frame, files[kind])
+            except OSError as exc:
+                logger.warning("could not write the %s cache %s: %s", kind, files[kind], exc)
+    return extract, extract.sha256, net, centers, demand, model
+
+
 def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> CityData:
     """Load a city: OSM extract, walking network, centers, demand and the optional layers.
 
@@ -459,27 +532,18 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
         ``candidates``, ``exclusions`` in ``net.crs`` when given.
     """
     districts = _districts(inputs)  # a bad districts file fails before the slow steps
-    extract = read_osm(
-        inputs.osm,
-        center_tags=inputs.center_tags,
-        memory_budget_bytes=inputs.memory_budget_bytes,
-        progress=sub_progress(progress, 0.0, 0.3),
-    )
-    net = walk_network(
-        extract.path,
-        cache_dir=inputs.cache_dir,
-        extract=extract,
-        progress=sub_progress(progress, 0.3, 0.8),
-    )
-    centers = _centers(inputs, extract, net)
-    if progress:
-        progress(0.85, "estimating residents")
-    demand, model = _demand(inputs, extract, net)
+    cached = _cached_city(inputs, districts)
+    if cached is not None:
+        extract, sha, net, centers, demand, model = cached
+    else:
+        extract, sha, net, centers, demand, model = _built_city(inputs, progress)
     if districts is None and inputs.admin_level is not None:
+        if extract is None:  # _cached_city only serves cities that need no extract
+            extract = read_osm(inputs.osm, center_tags=inputs.center_tags)
         districts = districts_from_osm(extract, admin_level=inputs.admin_level)
     city = CityData(
-        source_name=extract.path.name,
-        source_sha256=extract.sha256,
+        source_name=Path(inputs.osm).name,
+        source_sha256=sha,
         net=net,
         centers=centers,
         demand=demand,
