@@ -330,7 +330,7 @@ def _tutorial_text(extra: dict[str, Any], runs: list[Run]) -> str:
     rows.append({"step": "**whole path (process)**", "wall": fmt_seconds(tut["wall_s"])})
     text = (
         f"osmnx-tutorial path on the same city as OSM XML: graph of {tut['graph_nodes']:,} "
-        f"nodes (every way kept, as `graph_from_xml` does), {tut['residential']:,} residential "
+        f"nodes (`graph_from_xml` defaults with `bidirectional=True`), {tut['residential']:,} residential "
         f"features, {tut['centers']:,} centers; convex-hull 15-minute share "
         f"{tut['share_15']:.1%}; peak RSS {fmt_mb(tut['peak_rss_mb'])}.\n\n"
         + markdown_table(rows, ["step", "wall"])

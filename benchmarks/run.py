@@ -956,6 +956,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--profile-network", action="store_true", help="profile the cold network build")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per size")
+    p.add_argument(
+        "--e2e",
+        action="store_true",
+        help="also run benchmarks/bench_e2e.py (whole commands, cold and warm) on the same sizes",
+    )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -1026,7 +1031,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     log(f"wrote {out}")
     failed = [r for r in results if r.get("error")]
-    return 1 if failed else 0
+    e2e_code = 0
+    if args.e2e:
+        import bench_e2e
+
+        e2e_args = ["--sizes", ",".join(map(str, sizes)), "--workdir", str(workdir)]
+        if args.write_docs:
+            e2e_args.append("--write-docs")
+        e2e_code = bench_e2e.main(
+            ["--smoke", "--workdir", str(workdir)] if args.smoke else e2e_args
+        )
+    return 1 if failed or e2e_code else 0
 
 
 if __name__ == "__main__":
