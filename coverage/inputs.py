@@ -350,6 +350,7 @@ class CityData:
     districts: gpd.GeoDataFrame | None = None
     candidates: gpd.GeoDataFrame | None = None
     exclusions: gpd.GeoDataFrame | None = None
+    cache_dir: Path | None = None  # the inputs' cache folder (derived data of re-runs)
 
 
 def check_inputs(inputs: CityInputs) -> None:
@@ -552,6 +553,7 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
         districts=None if districts is None else districts.to_crs(net.crs),
         candidates=_candidates(inputs, net),
         exclusions=_exclusions(inputs, net),
+        cache_dir=inputs.cache_dir,
     )
     if progress:
         progress(1.0, "city loaded")

@@ -13,6 +13,7 @@ import shapely
 from conftest import CHENGDU
 
 from coverage import pipeline
+from coverage.audit import AuditParams
 from coverage.inputs import CityInputs, load_city
 from coverage.osmcache import derived_key, load_frame, save_frame
 from coverage.scenario import Scenario
@@ -109,3 +110,24 @@ def test_warm_city_equals_cold(tmp_path: Path, caplog: pytest.LogCaptureFixture)
 def test_no_cache_dir_reads_the_file(tmp_path: Path) -> None:
     city = load_city(CityInputs(osm=CHENGDU, cache_dir=None))
     assert city.extract is not None
+
+
+def test_cached_polygons_equal_built(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    city = load_city(CityInputs(osm=CHENGDU, cache_dir=tmp_path / "cache"))
+    built = pipeline.run(city, Scenario(), cache_polygons=True).audit
+    assert list((tmp_path / "cache").glob("areas-*.npz"))
+    with caplog.at_level(logging.INFO, logger="coverage.audit"):
+        again = pipeline.run(city, Scenario(), cache_polygons=True).audit
+    assert "from the cache" in caplog.text
+    assert_same_frame(again.service_areas, built.service_areas)
+    assert_same_frame(again.bands, built.bands)
+    # other centers, other parameters: built afresh, not taken from the cache
+    closed = Scenario(closed=(str(city.centers["center_id"].iloc[0]),))
+    faster = Scenario(audit=AuditParams(speed_kmh=5.0))
+    for scenario in (closed, faster):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="coverage.audit"):
+            pipeline.run(city, scenario, cache_polygons=True)
+        assert "from the cache" not in caplog.text
+    plain = pipeline.run(city, Scenario()).audit  # the library default: no cache
+    assert_same_frame(plain.service_areas, built.service_areas)
