@@ -44,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, fmt_mb, fmt_seconds, log, machine_info, machine_markdown, markdown_table
 
 DOC_PATH = ROOT / "docs" / "bench" / "e2e.md"
+#: Hand-written analysis appended to the generated section (kept across reruns).
+NOTES_PATH = ROOT / "docs" / "bench" / "e2e.notes.md"
 COMMANDS = ("audit", "site", "batch")
 SITE_K = 10
 WALK_M = 15 * 4.5 / 3.6 * 60  # the tutorial's 15-minute radius at 4.5 km/h
@@ -433,7 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     out = args.out or (DOC_PATH if args.write_docs else workdir / "e2e.md")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(info, results, command), encoding="utf-8")
+    text = render(info, results, command)
+    if args.write_docs and NOTES_PATH.exists():
+        text = text.rstrip() + "\n\n" + NOTES_PATH.read_text(encoding="utf-8")
+    out.write_text(text, encoding="utf-8")
     if args.json is not None:
         raw = [{"runs": [asdict(r) for r in runs], **extra} for runs, extra in results]
         args.json.write_text(json.dumps({"machine": info, "sizes": raw}, indent=1), "utf-8")
