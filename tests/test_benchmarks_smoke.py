@@ -169,7 +169,7 @@ def test_dense_city_has_building_level_demand(tmp_path: Path) -> None:
     net = walk_network(stats.path, cache_dir=None, extract=ext)
     units = demand_units(ext, net)
     # issue 16 asks ≥ 2.5 units per node, as building-level data gives: the 100k and 300k
-    # cities have ~2.6 (docs/bench/e2e.md); a 3k-node city has more edge, fewer compounds
+    # cities have ~2.8 (docs/bench/e2e.md); a 3k-node city has more edge, fewer compounds
     assert len(units) >= 1.8 * net.n_nodes
     plain = generate_city(tmp_path / "plain.osm.pbf", nodes=TARGET_NODES, seed=7)
     assert stats.buildings > 5 * plain.buildings
