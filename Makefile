@@ -38,9 +38,10 @@ typecheck: $(STAMP)
 reliability: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" tests/test_bad_inputs.py tests/test_properties.py tests/test_faults.py tests/test_concurrency.py
 
-## Benchmarks at full size (10k/100k/300k nodes); writes docs/BENCHMARKS.md.
+## Benchmarks at full size (10k/100k/300k nodes), stages and whole commands (bench_e2e.py); writes docs/bench/*.md and docs/BENCHMARKS.md.
 bench-full: $(STAMP)
-	$(BIN)/python benchmarks/run.py --sizes 10000,100000,300000 --write-docs
+	$(BIN)/python benchmarks/run.py --sizes 10000,100000,300000 --write-docs --e2e
+	$(BIN)/python benchmarks/assemble.py
 
 clean:
 	rm -rf $(VENV) .cache

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ["network", "isochrones", "siting", "capacity", "app", "batch", "suite", "scale"]
+SECTIONS = ["e2e", "network", "isochrones", "siting", "capacity", "app", "batch", "suite", "scale"]
 
 HEADER = """# Benchmarks
 
@@ -20,6 +20,7 @@ Regenerate a section by running its script, then `python benchmarks/assemble.py`
 
 | section | script | command |
 |---|---|---|
+| whole commands, cold and warm (issue 16) | `benchmarks/bench_e2e.py` | `.venv/bin/python benchmarks/bench_e2e.py --sizes 10000,100000,300000 --write-docs` (also in `make bench-full`) |
 | network | `benchmarks/bench_network.py` | `.venv/bin/python benchmarks/bench_network.py` |
 | isochrones and audit | `benchmarks/bench_isochrones.py` | `.venv/bin/python benchmarks/bench_isochrones.py` |
 | siting | `benchmarks/bench_siting.py` | `.venv/bin/python benchmarks/bench_siting.py` |

@@ -973,6 +973,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="measure the reliability guards' cost instead (benchmarks/bench_guards.py; "
         "--repeat, --workdir and the first of --sizes apply; --smoke: embedded city, 1 run)",
     )
+    p.add_argument(
+        "--e2e",
+        action="store_true",
+        help="also run benchmarks/bench_e2e.py (whole commands, cold and warm) on the same sizes",
+    )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -1045,7 +1050,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     log(f"wrote {out}")
     failed = [r for r in results if r.get("error")]
-    return 1 if failed else 0
+    e2e_code = 0
+    if args.e2e:
+        import bench_e2e
+
+        e2e_args = ["--sizes", ",".join(map(str, sizes)), "--workdir", str(workdir)]
+        if args.write_docs:
+            e2e_args.append("--write-docs")
+        e2e_code = bench_e2e.main(
+            ["--smoke", "--workdir", str(workdir)] if args.smoke else e2e_args
+        )
+    return 1 if failed or e2e_code else 0
 
 
 if __name__ == "__main__":

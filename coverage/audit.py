@@ -12,6 +12,7 @@ that contract.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import math
@@ -20,6 +21,7 @@ import warnings
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -54,6 +56,7 @@ from coverage.names import (
     within_column,
 )
 from coverage.network import DEFAULT_SPEED_KMH, WalkNetwork, speed_ms
+from coverage.osmcache import derived_key, derived_path, load_frame, save_frame
 from coverage.parallel import worker_threads
 from coverage.progress import ProgressFn
 from coverage.reach import (
@@ -66,6 +69,7 @@ from coverage.reach import (
     pairs_within_m,
     require_snapped,
 )
+from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M
 from coverage.standards import (
     DEFAULT_HOUSEHOLD_SIZE,
     MAX_DISTANCE_M,
@@ -763,9 +767,16 @@ def _polygons(
     params: AuditParams,
     per_center: bool,
     progress: ProgressFn | None,
+    cache_dir: Path | None = None,
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """Return the service areas and bands."""
-    return service_areas_and_bands(
+    """Return the service areas and bands (from ``cache_dir`` when an identical run left them)."""
+    files = _polygon_files(net, centers, params, per_center, cache_dir)
+    if files is not None:
+        areas, bands = load_frame(files[0]), load_frame(files[1])
+        if areas is not None and bands is not None and areas.crs == net.crs:
+            logger.info("loaded service areas and bands from the cache (%s)", files[0].name)
+            return areas, bands
+    areas, bands = service_areas_and_bands(
         net,
         centers,
         minutes=params.thresholds_min,
@@ -775,6 +786,51 @@ def _polygons(
         per_center=per_center,
         progress=progress,
     )
+    if files is not None:
+        try:
+            save_frame(areas, files[0]) and save_frame(bands, files[1])
+        except OSError as exc:
+            logger.warning("could not write the service-area cache %s: %s", files[0], exc)
+    return areas, bands
+
+
+#: Bump when the service-area polygons change (isochrones.py), so cached ones are not reused.
+POLYGON_CACHE_VERSION = "1"
+
+
+def _polygon_files(
+    net: WalkNetwork,
+    centers: gpd.GeoDataFrame,
+    params: AuditParams,
+    per_center: bool,
+    cache_dir: Path | None,
+) -> tuple[Path, Path] | None:
+    """Cache files of these centers' polygons on ``net`` (``None``: no cache, or not keyable).
+
+    The key holds the network file's hash and size, every center's id, level,
+    snap columns and location, and the parameters the polygons depend on.
+    """
+    if cache_dir is None or not net.source_sha256:
+        return None
+    digest = hashlib.sha256()
+    for col in (CENTER_ID, LEVEL):
+        values = centers[col].tolist() if col in centers.columns else []
+        digest.update(repr(values).encode())
+    for col in (SNAP_EDGE, SNAP_OFFSET_M, SNAP_DISTANCE_M):
+        digest.update(np.ascontiguousarray(centers[col].to_numpy()).tobytes())
+    digest.update(b"".join(shapely.to_wkb(np.asarray(centers.geometry.values, dtype=object))))
+    spec = {
+        "network": [net.source_sha256, net.n_nodes, net.n_edges],
+        "centers": digest.hexdigest(),
+        "thresholds_min": list(params.thresholds_min),
+        "speed_kmh": params.speed_kmh,
+        "corridor_m": params.corridor_m,
+        "min_hole_area_m2": params.min_hole_area_m2,
+        "per_center": per_center,
+        "version": POLYGON_CACHE_VERSION,
+    }
+    key = derived_key(net.source_sha256, "areas", spec)
+    return derived_path(cache_dir, "areas", key), derived_path(cache_dir, "bands", key)
 
 
 def _distance_polygons(
@@ -857,6 +913,7 @@ def audit(
     with_polygons: bool = True,
     per_center_polygons: bool | None = None,
     progress: ProgressFn | None = None,
+    polygon_cache_dir: Path | None = None,
 ) -> AuditResult:
     """Audit walking access from ``demand`` to ``centers`` on ``net``.
 
@@ -883,6 +940,10 @@ def audit(
         center's row). Per-center statistics are always computed.
     progress
         Called with ``(fraction, message)`` as the audit advances.
+    polygon_cache_dir
+        Keep the service areas and bands in this folder (:mod:`coverage.osmcache`
+        format) and reuse them when the same network, centers and parameters come
+        again (a re-run of the same command). ``None`` (default): no cache.
 
     Returns
     -------
@@ -950,7 +1011,12 @@ def audit(
         if per_center_polygons is None:
             per_center_polygons = inp.src.size <= PER_CENTER_POLYGONS_MAX
         areas, bands = _polygons(
-            net, inp.centers, params, bool(per_center_polygons), steps.sub("polygons")
+            net,
+            inp.centers,
+            params,
+            bool(per_center_polygons),
+            steps.sub("polygons"),
+            polygon_cache_dir,
         )
         d_areas, d_bands = _distance_polygons(
             net, inp.centers, params, bool(per_center_polygons), None

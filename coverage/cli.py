@@ -908,6 +908,7 @@ def _audit_or_site(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             scenario,
             with_polygons=not args.no_polygons,
             progress=bar.stage(load_hi, 0.92),
+            cache_polygons=True,
         )
         target = pipeline.write(
             result,

@@ -147,6 +147,8 @@ _RESERVED = frozenset(
     | {f"COM{i}" for i in range(1, 10)}
     | {f"LPT{i}" for i in range(1, 10)}
 )
+#: ``json``'s own string encoder with ``ensure_ascii=False`` (Chinese kept as is).
+_encode_text = json.encoder.encode_basestring
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
 
 
@@ -210,6 +212,138 @@ def _to_wgs84(gdf: gpd.GeoDataFrame, what: str) -> gpd.GeoDataFrame:
     return gdf.to_crs(_WGS84)
 
 
+#: Above this many coordinates a shape that rounding broke is checked and repaired
+#: ring by ring (:func:`_repaired_large`): GEOS's whole-shape ``make_valid`` of a
+#: city-wide union of service areas (one polygon with ~20,000 holes) takes tens of
+#: seconds, while the breakage is a few centimetre slivers.
+LARGE_COORDS = 20_000
+
+
+def _flagged_holes(poly: Any) -> tuple[Any, Any, Any]:
+    """Split a polygon's rings: shell, holes that may matter for validity, the others.
+
+    A hole that is valid on its own, meets neither the shell nor another hole and
+    lies inside the shell cannot make the polygon invalid; every other hole is
+    flagged. Returns ``(shell ring, flagged hole rings, free hole rings)``.
+    """
+    rings = shapely.get_rings(poly)
+    shell, holes = rings[0], rings[1:]
+    if holes.size == 0:
+        return shell, holes, holes
+    hole_polys = shapely.polygons(holes)
+    flag = ~np.asarray(shapely.is_valid(hole_polys), dtype=bool)
+    i, j = shapely.STRtree(hole_polys).query(hole_polys)  # envelopes, then the exact test
+    pair = i < j
+    i, j = i[pair], j[pair]
+    meet = np.asarray(shapely.intersects(hole_polys[i], hole_polys[j]), dtype=bool)
+    flag[i[meet]] = True
+    flag[j[meet]] = True
+    shell_poly = shapely.polygons(shell)
+    shapely.prepare(shell)
+    shapely.prepare(shell_poly)
+    flag |= np.asarray(shapely.intersects(shell, holes), dtype=bool)
+    flag |= ~np.asarray(shapely.contains(shell_poly, shapely.get_point(holes, 0)), dtype=bool)
+    return shell, holes[flag], holes[~flag]
+
+
+def _polygon_valid_and_repaired(poly: Any, *, repair: bool) -> tuple[bool, Any]:
+    """Return the validity of one large polygon, and its ``structure`` repair if asked and needed."""
+    shell, flagged, free = _flagged_holes(poly)
+    core = shapely.Polygon(shell, list(flagged))
+    if shapely.is_valid(core):
+        return True, poly
+    if not repair:
+        return False, poly
+    fixed = shapely.make_valid(core, method="structure", keep_collapsed=False)
+    if free.size == 0:
+        return False, fixed
+    # The free holes lie strictly inside one part each and meet nothing: punch them
+    # into the part that holds them, as repairing the whole would.
+    free = shapely.remove_repeated_points(free, 0.0)
+    parts = shapely.get_parts(np.asarray([fixed], dtype=object))
+    parts = parts[shapely.get_type_id(parts) == shapely.GeometryType.POLYGON]
+    owner_part, hole = shapely.STRtree(parts).query(shapely.get_point(free, 0), predicate="within")[
+        ::-1
+    ]
+    out = []
+    for k, part in enumerate(parts):
+        mine = free[owner_part == k] if hole.size else free[:0]
+        extra = list(mine[np.argsort(hole[owner_part == k])]) if mine.size else []
+        rings = shapely.get_rings(part)
+        out.append(shapely.Polygon(rings[0], [*rings[1:], *extra]))
+    return False, out[0] if len(out) == 1 else shapely.multipolygons(out)
+
+
+def _clashing_parts(parts: Any) -> Any:
+    """Polygons of a MultiPolygon that break its validity: interiors meet, or boundaries share a line."""
+    clash = np.zeros(parts.size, dtype=bool)
+    i, j = shapely.STRtree(parts).query(parts)  # envelopes only: cheap
+    big_first = shapely.get_num_coordinates(parts[i]) >= shapely.get_num_coordinates(parts[j])
+    i, j = i[(i != j) & big_first], j[(i != j) & big_first]
+    if i.size == 0:
+        return clash
+    shapely.prepare(parts)  # a prepared large polygon answers `intersects` from its index
+    meet = np.asarray(shapely.intersects(parts[i], parts[j]), dtype=bool)
+    i, j = i[meet], j[meet]
+    if i.size:
+        matrix = shapely.relate(parts[i], parts[j])
+        bad = np.array([m[0] != "F" or m[4] == "1" for m in matrix], dtype=bool)
+        clash[i[bad]] = True
+        clash[j[bad]] = True
+    return clash
+
+
+def _repaired_large(geom: Any, *, repair: bool) -> tuple[bool, Any]:
+    """``(is_valid(geom), make_valid(geom, method="structure"))`` for a large (Multi)Polygon.
+
+    The same answers as GEOS on the whole shape (same area and coordinates; only
+    the order of rings and parts may differ), computed on the rings that can
+    matter: polygon by polygon, and the polygons that meet each other together.
+    """
+    parts = shapely.get_parts(np.asarray([geom], dtype=object))
+    if shapely.get_type_id(geom) not in (3, 6):
+        ok = bool(shapely.is_valid(geom))
+        return ok, geom if ok or not repair else shapely.make_valid(geom, method="structure")
+    results = [_polygon_valid_and_repaired(p, repair=repair) for p in parts]
+    valid = np.array([r[0] for r in results], dtype=bool)
+    fixed = np.array([r[1] for r in results] + [None], dtype=object)[:-1]
+    clash = _clashing_parts(parts)
+    ok = bool(valid.all() and not clash.any())
+    if ok or not repair:
+        return ok, geom
+    pieces = [*shapely.get_parts(fixed[~clash])]
+    if clash.any():
+        merged = shapely.make_valid(
+            shapely.multipolygons(parts[clash]), method="structure", keep_collapsed=False
+        )
+        pieces += list(shapely.get_parts(merged))
+    polys = [p for p in pieces if shapely.get_type_id(p) == shapely.GeometryType.POLYGON]
+    if not polys:
+        return ok, shapely.Polygon()
+    # GEOS's repair rebuilds every ring and drops repeated points; so do we
+    out = polys[0] if len(polys) == 1 else shapely.multipolygons(polys)
+    return ok, shapely.remove_repeated_points(out, 0.0)
+
+
+def _repair_rounded(arr: Any, rounded: Any, present: Any) -> None:
+    """Repair, in ``rounded``, the shapes rounding made invalid (and that were valid)."""
+    large = np.zeros(arr.size, dtype=bool)
+    large[present] = shapely.get_num_coordinates(arr[present]) > LARGE_COORDS
+    broken = np.flatnonzero(present & ~large)
+    broken = broken[~np.asarray(shapely.is_valid(rounded[broken]), dtype=bool)]
+    broken = broken[np.asarray(shapely.is_valid(arr[broken]), dtype=bool)]
+    if broken.size:
+        fixed = shapely.make_valid(rounded[broken], method="structure", keep_collapsed=False)
+        gone = np.asarray(shapely.is_empty(fixed), dtype=bool)
+        fixed[gone] = arr[broken][gone]
+        rounded[broken] = fixed
+    for k in np.flatnonzero(large):
+        ok, fixed_one = _repaired_large(rounded[k], repair=True)
+        if ok or not _repaired_large(arr[k], repair=False)[0]:
+            continue
+        rounded[k] = arr[k] if shapely.is_empty(fixed_one) else fixed_one
+
+
 def _geometry_json(geoms: Any) -> list[str]:
     arr = np.array(geoms, dtype=object)
     missing = np.asarray(shapely.is_missing(arr), dtype=bool)
@@ -219,13 +353,7 @@ def _geometry_json(geoms: Any) -> list[str]:
     rounded = shapely.transform(arr, lambda c: np.round(c, COORD_DECIMALS))
     # Rounding can fold centimetre-thin slivers onto themselves; repair those, and keep
     # the unrounded shape where the repair leaves nothing.
-    broken = np.flatnonzero(~np.asarray(shapely.is_valid(rounded), dtype=bool) & ~(missing | empty))
-    broken = broken[np.asarray(shapely.is_valid(arr[broken]), dtype=bool)]
-    if broken.size:
-        fixed = shapely.make_valid(rounded[broken], method="structure", keep_collapsed=False)
-        gone = np.asarray(shapely.is_empty(fixed), dtype=bool)
-        fixed[gone] = arr[broken][gone]
-        rounded[broken] = fixed
+    _repair_rounded(arr, rounded, ~(missing | empty))
     arr = shapely.orient_polygons(rounded)  # RFC 7946 §3.1.6: exterior rings counter-clockwise
     out = shapely.to_geojson(arr)
     return ["null" if s is None else str(s) for s in out]
@@ -276,16 +404,38 @@ def geojson_bytes(
             raise InputError(msg)
         props = list(columns) + [c for c in optional if c in gdf.columns and c not in columns]
     wgs = _to_wgs84(gdf, what)
-    values = {c: _column_values(wgs[c]) for c in props}
+    columns_json = [_column_json(wgs[c], c) for c in props]
     geoms = _geometry_json(wgs.geometry.values)
-    parts: list[str] = []
-    for i, geom in enumerate(geoms):
-        properties = json.dumps(
-            {c: values[c][i] for c in props}, ensure_ascii=False, allow_nan=False
-        )
-        parts.append(f'{{"type":"Feature","properties":{properties},"geometry":{geom}}}')
+    head, tail = '{"type":"Feature","properties":{', '},"geometry":'
+    rows = zip(*columns_json, strict=True) if columns_json else ([] for _ in geoms)
+    parts = [
+        head + ", ".join(row) + tail + geom + "}" for row, geom in zip(rows, geoms, strict=True)
+    ]
     text = '{"type":"FeatureCollection","features":[\n' + ",\n".join(parts) + "\n]}\n"
     return text.encode("utf-8")
+
+
+def _value_json(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return _encode_text(value)
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _column_json(series: pd.Series, name: str) -> list[str]:
+    """``"name": value`` per row, as ``json.dumps`` writes it, a column at a time.
+
+    The values are those of :func:`_column_values`; floats, booleans and text take
+    fast paths (``float.__repr__`` is what ``json`` writes for a finite float).
+    """
+    key = _encode_text(str(name)) + ": "
+    values = _column_values(series)
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return [key + ("true" if v else "false") for v in values]
+    if pd.api.types.is_float_dtype(series.dtype):
+        return [key + ("null" if v is None else float.__repr__(v)) for v in values]
+    return [key + _value_json(v) for v in values]
 
 
 # --- tables ---------------------------------------------------------------------------

@@ -36,15 +36,17 @@ from coverage.coords import CRS_NAMES
 from coverage.demand import PopulationFile, PopulationModel, demand_units
 from coverage.errors import InputError
 from coverage.i18n import MESSAGES, t
-from coverage.netcache import DEFAULT_CACHE_DIR, walk_network
+from coverage.netcache import DEFAULT_CACHE_DIR, cache_key, walk_network
 from coverage.network import WalkNetwork
 from coverage.osm import (
     DEFAULT_CENTER_TAGS,
     OsmExtract,
     check_osm_file,
     default_memory_budget_bytes,
+    file_sha256,
     read_osm,
 )
+from coverage.osmcache import derived_key, derived_path, load_frame, save_frame
 from coverage.progress import ProgressFn, sub_progress
 from coverage.siting import candidates_from_file
 from coverage.userfiles import check_regular_file, read_points, read_polygons
@@ -511,6 +513,7 @@ class CityData:
     districts: gpd.GeoDataFrame | None = None
     candidates: gpd.GeoDataFrame | None = None
     exclusions: gpd.GeoDataFrame | None = None
+    cache_dir: Path | None = None  # the inputs' cache folder (derived data of re-runs)
 
 
 def check_inputs(inputs: CityInputs) -> None:
@@ -635,12 +638,16 @@ def _level_label(level: str, lang: str) -> str:
     return t(key, lang) if key in MESSAGES else level
 
 
+def _default_stations(net: WalkNetwork) -> gpd.GeoDataFrame:
+    return centers_from_file(
+        DEFAULT_STATIONS, net, crs=DEFAULT_STATIONS_CRS, columns=DEFAULT_STATIONS_COLUMNS
+    )
+
+
 def _centers(inputs: CityInputs, extract: OsmExtract, net: WalkNetwork) -> gpd.GeoDataFrame:
     f = inputs.centers
     if uses_default_stations(inputs):
-        return centers_from_file(
-            DEFAULT_STATIONS, net, crs=DEFAULT_STATIONS_CRS, columns=DEFAULT_STATIONS_COLUMNS
-        )
+        return _default_stations(net)
     if f is None:
         return centers_from_osm(extract, net)
     return centers_from_file(
@@ -711,6 +718,97 @@ def _exclusions(inputs: CityInputs, net: WalkNetwork) -> gpd.GeoDataFrame | None
     return read_polygons(f.source, filename=f.name, crs=inputs.crs).to_crs(net.crs)
 
 
+_CityParts = tuple[
+    OsmExtract | None,
+    str,
+    WalkNetwork,
+    gpd.GeoDataFrame,
+    gpd.GeoDataFrame,
+    dict[str, Any],
+    dict[str, Any] | None,
+]
+
+
+def _derived_files(inputs: CityInputs, sha: str) -> dict[str, Path]:
+    """Cache files of the OSM-derived frames this run may reuse (``{}``: none)."""
+    if inputs.cache_dir is None:
+        return {}
+    files = {}
+    if inputs.centers is None and not uses_default_stations(inputs):  # OSM-tagged centers only
+        key = derived_key(sha, "centers", {"center_tags": inputs.center_tags})
+        files["centers"] = derived_path(inputs.cache_dir, "centers", key)
+    if inputs.population is None and inputs.census is None:
+        key = derived_key(sha, "demand", asdict(PopulationModel()))
+        files["demand"] = derived_path(inputs.cache_dir, "demand", key)
+    return files
+
+
+def _cached_city(inputs: CityInputs, districts: gpd.GeoDataFrame | None) -> _CityParts | None:
+    """Return the network, OSM centers and demand from the caches, without reading the OSM file.
+
+    Only when every part that would need the extract is cached: OSM centers and
+    OSM demand, and districts that do not come from OSM boundaries.
+    """
+    default_stations = uses_default_stations(inputs)
+    if inputs.cache_dir is None or inputs.population is not None or inputs.census is not None:
+        return None  # a population or census file is read with the extract's residential land
+    if inputs.centers is not None and not default_stations:
+        return None
+    if districts is None and inputs.admin_level is not None:
+        return None
+    path = check_osm_file(inputs.osm, memory_budget_bytes=inputs.memory_budget_bytes)
+    sha = file_sha256(path)
+    if not (Path(inputs.cache_dir) / f"walk-{cache_key(sha)}.npz").exists():
+        return None
+    files = _derived_files(inputs, sha)
+    demand = load_frame(files["demand"])
+    centers = None if default_stations else load_frame(files["centers"])
+    if demand is None or (centers is None and not default_stations):
+        return None
+    net = walk_network(path, cache_dir=inputs.cache_dir, sha256=sha)
+    if default_stations:  # the embedded station list needs only the network
+        centers = _default_stations(net)
+    assert centers is not None
+    if centers.crs != net.crs or demand.crs != net.crs:
+        return None
+    logger.info("loaded centers and demand of %s from the cache", path.name)
+    return None, sha, net, centers, demand, {"source": "osm", **asdict(PopulationModel())}, None
+
+
+def _built_city(inputs: CityInputs, progress: ProgressFn | None) -> _CityParts:
+    """Read the OSM file, build (or load) the network, derive centers and demand; cache them."""
+    extract = read_osm(
+        inputs.osm,
+        center_tags=inputs.center_tags,
+        memory_budget_bytes=inputs.memory_budget_bytes,
+        progress=sub_progress(progress, 0.0, 0.3),
+    )
+    net = walk_network(
+        extract.path,
+        cache_dir=inputs.cache_dir,
+        extract=extract,
+        progress=sub_progress(progress, 0.3, 0.8),
+    )
+    if progress:
+        progress(0.8, "reading and snapping centers")
+    centers = _centers(inputs, extract, net)
+    if progress:
+        progress(0.85, "estimating residents")
+    census = None
+    if inputs.census is not None:
+        demand, model, census = _census(inputs, extract, net, inputs.census)
+    else:
+        demand, model = _demand(inputs, extract, net)
+    files = _derived_files(inputs, extract.sha256)
+    for kind, frame in (("centers", centers), ("demand", demand)):
+        if kind in files:
+            try:
+                save_frame(frame, files[kind])
+            except OSError as exc:
+                logger.warning("could not write the %s cache %s: %s", kind, files[kind], exc)
+    return extract, extract.sha256, net, centers, demand, model, census
+
+
 def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> CityData:
     """Load a city: OSM extract, walking network, centers, demand and the optional layers.
 
@@ -735,35 +833,20 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
         ``candidates``, ``exclusions`` in ``net.crs`` when given.
     """
     districts = _districts(inputs)  # a bad districts file fails before the slow steps
-    extract = read_osm(
-        inputs.osm,
-        center_tags=inputs.center_tags,
-        memory_budget_bytes=inputs.memory_budget_bytes,
-        progress=sub_progress(progress, 0.0, 0.3),
-    )
-    net = walk_network(
-        extract.path,
-        cache_dir=inputs.cache_dir,
-        extract=extract,
-        progress=sub_progress(progress, 0.3, 0.8),
-    )
-    if progress:
-        progress(0.8, "reading and snapping centers")
-    centers = _centers(inputs, extract, net)
-    if progress:
-        progress(0.85, "estimating residents")
-    census = None
-    if inputs.census is not None:
-        demand, model, census = _census(inputs, extract, net, inputs.census)
+    cached = _cached_city(inputs, districts)
+    if cached is not None:
+        extract, sha, net, centers, demand, model, census = cached
     else:
-        demand, model = _demand(inputs, extract, net)
+        extract, sha, net, centers, demand, model, census = _built_city(inputs, progress)
     if progress:
         progress(0.95, "reading districts, candidates and exclusions")
     if districts is None and inputs.admin_level is not None:
+        if extract is None:  # _cached_city only serves cities that need no extract
+            extract = read_osm(inputs.osm, center_tags=inputs.center_tags)
         districts = districts_from_osm(extract, admin_level=inputs.admin_level)
     city = CityData(
-        source_name=extract.path.name,
-        source_sha256=extract.sha256,
+        source_name=Path(inputs.osm).name,
+        source_sha256=sha,
         net=net,
         centers=centers,
         demand=demand,
@@ -774,6 +857,7 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
         districts=None if districts is None else clip_districts(districts, net),
         candidates=_candidates(inputs, net),
         exclusions=_exclusions(inputs, net),
+        cache_dir=inputs.cache_dir,
     )
     if progress:
         progress(1.0, "city loaded")

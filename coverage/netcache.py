@@ -129,6 +129,7 @@ def walk_network(
     extract: OsmExtract | None = None,
     memory_budget_bytes: int | None = None,
     progress: ProgressFn | None = None,
+    sha256: str | None = None,
 ) -> WalkNetwork:
     """Return the walking network of an OSM file, from the disk cache when possible.
 
@@ -145,6 +146,8 @@ def walk_network(
         See :func:`coverage.osm.check_osm_file`.
     progress
         Called with ``(fraction, message)``.
+    sha256
+        The file's SHA-256 when the caller has it already (saves hashing it again).
 
     Returns
     -------
@@ -157,7 +160,7 @@ def walk_network(
         ``path`` is not a usable OSM file (see :func:`coverage.osm.check_osm_file`).
     """
     p = check_osm_file(path, memory_budget_bytes=memory_budget_bytes)
-    sha = extract.sha256 if extract is not None else file_sha256(p)
+    sha = extract.sha256 if extract is not None else sha256 or file_sha256(p)
     cache_file = Path(cache_dir) / f"walk-{cache_key(sha)}.npz" if cache_dir is not None else None
     if cache_file is not None and cache_file.exists():
         try:

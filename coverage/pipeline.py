@@ -146,6 +146,7 @@ def run(
     *,
     with_polygons: bool = True,
     progress: ProgressFn | None = None,
+    cache_polygons: bool = False,
 ) -> ScenarioResult:
     """Audit ``scenario`` on ``city`` and, if it asks, propose new sites.
 
@@ -159,6 +160,9 @@ def run(
         Build service-area and uncovered polygons (the slowest step).
     progress
         ``progress(fraction, message)``.
+    cache_polygons
+        Keep the service areas in ``city.cache_dir`` and reuse them when the same
+        command runs again (the CLI; the app keeps results in memory instead).
 
     Returns
     -------
@@ -180,6 +184,7 @@ def run(
         params,
         with_polygons=with_polygons,
         progress=sub_progress(progress, 0.0, split),
+        polygon_cache_dir=city.cache_dir if cache_polygons else None,
     )
     districts = (
         export.district_coverage(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -178,3 +179,47 @@ def test_guards_benchmark_switches_real_guards() -> None:
         )
     for (module_name, name), fn in originals.items():
         assert getattr(importlib.import_module(module_name), name) is fn
+
+
+def test_dense_city_has_building_level_demand(tmp_path: Path) -> None:
+    from coverage.demand import demand_units
+    from coverage.netcache import walk_network
+    from coverage.osm import read_osm
+
+    stats = generate_city(tmp_path / "dense.osm.pbf", nodes=TARGET_NODES, seed=7, dense=True)
+    ext = read_osm(stats.path)
+    net = walk_network(stats.path, cache_dir=None, extract=ext)
+    units = demand_units(ext, net)
+    # issue 16 asks ≥ 2.5 units per node, as building-level data gives: the 100k and 300k
+    # cities have ~2.8 (docs/bench/e2e.md); a 3k-node city has more edge, fewer compounds
+    assert len(units) >= 1.8 * net.n_nodes
+    plain = generate_city(tmp_path / "plain.osm.pbf", nodes=TARGET_NODES, seed=7)
+    assert stats.buildings > 5 * plain.buildings
+    assert (units["kind"] == "building").sum() == stats.buildings
+
+
+@pytest.mark.slow
+def test_e2e_smoke(tmp_path: Path) -> None:
+    """The end-to-end benchmark runs (tiny city, audit only); it asserts no timings."""
+    out, raw = tmp_path / "e2e.md", tmp_path / "e2e.json"
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(BENCH / "bench_e2e.py"), "--smoke", "--out", str(out)),
+            *("--workdir", str(tmp_path / "work"), "--json", str(raw)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text(encoding="utf-8")
+    assert "## Machine" in text
+    assert "| nodes | command | run | wall | CPU | peak RSS |" in text
+    data = json.loads(raw.read_text(encoding="utf-8"))
+    runs = data["sizes"][0]["runs"]
+    assert [(r["command"], r["phase"]) for r in runs] == [("audit", "cold"), ("audit", "warm")]
+    assert all(r["exit_code"] == 0 and r["peak_rss_mb"] > 0 and r["cpu_s"] > 0 for r in runs)
+    stages = data["sizes"][0]["stages"]["stages"]
+    assert "audit with polygons" in stages
+    assert data["sizes"][0]["tutorial"]["graph_nodes"] > 0

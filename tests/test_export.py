@@ -567,3 +567,63 @@ def test_control_characters_are_stripped_from_names() -> None:
     gdf = gpd.GeoDataFrame({"name": ["x\x1by\x07"]}, geometry=[Point(0, 0)], crs="EPSG:4326")
     doc = json.loads(export.geojson_bytes(gdf))
     assert doc["features"][0]["properties"]["name"] == "xy"
+
+
+# --- issue 16: large shapes are checked and repaired ring by ring --------------------
+
+
+def _holey(n: int, gap: float) -> shapely.Polygon:
+    """A 1°-ish square with an n × n grid of square holes; two pairs of holes ``gap`` apart."""
+    step = 0.9 / n
+    holes = []
+    for i in range(n):
+        for j in range(n):
+            x, y = 0.05 + i * step, 0.05 + j * step
+            holes.append(
+                [(x, y), (x + step / 2, y), (x + step / 2, y + step / 2), (x, y + step / 2)]
+            )
+    # neighbours within `gap`: rounding to 7 decimals makes them share an edge
+    x, y = holes[0][1]
+    holes[1] = [(x + gap, y), (x + gap + 0.01, y), (x + gap + 0.01, y + 0.01), (x + gap, y + 0.01)]
+    a, b = 0.05 + 3 * step, 0.05 + 2 * step
+    c = a + step / 2 + gap
+    holes.append([(c, b), (c + 0.01, b), (c + 0.01, b + 0.001), (c, b + 0.001)])
+    return shapely.Polygon([(0, 0), (1, 0), (1, 1), (0, 1)], holes)
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_large_shapes_repaired_as_geos_does(multi: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from coverage import export as ex
+
+    poly = _holey(12, 3e-8)
+    geom = (
+        shapely.MultiPolygon([poly, shapely.box(2, 2, 3, 3), shapely.box(3 + 3e-8, 2, 4, 3)])
+        if multi
+        else poly
+    )
+    assert geom.is_valid
+    rounded = shapely.transform(geom, lambda c: np.round(c, ex.COORD_DECIMALS))
+    assert not rounded.is_valid
+    expected = shapely.make_valid(rounded, method="structure", keep_collapsed=False)
+    monkeypatch.setattr(ex, "LARGE_COORDS", 10)
+    ok, fixed = ex._repaired_large(rounded, repair=True)
+    assert not ok
+    assert ex._repaired_large(geom, repair=False)[0]
+    assert fixed.is_valid
+    assert shapely.equals_exact(shapely.normalize(fixed), shapely.normalize(expected), tolerance=0)
+    # the whole column path gives the same GeoJSON as the GEOS path
+    arr = np.array([geom, shapely.box(0, 0, 1, 1)], dtype=object)
+    small = ex._geometry_json(arr)
+    monkeypatch.setattr(ex, "LARGE_COORDS", 10**9)
+    big = ex._geometry_json(arr)
+    a = shapely.normalize(shapely.from_geojson(small))
+    b = shapely.normalize(shapely.from_geojson(big))
+    assert shapely.equals_exact(a, b, tolerance=0).all()
+
+
+def test_large_valid_shape_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coverage import export as ex
+
+    poly = _holey(10, 0.002)  # far apart: rounding breaks nothing
+    monkeypatch.setattr(ex, "LARGE_COORDS", 10)
+    assert ex._repaired_large(poly, repair=True) == (True, poly)

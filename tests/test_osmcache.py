@@ -1,0 +1,133 @@
+"""Tests for coverage.osmcache and the cached city load: warm loads equal cold ones exactly."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from conftest import CHENGDU
+
+from coverage import pipeline
+from coverage.audit import AuditParams
+from coverage.inputs import CityInputs, load_city
+from coverage.osmcache import derived_key, load_frame, save_frame
+from coverage.scenario import Scenario
+
+
+def assert_same_frame(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> None:
+    assert list(a.columns) == list(b.columns)
+    assert a.geometry.name == b.geometry.name
+    assert a.crs == b.crs
+    assert a.index.equals(b.index)
+    for c in a.columns:
+        if c == a.geometry.name:
+            continue
+        assert a[c].dtype == b[c].dtype, c
+        assert a[c].tolist() == b[c].tolist(), c
+    assert shapely.equals_exact(a.geometry.values, b.geometry.values, tolerance=0).all()
+
+
+def test_frame_round_trip(tmp_path: Path) -> None:
+    gdf = gpd.GeoDataFrame(
+        {
+            "demand_id": ["b1-0", "l2-0", "l2-1"],
+            "population": [1.0 / 3.0, 0.0, 1e-300],
+            "name": ["幸福小区", None, 'a"b'],
+            "snap_edge": np.array([3, 0, 7], dtype=np.int64),
+            "covered": [True, False, True],
+        },
+        geometry=[
+            shapely.box(0, 0, 1.1, 1.3),
+            shapely.Polygon([(0, 0), (3, 0), (0, 3)], [[(0.5, 0.5), (1, 0.5), (0.5, 1)]]),
+            shapely.Point(0.1, 0.2),
+        ],
+        crs="EPSG:32648",
+    )
+    path = tmp_path / "f.npz"
+    assert save_frame(gdf, path)
+    back = load_frame(path)
+    assert back is not None
+    assert_same_frame(back, gdf)
+
+
+def test_unstorable_frame_is_not_cached(tmp_path: Path) -> None:
+    gdf = gpd.GeoDataFrame({"x": [{"a": 1}]}, geometry=[shapely.Point(0, 0)], crs="EPSG:4326")
+    assert not save_frame(gdf, tmp_path / "f.npz")
+    assert not (tmp_path / "f.npz").exists()
+    shifted = gpd.GeoDataFrame({"x": ["a"]}, geometry=[shapely.Point(0, 0)], index=[5])
+    assert not save_frame(shifted.set_crs(4326), tmp_path / "g.npz")
+
+
+def test_corrupt_file_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    gdf = gpd.GeoDataFrame({"x": [1.5]}, geometry=[shapely.Point(0, 0)], crs="EPSG:4326")
+    path = tmp_path / "f.npz"
+    save_frame(gdf, path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="coverage.osmcache"):
+        assert load_frame(path) is None
+    assert load_frame(tmp_path / "missing.npz") is None
+
+
+def test_key_depends_on_everything() -> None:
+    base = derived_key("a" * 64, "demand", {"cell_size_m": 100.0})
+    assert base == derived_key("a" * 64, "demand", {"cell_size_m": 100.0})
+    assert base != derived_key("b" * 64, "demand", {"cell_size_m": 100.0})
+    assert base != derived_key("a" * 64, "centers", {"cell_size_m": 100.0})
+    assert base != derived_key("a" * 64, "demand", {"cell_size_m": 50.0})
+
+
+def test_warm_city_equals_cold(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    inputs = CityInputs(osm=CHENGDU, cache_dir=tmp_path / "cache")
+    cold = load_city(inputs)
+    assert cold.extract is not None
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.npz")) == [
+        "centers",
+        "demand",
+        "walk",
+    ]
+    with caplog.at_level(logging.INFO, logger="coverage.inputs"):
+        warm = load_city(inputs)
+    assert "from the cache" in caplog.text
+    assert warm.extract is None  # the OSM file was not read again
+    assert warm.source_sha256 == cold.source_sha256
+    assert warm.source_name == cold.source_name
+    assert warm.population_model == cold.population_model
+    assert_same_frame(warm.centers, cold.centers)
+    assert_same_frame(warm.demand, cold.demand)
+    a = pipeline.run(cold, Scenario(), with_polygons=False).audit
+    b = pipeline.run(warm, Scenario(), with_polygons=False).audit
+    pd.testing.assert_frame_equal(pd.DataFrame(a.demand), pd.DataFrame(b.demand))
+    assert a.coverage == b.coverage
+
+
+def test_no_cache_dir_reads_the_file(tmp_path: Path) -> None:
+    city = load_city(CityInputs(osm=CHENGDU, cache_dir=None))
+    assert city.extract is not None
+
+
+def test_cached_polygons_equal_built(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    city = load_city(CityInputs(osm=CHENGDU, cache_dir=tmp_path / "cache"))
+    built = pipeline.run(city, Scenario(), cache_polygons=True).audit
+    assert list((tmp_path / "cache").glob("areas-*.npz"))
+    with caplog.at_level(logging.INFO, logger="coverage.audit"):
+        again = pipeline.run(city, Scenario(), cache_polygons=True).audit
+    assert "from the cache" in caplog.text
+    assert_same_frame(again.service_areas, built.service_areas)
+    assert_same_frame(again.bands, built.bands)
+    # other centers, other parameters: built afresh, not taken from the cache
+    closed = Scenario(closed=(str(city.centers["center_id"].iloc[0]),))
+    faster = Scenario(audit=AuditParams(speed_kmh=5.0))
+    for scenario in (closed, faster):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="coverage.audit"):
+            pipeline.run(city, scenario, cache_polygons=True)
+        assert "from the cache" not in caplog.text
+    plain = pipeline.run(city, Scenario()).audit  # the library default: no cache
+    assert_same_frame(plain.service_areas, built.service_areas)
