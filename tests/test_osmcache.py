@@ -84,7 +84,7 @@ def test_key_depends_on_everything() -> None:
 
 
 def test_warm_city_equals_cold(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    inputs = CityInputs(osm=CHENGDU, cache_dir=tmp_path / "cache")
+    inputs = CityInputs(osm=CHENGDU, cache_dir=tmp_path / "cache", osm_centers=True)
     cold = load_city(inputs)
     assert cold.extract is not None
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.npz")) == [
@@ -108,12 +108,12 @@ def test_warm_city_equals_cold(tmp_path: Path, caplog: pytest.LogCaptureFixture)
 
 
 def test_no_cache_dir_reads_the_file(tmp_path: Path) -> None:
-    city = load_city(CityInputs(osm=CHENGDU, cache_dir=None))
+    city = load_city(CityInputs(osm=CHENGDU, cache_dir=None, osm_centers=True))
     assert city.extract is not None
 
 
 def test_cached_polygons_equal_built(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    city = load_city(CityInputs(osm=CHENGDU, cache_dir=tmp_path / "cache"))
+    city = load_city(CityInputs(osm=CHENGDU, cache_dir=tmp_path / "cache", osm_centers=True))
     built = pipeline.run(city, Scenario(), cache_polygons=True).audit
     assert list((tmp_path / "cache").glob("areas-*.npz"))
     with caplog.at_level(logging.INFO, logger="coverage.audit"):
@@ -131,3 +131,28 @@ def test_cached_polygons_equal_built(tmp_path: Path, caplog: pytest.LogCaptureFi
         assert "from the cache" not in caplog.text
     plain = pipeline.run(city, Scenario()).audit  # the library default: no cache
     assert_same_frame(plain.service_areas, built.service_areas)
+
+
+def test_embedded_stations_are_never_cached_as_osm_centers(tmp_path: Path) -> None:
+    """The 91 embedded offices come from their list on warm runs too; OSM centers stay OSM's."""
+    from dataclasses import replace
+
+    from coverage.errors import PlannerWarning
+
+    inputs = CityInputs(osm=CHENGDU, cache_dir=tmp_path / "cache")
+    with pytest.warns(PlannerWarning, match="300 m"):  # one office stands back from the street
+        cold = load_city(inputs)
+    cached = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.npz"))
+    assert cached == ["demand", "walk"]
+    with pytest.warns(PlannerWarning, match="300 m"):
+        warm = load_city(inputs)
+    assert warm.extract is None
+    assert len(warm.centers) == len(cold.centers) == 91
+    assert warm.centers["center_id"].tolist() == cold.centers["center_id"].tolist()
+    assert warm.centers["level"].tolist() == cold.centers["level"].tolist()
+    osm = load_city(replace(inputs, osm_centers=True))
+    assert set(osm.centers["source"]) == {"osm"}
+    assert len(osm.centers) != 91
+    again = load_city(replace(inputs, osm_centers=True))
+    assert again.extract is None
+    assert again.centers["center_id"].tolist() == osm.centers["center_id"].tolist()
