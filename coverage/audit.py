@@ -876,28 +876,24 @@ def _distance_polygons(
 
 def _no_distance_polygons(net: WalkNetwork) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Return empty distance service areas and bands, with their columns."""
-    areas = gpd.GeoDataFrame(
-        {CENTER_ID: pd.Series(dtype=object), METERS: pd.Series(dtype=float)},
-        geometry=gpd.GeoSeries([], crs=net.crs),
-        crs=net.crs,
-    )
-    bands = gpd.GeoDataFrame(
-        {METERS_FROM: pd.Series(dtype=float), METERS_TO: pd.Series(dtype=float)},
-        geometry=gpd.GeoSeries([], crs=net.crs),
-        crs=net.crs,
-    )
-    return areas, bands
+    return _empty_polygons(net, METERS, METERS_FROM, METERS_TO)
 
 
 def _no_polygons(net: WalkNetwork) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Return empty service areas and bands, with their columns."""
+    return _empty_polygons(net, MINUTES, MINUTES_FROM, MINUTES_TO)
+
+
+def _empty_polygons(
+    net: WalkNetwork, value: str, lower: str, upper: str
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     areas = gpd.GeoDataFrame(
-        {CENTER_ID: pd.Series(dtype=object), MINUTES: pd.Series(dtype=float)},
+        {CENTER_ID: pd.Series(dtype=object), value: pd.Series(dtype=float)},
         geometry=gpd.GeoSeries([], crs=net.crs),
         crs=net.crs,
     )
     bands = gpd.GeoDataFrame(
-        {MINUTES_FROM: pd.Series(dtype=float), MINUTES_TO: pd.Series(dtype=float)},
+        {lower: pd.Series(dtype=float), upper: pd.Series(dtype=float)},
         geometry=gpd.GeoSeries([], crs=net.crs),
         crs=net.crs,
     )
