@@ -39,6 +39,9 @@ from streamlit_folium import st_folium
 
 from coverage import export, pipeline
 from coverage.assets import static_dir, use_local_assets
+from coverage.audit import PER_CENTER_POLYGONS_MAX
+from coverage.capacity import DEFAULT_STANDARD_M2_PER_100_HOUSEHOLDS, CapacityParams
+from coverage.centers import FLOOR_AREA_M2
 from coverage.errors import InputError, PlannerError, ResourceLimitError
 from coverage.i18n import LANG_NAMES, LANGS, MESSAGES, t
 from coverage.inputs import (
@@ -49,24 +52,28 @@ from coverage.inputs import (
     centers_source_label,
     load_city,
 )
+from coverage.isochrones import ALL_CENTERS
 from coverage.maps import MapLayers, coverage_map, place_frame, street_frame
 from coverage.names import share_column, uncovered_column
 from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
 from coverage.scenario import AddedStation, Scenario, ScenarioResult
 from coverage.siting import SitingParams
-from coverage.standards import PRESETS, Standard
+from coverage.standards import DEFAULT_HOUSEHOLD_SIZE, PRESETS, Standard
 from coverage.tables import (
     NO_CHANGE_SHARE,
     compare_scenarios,
     compare_view,
+    compliance_view,
     district_view,
+    groups_view,
     headline_numbers,
     method_label,
     minutes_curve,
     percent,
     sites_frame,
     sites_view,
+    standard_view,
     station_labels,
     station_states,
     stations_view,
@@ -443,7 +450,14 @@ def memo_get(store: str, key: Any, make: Callable[[], Any]) -> Any:
     return value
 
 
-def _run(city: CityData, s: Scenario, *, with_polygons: bool, label: str) -> ScenarioResult:
+def _run(
+    city: CityData,
+    s: Scenario,
+    *,
+    with_polygons: bool,
+    label: str,
+    per_center: bool | None = None,
+) -> ScenarioResult:
     slot = st.empty()  # the status box goes away once the work is done
     with slot.status(label, expanded=False):
         bar = st.progress(0.0)
@@ -451,7 +465,13 @@ def _run(city: CityData, s: Scenario, *, with_polygons: bool, label: str) -> Sce
         def progress(fraction: float, message: str) -> None:
             bar.progress(min(max(fraction, 0.0), 1.0), text=stage(message))
 
-        res = pipeline.run(city, s, with_polygons=with_polygons, progress=progress)
+        res = pipeline.run(
+            city,
+            s,
+            with_polygons=with_polygons,
+            per_center_polygons=per_center,
+            progress=progress,
+        )
     slot.empty()
     return res
 
@@ -510,22 +530,49 @@ def result_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
     """Numbers plus service-area and uncovered polygons (for the map and downloads).
 
     The polygons do not depend on a siting request, so they are memoised without it and
-    proposing sites never redraws them.
+    proposing sites never redraws them. Each station's own service areas (one union per
+    station and threshold: seconds with the 91 embedded stations) are built only when the
+    planner shows them on the map (``own_areas``); the downloads build them on their own
+    (:func:`with_own_areas`). The capacity and group results come with the polygons.
     """
     numbers = numbers_for(city, city_key, s)
     plain = replace(s, siting=None)
+    own = bool(st.session_state.get("own_areas"))
     areas = shared_result(
-        (city_key, plain.to_json(), "areas"),
-        lambda: _run(city, plain, with_polygons=True, label=tr("running.areas")),
+        (city_key, plain.to_json(), "areas" if own else "areas:unions"),
+        lambda: _run(
+            city,
+            plain,
+            with_polygons=True,
+            label=tr("running.areas"),
+            per_center=None if own else False,
+        ),
     )
-    return ScenarioResult(
-        scenario=s,
-        centers=areas.centers,
-        audit=areas.audit,
-        siting=numbers.siting,
-        districts=areas.districts,
-        compliance=areas.compliance,
-    )
+    return replace(areas, scenario=s, siting=numbers.siting)
+
+
+def has_own_areas(res: ScenarioResult) -> bool:
+    """Return whether `res` has what the CLI exports: each station's own service areas.
+
+    The audit builds them up to ``PER_CENTER_POLYGONS_MAX`` stations; above, the CLI's
+    bundle has the unions only, and so does the app's.
+    """
+    areas = res.audit.service_areas
+    if len(res.centers) == 0 or len(res.centers) > PER_CENTER_POLYGONS_MAX or not len(areas):
+        return True
+    return bool((areas["center_id"] != ALL_CENTERS).any())
+
+
+def with_own_areas(city: CityData, res: ScenarioResult) -> ScenarioResult:
+    """Return `res` with each station's own service areas, as ``coverage-planner audit`` writes.
+
+    Runs in the download thread on the first click (no page elements): the audit with
+    polygons again, this time per station; the proposal is `res`'s.
+    """
+    if has_own_areas(res):
+        return res
+    full = pipeline.run(city, replace(res.scenario, siting=None), with_polygons=True)
+    return replace(full, scenario=res.scenario, siting=res.siting)
 
 
 # --- callbacks (run before the script reruns) -------------------------------------------
@@ -557,6 +604,9 @@ def sync_widgets() -> None:
     ss["thresholds"] = [float(t) for t in s.thresholds_min]
     ss["distances"] = [float(d) for d in s.audit.thresholds_m]
     ss["standard"] = s.audit.standard.key if s.audit.standard is not None else ""
+    cap = s.capacity or CapacityParams()
+    ss["household_size"] = float(cap.household_size)
+    ss["capacity_standard"] = float(cap.standard_m2_per_100_households)
     ss["closed"] = list(s.closed)
 
 
@@ -1030,7 +1080,7 @@ def downloads(city: CityData, city_key: str, res: ScenarioResult) -> None:
     lazy: LazyFiles = memo_get(
         "exports",
         (city_key, res.scenario.to_json(), language),
-        lambda: LazyFiles(lambda: export_files(city, res, language)),
+        lambda: LazyFiles(lambda: export_files(city, with_own_areas(city, res), language)),
     )
     cols = st.columns(3)
     i = 0
@@ -1120,8 +1170,17 @@ def sidebar_data() -> None:
                 format_func=lambda v: tr(f"crs.{v}"),
                 key="centers_crs",
             )
+            st.text_input(  # issue 15: the centers' floor area, for the capacity audit
+                tr("data.floor_column"),
+                value="",
+                key="floor_column",
+                help=tr("data.floor_column_help"),
+            )
         pop_file = st.file_uploader(tr("data.population"), key="pop_upload")
         st.text_input(tr("data.population_column"), value="population", key="pop_column")
+        st.text_input(  # issue 15: population groups of the population file
+            tr("data.group_columns"), value="", key="group_columns", help=tr("data.group_help")
+        )
         census_file = st.file_uploader(tr("data.census"), key="census_upload")  # issue 14
         st.text_input(tr("data.census_column"), value="", key="census_column")
         dist_file = st.file_uploader(tr("data.districts"), key="dist_upload")
@@ -1202,8 +1261,14 @@ def handle_pending_upload() -> None:
         census = (
             accept_upload("census", *req["census"], language=lang()) if req.get("census") else None
         )
+        floor = str(ss.get("floor_column") or "").strip() or None
+        groups = tuple(
+            g.strip() for g in re.split(r"[,，、]", str(ss.get("group_columns") or "")) if g.strip()
+        )
         ss["pending_spec"] = replace(
             spec,
+            center_columns=replace(spec.center_columns, floor_area=floor),
+            population_groups=groups,
             osm_centers=req.get("centers_src") == "osm",
             census=None if census is None else FileInput(census.data, census.name),
             census_column=str(ss.get("census_column") or "").strip() or None,
@@ -1253,7 +1318,7 @@ def sidebar_scenario_picker() -> None:
     )
 
 
-def sidebar_params() -> None:
+def sidebar_params(city: CityData) -> None:
     """Show the active scenario's walking speed and thresholds, and the base-map choice."""
     ss = st.session_state
     sb = st.sidebar
@@ -1270,6 +1335,7 @@ def sidebar_params() -> None:
         on_change=on_params,
     )
     sidebar_standard(s)
+    sidebar_capacity(s, city)
     sb.radio(
         tr("tiles"),
         ["osm", "light", "streets"],
@@ -1277,6 +1343,7 @@ def sidebar_params() -> None:
         key="tiles",
         horizontal=True,
     )
+    sb.checkbox(tr("own_areas"), key="own_areas", help=tr("own_areas.help"))
 
 
 def picked_standard(value: Any) -> Standard | None:
@@ -1309,14 +1376,75 @@ def sidebar_standard(s: Scenario) -> None:
 
 
 def compliance_section(res: ScenarioResult) -> None:
-    """Show the standard's per-level table and the compliance per district (issue 15)."""
+    """Show the per-level, per-district and per-group tables (issue 15), labelled."""
+    groups = getattr(res, "groups", None)
+    if groups is not None and len(groups):
+        st.subheader(tr("groups.title"))
+        st.caption(tr("groups.help"))
+        st.dataframe(groups_view(groups, lang()), hide_index=True, key="groups_table")
     if res.audit.params.standard is None:
         return
     st.subheader(tr("std.levels"))
-    st.dataframe(res.audit.standard_table, hide_index=True, key="standard_table")
+    st.dataframe(
+        standard_view(res.audit.standard_table, lang()), hide_index=True, key="standard_table"
+    )
     if res.compliance is not None:
         st.subheader(tr("std.compliance"))
-        st.dataframe(res.compliance, hide_index=True, key="compliance_table")
+        st.caption(tr("std.compliance_help"))
+        st.dataframe(
+            compliance_view(res.compliance, lang()), hide_index=True, key="compliance_table"
+        )
+
+
+def sidebar_capacity(s: Scenario, city: CityData) -> None:
+    """Show the floor-area capacity parameters of the active scenario (issue 15).
+
+    The capacity audit needs the centers' floor areas (the centers file's floor-area
+    column); without them the widgets are disabled and say how to get them.
+    """
+    ss = st.session_state
+    cap = s.capacity or CapacityParams()
+    ss.setdefault("household_size", float(cap.household_size))
+    ss.setdefault("capacity_standard", float(cap.standard_m2_per_100_households))
+    has_floor = FLOOR_AREA_M2 in city.centers.columns and bool(
+        city.centers[FLOOR_AREA_M2].notna().any()
+    )
+    with st.sidebar.expander(tr("cap.title"), expanded=s.capacity is not None):
+        st.caption(tr("cap.help") if has_floor else tr("cap.no_floor"))
+        st.number_input(
+            tr("cap.household_size"),
+            min_value=0.5,
+            max_value=20.0,
+            step=0.01,
+            format="%.2f",
+            key="household_size",
+            on_change=on_capacity,
+            disabled=not has_floor,
+            help=tr("cap.household_size_help", v=DEFAULT_HOUSEHOLD_SIZE),
+        )
+        st.number_input(
+            tr("cap.standard"),
+            min_value=1.0,
+            max_value=1000.0,
+            step=1.0,
+            format="%.0f",
+            key="capacity_standard",
+            on_change=on_capacity,
+            disabled=not has_floor,
+            help=tr("cap.standard_help", v=DEFAULT_STANDARD_M2_PER_100_HOUSEHOLDS),
+        )
+
+
+def on_capacity() -> None:
+    """Copy the capacity widgets into the active scenario (its capacity audit then runs)."""
+    ss = st.session_state
+    s = active()
+    cap = replace(
+        s.capacity or CapacityParams(),
+        household_size=float(ss["household_size"]),
+        standard_m2_per_100_households=float(ss["capacity_standard"]),
+    )
+    set_active(replace(s, capacity=cap))
 
 
 def sidebar_edit(city: CityData) -> None:
@@ -1393,7 +1521,7 @@ def sidebar_scenarios(city: CityData) -> Any:
     Returns the optimizer's Stop-button placeholder (:func:`sidebar_optimizer`).
     """
     sidebar_scenario_picker()
-    sidebar_params()
+    sidebar_params(city)
     sidebar_edit(city)
     return sidebar_optimizer()
 

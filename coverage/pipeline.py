@@ -145,6 +145,7 @@ def run(
     scenario: Scenario,
     *,
     with_polygons: bool = True,
+    per_center_polygons: bool | None = None,
     progress: ProgressFn | None = None,
 ) -> ScenarioResult:
     """Audit ``scenario`` on ``city`` and, if it asks, propose new sites.
@@ -157,6 +158,11 @@ def run(
         Parameters and edits.
     with_polygons
         Build service-area and uncovered polygons (the slowest step).
+    per_center_polygons
+        With ``with_polygons``, also each center's own service areas
+        (:func:`coverage.audit.audit`'s parameter: ``None`` does so up to
+        ``audit.PER_CENTER_POLYGONS_MAX`` centers). The app's map passes ``False``
+        unless the planner asks for those layers.
     progress
         ``progress(fraction, message)``.
 
@@ -179,6 +185,7 @@ def run(
         city.demand,
         params,
         with_polygons=with_polygons,
+        per_center_polygons=per_center_polygons,
         progress=sub_progress(progress, 0.0, split),
     )
     districts = (
