@@ -145,6 +145,48 @@ def stage(message: str) -> str:
 # --- configuration ----------------------------------------------------------------------
 
 
+#: Choice widgets whose options are shown translated: key → (label prefix, options). Streamlit
+#: keeps a radio's or selectbox's value as its shown label; after a language switch the page
+#: still holds the old language's label, which the new options do not contain.
+TRANSLATED_CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "opt_mode": ("opt.mode", ("k", "share")),
+    "source": ("data", ("default", "upload")),
+    "centers_src": ("data.centers", ("default", "osm", "file")),
+    "tiles": ("tiles", ("osm", "light", "streets")),
+    "centers_crs": ("crs", ("wgs84", "gcj02", "bd09")),
+}
+
+
+def choice(key: str, default: str) -> str:
+    """Return the option of translated choice widget `key` (its label in any language mapped back)."""
+    prefix, options = TRANSLATED_CHOICES[key]
+    value = st.session_state.get(key, default)
+    if value in options:
+        return str(value)
+    for option in options:
+        if any(value == t(f"app.{prefix}.{option}", language) for language in LANGS):
+            return option
+    return default
+
+
+def keep_choices() -> None:
+    """Put every translated choice widget's option back in session state before it is drawn.
+
+    After a language switch (or when the page sent a label of the other language) the widget
+    is set from its option, so the page shows it in the new language and callbacks read the
+    option, never a label: the optimizer stays in its mode after 中文 → English.
+    """
+    ss = st.session_state
+    switched = ss.get("lang_seen") != ss.get("lang")
+    ss["lang_seen"] = ss.get("lang")
+    for key, (_, options) in TRANSLATED_CHOICES.items():
+        if key not in ss:
+            continue
+        value = choice(key, options[0])
+        if switched or ss[key] != value:
+            ss[key] = value
+
+
 def cache_dir() -> Path:
     """Return the folder for the walking-network cache and saved uploads."""
     return Path(os.environ.get("COVERAGE_PLANNER_CACHE") or DEFAULT_CACHE_DIR)
@@ -688,7 +730,7 @@ def on_optimize() -> None:
         "exact": bool(ss.get("opt_exact", False)),
         "time_limit_s": EXACT_SOLVER_S,
     }
-    if ss.get("opt_mode", "k") == "k":
+    if choice("opt_mode", "k") == "k":
         req = SitingParams(k=int(ss.get("opt_k", 3)), **common)
     else:
         req = SitingParams(target_share=float(ss.get("opt_share_pct", 90)) / 100.0, **common)
@@ -1252,7 +1294,7 @@ def handle_pending_upload() -> None:
             osm_path,
             center_tags=tuple(ss.get("tags") or DEFAULT_TAGS),
             centers=uploads["centers"],
-            crs=str(ss.get("centers_crs", "wgs84")),
+            crs=choice("centers_crs", "wgs84"),
             population=uploads["population"],
             population_column=str(ss.get("pop_column") or "population"),
             districts=uploads["districts"],
@@ -1484,7 +1526,6 @@ def sidebar_optimizer() -> Any:
     Returns the placeholder of the Stop button, shown while a proposal is being computed
     (the page empties it once the proposal is there).
     """
-    ss = st.session_state
     sb = st.sidebar
     s = active()
     sb.subheader(tr("opt"))
@@ -1495,7 +1536,7 @@ def sidebar_optimizer() -> Any:
         key="opt_mode",
         horizontal=True,
     )
-    if ss.get("opt_mode", "k") == "k":
+    if choice("opt_mode", "k") == "k":
         sb.number_input(tr("opt.k"), min_value=1, max_value=50, value=3, step=1, key="opt_k")
     else:
         sb.slider(
@@ -1540,6 +1581,7 @@ def page_header() -> None:
     """Set up the page: configuration, map assets, language picker, title, flash message."""
     st.set_page_config(page_title="Coverage Planner", page_icon="🗺️", layout="wide")
     ensure_static()
+    keep_choices()
     st.sidebar.radio(
         tr("lang"),
         list(LANGS),
@@ -1642,7 +1684,7 @@ def map_section(city: CityData, city_key: str, s: Scenario, res: ScenarioResult)
     `st_folium` a second time renders broken JavaScript and a 0 px iframe
     (docs/WALKTHROUGH.md step 3). Only results are cached; the Map is rebuilt each time.
     """
-    tiles = str(st.session_state.get("tiles", "osm"))
+    tiles = choice("tiles", "osm")
     try:
         with capture_warnings():
             m = build_map(city, res, tiles)

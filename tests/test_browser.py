@@ -236,6 +236,8 @@ def test_offline_map_optimizer_download_screenshot(app_url: str, browser: Any) -
     page.get_by_text("Share within 15 min").first.wait_for(timeout=60_000)
     page.get_by_role("button", name="Run the optimizer").click()
     page.get_by_role("button", name="Accept selected sites").wait_for(timeout=120_000)
+    # still k stations after the language switch (a stale zh label once meant "target share")
+    page.get_by_text("can reach at most").first.wait_for(timeout=30_000)
     frame = map_frame(page)
     after = leaflet_layers(frame)
     assert after["layers"] >= info["layers"], (info, after)
