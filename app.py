@@ -16,6 +16,7 @@ Environment variables
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import folium
 import pandas as pd
@@ -924,6 +925,13 @@ def base_layers(city_key: str, _city: CityData) -> tuple[Any, Any]:
     return streets, places
 
 
+#: The tiles choice → folium tiles of :func:`coverage.maps.coverage_map` (none: offline streets).
+TILE_NAMES: dict[str, Literal["openstreetmap", "light"]] = {
+    "osm": "openstreetmap",
+    "light": "light",
+}
+
+
 def build_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
     """Return the scenario's map, its Leaflet taken from ./static (no CDN).
 
@@ -951,7 +959,7 @@ def build_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
     m = coverage_map(
         layers,
         lang=lang(),
-        tiles={"osm": "openstreetmap", "light": "light"}.get(tiles),
+        tiles=TILE_NAMES.get(tiles),
         thresholds_min=tuple(res.scenario.thresholds_min),
     )
     return use_local_assets(m, base_url=STATIC_URL)
@@ -1132,7 +1140,7 @@ def downloads(city: CityData, city_key: str, res: ScenarioResult) -> None:
         text = tr("export.layer", layer=tr(label)) if name.endswith(".geojson") else tr(label)
         cols[i % 3].download_button(
             text,
-            data=(lambda n=name: lazy.get(n)),
+            data=functools.partial(lazy.get, name),
             file_name=name,
             mime=mime,
             key=f"dl_{name}",

@@ -442,8 +442,7 @@ def normalise_districts(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     names = gdf[DISTRICT]
     if names.isna().any():
         msg = f"{int(names.isna().sum())} district(s) have no name; fill the name column."
-        params = {"n": int(names.isna().sum())}
-        raise InputError(msg, code="districts.unnamed", params=params)
+        raise InputError(msg, code="districts.unnamed", params={"n": int(names.isna().sum())})
     gdf[DISTRICT] = names.astype(str).str.strip()
     if gdf[DISTRICT].duplicated().any():
         # Several polygons of one district (islands): one row each.
