@@ -809,3 +809,37 @@ def test_own_service_areas_only_when_shown_or_exported(
     at = started()
     at.checkbox(key="own_areas").check().run()
     assert_ok(at)
+
+
+def test_translated_choices_survive_a_language_switch(
+    app_module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A choice widget holds its shown label: after 中文 → English the page still sent the
+    Chinese label, which the English options lack, and the optimizer ran for a target share
+    (found in the browser walk on the embedded city). The app maps a label of either
+    language back to its option, in callbacks and before the widgets are drawn."""
+    from types import SimpleNamespace
+
+    from coverage.i18n import t
+
+    state = {
+        "lang": "en",
+        "lang_seen": "zh",
+        "opt_mode": t("app.opt.mode.k", "zh"),
+        "tiles": t("app.tiles.streets", "zh"),
+        "centers_crs": "gcj02",
+    }
+    monkeypatch.setattr(app_module, "st", SimpleNamespace(session_state=state))
+    assert app_module.choice("opt_mode", "share") == "k"
+    assert app_module.choice("tiles", "osm") == "streets"
+    assert app_module.choice("source", "default") == "default"  # not drawn yet
+    state["opt_mode"] = "no such label"
+    assert app_module.choice("opt_mode", "k") == "k"
+    state["opt_mode"] = t("app.opt.mode.share", "en")
+    app_module.keep_choices()
+    assert (state["opt_mode"], state["tiles"], state["centers_crs"]) == (
+        "share",
+        "streets",
+        "gcj02",
+    )
+    assert state["lang_seen"] == "en"
