@@ -368,6 +368,11 @@ def main() -> None:
             "ticked, and by the downloads (the same `service_areas.geojson` as the CLI). "
             "They are built in threads from one buffer of every edge, "
             "byte-identical to the one-by-one build.\n"
+            "- The slider rows read Streamlit's running indicator, which shows only after a "
+            'short delay, so "rerun finished" can come before the map\'s second phase (the '
+            "polygons) has been drawn; the *in process* rows bound that phase. The first map "
+            "of a new server process also reads the OSM file for the demand and the stations "
+            "(`load_city`), the step the OSM-derived cache of issue 16 is meant for.\n"
             "- A new session on a running server reuses the city data and the baseline results "
             "(shared `st.cache_resource`); the rest is Chromium parsing the ~0.9 MB map script "
             "and drawing ~2,100 vector layers.\n"
