@@ -297,6 +297,65 @@ def test_click_map_then_add_station(app_url: str, browser: Any) -> None:
     context.close()
 
 
+def test_rename_an_added_station_in_the_stations_table(
+    app_url: str, browser: Any, tmp_path: Path
+) -> None:
+    """Issue 13: an added station's name is edited in the stations table (the data editor)
+    and lands in the scenario (read back from the downloaded scenario JSON)."""
+    import json
+
+    context = offline_context(
+        browser, [], viewport={"width": 1440, "height": 1000}, accept_downloads=True
+    )
+    page = context.new_page()
+    page.goto(app_url)
+    leaflet_layers(map_frame(page))
+    page.wait_for_timeout(1000)
+    box = page.locator(MAP_IFRAME).first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.47, box["y"] + box["height"] * 0.55)
+    page.get_by_text("地图上选中的位置").wait_for(timeout=60_000)
+    page.get_by_role("button", name="在选中位置新增站点").click()
+    page.get_by_text("新增站点：1 个").wait_for(timeout=60_000)
+    settle(page)
+    page.get_by_role("tab", name="站点", exact=True).click()
+    grid = page.locator("[data-testid='stDataFrame']:visible").first
+    grid.wait_for(timeout=30_000)
+    grid.locator("[id^='glide-cell-0-']", has_text="added-1").wait_for(
+        state="attached", timeout=30_000
+    )
+    rows = [
+        grid.locator(f"#glide-cell-0-{i}").inner_text()
+        for i in range(grid.locator("[id^='glide-cell-0-']").count())
+    ]
+    row = rows.index("added-1")  # existing centers first, then the added station
+    # the grid is a canvas: select the row's first cell, step to the name, edit it
+    gb = grid.bounding_box()
+    row_px = 35  # Streamlit's data editor: header and rows 35 px high
+    page.mouse.click(gb["x"] + 30, gb["y"] + row_px * (row + 1) + row_px / 2)
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text("东门站")
+    page.keyboard.press("Enter")
+    settle(page)
+    tab = page.get_by_role("tab", name="导出")
+    for _ in range(60):  # a rerun's new page replaces the old one's elements when it ends
+        if tab.count() == 1:
+            break
+        page.wait_for_timeout(500)
+    tab.first.click()
+    button = page.get_by_role("button", name="方案 scenario.json")
+    button.wait_for(timeout=30_000)
+    with page.expect_download(timeout=60_000) as dl:
+        button.click()
+    target = tmp_path / "scenario.json"
+    dl.value.save_as(target)
+    scenario = json.loads(target.read_text(encoding="utf-8"))
+    assert [a["name"] for a in scenario["added"]] == ["东门站"], scenario["added"]
+    context.close()
+
+
 def test_map_draws_offline_under_a_sub_path(
     tmp_path_factory: pytest.TempPathFactory, browser: Any
 ) -> None:
