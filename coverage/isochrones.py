@@ -627,13 +627,32 @@ def _per_center_rows(
         return out
 
     rows: list[dict[str, Any]] = []
-    with ThreadPoolExecutor(worker_threads()) as pool:
-        for j, geoms in enumerate(pool.map(areas_of, range(src.size))):
-            for t, geom in zip(spec.minutes, geoms, strict=True):
-                rows.append({CENTER_ID: ids[j], MINUTES: t, "geometry": geom})
-            if progress:
-                progress((j + 1) / src.size, f"service areas {j + 1}/{src.size}")
+    for j, geoms in enumerate(_each(areas_of, src.size)):
+        for t, geom in zip(spec.minutes, geoms, strict=True):
+            rows.append({CENTER_ID: ids[j], MINUTES: t, "geometry": geom})
+        if progress:
+            progress((j + 1) / src.size, f"service areas {j + 1}/{src.size}")
     return rows
+
+
+#: Fewer centers than this are built one after another (threads would not pay).
+_THREADED_MIN_CENTERS = 8
+
+
+def _each(fn: Any, n: int) -> list[Any]:
+    """Return ``[fn(0), …, fn(n - 1)]``, in threads when there are enough centers.
+
+    Serially when a thread cannot start (a process under a tight address-space limit).
+    """
+    threads = worker_threads()
+    if n < _THREADED_MIN_CENTERS or threads < 2:
+        return [fn(j) for j in range(n)]
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(fn, range(n)))
+    except RuntimeError as exc:  # "can't start new thread"
+        logger.info("per-center service areas built serially: %s", exc)
+        return [fn(j) for j in range(n)]
 
 
 def _corridor_union(
