@@ -16,6 +16,7 @@ Environment variables
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import folium
 import pandas as pd
@@ -39,6 +40,9 @@ from streamlit_folium import st_folium
 
 from coverage import export, pipeline
 from coverage.assets import static_dir, use_local_assets
+from coverage.audit import PER_CENTER_POLYGONS_MAX
+from coverage.capacity import DEFAULT_STANDARD_M2_PER_100_HOUSEHOLDS, CapacityParams
+from coverage.centers import FLOOR_AREA_M2
 from coverage.errors import InputError, PlannerError, ResourceLimitError
 from coverage.i18n import LANG_NAMES, LANGS, MESSAGES, t
 from coverage.inputs import (
@@ -49,24 +53,28 @@ from coverage.inputs import (
     centers_source_label,
     load_city,
 )
+from coverage.isochrones import ALL_CENTERS
 from coverage.maps import MapLayers, coverage_map, place_frame, street_frame
 from coverage.names import share_column, uncovered_column
 from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
 from coverage.scenario import AddedStation, Scenario, ScenarioResult
 from coverage.siting import SitingParams
-from coverage.standards import PRESETS, Standard
+from coverage.standards import DEFAULT_HOUSEHOLD_SIZE, PRESETS, Standard
 from coverage.tables import (
     NO_CHANGE_SHARE,
     compare_scenarios,
     compare_view,
+    compliance_view,
     district_view,
+    groups_view,
     headline_numbers,
     method_label,
     minutes_curve,
     percent,
     sites_frame,
     sites_view,
+    standard_view,
     station_labels,
     station_states,
     stations_view,
@@ -136,6 +144,48 @@ def stage(message: str) -> str:
 
 
 # --- configuration ----------------------------------------------------------------------
+
+
+#: Choice widgets whose options are shown translated: key → (label prefix, options). Streamlit
+#: keeps a radio's or selectbox's value as its shown label; after a language switch the page
+#: still holds the old language's label, which the new options do not contain.
+TRANSLATED_CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "opt_mode": ("opt.mode", ("k", "share")),
+    "source": ("data", ("default", "upload")),
+    "centers_src": ("data.centers", ("default", "osm", "file")),
+    "tiles": ("tiles", ("osm", "light", "streets")),
+    "centers_crs": ("crs", ("wgs84", "gcj02", "bd09")),
+}
+
+
+def choice(key: str, default: str) -> str:
+    """Return the option of translated choice widget `key` (its label in any language mapped back)."""
+    prefix, options = TRANSLATED_CHOICES[key]
+    value = st.session_state.get(key, default)
+    if value in options:
+        return str(value)
+    for option in options:
+        if any(value == t(f"app.{prefix}.{option}", language) for language in LANGS):
+            return option
+    return default
+
+
+def keep_choices() -> None:
+    """Put every translated choice widget's option back in session state before it is drawn.
+
+    After a language switch (or when the page sent a label of the other language) the widget
+    is set from its option, so the page shows it in the new language and callbacks read the
+    option, never a label: the optimizer stays in its mode after 中文 → English.
+    """
+    ss = st.session_state
+    switched = ss.get("lang_seen") != ss.get("lang")
+    ss["lang_seen"] = ss.get("lang")
+    for key, (_, options) in TRANSLATED_CHOICES.items():
+        if key not in ss:
+            continue
+        value = choice(key, options[0])
+        if switched or ss[key] != value:
+            ss[key] = value
 
 
 def cache_dir() -> Path:
@@ -443,7 +493,14 @@ def memo_get(store: str, key: Any, make: Callable[[], Any]) -> Any:
     return value
 
 
-def _run(city: CityData, s: Scenario, *, with_polygons: bool, label: str) -> ScenarioResult:
+def _run(
+    city: CityData,
+    s: Scenario,
+    *,
+    with_polygons: bool,
+    label: str,
+    per_center: bool | None = None,
+) -> ScenarioResult:
     slot = st.empty()  # the status box goes away once the work is done
     with slot.status(label, expanded=False):
         bar = st.progress(0.0)
@@ -451,7 +508,13 @@ def _run(city: CityData, s: Scenario, *, with_polygons: bool, label: str) -> Sce
         def progress(fraction: float, message: str) -> None:
             bar.progress(min(max(fraction, 0.0), 1.0), text=stage(message))
 
-        res = pipeline.run(city, s, with_polygons=with_polygons, progress=progress)
+        res = pipeline.run(
+            city,
+            s,
+            with_polygons=with_polygons,
+            per_center_polygons=per_center,
+            progress=progress,
+        )
     slot.empty()
     return res
 
@@ -510,22 +573,49 @@ def result_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
     """Numbers plus service-area and uncovered polygons (for the map and downloads).
 
     The polygons do not depend on a siting request, so they are memoised without it and
-    proposing sites never redraws them.
+    proposing sites never redraws them. Each station's own service areas (one union per
+    station and threshold: seconds with the 91 embedded stations) are built only when the
+    planner shows them on the map (``own_areas``); the downloads build them on their own
+    (:func:`with_own_areas`). The capacity and group results come with the polygons.
     """
     numbers = numbers_for(city, city_key, s)
     plain = replace(s, siting=None)
+    own = bool(st.session_state.get("own_areas"))
     areas = shared_result(
-        (city_key, plain.to_json(), "areas"),
-        lambda: _run(city, plain, with_polygons=True, label=tr("running.areas")),
+        (city_key, plain.to_json(), "areas" if own else "areas:unions"),
+        lambda: _run(
+            city,
+            plain,
+            with_polygons=True,
+            label=tr("running.areas"),
+            per_center=None if own else False,
+        ),
     )
-    return ScenarioResult(
-        scenario=s,
-        centers=areas.centers,
-        audit=areas.audit,
-        siting=numbers.siting,
-        districts=areas.districts,
-        compliance=areas.compliance,
-    )
+    return replace(areas, scenario=s, siting=numbers.siting)
+
+
+def has_own_areas(res: ScenarioResult) -> bool:
+    """Return whether `res` has what the CLI exports: each station's own service areas.
+
+    The audit builds them up to ``PER_CENTER_POLYGONS_MAX`` stations; above, the CLI's
+    bundle has the unions only, and so does the app's.
+    """
+    areas = res.audit.service_areas
+    if len(res.centers) == 0 or len(res.centers) > PER_CENTER_POLYGONS_MAX or not len(areas):
+        return True
+    return bool((areas["center_id"] != ALL_CENTERS).any())
+
+
+def with_own_areas(city: CityData, res: ScenarioResult) -> ScenarioResult:
+    """Return `res` with each station's own service areas, as ``coverage-planner audit`` writes.
+
+    Runs in the download thread on the first click (no page elements): the audit with
+    polygons again, this time per station; the proposal is `res`'s.
+    """
+    if has_own_areas(res):
+        return res
+    full = pipeline.run(city, replace(res.scenario, siting=None), with_polygons=True)
+    return replace(full, scenario=res.scenario, siting=res.siting)
 
 
 # --- callbacks (run before the script reruns) -------------------------------------------
@@ -557,6 +647,9 @@ def sync_widgets() -> None:
     ss["thresholds"] = [float(t) for t in s.thresholds_min]
     ss["distances"] = [float(d) for d in s.audit.thresholds_m]
     ss["standard"] = s.audit.standard.key if s.audit.standard is not None else ""
+    cap = s.capacity or CapacityParams()
+    ss["household_size"] = float(cap.household_size)
+    ss["capacity_standard"] = float(cap.standard_m2_per_100_households)
     ss["closed"] = list(s.closed)
 
 
@@ -638,7 +731,7 @@ def on_optimize() -> None:
         "exact": bool(ss.get("opt_exact", False)),
         "time_limit_s": EXACT_SOLVER_S,
     }
-    if ss.get("opt_mode", "k") == "k":
+    if choice("opt_mode", "k") == "k":
         req = SitingParams(k=int(ss.get("opt_k", 3)), **common)
     else:
         req = SitingParams(target_share=float(ss.get("opt_share_pct", 90)) / 100.0, **common)
@@ -832,6 +925,13 @@ def base_layers(city_key: str, _city: CityData) -> tuple[Any, Any]:
     return streets, places
 
 
+#: The tiles choice → folium tiles of :func:`coverage.maps.coverage_map` (none: offline streets).
+TILE_NAMES: dict[str, Literal["openstreetmap", "light"]] = {
+    "osm": "openstreetmap",
+    "light": "light",
+}
+
+
 def build_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
     """Return the scenario's map, its Leaflet taken from ./static (no CDN).
 
@@ -859,7 +959,7 @@ def build_map(city: CityData, res: ScenarioResult, tiles: str) -> folium.Map:
     m = coverage_map(
         layers,
         lang=lang(),
-        tiles={"osm": "openstreetmap", "light": "light"}.get(tiles),
+        tiles=TILE_NAMES.get(tiles),
         thresholds_min=tuple(res.scenario.thresholds_min),
     )
     return use_local_assets(m, base_url=STATIC_URL)
@@ -1030,7 +1130,7 @@ def downloads(city: CityData, city_key: str, res: ScenarioResult) -> None:
     lazy: LazyFiles = memo_get(
         "exports",
         (city_key, res.scenario.to_json(), language),
-        lambda: LazyFiles(lambda: export_files(city, res, language)),
+        lambda: LazyFiles(lambda: export_files(city, with_own_areas(city, res), language)),
     )
     cols = st.columns(3)
     i = 0
@@ -1040,7 +1140,7 @@ def downloads(city: CityData, city_key: str, res: ScenarioResult) -> None:
         text = tr("export.layer", layer=tr(label)) if name.endswith(".geojson") else tr(label)
         cols[i % 3].download_button(
             text,
-            data=(lambda n=name: lazy.get(n)),
+            data=functools.partial(lazy.get, name),
             file_name=name,
             mime=mime,
             key=f"dl_{name}",
@@ -1120,8 +1220,17 @@ def sidebar_data() -> None:
                 format_func=lambda v: tr(f"crs.{v}"),
                 key="centers_crs",
             )
+            st.text_input(  # issue 15: the centers' floor area, for the capacity audit
+                tr("data.floor_column"),
+                value="",
+                key="floor_column",
+                help=tr("data.floor_column_help"),
+            )
         pop_file = st.file_uploader(tr("data.population"), key="pop_upload")
         st.text_input(tr("data.population_column"), value="population", key="pop_column")
+        st.text_input(  # issue 15: population groups of the population file
+            tr("data.group_columns"), value="", key="group_columns", help=tr("data.group_help")
+        )
         census_file = st.file_uploader(tr("data.census"), key="census_upload")  # issue 14
         st.text_input(tr("data.census_column"), value="", key="census_column")
         dist_file = st.file_uploader(tr("data.districts"), key="dist_upload")
@@ -1193,7 +1302,7 @@ def handle_pending_upload() -> None:
             osm_path,
             center_tags=tuple(ss.get("tags") or DEFAULT_TAGS),
             centers=uploads["centers"],
-            crs=str(ss.get("centers_crs", "wgs84")),
+            crs=choice("centers_crs", "wgs84"),
             population=uploads["population"],
             population_column=str(ss.get("pop_column") or "population"),
             districts=uploads["districts"],
@@ -1202,8 +1311,14 @@ def handle_pending_upload() -> None:
         census = (
             accept_upload("census", *req["census"], language=lang()) if req.get("census") else None
         )
+        floor = str(ss.get("floor_column") or "").strip() or None
+        groups = tuple(
+            g.strip() for g in re.split(r"[,，、]", str(ss.get("group_columns") or "")) if g.strip()
+        )
         ss["pending_spec"] = replace(
             spec,
+            center_columns=replace(spec.center_columns, floor_area=floor),
+            population_groups=groups,
             osm_centers=req.get("centers_src") == "osm",
             census=None if census is None else FileInput(census.data, census.name),
             census_column=str(ss.get("census_column") or "").strip() or None,
@@ -1253,7 +1368,7 @@ def sidebar_scenario_picker() -> None:
     )
 
 
-def sidebar_params() -> None:
+def sidebar_params(city: CityData) -> None:
     """Show the active scenario's walking speed and thresholds, and the base-map choice."""
     ss = st.session_state
     sb = st.sidebar
@@ -1270,6 +1385,7 @@ def sidebar_params() -> None:
         on_change=on_params,
     )
     sidebar_standard(s)
+    sidebar_capacity(s, city)
     sb.radio(
         tr("tiles"),
         ["osm", "light", "streets"],
@@ -1277,6 +1393,7 @@ def sidebar_params() -> None:
         key="tiles",
         horizontal=True,
     )
+    sb.checkbox(tr("own_areas"), key="own_areas", help=tr("own_areas.help"))
 
 
 def picked_standard(value: Any) -> Standard | None:
@@ -1309,14 +1426,75 @@ def sidebar_standard(s: Scenario) -> None:
 
 
 def compliance_section(res: ScenarioResult) -> None:
-    """Show the standard's per-level table and the compliance per district (issue 15)."""
+    """Show the per-level, per-district and per-group tables (issue 15), labelled."""
+    groups = getattr(res, "groups", None)
+    if groups is not None and len(groups):
+        st.subheader(tr("groups.title"))
+        st.caption(tr("groups.help"))
+        st.dataframe(groups_view(groups, lang()), hide_index=True, key="groups_table")
     if res.audit.params.standard is None:
         return
     st.subheader(tr("std.levels"))
-    st.dataframe(res.audit.standard_table, hide_index=True, key="standard_table")
+    st.dataframe(
+        standard_view(res.audit.standard_table, lang()), hide_index=True, key="standard_table"
+    )
     if res.compliance is not None:
         st.subheader(tr("std.compliance"))
-        st.dataframe(res.compliance, hide_index=True, key="compliance_table")
+        st.caption(tr("std.compliance_help"))
+        st.dataframe(
+            compliance_view(res.compliance, lang()), hide_index=True, key="compliance_table"
+        )
+
+
+def sidebar_capacity(s: Scenario, city: CityData) -> None:
+    """Show the floor-area capacity parameters of the active scenario (issue 15).
+
+    The capacity audit needs the centers' floor areas (the centers file's floor-area
+    column); without them the widgets are disabled and say how to get them.
+    """
+    ss = st.session_state
+    cap = s.capacity or CapacityParams()
+    ss.setdefault("household_size", float(cap.household_size))
+    ss.setdefault("capacity_standard", float(cap.standard_m2_per_100_households))
+    has_floor = FLOOR_AREA_M2 in city.centers.columns and bool(
+        city.centers[FLOOR_AREA_M2].notna().any()
+    )
+    with st.sidebar.expander(tr("cap.title"), expanded=s.capacity is not None):
+        st.caption(tr("cap.help") if has_floor else tr("cap.no_floor"))
+        st.number_input(
+            tr("cap.household_size"),
+            min_value=0.5,
+            max_value=20.0,
+            step=0.01,
+            format="%.2f",
+            key="household_size",
+            on_change=on_capacity,
+            disabled=not has_floor,
+            help=tr("cap.household_size_help", v=DEFAULT_HOUSEHOLD_SIZE),
+        )
+        st.number_input(
+            tr("cap.standard"),
+            min_value=1.0,
+            max_value=1000.0,
+            step=1.0,
+            format="%.0f",
+            key="capacity_standard",
+            on_change=on_capacity,
+            disabled=not has_floor,
+            help=tr("cap.standard_help", v=DEFAULT_STANDARD_M2_PER_100_HOUSEHOLDS),
+        )
+
+
+def on_capacity() -> None:
+    """Copy the capacity widgets into the active scenario (its capacity audit then runs)."""
+    ss = st.session_state
+    s = active()
+    cap = replace(
+        s.capacity or CapacityParams(),
+        household_size=float(ss["household_size"]),
+        standard_m2_per_100_households=float(ss["capacity_standard"]),
+    )
+    set_active(replace(s, capacity=cap))
 
 
 def sidebar_edit(city: CityData) -> None:
@@ -1356,7 +1534,6 @@ def sidebar_optimizer() -> Any:
     Returns the placeholder of the Stop button, shown while a proposal is being computed
     (the page empties it once the proposal is there).
     """
-    ss = st.session_state
     sb = st.sidebar
     s = active()
     sb.subheader(tr("opt"))
@@ -1367,7 +1544,7 @@ def sidebar_optimizer() -> Any:
         key="opt_mode",
         horizontal=True,
     )
-    if ss.get("opt_mode", "k") == "k":
+    if choice("opt_mode", "k") == "k":
         sb.number_input(tr("opt.k"), min_value=1, max_value=50, value=3, step=1, key="opt_k")
     else:
         sb.slider(
@@ -1393,7 +1570,7 @@ def sidebar_scenarios(city: CityData) -> Any:
     Returns the optimizer's Stop-button placeholder (:func:`sidebar_optimizer`).
     """
     sidebar_scenario_picker()
-    sidebar_params()
+    sidebar_params(city)
     sidebar_edit(city)
     return sidebar_optimizer()
 
@@ -1412,6 +1589,7 @@ def page_header() -> None:
     """Set up the page: configuration, map assets, language picker, title, flash message."""
     st.set_page_config(page_title="Coverage Planner", page_icon="🗺️", layout="wide")
     ensure_static()
+    keep_choices()
     st.sidebar.radio(
         tr("lang"),
         list(LANGS),
@@ -1514,7 +1692,7 @@ def map_section(city: CityData, city_key: str, s: Scenario, res: ScenarioResult)
     `st_folium` a second time renders broken JavaScript and a 0 px iframe
     (docs/WALKTHROUGH.md step 3). Only results are cached; the Map is rebuilt each time.
     """
-    tiles = str(st.session_state.get("tiles", "osm"))
+    tiles = choice("tiles", "osm")
     try:
         with capture_warnings():
             m = build_map(city, res, tiles)

@@ -144,7 +144,8 @@ def _column(
     found = find_column(columns, wanted, aliases if wanted is None else ())
     if wanted is not None and found is None:
         msg = f"{label!r} has no {what} column {wanted!r}; its columns are: {', '.join(columns) or 'none'}."
-        raise InputError(msg)
+        params = {"name": label, "column": wanted, "columns": ", ".join(columns) or "—"}
+        raise InputError(msg, code="census.no_column", params=params)
     return found
 
 
@@ -154,7 +155,8 @@ def _areas(gdf: gpd.GeoDataFrame, crs: str, spec: CensusFile, label: str) -> _Ar
     pop_col = _column(columns, spec.column, CENSUS_ALIASES, label, "census population")
     if pop_col is None:
         msg = f"{label!r} has no census population column (tried {', '.join(CENSUS_ALIASES)}); its columns are: {', '.join(columns) or 'none'}. Name it with `--census-column`."
-        raise InputError(msg)
+        params = {"name": label, "columns": ", ".join(columns) or "—"}
+        raise InputError(msg, code="census.no_population", params=params)
     counts = population_values(gdf[pop_col], label=label, column_name=pop_col)
     check_population_values(counts, label)
     name_col = _column(columns, spec.name_column, AREA_NAME_ALIASES, label, "name")
@@ -181,7 +183,7 @@ def _areas(gdf: gpd.GeoDataFrame, crs: str, spec: CensusFile, label: str) -> _Ar
     }
     if not types <= polygonal:
         msg = f"{label!r}: census areas must be polygons (one per 街道 / 社区); found points or lines. Give the area boundaries, or use `--population` for points."
-        raise InputError(msg)
+        raise InputError(msg, code="census.not_polygons", params={"name": label})
     warn_overlaps(geoms, label)
     return _Areas(names=names, counts=counts, extra=extra, geoms=geoms, column=pop_col)
 
@@ -427,7 +429,7 @@ def census_demand(
         )
     if not placed.area:
         msg = f"No census area of {label!r} could be placed on the walking network's residential land or streets: check `--crs` (GCJ-02 / BD-09 areas read as WGS-84 shift by 300–700 m) and that the areas cover the OSM extract."
-        raise InputError(msg)
+        raise InputError(msg, code="census.nothing_placed", params={"name": label})
     area_idx = np.concatenate(placed.area)
     order = np.argsort(area_idx, kind="stable")
     area_idx = area_idx[order]

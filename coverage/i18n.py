@@ -488,6 +488,159 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "zh": "“{name}”中找不到经纬度列（现有列：{columns}），请添加名为 lon / lat（或 经度 / 纬度）的列。",
         "en": "{name!r} has no longitude/latitude columns (columns: {columns}); add columns named lon / lat.",
     },
+    # --- issue 15 app side (F1): own service areas, capacity widgets, labelled tables, error codes ---
+    "app.own_areas": {
+        "zh": "显示各站点自身的服务范围",
+        "en": "Show each station's own service area",
+    },
+    "app.own_areas.help": {
+        "zh": "在地图上增加每个站点各自的服务范围图层（站点多时较慢）；导出的 service_areas.geojson 总是包含它们。",
+        "en": "Adds a layer with each station's own service area to the map (slower with many stations); the exported service_areas.geojson always has them.",
+    },
+    "app.groups.title": {"zh": "各人群覆盖率", "en": "Coverage per population group"},
+    "app.groups.help": {
+        "zh": "每个人群按各自的步行速度计算（老年人默认较慢）。",
+        "en": "Each group is judged at its own walking speed (older residents slower by default).",
+    },
+    "app.std.compliance_help": {
+        "zh": "每个片区、每个级别只按本级站点和本级阈值评估；建筑面积一栏在服务中心带有建筑面积时才有值。",
+        "en": "Each area and level is judged only by that level's own centers and threshold; the floor-area columns are filled when the centers carry floor areas.",
+    },
+    "app.cap.title": {"zh": "容量（建筑面积）", "en": "Capacity (floor area)"},
+    "app.cap.help": {
+        "zh": "服务中心带有建筑面积时，按两步移动搜索法计算每百户可达建筑面积，并与标准比较。",
+        "en": "When the centers carry floor areas, the floor area reachable per 100 households (2SFCA) is compared with the standard.",
+    },
+    "app.cap.no_floor": {
+        "zh": "当前站点没有建筑面积。请在“数据”中上传带建筑面积列的站点文件，即可按容量评估。",
+        "en": "The stations have no floor areas. Load a centers file with a floor-area column under Data to audit capacity.",
+    },
+    "app.cap.household_size": {"zh": "户均人口（人/户）", "en": "Household size (persons)"},
+    "app.cap.household_size_help": {
+        "zh": "户数 = 人口 ÷ 户均人口；默认 {v:g}（2020 年第七次全国人口普查）。",
+        "en": "Households = residents ÷ household size; default {v:g} (2020 census).",
+    },
+    "app.cap.standard": {
+        "zh": "容量标准（㎡/百户）",
+        "en": "Capacity standard (m² per 100 households)",
+    },
+    "app.cap.standard_help": {
+        "zh": "默认 {v:g} ㎡/百户（2022 年完整社区建设试点通知：社区综合服务设施每百户不低于 30 ㎡）。",
+        "en": "Default {v:g} m² per 100 households (the 2022 complete-community pilot notice: at least 30 m² per 100 households).",
+    },
+    "app.data.floor_column": {
+        "zh": "建筑面积字段（可选，㎡）",
+        "en": "Floor-area column (optional, m²)",
+    },
+    "app.data.floor_column_help": {
+        "zh": "站点文件中建筑面积所在的列；留空时自动识别“建筑面积”等常见列名。",
+        "en": "The centers file's column with each center's floor area; blank: the usual names (floor_area_m2, …) are detected.",
+    },
+    "app.data.group_columns": {
+        "zh": "人群字段（可选，用逗号分隔）",
+        "en": "Population group columns (optional, comma-separated)",
+    },
+    "app.data.group_help": {
+        "zh": "人口文件中各人群人数所在的列，例如 60岁及以上, 0-14岁。",
+        "en": "Columns of the population file with each group's residents, e.g. age_60_plus, age_0_14.",
+    },
+    "app.err.census.no_column": {
+        "zh": "“{name}”中没有“{column}”列（现有列：{columns}），请检查字段名。",
+        "en": "{name!r} has no column {column!r} (columns: {columns}); check the column name.",
+    },
+    "app.err.census.no_population": {
+        "zh": "“{name}”中找不到普查人口列（现有列：{columns}），请在“普查人口字段名”中填写人口所在的列。",
+        "en": "{name!r} has no census population column (columns: {columns}); type the population column's name in the census column box.",
+    },
+    "app.err.census.not_polygons": {
+        "zh": "“{name}”中的普查单元必须是面（每个街道或社区一个面），请上传边界图层；点状人口请作为人口文件上传。",
+        "en": "{name!r}: census areas must be polygons (one per street or community); upload the boundaries, or load points as a population file.",
+    },
+    "app.err.census.nothing_placed": {
+        "zh": "“{name}”中没有任何普查单元落在路网范围内的居住用地或街道上，请检查坐标系（高德 / 百度坐标误作 WGS-84 会偏移 300–700 米）以及范围是否覆盖 OSM 文件。",
+        "en": "No census area of {name!r} could be placed on the network's residential land or streets; check the coordinate system (Amap / Baidu coordinates read as WGS-84 shift by 300–700 m) and that the areas cover the OSM extract.",
+    },
+    "app.err.districts.no_column": {
+        "zh": "行政区划文件中没有“{column}”列（现有列：{columns}），请在“区划名称字段”中填写名称所在的列。",
+        "en": "The districts file has no column {column!r} (columns: {columns}); type the name column in the district name box.",
+    },
+    "app.err.districts.empty": {
+        "zh": "行政区划文件中没有面要素，请检查文件。",
+        "en": "The districts file holds no polygons; check the file.",
+    },
+    "app.err.districts.not_polygons": {
+        "zh": "行政区划必须是面，文件中是：{types}。请上传边界的面图层。",
+        "en": "Districts must be polygons; the file holds {types}. Upload the polygon layer of the boundaries.",
+    },
+    "app.err.districts.unnamed": {
+        "zh": "有 {n} 个区划没有名称，请补全名称列。",
+        "en": "{n} district(s) have no name; fill the name column.",
+    },
+    "app.err.file.not_polygons": {
+        "zh": "“{name}”应为面图层，但第 {rows} 个要素是 {types}，请上传面（区域）图层。",
+        "en": "{name!r}: expected polygons, but features {rows} are {types}; upload a polygon (area) layer.",
+    },
+    "app.err.xlsx.unreadable": {
+        "zh": "“{name}”不是可读取的 Excel 工作簿，请在表格软件中重新另存为 Excel 工作簿，或另存为 CSV UTF-8。",
+        "en": "{name!r} is not a readable Excel workbook; save it again from Excel or WPS as .xlsx, or as CSV UTF-8.",
+    },
+    "app.err.xlsx.too_large": {
+        "zh": "“{name}”过大，请只把数据所在的工作表另存为新的 Excel 工作簿，或另存为 CSV UTF-8。",
+        "en": "{name!r} is too large; save only the table's sheet as a new .xlsx, or as CSV UTF-8.",
+    },
+    "app.err.xlsx.too_many_columns": {
+        "zh": "“{name}”的工作表超过 {n} 列，请只保留数据表的列。",
+        "en": "{name!r}: the sheet has more than {n} columns; keep only the table's columns.",
+    },
+    "app.err.xlsx.too_many_rows": {
+        "zh": "“{name}”的工作表超过 {n:,} 行，请拆分表格或只保留规划范围内的数据。",
+        "en": "{name!r}: the sheet has more than {n:,} rows; split the table or keep only the area you plan for.",
+    },
+    "app.err.xlsx.no_sheet": {
+        "zh": "“{name}”中没有名为“{sheet}”的工作表，现有工作表：{sheets}。",
+        "en": "{name!r} has no sheet {sheet!r}; its sheets are: {sheets}.",
+    },
+    "app.err.xlsx.empty_sheet": {
+        "zh": "“{name}”的工作表是空的，请在第一个工作表中放入表头（如 名称、经度、纬度）和数据行。",
+        "en": "{name!r}: the sheet is empty; put a header row (e.g. name, lon, lat) and data rows in the first sheet.",
+    },
+    "app.err.standard.unknown": {
+        "zh": "没有名为“{name}”的规划标准，可用的预设为：{presets}。",
+        "en": "There is no standard {name!r}; the presets are {presets}.",
+    },
+    "app.err.standard.invalid": {
+        "zh": "标准文件“{name}”不是有效的 {format} 文件，请检查格式。",
+        "en": "The standard file {name!r} is not valid {format}; check its syntax.",
+    },
+    "app.err.standard.format": {
+        "zh": "标准文件“{name}”的格式不支持，请使用 JSON 或 CSV 文件。",
+        "en": "The standard file {name!r} has an unsupported format; use .toml, .json or .csv.",
+    },
+    "app.err.standard.too_large": {
+        "zh": "标准文件“{name}”过大，一个标准只需几行。",
+        "en": "The standard file {name!r} is too large; a standard is a few lines.",
+    },
+    "table.yes": {"zh": "是", "en": "yes"},
+    "table.no": {"zh": "否", "en": "no"},
+    "table.std.circle": {"zh": "生活圈", "en": "Life circle"},
+    "table.std.threshold_min": {"zh": "阈值（分钟）", "en": "Threshold (min)"},
+    "table.std.threshold_m": {"zh": "阈值（米）", "en": "Threshold (m)"},
+    "table.std.centers": {"zh": "本级站点数", "en": "Centers of the level"},
+    "table.std.population_covered": {"zh": "覆盖人口", "en": "Residents covered"},
+    "table.std.share": {"zh": "覆盖率", "en": "Share covered"},
+    "table.std.source": {"zh": "依据", "en": "Source"},
+    "table.cmp.area": {"zh": "片区", "en": "Area"},
+    "table.cmp.residents": {"zh": "人口", "en": "Residents"},
+    "table.cmp.households": {"zh": "户数", "en": "Households"},
+    "table.cmp.target": {"zh": "目标覆盖率", "en": "Target share"},
+    "table.cmp.passed": {"zh": "是否达标", "en": "Passed"},
+    "table.cmp.reachable_m2": {"zh": "可达建筑面积（㎡）", "en": "Floor area reachable (m²)"},
+    "table.cmp.required_m2": {"zh": "所需建筑面积（㎡）", "en": "Floor area required (m²)"},
+    "table.cmp.deficit_m2": {"zh": "面积缺口（㎡）", "en": "Floor-area deficit (m²)"},
+    "table.grp.group": {"zh": "人群", "en": "Group"},
+    "table.grp.speed_kmh": {"zh": "步行速度（公里/小时）", "en": "Walking speed (km/h)"},
+    "table.grp.minutes": {"zh": "阈值（分钟）", "en": "Threshold (min)"},
+    "table.grp.population": {"zh": "人群人口", "en": "Group residents"},
     # --- tables (coverage.tables) ---------------------------------------------------------
     "table.lon": {"zh": "经度", "en": "Lon"},
     "table.lat": {"zh": "纬度", "en": "Lat"},

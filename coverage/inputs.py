@@ -369,7 +369,8 @@ def districts_from_file(
     if name_column not in gdf.columns:
         cols = ", ".join(str(c) for c in gdf.columns if c != gdf.geometry.name) or "none"
         msg = f"The districts file has no column {name_column!r}; columns found: {cols}. Pass the name column with `--district-name-column`."
-        raise InputError(msg)
+        params = {"column": name_column, "columns": cols}
+        raise InputError(msg, code="districts.no_column", params=params)
     out = gdf[[name_column, gdf.geometry.name]].rename(columns={name_column: DISTRICT})
     return normalise_districts(out)
 
@@ -434,15 +435,16 @@ def normalise_districts(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     if gdf.empty:
         msg = "The districts layer holds no polygons; check the file and its name column."
-        raise InputError(msg)
+        raise InputError(msg, code="districts.empty")
     types = set(gdf.geometry.geom_type)
     if not types <= {"Polygon", "MultiPolygon"}:
         msg = f"Districts must be polygons; found {', '.join(sorted(types))}. Use the polygon layer of the boundaries."
-        raise InputError(msg)
+        params = {"types": ", ".join(sorted(types))}
+        raise InputError(msg, code="districts.not_polygons", params=params)
     names = gdf[DISTRICT]
     if names.isna().any():
         msg = f"{int(names.isna().sum())} district(s) have no name; fill the name column."
-        raise InputError(msg)
+        raise InputError(msg, code="districts.unnamed", params={"n": int(names.isna().sum())})
     gdf[DISTRICT] = names.astype(str).str.strip()
     if gdf[DISTRICT].duplicated().any():
         # Several polygons of one district (islands): one row each.

@@ -595,25 +595,78 @@ def _per_center_rows(
     spec: _AreaSpec,
     progress: ProgressFn | None,
 ) -> list[dict[str, Any]]:
-    """Return one row (``center_id``, ``minutes``, geometry) per center and threshold."""
+    """Return one row (``center_id``, ``minutes``, geometry) per center and threshold.
+
+    One bounded search for all centers; then each center's areas are built in a thread
+    (GEOS releases the GIL), their street corridors taken from one buffer of every edge
+    (an edge reached by many centers is buffered once). Each polygon is the union of
+    the same corridors, in the same order, as :func:`reach_polygon` builds for that
+    center alone, so the areas do not depend on the threads.
+    """
     per_source = reach_per_source_m(net, src, limit_m=spec.budgets_m[-1])
-    rows: list[dict[str, Any]] = []
-    for j in range(src.size):
+    corridors = shapely.buffer(net.edge_geometry, spec.corridor_m, quad_segs=_QUAD_SEGS)
+
+    def areas_of(j: int) -> list[shapely.Geometry]:
         rj = per_source.of(j, net.n_nodes)
-        for t, bm in zip(spec.minutes, spec.budgets_m, strict=True):
-            geom = reach_polygon(
-                net,
-                rj,
-                bm,
-                src.take([j]),
-                corridor_m=spec.corridor_m,
-                min_hole_area_m2=spec.min_hole_area_m2,
-                access_lines=[legs[j]] if src.access_m[j] <= bm else [],
-            )
+        one = src.take([j])
+        out = []
+        for bm in spec.budgets_m:
+            full_idx, pieces = _reached_lines(net, rj.dist_m, bm, one)
+            extra = np.empty(1 if src.access_m[j] <= bm else 0, dtype=object)
+            extra[:] = [legs[j]] if extra.size else []
+            if full_idx.size + pieces.size + extra.size > _TILED_UNION_MIN:
+                # a center reaching a whole city: the tiled union, as reach_polygon does
+                lines = np.concatenate([net.edge_geometry[full_idx], pieces, extra])
+                out.append(
+                    _polygon(
+                        lines, corridor_m=spec.corridor_m, min_hole_area_m2=spec.min_hole_area_m2
+                    )
+                )
+                continue
+            out.append(_corridor_union(corridors[full_idx], pieces, extra, spec))
+        return out
+
+    rows: list[dict[str, Any]] = []
+    for j, geoms in enumerate(_each(areas_of, src.size)):
+        for t, geom in zip(spec.minutes, geoms, strict=True):
             rows.append({CENTER_ID: ids[j], MINUTES: t, "geometry": geom})
         if progress:
             progress((j + 1) / src.size, f"service areas {j + 1}/{src.size}")
     return rows
+
+
+#: Fewer centers than this are built one after another (threads would not pay).
+_THREADED_MIN_CENTERS = 8
+
+
+def _each(fn: Any, n: int) -> list[Any]:
+    """Return ``[fn(0), …, fn(n - 1)]``, in threads when there are enough centers.
+
+    Serially when a thread cannot start (a process under a tight address-space limit).
+    """
+    threads = worker_threads()
+    if n < _THREADED_MIN_CENTERS or threads < 2:
+        return [fn(j) for j in range(n)]
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(fn, range(n)))
+    except RuntimeError as exc:  # "can't start new thread"
+        logger.info("per-center service areas built serially: %s", exc)
+        return [fn(j) for j in range(n)]
+
+
+def _corridor_union(
+    corridors: NDArray[np.object_],
+    pieces: NDArray[np.object_],
+    extra: NDArray[np.object_],
+    spec: _AreaSpec,
+) -> shapely.Geometry:
+    """:func:`_polygon` of the lines ``[edges, pieces, extra]``, the edges' corridors given."""
+    if corridors.size + pieces.size + extra.size == 0:
+        return shapely.Polygon()
+    own = shapely.buffer(np.concatenate([pieces, extra]), spec.corridor_m, quad_segs=_QUAD_SEGS)
+    merged = shapely.union_all(np.concatenate([corridors, own]))
+    return _fill_small_holes(merged, spec.min_hole_area_m2)
 
 
 def _areas_and_bands(

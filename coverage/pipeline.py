@@ -145,6 +145,7 @@ def run(
     scenario: Scenario,
     *,
     with_polygons: bool = True,
+    per_center_polygons: bool | None = None,
     progress: ProgressFn | None = None,
     cache_polygons: bool = False,
 ) -> ScenarioResult:
@@ -158,6 +159,11 @@ def run(
         Parameters and edits.
     with_polygons
         Build service-area and uncovered polygons (the slowest step).
+    per_center_polygons
+        With ``with_polygons``, also each center's own service areas
+        (:func:`coverage.audit.audit`'s parameter: ``None`` does so up to
+        ``audit.PER_CENTER_POLYGONS_MAX`` centers). The app's map passes ``False``
+        unless the planner asks for those layers.
     progress
         ``progress(fraction, message)``.
     cache_polygons
@@ -183,6 +189,7 @@ def run(
         city.demand,
         params,
         with_polygons=with_polygons,
+        per_center_polygons=per_center_polygons,
         progress=sub_progress(progress, 0.0, split),
         polygon_cache_dir=city.cache_dir if cache_polygons else None,
     )

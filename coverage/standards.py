@@ -509,7 +509,8 @@ def preset(name: str) -> Standard:
     if key in PRESETS:
         return PRESETS[key]
     msg = f"Unknown standard {str(name)[:60]!r}; the presets are {', '.join(PRESETS)}, or give a TOML/JSON/CSV file (see docs/STANDARDS.md)."
-    raise InputError(msg)
+    params = {"name": str(name)[:60], "presets": ", ".join(PRESETS)}
+    raise InputError(msg, code="standard.unknown", params=params)
 
 
 # --- local standards from a file ------------------------------------------------------------
@@ -617,11 +618,12 @@ def standard_from_text(text: str, *, fmt: str, key: str = "local", source: str =
             return _parse_mapping(json.loads(text), key, source)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         msg = f"Standard file {source!r} is not valid {fmt.upper()}: {exc}."
-        raise InputError(msg) from exc
+        params = {"name": source, "format": fmt.upper()}
+        raise InputError(msg, code="standard.invalid", params=params) from exc
     if fmt == "csv":
         return _rows_standard(key, "", source, _csv_rows(text, source))
     msg = f"Standard file {source!r}: unknown format {fmt!r}; use .toml, .json or .csv."
-    raise InputError(msg)
+    raise InputError(msg, code="standard.format", params={"name": source})
 
 
 def standard_from_file(path: Path | str) -> Standard:
@@ -630,11 +632,11 @@ def standard_from_file(path: Path | str) -> Standard:
     fmt = p.suffix.lower().lstrip(".")
     if fmt not in ("toml", "json", "csv"):
         msg = f"Standard file {p.name!r} must end in .toml, .json or .csv (or name a preset: {', '.join(PRESETS)})."
-        raise InputError(msg)
+        raise InputError(msg, code="standard.format", params={"name": p.name})
     try:
         if p.stat().st_size > MAX_FILE_BYTES:
             msg = f"Standard file {p.name!r} is larger than {MAX_FILE_BYTES:,} bytes; a standard is a few lines."
-            raise InputError(msg)
+            raise InputError(msg, code="standard.too_large", params={"name": p.name})
         text = p.read_bytes().decode("utf-8-sig")
     except OSError as exc:
         msg = f"Cannot read the standard file {str(p)[:200]!r}: {exc.strerror or exc}."

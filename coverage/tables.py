@@ -447,3 +447,127 @@ def station_labels(lang: str) -> dict[str, str]:
         "lon": t("table.lon", lang),
         "lat": t("table.lat", lang),
     }
+
+
+# --- issue 15: the standard, compliance and group tables on screen ---------------------
+
+#: Columns of the standard's per-level table shown, in order, and their label keys.
+_STANDARD_VIEW: tuple[tuple[str, str], ...] = (
+    ("level", "map.field.level"),
+    ("name", "table.std.circle"),
+    ("threshold_min", "table.std.threshold_min"),
+    ("threshold_m", "table.std.threshold_m"),
+    ("centers", "table.std.centers"),
+    ("population_covered", "table.std.population_covered"),
+    ("share", "table.std.share"),
+    ("source", "table.std.source"),
+)
+#: Columns of the compliance table shown, in order, and their label keys.
+_COMPLIANCE_VIEW: tuple[tuple[str, str], ...] = (
+    ("area", "table.cmp.area"),
+    ("level", "map.field.level"),
+    ("threshold_min", "table.std.threshold_min"),
+    ("threshold_m", "table.std.threshold_m"),
+    ("residents", "table.cmp.residents"),
+    ("households", "table.cmp.households"),
+    ("residents_covered", "table.std.population_covered"),
+    ("share", "table.std.share"),
+    ("target_share", "table.cmp.target"),
+    ("passed", "table.cmp.passed"),
+    ("floor_area_reachable_m2", "table.cmp.reachable_m2"),
+    ("floor_area_required_m2", "table.cmp.required_m2"),
+    ("deficit_m2", "table.cmp.deficit_m2"),
+)
+#: Columns of the population-group table shown, in order, and their label keys.
+_GROUPS_VIEW: tuple[tuple[str, str], ...] = (
+    ("group", "table.grp.group"),
+    ("speed_kmh", "table.grp.speed_kmh"),
+    ("minutes", "table.grp.minutes"),
+    ("population", "table.grp.population"),
+    ("population_covered", "table.std.population_covered"),
+    ("share", "table.std.share"),
+)
+_SHARES = frozenset({"share", "target_share"})
+_PEOPLE = frozenset(
+    {"population_covered", "residents", "households", "residents_covered", "population"}
+)
+_AREAS_M2 = frozenset({"floor_area_reachable_m2", "floor_area_required_m2", "deficit_m2"})
+_NUMBERS = frozenset({"threshold_min", "threshold_m", "speed_kmh", "minutes"})
+
+
+def _missing(value: object) -> bool:
+    """Return whether a table cell holds no value (None, NaN, NA)."""
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and value != value  # NaN (numpy floats are floats)
+
+
+def _number(value: object) -> str:
+    """Return a threshold, speed or floor area as text: ``5``, ``4.5``, ``1,234``."""
+    if _missing(value):
+        return MISSING
+    f = float(str(value))
+    if not np.isfinite(f):
+        return MISSING
+    return f"{f:,.0f}" if abs(f) >= 1000 else f"{f:g}"
+
+
+def _cell(col: str, value: object, lang: str) -> str:
+    """Return one cell of an on-screen table as text, by its column."""
+    if _missing(value):
+        return MISSING
+    if col in _SHARES:
+        return percent(float(str(value)))
+    if col in _PEOPLE:
+        return people(float(str(value)))
+    if col == "passed":
+        return t("table.yes" if bool(value) else "table.no", lang)
+    if col == "level":
+        return _level_label(value, lang)
+    if col in _AREAS_M2 or col in _NUMBERS:
+        return _number(value)
+    return str(value)
+
+
+def _view(table: pd.DataFrame, columns: Sequence[tuple[str, str]], lang: str) -> pd.DataFrame:
+    """Return `table`'s known `columns`, formatted for the screen and labelled in `lang`."""
+    out = pd.DataFrame(index=range(len(table)))
+    for col, key in columns:
+        if col in table.columns:
+            out[t(key, lang)] = [_cell(col, v, lang) for v in table[col].tolist()]
+    return out
+
+
+def standard_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Return the audit's ``standard_table`` for the screen: labelled, shares in %, whole residents.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Level, circle, threshold (min, m), centers, residents covered, share, source;
+        labelled in `lang`; RangeIndex.
+    """
+    return _view(table, _STANDARD_VIEW, lang)
+
+
+def compliance_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Return :func:`coverage.standards.compliance_table` for the screen, labelled in `lang`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Area, level, thresholds, residents, households, residents covered, share, target,
+        passed (yes / no), floor area reachable, required and the deficit (m²); RangeIndex.
+    """
+    return _view(table, _COMPLIANCE_VIEW, lang)
+
+
+def groups_view(table: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Return :func:`coverage.groups.group_coverage` for the screen, labelled in `lang`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Group, walking speed, threshold, the group's residents, covered, share; RangeIndex.
+    """
+    return _view(table, _GROUPS_VIEW, lang)

@@ -437,14 +437,14 @@ def check_xlsx_archive(name: str, data: bytes) -> None:
             infos = zf.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
         msg = f"{name!r} is not a readable Excel workbook (.xlsx is a zip archive: {exc}). Save it again from Excel or WPS as .xlsx, or as CSV UTF-8."
-        raise InputError(msg) from exc
+        raise InputError(msg, code="xlsx.unreadable", params={"name": name}) from exc
     if len(infos) > XLSX_MAX_MEMBERS:
         msg = f"{name!r} holds {len(infos):,} parts, more than the {XLSX_MAX_MEMBERS:,} a workbook may have here. Save only the table's sheet as a new .xlsx, or as CSV UTF-8."
-        raise ResourceLimitError(msg)
+        raise ResourceLimitError(msg, code="xlsx.too_large", params={"name": name})
     total = sum(max(int(i.file_size), 0) for i in infos)
     if total > XLSX_MAX_UNCOMPRESSED_BYTES:
         msg = f"{name!r} expands to {total / 1e6:,.0f} MB, more than the {XLSX_MAX_UNCOMPRESSED_BYTES / 1e6:.0f} MB allowed for a workbook ({len(data) / 1e6:.1f} MB on disk). Save only the table's sheet as a new .xlsx, or as CSV UTF-8."
-        raise ResourceLimitError(msg)
+        raise ResourceLimitError(msg, code="xlsx.too_large", params={"name": name})
 
 
 def _sheet_rows(name: str, ws: Any) -> list[tuple[Any, ...]]:
@@ -453,11 +453,13 @@ def _sheet_rows(name: str, ws: Any) -> list[tuple[Any, ...]]:
     for row in ws.iter_rows(values_only=True, max_col=XLSX_MAX_COLUMNS + 1):
         if len(row) > XLSX_MAX_COLUMNS and any(v is not None for v in row[XLSX_MAX_COLUMNS:]):
             msg = f"{name!r}: the sheet has more than {XLSX_MAX_COLUMNS} columns. Keep only the table's columns."
-            raise ResourceLimitError(msg)
+            params = {"name": name, "n": XLSX_MAX_COLUMNS}
+            raise ResourceLimitError(msg, code="xlsx.too_many_columns", params=params)
         rows.append(tuple(row[:XLSX_MAX_COLUMNS]))
         if len(rows) > XLSX_MAX_ROWS + 1:
             msg = f"{name!r}: the sheet has more than {XLSX_MAX_ROWS:,} rows. Split the table or keep only the area you plan for."
-            raise ResourceLimitError(msg)
+            params = {"name": name, "n": XLSX_MAX_ROWS}
+            raise ResourceLimitError(msg, code="xlsx.too_many_rows", params=params)
     return rows
 
 
@@ -474,7 +476,12 @@ def _pick_sheet(name: str, wb: Any, sheet: str | int | None) -> Any:
     elif str(sheet) in names:
         return wb[str(sheet)]
     msg = f"{name!r} has no sheet {strip_controls(sheet)!r}; its sheets are: {', '.join(strip_controls(n) for n in names)}. Name one after '#', e.g. 'stations.xlsx#{strip_controls(names[0]) if names else 'Sheet1'}'."
-    raise InputError(msg)
+    params = {
+        "name": name,
+        "sheet": strip_controls(sheet),
+        "sheets": ", ".join(strip_controls(n) for n in names),
+    }
+    raise InputError(msg, code="xlsx.no_sheet", params=params)
 
 
 def _header(row: tuple[Any, ...]) -> list[str]:
@@ -527,11 +534,11 @@ def read_xlsx_table(name: str, data: bytes, *, sheet: str | int | None = None) -
         if isinstance(exc, InputError):
             raise
         msg = f"{name!r} could not be read as an Excel workbook ({type(exc).__name__}: {strip_controls(exc)[:200]}). Save it again as .xlsx, or as CSV UTF-8."
-        raise InputError(msg) from exc
+        raise InputError(msg, code="xlsx.unreadable", params={"name": name}) from exc
     rows = [r for r in rows if any(v is not None and str(v).strip() != "" for v in r)]
     if not rows:
         msg = f"{name!r}: the sheet is empty. Put a header row (e.g. 名称, 经度, 纬度) and data rows in the first sheet, or name the sheet after '#'."
-        raise InputError(msg)
+        raise InputError(msg, code="xlsx.empty_sheet", params={"name": name})
     header = _header(rows[0])
     df = pd.DataFrame([list(r) + [None] * (len(header) - len(r)) for r in rows[1:]], columns=header)
     unnamed = [
@@ -540,7 +547,7 @@ def read_xlsx_table(name: str, data: bytes, *, sheet: str | int | None = None) -
     df = df.drop(columns=unnamed)
     if len(df) == 0:
         msg = f"{name!r} has a header ({', '.join(df.columns)}) but no data rows."
-        raise InputError(msg)
+        raise InputError(msg, code="file.no_rows", params={"name": name})
     return df.infer_objects()
 
 
@@ -950,7 +957,8 @@ def read_polygons(
         kinds = sorted({shapely.get_type_id(g) for g in geoms[rows] if g is not None})
         names = ", ".join(shapely.GeometryType(k).name.title() for k in kinds) or "empty"
         msg = f"{name!r}: expected polygons, but features {_rows(rows, offset=1)} are {names}. Use a polygon layer (areas), or read points with `read_points`."
-        raise InputError(msg)
+        params = {"name": name, "rows": _rows(rows, offset=1), "types": names}
+        raise InputError(msg, code="file.not_polygons", params=params)
     out = gdf.copy()
     out["geometry"] = geoms
     logger.info("read %d polygons from %s", len(out), name)

@@ -575,8 +575,9 @@ def test_distance_thresholds_and_standard_in_the_panel() -> None:
     assert audit.standard is not None
     assert audit.standard.key == "gb50180"
     assert audit.thresholds_m == (300.0, 1000.0)  # the standard keeps the distances
-    table = next(df for df in at.dataframe if "circle" in df.value.columns)
-    assert set(table.value["level"]) == {"district", "street", "community"}
+    table = next(df for df in at.dataframe if "生活圈" in df.value.columns)  # labelled
+    assert set(table.value["级别"]) == {"区级", "街道", "社区"}
+    assert all(v.endswith("%") for v in table.value["覆盖率"])
     at.selectbox(key="standard").set_value("").run()
     assert_ok(at)
     assert active(at).audit.standard is None
@@ -704,3 +705,141 @@ def test_station_names_edited_in_the_table(app_module: ModuleType) -> None:
     assert [a.name for a in new.accepted_sites] == ["北站"]
     assert new.added[0].lon == 116.34  # only the name changes
     assert app_module.renamed(s, rows, {1: {"名称": "  "}}, "名称") == s  # blank keeps the name
+
+
+# --- issue 15 app side (F1): capacity widgets, error codes, own service areas ---
+
+
+def test_capacity_widgets_set_the_scenario_and_show_the_headline(haidian_extract) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15: a centers file's floor-area column, then the household size and the standard
+    go into the scenario's CapacityParams and the headline states the share meeting it."""
+    at = started()
+    assert at.number_input(key="household_size").disabled  # OSM centers: no floor areas
+    pts = haidian_extract.residential.geometry.representative_point()
+    csv = "name,lon,lat,面积\n" + "".join(
+        f"站点{i},{p.x:.7f},{p.y:.7f},{200 * (i + 1)}\n" for i, p in enumerate(pts.iloc[:2])
+    )
+    at.session_state["centers_src"] = "file"
+    at.session_state["floor_column"] = "面积"
+    at.session_state["pending_upload"] = {
+        "source": "default",
+        "centers_src": "file",
+        "centers": ("站点.csv", csv.encode("utf-8")),
+    }
+    at.run()
+    assert_ok(at)
+    assert not at.number_input(key="household_size").disabled
+    assert "㎡" in " ".join(c.value for c in at.caption)  # the capacity headline (defaults)
+    at.number_input(key="household_size").set_value(3.0).run()
+    at.number_input(key="capacity_standard").set_value(40.0).run()
+    assert_ok(at)
+    cap = active(at).capacity
+    assert cap is not None
+    assert (cap.household_size, cap.standard_m2_per_100_households) == (3.0, 40.0)
+    assert at.session_state["scenarios"]["baseline"].capacity is None  # the baseline stays
+    text = " ".join(c.value for c in at.caption)
+    assert "≥ 40 ㎡" in text, text  # the headline at the planner's standard
+    at.button(key="reset_scenario").click().run()
+    assert at.number_input(key="household_size").value == pytest.approx(2.62)
+
+
+def test_census_and_workbook_errors_are_translated() -> None:
+    """Issue 13/14: census, districts and .xlsx errors in the user's language, with the file's name."""
+    import io
+
+    from openpyxl import Workbook
+
+    points = json.dumps(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {"population": 100},
+                    "geometry": {"type": "Point", "coordinates": [116.35, 40.0]},
+                }
+            ],
+        }
+    ).encode()
+    at = started()
+    at.session_state["pending_upload"] = {"source": "default", "census": ("普查.geojson", points)}
+    at.run()
+    assert not at.exception
+    text = " ".join(e.value for e in at.error)
+    assert "“普查.geojson”" in text, text
+    assert "面" in text, text
+    assert "expected" not in text, text
+    buf = io.BytesIO()
+    wb = Workbook()
+    wb.active.title = "站点"
+    wb.save(buf)
+    at = new_app()
+    at.session_state["lang"] = "en"
+    at.session_state["pending_upload"] = {
+        "source": "default",
+        "centers_src": "file",
+        "centers": ("stations.xlsx", buf.getvalue()),
+    }
+    at.run()
+    text = " ".join(e.value for e in at.error)
+    assert "'stations.xlsx': the sheet is empty" in text, text
+    assert not CJK.search(text), text
+
+
+def test_own_service_areas_only_when_shown_or_exported(
+    app_module: ModuleType, cache_dir: Path
+) -> None:
+    """The map's run skips each station's own areas; the downloads add them back, equal to
+    the CLI's (pipeline.run with its defaults)."""
+    from coverage.inputs import CityInputs, load_city
+    from coverage.pipeline import run
+
+    city = load_city(CityInputs(osm=HAIDIAN, cache_dir=cache_dir))
+    s = Scenario(name="方案一")
+    unions = run(city, s, with_polygons=True, per_center_polygons=False)
+    assert set(unions.audit.service_areas["center_id"]) == {"all"}
+    assert not app_module.has_own_areas(unions)
+    full = app_module.with_own_areas(city, unions)
+    cli = run(city, s, with_polygons=True)
+    assert app_module.has_own_areas(full)
+    assert full.audit.service_areas.geometry.to_wkb().tolist() == (
+        cli.audit.service_areas.geometry.to_wkb().tolist()
+    )
+    assert list(full.audit.service_areas["center_id"]) == list(cli.audit.service_areas["center_id"])
+    at = started()
+    at.checkbox(key="own_areas").check().run()
+    assert_ok(at)
+
+
+def test_translated_choices_survive_a_language_switch(
+    app_module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A choice widget holds its shown label: after 中文 → English the page still sent the
+    Chinese label, which the English options lack, and the optimizer ran for a target share
+    (found in the browser walk on the embedded city). The app maps a label of either
+    language back to its option, in callbacks and before the widgets are drawn."""
+    from types import SimpleNamespace
+
+    from coverage.i18n import t
+
+    state = {
+        "lang": "en",
+        "lang_seen": "zh",
+        "opt_mode": t("app.opt.mode.k", "zh"),
+        "tiles": t("app.tiles.streets", "zh"),
+        "centers_crs": "gcj02",
+    }
+    monkeypatch.setattr(app_module, "st", SimpleNamespace(session_state=state))
+    assert app_module.choice("opt_mode", "share") == "k"
+    assert app_module.choice("tiles", "osm") == "streets"
+    assert app_module.choice("source", "default") == "default"  # not drawn yet
+    state["opt_mode"] = "no such label"
+    assert app_module.choice("opt_mode", "k") == "k"
+    state["opt_mode"] = t("app.opt.mode.share", "en")
+    app_module.keep_choices()
+    assert (state["opt_mode"], state["tiles"], state["centers_crs"]) == (
+        "share",
+        "streets",
+        "gcj02",
+    )
+    assert state["lang_seen"] == "en"

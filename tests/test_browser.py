@@ -190,6 +190,24 @@ def leaflet_layers(frame: Any) -> dict[str, Any]:
     )
 
 
+def stylesheets(frame: Any, expected: str) -> list[str]:
+    """The frame's stylesheet URLs, once `expected` is among them (or after 30 s).
+
+    A rerun may swap the map's document in between two calls: wait for the link rather
+    than read the list of a page that is still loading.
+    """
+    with contextlib.suppress(Exception):  # the caller's assertion says what was seen
+        frame.wait_for_function(
+            "u => Array.from(document.styleSheets).some(s => (s.href || '').includes(u))",
+            arg=expected,
+            timeout=30_000,
+        )
+    return [
+        str(h)
+        for h in frame.evaluate("() => Array.from(document.styleSheets).map(s => s.href || '')")
+    ]
+
+
 def test_offline_map_optimizer_download_screenshot(app_url: str, browser: Any) -> None:
     import geopandas as gpd
 
@@ -207,7 +225,7 @@ def test_offline_map_optimizer_download_screenshot(app_url: str, browser: Any) -
     info = leaflet_layers(frame)
     assert info["version"].startswith("1.9"), info
     assert info["paths"] > 10, info  # service areas, demand, uncovered, centers
-    css = frame.evaluate("() => Array.from(document.styleSheets).map(s => s.href || '')")
+    css = stylesheets(frame, "app/static/vendor/leaflet/leaflet.css")
     assert any("app/static/vendor/leaflet/leaflet.css" in h for h in css), css
     not_tiles = [u for u in outside if not any(h in u for h in TILE_HOSTS)]
     assert not not_tiles, f"requests outside localhost (a CDN dependency?): {not_tiles[:5]}"
@@ -218,6 +236,8 @@ def test_offline_map_optimizer_download_screenshot(app_url: str, browser: Any) -
     page.get_by_text("Share within 15 min").first.wait_for(timeout=60_000)
     page.get_by_role("button", name="Run the optimizer").click()
     page.get_by_role("button", name="Accept selected sites").wait_for(timeout=120_000)
+    # still k stations after the language switch (a stale zh label once meant "target share")
+    page.get_by_text("can reach at most").first.wait_for(timeout=30_000)
     frame = map_frame(page)
     after = leaflet_layers(frame)
     assert after["layers"] >= info["layers"], (info, after)
@@ -277,6 +297,57 @@ def test_click_map_then_add_station(app_url: str, browser: Any) -> None:
     context.close()
 
 
+def test_rename_an_added_station_in_the_stations_table(app_url: str, browser: Any) -> None:
+    """Issue 13: an added station's name is edited in the stations table (the data editor)
+    and lands in the scenario (the English page's table, drawn anew, shows it)."""
+    context = offline_context(browser, [], viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    page.goto(app_url)
+    leaflet_layers(map_frame(page))
+    page.wait_for_timeout(1000)
+    box = page.locator(MAP_IFRAME).first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.47, box["y"] + box["height"] * 0.55)
+    page.get_by_text("地图上选中的位置").wait_for(timeout=60_000)
+    page.get_by_role("button", name="在选中位置新增站点").click()
+    page.get_by_text("新增站点：1 个").wait_for(timeout=60_000)
+    settle(page)
+    page.get_by_role("tab", name="站点", exact=True).click()
+    grid = page.locator("[data-testid='stDataFrame']:visible").first
+    grid.wait_for(timeout=30_000)
+    grid.locator("[id^='glide-cell-0-']", has_text="added-1").wait_for(
+        state="attached", timeout=30_000
+    )
+    rows = [
+        grid.locator(f"#glide-cell-0-{i}").inner_text()
+        for i in range(grid.locator("[id^='glide-cell-0-']").count())
+    ]
+    row = rows.index("added-1")  # existing centers first, then the added station
+    # the grid is a canvas: select the row's first cell, step to the name, edit it
+    gb = grid.bounding_box()
+    row_px = 35  # Streamlit's data editor: header and rows 35 px high
+    page.mouse.click(gb["x"] + 30, gb["y"] + row_px * (row + 1) + row_px / 2)
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text("东门站")
+    page.keyboard.press("Enter")
+    settle(page)
+    # the English page draws a new table from the scenario: the name was stored, not only typed
+    page.get_by_text("English", exact=True).click()
+    page.get_by_text("Share within 15 min").first.wait_for(timeout=60_000)
+    settle(page)
+    page.get_by_role("tab", name="Stations", exact=True).first.click()
+    cell = page.locator(f"[data-testid='stDataFrame']:visible #glide-cell-1-{row}").first
+    page.wait_for_function(
+        "sel => Array.from(document.querySelectorAll(sel)).some(e => e.textContent === '东门站')",
+        arg=f"#glide-cell-1-{row}",
+        timeout=60_000,
+    )
+    assert cell.inner_text() == "东门站"
+    context.close()
+
+
 def test_map_draws_offline_under_a_sub_path(
     tmp_path_factory: pytest.TempPathFactory, browser: Any
 ) -> None:
@@ -290,7 +361,7 @@ def test_map_draws_offline_under_a_sub_path(
         info = leaflet_layers(frame)
         assert info["version"].startswith("1.9"), info
         assert info["paths"] > 10, info
-        css = frame.evaluate("() => Array.from(document.styleSheets).map(s => s.href || '')")
+        css = stylesheets(frame, "/coverage/app/static/vendor/leaflet/leaflet.css")
         assert any("/coverage/app/static/vendor/leaflet/leaflet.css" in h for h in css), css
         not_tiles = [u for u in outside if not any(h in u for h in TILE_HOSTS)]
         assert not not_tiles, not_tiles[:5]
@@ -379,7 +450,6 @@ def visible_map(page: Any, step: str, shots: Path, errors: list[str]) -> dict[st
             ".some(f => f.getBoundingClientRect().height > 300)",
             timeout=30_000,
         )
-    page.screenshot(path=str(shots / f"{step}.png"), full_page=False)
     box = page.locator(MAP_IFRAME).first.bounding_box()
     assert box is not None, (step, errors)
     assert box["height"] > 300, (step, box, errors)
@@ -390,6 +460,8 @@ def visible_map(page: Any, step: str, shots: Path, errors: list[str]) -> dict[st
         if again == counts:
             break
         counts = again
+    page.wait_for_timeout(500)  # Leaflet's canvas paints after the layers are added
+    page.screenshot(path=str(shots / f"{step}.png"), full_page=False)
     assert counts["paths"] > 10, (step, counts)
     assert not errors, (step, errors)
     assert not page.locator("[data-testid='stException']").count(), step
@@ -436,15 +508,26 @@ class Walk:
             has_text=label
         )
 
-    def pick_first(self, label: str) -> None:
+    def open_list(self, label: str) -> None:
+        """Open a sidebar multiselect's list (a click during a rerun may be lost: retry)."""
         box = self.sidebar_multiselect(label)
-        box.locator("input").click()
+        for attempt in range(5):
+            if attempt:
+                settle(self.page)
+            box.locator("input").click()
+            with contextlib.suppress(Exception):
+                self.page.get_by_role("option").first.wait_for(timeout=5_000)
+                return
+            self.page.keyboard.press("Escape")
+        raise AssertionError(f"the list of {label!r} did not open")
+
+    def pick_first(self, label: str) -> None:
+        self.open_list(label)
         self.page.get_by_role("option").first.click()
         self.page.keyboard.press("Escape")
 
     def pick(self, label: str, option: str) -> None:
-        box = self.sidebar_multiselect(label)
-        box.locator("input").click()
+        self.open_list(label)
         self.page.get_by_role("option", name=option, exact=True).click()
         self.page.keyboard.press("Escape")
 
@@ -562,7 +645,8 @@ def test_walkthrough_end_to_end(app_url: str, browser: Any, tmp_path: Path) -> N
 
     # 8. every download
     page.get_by_role("tab", name="导出").click()
-    buttons = page.locator("[data-testid='stDownloadButton'] button")
+    # :visible: the compare tab has its own (hidden) download button
+    buttons = page.locator("[data-testid='stDownloadButton'] button:visible")
     buttons.first.wait_for(timeout=60_000)
     names = []
     for i in range(buttons.count()):

@@ -238,3 +238,74 @@ def test_station_states_tell_existing_added_accepted_closed_apart() -> None:
     assert view["level"].tolist() == ["街道", tables.MISSING, tables.MISSING, tables.MISSING]
     assert view.loc[1, "lon"] == pytest.approx(116.32, abs=1e-6)
     assert set(tables.station_labels("en")) == {"center_id", "name", "state", "level", "lon", "lat"}
+
+
+def test_compliance_and_standard_views_are_labelled_and_formatted() -> None:
+    """Issue 15 on screen: every column labelled in the page's language, shares in %,
+    whole residents and households, pass/fail as words, missing values as a dash."""
+    compliance = pd.DataFrame(
+        {
+            "area": ["东门", "西门"],
+            "level": ["community", "street"],
+            "circle": ["5min", "15min"],
+            "threshold_min": [5.0, 15.0],
+            "threshold_m": [300.0, np.nan],
+            "units": [3, 4],
+            "residents": [1234.6, 0.0],
+            "households": [471.2, 0.0],
+            "residents_covered": [1000.4, 0.0],
+            "share": [0.81034, np.nan],
+            "target_share": [0.9, 0.9],
+            "passed": [False, None],
+            "floor_area_reachable_m2": [120.0, np.nan],
+            "floor_area_required_m2": [141.36, np.nan],
+            "deficit_m2": [21.36, np.nan],
+        }
+    )
+    zh = tables.compliance_view(compliance, "zh")
+    assert list(zh.columns)[:3] == ["片区", "级别", "阈值（分钟）"]
+    assert zh["级别"].tolist() == ["社区", "街道"]
+    assert zh["人口"].tolist() == ["1,235", "0"]
+    assert zh["覆盖率"].tolist() == ["81.0%", tables.MISSING]
+    assert zh["是否达标"].tolist() == ["否", tables.MISSING]
+    assert zh["阈值（米）"].tolist() == ["300", tables.MISSING]
+    assert zh["面积缺口（㎡）"].tolist() == ["21.36", tables.MISSING]
+    en = tables.compliance_view(compliance, "en")
+    assert "Passed" in en.columns
+    assert en["Passed"].tolist() == ["no", tables.MISSING]
+    assert not [c for c in en.columns if re.search(r"[\u3400-\u9fff]", c)]
+    standard = pd.DataFrame(
+        {
+            "level": ["community"],
+            "circle": ["5min"],
+            "name": ["5-minute life circle"],
+            "threshold_min": [5.0],
+            "threshold_m": [300.0],
+            "source": ["GB 50180-2018 Table 3.0.4"],
+            "centers": [69],
+            "population_covered": [5000.7],
+            "share": [0.5],
+            "units_covered": [10],
+        }
+    )
+    view = tables.standard_view(standard, "en")
+    assert list(view.columns) == [
+        "Level",
+        "Life circle",
+        "Threshold (min)",
+        "Threshold (m)",
+        "Centers of the level",
+        "Residents covered",
+        "Share covered",
+        "Source",
+    ]
+    assert view.iloc[0].tolist() == [
+        "Community",
+        "5-minute life circle",
+        "5",
+        "300",
+        "69",
+        "5,001",
+        "50.0%",
+        "GB 50180-2018 Table 3.0.4",
+    ]
