@@ -174,8 +174,8 @@ class CityInputs:
     census_group_columns
         Census columns passed through to the ``census`` report (e.g. ``街道``).
     population_groups
-        Columns of population groups in that file (e.g. ``60岁及以上``), reported
-        per group (:mod:`coverage.groups`).
+        Columns of population groups in the population or census file (e.g.
+        ``60岁及以上``), reported per group (:mod:`coverage.groups`).
     districts
         District polygons (audited per district; the batch's districts).
     district_name_column
@@ -656,6 +656,7 @@ def _census_spec(inputs: CityInputs, f: FileInput) -> CensusFile:
         households_column=inputs.census_households_column,
         group_columns=inputs.census_group_columns,
         crs=inputs.crs,
+        population_groups=inputs.population_groups,
     )
 
 
