@@ -24,9 +24,9 @@ from coverage import cli
 from coverage.census import (
     BY_RESIDENTIAL,
     BY_STREETS,
+    CENSUS_AREA,
     KIND_CENSUS,
     NOT_PLACED,
-    CENSUS_AREA,
     STREET_BUFFER_M,
     CensusFile,
     census_demand,
@@ -35,6 +35,15 @@ from coverage.coords import to_wgs84, wgs84_to_bd09, wgs84_to_gcj02
 from coverage.demand import COLUMNS, PopulationModel
 from coverage.errors import InputError
 from coverage.inputs import CityInputs, FileInput
+from coverage.standards import (
+    Circle,
+    ComplianceParams,
+    Standard,
+    census_area_table,
+    census_labels,
+    compliance_rows,
+    unit_households,
+)
 
 QUADRANTS = Path(__file__).resolve().parent / "data" / "census" / "chengdu_quadrants_wgs84.geojson"
 #: The four areas inside the extract and their counts (as in the file).
@@ -474,8 +483,6 @@ def test_census_households_and_groups_are_spread_like_residents(
 
 
 def test_census_household_counts_win_over_household_size(with_households: dict[str, Any]) -> None:
-    from coverage.standards import unit_households
-
     demand = with_households["result"].demand
     h = unit_households(demand, 2.5)
     compound = demand[CENSUS_AREA].to_numpy() == 1
@@ -495,15 +502,6 @@ def test_group_larger_than_the_total_is_refused(chengdu_extract: Any, chengdu_ne
 
 def test_coverage_and_compliance_per_census_area_by_hand(with_households: dict[str, Any]) -> None:
     """The tables on a hand-made audit: covered flags set by hand, numbers computed by hand."""
-    from coverage.standards import (
-        ComplianceParams,
-        Circle,
-        Standard,
-        census_area_table,
-        census_labels,
-        compliance_rows,
-    )
-
     result = with_households["result"]
     demand = result.demand.copy()
     compound = demand[CENSUS_AREA].to_numpy() == 1
@@ -522,7 +520,8 @@ def test_coverage_and_compliance_per_census_area_by_hand(with_households: dict[s
     assert one["population_covered_5"] == pytest.approx(1300 * 200 / 360, rel=1e-9)
     assert one["share_5"] == pytest.approx(200 / 360, rel=1e-9)
     assert one["share_300m"] == pytest.approx(1.0, rel=1e-12)
-    assert two["population"] == 500.0 and two["placed"] == pytest.approx(250.0, rel=1e-9)
+    assert two["population"] == 500.0
+    assert two["placed"] == pytest.approx(250.0, rel=1e-9)
     assert two["households"] == pytest.approx(100.0, rel=1e-9)  # 250 / 2.5
     assert two["share_5"] == 0.0
     assert math.isnan(one["floor_area_reachable_m2"])  # no capacity audit
