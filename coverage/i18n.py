@@ -570,6 +570,19 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "figure.stations.osm": {"zh": "OpenStreetMap 标注", "en": "OpenStreetMap tags"},
     "figure.stations.file": {"zh": "规划者提供的站点表", "en": "the planner's station file"},
     "figure.stations.added": {"zh": "方案新增", "en": "added in the scenario"},
+    # --- issue 15 follow-up: distance thresholds on map.png ---
+    "figure.service_area_m": {
+        "zh": "步行 {meters:g} 米服务范围",
+        "en": "Within a {meters:g} m walk",
+    },
+    "figure.uncovered_m": {
+        "zh": "{meters:g} 米未覆盖的居住区",
+        "en": "Housing beyond {meters:g} m",
+    },
+    "figure.params_m": {
+        "zh": "步行速度 {speed:g} 公里/小时；阈值 {thresholds} 分钟、{meters} 米（路网步行距离）；方案：{scenario}",
+        "en": "Walking speed {speed:g} km/h; thresholds {thresholds} min and {meters} m (network walking distance); scenario: {scenario}",
+    },
     "report.section.params": {"zh": "参数与定义", "en": "Parameters and definitions"},
     "report.param.speed": {"zh": "步行速度", "en": "Walking speed"},
     "report.param.speed_value": {"zh": "{speed:g} 公里/小时", "en": "{speed:g} km/h"},
