@@ -559,6 +559,12 @@ def test_cli_census_areas_tables_and_demand_columns(cache_dir: Path, tmp_path: P
     assert cli.main(argv) == 0
     doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert doc["schema_version"] == 2
+    contract = (Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md").read_text(
+        encoding="utf-8"
+    )
+    for key in (*doc["census"], *doc["census"]["by_area"][0]):
+        if key not in ("户数", "60岁及以上"):  # the file's own columns, passed through
+            assert f"`{key}`" in contract, key
     table = pd.read_csv(out / "census_areas.csv", encoding="utf-8-sig")
     assert list(table["area"]) == [*COUNTS, OUTSIDE]
     demand = gpd.read_file(out / "demand.geojson")

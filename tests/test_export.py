@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -567,3 +568,49 @@ def test_control_characters_are_stripped_from_names() -> None:
     gdf = gpd.GeoDataFrame({"name": ["x\x1by\x07"]}, geometry=[Point(0, 0)], crs="EPSG:4326")
     doc = json.loads(export.geojson_bytes(gdf))
     assert doc["features"][0]["properties"]["name"] == "xy"
+
+
+# --- schema 2: every key written is in the contract doc -------------------------------------
+
+ARCHITECTURE_MD = Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md"
+#: Top-level keys of schema 1 (../shared/DESIGN.md's output contract).
+SCHEMA_1_KEYS = {
+    "schema_version",
+    "input",
+    "params",
+    "network",
+    "demand",
+    "centers",
+    "coverage",
+    "districts",
+    "siting",
+}
+
+
+def documented_summary_keys() -> set[str]:
+    """Top-level summary.json keys listed in docs/ARCHITECTURE.md's schema-2 table."""
+    text = ARCHITECTURE_MD.read_text(encoding="utf-8")
+    section = text.split("### `summary.json`: keys added since schema 1", 1)[1]
+    section = section.split("\n### ", 1)[0]
+    keys: set[str] = set()
+    for line in section.splitlines():
+        first = line.split("|")[1] if line.startswith("|") else ""
+        for name in re.findall(r"`([a-z_]+)", first):
+            keys.add(name)
+    return keys
+
+
+def test_schema_2_keys_are_documented(haidian_result) -> None:  # type: ignore[no-untyped-def]
+    assert export.SCHEMA_VERSION == 2  # issues 14-15 added keys: DESIGN.md asks for a bump
+    documented = documented_summary_keys()
+    for key in ("census", "standard", "compliance", "capacity", "groups", "documents"):
+        assert key in documented
+    assert {"centers_source", "coverage_by_level", "closed_centers", "district"} <= documented
+    net, result, siting = haidian_result
+    res, city = _result_and_city(net, result, siting, source_name="x.osm", source_sha256="0")
+    files = export.output_files(res, city, report=False)
+    doc = json.loads(files["summary.json"])
+    assert doc["schema_version"] == 2
+    assert set(doc) <= SCHEMA_1_KEYS | documented
+    marker = json.loads(export.marker_bytes("output"))
+    assert marker["schema_version"] == 2
