@@ -495,6 +495,9 @@ def workbook_sheets(
                 district_labels(thresholds, lang),
             )
         )
+    census_areas = getattr(result, "census_areas", None)
+    if census_areas is not None and len(census_areas):
+        sheets.append(_census_sheet(census_areas, audit.params, lang))
     if siting is not None:
         sites = sites_frame(siting.sites)
         sites["cumulative_population"] = siting.sites["cumulative_population"].to_numpy()
@@ -509,6 +512,38 @@ def workbook_sheets(
             Sheet(i18n.t("xlsx.sheet.scenarios", lang), frame, compare_labels(thresholds, lang))
         )
     return sheets
+
+
+def _census_sheet(table: pd.DataFrame, params: Any, lang: str) -> Sheet:
+    """Return the ``tables.xlsx`` sheet of coverage per census area (``census_areas.csv``), headed in `lang`."""
+    labels = {
+        "census_area": i18n.t("xlsx.col.census_area", lang),
+        "area": i18n.t("xlsx.col.census_name", lang),
+        "method": i18n.t("xlsx.col.census_method", lang),
+        "population": i18n.t("xlsx.col.census_population", lang),
+        "placed": i18n.t("xlsx.col.census_placed", lang),
+        "units": i18n.t("table.units", lang),
+        "residents": i18n.t("xlsx.col.census_placed", lang),
+        "households": i18n.t("xlsx.col.households", lang),
+        "floor_area_reachable_m2": i18n.t("xlsx.col.floor_reachable", lang),
+        "floor_area_required_m2": i18n.t("xlsx.col.floor_required", lang),
+        "deficit_m2": i18n.t("xlsx.col.floor_deficit", lang),
+    }
+    for minutes in params.thresholds_min:
+        key = threshold_key(minutes)
+        labels[f"share_{key}"] = i18n.t("table.share", lang, minutes=float(minutes))
+        labels[f"population_covered_{key}"] = i18n.t("table.covered", lang, minutes=float(minutes))
+    for meters in getattr(params, "thresholds_m", ()):
+        key = threshold_key(meters, METERS_UNIT)
+        labels[f"share_{key}"] = i18n.t("table.share_m", lang, meters=float(meters))
+        labels[f"population_covered_{key}"] = i18n.t("table.covered_m", lang, meters=float(meters))
+    # `residents` is `placed` summed over the units: one column of it is enough for a reader
+    frame = pd.DataFrame(table).drop(columns=["residents"], errors="ignore")
+    if not frame["floor_area_reachable_m2"].notna().any():
+        frame = frame.drop(
+            columns=["floor_area_reachable_m2", "floor_area_required_m2", "deficit_m2"]
+        )
+    return Sheet(i18n.t("xlsx.sheet.census_areas", lang), frame, labels)
 
 
 def comparison_workbook_bytes(

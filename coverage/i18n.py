@@ -570,7 +570,22 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "figure.stations.osm": {"zh": "OpenStreetMap 标注", "en": "OpenStreetMap tags"},
     "figure.stations.file": {"zh": "规划者提供的站点表", "en": "the planner's station file"},
     "figure.stations.added": {"zh": "方案新增", "en": "added in the scenario"},
-    # --- issue 15 follow-up: distance thresholds on map.png ---
+    # --- issues 14/15 follow-up (areas): distance thresholds on map.png, census areas in tables.xlsx ---
+    "xlsx.sheet.census_areas": {"zh": "按普查区", "en": "By census area"},
+    "xlsx.col.census_area": {"zh": "普查区编号", "en": "Census area no."},
+    "xlsx.col.census_name": {"zh": "普查区", "en": "Census area"},
+    "xlsx.col.census_method": {"zh": "人口落位方式", "en": "How residents were placed"},
+    "xlsx.col.census_population": {"zh": "普查人口", "en": "Census population"},
+    "xlsx.col.census_placed": {"zh": "已落位人口", "en": "Residents placed"},
+    "xlsx.col.households": {"zh": "户数", "en": "Households"},
+    "xlsx.col.floor_reachable": {
+        "zh": "可达建筑面积（平方米）",
+        "en": "Floor area within reach (m²)",
+    },
+    "xlsx.col.floor_required": {"zh": "所需建筑面积（平方米）", "en": "Floor area required (m²)"},
+    "xlsx.col.floor_deficit": {"zh": "建筑面积缺口（平方米）", "en": "Floor area deficit (m²)"},
+    "table.share_m": {"zh": "{meters:g} 米覆盖率", "en": "Share within {meters:g} m"},
+    "table.covered_m": {"zh": "{meters:g} 米覆盖人口", "en": "Residents within {meters:g} m"},
     "figure.service_area_m": {
         "zh": "步行 {meters:g} 米服务范围",
         "en": "Within a {meters:g} m walk",

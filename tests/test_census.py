@@ -16,6 +16,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 import shapely
@@ -589,6 +590,15 @@ def test_cli_census_areas_tables_and_demand_columns(cache_dir: Path, tmp_path: P
     assert set(rows["level"]) == {"district", "street", "community"}
     assert len(rows) == 3 * len(table)
     assert doc["census"]["compliance"]["areas"] == "census"
+    book = openpyxl.load_workbook(out / "tables.xlsx", read_only=True)
+    sheet = list(book["按普查区"].iter_rows(values_only=True))
+    header = list(sheet[0])
+    assert header[:5] == ["普查区编号", "普查区", "人口落位方式", "普查人口", "已落位人口"]
+    assert "15 分钟覆盖率" in header
+    first = dict(zip(header, sheet[1], strict=True))
+    assert first["普查区"] == "西南"
+    assert first["户数"] == pytest.approx(161538.0, rel=1e-9)
+    assert len(sheet) == 1 + len(table)
     first = rows[(rows["census_area"] == 1) & (rows["level"] == "community")].iloc[0]
     mine = demand["demand_id"].str.startswith("c1-")
     covered = float(demand.loc[mine & demand["covered_level_community"], "population"].sum())
