@@ -664,7 +664,9 @@ def _census(
     inputs: CityInputs, extract: OsmExtract, net: WalkNetwork, f: FileInput
 ) -> tuple[gpd.GeoDataFrame, dict[str, Any], dict[str, Any]]:
     result = census_demand(extract, net, _census_spec(inputs, f))
-    model = {"source": "census", "file": f.name, "column": result.report["column"]}
+    model: dict[str, Any] = {"source": "census", "file": f.name, "column": result.report["column"]}
+    if inputs.population_groups:  # only then, as for a population file
+        model["groups"] = list(inputs.population_groups)
     return result.demand, model, result.report
 
 

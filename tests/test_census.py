@@ -590,6 +590,11 @@ def test_cli_census_areas_tables_and_demand_columns(cache_dir: Path, tmp_path: P
     assert set(rows["level"]) == {"district", "street", "community"}
     assert len(rows) == 3 * len(table)
     assert doc["census"]["compliance"]["areas"] == "census"
+    assert doc["params"]["population_model"]["groups"] == ["60岁及以上"]
+    # the census group is audited like any group: older residents walk slower (3.3 km/h)
+    older = doc["groups"]["60岁及以上"]
+    assert older["speed_kmh"] == 3.3
+    assert older["population"] == pytest.approx(sum(round(c * 0.2) for c in COUNTS.values()))
     book = openpyxl.load_workbook(out / "tables.xlsx", read_only=True)
     sheet = list(book["按普查区"].iter_rows(values_only=True))
     header = list(sheet[0])
