@@ -55,7 +55,7 @@ except ImportError:  # pragma: no cover - not on POSIX
 
 from coverage import export, i18n, pipeline
 from coverage.errors import InputError
-from coverage.fileio import atomic_write, atomic_write_bytes, json_bytes, strip_controls
+from coverage.fileio import atomic_write, atomic_write_bytes, json_bytes, jsonable, strip_controls
 from coverage.inputs import (
     DISTRICT,
     CityData,
@@ -65,7 +65,7 @@ from coverage.inputs import (
     load_city,
     normalise_districts,
 )
-from coverage.names import share_column, threshold_key, uncovered_column
+from coverage.names import level_covered_column, share_column, threshold_key, uncovered_column
 from coverage.netcache import load_network, save_network
 from coverage.network import WalkNetwork, speed_ms
 from coverage.parallel import THREADS_ENV, worker_threads
@@ -74,6 +74,12 @@ from coverage.progress import ProgressFn, sub_progress
 from coverage.scenario import Scenario
 from coverage.siting import SitingParams, candidate_sites
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE
+from coverage.standards import (
+    AREA,
+    COMPLIANCE_COLUMNS,
+    PASSED,
+    compliance_rows,
+)
 from coverage.tables import compare_labels, district_labels
 
 logger = logging.getLogger(__name__)
@@ -93,7 +99,13 @@ FOLDER = "folder"
 SECONDS = "seconds"
 RECOMPUTED = "recomputed"
 
-BATCH_SCHEMA_VERSION = 2
+#: Version of ``batch.json`` and the batch ``summary.json``; part of every district's key, so a
+#: new version redoes the districts. 3: the ``compliance`` rows and section (with a standard).
+BATCH_SCHEMA_VERSION = 3
+#: Top-level table of every district × judged level, with a standard (issue 15 follow-up).
+COMPLIANCE_CSV = "compliance.csv"
+#: Key of a district row holding its compliance rows (kept in ``batch.json``, not in ``summary.csv``).
+COMPLIANCE = "compliance"
 BATCH_JSON = "batch.json"
 WORK_DIR = ".work"
 CENTERS_PARQUET = "centers.parquet"
@@ -425,10 +437,12 @@ def _audit_district(task: DistrictTask) -> dict[str, Any]:
     row[CENTERS] = int(shapely.covers(area, np.asarray(parts.centers.geometry.values)).sum())
     if own.empty or population <= 0:
         row[STATUS] = STATUS_NO_RESIDENTS
+        _status_compliance(task, own, row)
         _write_status(task, row)
         return row
     if parts.net.edge_tree.query(area, predicate="intersects").size == 0:
         row[STATUS] = STATUS_NO_NETWORK
+        _status_compliance(task, own, row)
         _write_status(task, row)
         return row
     city = clipped_city(parts, area, own, task)
@@ -439,6 +453,10 @@ def _audit_district(task: DistrictTask) -> dict[str, Any]:
         row[SHARE_AFTER] = float(result.siting.share_after)
     if result.capacity is not None:
         row[CAPACITY_SHARE] = float(result.capacity.share_meeting_standard)
+    # every unit of the district's own demand counts in it (the batch's assignment)
+    rows = pipeline.area_compliance(result, [task.name] * len(result.audit.demand), [task.name])
+    if rows is not None:
+        row[COMPLIANCE] = _compliance_records(rows)
     if city.centers.empty:
         # still a full audit (nobody covered): its uncovered areas are the district's gap map
         row[STATUS] = STATUS_NO_CENTERS
@@ -458,6 +476,25 @@ def _audit_district(task: DistrictTask) -> dict[str, Any]:
     )
     _commit(task, files, row)
     return row
+
+
+def _compliance_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a district's compliance table as plain JSON values (kept in ``batch.json``)."""
+    return [dict(jsonable(r)) for r in rows.drop(columns=[AREA]).to_dict(orient="records")]
+
+
+def _status_compliance(task: DistrictTask, own: gpd.GeoDataFrame, row: dict[str, Any]) -> None:
+    """Compliance rows of a district without an audit: its residents, none of them within reach."""
+    audit = audit_params(task.params.scenario)
+    if audit.standard is None:
+        return
+    demand = pd.DataFrame(own).copy()
+    for level, _ in audit.standard.judged():
+        demand[level_covered_column(level)] = False  # no street: nobody walks to a center
+    cparams = pipeline.compliance_params(audit, task.params.scenario.capacity)
+    labels = [task.name] * len(demand)
+    rows = compliance_rows(demand, labels, [task.name], audit.standard, cparams)
+    row[COMPLIANCE] = _compliance_records(rows)
 
 
 def _write_status(task: DistrictTask, row: Mapping[str, Any]) -> None:
@@ -842,7 +879,8 @@ def run_districts(
         summary = _summary_table(
             [{**rows_by_name[t.name], FOLDER: Path(t.out_dir).name} for t in tasks], params
         )
-        _write_batch_summary(out, summary, districts, params, city, tag=tag)
+        rows = [rows_by_name[t.name] for t in tasks]
+        _write_batch_summary(out, summary, districts, params, city, rows=rows, tag=tag)
     logger.info(
         "batch of %d districts done in %.1f s: %d recomputed, %d failed",
         len(tasks),
@@ -987,6 +1025,7 @@ def _write_batch_summary(
     params: BatchParams,
     city: CityData,
     *,
+    rows: Sequence[Mapping[str, Any]] = (),
     tag: str = "",
 ) -> None:
     siting = params.scenario.siting
@@ -1018,8 +1057,58 @@ def _write_batch_summary(
         "report.html": _index_html(summary, params).encode("utf-8"),
         export.TABLES_XLSX: _summary_workbook(summary, params),
     }
+    compliance = _compliance_table(rows, params)
+    if compliance is not None:
+        doc[COMPLIANCE] = _compliance_section(compliance, params)
+        files["summary.json"] = json_bytes(doc)
+        files[COMPLIANCE_CSV] = export.csv_bytes(compliance)
     for fname, data in files.items():
         atomic_write_bytes(out / fname, data, tag=tag)
+
+
+def _compliance_table(
+    rows: Sequence[Mapping[str, Any]], params: BatchParams
+) -> pd.DataFrame | None:
+    """Return every district × judged level (districts in input order), or None without a standard."""
+    standard = audit_params(params.scenario).standard
+    if standard is None:
+        return None
+    records: list[dict[str, Any]] = []
+    for r in rows:
+        for c in r.get(COMPLIANCE) or ():
+            records.append({DISTRICT: r[DISTRICT], STATUS: r[STATUS], **c})
+    cols = [DISTRICT, STATUS, *(c for c in COMPLIANCE_COLUMNS if c != AREA)]
+    return pd.DataFrame(records).reindex(columns=cols)
+
+
+def _compliance_section(table: pd.DataFrame, params: BatchParams) -> dict[str, Any]:
+    """Return the batch summary's ``compliance``: the standard, the parameters, one row per district × level."""
+    audit = audit_params(params.scenario)
+    cparams = pipeline.compliance_params(audit, params.scenario.capacity)
+    return {
+        "areas": "districts",
+        "standard": None if audit.standard is None else audit.standard.key,
+        "household_size": float(cparams.household_size),
+        "target_share": None if audit.compliance_target is None else float(audit.compliance_target),
+        "m2_per_100_households": float(cparams.m2_per_100_households),
+        "districts_passed": _passed_counts(table),
+        "rows": jsonable(table.to_dict(orient="records")),
+    }
+
+
+def _passed_counts(table: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per judged level: how many districts pass, fail, or cannot be judged (no residents)."""
+    out: dict[str, dict[str, int]] = {}
+    for level, g in table.groupby("level", sort=False):
+        values = list(g[PASSED])  # True, False, or None (an area without residents)
+        out[str(level)] = {
+            "passed": sum(v is True or v is np.True_ for v in values),
+            "failed": sum(v is False or v is np.False_ for v in values),
+            "not_judged": sum(
+                v is None or (isinstance(v, float) and math.isnan(v)) for v in values
+            ),
+        }
+    return out
 
 
 def _summary_workbook(summary: pd.DataFrame, params: BatchParams) -> bytes:

@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from coverage.audit import POPULATION_NEAREST, AuditResult
@@ -46,8 +47,12 @@ from coverage.errors import InputError
 from coverage.names import threshold_key
 from coverage.network import WalkNetwork, speed_ms
 from coverage.progress import ProgressFn
-from coverage.reach import pairs_within_m, require_snapped
-from coverage.standards import DEFAULT_HOUSEHOLD_SIZE, DEFAULT_M2_PER_100_HOUSEHOLDS
+from coverage.reach import NEAREST_CENTER_ID, pairs_within_m, require_snapped
+from coverage.standards import (
+    DEFAULT_HOUSEHOLD_SIZE,
+    DEFAULT_M2_PER_100_HOUSEHOLDS,
+    unit_households,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -443,7 +448,8 @@ def capacity_audit(
     catchments = [d.catchment_min(default_c) for d in (params.decay, params.enhanced)]
     widest = max(default_c, *catchments)
     src, pt, minutes = _pairs_minutes(net, audit, widest, progress)
-    h = households(audit.demand[POPULATION].to_numpy(np.float64), params.household_size)
+    # a census's households win over population / household size (standards.unit_households)
+    h = unit_households(audit.demand, params.household_size)
 
     def run(decay: Decay, catchment: float) -> Fca:
         return fca_core(
@@ -509,9 +515,14 @@ def _center_loads(
     within = np.bincount(src[inside], weights=h[pt[inside]], minlength=s.size)
     out[FLOOR_AREA_M2] = s
     out[HAS_FLOOR_AREA] = np.isfinite(s)
-    out[HOUSEHOLDS_NEAREST] = (
-        audit.centers[POPULATION_NEAREST].to_numpy(np.float64) / params.household_size
-    )
+    if HOUSEHOLDS in audit.demand.columns:  # census households: summed, not estimated
+        idx = pd.Index(audit.centers[CENTER_ID]).get_indexer(audit.demand[NEAREST_CENTER_ID])
+        ok = idx >= 0
+        out[HOUSEHOLDS_NEAREST] = np.bincount(idx[ok], weights=h[ok], minlength=s.size)
+    else:
+        out[HOUSEHOLDS_NEAREST] = (
+            audit.centers[POPULATION_NEAREST].to_numpy(np.float64) / params.household_size
+        )
     out[HOUSEHOLDS_WITHIN] = within
     out[SUPPLY_M2_PER_100] = 100.0 * plain.supply_m2_per_household
     out[REQUIRED_M2] = within * params.standard_m2_per_100_households / 100.0

@@ -62,6 +62,12 @@ logger = logging.getLogger(__name__)
 
 #: ``kind`` of census demand units.
 KIND_CENSUS = "census"
+#: Demand columns of census units: the area's number (1-based, as in ``demand_id``
+#: ``c<n>-…``), its households spread like its residents (when the census has them), and
+#: each group as ``population_<group>`` (the prefix of :mod:`coverage.groups`).
+CENSUS_AREA = "census_area"
+HOUSEHOLDS = "households"
+GROUP_PREFIX = "population_"
 #: Census population columns tried (case-insensitively) when ``column`` is not found.
 CENSUS_ALIASES = ("population", "人口", "常住人口", *POPULATION_ALIASES)
 #: Household columns tried when ``households_column`` is not given.
@@ -93,6 +99,10 @@ class CensusFile:
         Household column (passed through); ``None`` detects ``households`` / ``户数``.
     group_columns
         Further columns passed through to the report (e.g. ``街道`` of a 社区 table).
+    population_groups
+        Columns of population groups (e.g. ``60岁及以上``), counts per area that are
+        part of the total: spread over the area's units like the total and kept as
+        ``population_<group>`` demand columns (:mod:`coverage.groups`).
     name_column
         Area name column; ``None`` detects ``name`` / ``名称`` / ``社区`` / ``街道``.
     crs
@@ -106,6 +116,7 @@ class CensusFile:
     group_columns: tuple[str, ...] = ()
     name_column: str | None = None
     crs: str = "wgs84"
+    population_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,7 @@ class _Areas:
     extra: pd.DataFrame
     geoms: NDArray[np.object_]
     column: str
+    groups: dict[str, Floats] = field(default_factory=dict)
 
 
 # --- reading -----------------------------------------------------------------------
@@ -172,8 +184,11 @@ def _areas(gdf: gpd.GeoDataFrame, crs: str, spec: CensusFile, label: str) -> _Ar
         found = _column(columns, g, (), label, "group")
         keep[str(found)] = str(found)
     extra = pd.DataFrame(gdf[list(keep)]).rename(columns=keep).reset_index(drop=True)
-    if "households" in extra:  # passed through, not used: a missing value stays missing
+    if "households" in extra:  # spread over the units; a missing value stays missing
         extra["households"] = pd.to_numeric(extra["households"], errors="coerce")
+    groups = _group_counts(gdf, columns, spec.population_groups, counts, label)
+    for name, values in groups.items():
+        extra[name] = values
     geoms = valid_geometries(gdf.to_crs(crs).geometry.values)
     types = set(shapely.get_type_id(geoms).tolist())
     polygonal = {
@@ -185,7 +200,26 @@ def _areas(gdf: gpd.GeoDataFrame, crs: str, spec: CensusFile, label: str) -> _Ar
         msg = f"{label!r}: census areas must be polygons (one per 街道 / 社区); found points or lines. Give the area boundaries, or use `--population` for points."
         raise InputError(msg, code="census.not_polygons", params={"name": label})
     warn_overlaps(geoms, label)
-    return _Areas(names=names, counts=counts, extra=extra, geoms=geoms, column=pop_col)
+    return _Areas(
+        names=names, counts=counts, extra=extra, geoms=geoms, column=pop_col, groups=groups
+    )
+
+
+def _group_counts(
+    gdf: gpd.GeoDataFrame, columns: list[str], wanted: tuple[str, ...], total: Floats, label: str
+) -> dict[str, Floats]:
+    """Return the count of each population group per area, checked to be part of the total."""
+    out: dict[str, Floats] = {}
+    for g in wanted:
+        found = _column(columns, g, (), label, "population group")
+        values = population_values(gdf[str(found)], label=label, column_name=str(found))
+        over = values > total * (1 + 1e-9) + 1e-9
+        if over.any():
+            rows = ", ".join(str(i + 1) for i in np.flatnonzero(over)[:5])
+            msg = f"{label!r}: population group {g!r} exceeds the area's census population in area(s) {rows}; a group is part of the total (check `--population-groups` and `--census-column`)."
+            raise InputError(msg)
+        out[str(g)] = values
+    return out
 
 
 # --- spreading -----------------------------------------------------------------------
@@ -294,6 +328,24 @@ def _spread(
             methods.append(BY_STREETS)
         placed_count[i] = people
     return placed, methods, placed_count, inside_share
+
+
+def _spread_counts(areas: _Areas, area_idx: NDArray[np.intp], pop: Floats) -> dict[str, Floats]:
+    """Return the census area, households and group counts of each unit, spread like its residents.
+
+    A unit holding ``p`` of its area's ``P`` residents gets ``p / P`` of the area's
+    households and of each group: their totals per area are kept as the
+    residents' are (the placed share of them, when part of the area is unplaced).
+    """
+    total = areas.counts[area_idx]
+    share = np.divide(pop, total, out=np.zeros_like(pop), where=total > 0)
+    out: dict[str, Floats] = {CENSUS_AREA: (area_idx + 1).astype(np.float64)}
+    if "households" in areas.extra:
+        hh = areas.extra["households"].to_numpy(dtype=np.float64)
+        out[HOUSEHOLDS] = hh[area_idx] * share  # NaN where the area has no household count
+    for name, values in areas.groups.items():
+        out[f"{GROUP_PREFIX}{name}"] = values[area_idx] * share
+    return out
 
 
 def _reason(method: str, inside_share: float) -> str:
@@ -441,6 +493,8 @@ def census_demand(
     names = np.asarray(areas.names, dtype=object)[area_idx]
     kinds = np.full(area_idx.size, KIND_CENSUS, dtype=object)
     units = demand_frame(ids, pop, kinds, names, geoms, net.crs)
+    for column, values in _spread_counts(areas, area_idx, pop).items():
+        units[column] = values
     demand = finish_units(units, net, extent_margin_m, str(label), from_file=True)
     logger.info(
         "census %s: %d areas, %.0f of %.0f people placed",

@@ -575,7 +575,7 @@ def _capacity_options(p: argparse.ArgumentParser) -> None:
         type=name_list,
         default=(),
         metavar="COL,...",
-        help="population group columns of --population (e.g. 60岁及以上,0-14岁): coverage per group",
+        help="population group columns of --population or --census (e.g. 60岁及以上,0-14岁): coverage per group",
     )
     c.add_argument(
         "--group-speed",

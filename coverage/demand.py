@@ -62,6 +62,9 @@ NAME = "name"
 
 #: Columns of a demand GeoDataFrame, in order.
 COLUMNS = (DEMAND_ID, POPULATION, KIND, NAME, "geometry", SNAP_EDGE, SNAP_OFFSET_M, SNAP_DISTANCE_M)
+#: Optional columns a demand frame keeps besides ``population_<group>``: a census unit's area
+#: number and households (:mod:`coverage.census`).
+PASSED_COLUMNS = ("census_area", "households")
 #: Population column names tried (case-insensitively) when ``population_column`` is not found.
 POPULATION_ALIASES = ("population", "pop", "人口", "人口数", "常住人口", "户籍人口")
 NAME_ALIASES = ("name", "名称", "小区名称", "社区名称")
@@ -888,6 +891,8 @@ def finish_units(
         units = units.assign(**{DEMAND_ID: [f"{d}~{i}" for i, d in enumerate(units[DEMAND_ID])]})
     out = snap_frame(net, units.reset_index(drop=True))
     groups = [c for c in out.columns if str(c).startswith("population_")]
+    # a census's area number and households travel with its units (coverage.census)
+    groups += [c for c in PASSED_COLUMNS if c in out.columns]
     out = gpd.GeoDataFrame(
         out[[*COLUMNS, *groups]].reset_index(drop=True), geometry="geometry", crs=net.crs
     )

@@ -86,8 +86,9 @@ from coverage.tables import compare_labels, district_labels, site_labels, sites_
 
 logger = logging.getLogger(__name__)
 
-#: Version of the output contract; bump it whenever a file or field name changes.
-SCHEMA_VERSION = 1
+#: Version of the output contract; bump it whenever a file or field name changes. Version 2
+#: (issues 14–15 and their follow-ups) adds keys and files only; docs/ARCHITECTURE.md lists them.
+SCHEMA_VERSION = 2
 #: Decimals kept in GeoJSON coordinates (1e-7 degree ≈ 1 cm).
 COORD_DECIMALS = 7
 
@@ -103,6 +104,9 @@ CENTERS_CSV = "centers.csv"
 COVERAGE_BY_LEVEL_CSV = "coverage_by_level.csv"
 STANDARD_CSV = "standard.csv"
 COMPLIANCE_CSV = "compliance.csv"
+#: Coverage per census area, and compliance per census area × level (with a census).
+CENSUS_AREAS_CSV = "census_areas.csv"
+CENSUS_COMPLIANCE_CSV = "census_compliance.csv"
 REPORT_HTML = "report.html"
 TABLES_XLSX = "tables.xlsx"
 MAP_PNG = "map.png"
@@ -641,6 +645,9 @@ def workbook_sheets(
                 district_labels(thresholds, lang),
             )
         )
+    census_areas = getattr(result, "census_areas", None)
+    if census_areas is not None and len(census_areas):
+        sheets.append(_census_sheet(census_areas, audit.params, lang))
     if siting is not None:
         sites = sites_frame(siting.sites)
         sites["cumulative_population"] = siting.sites["cumulative_population"].to_numpy()
@@ -655,6 +662,38 @@ def workbook_sheets(
             Sheet(i18n.t("xlsx.sheet.scenarios", lang), frame, compare_labels(thresholds, lang))
         )
     return sheets
+
+
+def _census_sheet(table: pd.DataFrame, params: Any, lang: str) -> Sheet:
+    """Return the ``tables.xlsx`` sheet of coverage per census area (``census_areas.csv``), headed in `lang`."""
+    labels = {
+        "census_area": i18n.t("xlsx.col.census_area", lang),
+        "area": i18n.t("xlsx.col.census_name", lang),
+        "method": i18n.t("xlsx.col.census_method", lang),
+        "population": i18n.t("xlsx.col.census_population", lang),
+        "placed": i18n.t("xlsx.col.census_placed", lang),
+        "units": i18n.t("table.units", lang),
+        "residents": i18n.t("xlsx.col.census_placed", lang),
+        "households": i18n.t("xlsx.col.households", lang),
+        "floor_area_reachable_m2": i18n.t("xlsx.col.floor_reachable", lang),
+        "floor_area_required_m2": i18n.t("xlsx.col.floor_required", lang),
+        "deficit_m2": i18n.t("xlsx.col.floor_deficit", lang),
+    }
+    for minutes in params.thresholds_min:
+        key = threshold_key(minutes)
+        labels[f"share_{key}"] = i18n.t("table.share", lang, minutes=float(minutes))
+        labels[f"population_covered_{key}"] = i18n.t("table.covered", lang, minutes=float(minutes))
+    for meters in getattr(params, "thresholds_m", ()):
+        key = threshold_key(meters, METERS_UNIT)
+        labels[f"share_{key}"] = i18n.t("table.share_m", lang, meters=float(meters))
+        labels[f"population_covered_{key}"] = i18n.t("table.covered_m", lang, meters=float(meters))
+    # `residents` is `placed` summed over the units: one column of it is enough for a reader
+    frame = pd.DataFrame(table).drop(columns=["residents"], errors="ignore")
+    if not frame["floor_area_reachable_m2"].notna().any():
+        frame = frame.drop(
+            columns=["floor_area_reachable_m2", "floor_area_required_m2", "deficit_m2"]
+        )
+    return Sheet(i18n.t("xlsx.sheet.census_areas", lang), frame, labels)
 
 
 def comparison_workbook_bytes(
@@ -879,14 +918,14 @@ def summary_dict(
     if districts is not None:
         doc["districts"] = _records(districts)
     if city.census is not None:  # issue 14: census areas placed / unplaced
-        doc["census"] = jsonable(dict(city.census))
+        doc["census"] = census_block(city.census, result, params)
     doc["params"]["thresholds_m"] = [float(d) for d in getattr(params, "thresholds_m", ())]
     standard = getattr(params, "standard", None)
     if standard is not None:
         doc["standard"] = standard_block(audit)
     compliance = getattr(result, "compliance", None)
     if compliance is not None:
-        doc["compliance"] = compliance_block(compliance, params)
+        doc["compliance"] = {"areas": "districts", **compliance_block(compliance, params)}
     if siting is not None:
         doc["siting"] = siting_block(siting)
     capacity = getattr(result, "capacity", None)
@@ -922,6 +961,50 @@ def standard_block(audit: Any) -> dict[str, Any]:
         # center levels in force that the standard does not judge (e.g. grid under gb50180)
         "levels_not_judged": sorted({str(v) for v in present.dropna()} - judged),
     }
+
+
+#: Columns of the census area table copied into ``census.by_area`` rows (besides ``coverage``).
+_CENSUS_AREA_FIELDS = (
+    "units",
+    "residents",
+    "households_placed",
+    "floor_area_reachable_m2",
+    "floor_area_required_m2",
+    "deficit_m2",
+)
+
+
+def census_block(census: Mapping[str, Any], result: Any, params: Any) -> dict[str, Any]:
+    """Return the ``census`` section: the census report, each area's coverage, and its compliance.
+
+    Every ``by_area`` row gains ``units``, ``residents`` (placed), ``households_placed``
+    (households of its units: the census's when given, else residents / household size),
+    ``coverage`` (per threshold key ``population_covered`` and ``share``) and, when the
+    capacity audit ran, ``floor_area_reachable_m2``, ``floor_area_required_m2``,
+    ``deficit_m2``. With a standard, ``compliance`` is as the top-level ``compliance``
+    section, with ``areas: "census"`` and rows keyed by ``census_area`` (the area's number).
+    """
+    doc = jsonable(dict(census))
+    table = getattr(result, "census_areas", None)
+    if table is not None and len(table) == len(doc.get("by_area") or ()):
+        keys = [c[len("share_") :] for c in table.columns if str(c).startswith("share_")]
+        capacity = bool(table["floor_area_reachable_m2"].notna().any())
+        plain = table.rename(columns={"households": "households_placed"})
+        for row, rec in zip(doc["by_area"], _records(plain), strict=True):
+            for name in _CENSUS_AREA_FIELDS:
+                if capacity or not name.startswith(("floor_", "deficit")):
+                    row[name] = rec.get(name)
+            row["coverage"] = {
+                k: {
+                    "population_covered": rec.get(f"population_covered_{k}"),
+                    "share": rec.get(f"share_{k}"),
+                }
+                for k in keys
+            }
+    rows = getattr(result, "census_compliance", None)
+    if rows is not None:
+        doc["compliance"] = {"areas": "census", **compliance_block(rows, params)}
+    return dict(doc)
 
 
 def compliance_block(compliance: pd.DataFrame, params: Any) -> dict[str, Any]:
@@ -1006,6 +1089,8 @@ def _demand_frame(
     cols += [c for c in demand.columns if str(c).startswith(LEVEL_COVERED_PREFIX)]
     if capacity is not None:
         cols += list(CAPACITY_DEMAND_COLUMNS)
+    elif HOUSEHOLDS in demand.columns:  # a census's households, without the capacity audit
+        cols.append(HOUSEHOLDS)
     cols += [c for c in demand.columns if str(c).startswith(GROUP_PREFIX)]
     if siting is not None:
         demand = demand.copy()
@@ -1201,6 +1286,12 @@ def _table_files(result: ScenarioResult) -> dict[str, bytes]:
         files[STANDARD_CSV] = csv_bytes(pd.DataFrame(standard_table))
     if result.compliance is not None:
         files[COMPLIANCE_CSV] = csv_bytes(pd.DataFrame(result.compliance))
+    census_areas = getattr(result, "census_areas", None)
+    if census_areas is not None:
+        files[CENSUS_AREAS_CSV] = csv_bytes(pd.DataFrame(census_areas))
+    census_compliance = getattr(result, "census_compliance", None)
+    if census_compliance is not None:
+        files[CENSUS_COMPLIANCE_CSV] = csv_bytes(pd.DataFrame(census_compliance))
     if siting is not None:
         files[PROPOSED_SITES_GEOJSON] = geojson_bytes(
             siting.sites, SITE_COLUMNS, optional=SITE_EXTRA_COLUMNS, what="proposed_sites"

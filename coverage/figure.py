@@ -146,6 +146,14 @@ class FigureLayers:
         Scenario name.
     stations_source
         Where the stations come from (for the attribution line).
+    thresholds_m
+        The audit's distance thresholds (``--distance-m``), in meters.
+    distance_areas
+        ``center_id``, ``meters``, geometry: service areas of the distances.
+    distance_uncovered
+        ``meters``, geometry: housing beyond each distance. With distance
+        thresholds the figure draws these, labelled in meters, instead of the
+        minute layers (the planner asked to be judged by distance).
     """
 
     net: WalkNetwork
@@ -156,6 +164,9 @@ class FigureLayers:
     speed_kmh: float
     scenario: str = ""
     stations_source: str = ""
+    thresholds_m: tuple[float, ...] = ()
+    distance_areas: gpd.GeoDataFrame | None = None
+    distance_uncovered: gpd.GeoDataFrame | None = None
 
 
 def cjk_font() -> font_manager.FontProperties | None:
@@ -212,6 +223,8 @@ def figure_layers(result: ScenarioResult, city: CityData, *, source: str = "") -
         "proposed": result.siting.sites if result.siting is not None else centers.iloc[:0],
     }
     audit = result.audit
+    d_areas = getattr(audit, "distance_areas", None)
+    d_uncovered = getattr(audit, "distance_uncovered", None)
     return FigureLayers(
         net=city.net,
         service_areas=audit.service_areas if len(audit.service_areas) else None,
@@ -221,6 +234,9 @@ def figure_layers(result: ScenarioResult, city: CityData, *, source: str = "") -
         speed_kmh=float(audit.params.speed_kmh),
         scenario=result.scenario.name,
         stations_source=source or stations_source(city.centers, centers),
+        thresholds_m=tuple(float(x) for x in getattr(audit.params, "thresholds_m", ())),
+        distance_areas=d_areas if d_areas is not None and len(d_areas) else None,
+        distance_uncovered=d_uncovered if d_uncovered is not None and len(d_uncovered) else None,
     )
 
 
@@ -260,12 +276,14 @@ def _street_segments(net: WalkNetwork, limit: int) -> list[NDArray[np.float64]]:
     return list(np.stack([start, end], axis=1))
 
 
-def _union_areas(areas: gpd.GeoDataFrame, simplify_m: float) -> gpd.GeoDataFrame:
-    """One (simplified) polygon per threshold: the ``"all"`` rows, else the union per minutes."""
+def _union_areas(
+    areas: gpd.GeoDataFrame, simplify_m: float, by: str = "minutes"
+) -> gpd.GeoDataFrame:
+    """One (simplified) polygon per threshold: the ``"all"`` rows, else the union per ``by``."""
     if "center_id" in areas.columns and (areas["center_id"] == ALL_CENTERS).any():
-        union = areas[areas["center_id"] == ALL_CENTERS][["minutes", "geometry"]]
+        union = areas[areas["center_id"] == ALL_CENTERS][[by, "geometry"]]
     else:
-        union = areas[["minutes", "geometry"]].dissolve(by="minutes", as_index=False)
+        union = areas[[by, "geometry"]].dissolve(by=by, as_index=False)
     out = union.copy()
     out["geometry"] = out.geometry.simplify(simplify_m)
     return _drawable(out)
@@ -279,26 +297,47 @@ def _drawable(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return gdf[keep]
 
 
+def _area_layers(
+    layers: FigureLayers,
+) -> tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None, tuple[float, ...], str]:
+    """Return the service areas, uncovered housing, thresholds and their column to draw.
+
+    With distance thresholds (``--distance-m``) the distance layers, in meters;
+    else the minute layers.
+    """
+    if layers.thresholds_m:
+        return layers.distance_areas, layers.distance_uncovered, layers.thresholds_m, "meters"
+    return layers.service_areas, layers.uncovered, layers.thresholds_min, "minutes"
+
+
+def _area_label(kind: str, value: float, by: str, lang: str) -> str:
+    """Legend text of a service area (``kind="service_area"``) or of uncovered housing, in its unit."""
+    if by == "meters":
+        return t(f"figure.{kind}_m", lang, meters=value)
+    return t(f"figure.{kind}", lang, minutes=value)
+
+
 def _draw_areas(ax: Axes, layers: FigureLayers, spec: FigureSpec, lang: str) -> list[Patch]:
     handles: list[Patch] = []
-    if layers.service_areas is not None:
-        union = _union_areas(layers.service_areas, spec.simplify_m)
-        minutes = sorted({float(m) for m in union["minutes"]}, reverse=True)
-        for i, m in enumerate(minutes):  # the largest first, the nearest on top
-            color = AREA_COLORS[min(len(minutes) - 1 - i, len(AREA_COLORS) - 1)]
-            part = union[union["minutes"].astype(float) == m]
+    areas, uncovered, thresholds, by = _area_layers(layers)
+    if areas is not None:
+        union = _union_areas(areas, spec.simplify_m, by)
+        values = sorted({float(m) for m in union[by]}, reverse=True)
+        for i, m in enumerate(values):  # the largest first, the nearest on top
+            color = AREA_COLORS[min(len(values) - 1 - i, len(AREA_COLORS) - 1)]
+            part = union[union[by].astype(float) == m]
             part.plot(ax=ax, color=color, alpha=0.55, linewidth=0, zorder=2 + i / 10)
-        for i, m in enumerate(sorted(minutes)):
+        for i, m in enumerate(sorted(values)):
             color = AREA_COLORS[min(i, len(AREA_COLORS) - 1)]
-            label = t("figure.service_area", lang, minutes=m)
+            label = _area_label("service_area", m, by, lang)
             handles.append(Patch(facecolor=color, alpha=0.55, label=label))
-    if layers.uncovered is not None and layers.thresholds_min:
-        last = max(layers.thresholds_min)
-        unc = layers.uncovered[layers.uncovered["minutes"].astype(float) == last]
+    if uncovered is not None and thresholds:
+        last = max(thresholds)
+        unc = uncovered[uncovered[by].astype(float) == last]
         unc = _drawable(unc.assign(geometry=unc.geometry.simplify(spec.simplify_m)))
         if len(unc):
             unc.plot(ax=ax, color=UNCOVERED_COLOR, alpha=0.6, linewidth=0, zorder=3)
-            label = t("figure.uncovered", lang, minutes=last)
+            label = _area_label("uncovered", last, by, lang)
             handles.append(Patch(facecolor=UNCOVERED_COLOR, alpha=0.6, label=label))
     return handles
 
@@ -452,10 +491,11 @@ def map_figure(
             text.set_fontsize(9)
     date = date or dt.datetime.now(dt.UTC).date()
     params = t(
-        "figure.params",
+        "figure.params_m" if layers.thresholds_m else "figure.params",
         lang,
         speed=layers.speed_kmh,
         thresholds=_thresholds_text(layers.thresholds_min),
+        meters=_thresholds_text(layers.thresholds_m),
         scenario=layers.scenario or "—",
     )
     fig.suptitle(title, y=0.965, fontproperties=font, fontsize=16)

@@ -176,8 +176,8 @@ class CityInputs:
     census_group_columns
         Census columns passed through to the ``census`` report (e.g. ``街道``).
     population_groups
-        Columns of population groups in that file (e.g. ``60岁及以上``), reported
-        per group (:mod:`coverage.groups`).
+        Columns of population groups in the population or census file (e.g.
+        ``60岁及以上``), reported per group (:mod:`coverage.groups`).
     districts
         District polygons (audited per district; the batch's districts).
     district_name_column
@@ -665,6 +665,7 @@ def _census_spec(inputs: CityInputs, f: FileInput) -> CensusFile:
         households_column=inputs.census_households_column,
         group_columns=inputs.census_group_columns,
         crs=inputs.crs,
+        population_groups=inputs.population_groups,
     )
 
 
@@ -672,7 +673,9 @@ def _census(
     inputs: CityInputs, extract: OsmExtract, net: WalkNetwork, f: FileInput
 ) -> tuple[gpd.GeoDataFrame, dict[str, Any], dict[str, Any]]:
     result = census_demand(extract, net, _census_spec(inputs, f))
-    model = {"source": "census", "file": f.name, "column": result.report["column"]}
+    model: dict[str, Any] = {"source": "census", "file": f.name, "column": result.report["column"]}
+    if inputs.population_groups:  # only then, as for a population file
+        model["groups"] = list(inputs.population_groups)
     return result.demand, model, result.report
 
 

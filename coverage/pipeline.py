@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 
 from coverage import export
 from coverage.audit import AuditParams, audit
@@ -38,10 +39,17 @@ from coverage.capacity import CapacityParams, capacity_audit
 from coverage.centers import FLOOR_AREA_M2, add_centers, close_centers
 from coverage.groups import group_coverage, group_names
 from coverage.inputs import CityData
+from coverage.names import METERS_UNIT, covered_column, threshold_key
 from coverage.progress import ProgressFn, sub_progress
 from coverage.scenario import Scenario, ScenarioResult
 from coverage.siting import SitingParams, propose_sites
-from coverage.standards import compliance_table
+from coverage.standards import (
+    ComplianceParams,
+    census_area_table,
+    census_labels,
+    compliance_rows,
+    compliance_table,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +75,13 @@ def audit_params(scenario: Scenario, city: CityData | None = None) -> AuditParam
 
     When the scenario sets no standard per level, the one that comes with the
     city's centers applies (``city.centers_source["level_minutes"]``: the
-    embedded stations' street=15, community=5 minutes).
+    embedded stations' street=15, community=5 minutes), unless the audit has a
+    standard, which judges every level itself.
     """
     params = scenario.audit
     standard = (city.centers_source.get("level_minutes") if city is not None else None) or None
-    if params.level_thresholds_min is None and standard is not None:
+    # a standard judges the levels itself: the stations' own minutes apply only without one
+    if params.level_thresholds_min is None and params.standard is None and standard is not None:
         params = replace(params, level_thresholds_min=dict(standard))
     if scenario.siting is None:
         return params
@@ -205,18 +215,12 @@ def run(
     # speeds given for groups the population lacks are refused there, not ignored
     wants_groups = bool(group_names(city.demand) or scenario.groups.speeds_kmh)
     groups = group_coverage(result, scenario.groups) if wants_groups else None
+    cparams = compliance_params(params, cp)
+    demand = capacity.demand if capacity is not None else result.demand
     compliance = None
     if city.districts is not None and params.standard is not None:
-        # with a capacity audit the table also has the floor area within reach, at its household size
-        cparams = params.compliance
-        if cp is not None:
-            cparams = replace(
-                cparams,
-                household_size=cp.household_size,
-                m2_per_100_households=cp.standard_m2_per_100_households,
-            )
-        demand = capacity.demand if capacity is not None else result.demand
         compliance = compliance_table(demand, city.districts, params.standard, cparams)
+    census_areas, census_compliance = _census_tables(city, params, demand, cparams)
     siting = None
     if sp is not None:
         siting = propose_sites(
@@ -244,7 +248,69 @@ def run(
         compliance=compliance,
         capacity=capacity,
         groups=groups,
+        census_areas=census_areas,
+        census_compliance=census_compliance,
     )
+
+
+def compliance_params(params: AuditParams, cp: CapacityParams | None) -> ComplianceParams:
+    """Return the compliance tables' parameters: the audit's, at the capacity audit's household size.
+
+    With a capacity audit the tables also have the floor area within reach, at its
+    household size and floor-area standard.
+    """
+    if cp is None:
+        return params.compliance
+    return replace(
+        params.compliance,
+        household_size=cp.household_size,
+        m2_per_100_households=cp.standard_m2_per_100_households,
+    )
+
+
+def threshold_limits(params: AuditParams) -> list[tuple[str, str]]:
+    """Return ``(summary key, covered column)`` of every audited threshold, minutes then meters."""
+    out = [(threshold_key(t), covered_column(t)) for t in params.thresholds_min]
+    out += [
+        (threshold_key(d, METERS_UNIT), covered_column(d, METERS_UNIT)) for d in params.thresholds_m
+    ]
+    return out
+
+
+def _census_tables(
+    city: CityData, params: AuditParams, demand: gpd.GeoDataFrame, cparams: ComplianceParams
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Coverage per census area and, with a standard, compliance per census area and level."""
+    census = city.census
+    if census is None or not census.get("by_area"):
+        return None, None
+    areas = list(census["by_area"])
+    table = census_area_table(demand, areas, threshold_limits(params), cparams)
+    if params.standard is None:
+        return table, None
+    numbers = list(range(1, len(areas) + 1))
+    rows = compliance_rows(demand, census_labels(demand), numbers, params.standard, cparams)
+    # rows are keyed by the area's number (names may repeat); name them for the reader
+    names = {i: a.get("name") for i, a in enumerate(areas, start=1)}
+    rows.insert(0, "census_area", rows["area"])
+    rows["area"] = rows["census_area"].map(names)
+    return table, rows
+
+
+def area_compliance(
+    result: ScenarioResult, labels: Sequence[Any], names: Sequence[Any]
+) -> pd.DataFrame | None:
+    """Return compliance of ``result`` per area given per demand unit (``None`` without a standard).
+
+    The same parameters as the run's own compliance table (:func:`compliance_params`);
+    ``batch`` calls it with every unit of a district labelled by the district.
+    """
+    params = result.audit.params
+    if params.standard is None:
+        return None
+    cp = result.capacity.params if result.capacity is not None else None
+    demand = result.capacity.demand if result.capacity is not None else result.audit.demand
+    return compliance_rows(demand, labels, names, params.standard, compliance_params(params, cp))
 
 
 # --- the output contract ---------------------------------------------------------------

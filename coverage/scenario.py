@@ -340,6 +340,12 @@ class ScenarioResult:
     groups
         Coverage per population group (:func:`coverage.groups.group_coverage`),
         when the population carries groups.
+    census_areas
+        Coverage per census area (:func:`coverage.standards.census_area_table`),
+        when the population came from a census (issue 14/15 follow-up).
+    census_compliance
+        Compliance per census area and judged level
+        (:func:`coverage.standards.compliance_rows`), with a census and a standard.
     """
 
     scenario: Scenario
@@ -350,3 +356,5 @@ class ScenarioResult:
     compliance: pd.DataFrame | None = None
     capacity: CapacityResult | None = None
     groups: pd.DataFrame | None = None
+    census_areas: pd.DataFrame | None = None
+    census_compliance: pd.DataFrame | None = None

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from coverage.census import CENSUS_AREA
 from coverage.demand import POPULATION
 from coverage.errors import InputError
 from coverage.names import level_covered_column
@@ -725,6 +726,22 @@ def area_of_units(
     return out
 
 
+def unit_households(demand: pd.DataFrame, household_size: float) -> NDArray[np.float64]:
+    """Return households per demand unit: its ``households`` column where known, else population / household size.
+
+    A census with a household column gives every unit its area's households in
+    proportion to its residents (:mod:`coverage.census`); those figures win over
+    the household size. Units without one (no such column, or an area without a
+    household count) get ``population / household_size``.
+    """
+    pop = demand[POPULATION].to_numpy(dtype=np.float64)
+    estimate: NDArray[np.float64] = pop / float(household_size)
+    if HOUSEHOLDS not in demand.columns:
+        return estimate
+    given = pd.to_numeric(demand[HOUSEHOLDS], errors="coerce").to_numpy(dtype=np.float64)
+    return np.asarray(np.where(np.isfinite(given), given, estimate), dtype=np.float64)
+
+
 def compliance_table(
     demand: gpd.GeoDataFrame,
     areas: gpd.GeoDataFrame,
@@ -755,15 +772,44 @@ def compliance_table(
     Returns
     -------
     pandas.DataFrame
-        One row per area and judged level, areas in their order: ``area``,
-        ``level``, ``circle``, ``threshold_min``, ``threshold_m``, ``units``,
-        ``residents``, ``households`` (the ``households`` column when present,
-        else residents / household size), ``residents_covered``, ``share``
-        (NaN for an area without residents), ``target_share``, ``passed``,
-        ``floor_area_reachable_m2`` (Σ m2_per_100_households × households / 100),
-        ``floor_area_required_m2`` (standard × households / 100) and
-        ``deficit_m2`` (max(0, required − reachable)); the last three NaN
-        without the capacity columns.
+        As :func:`compliance_rows`, one row per area (in their order) and judged level.
+    """
+    where = area_of_units(demand, areas, name_column)
+    return compliance_rows(demand, where, list(areas[name_column]), standard, params)
+
+
+def compliance_rows(
+    demand: pd.DataFrame,
+    labels: NDArray[Any] | Sequence[Any],
+    names: Sequence[Any],
+    standard: Standard,
+    params: ComplianceParams | None = None,
+) -> pd.DataFrame:
+    """Return compliance per area and judged level, the area of each unit given as a label.
+
+    Parameters
+    ----------
+    demand
+        Audited demand, as for :func:`compliance_table`.
+    labels
+        Per demand unit, the area it counts in (``None``: none).
+    names
+        The areas, in the order of the rows; each is compared with ``labels``.
+    standard, params
+        As for :func:`compliance_table`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per area and judged level: ``area``, ``level``, ``circle``,
+        ``threshold_min``, ``threshold_m``, ``units``, ``residents``,
+        ``households`` (:func:`unit_households`: the ``households`` column where
+        known, else residents / household size), ``residents_covered``,
+        ``share`` (NaN for an area without residents), ``target_share``,
+        ``passed``, ``floor_area_reachable_m2`` (Σ m2_per_100_households ×
+        households / 100), ``floor_area_required_m2`` (standard × households /
+        100) and ``deficit_m2`` (max(0, required − reachable)); the last three
+        NaN without the capacity columns.
     """
     params = params or ComplianceParams()
     judged = standard.judged()
@@ -775,17 +821,19 @@ def compliance_table(
     if missing:
         msg = f"`demand` lacks {missing}; audit it with the standard first (AuditParams(standard=...))."
         raise InputError(msg)
-    where = area_of_units(demand, areas, name_column)
+    where = np.asarray(labels, dtype=object)
+    if where.shape != (len(demand),):
+        msg = f"`labels` must give one area per demand unit ({len(demand)}); got {where.shape}."
+        raise InputError(msg)
     pop = demand[POPULATION].to_numpy(dtype=np.float64)
     capacity = has_capacity_columns(demand)
+    hh = unit_households(demand, params.household_size)
     if capacity:
-        hh = demand[HOUSEHOLDS].to_numpy(dtype=np.float64)
         reach = np.nan_to_num(demand[M2_PER_100_HOUSEHOLDS].to_numpy(dtype=np.float64)) * hh / 100.0
     else:
-        hh = pop / params.household_size
         reach = np.full(len(demand), np.nan)
     rows: list[dict[str, Any]] = []
-    for name in areas[name_column]:
+    for name in names:
         inside = where == name
         residents, households = float(pop[inside].sum()), float(hh[inside].sum())
         floor = _floor_area(reach[inside], households, params, capacity)
@@ -812,7 +860,7 @@ def compliance_table(
                     **floor,
                 }
             )
-    logger.info("compliance: %d areas x %d levels", len(areas), len(judged))
+    logger.info("compliance: %d areas x %d levels", len(names), len(judged))
     return pd.DataFrame(rows, columns=list(COMPLIANCE_COLUMNS))
 
 
@@ -832,3 +880,86 @@ def _floor_area(
         FLOOR_AREA_REQUIRED_M2: required,
         DEFICIT_M2: max(0.0, required - reachable),
     }
+
+
+# --- coverage and compliance per census area ---------------------------------------------
+
+
+def census_labels(demand: pd.DataFrame) -> NDArray[np.object_]:
+    """Return, per demand unit, the number of its census area (``None`` for a unit of no area)."""
+    out = np.full(len(demand), None, dtype=object)
+    if CENSUS_AREA not in demand.columns:
+        return out
+    values = pd.to_numeric(demand[CENSUS_AREA], errors="coerce").to_numpy(dtype=np.float64)
+    ok = np.isfinite(values)
+    out[ok] = values[ok].astype(np.int64)
+    return out
+
+
+def census_area_table(
+    demand: pd.DataFrame,
+    areas: Sequence[Mapping[str, Any]],
+    limits: Sequence[tuple[str, str]],
+    params: ComplianceParams | None = None,
+) -> pd.DataFrame:
+    """Return coverage per census area: residents placed, households, share within each threshold.
+
+    Parameters
+    ----------
+    demand
+        Audited demand of a census run (``census_area``, ``population``, the
+        ``covered_<key>`` columns of ``limits``; with the capacity columns also
+        the floor area within reach).
+    areas
+        The census report's ``by_area`` rows, in the file's order (``name``,
+        ``population``, ``placed``, ``method``).
+    limits
+        ``(key, covered column)`` per audited threshold, e.g. ``("5", "covered_5")``,
+        ``("300m", "covered_300m")``.
+    params
+        Household size and floor-area standard.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per census area, in the file's order: ``census_area`` (its
+        number), ``area`` (name), ``method``, ``population`` (the census count),
+        ``placed``, ``units``, ``residents`` (Σ of its units: ``placed`` to
+        rounding), ``households`` (:func:`unit_households`),
+        ``population_covered_<key>`` and ``share_<key>`` per threshold (share NaN
+        without residents), ``floor_area_reachable_m2``,
+        ``floor_area_required_m2``, ``deficit_m2`` (NaN without the capacity columns).
+    """
+    params = params or ComplianceParams()
+    where = census_labels(demand)
+    pop = demand[POPULATION].to_numpy(dtype=np.float64)
+    hh = unit_households(demand, params.household_size)
+    capacity = has_capacity_columns(demand)
+    reach = (
+        np.nan_to_num(demand[M2_PER_100_HOUSEHOLDS].to_numpy(dtype=np.float64)) * hh / 100.0
+        if capacity
+        else np.full(len(demand), np.nan)
+    )
+    covered = {key: demand[col].to_numpy(dtype=bool) for key, col in limits}
+    rows: list[dict[str, Any]] = []
+    for i, area in enumerate(areas, start=1):
+        inside = where == i
+        residents, households = float(pop[inside].sum()), float(hh[inside].sum())
+        row: dict[str, Any] = {
+            CENSUS_AREA: i,
+            AREA: area.get("name"),
+            "method": area.get("method"),
+            "population": float(area.get("population") or 0.0),
+            "placed": float(area.get("placed") or 0.0),
+            UNITS: int(inside.sum()),
+            RESIDENTS: residents,
+            HOUSEHOLDS: households,
+        }
+        for key, mask in covered.items():
+            people = float(pop[inside & mask].sum())
+            row[f"population_covered_{key}"] = people
+            row[f"share_{key}"] = people / residents if residents > 0 else math.nan
+        row.update(_floor_area(reach[inside], households, params, capacity))
+        rows.append(row)
+    logger.info("coverage per census area: %d areas, %d thresholds", len(rows), len(limits))
+    return pd.DataFrame(rows)

@@ -22,6 +22,7 @@ R_A = 1; D_B = 100 + 50 + 25 = 175, R_B = 6/7; A = (1, 0.5 + 3/7, 6/7, 1 + 3/14)
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,26 @@ def test_grid_2sfca_and_e2sfca_by_hand(grid_net: WalkNetwork) -> None:
     assert summary["share_meeting_standard"] == 1.0
     assert summary["centers_without_floor_area"] == 0
     assert summary["floor_area_m2"] == 450.0
+
+
+def test_census_households_win_over_household_size(grid_net: WalkNetwork) -> None:
+    """A ``households`` column (a census's) replaces population / household size where known."""
+    result = grid_case(grid_net)
+    demand = result.demand.copy()
+    demand[cap.HOUSEHOLDS] = [50.0, 100.0, 25.0, np.nan]  # u4 has no count: 100 from its size
+    res = cap.capacity_audit(grid_net, replace(result, demand=demand))
+    d = res.demand
+    np.testing.assert_allclose(d[cap.HOUSEHOLDS], [50, 100, 25, 100])
+    # within A: u1, u2, u4 = 250 households; within B: u2, u3, u4 = 225
+    ra, rb = 300 / 250, 150 / 225
+    np.testing.assert_allclose(
+        d[cap.M2_2SFCA], 100 * np.array([ra, ra + rb, rb, ra + rb]), rtol=1e-12
+    )
+    c = res.centers
+    np.testing.assert_allclose(c[cap.HOUSEHOLDS_WITHIN], [250, 225])
+    # households nearest: the units' households summed per nearest center, not population / size
+    assert c[cap.HOUSEHOLDS_NEAREST].sum() == pytest.approx(275.0)
+    assert res.summary()["households"] == pytest.approx(275.0)
 
 
 def test_gaussian_by_hand(grid_net: WalkNetwork) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 import shapely
@@ -23,6 +25,7 @@ from coverage import cli
 from coverage.census import (
     BY_RESIDENTIAL,
     BY_STREETS,
+    CENSUS_AREA,
     KIND_CENSUS,
     NOT_PLACED,
     STREET_BUFFER_M,
@@ -33,6 +36,15 @@ from coverage.coords import to_wgs84, wgs84_to_bd09, wgs84_to_gcj02
 from coverage.demand import COLUMNS, PopulationModel
 from coverage.errors import InputError
 from coverage.inputs import CityInputs, FileInput
+from coverage.standards import (
+    Circle,
+    ComplianceParams,
+    Standard,
+    census_area_table,
+    census_labels,
+    compliance_rows,
+    unit_households,
+)
 
 QUADRANTS = Path(__file__).resolve().parent / "data" / "census" / "chengdu_quadrants_wgs84.geojson"
 #: The four areas inside the extract and their counts (as in the file).
@@ -131,7 +143,7 @@ def test_floor_area_and_landuse_weights_are_exact(handmade: dict[str, Any]) -> N
     assert _people_in(demand, f["tower"][1]) == pytest.approx(1300 * 100 / 360, rel=1e-9)
     assert _people_in(demand, f["landuse"][1]) == pytest.approx(1300 * 200 / 360, rel=1e-9)
     assert set(demand["kind"]) == {KIND_CENSUS}
-    assert tuple(demand.columns) == COLUMNS
+    assert tuple(demand.columns) == (*COLUMNS, CENSUS_AREA)  # no households column in this census
     assert demand["demand_id"].is_unique
 
 
@@ -412,3 +424,187 @@ def test_a_bad_census_column_fails_before_the_slow_steps(tmp_path: Path, capsys:
     assert cli.main([*argv, "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o")]) == 2
     assert "人口2020" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()  # the network was never built
+
+
+# --- households, groups and coverage per census area (issues 14/15 follow-up) ---------------
+
+
+@pytest.fixture(scope="module")
+def with_households(chengdu_extract: Any, chengdu_net: Any) -> dict[str, Any]:
+    """Two areas on hand-made land: 'compound' (1,300 people, 500 households, 300 aged 60+), 'half out'."""
+    net = chengdu_net
+    x0 = float(np.median(net.node_x)) // 100 * 100
+    y0 = float(np.median(net.node_y)) // 100 * 100
+    east = net.extent_m(200.0)[2]
+    building = shapely.box(x0 + 50, y0 + 50, x0 + 70, y0 + 70)  # weight 60
+    tower = shapely.box(x0 + 100, y0 + 50, x0 + 110, y0 + 70)  # weight 100
+    landuse = shapely.box(x0 + 200, y0 + 50, x0 + 300, y0 + 150)  # weight 200
+    edge_land = shapely.box(east - 90, y0 + 10, east - 10, y0 + 90)
+    features = [
+        ("building", building, np.nan),
+        ("building", tower, 20.0),
+        ("landuse", landuse, np.nan),
+        ("landuse", edge_land, np.nan),
+    ]
+    polygons = {
+        "compound": shapely.box(x0, y0, x0 + 400, y0 + 200),
+        "half out": shapely.box(east - 100, y0, east + 100, y0 + 100),
+    }
+    gdf = _areas(net, polygons, {"compound": 1300.0, "half out": 500.0})
+    gdf["户数"] = [500.0, np.nan]  # the second area has no household count
+    gdf["60岁及以上"] = [300.0, 100.0]
+    model = PopulationModel(floor_area_per_person_m2=40.0, default_levels=6)
+    ext = _extract_with(chengdu_extract, net, features)
+    spec = CensusFile(gdf, population_groups=("60岁及以上",))
+    result = census_demand(ext, net, spec, model=model)
+    return {"result": result, "features": features, "net": net}
+
+
+def test_census_households_and_groups_are_spread_like_residents(
+    with_households: dict[str, Any],
+) -> None:
+    demand = with_households["result"].demand
+    assert {"households", "population_60岁及以上", CENSUS_AREA} <= set(demand.columns)
+    compound = demand[demand[CENSUS_AREA] == 1]
+    # 500 households and 300 older residents over 1,300 residents: each unit its share of them
+    pop = compound["population"].to_numpy()
+    assert compound["households"].to_numpy() == pytest.approx(pop * 500 / 1300, rel=1e-12)
+    assert compound["population_60岁及以上"].to_numpy() == pytest.approx(
+        pop * 300 / 1300, rel=1e-12
+    )
+    assert float(compound["households"].sum()) == pytest.approx(500.0, rel=1e-12)
+    assert float(compound["population_60岁及以上"].sum()) == pytest.approx(300.0, rel=1e-12)
+    half = demand[demand[CENSUS_AREA] == 2]
+    # half of its land is beyond the extract: half of its group is placed; no household count
+    assert float(half["population_60岁及以上"].sum()) == pytest.approx(50.0, rel=1e-9)
+    assert half["households"].isna().all()
+    rows = {r["name"]: r for r in with_households["result"].report["by_area"]}
+    assert rows["compound"]["60岁及以上"] == 300.0
+    assert rows["compound"]["households"] == 500.0
+
+
+def test_census_household_counts_win_over_household_size(with_households: dict[str, Any]) -> None:
+    demand = with_households["result"].demand
+    h = unit_households(demand, 2.5)
+    compound = demand[CENSUS_AREA].to_numpy() == 1
+    assert float(h[compound].sum()) == pytest.approx(500.0, rel=1e-12)
+    # no household count for 'half out': its 250 placed residents / 2.5 persons
+    assert float(h[~compound].sum()) == pytest.approx(250.0 / 2.5, rel=1e-9)
+
+
+def test_group_larger_than_the_total_is_refused(chengdu_extract: Any, chengdu_net: Any) -> None:
+    gdf = gpd.read_file(QUADRANTS)
+    gdf["60岁及以上"] = gdf["常住人口"] + 1
+    with pytest.raises(InputError, match="part of the total"):
+        census_demand(
+            chengdu_extract, chengdu_net, CensusFile(gdf, population_groups=("60岁及以上",))
+        )
+
+
+def test_coverage_and_compliance_per_census_area_by_hand(with_households: dict[str, Any]) -> None:
+    """The tables on a hand-made audit: covered flags set by hand, numbers computed by hand."""
+    result = with_households["result"]
+    demand = result.demand.copy()
+    compound = demand[CENSUS_AREA].to_numpy() == 1
+    landuse = with_households["features"][2][1]  # weight 200 of the compound's 360
+    big = shapely.within(demand.geometry.representative_point().to_numpy(), landuse)
+    demand["covered_5"] = compound & big
+    demand["covered_300m"] = compound
+    demand["covered_level_community"] = compound & ~big
+    limits = [("5", "covered_5"), ("300m", "covered_300m")]
+    params = ComplianceParams(household_size=2.5, target_share=0.5)
+    table = census_area_table(demand, result.report["by_area"], limits, params)
+    one, two = table.iloc[0], table.iloc[1]
+    assert (one["census_area"], one["area"], one["units"]) == (1, "compound", int(compound.sum()))
+    assert one["residents"] == pytest.approx(1300.0, rel=1e-12)
+    assert one["households"] == pytest.approx(500.0, rel=1e-12)
+    assert one["population_covered_5"] == pytest.approx(1300 * 200 / 360, rel=1e-9)
+    assert one["share_5"] == pytest.approx(200 / 360, rel=1e-9)
+    assert one["share_300m"] == pytest.approx(1.0, rel=1e-12)
+    assert two["population"] == 500.0
+    assert two["placed"] == pytest.approx(250.0, rel=1e-9)
+    assert two["households"] == pytest.approx(100.0, rel=1e-9)  # 250 / 2.5
+    assert two["share_5"] == 0.0
+    assert math.isnan(one["floor_area_reachable_m2"])  # no capacity audit
+    standard = Standard(
+        key="local",
+        title="local",
+        source="test",
+        circles=(Circle(key="community", name="c", meters=300.0),),
+        center_levels=(("community", "community"),),
+    )
+    rows = compliance_rows(demand, census_labels(demand), [1, 2], standard, params)
+    assert list(rows["residents_covered"]) == pytest.approx([1300 * 160 / 360, 0.0], rel=1e-9)
+    assert list(rows["share"]) == pytest.approx([160 / 360, 0.0], rel=1e-9)
+    assert list(rows["passed"]) == [False, False]  # 0.444 < 0.5
+    assert list(rows["households"]) == pytest.approx([500.0, 100.0], rel=1e-9)
+    # with the capacity columns: Σ m² per 100 households × households / 100, and the deficit
+    demand["m2_per_100_households"] = np.where(compound, 40.0, 10.0)
+    table = census_area_table(demand, result.report["by_area"], limits, params)
+    assert table["floor_area_reachable_m2"].tolist() == pytest.approx([200.0, 10.0], rel=1e-9)
+    assert table["floor_area_required_m2"].tolist() == pytest.approx([150.0, 30.0], rel=1e-9)
+    assert table["deficit_m2"].tolist() == pytest.approx([0.0, 20.0], rel=1e-9)
+
+
+@pytest.mark.slow
+def test_cli_census_areas_tables_and_demand_columns(cache_dir: Path, tmp_path: Path) -> None:
+    """With a census and a standard: census_areas.csv, census.compliance, households in demand.geojson."""
+    gdf = gpd.read_file(QUADRANTS)
+    gdf["60岁及以上"] = (gdf["常住人口"] * 0.2).round()
+    census = tmp_path / "census.geojson"
+    gdf.to_file(census, driver="GeoJSON")
+    out = tmp_path / "out"
+    argv = ["audit", "--census", str(census), "--standard", "gb50180"]
+    argv += ["--population-groups", "60岁及以上", "--no-polygons"]
+    argv += ["--cache-dir", str(cache_dir), "--quiet", "--out", str(out)]
+    assert cli.main(argv) == 0
+    doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert doc["schema_version"] == 2
+    contract = (Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md").read_text(
+        encoding="utf-8"
+    )
+    for key in (*doc["census"], *doc["census"]["by_area"][0]):
+        if key not in ("户数", "60岁及以上"):  # the file's own columns, passed through
+            assert f"`{key}`" in contract, key
+    table = pd.read_csv(out / "census_areas.csv", encoding="utf-8-sig")
+    assert list(table["area"]) == [*COUNTS, OUTSIDE]
+    demand = gpd.read_file(out / "demand.geojson")
+    for i, (name, count) in enumerate(COUNTS.items(), start=1):
+        row = table.iloc[i - 1]
+        assert row["residents"] == pytest.approx(count, rel=1e-9)
+        # census households win: the file's count, not residents / 2.62
+        hh = float(gdf.loc[gdf["名称"] == name, "户数"].iloc[0])
+        assert row["households"] == pytest.approx(hh, rel=1e-9)
+        mine = demand["demand_id"].str.startswith(f"c{i}-")
+        assert float(demand.loc[mine, "households"].sum()) == pytest.approx(hh, rel=1e-9)
+        assert float(demand.loc[mine, "population_60岁及以上"].sum()) == pytest.approx(
+            round(count * 0.2), rel=1e-9
+        )
+        for key in ("5", "15"):
+            covered = float(demand.loc[mine & demand[f"covered_{key}"], "population"].sum())
+            assert row[f"population_covered_{key}"] == pytest.approx(covered, rel=1e-9, abs=1e-6)
+            by_area = doc["census"]["by_area"][i - 1]
+            assert by_area["coverage"][key]["share"] == pytest.approx(covered / count, rel=1e-9)
+    assert table.iloc[-1]["units"] == 0  # the area outside the extract: reported, never dropped
+    rows = pd.read_csv(out / "census_compliance.csv", encoding="utf-8-sig")
+    assert set(rows["level"]) == {"district", "street", "community"}
+    assert len(rows) == 3 * len(table)
+    assert doc["census"]["compliance"]["areas"] == "census"
+    assert doc["params"]["population_model"]["groups"] == ["60岁及以上"]
+    # the census group is audited like any group: older residents walk slower (3.3 km/h)
+    older = doc["groups"]["60岁及以上"]
+    assert older["speed_kmh"] == 3.3
+    assert older["population"] == pytest.approx(sum(round(c * 0.2) for c in COUNTS.values()))
+    book = openpyxl.load_workbook(out / "tables.xlsx", read_only=True)
+    sheet = list(book["按普查区"].iter_rows(values_only=True))
+    header = list(sheet[0])
+    assert header[:5] == ["普查区编号", "普查区", "人口落位方式", "普查人口", "已落位人口"]
+    assert "15 分钟覆盖率" in header
+    first = dict(zip(header, sheet[1], strict=True))
+    assert first["普查区"] == "西南"
+    assert first["户数"] == pytest.approx(161538.0, rel=1e-9)
+    assert len(sheet) == 1 + len(table)
+    first = rows[(rows["census_area"] == 1) & (rows["level"] == "community")].iloc[0]
+    mine = demand["demand_id"].str.startswith("c1-")
+    covered = float(demand.loc[mine & demand["covered_level_community"], "population"].sum())
+    assert first["residents_covered"] == pytest.approx(covered, rel=1e-9, abs=1e-6)

@@ -22,6 +22,7 @@ from conftest import HAIDIAN
 from PIL import Image
 
 from coverage import export, figure, pipeline
+from coverage.audit import AuditParams
 from coverage.errors import InputError
 from coverage.i18n import t
 from coverage.inputs import CityData, CityInputs, FileInput, load_city
@@ -257,6 +258,36 @@ def test_map_figure_legend_lists_every_station_state(planned: Any) -> None:
     assert "OpenStreetMap" in words
     assert "ODbL" in words
     assert "规划者提供的站点表" in words
+
+
+def test_map_figure_draws_distance_thresholds_in_meters(planned: Any) -> None:
+    """With --distance-m the figure's service areas and uncovered housing are the distances'."""
+    city, _, _ = planned
+    res = pipeline.run(city, Scenario(name="距离", audit=AuditParams(thresholds_m=(300.0, 500.0))))
+    layers = figure.figure_layers(res, city)
+    assert layers.thresholds_m == (300.0, 500.0)
+    assert layers.distance_areas is not None
+    assert set(layers.distance_areas["meters"].astype(float)) == {300.0, 500.0}
+    fig = figure.map_figure(layers, title="测试", lang="zh")
+    texts = [x.get_text() for x in fig.axes[0].get_legend().get_texts()]
+    assert "步行 300 米服务范围" in texts
+    assert "步行 500 米服务范围" in texts
+    assert not [x for x in texts if "分钟" in x]  # the legend no longer speaks of minutes
+    assert layers.distance_uncovered is not None
+    assert (layers.distance_uncovered["meters"].astype(float) == 500.0).any()
+    assert "500 米未覆盖的居住区" in texts
+    words = " ".join(x.get_text() for x in fig.texts)
+    assert "阈值 5 / 15 分钟、300 / 500 米（路网步行距离）" in words
+    fig_en = figure.map_figure(layers, title="Test", lang="en")
+    texts_en = [x.get_text() for x in fig_en.axes[0].get_legend().get_texts()]
+    assert {"Within a 300 m walk", "Within a 500 m walk"} <= set(texts_en)
+    assert not [x for x in texts_en if " min" in x]
+    # without distances the figure keeps the minutes
+    base = figure.figure_layers(pipeline.run(city, Scenario()), city)
+    plain = figure.map_figure(base, title="x", lang="en")
+    plain_texts = [x.get_text() for x in plain.axes[0].get_legend().get_texts()]
+    assert "Within a 15 min walk" in plain_texts
+    assert not [x for x in plain_texts if " m walk" in x]
 
 
 def test_map_png_size_and_content(planned: Any) -> None:

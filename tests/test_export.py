@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -627,3 +628,49 @@ def test_large_valid_shape_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     poly = _holey(10, 0.002)  # far apart: rounding breaks nothing
     monkeypatch.setattr(ex, "LARGE_COORDS", 10)
     assert ex._repaired_large(poly, repair=True) == (True, poly)
+
+
+# --- schema 2: every key written is in the contract doc -------------------------------------
+
+ARCHITECTURE_MD = Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md"
+#: Top-level keys of schema 1 (../shared/DESIGN.md's output contract).
+SCHEMA_1_KEYS = {
+    "schema_version",
+    "input",
+    "params",
+    "network",
+    "demand",
+    "centers",
+    "coverage",
+    "districts",
+    "siting",
+}
+
+
+def documented_summary_keys() -> set[str]:
+    """Top-level summary.json keys listed in docs/ARCHITECTURE.md's schema-2 table."""
+    text = ARCHITECTURE_MD.read_text(encoding="utf-8")
+    section = text.split("### `summary.json`: keys added since schema 1", 1)[1]
+    section = section.split("\n### ", 1)[0]
+    keys: set[str] = set()
+    for line in section.splitlines():
+        first = line.split("|")[1] if line.startswith("|") else ""
+        for name in re.findall(r"`([a-z_]+)", first):
+            keys.add(name)
+    return keys
+
+
+def test_schema_2_keys_are_documented(haidian_result) -> None:  # type: ignore[no-untyped-def]
+    assert export.SCHEMA_VERSION == 2  # issues 14-15 added keys: DESIGN.md asks for a bump
+    documented = documented_summary_keys()
+    for key in ("census", "standard", "compliance", "capacity", "groups", "documents"):
+        assert key in documented
+    assert {"centers_source", "coverage_by_level", "closed_centers", "district"} <= documented
+    net, result, siting = haidian_result
+    res, city = _result_and_city(net, result, siting, source_name="x.osm", source_sha256="0")
+    files = export.output_files(res, city, report=False)
+    doc = json.loads(files["summary.json"])
+    assert doc["schema_version"] == 2
+    assert set(doc) <= SCHEMA_1_KEYS | documented
+    marker = json.loads(export.marker_bytes("output"))
+    assert marker["schema_version"] == 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import geopandas as gpd
@@ -27,6 +28,7 @@ from coverage.errors import InputError
 from coverage.names import covered_column, level_covered_column, threshold_key
 from coverage.netcache import walk_network
 from coverage.network import WalkNetwork
+from coverage.pipeline import audit_params
 from coverage.scenario import Scenario
 from coverage.snapping import snap_frame
 from coverage.standards import (
@@ -543,3 +545,13 @@ def test_cli_refuses_a_bad_standard_file(
     err = capsys.readouterr().err.strip()
     assert "minutes` and/or `meters" in err
     assert "\n" not in err
+
+
+def test_a_standard_replaces_the_stations_level_minutes() -> None:
+    """The embedded stations bring street=15, community=5 min; with a standard the standard judges."""
+    city = SimpleNamespace(centers_source={"level_minutes": {"street": 15.0, "community": 5.0}})
+    plain = audit_params(Scenario(), city)  # type: ignore[arg-type]
+    assert dict(plain.level_thresholds_min or {}) == {"street": 15.0, "community": 5.0}
+    judged = audit_params(Scenario(audit=AuditParams(standard=GB50180)), city)  # type: ignore[arg-type]
+    assert judged.level_thresholds_min is None
+    assert judged.standard is GB50180
