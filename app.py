@@ -1208,6 +1208,7 @@ def sidebar_data() -> None:
                 default=list(DEFAULT_TAGS),
                 key="tags",
                 placeholder=tr("choose"),
+                select_all=False,  # Streamlit labels its bulk option in English only
             )
         elif centers_src == "file":
             centers_file = st.file_uploader(
@@ -1383,6 +1384,7 @@ def sidebar_params(city: CityData) -> None:
         key="thresholds",
         placeholder=tr("choose"),
         on_change=on_params,
+        select_all=False,  # Streamlit labels its bulk option in English only
     )
     sidebar_standard(s)
     sidebar_capacity(s, city)
@@ -1415,6 +1417,7 @@ def sidebar_standard(s: Scenario) -> None:
         format_func=lambda d: f"{d:g} m",
         placeholder=tr("choose"),
         on_change=on_params,
+        select_all=False,  # Streamlit labels its bulk option in English only
     )
     sb.selectbox(
         tr("std.standard"),
@@ -1523,6 +1526,7 @@ def sidebar_edit(city: CityData) -> None:
         key="closed",
         placeholder=tr("choose"),
         on_change=on_close,
+        select_all=False,  # Streamlit labels its bulk option in English only
     )
     if s.closed:
         sb.button(tr("edit.restore"), key="restore_closed", on_click=on_restore)
@@ -1720,6 +1724,7 @@ def sites_tab(s: Scenario, res: ScenarioResult) -> None:
         [int(r) for r in df["rank"]],
         key="accept_ranks",
         placeholder=tr("choose"),
+        select_all=False,  # Streamlit labels its bulk option in English only
     )
     c1, c2 = st.columns(2)
     c1.button(
@@ -1798,6 +1803,7 @@ def compare_tab(city: CityData, city_key: str) -> None:
         key="compare_pick",
         placeholder=tr("choose"),
         format_func=scenario_label,
+        select_all=False,  # Streamlit labels its bulk option in English only
     )
     if len(picked) < 2:
         return

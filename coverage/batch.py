@@ -54,6 +54,7 @@ except ImportError:  # pragma: no cover - not on POSIX
     fcntl = None  # type: ignore[assignment]
 
 from coverage import export, i18n, pipeline
+from coverage.capacity import compliance_params
 from coverage.errors import InputError
 from coverage.fileio import atomic_write, atomic_write_bytes, json_bytes, jsonable, strip_controls
 from coverage.inputs import (
@@ -491,7 +492,7 @@ def _status_compliance(task: DistrictTask, own: gpd.GeoDataFrame, row: dict[str,
     demand = pd.DataFrame(own).copy()
     for level, _ in audit.standard.judged():
         demand[level_covered_column(level)] = False  # no street: nobody walks to a center
-    cparams = pipeline.compliance_params(audit, task.params.scenario.capacity)
+    cparams = compliance_params(audit, task.params.scenario.capacity)
     labels = [task.name] * len(demand)
     rows = compliance_rows(demand, labels, [task.name], audit.standard, cparams)
     row[COMPLIANCE] = _compliance_records(rows)
@@ -1084,7 +1085,7 @@ def _compliance_table(
 def _compliance_section(table: pd.DataFrame, params: BatchParams) -> dict[str, Any]:
     """Return the batch summary's ``compliance``: the standard, the parameters, one row per district × level."""
     audit = audit_params(params.scenario)
-    cparams = pipeline.compliance_params(audit, params.scenario.capacity)
+    cparams = compliance_params(audit, params.scenario.capacity)
     return {
         "areas": "districts",
         "standard": None if audit.standard is None else audit.standard.key,

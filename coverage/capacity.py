@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import geopandas as gpd
@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from coverage.audit import POPULATION_NEAREST, AuditResult
+from coverage.audit import POPULATION_NEAREST, AuditParams, AuditResult
 from coverage.centers import CENTER_ID, FLOOR_AREA_M2
 from coverage.demand import POPULATION
 from coverage.errors import InputError
@@ -51,6 +51,7 @@ from coverage.reach import NEAREST_CENTER_ID, pairs_within_m, require_snapped
 from coverage.standards import (
     DEFAULT_HOUSEHOLD_SIZE,
     DEFAULT_M2_PER_100_HOUSEHOLDS,
+    ComplianceParams,
     unit_households,
 )
 
@@ -249,11 +250,6 @@ class CapacityParams:
                 raise InputError(msg)
         object.__setattr__(self, "household_size", float(hs))
         object.__setattr__(self, "standard_m2_per_100_households", float(st))
-
-
-def households(population: NDArray[np.float64], household_size: float) -> NDArray[np.float64]:
-    """Return households per unit: ``population / household_size``."""
-    return np.asarray(population, dtype=np.float64) / float(household_size)
 
 
 # --- the matrix core --------------------------------------------------------------------
@@ -527,3 +523,18 @@ def _center_loads(
     out[SUPPLY_M2_PER_100] = 100.0 * plain.supply_m2_per_household
     out[REQUIRED_M2] = within * params.standard_m2_per_100_households / 100.0
     return out
+
+
+def compliance_params(params: AuditParams, cp: CapacityParams | None) -> ComplianceParams:
+    """Return the compliance tables' parameters: the audit's, at the capacity audit's household size.
+
+    With a capacity audit the tables also have the floor area within reach, at its
+    household size and floor-area standard.
+    """
+    if cp is None:
+        return params.compliance
+    return replace(
+        params.compliance,
+        household_size=cp.household_size,
+        m2_per_100_households=cp.standard_m2_per_100_households,
+    )

@@ -43,6 +43,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
 from coverage import i18n
+from coverage.audit import METERS_TO_NEAREST
 from coverage.capacity import (
     HAS_FLOOR_AREA,
     HOUSEHOLDS,
@@ -54,6 +55,7 @@ from coverage.capacity import (
     MEETS_STANDARD,
     REQUIRED_M2,
     SUPPLY_M2_PER_100,
+    compliance_params,
 )
 from coverage.centers import FLOOR_AREA_M2
 from coverage.errors import InputError
@@ -129,7 +131,6 @@ SITE_EXTRA_COLUMNS = (
     "enlarged_center_id",
 )
 MINUTES_AFTER = "minutes_after"
-METERS_TO_NEAREST = "meters_to_nearest"
 #: Prefix of the per-level judgement columns of a standard (``covered_level_<level>``).
 LEVEL_COVERED_PREFIX = "covered_level_"
 #: Capacity columns (issue 15), written when the scenario ran the capacity audit.
@@ -925,7 +926,7 @@ def summary_dict(
         doc["standard"] = standard_block(audit)
     compliance = getattr(result, "compliance", None)
     if compliance is not None:
-        doc["compliance"] = {"areas": "districts", **compliance_block(compliance, params)}
+        doc["compliance"] = {"areas": "districts", **compliance_block(compliance, result)}
     if siting is not None:
         doc["siting"] = siting_block(siting)
     capacity = getattr(result, "capacity", None)
@@ -1003,21 +1004,26 @@ def census_block(census: Mapping[str, Any], result: Any, params: Any) -> dict[st
             }
     rows = getattr(result, "census_compliance", None)
     if rows is not None:
-        doc["compliance"] = {"areas": "census", **compliance_block(rows, params)}
+        doc["compliance"] = {"areas": "census", **compliance_block(rows, result)}
     return dict(doc)
 
 
-def compliance_block(compliance: pd.DataFrame, params: Any) -> dict[str, Any]:
-    """Return the ``compliance`` section of ``summary.json``: parameters, a note, one row per area × level."""
+def compliance_block(compliance: pd.DataFrame, result: ScenarioResult) -> dict[str, Any]:
+    """Return a ``compliance`` section of ``summary.json``: parameters, a note, one row per area × level.
+
+    The parameters are those the rows were computed with
+    (:func:`coverage.capacity.compliance_params`: the capacity audit's household size
+    and floor-area standard when it ran).
+    """
+    capacity = result.capacity
+    cparams = compliance_params(result.audit.params, None if capacity is None else capacity.params)
     from_capacity = (
         bool(compliance["floor_area_reachable_m2"].notna().any()) if len(compliance) else False
     )
     block: dict[str, Any] = {
-        "household_size": float(params.household_size),
-        "target_share": None
-        if params.compliance_target is None
-        else float(params.compliance_target),
-        "m2_per_100_households": float(params.compliance.m2_per_100_households),
+        "household_size": float(cparams.household_size),
+        "target_share": None if cparams.target_share is None else float(cparams.target_share),
+        "m2_per_100_households": float(cparams.m2_per_100_households),
         "rows": _records(compliance),
     }
     if not from_capacity:

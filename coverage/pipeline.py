@@ -35,7 +35,7 @@ import pandas as pd
 
 from coverage import export
 from coverage.audit import AuditParams, audit
-from coverage.capacity import CapacityParams, capacity_audit
+from coverage.capacity import CapacityParams, capacity_audit, compliance_params
 from coverage.centers import FLOOR_AREA_M2, add_centers, close_centers
 from coverage.groups import group_coverage, group_names
 from coverage.inputs import CityData
@@ -250,21 +250,6 @@ def run(
         groups=groups,
         census_areas=census_areas,
         census_compliance=census_compliance,
-    )
-
-
-def compliance_params(params: AuditParams, cp: CapacityParams | None) -> ComplianceParams:
-    """Return the compliance tables' parameters: the audit's, at the capacity audit's household size.
-
-    With a capacity audit the tables also have the floor area within reach, at its
-    household size and floor-area standard.
-    """
-    if cp is None:
-        return params.compliance
-    return replace(
-        params.compliance,
-        household_size=cp.household_size,
-        m2_per_100_households=cp.standard_m2_per_100_households,
     )
 
 

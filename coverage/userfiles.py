@@ -936,10 +936,10 @@ def read_polygons(
         More than ``max_vertices`` vertices.
     """
     name = _display_name(source, filename)
-    if max_vertices is not None:
-        name, suffix, data = _load(source, filename, max_bytes)
-        if suffix in (".geojson", ".json"):  # a parse costs ~500 B per vertex: count first
-            check_vertex_count(name, len(_POSITION.findall(data)), max_vertices)
+    if max_vertices is not None and _suffix(name) in (".geojson", ".json"):
+        # a parse costs ~500 B per vertex: count GeoJSON's positions in its text first
+        name, _, data = _load(source, filename, max_bytes)
+        check_vertex_count(name, len(_POSITION.findall(data)), max_vertices)
         source, filename = data, name
     gdf = _read(source, filename, crs, None, None, layer, max_bytes, want_points=False)
     if max_vertices is not None:

@@ -535,6 +535,33 @@ def test_cli_refuses_bad_standards(
     assert match in err
 
 
+def test_cli_compliance_reports_the_parameters_its_rows_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --household-size / --capacity-standard the compliance section states those figures."""
+    rows = [("s1", "street", *_lonlat(100, 0), 1000), ("c1", "community", *_lonlat(400, 400), 300)]
+    centers = tmp_path / "centers.csv"
+    cols = ["id", "level", "lon", "lat", "floor_area_m2"]
+    pd.DataFrame(rows, columns=cols).to_csv(centers, index=False)
+    std = tmp_path / "local.toml"
+    std.write_text(TOML, encoding="utf-8")
+    areas = areas_frame(walk_network(GRID, cache_dir=None)).rename(columns={"district": "name"})
+    districts = tmp_path / "districts.geojson"
+    areas.to_crs(4326).to_file(districts, driver="GeoJSON")
+    out = tmp_path / "out"
+    argv = ["audit", "--osm", str(GRID), "--centers", str(centers), "--id-column", "id"]
+    argv += ["--level-column", "level", "--standard", str(std), "--districts", str(districts)]
+    argv += ["--household-size", "2.0", "--capacity-standard", "40", "--quiet"]
+    argv += ["--out", str(out), "--cache-dir", str(tmp_path / "cache")]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert doc["capacity"]["household_size"] == 2.0
+    assert doc["compliance"]["household_size"] == 2.0
+    assert doc["compliance"]["m2_per_100_households"] == 40.0
+    comp = pd.read_csv(out / "compliance.csv", encoding="utf-8-sig")
+    assert comp["households"].to_numpy() == pytest.approx(comp["residents"].to_numpy() / 2.0)
+
+
 def test_cli_refuses_a_bad_standard_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -189,6 +189,23 @@ def test_population_polygons_from_wkt_sheet(tmp_path: Path) -> None:
     assert int(gdf.loc[0, "population"]) == 1200
 
 
+def test_districts_sheet_by_name_with_a_vertex_budget(tmp_path: Path) -> None:
+    """`file.xlsx#Sheet` reads the same with the districts' vertex cap as without it."""
+    wb = openpyxl.Workbook()
+    wb.active.append(["other"])
+    ws = wb.create_sheet("区划")
+    ws.append(["name", "wkt"])
+    ws.append(["甲", "POLYGON ((104.06 30.66, 104.07 30.66, 104.07 30.67, 104.06 30.66))"])
+    path = tmp_path / "districts.xlsx"
+    wb.save(path)
+    plain = read_polygons(f"{path}#区划")
+    capped = read_polygons(f"{path}#区划", max_vertices=1000)
+    assert_geodataframe_equal(capped, plain)
+    assert capped.loc[0, "name"] == "甲"
+    with pytest.raises(ResourceLimitError):
+        read_polygons(f"{path}#区划", max_vertices=3)
+
+
 def _app() -> Any:
     import sys
 
