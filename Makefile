@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
-## Launch the Streamlit app on the embedded default city (Chengdu).
-app: $(STAMP)
+## Launch the Streamlit app on the embedded default city (Chengdu). `browser` also installs the
+## Chinese font that map.png / map.pdf need (and Chromium, for report.pdf); it returns at once when present.
+app: $(STAMP) browser
 	$(BIN)/python -m streamlit run app.py
 
 ## Run the whole test suite (lint, types, unit, CLI, app, browser, benchmark smoke).
