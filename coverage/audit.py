@@ -45,6 +45,7 @@ from coverage.isochrones import (
     service_areas_and_bands,
 )
 from coverage.names import (
+    MAX_THRESHOLD_MIN,
     METERS_UNIT,
     MINUTES_UNIT,
     Unit,
@@ -91,7 +92,6 @@ METERS = "meters"
 METERS_FROM = "meters_from"
 METERS_TO = "meters_to"
 AREA_M2 = "area_m2"
-MAX_THRESHOLD_MIN = 120.0
 #: Above this many centers the audit builds only the union service area per
 #: threshold unless asked for per-center polygons (see :func:`audit`).
 PER_CENTER_POLYGONS_MAX = 200

@@ -40,18 +40,21 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from coverage.audit import POPULATION_NEAREST, AuditParams, AuditResult
+from coverage.audit import AuditParams, AuditResult
 from coverage.centers import CENTER_ID, FLOOR_AREA_M2
 from coverage.demand import POPULATION
 from coverage.errors import InputError
+from coverage.names import HOUSEHOLDS as HOUSEHOLDS  # re-exported: a capacity column
 from coverage.names import threshold_key
 from coverage.network import WalkNetwork, speed_ms
 from coverage.progress import ProgressFn
-from coverage.reach import NEAREST_CENTER_ID, pairs_within_m, require_snapped
+from coverage.reach import MINUTES_TO_NEAREST, NEAREST_CENTER_ID, pairs_within_m, require_snapped
 from coverage.standards import (
     DEFAULT_HOUSEHOLD_SIZE,
     DEFAULT_M2_PER_100_HOUSEHOLDS,
     ComplianceParams,
+    check_household_size,
+    check_m2_per_100_households,
     unit_households,
 )
 
@@ -67,7 +70,6 @@ DEFAULT_STANDARD_M2_PER_100_HOUSEHOLDS = DEFAULT_M2_PER_100_HOUSEHOLDS
 LUO_QI_WEIGHTS = (1.0, 0.68, 0.22)
 
 #: Output columns of demand units.
-HOUSEHOLDS = "households"
 M2_PER_100_HOUSEHOLDS = "m2_per_100_households"
 M2_2SFCA = "m2_per_100_households_2sfca"
 M2_E2SFCA = "m2_per_100_households_e2sfca"
@@ -232,14 +234,8 @@ class CapacityParams:
 
     def __post_init__(self) -> None:
         """Validate the numbers."""
-        hs = self.household_size
-        if not (isinstance(hs, (int, float)) and math.isfinite(hs) and 0.5 <= hs <= 20):
-            msg = f"`household_size` must be persons per household in [0.5, 20] (the 2020 census: {DEFAULT_HOUSEHOLD_SIZE}); got {hs!r}."
-            raise InputError(msg)
-        st = self.standard_m2_per_100_households
-        if not (isinstance(st, (int, float)) and math.isfinite(st) and st > 0):
-            msg = f"`capacity_standard` must be a positive floor area in m² per 100 households (default {DEFAULT_STANDARD_M2_PER_100_HOUSEHOLDS:g}); got {st!r}."
-            raise InputError(msg)
+        hs = check_household_size(self.household_size)
+        st = check_m2_per_100_households(self.standard_m2_per_100_households)
         c = self.catchment_min
         if c is not None and not (math.isfinite(c) and 0 < c <= 120):
             msg = f"`catchment_min` must be in (0, 120] minutes; got {c!r}."
@@ -248,8 +244,8 @@ class CapacityParams:
             if not isinstance(getattr(self, name), Decay):
                 msg = f"`{name}` must be a Decay; got {type(getattr(self, name)).__name__}."
                 raise InputError(msg)
-        object.__setattr__(self, "household_size", float(hs))
-        object.__setattr__(self, "standard_m2_per_100_households", float(st))
+        object.__setattr__(self, "household_size", hs)
+        object.__setattr__(self, "standard_m2_per_100_households", st)
 
 
 # --- the matrix core --------------------------------------------------------------------
@@ -495,6 +491,22 @@ def capacity_audit(
     return result
 
 
+def households_nearest(audit: AuditResult, households: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Return per center the households of the units it is nearest to, within the largest threshold.
+
+    The units counted are those of the audit's ``population_nearest`` (nearest
+    center, walking minutes within the largest threshold); their households are
+    :func:`coverage.standards.unit_households` (a census's where known, else
+    population / household size), so without a census this is
+    ``population_nearest / household_size`` and with one the census's own count.
+    """
+    n = len(audit.centers)
+    minutes = audit.demand[MINUTES_TO_NEAREST].to_numpy(dtype=np.float64, na_value=np.nan)
+    idx = pd.Index(audit.centers[CENTER_ID]).get_indexer(audit.demand[NEAREST_CENTER_ID])
+    ok = (idx >= 0) & (minutes <= audit.params.max_threshold_min)
+    return np.bincount(idx[ok], weights=households[ok], minlength=n).astype(np.float64)
+
+
 def _center_loads(
     audit: AuditResult,
     params: CapacityParams,
@@ -511,14 +523,7 @@ def _center_loads(
     within = np.bincount(src[inside], weights=h[pt[inside]], minlength=s.size)
     out[FLOOR_AREA_M2] = s
     out[HAS_FLOOR_AREA] = np.isfinite(s)
-    if HOUSEHOLDS in audit.demand.columns:  # census households: summed, not estimated
-        idx = pd.Index(audit.centers[CENTER_ID]).get_indexer(audit.demand[NEAREST_CENTER_ID])
-        ok = idx >= 0
-        out[HOUSEHOLDS_NEAREST] = np.bincount(idx[ok], weights=h[ok], minlength=s.size)
-    else:
-        out[HOUSEHOLDS_NEAREST] = (
-            audit.centers[POPULATION_NEAREST].to_numpy(np.float64) / params.household_size
-        )
+    out[HOUSEHOLDS_NEAREST] = households_nearest(audit, h)
     out[HOUSEHOLDS_WITHIN] = within
     out[SUPPLY_M2_PER_100] = 100.0 * plain.supply_m2_per_household
     out[REQUIRED_M2] = within * params.standard_m2_per_100_households / 100.0

@@ -54,6 +54,7 @@ from coverage.demand import (
     warn_overlaps,
 )
 from coverage.errors import InputError
+from coverage.names import GROUP_PREFIX, HOUSEHOLDS
 from coverage.network import WalkNetwork
 from coverage.osm import OsmExtract
 from coverage.userfiles import Source, read_features
@@ -66,8 +67,6 @@ KIND_CENSUS = "census"
 #: ``c<n>-…``), its households spread like its residents (when the census has them), and
 #: each group as ``population_<group>`` (the prefix of :mod:`coverage.groups`).
 CENSUS_AREA = "census_area"
-HOUSEHOLDS = "households"
-GROUP_PREFIX = "population_"
 #: Census population columns tried (case-insensitively) when ``column`` is not found.
 CENSUS_ALIASES = ("population", "人口", "常住人口", *POPULATION_ALIASES)
 #: Household columns tried when ``households_column`` is not given.

@@ -20,7 +20,7 @@ import sys
 import threading
 import traceback
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -59,6 +59,8 @@ from coverage.standards import (
     MAX_DISTANCE_M,
     PRESETS,
     Standard,
+    check_household_size,
+    check_m2_per_100_households,
     resolve_standard,
 )
 
@@ -246,14 +248,22 @@ def _positive(text: str, what: str, example: str) -> float:
     return value
 
 
+def _checked(text: str, what: str, check: Callable[[Any], float]) -> float:
+    """Parse a number and run the library's one check of it (an argparse error on failure)."""
+    try:
+        return check(_float(text, what))
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def household_size(text: str) -> float:
-    """Parse ``--household-size``: persons per household."""
-    return _positive(text, "household size", "2.62")
+    """Parse ``--household-size``: persons per household (:func:`coverage.standards.check_household_size`)."""
+    return _checked(text, "household size", check_household_size)
 
 
 def m2_per_100_households(text: str) -> float:
-    """Parse ``--capacity-standard``: m² per 100 households."""
-    return _positive(text, "capacity standard", "30")
+    """Parse ``--capacity-standard``: m² per 100 households (one check with the library's)."""
+    return _checked(text, "capacity standard", check_m2_per_100_households)
 
 
 def area_m2(text: str) -> float:

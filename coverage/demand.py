@@ -47,6 +47,7 @@ from numpy.typing import NDArray
 
 from coverage.coords import Crs
 from coverage.errors import InputError, ResourceLimitError
+from coverage.names import GROUP_PREFIX, HOUSEHOLDS
 from coverage.network import WalkNetwork
 from coverage.osm import OsmExtract, default_memory_budget_bytes
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_frame
@@ -64,7 +65,7 @@ NAME = "name"
 COLUMNS = (DEMAND_ID, POPULATION, KIND, NAME, "geometry", SNAP_EDGE, SNAP_OFFSET_M, SNAP_DISTANCE_M)
 #: Optional columns a demand frame keeps besides ``population_<group>``: a census unit's area
 #: number and households (:mod:`coverage.census`).
-PASSED_COLUMNS = ("census_area", "households")
+PASSED_COLUMNS = ("census_area", HOUSEHOLDS)
 #: Population column names tried (case-insensitively) when ``population_column`` is not found.
 POPULATION_ALIASES = ("population", "pop", "人口", "人口数", "常住人口", "户籍人口")
 NAME_ALIASES = ("name", "名称", "小区名称", "社区名称")
@@ -519,7 +520,7 @@ def _file_units(
     out = demand_frame(ids, all_pop, kinds, names[all_src], all_geom, net.crs)
     for group in spec.group_columns:
         share = _group_share(gdf, columns, group, values, label)
-        out[f"population_{group}"] = all_pop * share[all_src]
+        out[f"{GROUP_PREFIX}{group}"] = all_pop * share[all_src]
     return out
 
 
@@ -890,7 +891,7 @@ def finish_units(
     if units[DEMAND_ID].duplicated().any():  # pragma: no cover - ids are built unique
         units = units.assign(**{DEMAND_ID: [f"{d}~{i}" for i, d in enumerate(units[DEMAND_ID])]})
     out = snap_frame(net, units.reset_index(drop=True))
-    groups = [c for c in out.columns if str(c).startswith("population_")]
+    groups = [c for c in out.columns if str(c).startswith(GROUP_PREFIX)]
     # a census's area number and households travel with its units (coverage.census)
     groups += [c for c in PASSED_COLUMNS if c in out.columns]
     out = gpd.GeoDataFrame(

@@ -21,6 +21,12 @@ MINUTES_UNIT: Final = "min"
 #: Unit of a distance threshold; also the suffix of its key (``"300m"``).
 METERS_UNIT: Final = "m"
 Unit = Literal["min", "m"]
+#: Households per demand unit (a census's, or the capacity audit's estimate).
+HOUSEHOLDS: Final = "households"
+#: Prefix of a population group's demand column (``population_60岁及以上``).
+GROUP_PREFIX: Final = "population_"
+#: Longest walking time any threshold, level or standard may ask for, in minutes.
+MAX_THRESHOLD_MIN: Final = 120.0
 
 
 def threshold_key(value: float, unit: Unit = MINUTES_UNIT) -> str:

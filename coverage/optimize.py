@@ -143,6 +143,9 @@ class SiteSelection:
     min_sites_proven
         Exact mode with a target share: whether ``k`` is proven to be the fewest
         sites reaching it (None otherwise).
+    bound_kind
+        Capacitated siting: the bound that gave ``bound_population``
+        (``submodular``, ``lp``, ``mip`` or ``optimal``); empty otherwise.
     """
 
     chosen: IntArray
@@ -159,6 +162,7 @@ class SiteSelection:
     status: str = ""
     swaps: int = 0
     min_sites_proven: bool | None = None
+    bound_kind: str = ""
 
 
 class SolveOptions(Protocol):
@@ -988,11 +992,17 @@ def best_sites(
 #
 # Facilities (existing centers, then candidate actions: a new site of one size at a
 # location, or an enlargement of an existing center) serve the residents of the units they
-# cover, each up to its capacity in residents (floor area / standard m² per 100 households
-# × 100 × persons per household). The residents served by a set of facilities is a maximum
-# flow (a transportation LP): x_fi >= 0 for every covered (facility, unit) pair,
-# sum_f x_fi <= p_i, sum_i x_fi <= K_f. That value is monotone submodular in the set of
-# open facilities (a polymatroid rank function), which the bounds below rely on.
+# cover, each up to its capacity (floor area / standard m² per 100 households × 100
+# households). The residents served by a set of facilities is a maximum flow (a
+# transportation LP): x_fi >= 0 residents for every covered (facility, unit) pair,
+# sum_f x_fi <= p_i, sum_i l_i x_fi <= K_f, where l_i is the capacity one resident of unit
+# i uses: 1 when capacities are in residents (one household size for everybody), the unit's
+# households per resident when a census gives households. In households y_fi = l_i x_fi
+# this is a transportation problem whose objective weighs each unit by its residents per
+# household (1 / l_i); such a value (a weighted polymatroid rank: a non-negative sum, over
+# thresholds of 1 / l_i, of maximum flows to the units above the threshold) is monotone
+# submodular in the set of open facilities, which the bounds below rely on. The greedy's
+# own choice carries no such guarantee (see capacitated_greedy).
 
 METHOD_CAP_GREEDY = "capacitated-greedy"
 METHOD_CAP_EXACT = "capacitated-exact"
@@ -1023,6 +1033,11 @@ class CapacitatedModel:
     location
         Per action (``n_facilities - n_existing`` values): actions sharing a
         location exclude one another (one size per site); ``-1``: its own.
+    load
+        Per demand unit, the capacity one of its residents uses (>= 0): with
+        ``capacity`` in households, the unit's households per resident (a
+        census's households over its residents). ``None``: 1, ``capacity`` is
+        in residents.
     """
 
     cover: sparse.csr_array
@@ -1030,6 +1045,7 @@ class CapacitatedModel:
     capacity: FloatArray
     n_existing: int
     location: IntArray
+    load: FloatArray | None = None
 
     def __post_init__(self) -> None:
         """Check shapes and values."""
@@ -1043,10 +1059,32 @@ class CapacitatedModel:
         if self.n_existing < 0 or n_act < 0 or loc.shape != (n_act,):
             msg = f"`location` must hold one value per action ({n_act}); got shape {loc.shape}."
             raise InputError(msg)
+        if self.load is not None:
+            load = np.asarray(self.load, dtype=np.float64)
+            if load.shape != w.shape or not np.isfinite(load).all() or (load < 0).any():
+                msg = f"`load` must hold one finite value >= 0 per demand unit ({w.size}); got shape {load.shape}."
+                raise InputError(msg)
+            object.__setattr__(self, "load", load)
         object.__setattr__(self, "cover", C)
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "capacity", cap)
         object.__setattr__(self, "location", loc)
+
+    @property
+    def unit_load(self) -> FloatArray:
+        """Capacity used per resident of each unit (ones without :attr:`load`)."""
+        return np.ones(self.weights.size) if self.load is None else self.load
+
+    def restrict(self, rows: IntArray) -> CapacitatedModel:
+        """Return the model of the existing centers plus the action ``rows`` (each its own location)."""
+        return CapacitatedModel(
+            self.cover[rows],
+            self.weights,
+            self.capacity[rows],
+            self.n_existing,
+            np.full(rows.size - self.n_existing, -1, dtype=np.int64),
+            self.load,
+        )
 
     @property
     def n_actions(self) -> int:
@@ -1058,29 +1096,11 @@ class CapacitatedModel:
         return np.asarray(actions, dtype=np.int64) + int(self.n_existing)
 
 
-@dataclass(frozen=True)
-class CapacitatedSelection:
-    """Chosen actions and the residents served (see :class:`CapacitatedModel`).
-
-    ``chosen`` are action indices in greedy order; ``marginal_population`` and
-    ``cumulative_population`` are residents served (maximum flow) after each;
-    ``bound_population`` is a proven upper bound on the best ``k`` actions;
-    ``bound_kind`` names the bound that gave it.
-    """
-
-    chosen: IntArray
-    marginal_population: FloatArray
-    cumulative_population: FloatArray
-    population_before: float
-    population_after: float
-    population_total: float
-    bound_population: float
-    bound_kind: str
-    method: str
-    k: int
-    target_met: bool | None
-    optimal: bool = False
-    status: str = ""
+#: The result of :func:`best_capacitated_sites`: a :class:`SiteSelection` whose
+#: ``marginal_population`` / ``cumulative_population`` are residents served (the greedy's
+#: residual rule), ``population_after`` the maximum flow of the choice, and ``bound_kind``
+#: names the proven bound.
+CapacitatedSelection = SiteSelection
 
 
 def _served_lp(
@@ -1099,6 +1119,8 @@ def _served_lp(
     idx = np.empty(2 * n_pairs, dtype=np.int32)
     idx[0::2] = C.col
     idx[1::2] = n_units + C.row
+    val = np.ones(idx.size)
+    val[1::2] = model.unit_load[C.col]
     h.addCols(
         n_pairs,
         np.ones(n_pairs),
@@ -1107,10 +1129,37 @@ def _served_lp(
         idx.size,
         starts,
         idx,
-        np.ones(idx.size),
+        val,
     )
     h.changeObjectiveSense(highspy.ObjSense.kMaximize)
     return h, C
+
+
+def _max_flow(model: CapacitatedModel, rows: IntArray) -> tuple[float, FloatArray]:
+    """Return the residents served by the facilities ``rows`` (maximum flow) and those left per unit.
+
+    Raises
+    ------
+    SolverError
+        When HiGHS does not solve the LP.
+    """
+    w = model.weights.copy()
+    if rows.size == 0 or model.cover[rows].nnz == 0:
+        return 0.0, w
+    h, C = _served_lp(model, rows)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        msg = f"HiGHS did not solve the served-residents LP ({h.modelStatusToString(h.getModelStatus())})."
+        raise SolverError(msg)
+    x = np.asarray(h.getSolution().col_value, dtype=np.float64)
+    served = np.bincount(C.col, weights=x, minlength=w.size)
+    return float(h.getInfo().objective_function_value), np.maximum(w - served, 0.0)
+
+
+def _open_rows(model: CapacitatedModel, actions: ArrayLike) -> IntArray:
+    """Return the facility rows of the existing centers plus ``actions``."""
+    rows = np.concatenate([np.arange(model.n_existing), model.action_rows(actions)])
+    return rows.astype(np.int64)
 
 
 def served_population(model: CapacitatedModel, actions: ArrayLike = ()) -> float:
@@ -1121,40 +1170,42 @@ def served_population(model: CapacitatedModel, actions: ArrayLike = ()) -> float
     SolverError
         When HiGHS does not solve the LP.
     """
-    rows = np.concatenate([np.arange(model.n_existing), model.action_rows(actions)])
-    if rows.size == 0 or model.cover[rows].nnz == 0:
-        return 0.0
-    h, _ = _served_lp(model, rows.astype(np.int64))
-    h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        msg = f"HiGHS did not solve the served-residents LP ({h.modelStatusToString(h.getModelStatus())})."
-        raise SolverError(msg)
-    return float(h.getInfo().objective_function_value)
+    return _max_flow(model, _open_rows(model, actions))[0]
 
 
-def _residual_after(model: CapacitatedModel, rows: IntArray) -> FloatArray:
-    """Return residents per unit left unserved by a maximum flow of the facilities ``rows``."""
-    w = model.weights.copy()
-    if rows.size == 0 or model.cover[rows].nnz == 0:
-        return w
-    h, C = _served_lp(model, rows)
-    h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        msg = f"HiGHS did not solve the served-residents LP ({h.modelStatusToString(h.getModelStatus())})."
-        raise SolverError(msg)
-    x = np.asarray(h.getSolution().col_value, dtype=np.float64)
-    served = np.bincount(C.col, weights=x, minlength=w.size)
-    return np.maximum(w - served, 0.0)
+def _fill_order(model: CapacitatedModel, units: IntArray) -> list[IntArray]:
+    """Return ``units`` in groups of equal load, lightest first (the most residents per capacity)."""
+    if model.load is None:
+        return [units]
+    load = model.load[units]
+    return [units[load == v] for v in np.unique(load)]
 
 
-def _fill(model: CapacitatedModel, row: int, residual: FloatArray) -> tuple[float, FloatArray]:
-    """Open facility ``row`` on the residual demand: serve its units pro rata up to its capacity."""
-    units = _reached(model.cover, row)
-    left = float(residual[units].sum())
-    take = min(float(model.capacity[row]), left)
-    if take > 0:
-        residual[units] *= 1.0 - take / left
-    return take, residual
+def _fill(model: CapacitatedModel, row: int, residual: FloatArray, *, commit: bool = True) -> float:
+    """Serve the residual residents of facility ``row`` up to its capacity; return how many.
+
+    Units using the least capacity per resident go first, each group of equal
+    load pro rata (one group without :attr:`CapacitatedModel.load`): the most
+    residents this facility alone can serve from ``residual``, a value that only
+    shrinks as ``residual`` does. ``commit`` applies the service to ``residual``.
+    """
+    cap_left = float(model.capacity[row])
+    taken = 0.0
+    for units in _fill_order(model, _reached(model.cover, row)):
+        left = float(residual[units].sum())
+        if left <= 0:
+            continue
+        per = 1.0 if model.load is None else float(model.load[units[0]])
+        need = left * per
+        frac = 1.0 if need <= cap_left else cap_left / need
+        take = left if frac == 1.0 else cap_left / per
+        taken += take
+        cap_left -= need if frac == 1.0 else cap_left
+        if commit and take > 0:
+            residual[units] *= 1.0 - frac
+        if frac < 1.0:
+            break
+    return taken
 
 
 def capacitated_greedy(
@@ -1163,13 +1214,27 @@ def capacitated_greedy(
     k: int | None = None,
     target_share: float | None = None,
     max_k: int = 50,
+    residual0: FloatArray | None = None,
 ) -> tuple[IntArray, FloatArray]:
     """Lazy greedy on the residual demand of the existing centers' maximum flow.
 
     Each step opens the action serving the most residents still unserved in
-    its catchment (``min(capacity, residual residents covered)``; at most one
-    action per location), and serves them pro rata. Gains only shrink as the
-    residual does, so the lazy (CELF) evaluation is exact for this rule.
+    its catchment (:func:`_fill`: ``min(capacity, residual residents covered)``
+    with capacities in residents; at most one action per location), and serves
+    them. Gains only shrink as the residual does, so the lazy (CELF) evaluation
+    is exact for this rule.
+
+    The rule never reroutes residents already served, so it is not the greedy of
+    the served-residents function, and that function's (1 - 1/e) guarantee does
+    not carry over: the choice has no proven approximation ratio (it can be
+    arbitrarily bad when the baseline flow serves residents from the wrong
+    center). What is proven is :func:`capacitated_bound`, and the reported gap.
+
+    Parameters
+    ----------
+    residual0
+        Residents per unit left unserved by the existing centers (their maximum
+        flow), when the caller has it; computed otherwise.
 
     Returns
     -------
@@ -1178,14 +1243,17 @@ def capacitated_greedy(
     """
     _check_goal(k, target_share, max_k)
     cap_k = int(k if k is not None else max_k)
-    residual = _residual_after(model, np.arange(model.n_existing, dtype=np.int64))
+    if residual0 is None:
+        residual0 = _max_flow(model, np.arange(model.n_existing, dtype=np.int64))[1]
+    residual = np.array(residual0, dtype=np.float64)
     total = float(model.weights.sum())
     goal = None if target_share is None else target_share * total
     served = total - float(residual.sum())
     C = model.cover
     n0 = model.n_existing
     sums = C[n0:].astype(np.float64) @ residual if model.n_actions else np.zeros(0)
-    gains0 = np.minimum(model.capacity[n0:], sums)
+    # an upper bound on each first gain (exact with capacities in residents)
+    gains0 = np.minimum(model.capacity[n0:], sums) if model.load is None else sums
     heap = [(-g, a) for a, g in enumerate(gains0) if g > 0]
     heapq.heapify(heap)
     used_loc: set[int] = set()
@@ -1199,14 +1267,14 @@ def capacitated_greedy(
         if loc >= 0 and loc in used_loc:
             continue
         row = n0 + a
-        fresh = min(float(model.capacity[row]), float(residual[_reached(C, row)].sum()))
+        fresh = _fill(model, row, residual, commit=False)
         if heap and fresh < -heap[0][0] - 1e-12:
             if fresh > 0:
                 heapq.heappush(heap, (-fresh, a))
             continue
         if fresh <= 0:
             break
-        take, residual = _fill(model, row, residual)
+        take = _fill(model, row, residual)
         served += take
         chosen.append(a)
         gains.append(take)
@@ -1232,6 +1300,20 @@ def _top_k_per_location(values: FloatArray, location: IntArray, k: int) -> float
     return float(np.sort(v)[::-1][:k].sum())
 
 
+def _residents_capacity(model: CapacitatedModel) -> FloatArray:
+    """Return an upper bound on the residents each facility can serve: capacity / lightest load."""
+    if model.load is None:
+        return model.capacity
+    C = model.cover.tocoo()
+    live = model.weights[C.col] > 0
+    rows, load = C.row[live], model.load[C.col[live]]
+    lightest = np.full(model.cover.shape[0], np.inf)
+    np.minimum.at(lightest, rows, load)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(lightest > 0, model.capacity / lightest, np.inf)
+    return np.where(np.isinf(lightest), 0.0, out)
+
+
 def capacitated_bound(
     model: CapacitatedModel,
     chosen: ArrayLike,
@@ -1247,7 +1329,9 @@ def capacitated_bound(
     - ``submodular``: served(T) + the ``k`` largest bounds on single gains
       w.r.t. ``T``, for ``T`` the choice and for ``T`` empty (existing centers
       only); a gain is at most ``min(capacity, residents of the units it
-      covers, residents unserved)``, one action per location. Valid because
+      covers, residents unserved)``, one action per location (with
+      :attr:`CapacitatedModel.load`, the capacity counts as residents at the
+      lightest load among its units). Valid because
       served residents are a monotone submodular function of the open
       facilities (OPT <= f(T) + sum of its actions' gains w.r.t. T).
     - ``lp``: the LP relaxation of :func:`solve_capacitated_exact` (HiGHS),
@@ -1260,7 +1344,7 @@ def capacitated_bound(
     total = float(model.weights.sum())
     n0 = model.n_existing
     covered_pop = model.cover[n0:].astype(np.float64) @ model.weights
-    per = np.minimum(model.capacity[n0:], covered_pop)
+    per = np.minimum(_residents_capacity(model)[n0:], covered_pop)
     # the bound holds around any set: around S (the choice) and around the empty set
     single = np.minimum(per, total - f_s)
     single[S] = 0.0
@@ -1283,8 +1367,8 @@ def _cap_mip(
 ) -> tuple[highspy.Highs, int]:
     """Build the capacitated MIP: columns z (actions), then x (pairs); returns it and n_actions.
 
-    max sum x  s.t.  sum_f x_fi <= p_i;  sum_i x_fi <= K_f (existing);
-    sum_i x_fi - K_a z_a <= 0 and x_ai - p_i z_a <= 0 (actions); sum z <= k;
+    max sum x  s.t.  sum_f x_fi <= p_i;  sum_i l_i x_fi <= K_f (existing);
+    sum_i l_i x_ai - K_a z_a <= 0 and x_ai - p_i z_a <= 0 (actions); sum z <= k;
     sum of z at one location <= 1. With ``target``: min sum z s.t. sum x >= target.
     """
     C = model.cover.tocoo()
@@ -1367,6 +1451,8 @@ def _cap_mip(
     xidx[xstarts[has] + 2] = link_of_pair[has]
     if target is not None:
         xidx[xstarts + per - 1] = n_rows - 1
+    xval = np.ones(xidx.size)
+    xval[xstarts + 1] = model.unit_load[C.col]
     cost_x = np.ones(n_pairs) if target is None else np.zeros(n_pairs)
     h.addCols(
         n_pairs,
@@ -1376,7 +1462,7 @@ def _cap_mip(
         xidx.size,
         xstarts,
         xidx,
-        np.ones(xidx.size),
+        xval,
     )
     h.changeObjectiveSense(
         highspy.ObjSense.kMaximize if target is None else highspy.ObjSense.kMinimize
@@ -1466,25 +1552,51 @@ def solve_capacitated_exact(
     )
 
 
-def _cap_order(model: CapacitatedModel, chosen: IntArray) -> tuple[IntArray, FloatArray]:
+def _cap_order(
+    model: CapacitatedModel, chosen: IntArray, residual0: FloatArray
+) -> tuple[IntArray, FloatArray]:
     """Order ``chosen`` by the greedy's residual rule restricted to them; return the order and gains."""
     if chosen.size == 0:
         return chosen, np.zeros(0)
-    rows = np.concatenate([np.arange(model.n_existing), model.action_rows(chosen)])
-    sub = CapacitatedModel(
-        model.cover[rows],
-        model.weights,
-        model.capacity[rows],
-        model.n_existing,
-        np.full(chosen.size, -1, dtype=np.int64),
-    )
-    order, gains = capacitated_greedy(sub, k=int(chosen.size))
+    sub = model.restrict(_open_rows(model, chosen))
+    order, gains = capacitated_greedy(sub, k=int(chosen.size), residual0=residual0)
     rest = np.setdiff1d(np.arange(chosen.size), order)  # actions adding nothing by that rule
     return chosen[np.concatenate([order, rest])], np.concatenate([gains, np.zeros(rest.size)])
 
 
+def _cap_exact(
+    model: CapacitatedModel,
+    chosen: IntArray,
+    served: float,
+    target: float | None,
+    options: SolveOptions,
+) -> tuple[IntArray, float, ExactResult]:
+    """Run the MIP warm-started from the greedy's ``chosen`` (serving ``served``); keep the better."""
+    if target is not None and served >= target * (1 - 1e-9):
+        res = solve_capacitated_exact(
+            model, target_population=target, warm_start=chosen, time_limit_s=options.time_limit_s
+        )
+    else:
+        res = solve_capacitated_exact(
+            model,
+            k=int(options.k or options.max_k),
+            warm_start=chosen,
+            time_limit_s=options.time_limit_s,
+            mip_rel_gap=options.mip_rel_gap,
+        )
+    if target is not None or res.population_covered >= served - 1e-9:
+        return res.chosen, res.population_covered, res
+    # the MIP stopped (time limit) short of the greedy: keep the greedy
+    logger.warning("capacitated MIP stopped short of the greedy (%s); greedy kept", res.status)
+    return chosen, served, res
+
+
 def best_capacitated_sites(model: CapacitatedModel, options: SolveOptions) -> CapacitatedSelection:
     """Choose actions: capacitated greedy, then (``exact``) the HiGHS MIP warm-started from it.
+
+    The maximum flow of the existing centers is solved once (the served
+    residents before, and the greedy's starting residual), and the one of the
+    final choice once (``population_after``).
 
     Parameters
     ----------
@@ -1501,44 +1613,33 @@ def best_capacitated_sites(model: CapacitatedModel, options: SolveOptions) -> Ca
         ``marginal_population`` / ``cumulative_population`` follow the greedy's
         residual rule (a lower bound of the served residents); ``population_after``
         is the maximum flow of the whole choice (never less). The bound is the
-        better of the submodular and LP bounds; ``optimal`` when the MIP proved it.
+        better of the submodular and LP bounds (``bound_kind``); ``optimal`` when
+        the MIP proved it. The greedy itself has no proven ratio: the bound and
+        the gap are the proof (:func:`capacitated_greedy`).
     """
     total = float(model.weights.sum())
-    before = served_population(model)
+    before, residual0 = _max_flow(model, np.arange(model.n_existing, dtype=np.int64))
     chosen, _ = capacitated_greedy(
-        model, k=options.k, target_share=options.target_share, max_k=options.max_k
+        model,
+        k=options.k,
+        target_share=options.target_share,
+        max_k=options.max_k,
+        residual0=residual0,
     )
+    served = served_population(model, chosen) if chosen.size else before
     method, optimal, status = METHOD_CAP_GREEDY, False, ""
     target = None if options.target_share is None else options.target_share * total
     mip_bound: float | None = None
     if options.exact and model.n_actions:
-        if target is not None and served_population(model, chosen) >= target * (1 - 1e-9):
-            res = solve_capacitated_exact(
-                model,
-                target_population=target,
-                warm_start=chosen,
-                time_limit_s=options.time_limit_s,
-            )
-        else:
-            res = solve_capacitated_exact(
-                model,
-                k=int(options.k or options.max_k),
-                warm_start=chosen,
-                time_limit_s=options.time_limit_s,
-                mip_rel_gap=options.mip_rel_gap,
-            )
-        greedy_served = served_population(model, chosen)
-        if target is not None or res.population_covered >= greedy_served - 1e-9:
-            chosen, method, optimal, status = res.chosen, METHOD_CAP_EXACT, res.optimal, res.status
-        else:  # the MIP stopped (time limit) short of the greedy: keep the greedy
+        picked, served, res = _cap_exact(model, chosen, served, target, options)
+        if picked is chosen:
             status = f"{res.status}; greedy kept (better than the MIP's incumbent)"
-            logger.warning(
-                "capacitated MIP stopped short of the greedy (%s); greedy kept", res.status
-            )
+        else:
+            chosen, method, optimal, status = picked, METHOD_CAP_EXACT, res.optimal, res.status
         mip_bound = res.bound_population if target is None else None
-    order, gains = _cap_order(model, chosen)
+    order, gains = _cap_order(model, chosen, residual0)
     cum = before + np.cumsum(gains)
-    after = max(served_population(model, order), float(cum[-1])) if order.size else before
+    after = max(served, float(cum[-1])) if order.size else before
     k_bound = int(options.k if options.k is not None else max(order.size, 1))
     bound, kind = capacitated_bound(
         model, order, k_bound, served=after, before=before, lp=bool(options.lp_bound)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -35,6 +35,7 @@ from coverage.capacity import DEFAULT_STANDARD_M2_PER_100_HOUSEHOLDS
 from coverage.centers import CENTER_ID, FLOOR_AREA_M2, check_count
 from coverage.demand import POPULATION
 from coverage.errors import InputError
+from coverage.names import HOUSEHOLDS
 from coverage.network import DEFAULT_SPEED_KMH, WalkNetwork, speed_ms
 from coverage.optimize import (
     BoolArray,
@@ -56,7 +57,12 @@ from coverage.reach import (
     snap_arrays,
 )
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_points
-from coverage.standards import DEFAULT_HOUSEHOLD_SIZE
+from coverage.standards import (
+    DEFAULT_HOUSEHOLD_SIZE,
+    check_household_size,
+    check_m2_per_100_households,
+    unit_households,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -189,10 +195,12 @@ class SitingParams:
             if not sizes:
                 msg = "`enlarge_m2` needs `new_site_m2` (the floor area of a new site, --new-site-m2)."
                 raise InputError(msg)
-        for name in ("household_size", "standard_m2_per_100_households"):
-            if _finite_number(name, getattr(self, name), what="a positive number") <= 0:
-                msg = f"`{name}` must be positive; got {getattr(self, name)!r}."
-                raise InputError(msg)
+        object.__setattr__(self, "household_size", check_household_size(self.household_size))
+        object.__setattr__(
+            self,
+            "standard_m2_per_100_households",
+            check_m2_per_100_households(self.standard_m2_per_100_households),
+        )
 
     @property
     def capacitated(self) -> bool:
@@ -835,6 +843,7 @@ def _result(
         solver_status=sel.status,
         swaps=sel.swaps,
         min_sites_proven=sel.min_sites_proven,
+        bound_kind=sel.bound_kind,
     )
 
 
@@ -981,15 +990,35 @@ def _existing_floor_areas(centers: gpd.GeoDataFrame) -> FloatArray:
     return s
 
 
+def _capacity_per_m2(
+    params: SitingParams, demand: gpd.GeoDataFrame, w: FloatArray
+) -> tuple[float, FloatArray | None]:
+    """Return what one m² serves and the load per resident of each unit.
+
+    Without a ``households`` column (a census's): residents per m² (100 households
+    of ``household_size`` persons per ``standard_m2_per_100_households``), no load.
+    With one, the capacity is in households (100 per standard), and each unit's
+    residents use its households per resident (:func:`coverage.standards.unit_households`:
+    the census households where known, else population / household size), as the
+    capacity audit counts them.
+    """
+    if HOUSEHOLDS not in demand.columns:
+        return params.residents_per_m2(), None
+    hh = unit_households(demand, params.household_size)
+    load = np.divide(hh, w, out=np.full(w.size, 1.0 / params.household_size), where=w > 0)
+    return 100.0 / params.standard_m2_per_100_households, load
+
+
 def _capacitated_model(
     params: SitingParams,
     cover_existing: sparse.csr_array,
     cover: sparse.csr_array,
-    w: FloatArray,
+    demand: gpd.GeoDataFrame,
     floor_m2: FloatArray,
 ) -> CapacitatedModel:
     """Stack existing centers, one block of candidates per size, and the enlargements."""
-    per_m2 = params.residents_per_m2()
+    w, _ = _population(demand)
+    per_m2, load = _capacity_per_m2(params, demand, w)
     n_e, n_c = cover_existing.shape[0], cover.shape[0]
     blocks = [cover_existing] + [cover] * len(params.new_site_m2)
     cap = [floor_m2 * per_m2] + [np.full(n_c, a * per_m2) for a in params.new_site_m2]
@@ -1004,6 +1033,7 @@ def _capacitated_model(
         np.concatenate(cap),
         n_e,
         np.concatenate(location).astype(np.int64),
+        load,
     )
 
 
@@ -1073,7 +1103,7 @@ def _propose_capacitated(
     if centers is not None and not isinstance(centers, gpd.GeoDataFrame):
         msg = "capacitated siting needs the existing centers as a GeoDataFrame with floor areas, not a covered0 array."
         raise InputError(msg)
-    w, _ = _population(demand)
+    _population(demand)  # refuse a demand with nobody before any search
     dem = _snapped(demand, "demand")
     limit = _limit_m(params.minutes, params.speed_kmh)
     open_centers = (
@@ -1093,29 +1123,13 @@ def _propose_capacitated(
     cands = _siting_candidates(net, demand, params, candidates, exclude)
     at = _snapped(cands, "candidates")
     cover = _coverage_matrix(net, at, dem, limit, progress=sub_progress(progress, 0.05, 0.6))
-    model = _capacitated_model(params, cover_e, cover, w, floor_m2)
+    model = _capacitated_model(params, cover_e, cover, demand, floor_m2)
     if progress:
         progress(0.6, "capacitated greedy")
     sel = best_capacitated_sites(model, params)
     sites, new_at = _capacitated_sites(net, params, cands, at, open_centers, sel)
     minutes_after = _minutes_after(net, sources.plus(new_at), dem, params.speed_kmh, demand.index)
-    plain = SiteSelection(
-        chosen=sel.chosen,
-        marginal_population=sel.marginal_population,
-        cumulative_population=sel.cumulative_population,
-        population_before=sel.population_before,
-        population_after=sel.population_after,
-        population_total=sel.population_total,
-        bound_population=sel.bound_population,
-        method=sel.method,
-        k=sel.k,
-        target_met=sel.target_met,
-        optimal=sel.optimal,
-        status=sel.status,
-    )
-    result = replace(
-        _result(params, plain, sites, minutes_after, len(cands)), bound_kind=sel.bound_kind
-    )
+    result = _result(params, sel, sites, minutes_after, len(cands))
     if progress:
         progress(1.0, "sites proposed")
     logger.info(

@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 from coverage.census import CENSUS_AREA
 from coverage.demand import POPULATION
 from coverage.errors import InputError
-from coverage.names import level_covered_column
+from coverage.names import HOUSEHOLDS, MAX_THRESHOLD_MIN, level_covered_column
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,9 @@ DEFAULT_M2_PER_100_HOUSEHOLDS = 30.0
 DEFAULT_COMPLIANCE_TARGET = 0.99
 #: Longest distance threshold accepted, in meters (a two-hour walk at 4.5 km/h is 9 km).
 MAX_DISTANCE_M = 10_000.0
-#: Longest time threshold accepted, in minutes (as the audit's thresholds).
-MAX_MINUTES = 120.0
+
+#: Persons per household accepted wherever one is given (audit, compliance, capacity, siting).
+HOUSEHOLD_SIZE_RANGE = (0.5, 20.0)
 
 #: Output columns of :func:`compliance_table`.
 AREA = "area"
@@ -65,7 +66,6 @@ THRESHOLD_MIN = "threshold_min"
 THRESHOLD_M = "threshold_m"
 UNITS = "units"
 RESIDENTS = "residents"
-HOUSEHOLDS = "households"
 RESIDENTS_COVERED = "residents_covered"
 SHARE = "share"
 TARGET_SHARE = "target_share"
@@ -117,6 +117,37 @@ def _positive(value: Any, what: str, limit: float, unit: str) -> float | None:
         msg = f"`{what}` must be in (0, {limit:g}] {unit}; got {value!r}."
         raise InputError(msg)
     return v
+
+
+def check_household_size(value: Any) -> float:
+    """Return persons per household as a float; the one check every parameter set uses.
+
+    Raises
+    ------
+    InputError
+        Not a number in :data:`HOUSEHOLD_SIZE_RANGE`.
+    """
+    lo, hi = HOUSEHOLD_SIZE_RANGE
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and lo <= value <= hi):
+        msg = f"`household_size` must be persons per household in [{lo:g}, {hi:g}] (the 2020 census: {DEFAULT_HOUSEHOLD_SIZE}); got {value!r}."
+        raise InputError(msg)
+    return float(value)
+
+
+def check_m2_per_100_households(value: Any) -> float:
+    """Return a floor-area standard in m² per 100 households as a float; the one check.
+
+    Raises
+    ------
+    InputError
+        Not a positive finite number.
+    """
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and value > 0):
+        msg = f"the capacity standard must be a positive floor area in m² per 100 households (default {DEFAULT_M2_PER_100_HOUSEHOLDS:g}); got {value!r}."
+        raise InputError(msg)
+    return float(value)
 
 
 def _range(value: Any, what: str) -> tuple[float, float] | None:
@@ -185,7 +216,7 @@ class Circle:
                 f"A circle of a standard needs a non-empty `key` (e.g. '15min'); got {self.key!r}."
             )
             raise InputError(msg)
-        minutes = _positive(self.minutes, f"{self.key}.minutes", MAX_MINUTES, "minutes")
+        minutes = _positive(self.minutes, f"{self.key}.minutes", MAX_THRESHOLD_MIN, "minutes")
         meters = _positive(self.meters, f"{self.key}.meters", MAX_DISTANCE_M, "meters")
         share = self.target_share
         if share is not None:
@@ -682,15 +713,11 @@ class ComplianceParams:
 
     def __post_init__(self) -> None:
         """Validate the parameters."""
-        if _positive(self.household_size, "household_size", 100.0, "persons") is None:
-            msg = f"`household_size` must be a positive number of persons, e.g. {DEFAULT_HOUSEHOLD_SIZE}; got {self.household_size!r}."
-            raise InputError(msg)
+        check_household_size(self.household_size)
         if self.target_share is not None and not 0 < float(self.target_share) <= 1:
             msg = f"`target_share` must be in (0, 1], e.g. 0.9; got {self.target_share!r}."
             raise InputError(msg)
-        if not math.isfinite(self.m2_per_100_households) or self.m2_per_100_households < 0:
-            msg = f"`m2_per_100_households` must be >= 0; got {self.m2_per_100_households!r}."
-            raise InputError(msg)
+        check_m2_per_100_households(self.m2_per_100_households)
 
     def target_of(self, circle: Circle) -> float:
         """Return the target share an area must reach for ``circle``."""
