@@ -1226,9 +1226,10 @@ def capacitated_greedy(
 
     The rule never reroutes residents already served, so it is not the greedy of
     the served-residents function, and that function's (1 - 1/e) guarantee does
-    not carry over: the choice has no proven approximation ratio (it can be
-    arbitrarily bad when the baseline flow serves residents from the wrong
-    center). What is proven is :func:`capacitated_bound`, and the reported gap.
+    not carry over: the choice has no proven approximation ratio, and it can
+    fall below 1 - 1/e when the baseline flow serves residents from the wrong
+    center (tests/test_optimize.py shows 0.55 of the optimum). What is proven
+    is :func:`capacitated_bound`, and the reported gap.
 
     Parameters
     ----------

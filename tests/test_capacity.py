@@ -379,6 +379,67 @@ def test_capacitated_siting_on_the_grid(grid_net: WalkNetwork) -> None:
         propose_sites(grid_net, demand, blank, params=SitingParams(**base), candidates=cands)
 
 
+def test_capacitated_siting_counts_census_households(grid_net: WalkNetwork) -> None:
+    """With a census's households the capacity is in households, as in the capacity audit.
+
+    Units u1..u4 (262, 524, 131, 262 residents) carry 50, 400, 25 and 50 households:
+    u2's households are small (1.31 persons), the others large (5.24). A (60 m²) can
+    serve 200 households: u1 and u4 whole (100) and 100 of u2's (131 residents), 655
+    residents (by population / 2.62 it was 524). Each single action by hand (capacity
+    100 households per 30 m²; the flow serves the largest households first):
+
+    - new 90 m² east (u2, u3; 300 households): 500 for 525 households, the 25 short
+      are u2's: 1179 − 25 × 1.31 = 1146.25;
+    - new 90 m² west or A enlarged by 90 m² (u1, u2, u4): 500 households, all of
+      u1, u2, u4: 1048;
+    - new 30 m² east: u3 and 175 of u2's households: 262 + 262 + 131 + 229.25 = 884.25;
+    - new 30 m² west: u1, u4 and 200 of u2's: 786.
+
+    The best single action is the 90 m² east site; greedy and exact both find it.
+    """
+    from coverage.siting import SitingParams, candidates_from_file, propose_sites
+
+    audit_result = grid_case(grid_net, (60.0, 150.0))
+    centers = audit_result.centers.iloc[[0]].reset_index(drop=True)
+    demand = audit_result.demand.assign(**{cap.HOUSEHOLDS: [50.0, 400.0, 25.0, 50.0]})
+    pts = gpd.GeoDataFrame(
+        {"candidate_id": ["east", "west"]},
+        geometry=shapely.points([[E0 + 400, N0 + 300], [E0, N0 + 100]]),
+        crs=grid_net.crs,
+    )
+    cands = candidates_from_file(grid_net, pts)
+    base = {
+        "k": 1,
+        "minutes": 3.5,
+        "speed_kmh": 6.0,
+        "secondary_minutes": None,
+        "new_site_m2": (30.0, 90.0),
+        "enlarge_m2": 90.0,
+    }
+    by_hand = {("east", 90.0): 1146.25, ("west", 90.0): 1048.0, ("enlarge", 90.0): 1048.0}
+    by_hand |= {("east", 30.0): 884.25, ("west", 30.0): 786.0}
+    best = max(by_hand.values())
+    total = 1179.0
+    for exact in (False, True):
+        res = propose_sites(
+            grid_net,
+            demand,
+            centers,
+            params=SitingParams(**base, exact=exact),
+            candidates=cands,
+        )
+        assert res.share_before == pytest.approx(655 / total, rel=1e-9)
+        assert res.share_after == pytest.approx(best / total, rel=1e-9)
+        assert res.upper_bound_share >= best / total - 1e-9
+        row = res.sites.iloc[0]
+        assert (row["candidate_id"], row["added_floor_area_m2"]) == ("east", 90.0)
+    # without the census column the same instance counts 2.62 persons per household
+    plain = propose_sites(
+        grid_net, audit_result.demand, centers, params=SitingParams(**base), candidates=cands
+    )
+    assert plain.share_before == pytest.approx(524 / total, rel=1e-9)
+
+
 # --- groups ------------------------------------------------------------------------------
 
 
