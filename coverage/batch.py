@@ -1060,7 +1060,7 @@ def _write_batch_summary(
     }
     compliance = _compliance_table(rows, params)
     if compliance is not None:
-        doc[COMPLIANCE] = _compliance_section(compliance, params)
+        doc[COMPLIANCE] = _compliance_section(compliance, params, city)
         files["summary.json"] = json_bytes(doc)
         files[COMPLIANCE_CSV] = export.csv_bytes(compliance)
     for fname, data in files.items():
@@ -1082,18 +1082,15 @@ def _compliance_table(
     return pd.DataFrame(records).reindex(columns=cols)
 
 
-def _compliance_section(table: pd.DataFrame, params: BatchParams) -> dict[str, Any]:
-    """Return the batch summary's ``compliance``: the standard, the parameters, one row per district × level."""
+def _compliance_section(table: pd.DataFrame, params: BatchParams, city: CityData) -> dict[str, Any]:
+    """Return the batch summary's ``compliance``: the standard, :func:`export.compliance_section`, the pass counts."""
     audit = audit_params(params.scenario)
-    cparams = compliance_params(audit, params.scenario.capacity)
+    capacity = pipeline.capacity_params(city, params.scenario)
     return {
         "areas": "districts",
         "standard": None if audit.standard is None else audit.standard.key,
-        "household_size": float(cparams.household_size),
-        "target_share": None if audit.compliance_target is None else float(audit.compliance_target),
-        "m2_per_100_households": float(cparams.m2_per_100_households),
+        **export.compliance_section(table, audit, capacity),
         "districts_passed": _passed_counts(table),
-        "rows": jsonable(table.to_dict(orient="records")),
     }
 
 

@@ -60,10 +60,10 @@ from coverage.standards import (
 
 logger = logging.getLogger(__name__)
 
-#: m² of community service floor area per 100 households: 住房和城乡建设部等《关于开展完整社区建设
-#: 试点工作的通知》(建办科〔2022〕48号), 附件《完整社区建设标准(试行)》: 社区综合服务站
-#: "建筑面积以每百户居民不低于30平方米为宜" (the figure is defined once, in `coverage.standards`,
-#: with the household size of the 2020 census). See docs/CAPACITY.md on how it was checked.
+#: m² of community service floor area per 100 households: 住房和城乡建设部办公厅、民政部办公厅
+#: 《关于开展完整社区建设试点工作的通知》(2022): "每百户居民拥有综合服务设施面积不低于30平方米"
+#: (the figure is defined once, in `coverage.standards`, with the household size of the 2020
+#: census; the notice's number and annex were not verified). See docs/STANDARDS.md.
 DEFAULT_STANDARD_M2_PER_100_HOUSEHOLDS = DEFAULT_M2_PER_100_HOUSEHOLDS
 #: Step weights of the three travel-time bands of Luo & Qi (2009), Health & Place 15(4),
 #: 1100-1107 (also pysal/access's default ``step_fn({10: 1, 20: 0.68, 30: 0.22})``).

@@ -572,7 +572,7 @@ def _capacity_options(p: argparse.ArgumentParser) -> None:
         "--capacity-standard",
         type=m2_per_100_households,
         metavar="M2",
-        help=f"floor area per 100 households to meet (default {DEFAULT_STANDARD_M2_PER_100_HOUSEHOLDS:g} m², 建办科〔2022〕48号)",
+        help=f"floor area per 100 households to meet (default {DEFAULT_STANDARD_M2_PER_100_HOUSEHOLDS:g} m², 完整社区建设试点 notice, 2022)",
     )
     c.add_argument(
         "--decay",

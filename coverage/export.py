@@ -43,7 +43,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
 from coverage import i18n
-from coverage.audit import METERS_TO_NEAREST
+from coverage.audit import METERS_TO_NEAREST, AuditParams
 from coverage.capacity import (
     HAS_FLOOR_AREA,
     HOUSEHOLDS,
@@ -55,6 +55,7 @@ from coverage.capacity import (
     MEETS_STANDARD,
     REQUIRED_M2,
     SUPPLY_M2_PER_100,
+    CapacityParams,
     compliance_params,
 )
 from coverage.centers import FLOOR_AREA_M2
@@ -80,6 +81,7 @@ from coverage.names import (
     share_column,
     threshold_key,
 )
+from coverage.optimize import CAPACITATED_GUARANTEE
 from coverage.progress import ProgressFn
 from coverage.report import report_html, report_pdf_bytes
 from coverage.scenario import ScenarioResult
@@ -795,6 +797,8 @@ def siting_block(siting: Any) -> dict[str, Any]:
         block["new_site_m2"] = [float(a) for a in params.new_site_m2]
         block["enlarge_m2"] = params.enlarge_m2
         block["objective"] = "residents within the threshold and served within floor area"
+        block["households"] = str(getattr(siting, "households_basis", "") or "household_size")
+        block["guarantee"] = CAPACITATED_GUARANTEE
     for name in ("target_met", "optimal", "min_sites_proven", "n_candidates"):
         value = getattr(siting, name, None)
         if value is not None:
@@ -1016,7 +1020,21 @@ def compliance_block(compliance: pd.DataFrame, result: ScenarioResult) -> dict[s
     and floor-area standard when it ran).
     """
     capacity = result.capacity
-    cparams = compliance_params(result.audit.params, None if capacity is None else capacity.params)
+    return compliance_section(
+        compliance, result.audit.params, None if capacity is None else capacity.params
+    )
+
+
+def compliance_section(
+    compliance: pd.DataFrame, params: AuditParams, capacity: CapacityParams | None
+) -> dict[str, Any]:
+    """Return a ``compliance`` section from the audit's and the capacity audit's parameters.
+
+    ``household_size``, ``target_share``, ``m2_per_100_households``, ``rows`` and,
+    when no row has floor-area figures, ``note``. :func:`compliance_block` (a
+    scenario's) and the batch's top-level summary both build theirs here.
+    """
+    cparams = compliance_params(params, capacity)
     from_capacity = (
         bool(compliance["floor_area_reachable_m2"].notna().any()) if len(compliance) else False
     )

@@ -1005,6 +1005,12 @@ def best_sites(
 # own choice carries no such guarantee (see capacitated_greedy).
 
 METHOD_CAP_GREEDY = "capacitated-greedy"
+#: What the capacitated greedy guarantees, as summary.json's ``siting.guarantee`` says it.
+CAPACITATED_GUARANTEE = (
+    "none for the greedy: the capacitated objective's greedy rule has no approximation ratio "
+    "(it does not reroute residents already served); upper_bound_share is a proven bound "
+    "(bound_kind) and gap = upper_bound_share - share_after bounds the distance to the optimum"
+)
 METHOD_CAP_EXACT = "capacitated-exact"
 #: Largest number of (facility, unit) pairs put into the exact MIP (refused beyond it).
 CAP_LP_MAX_PAIRS = 3_000_000

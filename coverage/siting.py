@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import geopandas as gpd
@@ -243,6 +243,11 @@ class SitingResult:
     min_sites_proven
         Exact mode with ``target_share`` only: True when ``k`` is proven to be the
         fewest sites reaching the target (``None`` otherwise).
+    bound_kind
+        Capacitated siting: the bound behind ``upper_bound_share``.
+    households_basis
+        Capacitated siting: ``"census"`` when the demand's ``households`` column
+        (a census's) set the capacities, ``"household_size"`` otherwise.
     """
 
     params: SitingParams
@@ -263,6 +268,7 @@ class SitingResult:
     swaps: int = 0
     min_sites_proven: bool | None = None
     bound_kind: str = ""
+    households_basis: str = ""
 
     def summary(self) -> dict[str, Any]:
         """Return the ``siting`` section of ``summary.json``."""
@@ -1129,7 +1135,8 @@ def _propose_capacitated(
     sel = best_capacitated_sites(model, params)
     sites, new_at = _capacitated_sites(net, params, cands, at, open_centers, sel)
     minutes_after = _minutes_after(net, sources.plus(new_at), dem, params.speed_kmh, demand.index)
-    result = _result(params, sel, sites, minutes_after, len(cands))
+    basis = "census" if HOUSEHOLDS in demand.columns else "household_size"
+    result = replace(_result(params, sel, sites, minutes_after, len(cands)), households_basis=basis)
     if progress:
         progress(1.0, "sites proposed")
     logger.info(

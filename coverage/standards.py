@@ -46,11 +46,13 @@ logger = logging.getLogger(__name__)
 #: 2021-05-11, §三 户别人口: "平均每个家庭户的人口为2.62人". `coverage.capacity` imports it.
 DEFAULT_HOUSEHOLD_SIZE = 2.62
 #: Community service floor area per 100 households: 住房和城乡建设部办公厅、民政部办公厅
-#: 《关于开展完整社区建设试点工作的通知》(2022): "每百户居民拥有综合服务设施面积不低于30平方米".
+#: 《关于开展完整社区建设试点工作的通知》(2022): "每百户居民拥有综合服务设施面积不低于30平方米"
+#: (as 人民日报 quotes it; the notice's document number was not verified, see docs/STANDARDS.md).
 DEFAULT_M2_PER_100_HOUSEHOLDS = 30.0
 #: Share of residents an area must have within its standard when neither the command line
 #: nor the standard gives one: 上海市城市总体规划（2017—2035年）, 15-minute community life
-#: circle coverage target 99 % (as quoted in issue 15; the plan text was not checked).
+#: circle coverage target 99 % (社区公共服务设施15分钟步行可达覆盖率, as quoted in 人文地理 2024
+#: No.2, html.rhhz.net/RWDL/html/20240207.htm; the plan text itself was not read).
 DEFAULT_COMPLIANCE_TARGET = 0.99
 #: Longest distance threshold accepted, in meters (a two-hour walk at 4.5 km/h is 9 km).
 MAX_DISTANCE_M = 10_000.0
@@ -403,7 +405,9 @@ def _circle_from(d: Mapping[str, Any]) -> Circle:
 # --- presets ------------------------------------------------------------------------------
 
 _GB = "GB 50180-2018 城市居住区规划设计标准"
-_GB_TABLE = f"{_GB}, 表3.0.4 居住区分级控制规模 (and §2.0.3–2.0.6 术语)"
+#: The terms are §2.0.2 (15-minute) to §2.0.5 (居住街坊), as a public evaluation set quoting the
+#: text gives them; the table number 3.0.4 is not verified (docs/STANDARDS.md).
+_GB_TABLE = f"{_GB}, 表3.0.4 居住区分级控制规模 (and §2.0.2–2.0.5 术语)"
 
 #: GB 50180-2018: the 15-, 10- and 5-minute life circles and the 居住街坊, by walking distance.
 GB50180 = Standard(

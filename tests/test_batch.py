@@ -779,6 +779,11 @@ def test_batch_compliance_across_districts(grid_city, grid_districts, tmp_path) 
     assert section["standard"] == "local"
     assert section["districts_passed"] == {"community": {"passed": 1, "failed": 2, "not_judged": 1}}
     assert [r["district"] for r in section["rows"]] == list(table["district"])
+    # the same block as a scenario's (export.compliance_section): parameters and the note
+    assert section["target_share"] == 0.9
+    assert section["household_size"] == 2.62
+    assert section["m2_per_100_households"] == 30.0
+    assert "capacity audit" in section["note"]  # no floor areas: the floor-area columns are null
     # per-district files stay as they were: no districts table of their own
     assert (out / "东区" / "standard.csv").is_file()
     assert not (out / "东区" / batch.COMPLIANCE_CSV).exists()

@@ -612,6 +612,10 @@ def test_cli_site_capacitated_exact(tmp_path: Path) -> None:
     assert siting["new_site_m2"] == [30.0, 90.0]
     assert siting["share_after"] >= siting["share_before"]
     assert siting["upper_bound_share"] >= siting["share_after"] - 1e-12
+    # the output says what is proven: the bound and gap, not the greedy
+    assert siting["guarantee"].startswith("none for the greedy")
+    assert siting["households"] == "household_size"
+    assert siting["bound_kind"] in {"submodular", "lp", "mip", "optimal"}
     # the centers carry floor areas, so the capacity audit ran with the defaults
     assert summary["capacity"]["standard_m2_per_100_households"] == 30.0
     sites = json.loads((out / "proposed_sites.geojson").read_text(encoding="utf-8"))
