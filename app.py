@@ -44,6 +44,7 @@ from coverage.audit import PER_CENTER_POLYGONS_MAX
 from coverage.capacity import DEFAULT_STANDARD_M2_PER_100_HOUSEHOLDS, CapacityParams
 from coverage.centers import FLOOR_AREA_M2
 from coverage.errors import InputError, PlannerError, ResourceLimitError
+from coverage.groups import OLDER_PATTERN, OLDER_SPEED_KMH, GroupParams, group_names
 from coverage.i18n import LANG_NAMES, LANGS, MESSAGES, t
 from coverage.inputs import (
     DEFAULT_CITY,
@@ -60,7 +61,7 @@ from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
 from coverage.scenario import AddedStation, Scenario, ScenarioResult
 from coverage.siting import SitingParams
-from coverage.standards import DEFAULT_HOUSEHOLD_SIZE, PRESETS, Standard
+from coverage.standards import DEFAULT_HOUSEHOLD_SIZE, PRESETS, Standard, standard_from_bytes
 from coverage.tables import (
     NO_CHANGE_SHARE,
     compare_scenarios,
@@ -646,7 +647,7 @@ def sync_widgets() -> None:
     ss["speed"] = float(s.speed_kmh)
     ss["thresholds"] = [float(t) for t in s.thresholds_min]
     ss["distances"] = [float(d) for d in s.audit.thresholds_m]
-    ss["standard"] = s.audit.standard.key if s.audit.standard is not None else ""
+    ss["standard"] = standard_choice(s.audit.standard)
     cap = s.capacity or CapacityParams()
     ss["household_size"] = float(cap.household_size)
     ss["capacity_standard"] = float(cap.standard_m2_per_100_households)
@@ -1388,6 +1389,7 @@ def sidebar_params(city: CityData) -> None:
     )
     sidebar_standard(s)
     sidebar_capacity(s, city)
+    sidebar_group_speeds(s, city)
     sb.radio(
         tr("tiles"),
         ["osm", "light", "streets"],
@@ -1400,6 +1402,8 @@ def sidebar_params(city: CityData) -> None:
 
 def picked_standard(value: Any) -> Standard | None:
     """Return the preset the standard widget shows (by key or, after a relabel, by title)."""
+    if value == LOCAL_STANDARD:
+        return local_standard()
     by_title = {p.title: p for p in PRESETS.values()}
     return PRESETS.get(str(value)) or by_title.get(str(value))
 
@@ -1409,7 +1413,7 @@ def sidebar_standard(s: Scenario) -> None:
     ss = st.session_state
     sb = st.sidebar
     ss.setdefault("distances", [float(d) for d in s.audit.thresholds_m])
-    ss.setdefault("standard", s.audit.standard.key if s.audit.standard is not None else "")
+    ss.setdefault("standard", standard_choice(s.audit.standard))
     sb.multiselect(
         tr("std.distances"),
         sorted({*DISTANCE_CHOICES_M, *s.audit.thresholds_m}),
@@ -1421,11 +1425,146 @@ def sidebar_standard(s: Scenario) -> None:
     )
     sb.selectbox(
         tr("std.standard"),
-        ["", *PRESETS],
-        format_func=lambda k: PRESETS[k].title if k else tr("std.none"),
+        ["", *PRESETS, *standard_file_option()],
+        format_func=standard_labeller(),
         key="standard",
         on_change=on_params,
     )
+    sidebar_standard_file()
+
+
+# --- issue 15: a local standard file next to the presets ---------------------------------
+
+#: The standard widget's value for the local standard read from an uploaded file.
+LOCAL_STANDARD = "__local__"
+
+
+def local_standard() -> Standard | None:
+    """Return the local standard of this session (the last file read), if any."""
+    std = st.session_state.get("standard_local")
+    return std if isinstance(std, Standard) else None
+
+
+def standard_choice(std: Standard | None) -> str:
+    """Return the standard widget's value for ``std``: a preset key, the local entry, or ``""``."""
+    if std is None:
+        return ""
+    if PRESETS.get(std.key) == std:
+        return std.key
+    st.session_state["standard_local"] = std  # a scenario's own (file) standard
+    return LOCAL_STANDARD
+
+
+def standard_file_option() -> list[str]:
+    """Return the local standard's entry for the standard widget (none before a file is read)."""
+    return [LOCAL_STANDARD] if local_standard() is not None else []
+
+
+def standard_labeller() -> Callable[[str], str]:
+    """Return the labels of the standard widget's entries (fixed now: no session lookups later)."""
+    std = local_standard()
+    local = tr("std.file_option", title=std.title if std is not None else "")
+    none = tr("std.none")
+    return lambda key: local if key == LOCAL_STANDARD else (PRESETS[key].title if key else none)
+
+
+def on_standard_upload() -> None:
+    """Queue the uploaded standard file (read on the next run, as tests queue one)."""
+    up = st.session_state.get("standard_upload")
+    if up is not None:
+        st.session_state["pending_standard"] = (str(up.name), bytes(up.getvalue()))
+
+
+def handle_pending_standard() -> None:
+    """Read ``session_state['pending_standard']`` (file name, bytes) and judge the scenario by it.
+
+    A file that does not parse or validate is explained in the session's language
+    (its ``code`` and ``params``, the file's own name) and changes nothing.
+    """
+    ss = st.session_state
+    pending = ss.pop("pending_standard", None)
+    if not pending:
+        return
+    name, data = pending
+    try:
+        std = standard_from_bytes(data, name=str(name))
+    except PlannerError as exc:
+        show_error(exc)
+        return
+    ss["standard_local"] = std
+    ss["standard_local_name"] = Path(str(name)).name
+    ss["standard"] = LOCAL_STANDARD
+    s = active()
+    set_active(replace(s, audit=replace(s.audit, standard=std, level_thresholds_min=None)))
+
+
+def sidebar_standard_file() -> None:
+    """Show the uploader of a local standard file (TOML / JSON / CSV, as ``--standard FILE``)."""
+    ss = st.session_state
+    sb = st.sidebar
+    sb.file_uploader(
+        tr("std.file"),
+        type=["toml", "json", "csv"],
+        key="standard_upload",
+        on_change=on_standard_upload,
+        help=tr("std.file_help"),
+    )
+    std = local_standard()
+    if std is not None and ss.get("standard") == LOCAL_STANDARD:
+        names = "、" if lang() == "zh" else ", "
+        sb.caption(
+            tr(
+                "std.file_loaded",
+                name=str(ss.get("standard_local_name") or std.key),
+                levels=len(std.circles),
+                names=names.join(c.name for c in std.circles),
+            )
+        )
+
+
+# --- issue 15: walking speed per population group ----------------------------------------
+
+
+def group_speed_key(name: str) -> str:
+    """Return the widget key of a group's walking speed."""
+    return f"group_speed::{name}"
+
+
+def sidebar_group_speeds(s: Scenario, city: CityData) -> None:
+    """Show one walking speed per population group of the city (issue 15), with its default's source."""
+    names = group_names(city.demand)
+    if not names:
+        return
+    ss = st.session_state
+    with st.sidebar.expander(tr("grpspeed.title"), expanded=bool(s.groups.speeds_kmh)):
+        st.caption(tr("grpspeed.caption", older=OLDER_SPEED_KMH))
+        for name in names:
+            default = GroupParams().speed_of(name, s.speed_kmh)
+            ss[group_speed_key(name)] = float(s.groups.speed_of(name, s.speed_kmh))
+            older = bool(OLDER_PATTERN.search(name))
+            st.number_input(
+                tr("grpspeed.speed", group=name),
+                min_value=0.5,
+                max_value=30.0,
+                step=0.1,
+                format="%.1f",
+                key=group_speed_key(name),
+                on_change=on_group_speed,
+                args=(name,),
+                help=tr("grpspeed.help_older" if older else "grpspeed.help", v=default),
+            )
+
+
+def on_group_speed(name: str) -> None:
+    """Copy a group's walking speed into the active scenario (only when it is not the default)."""
+    s = active()
+    value = float(st.session_state[group_speed_key(name)])
+    speeds = dict(s.groups.speeds_kmh)
+    if abs(value - GroupParams().speed_of(name, s.speed_kmh)) < 1e-9:
+        speeds.pop(name, None)
+    else:
+        speeds[name] = value
+    set_active(replace(s, groups=GroupParams(speeds)))
 
 
 def compliance_section(res: ScenarioResult) -> None:
@@ -1861,6 +2000,7 @@ def main() -> None:
     city, city_key = loaded
     scenarios()
     read_click()
+    handle_pending_standard()
     stop = sidebar_scenarios(city)
     city_caption(city)
     s = active()

@@ -31,7 +31,6 @@ from coverage.reach import MINUTES_TO_NEAREST
 
 logger = logging.getLogger(__name__)
 
-#: Prefix of the demand column of a group: ``population_60岁及以上``.
 #: 3.3 km/h ≈ 0.92 m/s: the 15th-percentile walking speed of pedestrians older than 60
 #: (3.03 ft/s) measured at signalised crossings in TCRP Report 112 / NCHRP Report 562
 #: (Fitzpatrick et al., 2006); see docs/CAPACITY.md.

@@ -506,6 +506,36 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "zh": "每个片区、每个级别只按本级站点和本级阈值评估；建筑面积一栏在服务中心带有建筑面积时才有值。",
         "en": "Each area and level is judged only by that level's own centers and threshold; the floor-area columns are filled when the centers carry floor areas.",
     },
+    "app.std.file": {
+        "zh": "或上传本地标准文件（TOML / JSON / CSV）",
+        "en": "Or upload a local standard (TOML / JSON / CSV)",
+    },
+    "app.std.file_help": {
+        "zh": "每行一级：`level`（站点级别）、`minutes` 和/或 `meters`、可选 `source`、`target_share`；格式见 `docs/STANDARDS.md`。",
+        "en": "One level per row: level (the centers' level), minutes and/or meters, optional source and target_share; see docs/STANDARDS.md.",
+    },
+    "app.std.file_option": {"zh": "本地标准：{title}", "en": "Local standard: {title}"},
+    "app.std.file_loaded": {
+        "zh": "已读取本地标准“{name}”：{levels} 级（{names}）。",
+        "en": "Local standard {name!r} read: {levels} level(s) ({names}).",
+    },
+    "app.grpspeed.title": {"zh": "各人群步行速度", "en": "Walking speed per group"},
+    "app.grpspeed.caption": {
+        "zh": "60 岁及以上等老年人群默认 {older:g} 公里/小时：60 岁以上行人过街步速的第 15 百分位（0.92 米/秒，Fitzpatrick 等 2006，TCRP 第 112 号报告）；其他人群默认与步行速度参数相同。",
+        "en": "Older groups (60+ and the like) default to {older:g} km/h: the 15th-percentile crossing speed of pedestrians over 60 (0.92 m/s, Fitzpatrick et al. 2006, TCRP Report 112); other groups default to the walking speed parameter.",
+    },
+    "app.grpspeed.speed": {
+        "zh": "“{group}”步行速度（公里/小时）",
+        "en": "Walking speed of {group} (km/h)",
+    },
+    "app.grpspeed.help_older": {
+        "zh": "默认 {v:g} 公里/小时（老年人，来源见上）",
+        "en": "Default {v:g} km/h (older residents, source above)",
+    },
+    "app.grpspeed.help": {
+        "zh": "默认 {v:g} 公里/小时（与步行速度参数相同）",
+        "en": "Default {v:g} km/h (the walking speed parameter)",
+    },
     "app.cap.title": {"zh": "容量（建筑面积）", "en": "Capacity (floor area)"},
     "app.cap.help": {
         "zh": "服务中心带有建筑面积时，按两步移动搜索法计算每百户可达建筑面积，并与标准比较。",
@@ -613,8 +643,40 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "en": "The standard file {name!r} is not valid {format}; check its syntax.",
     },
     "app.err.standard.format": {
-        "zh": "标准文件“{name}”的格式不支持，请使用 JSON 或 CSV 文件。",
+        "zh": "标准文件“{name}”的格式不支持，请使用 `.toml`、`.json` 或 `.csv` 文件。",
         "en": "The standard file {name!r} has an unsupported format; use .toml, .json or .csv.",
+    },
+    "app.err.standard.encoding": {
+        "zh": "标准文件“{name}”不是 UTF-8 文本，请另存为 UTF-8 编码。",
+        "en": "The standard file {name!r} is not UTF-8 text; save it as UTF-8.",
+    },
+    "app.err.standard.structure": {
+        "zh": "标准文件“{name}”的结构不对：TOML/JSON 需要一个 `levels` 列表，CSV 需要含 `level` 以及 `minutes` 和/或 `meters` 的表头。",
+        "en": "The standard file {name!r} has the wrong structure: TOML/JSON need a `levels` list, CSV a header with `level` and `minutes` and/or `meters`.",
+    },
+    "app.err.standard.no_levels": {
+        "zh": "标准文件“{name}”没有任何级别，请至少给出一级（`level`，以及 `minutes` 和/或 `meters`）。",
+        "en": "The standard file {name!r} has no levels; give at least one (level, minutes and/or meters).",
+    },
+    "app.err.standard.unknown_field": {
+        "zh": "标准文件“{name}”含有无法识别的字段：{fields}。可用字段：`level`、`name`、`minutes`、`meters`、`source`、`target_share`、`notes`。",
+        "en": "The standard file {name!r} has unknown field(s): {fields}. Known: level, name, minutes, meters, source, target_share, notes.",
+    },
+    "app.err.standard.no_level": {
+        "zh": "标准文件“{name}”第 {row} 级缺少 `level`：请填写它评估的站点级别（如 `community`）。",
+        "en": "The standard file {name!r}, level {row}: `level` is missing; name the center level it judges (e.g. community).",
+    },
+    "app.err.standard.duplicate_level": {
+        "zh": "标准文件“{name}”中级别“{level}”出现了不止一次，每级只能给一次。",
+        "en": "The standard file {name!r} gives the level {level!r} more than once; give each level once.",
+    },
+    "app.err.standard.no_limit": {
+        "zh": "标准文件“{name}”中级别“{level}”没有步行阈值，请给出 `minutes` 和/或 `meters`（如 `meters = 300`）。",
+        "en": "The standard file {name!r}, level {level!r}: give `minutes` and/or `meters` (e.g. meters = 300).",
+    },
+    "app.err.standard.bad_value": {
+        "zh": "标准文件“{name}”中级别“{level}”的数值有误：`minutes` 须在 0–{max_min} 分钟之间，`meters` 须在 0–{max_m} 米之间，`target_share` 须在 0–1 之间。",
+        "en": "The standard file {name!r}, level {level!r}: a value is out of range; minutes must be in (0, {max_min}], meters in (0, {max_m}], target_share in (0, 1].",
     },
     "app.err.standard.too_large": {
         "zh": "标准文件“{name}”过大，一个标准只需几行。",

@@ -560,31 +560,29 @@ def _rows_standard(
     key: str, title: str, source: str, rows: Sequence[Mapping[str, Any]]
 ) -> Standard:
     """Build a local standard: one row per center level, each its own circle."""
-    circles = []
+    circles: list[Circle] = []
+    if not rows:
+        msg = f"Standard file {source!r} has no levels; give at least one (level, minutes and/or meters)."
+        raise InputError(msg, code="standard.no_levels", params={"name": source})
     for i, row in enumerate(rows, start=1):
         unknown = sorted(str(k) for k in set(row) - set(_ROW_FIELDS) if k not in ("", None))
         if unknown:
             msg = f"Standard file {source!r}, level {i}: unknown field(s) {unknown}; known: {', '.join(_ROW_FIELDS)}."
-            raise InputError(msg)
+            params = {"name": source, "row": i, "fields": ", ".join(unknown)}
+            raise InputError(msg, code="standard.unknown_field", params=params)
         level = str(row.get("level") or "").strip()
         if not level:
             msg = f"Standard file {source!r}, level {i}: `level` is missing; name the center level it judges (e.g. community)."
-            raise InputError(msg)
+            raise InputError(msg, code="standard.no_level", params={"name": source, "row": i})
+        if level in (c.key for c in circles):
+            msg = f"Standard file {source!r} gives the level {level!r} more than once; give each level once."
+            raise InputError(
+                msg, code="standard.duplicate_level", params={"name": source, "level": level}
+            )
         if all(row.get(k) in (None, "") for k in ("minutes", "meters")):
             msg = f"Standard file {source!r}, level {level!r}: give `minutes` and/or `meters` (e.g. meters = 300)."
-            raise InputError(msg)
-        share = row.get("target_share")
-        circles.append(
-            Circle(
-                key=level,
-                name=str(row.get("name") or level),
-                minutes=row.get("minutes"),
-                meters=row.get("meters"),
-                source=str(row.get("source") or source),
-                target_share=None if share in (None, "") else _share(share, source, i),
-                notes=str(row.get("notes") or ""),
-            )
-        )
+            raise InputError(msg, code="standard.no_limit", params={"name": source, "level": level})
+        circles.append(_row_circle(row, level, source, i))
     return Standard(
         key=key,
         title=title or key,
@@ -592,6 +590,32 @@ def _rows_standard(
         circles=tuple(circles),
         center_levels=tuple((c.key, c.key) for c in circles),
     )
+
+
+def _row_circle(row: Mapping[str, Any], level: str, source: str, i: int) -> Circle:
+    """Return the circle of one level of a file; a bad value names the file and the level."""
+    share = row.get("target_share")
+    try:
+        return Circle(
+            key=level,
+            name=str(row.get("name") or level),
+            minutes=row.get("minutes"),
+            meters=row.get("meters"),
+            source=str(row.get("source") or source),
+            target_share=None if share in (None, "") else _share(share, source, i),
+            notes=str(row.get("notes") or ""),
+        )
+    except InputError as exc:
+        if exc.code is not None:
+            raise
+        params = {
+            "name": source,
+            "level": level,
+            "max_min": f"{MAX_THRESHOLD_MIN:g}",
+            "max_m": f"{MAX_DISTANCE_M:g}",
+        }
+        msg = f"Standard file {source!r}, level {level!r}: {exc}"
+        raise InputError(msg, code="standard.bad_value", params=params) from exc
 
 
 def _share(value: Any, source: str, i: int) -> float:
@@ -605,15 +629,16 @@ def _share(value: Any, source: str, i: int) -> float:
 def _parse_mapping(doc: Any, key: str, source: str) -> Standard:
     if not isinstance(doc, Mapping):
         msg = f"Standard file {source!r} must hold an object with a `levels` list (see docs/STANDARDS.md)."
-        raise InputError(msg)
+        raise InputError(msg, code="standard.structure", params={"name": source})
     unknown = sorted(str(k) for k in set(doc) - {"name", "title", "source", "levels"})
     if unknown:
         msg = f"Standard file {source!r} has unknown field(s) {unknown}; known: levels, name, source, title."
-        raise InputError(msg)
+        params = {"name": source, "row": 0, "fields": ", ".join(unknown)}
+        raise InputError(msg, code="standard.unknown_field", params=params)
     rows = doc.get("levels")
     if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
         msg = f"Standard file {source!r} needs `levels`: a list of objects with `level` and `minutes` and/or `meters`."
-        raise InputError(msg)
+        raise InputError(msg, code="standard.structure", params={"name": source})
     return _rows_standard(
         str(doc.get("name") or key),
         str(doc.get("title") or ""),
@@ -626,7 +651,7 @@ def _csv_rows(text: str, source: str) -> list[dict[str, Any]]:
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames is None or "level" not in [f.strip() for f in reader.fieldnames]:
         msg = f"Standard file {source!r} (CSV) needs a header with `level` and `minutes` and/or `meters`; got {reader.fieldnames}."
-        raise InputError(msg)
+        raise InputError(msg, code="standard.structure", params={"name": source})
     return [
         {str(k).strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items()}
         for row in reader
@@ -673,14 +698,40 @@ def standard_from_file(path: Path | str) -> Standard:
         if p.stat().st_size > MAX_FILE_BYTES:
             msg = f"Standard file {p.name!r} is larger than {MAX_FILE_BYTES:,} bytes; a standard is a few lines."
             raise InputError(msg, code="standard.too_large", params={"name": p.name})
-        text = p.read_bytes().decode("utf-8-sig")
+        data = p.read_bytes()
     except OSError as exc:
         msg = f"Cannot read the standard file {str(p)[:200]!r}: {exc.strerror or exc}."
         raise InputError(msg) from exc
+    return standard_from_bytes(data, name=p.name)
+
+
+def standard_from_bytes(data: bytes, *, name: str) -> Standard:
+    """Read a local standard from a file's bytes (an upload), named by the file's own ``name``.
+
+    The format comes from the name's suffix (``.toml``, ``.json``, ``.csv``); the text
+    is UTF-8 (a BOM is accepted), at most :data:`MAX_FILE_BYTES`. Every refusal carries
+    a ``code`` and ``params`` (``name``: the file's name, never a path) for a translation.
+
+    Raises
+    ------
+    InputError
+        A file that is too large, not UTF-8, of another format, or does not validate.
+    """
+    label = Path(str(name)).name or "standard"
+    p = Path(label)
+    fmt = p.suffix.lower().lstrip(".")
+    if fmt not in ("toml", "json", "csv"):
+        msg = f"Standard file {label!r} must end in .toml, .json or .csv (or name a preset: {', '.join(PRESETS)})."
+        raise InputError(msg, code="standard.format", params={"name": label})
+    if len(data) > MAX_FILE_BYTES:
+        msg = f"Standard file {label!r} is larger than {MAX_FILE_BYTES:,} bytes; a standard is a few lines."
+        raise InputError(msg, code="standard.too_large", params={"name": label})
+    try:
+        text = bytes(data).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        msg = f"Standard file {p.name!r} is not UTF-8 text; save it as UTF-8."
-        raise InputError(msg) from exc
-    return standard_from_text(text, fmt=fmt, key=p.stem, source=p.name)
+        msg = f"Standard file {label!r} is not UTF-8 text; save it as UTF-8."
+        raise InputError(msg, code="standard.encoding", params={"name": label}) from exc
+    return standard_from_text(text, fmt=fmt, key=p.stem, source=label)
 
 
 def resolve_standard(value: str | Path | Standard | None) -> Standard | None:

@@ -843,3 +843,112 @@ def test_translated_choices_survive_a_language_switch(
         "gcj02",
     )
     assert state["lang_seen"] == "en"
+
+
+# --- issue 15: a local standard file and walking speeds per group ---------------------------
+
+LOCAL_TOML = """name = "本地标准"
+title = "本地 15 分钟标准"
+source = "某市规划, 2024"
+
+[[levels]]
+level = "street"
+minutes = 10
+
+[[levels]]
+level = "community"
+meters = 300
+""".encode()
+
+
+def test_local_standard_file_next_to_the_presets() -> None:
+    """A standard file read in the panel judges the levels as --standard FILE does; back and forth."""
+    at = started()
+    at.session_state["pending_standard"] = ("本地标准.toml", LOCAL_TOML)
+    at.run()
+    assert_ok(at)
+    std = active(at).audit.standard
+    assert std is not None
+    assert (std.key, [c.key for c in std.circles]) == ("本地标准", ["street", "community"])
+    assert at.selectbox(key="standard").value == "__local__"
+    table = next(df for df in at.dataframe if "生活圈" in df.value.columns)
+    assert set(table.value["级别"]) == {"街道", "社区"}
+    assert any("已读取本地标准“本地标准.toml”：2 级" in c.value for c in at.caption)
+    at.selectbox(key="standard").set_value("gb50180").run()
+    assert_ok(at)
+    assert active(at).audit.standard.key == "gb50180"
+    at.selectbox(key="standard").set_value("__local__").run()
+    assert_ok(at)
+    assert active(at).audit.standard == std  # the file's standard stays on offer
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "zh"),
+    [
+        ("坏标准.toml", b'[[levels]]\nlevel = "street"\nminutes = 500\n', "数值有误"),
+        ("坏标准.toml", b"[[levels]\n", "不是有效的 TOML 文件"),
+        ("坏标准.csv", b"level,minutes\nstreet,10\nstreet,15\n", "出现了不止一次"),
+        ("坏标准.json", b'{"levels": [{"minutes": 5}]}', "缺少 `level`"),
+        ("坏标准.txt", b"level,minutes\n", "格式不支持"),
+    ],
+)
+def test_bad_standard_file_is_explained_in_the_users_language(
+    name: str, data: bytes, zh: str
+) -> None:
+    at = started()
+    at.session_state["pending_standard"] = (name, data)
+    at.run()
+    assert not at.exception
+    text = " ".join(e.value for e in at.error)
+    assert f"“{name}”" in text, text
+    assert zh in text, text
+    assert "Standard file" not in text, text
+    assert "/tmp" not in text, text
+    assert active(at).audit.standard is None  # nothing changed
+    at = new_app()
+    at.session_state["lang"] = "en"
+    at.session_state["pending_standard"] = (name, data)
+    at.run()
+    text = " ".join(e.value for e in at.error)
+    assert repr(name) in text, text
+    assert not CJK.search(text.replace(name, "")), text
+
+
+def test_group_walking_speeds_in_the_panel(haidian_extract) -> None:  # type: ignore[no-untyped-def]
+    """A census with a 60岁及以上 column: its speed widget shows the cited default and sets the scenario."""
+    from shapely.geometry import box, mapping
+
+    at = started()
+    minx, miny, maxx, maxy = haidian_extract.residential.total_bounds
+    area = box(minx - 0.001, miny - 0.001, maxx + 0.001, maxy + 0.001)
+    census = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"名称": "示例社区", "常住人口": 12000, "60岁及以上": 3000},
+                "geometry": mapping(area),
+            }
+        ],
+    }
+    at.session_state["group_columns"] = "60岁及以上"
+    at.session_state["pending_upload"] = {
+        "source": "default",
+        "census": ("普查.geojson", json.dumps(census, ensure_ascii=False).encode()),
+    }
+    at.run()
+    assert_ok(at)
+    widget = at.number_input(key="group_speed::60岁及以上")
+    assert widget.value == pytest.approx(3.3)
+    assert widget.label == "“60岁及以上”步行速度（公里/小时）"
+    assert any("TCRP 第 112 号报告" in c.value for c in at.caption)
+    groups = next(df for df in at.dataframe if "人群" in df.value.columns)
+    assert set(groups.value["步行速度（公里/小时）"]) == {"3.3"}
+    widget.set_value(2.5).run()
+    assert_ok(at)
+    assert dict(active(at).groups.speeds_kmh) == {"60岁及以上": 2.5}
+    groups = next(df for df in at.dataframe if "人群" in df.value.columns)
+    assert set(groups.value["步行速度（公里/小时）"]) == {"2.5"}
+    assert at.session_state["scenarios"]["baseline"].groups.speeds_kmh == {}  # baseline stays
+    at.number_input(key="group_speed::60岁及以上").set_value(3.3).run()
+    assert dict(active(at).groups.speeds_kmh) == {}  # the default is not stored

@@ -38,6 +38,7 @@ ASCII_WORDS_IN_ZH = {
     "km",
     "min",
     "population",  # the population file's column name, to be typed as is
+    "TOML",  # a file format, as JSON and CSV
     "UTF",  # text encodings, named as the save dialogs name them (issue 13's file errors)
     "GBK",
     "lon",  # coordinate column names, to be typed as is
@@ -50,6 +51,8 @@ ASCII_PHRASES_IN_ZH = (
     "ODbL",
     "openstreetmap.org",
     "osmium extract",  # a command, typed as is
+    "Fitzpatrick",  # an author and a report series cited (the default walking speed of older groups)
+    "TCRP",
 )
 FILE_NAME = re.compile(r"[\w-]*\.(?:json|csv|html|geojson|gpkg|osm|bz2|gz|pbf)\b")
 CJK = re.compile(r"[\u3400-\u9fff]")
@@ -72,6 +75,7 @@ def sample_values(text: str) -> dict[str, object]:
 def leftover_ascii_words(zh: str) -> list[str]:
     """Return the English words of a Chinese label beyond names, units and acronyms."""
     text = re.sub(r"\{[^}]*\}", " ", zh)  # placeholders
+    text = re.sub(r"`[^`]*`", " ", text)  # code spans: field names and files typed as is
     text = FILE_NAME.sub(" ", text)
     for phrase in ASCII_PHRASES_IN_ZH:
         text = text.replace(phrase, " ")
