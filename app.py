@@ -1517,9 +1517,17 @@ def sidebar_standard_file() -> None:
                 "std.file_loaded",
                 name=str(ss.get("standard_local_name") or std.key),
                 levels=len(std.circles),
-                names=names.join(c.name for c in std.circles),
+                names=names.join(map(circle_label, std.circles)),
             )
         )
+
+
+def circle_label(circle: Any) -> str:
+    """Return a level of a local standard as the tables name it (街道 for ``street``), else its name."""
+    key = f"table.level.{circle.key}"
+    if circle.name == circle.key and key in MESSAGES:
+        return t(key, lang())
+    return str(circle.name)
 
 
 # --- issue 15: walking speed per population group ----------------------------------------
