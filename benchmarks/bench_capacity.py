@@ -135,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     # small sites fill up (capacity binds: the bound is tight); large ones do not (a real gap)
     for sizes, enlarge in (((300.0, 600.0), 300.0), ((3000.0, 6000.0), 3000.0)):
         sp = S.SitingParams(k=args.k, new_site_m2=sizes, enlarge_m2=enlarge, lp_bound=False)
-        model = S._capacitated_model(sp, cover_e, cover, w, centers[FLOOR_AREA_M2].to_numpy(float))
+        model = S._capacitated_model(
+            sp, cover_e, cover, demand, centers[FLOOR_AREA_M2].to_numpy(float)
+        )
         cg = CpuTimed(lambda model=model: opt.capacitated_greedy(model, k=args.k))
         mg = measure(cg, repeat=args.repeat, warmup=1, track_memory=False)
         mb = measure(

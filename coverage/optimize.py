@@ -1655,7 +1655,7 @@ def best_capacitated_sites(model: CapacitatedModel, options: SolveOptions) -> Ca
         bound, kind = mip_bound, "mip"
     if optimal and target is None:
         bound, kind = after, "optimal"
-    return CapacitatedSelection(
+    return SiteSelection(
         chosen=order,
         marginal_population=gains,
         cumulative_population=cum,

@@ -552,3 +552,28 @@ def test_capacitated_greedy_has_no_ratio_of_its_own() -> None:
     assert bound >= best - 1e-9
     sel = best_capacitated_sites(model, Options(k=1))
     assert sel.bound_population >= best - 1e-9
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_served_residents_are_submodular_by_brute_force(seed: int) -> None:
+    """The bound's premise, checked by networkx: f(A + x) - f(A) >= f(B + x) - f(B) for A ⊆ B.
+
+    Served residents (a maximum flow; with household capacities a weighted one) are a
+    monotone submodular function of the open actions; the greedy's residual rule is not
+    this function's greedy, which is why it has no ratio of its own.
+    """
+    rng = np.random.default_rng(900 + seed)
+    plain = cap_instance(seed)
+    loaded, hh, persons = household_instance(seed)
+    cases = [
+        (plain, lambda acts: max_flow(plain, acts)),
+        (loaded, lambda acts: household_flow(loaded, hh, persons, acts)),
+    ]
+    for model, f in cases:
+        for _ in range(12):
+            b = rng.choice(model.n_actions, size=4, replace=False)
+            a = b[: rng.integers(0, 4)]
+            x = int(rng.choice(np.setdiff1d(np.arange(model.n_actions), b)))
+            fa, fb = f(list(a)), f(list(b))
+            assert fb >= fa - 1e-9  # monotone
+            assert f([*a, x]) - fa >= f([*b, x]) - fb - 1e-9  # diminishing returns
