@@ -717,6 +717,7 @@ def test_run_batch_refuses_a_user_folder_before_loading(tmp_path, monkeypatch) -
 # --- issue 14: documents per district and a top-level workbook ---------------------------
 
 
+@pytest.mark.figure
 def test_batch_writes_workbooks_and_maps(grid_city, grid_districts, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import openpyxl
 
