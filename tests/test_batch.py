@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from conftest import GRID
 
 import coverage.pipeline
 from coverage import batch, export, inputs
@@ -35,7 +36,6 @@ from coverage.snapping import snap_frame
 from coverage.standards import Circle, Standard
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = Path(__file__).resolve().parent / "data" / "grid.osm"
 ORIGIN = (440_000.0, 4_428_000.0)  # tests/data/make_grid.py: grid origin in EPSG:32650
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
