@@ -35,6 +35,11 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
+# Measure this checkout's `coverage`, not an installed copy: `python benchmarks/x.py` puts only
+# benchmarks/ on sys.path, and a git worktree sharing a venv has its editable install pointing
+# at another checkout.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 #: Packages whose versions go into every benchmark report.
 KEY_PACKAGES = (

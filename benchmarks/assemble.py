@@ -10,7 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ["e2e", "network", "isochrones", "siting", "capacity", "app", "batch", "suite", "scale"]
+SECTIONS = [
+    "e2e",
+    "network",
+    "isochrones",
+    "documents",
+    "siting",
+    "capacity",
+    "app",
+    "batch",
+    "suite",
+    "scale",
+    "guards",
+]
 
 HEADER = """# Benchmarks
 
@@ -23,6 +35,7 @@ Regenerate a section by running its script, then `python benchmarks/assemble.py`
 | whole commands, cold and warm (issue 16) | `benchmarks/bench_e2e.py` | `.venv/bin/python benchmarks/bench_e2e.py --sizes 10000,100000,300000 --write-docs` (also in `make bench-full`) |
 | network | `benchmarks/bench_network.py` | `.venv/bin/python benchmarks/bench_network.py` |
 | isochrones and audit | `benchmarks/bench_isochrones.py` | `.venv/bin/python benchmarks/bench_isochrones.py` |
+| the default city (91 stations) and its documents (issue 14) | `benchmarks/bench_documents.py` | `.venv/bin/python benchmarks/bench_documents.py --write-docs` |
 | siting | `benchmarks/bench_siting.py` | `.venv/bin/python benchmarks/bench_siting.py` |
 | capacity: 2SFCA, capacitated siting (issue 15) | `benchmarks/bench_capacity.py` | `.venv/bin/python benchmarks/bench_capacity.py` |
 | app | `benchmarks/bench_app.py` | `.venv/bin/python benchmarks/bench_app.py` |

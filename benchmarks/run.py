@@ -24,7 +24,7 @@ with its message and the suite carries on.
 Usage::
 
     python benchmarks/run.py --sizes 10000,100000,300000 --repeat 3
-    python benchmarks/run.py --smoke              # 10k nodes, repeat 1, < 60 s
+    python benchmarks/run.py --smoke              # 3k nodes, repeat 1, < 30 s
     python benchmarks/run.py --sizes 300000 --profile-network
     python benchmarks/run.py --guards             # the guards' cost (benchmarks/bench_guards.py)
 """
@@ -955,7 +955,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="runs of the cold network build (slow at scale)",
     )
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--smoke", action="store_true", help="10k nodes, repeat 1: a fast CI check")
+    p.add_argument("--smoke", action="store_true", help="3k nodes, repeat 1: a fast CI check")
     p.add_argument(
         "--out", type=Path, default=None, help=f"report path (default {DOC_PATH.relative_to(ROOT)})"
     )
@@ -989,7 +989,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.guards:
         return _guards_main(args)
     if args.smoke:
-        sizes, repeat, network_repeat = [10_000], 1, 1
+        sizes, repeat, network_repeat = [3_000], 1, 1
     else:
         try:
             sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]

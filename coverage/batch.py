@@ -473,7 +473,7 @@ def _audit_district(task: DistrictTask) -> dict[str, Any]:
         extra={DISTRICT: task.name, "clip_buffer_m": params.buffer_m, **task.extra},
         lang=params.lang,
         report=params.with_report,
-        documents=export.Documents(pdf=params.with_pdf and params.with_report),
+        documents=replace(export.DEFAULT_DOCUMENTS, pdf=params.with_pdf and params.with_report),
     )
     _commit(task, files, row)
     return row

@@ -22,6 +22,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -925,7 +926,7 @@ def _audit_or_site(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             city,
             args.out,
             lang=args.lang,
-            report=export.Documents(pdf=True)
+            report=replace(export.DEFAULT_DOCUMENTS, pdf=True)
             if args.pdf and not args.no_report
             else not args.no_report,
             progress=bar.stage(0.92, 0.99),

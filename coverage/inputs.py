@@ -748,45 +748,51 @@ def _derived_files(inputs: CityInputs, sha: str) -> dict[str, Path]:
     return files
 
 
-def _cached_city(inputs: CityInputs, districts: gpd.GeoDataFrame | None) -> _CityParts | None:
+def _cached_city(
+    inputs: CityInputs, districts: gpd.GeoDataFrame | None
+) -> tuple[_CityParts | None, str | None]:
     """Return the network, OSM centers and demand from the caches, without reading the OSM file.
 
     Only when every part that would need the extract is cached: OSM centers and
-    OSM demand, and districts that do not come from OSM boundaries.
+    OSM demand, and districts that do not come from OSM boundaries. The second
+    item is the file's SHA-256 when it was computed (a cache miss hands it on to
+    :func:`_built_city`, so the file is hashed once).
     """
     default_stations = uses_default_stations(inputs)
     if inputs.cache_dir is None or inputs.population is not None or inputs.census is not None:
-        return None  # a population or census file is read with the extract's residential land
+        return None, None  # a population or census file is read with the extract's residential land
     if inputs.centers is not None and not default_stations:
-        return None
+        return None, None
     if districts is None and inputs.admin_level is not None:
-        return None
+        return None, None
     path = check_osm_file(inputs.osm, memory_budget_bytes=inputs.memory_budget_bytes)
     sha = file_sha256(path)
     if not (Path(inputs.cache_dir) / f"walk-{cache_key(sha)}.npz").exists():
-        return None
+        return None, sha
     files = _derived_files(inputs, sha)
     demand = load_frame(files["demand"])
     centers = None if default_stations else load_frame(files["centers"])
     if demand is None or (centers is None and not default_stations):
-        return None
+        return None, sha
     net = walk_network(path, cache_dir=inputs.cache_dir, sha256=sha)
     if default_stations:  # the embedded station list needs only the network
         centers = _default_stations(net)
     assert centers is not None
     if centers.crs != net.crs or demand.crs != net.crs:
-        return None
+        return None, sha
     logger.info("loaded centers and demand of %s from the cache", path.name)
-    return None, sha, net, centers, demand, {"source": "osm", **asdict(PopulationModel())}, None
+    model = {"source": "osm", **asdict(PopulationModel())}
+    return (None, sha, net, centers, demand, model, None), sha
 
 
-def _built_city(inputs: CityInputs, progress: ProgressFn | None) -> _CityParts:
+def _built_city(inputs: CityInputs, progress: ProgressFn | None, sha: str | None) -> _CityParts:
     """Read the OSM file, build (or load) the network, derive centers and demand; cache them."""
     extract = read_osm(
         inputs.osm,
         center_tags=inputs.center_tags,
         memory_budget_bytes=inputs.memory_budget_bytes,
         progress=sub_progress(progress, 0.0, 0.3),
+        sha256=sha,
     )
     net = walk_network(
         extract.path,
@@ -838,11 +844,10 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
         ``candidates``, ``exclusions`` in ``net.crs`` when given.
     """
     districts = _districts(inputs)  # a bad districts file fails before the slow steps
-    cached = _cached_city(inputs, districts)
-    if cached is not None:
-        extract, sha, net, centers, demand, model, census = cached
-    else:
-        extract, sha, net, centers, demand, model, census = _built_city(inputs, progress)
+    cached, known_sha = _cached_city(inputs, districts)
+    if cached is None:
+        cached = _built_city(inputs, progress, known_sha)
+    extract, sha, net, centers, demand, model, census = cached
     if progress:
         progress(0.95, "reading districts, candidates and exclusions")
     if districts is None and inputs.admin_level is not None:

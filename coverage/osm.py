@@ -243,27 +243,33 @@ def _check_memory(p: Path, size: int, budget: int | None) -> None:
         raise ResourceLimitError(msg)
 
 
-def _check_expanded_size(p: Path, budget: int | None) -> None:
-    """Refuse a compressed XML file whose real uncompressed size exceeds the budget.
+def _check_expanded_size(p: Path, budget: int | None) -> bytearray | None:
+    """Decompress a compressed XML file once, refusing it past the budget; return its XML.
 
     :func:`_check_memory` estimates from a typical compression ratio; a
     decompression bomb (a few MB of repetitive XML expanding to GBs) defeats
     that. This streams the file through the decompressor, counting bytes, and
     stops as soon as the budget is exceeded, so it never decompresses more
     than ``budget / _MEMORY_PER_XML_BYTE`` bytes.
+
+    The bytes it counted are the ones osmium parses (:func:`read_osm` hands them
+    over as a buffer), so the guard costs no second decompression; libosmium
+    would otherwise decompress the file twice more (its area pass reads the
+    file twice). Holding the XML costs one byte per XML byte of the
+    ``_MEMORY_PER_XML_BYTE`` budgeted. Returns ``None`` for an uncompressed or
+    PBF file, which osmium reads from disk.
     """
     name = p.name.lower()
     if not name.endswith((".bz2", ".gz")):
-        return
+        return None
     if budget is None:
         budget = default_memory_budget_bytes()
     limit = int(budget / _MEMORY_PER_XML_BYTE)
-    total = 0
+    xml = bytearray()
     try:
         with _open_text(p) as fh:
             while chunk := fh.read(1 << 20):
-                total += len(chunk)
-                if total > limit:
+                if len(xml) + len(chunk) > limit:
                     msg = (
                         f"{p.name!r} ({p.stat().st_size / 1e6:.1f} MB compressed) expands to more "
                         f"than {limit / 1e6:.0f} MB of XML, which would need more than the memory "
@@ -271,9 +277,11 @@ def _check_expanded_size(p: Path, budget: int | None) -> None:
                         "(e.g. `osmium extract -b W,S,E,N`) or raise the budget."
                     )
                     raise ResourceLimitError(msg)
+                xml += chunk
     except (OSError, EOFError, zlib.error) as exc:
         msg = f"{p.name!r} is corrupted or truncated and cannot be decompressed ({exc}). Copy or export it again."
         raise InputError(msg) from exc
+    return xml
 
 
 def _open_text(p: Path) -> Any:
@@ -602,11 +610,14 @@ class _Collector:
         return residential, centers, boundaries
 
 
-def _stream(p: Path, collector: _Collector) -> tuple[float, float, float, float] | None:
-    """Stream ``p`` through ``collector``; return the header's bounds (``None`` if absent)."""
+def _stream(
+    p: Path, xml: bytearray | None, collector: _Collector
+) -> tuple[float, float, float, float] | None:
+    """Stream ``p`` (or its decompressed ``xml``) through ``collector``; return the header's bounds."""
     keys = collector.center_keys
+    source = str(p) if xml is None else osmium.io.FileBuffer(xml, "osm")
     processor = (
-        osmium.FileProcessor(str(p))
+        osmium.FileProcessor(source)
         .with_locations()
         .with_areas(osmium.filter.KeyFilter("landuse", "building", "boundary", *keys))
         .with_filter(osmium.filter.KeyFilter("highway", "landuse", "building", "boundary", *keys))
@@ -658,6 +669,7 @@ def read_osm(
     admin_levels: tuple[str, ...] | None = None,
     memory_budget_bytes: int | None = None,
     progress: ProgressFn | None = None,
+    sha256: str | None = None,
 ) -> OsmExtract:
     """Read an OSM extract: walkable ways, residential areas, centers, boundaries.
 
@@ -678,6 +690,8 @@ def read_osm(
         See :func:`check_osm_file`.
     progress
         Called with ``(fraction, message)`` as reading advances.
+    sha256
+        The file's SHA-256 when the caller has it already (saves hashing it again).
 
     Returns
     -------
@@ -696,14 +710,15 @@ def read_osm(
         The file would need more memory than the budget.
     """
     p = check_osm_file(path, memory_budget_bytes=memory_budget_bytes)
-    _check_expanded_size(p, memory_budget_bytes)
-    sha = file_sha256(p)
+    xml = _check_expanded_size(p, memory_budget_bytes)
+    sha = sha256 or file_sha256(p)
     if progress:
         progress(0.0, "reading OSM file")
     collector = _Collector(center_tags, admin_levels)
     budget = default_memory_budget_bytes() if memory_budget_bytes is None else memory_budget_bytes
     collector.set_budget(p.name, budget)
-    bounds = _stream(p, collector)
+    bounds = _stream(p, xml, collector)
+    del xml  # the parsed XML is not kept
     ways = collector.walk_ways()
     _check_ways(p, ways, collector)
     residential, centers, boundaries = collector.frames()

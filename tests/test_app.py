@@ -144,6 +144,7 @@ def test_chinese_page_labels_are_chinese() -> None:
     assert not_chinese == {}
 
 
+@pytest.mark.figure
 def test_downloads_offer_the_output_contract(app_module: ModuleType, cache_dir: Path) -> None:
     from coverage.inputs import CityInputs, load_city
     from coverage.pipeline import run

@@ -27,30 +27,16 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from conftest import GRID
 
 from coverage.errors import InputError, PlannerError, ResourceLimitError
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = ROOT / "tests" / "data" / "grid.osm"
 HOSTILE = ROOT / "tests" / "data" / "hostile"
 GRID_XML = GRID.read_bytes()
 # Inside the grid (WGS-84): the grid spans lon 116.2959-116.3112, lat 40.00005-40.00460.
 IN_LON, IN_LAT = 116.300, 40.002
 FAST_S = 10.0  # generous bound for "refused quickly" on a shared 2-core machine
-
-
-@pytest.fixture(scope="module")
-def grid_net() -> Any:
-    from coverage.netcache import walk_network
-
-    return walk_network(GRID, cache_dir=None)
-
-
-@pytest.fixture(scope="module")
-def grid_extract() -> Any:
-    from coverage.osm import read_osm
-
-    return read_osm(GRID)
 
 
 def _lines(stderr: str) -> list[str]:

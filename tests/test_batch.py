@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from conftest import GRID
 
 import coverage.pipeline
 from coverage import batch, export, inputs
@@ -35,7 +36,6 @@ from coverage.snapping import snap_frame
 from coverage.standards import Circle, Standard
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = Path(__file__).resolve().parent / "data" / "grid.osm"
 ORIGIN = (440_000.0, 4_428_000.0)  # tests/data/make_grid.py: grid origin in EPSG:32650
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -717,6 +717,7 @@ def test_run_batch_refuses_a_user_folder_before_loading(tmp_path, monkeypatch) -
 # --- issue 14: documents per district and a top-level workbook ---------------------------
 
 
+@pytest.mark.figure
 def test_batch_writes_workbooks_and_maps(grid_city, grid_districts, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import openpyxl
 

@@ -223,3 +223,14 @@ def test_e2e_smoke(tmp_path: Path) -> None:
     stages = data["sizes"][0]["stages"]["stages"]
     assert "audit with polygons" in stages
     assert data["sizes"][0]["tutorial"]["graph_nodes"] > 0
+
+
+def test_benchmarks_md_is_what_assemble_writes() -> None:
+    """docs/BENCHMARKS.md holds no hand-typed section: assemble.py reproduces it exactly."""
+    import assemble
+
+    assert assemble.assemble() == (ROOT / "docs" / "BENCHMARKS.md").read_text(encoding="utf-8")
+    scripts = {p.stem.removeprefix("bench_") for p in BENCH.glob("bench_*.py")}
+    sections = {p.stem for p in (ROOT / "docs" / "bench").glob("*.md")}
+    # every benchmark script writes its section (bench_scale writes scale.md, run.py suite.md)
+    assert scripts <= sections, scripts - sections

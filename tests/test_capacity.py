@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from conftest import GRID
 from test_reach import demand_from_extract, make_centers, node_centers
 
 from coverage import capacity as cap
@@ -42,15 +43,9 @@ from coverage.network import WalkNetwork, speed_ms
 from coverage.reach import pairs_within_m, require_snapped
 from coverage.snapping import snap_frame
 
-GRID = Path(__file__).resolve().parent / "data" / "grid.osm"
 E0, N0 = 440_000.0, 4_428_000.0
 HH = 2.62
 STEPS = cap.Decay("step", ((1.5, 1.0), (2.5, 0.5), (3.5, 0.25)))
-
-
-@pytest.fixture(scope="module")
-def grid_net() -> WalkNetwork:
-    return walk_network(GRID, cache_dir=None)
 
 
 def grid_case(net: WalkNetwork, areas: tuple[float, float] = (300.0, 150.0)) -> Any:

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import GRID
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = ROOT / "tests" / "data" / "grid.osm"
 XSS_OSM = ROOT / "tests" / "data" / "hostile" / "xss_center.osm"
 SCRIPT = "<script>alert(1)</script>"
 

@@ -30,6 +30,9 @@ from coverage.scenario import AddedStation, Scenario, ScenarioResult
 from coverage.siting import SitingParams
 from coverage.tables import compare_scenarios
 
+#: these tests are about map.png / map.pdf: in-process outputs draw them (conftest.py)
+pytestmark = pytest.mark.figure
+
 EVIL_DISTRICT = '=HYPERLINK("http://evil","x")'
 
 

@@ -306,6 +306,7 @@ def _result_and_city(  # type: ignore[no-untyped-def]
     return res, city
 
 
+@pytest.mark.figure
 def test_output_files_contract(haidian_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     net, result, siting = haidian_result
     res, city = _result_and_city(

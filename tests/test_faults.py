@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import GRID
 from scipy import sparse
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = ROOT / "tests" / "data" / "grid.osm"
 CONTRACT = {
     "summary.json",
     "centers.geojson",

@@ -10,8 +10,8 @@ exit 2, and writes nothing outside ``--out`` (and the cache folder it was given)
 
 The subprocess properties are few and slow (~3 s each, mostly imports); the in-process
 properties (readers and ``cli.main``) run more examples for the same time. Everything
-is derandomised so CI sees the same cases on every run; crashes found here are fixed
-and kept as ``@example`` regressions.
+is derandomised so CI sees the same cases on every run; a crash found here is fixed
+and kept as a regression test in tests/test_bad_inputs.py (not repeated as an ``@example``).
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import pytest
+from conftest import GRID
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from coverage.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = ROOT / "tests" / "data" / "grid.osm"
 # Inside the test grid (WGS-84): lon 116.2959-116.3112, lat 40.00005-40.00460.
 LON0, LAT0 = 116.2959, 40.00005
 LON1, LAT1 = 116.3112, 40.00460
@@ -478,25 +478,10 @@ def _main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def _xml(nodes: list[tuple[int, float, float]], ways: list[list[int]]) -> bytes:
-    """An OSM file of footways (for the regression examples)."""
-    parts = ['<?xml version="1.0"?>', '<osm version="0.6">']
-    parts += [_node(i, lon, lat, "") for i, lon, lat in nodes]
-    parts += [_way(k, refs, _tag("highway", "footway")) for k, refs in enumerate(ways, 1)]
-    return "\n".join([*parts, "</osm>"]).encode()
-
-
-SQUARE = [(1, 116.300, 40.001), (2, 116.301, 40.001), (3, 116.301, 40.002), (4, 116.300, 40.002)]
-
-
 @IN_PROCESS
 @given(data=osm_xml())
-# issue 17's crashers, kept as regressions: a lone closed loop and a way [1,1,1] (ValueError:
-# NaN choosing the UTM zone), a footway to (0, 0) (the zone moved), a node far away
-@example(data=_xml(SQUARE, [[1, 2, 3, 4, 1]]))
-@example(data=_xml(SQUARE, [[1, 1, 1]]))
-@example(data=_xml([*SQUARE, (5, 0.0, 0.0)], [[1, 2, 3], [3, 4], [4, 5]]))
-@example(data=_xml([*SQUARE, (5, -58.38, -34.60)], [[1, 2, 3, 4], [4, 5]]))
+# issue 17's crashers (a lone closed loop, a way [1,1,1], a footway to (0, 0) or to Buenos
+# Aires) are regressions in tests/test_bad_inputs.py, not repeated here
 def test_read_osm_and_network_refuse_or_build(
     tmp_path_factory: pytest.TempPathFactory, data: bytes
 ) -> None:
@@ -518,8 +503,7 @@ def test_read_osm_and_network_refuse_or_build(
 
 @IN_PROCESS
 @given(data=centers_csv())
-@example(data="id,name,lon,lat\nc1,=cmd|' /C calc'!A0,116.3,40.002\n".encode("gbk"))
-@example(data=b"id,name,lon,lat\nc1,a\x00b\x1b[31m,116.3,40.002\n")
+# GBK, formula and control-character names: tests/test_bad_inputs.py and test_export.py
 @example(data=b"id,name,lon,lat\nc1,x,1e400,nan\n")
 def test_read_points_refuses_or_reads_clean_names(data: bytes) -> None:
     """Random centers CSV: points in range with names free of control characters, or InputError."""
@@ -537,26 +521,16 @@ def test_read_points_refuses_or_reads_clean_names(data: bytes) -> None:
         assert not any(ord(c) < 0x20 and c not in "\t" for c in str(value)), repr(value)
 
 
-def _pop(value: Any, encoding: str = "utf-8") -> bytes:
-    feature = {"type": "Feature", "properties": {"population": value, "name": "小区"}}
-    feature["geometry"] = GEOMETRIES[0]
-    text = json.dumps({"type": "FeatureCollection", "features": [feature]}, ensure_ascii=False)
-    return text.encode(encoding)
-
-
 @IN_PROCESS
 @given(data=population_geojson())
-# issue 17: GBK GeoJSON (UnicodeDecodeError), 1e308 (total overflowed), `true` read as 1
-@example(data=_pop(100, "gbk"))
-@example(data=_pop(1e308))
-@example(data=_pop(True))
+# issue 17's GBK GeoJSON, 1e308 and `true` residents: tests/test_userfiles.py, test_bad_inputs.py
 def test_population_file_refuses_or_gives_finite_demand(
-    grid_city: tuple[Any, Any], data: bytes
+    grid_extract: Any, grid_net: Any, data: bytes
 ) -> None:
     """Random population GeoJSON over the grid: finite, non-negative demand, or InputError."""
     from coverage.demand import PopulationFile, demand_units
 
-    extract, net = grid_city
+    extract, net = grid_extract, grid_net
     spec = PopulationFile(data, filename="pop.geojson")
     units, refusal = attempt(lambda: demand_units(extract, net, population=spec))
     event("refused" if refusal else "read")
@@ -587,11 +561,3 @@ def test_cli_main_in_process_exits_0_or_2(
     check_outcome(code, err)
     if code == 2:
         assert not (work / "out").exists()
-
-
-@pytest.fixture(scope="module")
-def grid_city() -> tuple[Any, Any]:
-    from coverage.netcache import walk_network
-    from coverage.osm import read_osm
-
-    return read_osm(GRID), walk_network(GRID, cache_dir=None)

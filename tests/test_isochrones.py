@@ -8,20 +8,14 @@ from typing import Any
 import numpy as np
 import pytest
 import shapely
-from test_reach import GRID, GRID_E, GRID_N, M_PER_MIN, SPEED, make_centers, node_centers, snapped
+from conftest import GRID_E, GRID_N
+from test_reach import M_PER_MIN, SPEED, make_centers, node_centers, snapped
 
 from coverage import isochrones as iso
 from coverage.errors import InputError
-from coverage.netcache import walk_network
 from coverage.network import WalkNetwork
 from coverage.reach import nearest_source_m, reach_per_source_m
 from coverage.snapping import SNAP_EDGE
-
-
-@pytest.fixture(scope="module")
-def grid_net() -> WalkNetwork:
-    return walk_network(GRID, cache_dir=None)
-
 
 # --- exact answers on the grid --------------------------------------------------
 

@@ -10,7 +10,7 @@ import osmium
 import pyproj
 import pytest
 import shapely
-from conftest import CHENGDU, HAIDIAN, TEST_DATA
+from conftest import CHENGDU, GRID, HAIDIAN, TEST_DATA
 from scipy.sparse.csgraph import connected_components
 from test_osm import to_gz, to_pbf
 
@@ -28,21 +28,10 @@ from coverage.network import (
 from coverage.osm import WALK_EXCLUDED, OsmExtract, read_osm
 from coverage.reach import adjacency
 
-GRID = TEST_DATA / "grid.osm"
 GRID_CLIPPED = TEST_DATA / "grid_clipped.osm"
 # Grid origin in EPSG:32650 (see tests/data/make_grid.py).
 ORIGIN = np.array([440_000.0, 4_428_000.0])
 CM = 0.02  # OSM stores 1e-7 degrees, ~1 cm: tolerance for "exact" grid metres
-
-
-@pytest.fixture(scope="module")
-def grid_extract() -> OsmExtract:
-    return read_osm(GRID)
-
-
-@pytest.fixture(scope="module")
-def grid_net(grid_extract: OsmExtract) -> WalkNetwork:
-    return walk_network(GRID, extract=grid_extract, cache_dir=None)
 
 
 def local_xy(net: WalkNetwork) -> np.ndarray:

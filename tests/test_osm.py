@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import osmium
 import pytest
-from conftest import CHENGDU, HAIDIAN, TEST_DATA
+from conftest import CHENGDU, GRID, HAIDIAN, TEST_DATA
 
 from coverage.errors import InputError, PlannerError, ResourceLimitError
 from coverage.osm import (
@@ -26,7 +26,6 @@ from coverage.osm import (
     read_osm,
 )
 
-GRID = TEST_DATA / "grid.osm"
 GRID_CLIPPED = TEST_DATA / "grid_clipped.osm"
 UTM50 = "EPSG:32650"
 
@@ -63,31 +62,31 @@ def to_bz2(src: Path, dst: Path) -> Path:
     return dst
 
 
-@pytest.fixture(scope="module")
-def grid() -> OsmExtract:
-    return read_osm(GRID)
-
-
 # --- the hand-made grid: exact answers ----------------------------------------
 
 
-def test_grid_keeps_exactly_the_walkable_ways(grid: OsmExtract) -> None:
-    assert set(grid.ways.way_id.tolist()) == GRID_WALKABLE_WAY_IDS
-    assert not GRID_EXCLUDED_WAY_IDS & set(grid.ways.way_id.tolist())
-    assert grid.stats.walkable_ways == 11
-    assert grid.stats.ways_trimmed == grid.stats.ways_dropped == 0
+def test_grid_keeps_exactly_the_walkable_ways(grid_extract: OsmExtract) -> None:
+    assert set(grid_extract.ways.way_id.tolist()) == GRID_WALKABLE_WAY_IDS
+    assert not GRID_EXCLUDED_WAY_IDS & set(grid_extract.ways.way_id.tolist())
+    assert grid_extract.stats.walkable_ways == 11
+    assert grid_extract.stats.ways_trimmed == grid_extract.stats.ways_dropped == 0
     # 10 grid ways of 5 nodes + the 3-node island path.
-    assert np.diff(grid.ways.offsets).tolist() == [5] * 10 + [3]
-    assert grid.ways.node_id.size == grid.ways.lon.size == grid.ways.lat.size == 53
+    assert np.diff(grid_extract.ways.offsets).tolist() == [5] * 10 + [3]
+    assert (
+        grid_extract.ways.node_id.size
+        == grid_extract.ways.lon.size
+        == grid_extract.ways.lat.size
+        == 53
+    )
 
 
-def test_grid_highway_values_never_match_the_walk_exclusions(grid: OsmExtract) -> None:
+def test_grid_highway_values_never_match_the_walk_exclusions(grid_extract: OsmExtract) -> None:
     pattern = WALK_EXCLUDED["highway"]
-    assert not any(pattern.search(hw) for hw in grid.ways.highway)
+    assert not any(pattern.search(hw) for hw in grid_extract.ways.highway)
 
 
-def test_grid_features(grid: OsmExtract) -> None:
-    res = grid.residential.set_index(OSM_ID)
+def test_grid_features(grid_extract: OsmExtract) -> None:
+    res = grid_extract.residential.set_index(OSM_ID)
     assert set(res.index) == {500, 510}
     assert res.loc[500, KIND] == "building"
     assert res.loc[500, LEVELS] == 6
@@ -96,22 +95,24 @@ def test_grid_features(grid: OsmExtract) -> None:
     area_m2 = res.to_crs(UTM50).area
     assert area_m2.loc[500] == pytest.approx(600.0, rel=1e-3)
     assert area_m2.loc[510] == pytest.approx(6400.0, rel=1e-3)
-    assert len(grid.center_features) == 1
-    center = grid.center_features.iloc[0]
+    assert len(grid_extract.center_features) == 1
+    center = grid_extract.center_features.iloc[0]
     assert center[OSM_ID] == 600
     assert center[NAME] == "Grid community service center"
     assert center["tags"] == "office=government"
-    assert grid.residential.crs.to_epsg() == grid.center_features.crs.to_epsg() == 4326
-    assert grid.boundaries.empty
+    assert (
+        grid_extract.residential.crs.to_epsg() == grid_extract.center_features.crs.to_epsg() == 4326
+    )
+    assert grid_extract.boundaries.empty
 
 
-def test_grid_bounds_and_hash(grid: OsmExtract) -> None:
-    assert grid.bounds is not None
-    west, south, east, north = grid.bounds
-    assert west < grid.ways.lon.min() <= grid.ways.lon.max() <= east
-    assert south < grid.ways.lat.min() <= grid.ways.lat.max() <= north
-    assert grid.sha256 == file_sha256(GRID)
-    assert len(grid.sha256) == 64
+def test_grid_bounds_and_hash(grid_extract: OsmExtract) -> None:
+    assert grid_extract.bounds is not None
+    west, south, east, north = grid_extract.bounds
+    assert west < grid_extract.ways.lon.min() <= grid_extract.ways.lon.max() <= east
+    assert south < grid_extract.ways.lat.min() <= grid_extract.ways.lat.max() <= north
+    assert grid_extract.sha256 == file_sha256(GRID)
+    assert len(grid_extract.sha256) == 64
 
 
 def test_clipped_grid_trims_and_drops_ways(caplog: pytest.LogCaptureFixture) -> None:
@@ -138,20 +139,20 @@ def test_progress_is_reported() -> None:
 
 
 @pytest.mark.parametrize("convert", [to_pbf, to_gz, to_bz2], ids=["pbf", "gz", "bz2"])
-def test_grid_formats_read_the_same(grid: OsmExtract, tmp_path: Path, convert) -> None:  # type: ignore[no-untyped-def]
+def test_grid_formats_read_the_same(grid_extract: OsmExtract, tmp_path: Path, convert) -> None:  # type: ignore[no-untyped-def]
     suffix = {to_pbf: ".osm.pbf", to_gz: ".osm.gz", to_bz2: ".osm.bz2"}[convert]
     other = read_osm(convert(GRID, tmp_path / f"grid{suffix}"))
-    np.testing.assert_array_equal(other.ways.way_id, grid.ways.way_id)
-    np.testing.assert_array_equal(other.ways.node_id, grid.ways.node_id)
-    np.testing.assert_allclose(other.ways.lon, grid.ways.lon, atol=1e-7)
-    np.testing.assert_allclose(other.ways.lat, grid.ways.lat, atol=1e-7)
-    assert len(other.residential) == len(grid.residential)
-    assert len(other.center_features) == len(grid.center_features)
+    np.testing.assert_array_equal(other.ways.way_id, grid_extract.ways.way_id)
+    np.testing.assert_array_equal(other.ways.node_id, grid_extract.ways.node_id)
+    np.testing.assert_allclose(other.ways.lon, grid_extract.ways.lon, atol=1e-7)
+    np.testing.assert_allclose(other.ways.lat, grid_extract.ways.lat, atol=1e-7)
+    assert len(other.residential) == len(grid_extract.residential)
+    assert len(other.center_features) == len(grid_extract.center_features)
 
 
-def test_xml_suffix_is_read(grid: OsmExtract, tmp_path: Path) -> None:
+def test_xml_suffix_is_read(grid_extract: OsmExtract, tmp_path: Path) -> None:
     other = read_osm(shutil.copy(GRID, tmp_path / "map.xml"))
-    assert other.stats.walkable_ways == grid.stats.walkable_ways
+    assert other.stats.walkable_ways == grid_extract.stats.walkable_ways
 
 
 # --- the real extracts: invariants --------------------------------------------

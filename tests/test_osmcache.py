@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from conftest import CHENGDU
 
 from coverage import pipeline
 from coverage.audit import AuditParams
-from coverage.inputs import CityInputs, load_city
+from coverage.inputs import CityData, CityInputs, load_city
 from coverage.osmcache import derived_key, load_frame, save_frame
 from coverage.scenario import Scenario
 
@@ -83,11 +84,46 @@ def test_key_depends_on_everything() -> None:
     assert base != derived_key("a" * 64, "demand", {"cell_size_m": 50.0})
 
 
-def test_warm_city_equals_cold(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    inputs = CityInputs(osm=CHENGDU, cache_dir=tmp_path / "cache", osm_centers=True)
-    cold = load_city(inputs)
-    assert cold.extract is not None
-    assert sorted(p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.npz")) == [
+def _count_hashes(mp: pytest.MonkeyPatch) -> list[str]:
+    """Every SHA-256 of a file the city load computes (each module's own reference)."""
+    from coverage import inputs as inputs_module
+    from coverage import netcache, osm
+
+    calls: list[str] = []
+    real = osm.file_sha256
+
+    def counted(path: Path | str, **kwargs: int) -> str:
+        calls.append(str(path))
+        return real(path, **kwargs)
+
+    for module in (osm, netcache, inputs_module):
+        mp.setattr(module, "file_sha256", counted)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def cold(tmp_path_factory: pytest.TempPathFactory) -> tuple[CityData, Path, list[str]]:
+    """The embedded city loaded on an empty cache (a miss): the city, the cache, the hashes."""
+    cache = tmp_path_factory.mktemp("osmcache") / "cache"
+    with pytest.MonkeyPatch.context() as mp:
+        hashes = _count_hashes(mp)
+        city = load_city(CityInputs(osm=CHENGDU, cache_dir=cache, osm_centers=True))
+    return city, cache, hashes
+
+
+def test_cache_miss_hashes_the_file_once(cold: tuple[CityData, Path, list[str]]) -> None:
+    city, _, hashes = cold
+    assert len(hashes) == 1, hashes
+    assert city.source_sha256 == hashlib.sha256(CHENGDU.read_bytes()).hexdigest()
+
+
+def test_warm_city_equals_cold(
+    cold: tuple[CityData, Path, list[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    cold_city, cache, _ = cold
+    inputs = CityInputs(osm=CHENGDU, cache_dir=cache, osm_centers=True)
+    assert cold_city.extract is not None
+    assert sorted(p.name.split("-")[0] for p in cache.glob("*.npz")) == [
         "centers",
         "demand",
         "walk",
@@ -96,20 +132,43 @@ def test_warm_city_equals_cold(tmp_path: Path, caplog: pytest.LogCaptureFixture)
         warm = load_city(inputs)
     assert "from the cache" in caplog.text
     assert warm.extract is None  # the OSM file was not read again
-    assert warm.source_sha256 == cold.source_sha256
-    assert warm.source_name == cold.source_name
-    assert warm.population_model == cold.population_model
-    assert_same_frame(warm.centers, cold.centers)
-    assert_same_frame(warm.demand, cold.demand)
-    a = pipeline.run(cold, Scenario(), with_polygons=False).audit
+    assert warm.source_sha256 == cold_city.source_sha256
+    assert warm.source_name == cold_city.source_name
+    assert warm.population_model == cold_city.population_model
+    assert_same_frame(warm.centers, cold_city.centers)
+    assert_same_frame(warm.demand, cold_city.demand)
+    a = pipeline.run(cold_city, Scenario(), with_polygons=False).audit
     b = pipeline.run(warm, Scenario(), with_polygons=False).audit
     pd.testing.assert_frame_equal(pd.DataFrame(a.demand), pd.DataFrame(b.demand))
     assert a.coverage == b.coverage
 
 
-def test_no_cache_dir_reads_the_file(tmp_path: Path) -> None:
+def test_no_cache_dir_reads_the_file(
+    cold: tuple[CityData, Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a cache the file is read and hashed once, nothing is written, same city."""
+    from coverage import inputs as inputs_module
+    from coverage import netcache
+
+    def no_write(*args: object, **kwargs: object) -> bool:
+        raise AssertionError("a load without a cache wrote a cache file")
+
+    monkeypatch.setattr(netcache, "save_network", no_write)
+    monkeypatch.setattr(inputs_module, "save_frame", no_write)
+    monkeypatch.chdir(tmp_path)
+    hashes = _count_hashes(monkeypatch)
     city = load_city(CityInputs(osm=CHENGDU, cache_dir=None, osm_centers=True))
     assert city.extract is not None
+    assert city.extract.path == CHENGDU.resolve()
+    assert len(hashes) == 1, hashes
+    assert city.source_sha256 == hashlib.sha256(CHENGDU.read_bytes()).hexdigest()
+    assert city.cache_dir is None
+    assert not any(tmp_path.iterdir())
+    cold_city = cold[0]
+    assert (city.net.n_nodes, city.net.n_edges) == (cold_city.net.n_nodes, cold_city.net.n_edges)
+    np.testing.assert_array_equal(city.net.edge_length_m, cold_city.net.edge_length_m)
+    assert_same_frame(city.centers, cold_city.centers)
+    assert_same_frame(city.demand, cold_city.demand)
 
 
 def test_cached_polygons_equal_built(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import GRID
 
 from coverage.progress import LOG_DELAY_ENV, ProgressLog, sub_progress
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = ROOT / "tests" / "data" / "grid.osm"
 CENTERS_CSV = "id,name,lon,lat\nc1,Center,116.300,40.002\n"
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gc
 import itertools
 import math
-from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -16,16 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from conftest import GRID_E, GRID_N
 
 from coverage import reach
 from coverage.errors import InputError
-from coverage.netcache import walk_network
 from coverage.network import WalkNetwork
 from coverage.reach import Snapped
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_frame
 
-GRID = Path(__file__).resolve().parent / "data" / "grid.osm"
-GRID_E, GRID_N = 440_000.0, 4_428_000.0  # UTM 50N origin of tests/data/grid.osm
 SPEED = 4.5
 M_PER_MIN = SPEED / 3.6 * 60.0  # 75 m per minute
 TOL_M = 1e-6
@@ -407,11 +404,6 @@ def test_zero_length_access_arcs_count(loop_net: WalkNetwork) -> None:
 
 
 # --- exact answers on the grid --------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def grid_net() -> WalkNetwork:
-    return walk_network(GRID, cache_dir=None)
 
 
 def grid_osmid(row: int, col: int) -> int:

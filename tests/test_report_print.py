@@ -23,6 +23,9 @@ from coverage.inputs import CityInputs, load_city
 from coverage.scenario import Scenario
 from coverage.siting import SitingParams
 
+#: these tests are about map.png / map.pdf: in-process outputs draw them (conftest.py)
+pytestmark = pytest.mark.figure
+
 CHROMIUM = report.chromium_path()
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is missing: run `bash scripts/install_chromium.sh`"

@@ -5,24 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
-from test_network import CM, GRID, ORIGIN, local_xy
+from test_network import CM, ORIGIN, local_xy
 
 from coverage.errors import InputError
-from coverage.netcache import walk_network
 from coverage.network import WalkNetwork
-from coverage.osm import OsmExtract, read_osm
+from coverage.osm import OsmExtract
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_frame, snap_points
 
 
-@pytest.fixture(scope="module")
-def grid() -> tuple[OsmExtract, WalkNetwork]:
-    """The hand-made grid: its extract (centers, residential areas) and its network."""
-    extract = read_osm(GRID)
-    return extract, walk_network(GRID, extract=extract, cache_dir=None)
-
-
-def test_snap_points_exact_on_grid(grid: tuple[OsmExtract, WalkNetwork]) -> None:
-    _, grid_net = grid
+def test_snap_points_exact_on_grid(grid_net: WalkNetwork) -> None:
     pts = np.array([[130.0, 190.0], [-10.0, 50.0], [200.0, 200.0], [250.0, 405.0]]) + ORIGIN
     snap = snap_points(grid_net, pts[:, 0], pts[:, 1])
     on = np.column_stack([snap.x, snap.y]) - ORIGIN
@@ -43,8 +34,7 @@ def test_snap_points_exact_on_grid(grid: tuple[OsmExtract, WalkNetwork]) -> None
     assert snap.offset_m[1] == pytest.approx(expected, abs=CM)
 
 
-def test_snap_the_grid_center(grid: tuple[OsmExtract, WalkNetwork]) -> None:
-    grid_extract, grid_net = grid
+def test_snap_the_grid_center(grid_extract: OsmExtract, grid_net: WalkNetwork) -> None:
     centers = grid_extract.center_features.to_crs(grid_net.crs)
     out = snap_frame(grid_net, centers)
     assert out.index.equals(centers.index)
@@ -57,8 +47,7 @@ def test_snap_the_grid_center(grid: tuple[OsmExtract, WalkNetwork]) -> None:
     assert SNAP_EDGE not in centers.columns  # input untouched
 
 
-def test_snap_frame_polygons_and_index(grid: tuple[OsmExtract, WalkNetwork]) -> None:
-    grid_extract, grid_net = grid
+def test_snap_frame_polygons_and_index(grid_extract: OsmExtract, grid_net: WalkNetwork) -> None:
     res = grid_extract.residential.to_crs(grid_net.crs)
     res.index = [10, 20]
     out = snap_frame(grid_net, res)
@@ -67,16 +56,14 @@ def test_snap_frame_polygons_and_index(grid: tuple[OsmExtract, WalkNetwork]) -> 
     assert (out[SNAP_DISTANCE_M] < 60).all()
 
 
-def test_snap_frame_refuses_wrong_crs(grid: tuple[OsmExtract, WalkNetwork]) -> None:
-    grid_extract, grid_net = grid
+def test_snap_frame_refuses_wrong_crs(grid_extract: OsmExtract, grid_net: WalkNetwork) -> None:
     with pytest.raises(InputError, match="to_crs"):
         snap_frame(grid_net, grid_extract.center_features)
     with pytest.raises(InputError, match="GeoDataFrame"):
         snap_frame(grid_net, grid_extract.center_features.drop(columns="geometry"))
 
 
-def test_snap_points_edge_cases(grid: tuple[OsmExtract, WalkNetwork]) -> None:
-    _, grid_net = grid
+def test_snap_points_edge_cases(grid_net: WalkNetwork) -> None:
     empty = snap_points(grid_net, np.array([]), np.array([]))
     assert len(empty) == 0
     with pytest.raises(InputError, match="NaN"):

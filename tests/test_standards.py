@@ -20,7 +20,8 @@ import pandas as pd
 import pyproj
 import pytest
 import shapely
-from test_reach import GRID, GRID_E, GRID_N, make_centers, nx_graph, nx_nearest, snapped
+from conftest import GRID, GRID_E, GRID_N
+from test_reach import make_centers, nx_graph, nx_nearest, snapped
 
 from coverage import cli, standards
 from coverage.audit import AuditParams, audit
@@ -44,11 +45,6 @@ from coverage.standards import (
 )
 
 M_PER_MIN = 4.5 / 3.6 * 60.0  # 75 m per minute
-
-
-@pytest.fixture(scope="module")
-def grid_net() -> WalkNetwork:
-    return walk_network(GRID, cache_dir=None)
 
 
 def grid_demand(net: WalkNetwork, xy: list[tuple[float, float]], pop: list[float]) -> Any:
