@@ -330,10 +330,16 @@ def test_street_budget_bounds_the_drawing(planned: Any) -> None:
     city, _, res = planned
     spec = figure.FigureSpec(width_px=400, height_px=300, dpi=100, max_street_segments=50)
     fig = figure.map_figure(figure.figure_layers(res, city), title="x", spec=spec)
-    from matplotlib.collections import LineCollection
+    from matplotlib.patches import PathPatch
 
-    lines = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)]
-    assert len(lines[0].get_segments()) == 50
+    # the streets are one unfilled path of MOVETO/LINETO pairs (zorder 1, below the areas)
+    streets = [
+        p for p in fig.axes[0].get_children() if isinstance(p, PathPatch) and not p.get_fill()
+    ]
+    assert len(streets) == 1
+    path = streets[0].get_path()
+    segments = path.vertices.reshape(-1, 2, 2)
+    assert len(segments) == 50
     net = city.net
     longest = np.argsort(net.edge_length_m)[::-1][:50]
     expected = {
@@ -345,10 +351,7 @@ def test_street_budget_bounds_the_drawing(planned: Any) -> None:
         )
         for u, v in zip(net.edge_u[longest], net.edge_v[longest], strict=True)
     }
-    drawn = {
-        (round(a[0], 3), round(a[1], 3), round(b[0], 3), round(b[1], 3))
-        for a, b in lines[0].get_segments()
-    }
+    drawn = {(round(a[0], 3), round(a[1], 3), round(b[0], 3), round(b[1], 3)) for a, b in segments}
     assert drawn == expected  # the 50 longest streets, nothing else
 
 
