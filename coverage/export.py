@@ -267,13 +267,14 @@ def _polygon_valid_and_repaired(poly: Any, *, repair: bool) -> tuple[bool, Any]:
     free = shapely.remove_repeated_points(free, 0.0)
     parts = shapely.get_parts(np.asarray([fixed], dtype=object))
     parts = parts[shapely.get_type_id(parts) == shapely.GeometryType.POLYGON]
-    owner_part, hole = shapely.STRtree(parts).query(shapely.get_point(free, 0), predicate="within")[
-        ::-1
-    ]
+    # parts as the query side: GEOS prepares the query geometry, so each large part is
+    # prepared once (points `within` an unprepared part cost O(coordinates) each: 8 s at 100k)
+    owner_part, hole = shapely.STRtree(shapely.get_point(free, 0)).query(
+        parts, predicate="contains"
+    )
     out = []
     for k, part in enumerate(parts):
-        mine = free[owner_part == k] if hole.size else free[:0]
-        extra = list(mine[np.argsort(hole[owner_part == k])]) if mine.size else []
+        extra = list(free[np.sort(hole[owner_part == k])]) if hole.size else []
         rings = shapely.get_rings(part)
         out.append(shapely.Polygon(rings[0], [*rings[1:], *extra]))
     return False, out[0] if len(out) == 1 else shapely.multipolygons(out)
