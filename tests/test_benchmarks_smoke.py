@@ -223,3 +223,23 @@ def test_e2e_smoke(tmp_path: Path) -> None:
     stages = data["sizes"][0]["stages"]["stages"]
     assert "audit with polygons" in stages
     assert data["sizes"][0]["tutorial"]["graph_nodes"] > 0
+
+
+def test_compare_outputs_finds_changed_data_only(tmp_path: Path) -> None:
+    from compare_outputs import differences
+
+    before, after = tmp_path / "before", tmp_path / "after"
+    for folder, run_id in ((before, "a"), (after, "b")):
+        folder.mkdir()
+        (folder / "demand.geojson").write_text('{"type":"FeatureCollection","features":[]}')
+        (folder / "summary.json").write_text(json.dumps({"run_id": run_id, "units": 3}))
+        (folder / "map.png").write_bytes(run_id.encode())  # documents carry dates: not compared
+    assert differences(before, after) == []
+    (after / "demand.geojson").write_text('{"type":"FeatureCollection","features":[ ]}')
+    (after / "summary.json").write_text(json.dumps({"run_id": "b", "units": 4}))
+    (after / "extra.csv").write_text("x\n")
+    assert differences(before, after) == [
+        "demand.geojson: bytes differ",
+        "extra.csv: only in after",
+        "summary.json: differs beyond timings and run ids",
+    ]
