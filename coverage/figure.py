@@ -10,7 +10,9 @@ says so and the labels fall back to matplotlib's default font.
 
 Cost is bounded at city scale: at most :attr:`FigureSpec.max_street_segments` street
 segments (the longest), only the union service area per threshold, and polygons simplified
-to :attr:`FigureSpec.simplify_m` before drawing. The figure is a :class:`matplotlib.figure.Figure`
+to :attr:`FigureSpec.simplify_m` before drawing (shapes above :data:`LARGE_SIMPLIFY_COORDS`
+coordinates without topology preservation); each polygon layer and the streets are drawn as
+one path each, so the PNG and PDF writers handle a handful of paths, not one per shape. The figure is a :class:`matplotlib.figure.Figure`
 built without ``pyplot`` (no global state; safe in the app's threads).
 """
 
