@@ -433,6 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/bench_e2e.py " + (
         "--smoke" if args.smoke else f"--sizes {','.join(map(str, sizes))}"
     )
+    if not args.smoke and tuple(commands) != COMMANDS:
+        command += f" --commands {','.join(commands)}"
+    if args.no_tutorial:
+        command += " --no-tutorial"
     out = args.out or (DOC_PATH if args.write_docs else workdir / "e2e.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     text = render(info, results, command)

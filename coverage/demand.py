@@ -390,8 +390,13 @@ def osm_units(
         share = np.divide(inside, b_area[bi], out=np.zeros_like(inside), where=b_area[bi] > 0)
         b_pop_in = np.bincount(li, weights=b_pop[bi] * share, minlength=l_geom.size)
         l_pop = np.maximum(l_pop - b_pop_in, 0.0)
-        for k in np.unique(li):
-            rest = shapely.difference(l_geom[k], shapely.union_all(b_geom[bi[li == k]]))
+        # the buildings of each landuse in query order, by one stable sort (a mask per
+        # landuse was quadratic: 37,000 landuses × 270,000 pairs at 100k nodes)
+        order = np.argsort(li, kind="stable")
+        keys, starts = np.unique(li[order], return_index=True)
+        groups = np.split(bi[order], starts[1:]) if li.size else []
+        for k, mine in zip(keys.tolist(), groups, strict=True):
+            rest = shapely.difference(l_geom[k], shapely.union_all(b_geom[mine]))
             if shapely.area(rest) > 1.0:  # else a fully built-over compound: keep its outline
                 l_place[k] = rest
         logger.info(

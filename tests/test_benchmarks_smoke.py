@@ -234,3 +234,23 @@ def test_benchmarks_md_is_what_assemble_writes() -> None:
     sections = {p.stem for p in (ROOT / "docs" / "bench").glob("*.md")}
     # every benchmark script writes its section (bench_scale writes scale.md, run.py suite.md)
     assert scripts <= sections, scripts - sections
+
+
+def test_compare_outputs_finds_changed_data_only(tmp_path: Path) -> None:
+    from compare_outputs import differences
+
+    before, after = tmp_path / "before", tmp_path / "after"
+    for folder, run_id in ((before, "a"), (after, "b")):
+        folder.mkdir()
+        (folder / "demand.geojson").write_text('{"type":"FeatureCollection","features":[]}')
+        (folder / "summary.json").write_text(json.dumps({"run_id": run_id, "units": 3}))
+        (folder / "map.png").write_bytes(run_id.encode())  # documents carry dates: not compared
+    assert differences(before, after) == []
+    (after / "demand.geojson").write_text('{"type":"FeatureCollection","features":[ ]}')
+    (after / "summary.json").write_text(json.dumps({"run_id": "b", "units": 4}))
+    (after / "extra.csv").write_text("x\n")
+    assert differences(before, after) == [
+        "demand.geojson: bytes differ",
+        "extra.csv: only in after",
+        "summary.json: differs beyond timings and run ids",
+    ]

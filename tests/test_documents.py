@@ -333,10 +333,16 @@ def test_street_budget_bounds_the_drawing(planned: Any) -> None:
     city, _, res = planned
     spec = figure.FigureSpec(width_px=400, height_px=300, dpi=100, max_street_segments=50)
     fig = figure.map_figure(figure.figure_layers(res, city), title="x", spec=spec)
-    from matplotlib.collections import LineCollection
+    from matplotlib.patches import PathPatch
 
-    lines = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)]
-    assert len(lines[0].get_segments()) == 50
+    # the streets are one unfilled path of MOVETO/LINETO pairs (zorder 1, below the areas)
+    streets = [
+        p for p in fig.axes[0].get_children() if isinstance(p, PathPatch) and not p.get_fill()
+    ]
+    assert len(streets) == 1
+    path = streets[0].get_path()
+    segments = path.vertices.reshape(-1, 2, 2)
+    assert len(segments) == 50
     net = city.net
     longest = np.argsort(net.edge_length_m)[::-1][:50]
     expected = {
@@ -348,10 +354,7 @@ def test_street_budget_bounds_the_drawing(planned: Any) -> None:
         )
         for u, v in zip(net.edge_u[longest], net.edge_v[longest], strict=True)
     }
-    drawn = {
-        (round(a[0], 3), round(a[1], 3), round(b[0], 3), round(b[1], 3))
-        for a, b in lines[0].get_segments()
-    }
+    drawn = {(round(a[0], 3), round(a[1], 3), round(b[0], 3), round(b[1], 3)) for a, b in segments}
     assert drawn == expected  # the 50 longest streets, nothing else
 
 
@@ -420,3 +423,40 @@ def test_comparison_workbook_for_the_app(planned: Any) -> None:
     col = rows[0].index("Share within 15 min")
     assert rows[1][col] == pytest.approx(table["share_15"].iloc[0])
     assert wb["Scenarios"].cell(row=2, column=col + 1).number_format == "0.0%"
+
+
+def test_polygon_layer_is_one_path_with_open_holes() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    # shell and hole both clockwise: the path is re-oriented, so the hole stays open
+    shell = [(0, 0), (0, 10), (10, 10), (10, 0)]
+    hole = [(4, 4), (4, 6), (6, 6), (6, 4)]
+    far = shapely.Polygon([(12, 2), (12, 4), (14, 4), (14, 2)])
+    layer = gpd.GeoDataFrame(geometry=[shapely.Polygon(shell, [hole]), far], crs="EPSG:32648")
+    fig = Figure(figsize=(2, 1), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.set_xlim(0, 20)
+    ax.set_ylim(0, 10)
+    figure._draw_polygons(ax, layer, color="black", alpha=1.0, zorder=1)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())  # row 0 is the top (y = 10)
+    assert rgba[90, 10, :3].max() == 0  # (1, 1): inside the shell
+    assert rgba[50, 50, :3].min() == 255  # (5, 5): inside the hole
+    assert rgba[70, 130, :3].max() == 0  # (13, 3): the second polygon
+    assert rgba[50, 170, :3].min() == 255  # (17, 5): nothing
+
+
+def test_large_shapes_simplified_like_small_ones() -> None:
+    # a shape above the coordinate threshold takes Douglas-Peucker; the drawing is the same
+    ring = shapely.Point(0, 0).buffer(1000, quad_segs=figure.LARGE_SIMPLIFY_COORDS // 4 + 10)
+    small = shapely.Point(0, 0).buffer(1000, quad_segs=64)
+    assert shapely.get_num_coordinates(ring) > figure.LARGE_SIMPLIFY_COORDS
+    out = figure._simplified(np.array([ring, small, None], dtype=object), 5.0)
+    assert out[2] is None
+    assert shapely.equals_exact(out[1], shapely.simplify(small, 5.0), 0)
+    assert shapely.is_valid(out[0])
+    assert shapely.get_num_coordinates(out[0]) < shapely.get_num_coordinates(ring) / 10
+    assert shapely.area(shapely.symmetric_difference(out[0], ring)) < 0.01 * ring.area
