@@ -624,6 +624,96 @@ def _solved_sites(h: highspy.Highs, n_cand: int) -> IntArray | None:
     return np.flatnonzero(values[:n_cand] > 0.5).astype(np.int64)
 
 
+#: Candidates (by population gain) in the first restricted LP of :func:`_lp_bound`; the
+#: whole LP is solved at once when there are no more candidates than this.
+LP_INITIAL_CANDIDATES = 500
+#: Most candidates priced in per round of :func:`_lp_bound`.
+LP_ADD_CANDIDATES = 500
+
+
+def _lagrangian_bound(
+    Cf: sparse.csr_array, w_open: FloatArray, lam: FloatArray, k: int
+) -> tuple[float, FloatArray]:
+    """Lagrangian bound of the covering LP at multipliers ``lam >= 0`` (any ``lam`` is valid).
+
+    Relaxing ``y_d <= sum_c x_c`` with ``lam_d`` leaves ``sum_d max(0, w_d - lam_d)``
+    plus the ``k`` largest positive candidate prices ``(C lam)_c``. Returns the bound
+    (open demand only) and the prices.
+    """
+    price = Cf @ lam
+    top = np.sort(np.maximum(price, 0.0))[::-1][:k]
+    return float(np.maximum(w_open - lam, 0.0).sum() + top.sum()), price
+
+
+def _lp_bound(
+    C: sparse.csr_array, w: FloatArray, c0: BoolArray, chosen: IntArray, k: int, budget: TimeBudget
+) -> float:
+    """LP relaxation of the maximal covering model, by column generation (NaN when unsolved).
+
+    The LP is solved on a few candidates (``chosen`` and the largest gains), then
+    every other candidate is priced with the cover rows' duals ``lam`` (clipped to
+    ``[0, w]``, still optimal): one whose price ``(C lam)_c`` exceeds the cardinality
+    row's dual would improve the LP and joins the next round. With none left, the
+    restricted optimum is the optimum of the whole LP, and the Lagrangian bound at
+    ``lam`` certifies it. When the time runs out, the best Lagrangian bound so far
+    (valid at any ``lam``) is returned instead.
+    """
+    n_cand = C.shape[0]
+    coverable = np.zeros(C.shape[1], dtype=bool)
+    coverable[C.indices] = True
+    open_ = coverable & ~c0 & (w > 0)
+    w_open = np.where(open_, w, 0.0)
+    Cf = sparse.csr_array(C.astype(np.float64))
+    before = float(w[c0].sum())
+    if n_cand <= LP_INITIAL_CANDIDATES:
+        R = np.arange(n_cand, dtype=np.int64)
+    else:
+        gains = Cf @ w_open
+        top = np.argsort(-gains, kind="stable")[:LP_INITIAL_CANDIDATES]
+        R = np.union1d(chosen, top).astype(np.int64)
+    best_lagrangian = float("inf")
+    while True:
+        h, _, dem = _mclp_model(sparse.csr_array(C[R]), w, c0, k, integral=False)
+        h.setOptionValue("time_limit", budget.remaining_s())
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            logger.warning(
+                "LP bound not solved (%s); using the %s bound",
+                h.modelStatusToString(h.getModelStatus()),
+                "Lagrangian" if np.isfinite(best_lagrangian) else "submodular",
+            )
+            if np.isfinite(best_lagrangian):
+                return before + best_lagrangian * (1 + 1e-9) + 1e-9
+            return float("nan")
+        # Optimal LP value up to the solver's tolerance; add a hair so the
+        # bound stays valid under rounding.
+        obj = float(h.getInfo().objective_function_value)
+        lp_pop = before + obj * (1 + 1e-9) + 1e-9
+        if R.size == n_cand:
+            return lp_pop
+        duals = np.abs(np.asarray(h.getSolution().row_dual, dtype=np.float64))
+        lam = w_open.copy()  # open demand no candidate of R covers: lam_d = w_d
+        lam[dem] = np.minimum(duals[: dem.size], w[dem])
+        lagrangian, price = _lagrangian_bound(Cf, w_open, lam, k)
+        best_lagrangian = min(best_lagrangian, lagrangian)
+        excess = price - duals[-1] * (1 + 1e-9) - 1e-9
+        excess[R] = 0.0
+        enter = np.flatnonzero(excess > 0)
+        logger.debug(
+            "LP bound on %d of %d candidates: %.1f (Lagrangian %.1f), %d price in",
+            R.size,
+            n_cand,
+            obj,
+            lagrangian,
+            enter.size,
+        )
+        if not enter.size:
+            # lp_pop is the whole LP's optimum; the Lagrangian bound certifies it
+            return min(lp_pop, before + lagrangian * (1 + 1e-9) + 1e-9)
+        enter = enter[np.argsort(-excess[enter], kind="stable")[:LP_ADD_CANDIDATES]]
+        R = np.union1d(R, enter).astype(np.int64)
+
+
 def upper_bound(
     cover: Any,
     weights: ArrayLike,
@@ -638,7 +728,8 @@ def upper_bound(
 
     Two valid bounds, the smaller reported: the submodular bound (coverage of
     ``chosen`` plus the ``k`` largest marginal gains with respect to it) and,
-    when ``lp``, the LP relaxation of the maximal covering model (HiGHS).
+    when ``lp``, the LP relaxation of the maximal covering model (HiGHS, by column
+    generation from the candidates of largest gain: :func:`_lp_bound`).
 
     Returns
     -------
@@ -658,19 +749,7 @@ def upper_bound(
     sub = f_s + float(top.sum())
     lp_pop = float("nan")
     if lp and kk > 0:
-        h, _, _ = _mclp_model(C, w, c0, kk, integral=False)
-        h.setOptionValue("time_limit", float(time_limit_s))
-        h.run()
-        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
-            # Optimal LP value up to the solver's tolerance; add a hair so the
-            # bound stays valid under rounding.
-            obj = float(h.getInfo().objective_function_value)
-            lp_pop = float(w[c0].sum()) + obj * (1 + 1e-9) + 1e-9
-        else:
-            logger.warning(
-                "LP bound not solved (%s); using the submodular bound",
-                h.modelStatusToString(h.getModelStatus()),
-            )
+        lp_pop = _lp_bound(C, w, c0, S, kk, TimeBudget.start(time_limit_s))
     best = sub if not np.isfinite(lp_pop) else min(sub, lp_pop)
     return Bound(population=best, submodular_population=sub, lp_population=lp_pop, k=kk)
 

@@ -111,6 +111,53 @@ def test_exact_equals_brute_force_and_bound_is_above(seed: int) -> None:
     assert b.population == pytest.approx(min(b.submodular_population, b.lp_population))
 
 
+def lp_relaxation(cover: sparse.csr_array, w: np.ndarray, c0: np.ndarray, k: int) -> float:
+    """The maximal covering LP on every candidate and demand unit, by scipy's linprog."""
+    from scipy.optimize import linprog
+
+    dense = cover.toarray().astype(float)
+    n_cand, n_dem = dense.shape
+    # variables x (candidates), y (demand); maximise w.y with y <= C^T x, sum x <= k
+    cost = np.concatenate([np.zeros(n_cand), -np.where(c0, 0.0, w)])
+    a_ub = np.block([[-dense.T, np.eye(n_dem)], [np.ones((1, n_cand)), np.zeros((1, n_dem))]])
+    b_ub = np.concatenate([np.zeros(n_dem), [k]])
+    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=(0, 1), method="highs")
+    assert res.status == 0
+    return float(w[c0].sum()) - float(res.fun)
+
+
+@pytest.mark.parametrize("seed", range(16))
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_lp_bound_by_column_generation_equals_the_whole_lp(
+    seed: int, k: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a few candidates in the first round and per round, so pricing has to bring the rest
+    import coverage.optimize as optimize
+
+    monkeypatch.setattr(optimize, "LP_INITIAL_CANDIDATES", 2)
+    monkeypatch.setattr(optimize, "LP_ADD_CANDIDATES", 2)
+    cover, w, c0 = random_instance(seed, n_cand=40, n_dem=60, density=0.08)
+    whole = lp_relaxation(cover, w, c0, k)
+    g = greedy_max_coverage(cover, w, covered0=c0, k=k)
+    b = upper_bound(cover, w, g.chosen, covered0=c0, k=k)
+    assert b.lp_population == pytest.approx(whole, rel=1e-7)
+    assert b.lp_population >= whole - 1e-6
+    if seed < 4:
+        assert b.population >= brute_force(cover, w, c0, k) - 1e-9
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_lagrangian_bound_is_above_the_lp_at_any_multipliers(seed: int) -> None:
+    from coverage.optimize import _lagrangian_bound
+
+    cover, w, c0 = random_instance(seed, n_cand=12, n_dem=30)
+    k = 3
+    w_open = np.where(c0, 0.0, w)
+    lam = np.random.default_rng(seed).random(w.size) * w_open * 1.5
+    value, _ = _lagrangian_bound(sparse.csr_array(cover.astype(float)), w_open, lam, k)
+    assert float(w[c0].sum()) + value >= lp_relaxation(cover, w, c0, k) - 1e-6
+
+
 def test_greedy_is_deterministic_and_breaks_ties_by_secondary_then_index() -> None:
     # Candidates 0, 1, 2 cover the same population within the primary threshold;
     # 2 covers more within the secondary one, so it wins; 0 beats 1 on index.
