@@ -43,6 +43,7 @@ from coverage.optimize import (
     FloatArray,
     IntArray,
     SiteSelection,
+    TimeBudget,
     best_capacitated_sites,
     best_sites,
 )
@@ -106,8 +107,9 @@ class SitingParams:
     households of ``household_size`` persons).
     With ``exact`` and ``target_share``, a first MIP finds the fewest sites that
     reach the target (at most as many as greedy + swap needed), a second one the
-    best coverage with that many. ``time_limit_s`` is the wall-time budget of all
-    solver calls of one run together (LP bound, and in exact mode the MIPs).
+    best coverage with that many. ``time_limit_s`` is the wall-time budget of one
+    siting run from its start: candidates and coverage sets, then every solver call
+    (LP bound, and in exact mode the MIPs; each still gets at least a second).
     """
 
     k: int | None = None
@@ -235,6 +237,9 @@ class SitingResult:
     min_sites_proven
         Exact mode with ``target_share`` only: True when ``k`` is proven to be the
         fewest sites reaching the target (``None`` otherwise).
+    stopped
+        True when a stop request (:func:`coverage.progress.cancellable`) cut the
+        solver short: the sites are the best found until then.
     """
 
     params: SitingParams
@@ -255,6 +260,7 @@ class SitingResult:
     swaps: int = 0
     min_sites_proven: bool | None = None
     bound_kind: str = ""
+    stopped: bool = False
 
     def summary(self) -> dict[str, Any]:
         """Return the ``siting`` section of ``summary.json``."""
@@ -835,6 +841,7 @@ def _result(
         solver_status=sel.status,
         swaps=sel.swaps,
         min_sites_proven=sel.min_sites_proven,
+        stopped=sel.stopped,
     )
 
 
@@ -905,6 +912,7 @@ def propose_sites(
             closed=closed,
             progress=progress,
         )
+    budget = TimeBudget.start(params.time_limit_s)  # candidates and coverage sets count
     w, _ = _population(demand)
     dem = _snapped(demand, "demand")
     limit = _limit_m(params.minutes, params.speed_kmh)
@@ -936,6 +944,7 @@ def propose_sites(
         tie_cover=tie_cover,
         tie_covered0=tie0,
         progress=sub_progress(progress, 0.7, 0.9),
+        budget=budget,
     )
     sites = _sites_frame(net, cands, at.take(sel.chosen), sel)
     if progress:
@@ -1073,6 +1082,7 @@ def _propose_capacitated(
     if centers is not None and not isinstance(centers, gpd.GeoDataFrame):
         msg = "capacitated siting needs the existing centers as a GeoDataFrame with floor areas, not a covered0 array."
         raise InputError(msg)
+    budget = TimeBudget.start(params.time_limit_s)
     w, _ = _population(demand)
     dem = _snapped(demand, "demand")
     limit = _limit_m(params.minutes, params.speed_kmh)
@@ -1096,7 +1106,7 @@ def _propose_capacitated(
     model = _capacitated_model(params, cover_e, cover, w, floor_m2)
     if progress:
         progress(0.6, "capacitated greedy")
-    sel = best_capacitated_sites(model, params)
+    sel = best_capacitated_sites(model, params, budget=budget)
     sites, new_at = _capacitated_sites(net, params, cands, at, open_centers, sel)
     minutes_after = _minutes_after(net, sources.plus(new_at), dem, params.speed_kmh, demand.index)
     plain = SiteSelection(
@@ -1112,6 +1122,7 @@ def _propose_capacitated(
         target_met=sel.target_met,
         optimal=sel.optimal,
         status=sel.status,
+        stopped=sel.stopped,
     )
     result = replace(
         _result(params, plain, sites, minutes_after, len(cands)), bound_kind=sel.bound_kind
