@@ -36,6 +36,7 @@ from typing import Any, Literal
 import folium
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit_folium import st_folium
 
 from coverage import export, pipeline
@@ -58,6 +59,7 @@ from coverage.maps import MapLayers, coverage_map, place_frame, street_frame
 from coverage.names import share_column, uncovered_column
 from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
+from coverage.progress import cancellable
 from coverage.scenario import AddedStation, Scenario, ScenarioResult
 from coverage.siting import SitingParams
 from coverage.standards import DEFAULT_HOUSEHOLD_SIZE, PRESETS, Standard
@@ -493,6 +495,19 @@ def memo_get(store: str, key: Any, make: Callable[[], Any]) -> Any:
     return value
 
 
+def rerun_pending() -> bool:
+    """Return whether a click (Stop, or any widget) waits for this script run to end.
+
+    Streamlit acts on a click only at the script's next page call; a HiGHS solve makes
+    none for up to its time limit. The solver polls this (:func:`coverage.progress.cancellable`)
+    and stops within a second. Streamlit has no public call for it; without the private
+    request state this says False and the click waits for the solve, as before.
+    """
+    requests = getattr(get_script_run_ctx(), "script_requests", None)
+    state = getattr(requests, "_state", None)
+    return state is not None and getattr(state, "name", "CONTINUE") != "CONTINUE"
+
+
 def _run(
     city: CityData,
     s: Scenario,
@@ -502,19 +517,32 @@ def _run(
     per_center: bool | None = None,
 ) -> ScenarioResult:
     slot = st.empty()  # the status box goes away once the work is done
+    stopping = threading.Event()
+
+    def stop_check() -> bool:
+        if rerun_pending():
+            stopping.set()
+        return stopping.is_set()
+
     with slot.status(label, expanded=False):
         bar = st.progress(0.0)
 
         def progress(fraction: float, message: str) -> None:
-            bar.progress(min(max(fraction, 0.0), 1.0), text=stage(message))
+            if not stopping.is_set():  # a page call now would end the run before it returns
+                bar.progress(min(max(fraction, 0.0), 1.0), text=stage(message))
 
-        res = pipeline.run(
-            city,
-            s,
-            with_polygons=with_polygons,
-            per_center_polygons=per_center,
-            progress=progress,
-        )
+        with cancellable(stop_check):
+            res = pipeline.run(
+                city,
+                s,
+                with_polygons=with_polygons,
+                per_center_polygons=per_center,
+                progress=progress,
+            )
+        if res.siting is not None and res.siting.stopped:
+            # kept for on_stop (the click's callback runs first on the rerun); another
+            # click restarts the solve
+            st.session_state["stopped_run"] = (s.to_json(), res)
     slot.empty()
     return res
 
@@ -539,11 +567,17 @@ def result_slot(key: str) -> ResultSlot:
 
 def shared_result(key: tuple[str, str, str], make: Callable[[], ScenarioResult]) -> ScenarioResult:
     """Return the result for `key` (city, scenario JSON, kind), computing it once for all sessions."""
+    kept = st.session_state.get("kept_results", {}).get(key)
+    if kept is not None:  # a stopped solve this session chose to keep (on_stop)
+        return kept  # type: ignore[no-any-return]
     slot = result_slot(hashlib.sha256(json.dumps(key).encode()).hexdigest())
     with slot.lock:
         if slot.value is None:
             t0 = time.perf_counter()
-            slot.value = make()
+            value = make()
+            if value.siting is not None and value.siting.stopped:
+                return value  # never shared: another session's run is not stopped
+            slot.value = value
             slot.elapsed_s = time.perf_counter() - t0
         return slot.value
 
@@ -557,6 +591,8 @@ def elapsed_s(s: Scenario) -> float:
 def has_result(s: Scenario) -> bool:
     """Return whether the numbers of `s` on the session's city are already computed."""
     key = (str(st.session_state.get("city_key", "")), s.to_json(), "numbers")
+    if key in st.session_state.get("kept_results", {}):
+        return True
     return result_slot(hashlib.sha256(json.dumps(key).encode()).hexdigest()).value is not None
 
 
@@ -739,11 +775,23 @@ def on_optimize() -> None:
 
 
 def on_stop() -> None:
-    """Drop the running siting request (the Stop button interrupts the run, then this runs)."""
+    """Keep the stopped solve's best sites, or drop the request when none came back yet.
+
+    The click stops the solver (:func:`rerun_pending`); the run keeps its answer in
+    ``stopped_run``, and this callback runs first on the rerun.
+    """
+    ss = st.session_state
     s = active()
-    if s.siting is not None:
-        scenarios()[st.session_state["active"]] = replace(s, siting=None)
-        st.session_state["flash"] = ("info", tr("opt.stopped"))
+    stopped = ss.pop("stopped_run", None)
+    if s.siting is None:
+        return
+    if stopped is not None and stopped[0] == s.to_json():
+        key = (str(ss.get("city_key", "")), s.to_json(), "numbers")
+        ss.setdefault("kept_results", {})[key] = stopped[1]
+        ss["flash"] = ("info", tr("opt.stopped_kept"))
+        return
+    scenarios()[ss["active"]] = replace(s, siting=None)
+    ss["flash"] = ("info", tr("opt.stopped"))
 
 
 def on_restore() -> None:
@@ -1022,6 +1070,8 @@ def headline(res: ScenarioResult, base: ScenarioResult | None, source: str = "")
 
 def exact_time(res: ScenarioResult) -> str:
     """Return " took X s (limit 60 s)" for an exact run, else ""."""
+    if res.siting is not None and res.siting.stopped:
+        return " " + tr("opt.stopped_note")
     if res.siting is None or not res.siting.params.exact:
         return ""
     return " " + tr("opt.elapsed", s=elapsed_s(res.scenario), limit=EXACT_TIME_LIMIT_S)
@@ -1865,7 +1915,8 @@ def main() -> None:
     city_caption(city)
     s = active()
     res = page_result(city, city_key, s)
-    stop.empty()  # the proposal is computed (or failed): nothing left to stop
+    if res is None or res.siting is None or not res.siting.stopped:
+        stop.empty()  # the proposal is computed (or failed): nothing left to stop
     if res is None:
         return
     map_section(city, city_key, s, res)

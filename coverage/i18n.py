@@ -382,6 +382,14 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "zh": "已停止选址优化；方案未改变。",
         "en": "The optimizer was stopped; the scenario is unchanged.",
     },
+    "app.opt.stopped_kept": {
+        "zh": "已停止求解：保留到停止时找到的最好方案（未证明最优）。",
+        "en": "The solve was stopped: the best sites found until then are kept (not proven optimal).",
+    },
+    "app.opt.stopped_note": {
+        "zh": "求解已被停止，此为停止时的最好方案，未证明最优。",
+        "en": "The solve was stopped; these are the best sites found until then, not proven optimal.",
+    },
     "app.opt.accepted_name": {"zh": "采纳站点 {rank}", "en": "Accepted site {rank}"},
     "app.edit.default_name": {"zh": "新增站点 {n}", "en": "New station {n}"},
     "app.edit.restore": {"zh": "恢复全部关闭的中心", "en": "Restore every closed center"},

@@ -16,7 +16,6 @@ import pytest
 from scipy import sparse
 
 from coverage.errors import InputError, SolverError
-from coverage.progress import cancellable
 from coverage.optimize import (
     METHOD_CAP_EXACT,
     METHOD_CAP_GREEDY,
@@ -38,6 +37,7 @@ from coverage.optimize import (
     swap_improve,
     upper_bound,
 )
+from coverage.progress import cancellable
 
 
 @dataclass(frozen=True)
@@ -308,7 +308,9 @@ def test_stop_request_before_the_solver_keeps_greedy_and_says_stopped() -> None:
     plain = best_sites(cover, w, Options(k=3), covered0=c0)
     with cancellable(lambda: True):
         sel = best_sites(cover, w, Options(k=3, exact=True), covered0=c0)
-    assert sel.stopped and sel.method == METHOD_GREEDY and not sel.optimal
+    assert sel.stopped
+    assert sel.method == METHOD_GREEDY
+    assert not sel.optimal
     assert sorted(sel.chosen) == sorted(plain.chosen)
     assert sel.population_after == pytest.approx(covered_by(cover, w, c0, sel.chosen))
     # the submodular bound alone still holds
@@ -329,7 +331,8 @@ def test_stop_request_cuts_a_running_highs_solve_short() -> None:
         )
     elapsed = time.perf_counter() - t0
     assert elapsed < 0.5 + 1.5, elapsed  # within a second of the request, not the 6 s
-    assert ex.stopped and not ex.optimal
+    assert ex.stopped
+    assert not ex.optimal
     g = greedy_max_coverage(cover, w, k=20)
     zero = np.zeros(w.size, dtype=bool)
     assert ex.population_covered >= covered_by(cover, w, zero, g.chosen) - 1e-9  # never worse
