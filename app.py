@@ -892,23 +892,35 @@ def load_scenario_json(data: bytes) -> Scenario:
 # --- errors and warnings ----------------------------------------------------------------
 
 
-def error_text(exc: PlannerError) -> str:
-    """Return a library error in the session's language, without internal paths.
+def translated(prefix: str, obj: object) -> str:
+    """Return a library error or warning in the session's language, without internal paths.
 
-    An error with a ``code`` that the label table translates (``app.err.<code>``) is shown
-    in the user's language with its ``params``; any other keeps its message, with internal
-    paths (``/vsimem/…``, temporary files, the hash names of saved uploads) replaced by the
-    name of the file the user uploaded.
+    An object with a ``code`` that the label table translates (``app.<prefix>.<code>``) is
+    shown in the user's language with its ``params``; any other keeps its message. Either
+    way internal paths (``/vsimem/…``, temporary files, the hash names of saved uploads) are
+    replaced by the name of the file the user uploaded.
     """
-    code = getattr(exc, "code", None)
-    key = f"app.err.{code}"
-    if code and key in MESSAGES:
-        try:
-            return t(key, lang(), **getattr(exc, "params", {}))
-        except (KeyError, IndexError, ValueError):
-            logger.info("error %s lacks parameters for its translation", code)
     name = str(st.session_state.get("loading_name") or st.session_state.get("city_name") or "")
-    return INTERNAL_PATH.sub(name or "…", str(exc))
+
+    def clean(text: str) -> str:
+        return INTERNAL_PATH.sub(name or "…", text)
+
+    code = getattr(obj, "code", None)
+    key = f"app.{prefix}.{code}"
+    if code and key in MESSAGES:
+        params = {
+            k: clean(v) if isinstance(v, str) else v for k, v in getattr(obj, "params", {}).items()
+        }
+        try:
+            return t(key, lang(), **params)
+        except (KeyError, IndexError, ValueError):
+            logger.info("%s %s lacks parameters for its translation", prefix, code)
+    return clean(str(obj))
+
+
+def error_text(exc: PlannerError) -> str:
+    """Return a library error in the session's language (:func:`translated`)."""
+    return translated("err", exc)
 
 
 def show_error(exc: BaseException) -> None:
@@ -947,15 +959,8 @@ def _show_warnings(log: list[warnings.WarningMessage]) -> None:
 
 
 def warning_text(message: Warning | str) -> str:
-    """Return a library warning in the session's language (its ``code``, when translated)."""
-    code = getattr(message, "code", None)
-    key = f"app.warn.{code}"
-    if code and key in MESSAGES:
-        try:
-            return t(key, lang(), **getattr(message, "params", {}))
-        except (KeyError, IndexError, ValueError):
-            logger.info("warning %s lacks parameters for its translation", code)
-    return str(message)
+    """Return a library warning in the session's language (:func:`translated`)."""
+    return translated("warn", message)
 
 
 # --- map --------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from coverage.census import CensusFile, census_demand, check_census
 from coverage.centers import CenterColumns, centers_from_file, centers_from_osm
 from coverage.coords import CRS_NAMES
 from coverage.demand import PopulationFile, PopulationModel, demand_units
-from coverage.errors import InputError
+from coverage.errors import InputError, PlannerWarning
 from coverage.i18n import MESSAGES, t
 from coverage.netcache import DEFAULT_CACHE_DIR, cache_key, walk_network
 from coverage.network import WalkNetwork
@@ -394,8 +394,12 @@ def districts_from_osm(
         counts = b["admin_level"].astype(str).value_counts()
         chosen = max(levels, key=lambda lv: (int(counts.get(lv, 0)), _level_number(lv)))
         warnings.warn(
-            f"The OSM file has administrative boundaries at levels {', '.join(levels)}; "
-            f"using admin_level={chosen} (the most boundaries). Choose with `--admin-level`.",
+            PlannerWarning(
+                f"The OSM file has administrative boundaries at levels {', '.join(levels)}; "
+                f"using admin_level={chosen} (the most boundaries). Choose with `--admin-level`.",
+                code="districts.admin_levels",
+                params={"levels": ", ".join(levels), "chosen": chosen},
+            ),
             stacklevel=2,
         )
         b = b[b["admin_level"].astype(str) == chosen]

@@ -714,6 +714,44 @@ def test_file_errors_are_translated_without_internal_paths() -> None:
     assert not CJK.search(text), text
 
 
+def test_osm_errors_and_level_warnings_are_in_chinese(haidian_extract) -> None:  # type: ignore[no-untyped-def]
+    """osm.py's refusals and the level warnings carry codes: the zh page shows no English."""
+    at = started()
+    at.session_state["pending_upload"] = {
+        "source": "upload",
+        "osm": ("空白.osm", b'<?xml version="1.0"?><osm version="0.6"></osm>'),
+    }
+    at.run()
+    assert not at.exception
+    text = " ".join(e.value for e in at.error)
+    assert "“空白.osm”中没有可步行的道路" in text
+    assert "walkable" not in text
+    assert "Check that" not in text
+    at.session_state["pending_upload"] = {
+        "source": "upload",
+        "osm": ("网页.osm", b"<!DOCTYPE html><html><body>404</body></html>"),
+    }
+    at.run()
+    text = " ".join(e.value for e in at.error)
+    assert "“网页.osm”不是 OpenStreetMap 数据文件" in text
+    assert "root element" not in text
+    pts = haidian_extract.residential.geometry.representative_point()
+    csv = "name,lon,lat,level\n" + "".join(
+        f"站点{i},{p.x:.7f},{p.y:.7f},{lv}\n"
+        for i, (p, lv) in enumerate(zip(pts.iloc[:2], ["社区", "大型"], strict=True))
+    )
+    at.session_state["centers_src"] = "file"
+    at.session_state["pending_upload"] = {
+        "source": "default",
+        "centers": ("站点.csv", csv.encode("utf-8")),
+    }
+    at.run()
+    assert_ok(at)
+    notes = " ".join(w.value for w in at.warning)
+    assert "站点等级一列中有无法识别的值：大型" in notes
+    assert "not a known level" not in notes
+
+
 def test_summary_csv_download_is_labelled_and_rounded(
     app_module: ModuleType, cache_dir: Path
 ) -> None:
