@@ -970,9 +970,10 @@ def warning_text(message: Warning | str) -> str:
 def base_layers(city_key: str, _city: CityData) -> tuple[Any, Any]:
     """Return the city's light street lines and place labels (computed once per city)."""
     streets = street_frame(_city.net)
-    ex = _city.extract
-    named = [] if ex is None else [ex.residential, ex.boundaries]
-    places = place_frame(named)
+    places = _city.places  # cached with the city: a warm load (no OSM read) still has them
+    if places is None:
+        ex = _city.extract
+        places = place_frame([] if ex is None else [ex.residential, ex.boundaries])
     if len(places):
         places = places.to_crs(_city.net.crs)
     return streets, places

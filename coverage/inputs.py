@@ -40,10 +40,12 @@ from coverage.netcache import DEFAULT_CACHE_DIR, cache_key, walk_network
 from coverage.network import WalkNetwork
 from coverage.osm import (
     DEFAULT_CENTER_TAGS,
+    MAX_PLACES,
     OsmExtract,
     check_osm_file,
     default_memory_budget_bytes,
     file_sha256,
+    named_places,
     read_osm,
 )
 from coverage.osmcache import derived_key, derived_path, load_frame, save_frame
@@ -520,6 +522,9 @@ class CityData:
     candidates: gpd.GeoDataFrame | None = None
     exclusions: gpd.GeoDataFrame | None = None
     cache_dir: Path | None = None  # the inputs' cache folder (derived data of re-runs)
+    #: The offline map's place labels (``name``, points, EPSG:4326; :func:`coverage.osm.named_places`),
+    #: from the extract or, on a warm cache, from the cache; None when neither has them.
+    places: gpd.GeoDataFrame | None = None
 
 
 def check_inputs(inputs: CityInputs) -> None:
@@ -769,6 +774,9 @@ def _cached_city(inputs: CityInputs, districts: gpd.GeoDataFrame | None) -> _Cit
     sha = file_sha256(path)
     if not (Path(inputs.cache_dir) / f"walk-{cache_key(sha)}.npz").exists():
         return None
+    places = _places_path(inputs, sha)
+    if places is None or not places.exists():
+        return None  # a cache from before the place labels were cached: read the file once
     files = _derived_files(inputs, sha)
     demand = load_frame(files["demand"])
     centers = None if default_stations else load_frame(files["centers"])
@@ -816,6 +824,28 @@ def _built_city(inputs: CityInputs, progress: ProgressFn | None) -> _CityParts:
             except OSError as exc:
                 logger.warning("could not write the %s cache %s: %s", kind, files[kind], exc)
     return extract, extract.sha256, net, centers, demand, model, census
+
+
+def _places_path(inputs: CityInputs, sha: str) -> Path | None:
+    """Cache file of the place labels (None without a cache folder)."""
+    if inputs.cache_dir is None:
+        return None
+    key = derived_key(sha, "places", {"max_places": MAX_PLACES})
+    return derived_path(inputs.cache_dir, "places", key)
+
+
+def _places(inputs: CityInputs, sha: str, extract: OsmExtract | None) -> gpd.GeoDataFrame | None:
+    """Return the place labels: from the extract (and cache them), else from the cache."""
+    path = _places_path(inputs, sha)
+    if extract is None:
+        return None if path is None else load_frame(path)
+    places = named_places(extract)
+    if path is not None and not path.exists():
+        try:
+            save_frame(places, path)
+        except OSError as exc:
+            logger.warning("could not write the places cache %s: %s", path, exc)
+    return places
 
 
 def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> CityData:
@@ -867,6 +897,7 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
         candidates=_candidates(inputs, net),
         exclusions=_exclusions(inputs, net),
         cache_dir=inputs.cache_dir,
+        places=_places(inputs, sha, extract),
     )
     if progress:
         progress(1.0, "city loaded")

@@ -23,7 +23,7 @@ try:
     import resource  # POSIX only: honour an address-space limit (ulimit -v)
 except ImportError:  # pragma: no cover - Windows
     resource = None  # type: ignore[assignment]
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -764,3 +764,58 @@ def _tag_string(tags: Any, keys: list[str]) -> str:
 def _frame(rows: list[dict[str, Any]], geoms: Any, columns: list[str]) -> gpd.GeoDataFrame:
     data = pd.DataFrame(rows, columns=columns)
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
+
+
+# --- named places (the offline map's labels) --------------------------------------------
+
+#: Most place names kept for the map (the largest named residential areas and boundaries).
+MAX_PLACES = 150
+
+
+def place_frame(
+    named: Sequence[gpd.GeoDataFrame], *, max_places: int = MAX_PLACES
+) -> gpd.GeoDataFrame:
+    """Return named places as label points: the largest named areas of the given frames.
+
+    Parameters
+    ----------
+    named
+        Frames with a ``name`` column (e.g. an OSM extract's ``residential`` and
+        ``boundaries``), in one CRS; rows without a name are skipped.
+    max_places
+        Most labels kept (the largest areas first); the map draws this many.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``name``, geometry (a point inside each area) in the frames' CRS.
+    """
+    frames = [f[["name", "geometry"]] for f in named if f is not None and "name" in f.columns]
+    frames = [f[f["name"].notna() & (f["name"].astype(str).str.strip() != "")] for f in frames]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return gpd.GeoDataFrame({"name": []}, geometry=[], crs=4326)
+    both = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
+    both = both.drop_duplicates("name")
+    area = (
+        both.to_crs(both.estimate_utm_crs()).area.to_numpy()
+        if both.crs and both.crs.is_geographic
+        else both.area.to_numpy()
+    )
+    both = both.iloc[np.argsort(-area, kind="stable")[:max_places]]
+    return gpd.GeoDataFrame(
+        {"name": both["name"].astype(str).to_numpy()},
+        geometry=both.geometry.representative_point().to_numpy(),
+        crs=both.crs,
+    )
+
+
+def named_places(extract: OsmExtract, *, max_places: int = MAX_PLACES) -> gpd.GeoDataFrame:
+    """Return the extract's place labels: :func:`place_frame` of its residential areas and boundaries.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``name``, geometry (points, EPSG:4326).
+    """
+    return place_frame([extract.residential, extract.boundaries], max_places=max_places)
