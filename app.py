@@ -1575,6 +1575,11 @@ def sidebar_edit(city: CityData) -> None:
     base = city.centers
     labels = {str(r.center_id): f"{r.name or r.center_id}" for r in base.itertuples()}
     ss.setdefault("closed", list(s.closed))
+    if s.closed:
+        # above the list, not below it: the focused list wraps its tags onto a second row
+        # and shrinks back when the click on this button blurs it, so a button below moved
+        # up ~30 px between mouse-down and mouse-up and the first click was lost
+        sb.button(tr("edit.restore"), key="restore_closed", on_click=on_restore)
     sb.multiselect(
         tr("edit.close"),
         list(labels),
@@ -1584,8 +1589,6 @@ def sidebar_edit(city: CityData) -> None:
         on_change=on_close,
         select_all=False,  # Streamlit labels its bulk option in English only
     )
-    if s.closed:
-        sb.button(tr("edit.restore"), key="restore_closed", on_click=on_restore)
 
 
 def sidebar_optimizer() -> Any:
@@ -1645,11 +1648,37 @@ def read_click() -> None:
         ss["clicked"] = {"lat": float(click["lat"]), "lng": float(click["lng"])}
 
 
+def uploader_css() -> str:
+    """Return the style that shows the file uploaders' own texts in the session's language.
+
+    Streamlit 1.67 writes "Upload" and "200MB per file" into every uploader with no way to
+    translate them; the style hides those texts and draws ours, with the limit that applies
+    (:func:`max_upload_mb`, which may be below Streamlit's own).
+    """
+    browse = tr("upload.browse").replace('"', "")
+    drop = tr("upload.drop", mb=max_upload_mb()).replace('"', "")
+    zone = '[data-testid="stFileUploaderDropzone"]'
+    return (
+        "<style>"
+        f"{zone} button [data-testid='stMarkdownContainer'] p {{font-size: 0 !important;}}"
+        f"{zone} button [data-testid='stMarkdownContainer'] p::after "
+        f'{{content: "{browse}"; font-size: 0.875rem;}}'
+        f"{zone} > div:not([data-testid]) {{display: none;}}"  # "Drag and drop…" (wide layout)
+        f"{zone} [data-testid='stFileUploaderDropzoneInstructions'] * "
+        "{white-space: normal !important; overflow: visible !important;}"
+        f"{zone} [data-testid='stFileUploaderDropzoneInstructions'] span {{font-size: 0 !important;}}"
+        f"{zone} [data-testid='stFileUploaderDropzoneInstructions'] span::after "
+        f'{{content: "{drop}"; font-size: 0.8rem;}}'
+        "</style>"
+    )
+
+
 def page_header() -> None:
     """Set up the page: configuration, map assets, language picker, title, flash message."""
     st.set_page_config(page_title="Coverage Planner", page_icon="🗺️", layout="wide")
     ensure_static()
     keep_choices()
+    st.html(uploader_css())
     st.sidebar.radio(
         tr("lang"),
         list(LANGS),
