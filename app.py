@@ -74,6 +74,7 @@ from coverage.tables import (
     method_label,
     minutes_curve,
     percent,
+    share_change,
     sites_frame,
     sites_view,
     standard_view,
@@ -1026,7 +1027,7 @@ def share_delta(share: float, before: float | None) -> str | None:
     """Return a metric's change from the baseline, or None (nothing shown) when there is none."""
     if before is None or abs(share - before) < NO_CHANGE_SHARE:
         return None
-    return tr("metric.delta", value=f"{(share - before) * 100:+.1f}")
+    return share_change(share - before, lang())  # the tables' wording, one place
 
 
 def headline(res: ScenarioResult, base: ScenarioResult | None, source: str = "") -> None:
@@ -1160,6 +1161,23 @@ def export_files(city: CityData, res: ScenarioResult, language: str) -> dict[str
     return files
 
 
+class LazyValue:
+    """A value computed on first use, once, under a lock (from any thread)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._value: Any = None
+        self._done = False
+
+    def get(self) -> Any:
+        """Return the value, computing it on the first call."""
+        with self._lock:
+            if not self._done:
+                self._value, self._done = self._make(), True
+        return self._value
+
+
 class LazyFiles:
     """Export files built on the first download click, once, then served from memory.
 
@@ -1183,10 +1201,16 @@ class LazyFiles:
 def downloads(city: CityData, city_key: str, res: ScenarioResult) -> None:
     """Show one download button per file of the output contract, plus the scenario JSON."""
     language = lang()
+    # each station's own areas: one audit per scenario, whichever languages are exported
+    full: LazyValue = memo_get(
+        "exports_full",
+        (city_key, res.scenario.to_json()),
+        lambda: LazyValue(lambda: with_own_areas(city, res)),
+    )
     lazy: LazyFiles = memo_get(
         "exports",
         (city_key, res.scenario.to_json(), language),
-        lambda: LazyFiles(lambda: export_files(city, with_own_areas(city, res), language)),
+        lambda: LazyFiles(lambda: export_files(city, full.get(), language)),
     )
     cols = st.columns(3)
     i = 0
@@ -1899,9 +1923,12 @@ def compare_tab(city: CityData, city_key: str) -> None:
         table.index = [scenario_label(str(n)) for n in table.index]
         st.dataframe(table.rename_axis(tr("scenario")), key="compare_table")
         ts = sorted({float(m) for r in results.values() for m in r.scenario.thresholds_min})
-        st.download_button(  # issue 14: the comparison as a workbook
+        language = lang()
+        st.download_button(  # issue 14: the comparison as a workbook, built on the click
             tr("export.compare_xlsx"),
-            data=export.comparison_workbook_bytes(compare_scenarios(results), ts, lang=lang()),
+            data=functools.partial(
+                export.comparison_workbook_bytes, compare_scenarios(results), ts, lang=language
+            ),
             file_name="scenarios.xlsx",
             mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             key="dl_compare_xlsx",

@@ -99,7 +99,6 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "report.curve.y": {"zh": "覆盖率", "en": "Share covered"},
     "report.table.centers": {"zh": "各服务中心统计", "en": "Per-center statistics"},
     "report.table.sites": {"zh": "建议新增站点", "en": "Proposed sites"},
-    "report.table.districts": {"zh": "各区划覆盖情况", "en": "Coverage by district"},
     "report.empty": {"zh": "（无数据）", "en": "(no rows)"},
     "report.rows_truncated": {
         "zh": "仅显示前 {shown} 行，共 {total} 行。",
@@ -307,7 +306,6 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "table.state.added": {"zh": "新增", "en": "Added"},
     "table.state.accepted": {"zh": "采纳的建议站点", "en": "Accepted proposal"},
     "table.state.closed": {"zh": "已关闭（可恢复）", "en": "Closed (restorable)"},
-    "table.state.proposed": {"zh": "建议", "en": "Proposed"},
     "table.level.district": {"zh": "区级", "en": "District"},
     "table.level.street": {"zh": "街道", "en": "Street"},
     "table.level.community": {"zh": "社区", "en": "Community"},
@@ -348,7 +346,6 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "en": "population file “{file}” (column {column})",
     },
     "app.pop.raster": {"zh": "人口栅格“{file}”", "en": "population raster “{file}”"},
-    "app.metric.delta": {"zh": "{value} 个百分点", "en": "{value} points"},
     "app.curve.x_minutes": {"zh": "步行时间（分钟）", "en": "Walking time (min)"},
     "app.curve.y_share": {"zh": "可达居民比例（%）", "en": "Residents within reach (%)"},
     "app.curve.x_sites": {"zh": "新增站点数", "en": "New stations"},
