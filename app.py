@@ -1687,7 +1687,6 @@ def uploader_css() -> str:
         f"{zone} button [data-testid='stMarkdownContainer'] p {{font-size: 0 !important;}}"
         f"{zone} button [data-testid='stMarkdownContainer'] p::after "
         f'{{content: "{browse}"; font-size: 0.875rem;}}'
-        f"{zone} > div:not([data-testid]) {{display: none;}}"  # "Drag and drop…" (wide layout)
         f"{zone} [data-testid='stFileUploaderDropzoneInstructions'] * "
         "{white-space: normal !important; overflow: visible !important;}"
         f"{zone} [data-testid='stFileUploaderDropzoneInstructions'] span {{font-size: 0 !important;}}"
