@@ -10,7 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ["e2e", "network", "isochrones", "siting", "capacity", "app", "batch", "suite", "scale"]
+SECTIONS = [
+    "e2e",
+    "network",
+    "isochrones",
+    "siting",
+    "capacity",
+    "app",
+    "app_100k",
+    "batch",
+    "suite",
+    "scale",
+]
 
 HEADER = """# Benchmarks
 
