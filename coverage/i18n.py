@@ -124,7 +124,10 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     },
     "app.data.limit": {"zh": "文件大小上限：{mb} MB", "en": "Size limit: {mb} MB"},
     "app.upload.browse": {"zh": "选择文件", "en": "Choose a file"},
-    "app.upload.drop": {"zh": "可拖放到此处，每个文件不超过 {mb} MB", "en": "Or drop it here; at most {mb} MB"},
+    "app.upload.drop": {
+        "zh": "可拖放到此处，每个文件不超过 {mb} MB",
+        "en": "Or drop it here; at most {mb} MB",
+    },
     "app.data.centers": {"zh": "现有服务中心", "en": "Existing centers"},
     "app.data.centers.osm": {"zh": "按 OSM 标签识别", "en": "From OSM tags"},
     "app.data.centers.file": {
