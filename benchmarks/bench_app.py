@@ -394,7 +394,11 @@ def main() -> None:
                             screenshot(browser, url, args.screenshot)
                 finally:
                     proc.terminate()
-                    proc.wait(timeout=20)
+                    try:
+                        proc.wait(timeout=20)
+                    except subprocess.TimeoutExpired:  # still busy (an export thread): stop it
+                        proc.kill()
+                        proc.wait(timeout=20)
             browser.close()
 
     def row(stage: str, xs: list[float], target: float) -> dict[str, Any]:
