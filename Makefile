@@ -6,11 +6,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: app test lint typecheck reliability bench-full browser clean
 
+# setuptools reports every editable install as a warning block ("Editable installation. ...
+# Please be careful with folders ... with the same name as your package"), which pip repeats
+# as a BuildBackendWarning; PYTHONWARNINGS silences that one message for the install line only.
 $(STAMP): pyproject.toml constraints.txt
 	@echo "Installing Coverage Planner and its dependencies into $(VENV) (first time: a few minutes)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	PYTHONWARNINGS="ignore:Editable installation." $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
 ## Launch the Streamlit app on the embedded default city (Chengdu). `browser` also installs the

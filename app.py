@@ -36,6 +36,7 @@ from typing import Any, Literal
 import folium
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit_folium import st_folium
 
 from coverage import export, pipeline
@@ -59,6 +60,7 @@ from coverage.maps import MapLayers, coverage_map, place_frame, street_frame
 from coverage.names import share_column, uncovered_column
 from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
+from coverage.progress import cancellable
 from coverage.scenario import AddedStation, Scenario, ScenarioResult
 from coverage.siting import SitingParams
 from coverage.standards import DEFAULT_HOUSEHOLD_SIZE, PRESETS, Standard, standard_from_bytes
@@ -73,6 +75,7 @@ from coverage.tables import (
     method_label,
     minutes_curve,
     percent,
+    share_change,
     sites_frame,
     sites_view,
     standard_view,
@@ -494,6 +497,19 @@ def memo_get(store: str, key: Any, make: Callable[[], Any]) -> Any:
     return value
 
 
+def rerun_pending() -> bool:
+    """Return whether a click (Stop, or any widget) waits for this script run to end.
+
+    Streamlit acts on a click only at the script's next page call; a HiGHS solve makes
+    none for up to its time limit. The solver polls this (:func:`coverage.progress.cancellable`)
+    and stops within a second. Streamlit has no public call for it; without the private
+    request state this says False and the click waits for the solve, as before.
+    """
+    requests = getattr(get_script_run_ctx(), "script_requests", None)
+    state = getattr(requests, "_state", None)
+    return state is not None and getattr(state, "name", "CONTINUE") != "CONTINUE"
+
+
 def _run(
     city: CityData,
     s: Scenario,
@@ -503,19 +519,32 @@ def _run(
     per_center: bool | None = None,
 ) -> ScenarioResult:
     slot = st.empty()  # the status box goes away once the work is done
+    stopping = threading.Event()
+
+    def stop_check() -> bool:
+        if rerun_pending():
+            stopping.set()
+        return stopping.is_set()
+
     with slot.status(label, expanded=False):
         bar = st.progress(0.0)
 
         def progress(fraction: float, message: str) -> None:
-            bar.progress(min(max(fraction, 0.0), 1.0), text=stage(message))
+            if not stopping.is_set():  # a page call now would end the run before it returns
+                bar.progress(min(max(fraction, 0.0), 1.0), text=stage(message))
 
-        res = pipeline.run(
-            city,
-            s,
-            with_polygons=with_polygons,
-            per_center_polygons=per_center,
-            progress=progress,
-        )
+        with cancellable(stop_check):
+            res = pipeline.run(
+                city,
+                s,
+                with_polygons=with_polygons,
+                per_center_polygons=per_center,
+                progress=progress,
+            )
+        if res.siting is not None and res.siting.stopped:
+            # kept for on_stop (the click's callback runs first on the rerun); another
+            # click restarts the solve
+            st.session_state["stopped_run"] = (s.to_json(), res)
     slot.empty()
     return res
 
@@ -540,11 +569,17 @@ def result_slot(key: str) -> ResultSlot:
 
 def shared_result(key: tuple[str, str, str], make: Callable[[], ScenarioResult]) -> ScenarioResult:
     """Return the result for `key` (city, scenario JSON, kind), computing it once for all sessions."""
+    kept = st.session_state.get("kept_results", {}).get(key)
+    if kept is not None:  # a stopped solve this session chose to keep (on_stop)
+        return kept  # type: ignore[no-any-return]
     slot = result_slot(hashlib.sha256(json.dumps(key).encode()).hexdigest())
     with slot.lock:
         if slot.value is None:
             t0 = time.perf_counter()
-            slot.value = make()
+            value = make()
+            if value.siting is not None and value.siting.stopped:
+                return value  # never shared: another session's run is not stopped
+            slot.value = value
             slot.elapsed_s = time.perf_counter() - t0
         return slot.value
 
@@ -558,6 +593,8 @@ def elapsed_s(s: Scenario) -> float:
 def has_result(s: Scenario) -> bool:
     """Return whether the numbers of `s` on the session's city are already computed."""
     key = (str(st.session_state.get("city_key", "")), s.to_json(), "numbers")
+    if key in st.session_state.get("kept_results", {}):
+        return True
     return result_slot(hashlib.sha256(json.dumps(key).encode()).hexdigest()).value is not None
 
 
@@ -740,11 +777,23 @@ def on_optimize() -> None:
 
 
 def on_stop() -> None:
-    """Drop the running siting request (the Stop button interrupts the run, then this runs)."""
+    """Keep the stopped solve's best sites, or drop the request when none came back yet.
+
+    The click stops the solver (:func:`rerun_pending`); the run keeps its answer in
+    ``stopped_run``, and this callback runs first on the rerun.
+    """
+    ss = st.session_state
     s = active()
-    if s.siting is not None:
-        scenarios()[st.session_state["active"]] = replace(s, siting=None)
-        st.session_state["flash"] = ("info", tr("opt.stopped"))
+    stopped = ss.pop("stopped_run", None)
+    if s.siting is None:
+        return
+    if stopped is not None and stopped[0] == s.to_json():
+        key = (str(ss.get("city_key", "")), s.to_json(), "numbers")
+        ss.setdefault("kept_results", {})[key] = stopped[1]
+        ss["flash"] = ("info", tr("opt.stopped_kept"))
+        return
+    scenarios()[ss["active"]] = replace(s, siting=None)
+    ss["flash"] = ("info", tr("opt.stopped"))
 
 
 def on_restore() -> None:
@@ -845,23 +894,35 @@ def load_scenario_json(data: bytes) -> Scenario:
 # --- errors and warnings ----------------------------------------------------------------
 
 
-def error_text(exc: PlannerError) -> str:
-    """Return a library error in the session's language, without internal paths.
+def translated(prefix: str, obj: object) -> str:
+    """Return a library error or warning in the session's language, without internal paths.
 
-    An error with a ``code`` that the label table translates (``app.err.<code>``) is shown
-    in the user's language with its ``params``; any other keeps its message, with internal
-    paths (``/vsimem/…``, temporary files, the hash names of saved uploads) replaced by the
-    name of the file the user uploaded.
+    An object with a ``code`` that the label table translates (``app.<prefix>.<code>``) is
+    shown in the user's language with its ``params``; any other keeps its message. Either
+    way internal paths (``/vsimem/…``, temporary files, the hash names of saved uploads) are
+    replaced by the name of the file the user uploaded.
     """
-    code = getattr(exc, "code", None)
-    key = f"app.err.{code}"
-    if code and key in MESSAGES:
-        try:
-            return t(key, lang(), **getattr(exc, "params", {}))
-        except (KeyError, IndexError, ValueError):
-            logger.info("error %s lacks parameters for its translation", code)
     name = str(st.session_state.get("loading_name") or st.session_state.get("city_name") or "")
-    return INTERNAL_PATH.sub(name or "…", str(exc))
+
+    def clean(text: str) -> str:
+        return INTERNAL_PATH.sub(name or "…", text)
+
+    code = getattr(obj, "code", None)
+    key = f"app.{prefix}.{code}"
+    if code and key in MESSAGES:
+        params = {
+            k: clean(v) if isinstance(v, str) else v for k, v in getattr(obj, "params", {}).items()
+        }
+        try:
+            return t(key, lang(), **params)
+        except (KeyError, IndexError, ValueError):
+            logger.info("%s %s lacks parameters for its translation", prefix, code)
+    return clean(str(obj))
+
+
+def error_text(exc: PlannerError) -> str:
+    """Return a library error in the session's language (:func:`translated`)."""
+    return translated("err", exc)
 
 
 def show_error(exc: BaseException) -> None:
@@ -900,15 +961,8 @@ def _show_warnings(log: list[warnings.WarningMessage]) -> None:
 
 
 def warning_text(message: Warning | str) -> str:
-    """Return a library warning in the session's language (its ``code``, when translated)."""
-    code = getattr(message, "code", None)
-    key = f"app.warn.{code}"
-    if code and key in MESSAGES:
-        try:
-            return t(key, lang(), **getattr(message, "params", {}))
-        except (KeyError, IndexError, ValueError):
-            logger.info("warning %s lacks parameters for its translation", code)
-    return str(message)
+    """Return a library warning in the session's language (:func:`translated`)."""
+    return translated("warn", message)
 
 
 # --- map --------------------------------------------------------------------------------
@@ -918,9 +972,10 @@ def warning_text(message: Warning | str) -> str:
 def base_layers(city_key: str, _city: CityData) -> tuple[Any, Any]:
     """Return the city's light street lines and place labels (computed once per city)."""
     streets = street_frame(_city.net)
-    ex = _city.extract
-    named = [] if ex is None else [ex.residential, ex.boundaries]
-    places = place_frame(named)
+    places = _city.places  # cached with the city: a warm load (no OSM read) still has them
+    if places is None:
+        ex = _city.extract
+        places = place_frame([] if ex is None else [ex.residential, ex.boundaries])
     if len(places):
         places = places.to_crs(_city.net.crs)
     return streets, places
@@ -973,7 +1028,7 @@ def share_delta(share: float, before: float | None) -> str | None:
     """Return a metric's change from the baseline, or None (nothing shown) when there is none."""
     if before is None or abs(share - before) < NO_CHANGE_SHARE:
         return None
-    return tr("metric.delta", value=f"{(share - before) * 100:+.1f}")
+    return share_change(share - before, lang())  # the tables' wording, one place
 
 
 def headline(res: ScenarioResult, base: ScenarioResult | None, source: str = "") -> None:
@@ -1023,6 +1078,8 @@ def headline(res: ScenarioResult, base: ScenarioResult | None, source: str = "")
 
 def exact_time(res: ScenarioResult) -> str:
     """Return " took X s (limit 60 s)" for an exact run, else ""."""
+    if res.siting is not None and res.siting.stopped:
+        return " " + tr("opt.stopped_note")
     if res.siting is None or not res.siting.params.exact:
         return ""
     return " " + tr("opt.elapsed", s=elapsed_s(res.scenario), limit=EXACT_TIME_LIMIT_S)
@@ -1105,6 +1162,23 @@ def export_files(city: CityData, res: ScenarioResult, language: str) -> dict[str
     return files
 
 
+class LazyValue:
+    """A value computed on first use, once, under a lock (from any thread)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._value: Any = None
+        self._done = False
+
+    def get(self) -> Any:
+        """Return the value, computing it on the first call."""
+        with self._lock:
+            if not self._done:
+                self._value, self._done = self._make(), True
+        return self._value
+
+
 class LazyFiles:
     """Export files built on the first download click, once, then served from memory.
 
@@ -1128,10 +1202,16 @@ class LazyFiles:
 def downloads(city: CityData, city_key: str, res: ScenarioResult) -> None:
     """Show one download button per file of the output contract, plus the scenario JSON."""
     language = lang()
+    # each station's own areas: one audit per scenario, whichever languages are exported
+    full: LazyValue = memo_get(
+        "exports_full",
+        (city_key, res.scenario.to_json()),
+        lambda: LazyValue(lambda: with_own_areas(city, res)),
+    )
     lazy: LazyFiles = memo_get(
         "exports",
         (city_key, res.scenario.to_json(), language),
-        lambda: LazyFiles(lambda: export_files(city, with_own_areas(city, res), language)),
+        lambda: LazyFiles(lambda: export_files(city, full.get(), language)),
     )
     cols = st.columns(3)
     i = 0
@@ -1666,6 +1746,11 @@ def sidebar_edit(city: CityData) -> None:
     base = city.centers
     labels = {str(r.center_id): f"{r.name or r.center_id}" for r in base.itertuples()}
     ss.setdefault("closed", list(s.closed))
+    if s.closed:
+        # above the list, not below it: the focused list wraps its tags onto a second row
+        # and shrinks back when the click on this button blurs it, so a button below moved
+        # up ~30 px between mouse-down and mouse-up and the first click was lost
+        sb.button(tr("edit.restore"), key="restore_closed", on_click=on_restore)
     sb.multiselect(
         tr("edit.close"),
         list(labels),
@@ -1675,8 +1760,6 @@ def sidebar_edit(city: CityData) -> None:
         on_change=on_close,
         select_all=False,  # Streamlit labels its bulk option in English only
     )
-    if s.closed:
-        sb.button(tr("edit.restore"), key="restore_closed", on_click=on_restore)
 
 
 def sidebar_optimizer() -> Any:
@@ -1736,11 +1819,36 @@ def read_click() -> None:
         ss["clicked"] = {"lat": float(click["lat"]), "lng": float(click["lng"])}
 
 
+def uploader_css() -> str:
+    """Return the style that shows the file uploaders' own texts in the session's language.
+
+    Streamlit 1.67 writes "Upload" and "200MB per file" into every uploader with no way to
+    translate them; the style hides those texts and draws ours, with the limit that applies
+    (:func:`max_upload_mb`, which may be below Streamlit's own).
+    """
+    browse = tr("upload.browse").replace('"', "")
+    drop = tr("upload.drop", mb=max_upload_mb()).replace('"', "")
+    zone = '[data-testid="stFileUploaderDropzone"]'
+    return (
+        "<style>"
+        f"{zone} button [data-testid='stMarkdownContainer'] p {{font-size: 0 !important;}}"
+        f"{zone} button [data-testid='stMarkdownContainer'] p::after "
+        f'{{content: "{browse}"; font-size: 0.875rem;}}'
+        f"{zone} [data-testid='stFileUploaderDropzoneInstructions'] * "
+        "{white-space: normal !important; overflow: visible !important;}"
+        f"{zone} [data-testid='stFileUploaderDropzoneInstructions'] span {{font-size: 0 !important;}}"
+        f"{zone} [data-testid='stFileUploaderDropzoneInstructions'] span::after "
+        f'{{content: "{drop}"; font-size: 0.8rem;}}'
+        "</style>"
+    )
+
+
 def page_header() -> None:
     """Set up the page: configuration, map assets, language picker, title, flash message."""
     st.set_page_config(page_title="Coverage Planner", page_icon="🗺️", layout="wide")
     ensure_static()
     keep_choices()
+    st.html(uploader_css())
     st.sidebar.radio(
         tr("lang"),
         list(LANGS),
@@ -1961,9 +2069,12 @@ def compare_tab(city: CityData, city_key: str) -> None:
         table.index = [scenario_label(str(n)) for n in table.index]
         st.dataframe(table.rename_axis(tr("scenario")), key="compare_table")
         ts = sorted({float(m) for r in results.values() for m in r.scenario.thresholds_min})
-        st.download_button(  # issue 14: the comparison as a workbook
+        language = lang()
+        st.download_button(  # issue 14: the comparison as a workbook, built on the click
             tr("export.compare_xlsx"),
-            data=export.comparison_workbook_bytes(compare_scenarios(results), ts, lang=lang()),
+            data=functools.partial(
+                export.comparison_workbook_bytes, compare_scenarios(results), ts, lang=language
+            ),
             file_name="scenarios.xlsx",
             mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             key="dl_compare_xlsx",
@@ -2013,7 +2124,8 @@ def main() -> None:
     city_caption(city)
     s = active()
     res = page_result(city, city_key, s)
-    stop.empty()  # the proposal is computed (or failed): nothing left to stop
+    if res is None or res.siting is None or not res.siting.stopped:
+        stop.empty()  # the proposal is computed (or failed): nothing left to stop
     if res is None:
         return
     map_section(city, city_key, s, res)

@@ -18,6 +18,7 @@ SECTIONS = [
     "siting",
     "capacity",
     "app",
+    "app_100k",
     "batch",
     "suite",
     "scale",

@@ -199,9 +199,18 @@ def normalise_levels(values: Iterable[Any], *, what: str = "`level`") -> list[st
             unknown.add(str(value))
         out.append(level)
     if unknown:
+        values_s = ", ".join(sorted(unknown)[:10])
         warnings.warn(
-            f"{what} has values that are not a known level: {', '.join(sorted(unknown)[:10])}; "
-            f"they are left empty. Use one of {', '.join(LEVELS)} (or 区, 街道, 社区, 网格).",
+            PlannerWarning(
+                f"{what} has values that are not a known level: {values_s}; "
+                f"they are left empty. Use one of {', '.join(LEVELS)} (or 区, 街道, 社区, 网格).",
+                code="centers.unknown_levels",
+                params={
+                    "values": values_s,
+                    "levels": ", ".join(LEVELS),
+                    "aliases": "区, 街道, 社区, 网格",
+                },
+            ),
             stacklevel=3,
         )
     return out

@@ -99,7 +99,6 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "report.curve.y": {"zh": "覆盖率", "en": "Share covered"},
     "report.table.centers": {"zh": "各服务中心统计", "en": "Per-center statistics"},
     "report.table.sites": {"zh": "建议新增站点", "en": "Proposed sites"},
-    "report.table.districts": {"zh": "各区划覆盖情况", "en": "Coverage by district"},
     "report.empty": {"zh": "（无数据）", "en": "(no rows)"},
     "report.rows_truncated": {
         "zh": "仅显示前 {shown} 行，共 {total} 行。",
@@ -124,6 +123,11 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "en": "OSM file (.osm / .osm.bz2 / .osm.pbf)",
     },
     "app.data.limit": {"zh": "文件大小上限：{mb} MB", "en": "Size limit: {mb} MB"},
+    "app.upload.browse": {"zh": "选择文件", "en": "Choose a file"},
+    "app.upload.drop": {
+        "zh": "可拖放到此处，每个文件不超过 {mb} MB",
+        "en": "Or drop it here; at most {mb} MB",
+    },
     "app.data.centers": {"zh": "现有服务中心", "en": "Existing centers"},
     "app.data.centers.osm": {"zh": "按 OSM 标签识别", "en": "From OSM tags"},
     "app.data.centers.file": {
@@ -305,7 +309,6 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "table.state.added": {"zh": "新增", "en": "Added"},
     "table.state.accepted": {"zh": "采纳的建议站点", "en": "Accepted proposal"},
     "table.state.closed": {"zh": "已关闭（可恢复）", "en": "Closed (restorable)"},
-    "table.state.proposed": {"zh": "建议", "en": "Proposed"},
     "table.level.district": {"zh": "区级", "en": "District"},
     "table.level.street": {"zh": "街道", "en": "Street"},
     "table.level.community": {"zh": "社区", "en": "Community"},
@@ -346,7 +349,6 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "en": "population file “{file}” (column {column})",
     },
     "app.pop.raster": {"zh": "人口栅格“{file}”", "en": "population raster “{file}”"},
-    "app.metric.delta": {"zh": "{value} 个百分点", "en": "{value} points"},
     "app.curve.x_minutes": {"zh": "步行时间（分钟）", "en": "Walking time (min)"},
     "app.curve.y_share": {"zh": "可达居民比例（%）", "en": "Residents within reach (%)"},
     "app.curve.x_sites": {"zh": "新增站点数", "en": "New stations"},
@@ -381,6 +383,14 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "app.opt.stopped": {
         "zh": "已停止选址优化；方案未改变。",
         "en": "The optimizer was stopped; the scenario is unchanged.",
+    },
+    "app.opt.stopped_kept": {
+        "zh": "已停止求解：保留到停止时找到的最好方案（未证明最优）。",
+        "en": "The solve was stopped: the best sites found until then are kept (not proven optimal).",
+    },
+    "app.opt.stopped_note": {
+        "zh": "求解已被停止，此为停止时的最好方案，未证明最优。",
+        "en": "The solve was stopped; these are the best sites found until then, not proven optimal.",
     },
     "app.opt.accepted_name": {"zh": "采纳站点 {rank}", "en": "Accepted site {rank}"},
     "app.edit.default_name": {"zh": "新增站点 {n}", "en": "New station {n}"},
@@ -443,6 +453,74 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
     "app.warn.centers.outside": {
         "zh": "{total} 个服务中心中有 {n} 个在路网范围之外，已略去：{listing}。请检查坐标系和 OSM 文件的范围。",
         "en": "{n} of {total} centers lie outside the walking network's extent and were left out: {listing}. Check the coordinate system and the OSM extract's area.",
+    },
+    "app.warn.centers.unknown_levels": {
+        "zh": "站点等级一列中有无法识别的值：{values}；这些站点的等级留空。请使用 {levels}（或 {aliases}）。",
+        "en": "The level column has values that are not a known level: {values}; they are left empty. Use one of {levels} (or {aliases}).",
+    },
+    "app.warn.districts.admin_levels": {
+        "zh": "OSM 文件含有多个行政级别（{levels}）的边界，已采用边界最多的级别 {chosen}。如需其他级别，请上传片区文件。",
+        "en": "The OSM file has administrative boundaries at levels {levels}; using admin_level={chosen} (the most boundaries). Upload a districts file for another level.",
+    },
+    "app.err.osm.folder": {
+        "zh": "“{name}”是一个文件夹，请选择其中的 OSM 文件（如 city.osm.pbf）。",
+        "en": "{name!r} is a folder; choose the OSM file inside it (e.g. city.osm.pbf).",
+    },
+    "app.err.osm.not_found": {
+        "zh": "找不到 OSM 文件“{name}”。请检查路径（文件从本机读取，不会下载）。",
+        "en": "OSM file {name!r} not found. Check the path (it is read from local disk; nothing is downloaded).",
+    },
+    "app.err.osm.unsupported": {
+        "zh": "“{name}”不是支持的 OSM 文件格式，应为 {suffixes} 之一。请从 OpenStreetMap 重新导出为上述格式之一。",
+        "en": "{name!r} is not a supported OSM file; expected one of {suffixes}. Export the area from OpenStreetMap again, or convert it with osmium.",
+    },
+    "app.err.osm.empty": {
+        "zh": "OSM 文件“{name}”是空文件（0 字节），请重新导出。",
+        "en": "OSM file {name!r} is empty (0 bytes). Export the area again.",
+    },
+    "app.err.osm.not_pbf": {
+        "zh": "“{name}”不是有效的 .osm.pbf 文件（文件头不正确）。请重新导出。",
+        "en": "{name!r} is not an OSM PBF file (its header is not an OSMHeader block). Export it again.",
+    },
+    "app.err.osm.memory": {
+        "zh": "处理“{name}”估计需要 {need_gb:.1f} GB 内存，超过上限 {budget_gb:.1f} GB。请截取更小的范围（如 osmium extract -b 西,南,东,北）。",
+        "en": "{name!r} needs an estimated {need_gb:.1f} GB of memory, more than the budget of {budget_gb:.1f} GB. Cut a smaller extract (e.g. osmium extract -b W,S,E,N).",
+    },
+    "app.err.osm.expands": {
+        "zh": "“{name}”解压后超过 {limit_mb:.0f} MB，超出内存上限。请截取更小的范围。",
+        "en": "{name!r} expands to more than {limit_mb:.0f} MB of XML, beyond the memory budget. Cut a smaller extract.",
+    },
+    "app.err.osm.corrupt": {
+        "zh": "“{name}”已损坏或不完整，无法解压。请重新复制或导出。",
+        "en": "{name!r} is corrupted or truncated and cannot be decompressed. Copy or export it again.",
+    },
+    "app.err.osm.doctype": {
+        "zh": "“{name}”含有文档类型或实体声明。OpenStreetMap 文件从不包含这些声明（可被用于攻击），文件已拒绝。请重新导出。",
+        "en": "{name!r} declares a DOCTYPE or entities, which OpenStreetMap files never do (they can be used for attacks); the file is refused. Export the area again.",
+    },
+    "app.err.osm.compressed": {
+        "zh": "“{name}”是压缩文件，请把扩展名改为 {suffix}。",
+        "en": "{name!r} is a compressed file; name it with the {suffix} extension.",
+    },
+    "app.err.osm.not_xml": {
+        "zh": "“{name}”不是 OpenStreetMap 数据文件。应为 openstreetmap.org 或其他工具导出的 .osm、.osm.bz2、.osm.gz 或 .osm.pbf 文件。",
+        "en": "{name!r} is not OpenStreetMap XML. Expected a .osm, .osm.bz2, .osm.gz or .osm.pbf file as exported by openstreetmap.org, Overpass or osmium.",
+    },
+    "app.err.osm.too_many": {
+        "zh": "“{name}”的要素数量超出内存上限 {budget_gb:.1f} GB 所能处理的范围，读取已停止。请截取更小的范围。",
+        "en": "{name!r} holds more OSM data than the memory budget of {budget_gb:.1f} GB allows; reading stopped. Cut a smaller extract.",
+    },
+    "app.err.osm.missing_nodes": {
+        "zh": "“{name}”中的道路引用了 {n:,} 个文件中没有的节点，不像真实地区的截取。请用 osmium extract 重新截取（保留完整道路）。",
+        "en": "{name!r}: walkable ways reference {n:,} nodes that are not in the file; this is not an extract of a real place. Cut it again with osmium extract --strategy complete_ways.",
+    },
+    "app.err.osm.unparsable": {
+        "zh": "“{name}”无法按 OpenStreetMap 数据解析，文件可能不完整或已损坏。请重新导出。",
+        "en": "{name!r} could not be parsed as OpenStreetMap data; it may be truncated or corrupted. Export it again.",
+    },
+    "app.err.osm.no_ways": {
+        "zh": "“{name}”中没有可步行的道路（允许行人通行的道路），无法建立步行路网。请确认范围覆盖建成区并包含道路。",
+        "en": "{name!r} contains no walkable ways (highway=* open to pedestrians), so there is no street network. Check that the extract covers a built-up area and includes highways.",
     },
     "app.err.file.unsupported": {
         "zh": "“{name}”的格式不支持，应为 {suffixes} 之一。请在地理信息软件或表格软件中另存为 GeoJSON、GeoPackage、带经纬度列的 CSV 或 Excel 工作簿。",

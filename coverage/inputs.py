@@ -34,16 +34,18 @@ from coverage.census import CensusFile, census_demand, check_census
 from coverage.centers import CenterColumns, centers_from_file, centers_from_osm
 from coverage.coords import CRS_NAMES
 from coverage.demand import PopulationFile, PopulationModel, demand_units
-from coverage.errors import InputError
+from coverage.errors import InputError, PlannerWarning
 from coverage.i18n import MESSAGES, t
 from coverage.netcache import DEFAULT_CACHE_DIR, cache_key, walk_network
 from coverage.network import WalkNetwork
 from coverage.osm import (
     DEFAULT_CENTER_TAGS,
+    MAX_PLACES,
     OsmExtract,
     check_osm_file,
     default_memory_budget_bytes,
     file_sha256,
+    named_places,
     read_osm,
 )
 from coverage.osmcache import derived_key, derived_path, load_frame, save_frame
@@ -394,8 +396,12 @@ def districts_from_osm(
         counts = b["admin_level"].astype(str).value_counts()
         chosen = max(levels, key=lambda lv: (int(counts.get(lv, 0)), _level_number(lv)))
         warnings.warn(
-            f"The OSM file has administrative boundaries at levels {', '.join(levels)}; "
-            f"using admin_level={chosen} (the most boundaries). Choose with `--admin-level`.",
+            PlannerWarning(
+                f"The OSM file has administrative boundaries at levels {', '.join(levels)}; "
+                f"using admin_level={chosen} (the most boundaries). Choose with `--admin-level`.",
+                code="districts.admin_levels",
+                params={"levels": ", ".join(levels), "chosen": chosen},
+            ),
             stacklevel=2,
         )
         b = b[b["admin_level"].astype(str) == chosen]
@@ -516,6 +522,9 @@ class CityData:
     candidates: gpd.GeoDataFrame | None = None
     exclusions: gpd.GeoDataFrame | None = None
     cache_dir: Path | None = None  # the inputs' cache folder (derived data of re-runs)
+    #: The offline map's place labels (``name``, points, EPSG:4326; :func:`coverage.osm.named_places`),
+    #: from the extract or, on a warm cache, from the cache; None when neither has them.
+    places: gpd.GeoDataFrame | None = None
 
 
 def check_inputs(inputs: CityInputs) -> None:
@@ -769,6 +778,9 @@ def _cached_city(
     sha = file_sha256(path)
     if not (Path(inputs.cache_dir) / f"walk-{cache_key(sha)}.npz").exists():
         return None, sha
+    places = _places_path(inputs, sha)
+    if places is None or not places.exists():
+        return None, sha  # a cache from before the place labels were cached: read the file once
     files = _derived_files(inputs, sha)
     demand = load_frame(files["demand"])
     centers = None if default_stations else load_frame(files["centers"])
@@ -820,6 +832,28 @@ def _built_city(inputs: CityInputs, progress: ProgressFn | None, sha: str | None
     return extract, extract.sha256, net, centers, demand, model, census
 
 
+def _places_path(inputs: CityInputs, sha: str) -> Path | None:
+    """Cache file of the place labels (None without a cache folder)."""
+    if inputs.cache_dir is None:
+        return None
+    key = derived_key(sha, "places", {"max_places": MAX_PLACES})
+    return derived_path(inputs.cache_dir, "places", key)
+
+
+def _places(inputs: CityInputs, sha: str, extract: OsmExtract | None) -> gpd.GeoDataFrame | None:
+    """Return the place labels: from the extract (and cache them), else from the cache."""
+    path = _places_path(inputs, sha)
+    if extract is None:
+        return None if path is None else load_frame(path)
+    places = named_places(extract)
+    if path is not None and not path.exists():
+        try:
+            save_frame(places, path)
+        except OSError as exc:
+            logger.warning("could not write the places cache %s: %s", path, exc)
+    return places
+
+
 def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> CityData:
     """Load a city: OSM extract, walking network, centers, demand and the optional layers.
 
@@ -868,6 +902,7 @@ def load_city(inputs: CityInputs, *, progress: ProgressFn | None = None) -> City
         candidates=_candidates(inputs, net),
         exclusions=_exclusions(inputs, net),
         cache_dir=inputs.cache_dir,
+        places=_places(inputs, sha, extract),
     )
     if progress:
         progress(1.0, "city loaded")

@@ -35,6 +35,7 @@ from coverage.errors import InputError
 from coverage.i18n import t
 from coverage.names import threshold_key
 from coverage.network import WalkNetwork
+from coverage.osm import place_frame
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +112,6 @@ MAJOR_HIGHWAYS: Final = frozenset(
         "unclassified",
     }
 )
-#: Most place names drawn (the largest named residential areas and boundaries).
-MAX_PLACES: Final = 150
 _SITE_COLOR: Final = "#ff7f00"
 _UNCOVERED_COLOR: Final = "#54278f"
 _DISTRICT_COLOR: Final = "#444444"
@@ -823,44 +822,6 @@ def street_frame(net: WalkNetwork, *, max_edges: int = MAX_STREET_EDGES) -> gpd.
     merged = shapely.line_merge(shapely.multilinestrings(geoms))
     parts = np.asarray(shapely.get_parts(merged), dtype=object)
     return gpd.GeoDataFrame(geometry=parts, crs=net.crs)
-
-
-def place_frame(
-    named: Sequence[gpd.GeoDataFrame], *, max_places: int = MAX_PLACES
-) -> gpd.GeoDataFrame:
-    """Return named places as label points: the largest named areas of the given frames.
-
-    Parameters
-    ----------
-    named
-        Frames with a ``name`` column (e.g. an OSM extract's ``residential`` and
-        ``boundaries``), in one CRS; rows without a name are skipped.
-    max_places
-        Most labels kept (the largest areas first).
-
-    Returns
-    -------
-    geopandas.GeoDataFrame
-        ``name``, geometry (a point inside each area) in the frames' CRS.
-    """
-    frames = [f[["name", "geometry"]] for f in named if f is not None and "name" in f.columns]
-    frames = [f[f["name"].notna() & (f["name"].astype(str).str.strip() != "")] for f in frames]
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return gpd.GeoDataFrame({"name": []}, geometry=[], crs=4326)
-    both = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
-    both = both.drop_duplicates("name")
-    area = (
-        both.to_crs(both.estimate_utm_crs()).area.to_numpy()
-        if both.crs and both.crs.is_geographic
-        else both.area.to_numpy()
-    )
-    both = both.iloc[np.argsort(-area, kind="stable")[:max_places]]
-    return gpd.GeoDataFrame(
-        {"name": both["name"].astype(str).to_numpy()},
-        geometry=both.geometry.representative_point().to_numpy(),
-        crs=both.crs,
-    )
 
 
 def _draw_streets(d: _Drawing, streets: gpd.GeoDataFrame) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -35,7 +36,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
 
 from coverage.errors import InputError, SolverError
-from coverage.progress import ProgressFn
+from coverage.progress import ProgressFn, cancel_check, cancel_requested
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,17 @@ BoolArray = NDArray[np.bool_]
 
 # Relative slack when comparing covered population with a target.
 _TARGET_RTOL = 1e-12
+
+#: How a HiGHS call ended (:func:`_run_highs`): ran to its end or limit; interrupted by
+#: a stop request (the instance holds its incumbent); left running in its thread (the
+#: instance must not be read: its answer is the warm start).
+RUN_DONE, RUN_STOPPED, RUN_ABANDONED = "done", "stopped", "abandoned"
+#: Seconds between two polls of the stop request while HiGHS runs.
+STOP_POLL_S = 0.1
+#: Seconds HiGHS gets to honour a stop request before its thread is left to finish alone.
+STOP_GRACE_S = 0.5
+#: ``status`` of a solve cut short by a stop request.
+STATUS_STOPPED = "stopped by the user"
 
 
 # --- results --------------------------------------------------------------------------
@@ -112,6 +124,7 @@ class ExactResult:
     optimal: bool
     status: str
     runtime_s: float
+    stopped: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +176,7 @@ class SiteSelection:
     swaps: int = 0
     min_sites_proven: bool | None = None
     bound_kind: str = ""
+    stopped: bool = False
 
 
 class SolveOptions(Protocol):
@@ -528,6 +542,54 @@ def _new_highs() -> highspy.Highs:
     return h
 
 
+def _run_highs(h: highspy.Highs) -> str:
+    """Run ``h``; inside a :func:`coverage.progress.cancellable` block, stop on request.
+
+    Without a stop check this is ``h.run()``. With one, HiGHS runs in a worker thread
+    (it releases the GIL) while this thread polls the check every :data:`STOP_POLL_S`;
+    on a request the interrupt callbacks (MIP, simplex, IPM) stop it at HiGHS's next
+    check. HiGHS checks them between nodes, not inside the MIP's root LP (seconds to
+    minutes on a large instance), so after :data:`STOP_GRACE_S` the thread is left to
+    finish on its own (it stops at its next check, or its time limit) and the caller
+    falls back to its warm start.
+
+    Returns
+    -------
+    str
+        :data:`RUN_DONE`, :data:`RUN_STOPPED` (``h`` holds its incumbent) or
+        :data:`RUN_ABANDONED` (``h`` is still running: do not read it).
+    """
+    check = cancel_check()
+    if check is None:
+        h.run()
+        return RUN_DONE
+    if check():
+        return RUN_ABANDONED  # never started: nothing to read
+    stop = threading.Event()
+
+    def interrupt(event: Any) -> None:
+        if stop.is_set():
+            event.interrupt()
+
+    h.cbMipInterrupt += interrupt
+    h.cbSimplexInterrupt += interrupt
+    h.cbIpmInterrupt += interrupt
+    worker = threading.Thread(target=h.run, name="highs", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(STOP_POLL_S)
+        if worker.is_alive() and check():
+            stop.set()
+            worker.join(STOP_GRACE_S)
+            if worker.is_alive():
+                logger.info(
+                    "HiGHS did not stop within %.1f s; its thread finishes alone", STOP_GRACE_S
+                )
+                return RUN_ABANDONED
+            return RUN_STOPPED
+    return RUN_STOPPED if stop.is_set() else RUN_DONE
+
+
 def _add_free_cols(h: highspy.Highs, cost: FloatArray) -> None:
     """Add one column in [0, 1] per entry of ``cost``, with no matrix entries yet."""
     n = cost.size
@@ -675,7 +737,11 @@ def _lp_bound(
     while True:
         h, _, dem = _mclp_model(sparse.csr_array(C[R]), w, c0, k, integral=False)
         h.setOptionValue("time_limit", budget.remaining_s())
-        h.run()
+        if _run_highs(h) != RUN_DONE:
+            logger.info("LP bound stopped on request; using the Lagrangian or submodular bound")
+            if np.isfinite(best_lagrangian):
+                return before + best_lagrangian * (1 + 1e-9) + 1e-9
+            return float("nan")
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             logger.warning(
                 "LP bound not solved (%s); using the %s bound",
@@ -802,11 +868,15 @@ def solve_exact(
     h.setOptionValue("mip_abs_gap", 1e-6)
     if warm_start is not None:
         _set_warm_start(h, C, dem, warm_start)
-    h.run()
+    ran = _run_highs(h)
+    if ran == RUN_ABANDONED:
+        return _warm_start_result(C, w, c0, warm_start)
     status = h.getModelStatus()
     status_s = h.modelStatusToString(status)
     chosen = _solved_sites(h, n_cand)
     if chosen is None:
+        if ran == RUN_STOPPED:
+            return _warm_start_result(C, w, c0, warm_start)
         msg = f"HiGHS found no feasible solution ({status_s}); raise `time_limit_s` or use the greedy method."
         raise SolverError(msg)
     pop = covered_population(C, w, chosen, covered0=c0)
@@ -817,8 +887,28 @@ def solve_exact(
         population_covered=pop,
         bound_population=max(dual, pop),
         optimal=bool(optimal),
-        status=status_s,
+        status=STATUS_STOPPED if ran == RUN_STOPPED else status_s,
         runtime_s=float(h.getRunTime()),
+        stopped=ran == RUN_STOPPED,
+    )
+
+
+def _warm_start_result(
+    C: sparse.csr_array, w: FloatArray, c0: BoolArray, warm_start: ArrayLike | None
+) -> ExactResult:
+    """Return the answer of a solve stopped on request before HiGHS could report one: its warm start."""
+    if warm_start is None:
+        msg = "the solve was stopped before HiGHS found a solution; run it again or use the greedy method."
+        raise SolverError(msg)
+    chosen = np.asarray(warm_start, dtype=np.int64)
+    return ExactResult(
+        chosen=chosen,
+        population_covered=covered_population(C, w, chosen, covered0=c0),
+        bound_population=float("inf"),  # nothing proven
+        optimal=False,
+        status=STATUS_STOPPED,
+        runtime_s=0.0,
+        stopped=True,
     )
 
 
@@ -875,10 +965,14 @@ def solve_min_sites(
     h.setOptionValue("mip_abs_gap", 0.5)  # counts are whole numbers: within 0.5 is proven
     if warm_start is not None:
         _set_warm_start(h, C, dem, warm_start)
-    h.run()
+    ran = _run_highs(h)
+    if ran == RUN_ABANDONED:
+        return _warm_start_result(C, w, c0, warm_start)
     status = h.getModelStatus()
     status_s = h.modelStatusToString(status)
     chosen = _solved_sites(h, n_cand)
+    if chosen is None and ran == RUN_STOPPED:
+        return _warm_start_result(C, w, c0, warm_start)
     if chosen is None:
         msg = f"HiGHS found no set of at most {max_k} sites reaching the target ({status_s}); lower the target share or raise the cap on new sites."
         raise SolverError(msg)
@@ -888,8 +982,9 @@ def solve_min_sites(
         population_covered=pop,
         bound_population=pop,
         optimal=status == highspy.HighsModelStatus.kOptimal,
-        status=status_s,
+        status=STATUS_STOPPED if ran == RUN_STOPPED else status_s,
         runtime_s=float(h.getRunTime()),
+        stopped=ran == RUN_STOPPED,
     )
 
 
@@ -989,6 +1084,7 @@ def best_sites(
     tie_cover: Any = None,
     tie_covered0: ArrayLike | None = None,
     progress: ProgressFn | None = None,
+    budget: TimeBudget | None = None,
 ) -> SiteSelection:
     """Choose sites by greedy + swap and, with ``options.exact``, prove them with HiGHS.
 
@@ -1010,6 +1106,13 @@ def best_sites(
         Secondary-threshold matrix and its existing coverage (greedy ties).
     progress
         ``progress(fraction, message)``; reports once, when the bounds start.
+    budget
+        The run's budget when it started before this call (candidates and coverage
+        sets inside it); default ``options.time_limit_s`` from the greedy's end.
+
+    Inside a :func:`coverage.progress.cancellable` block, a stop request skips the
+    solver steps still to come and cuts the running one short; the answer is the
+    best found so far (HiGHS's incumbent, else greedy + swap) with ``stopped``.
 
     Returns
     -------
@@ -1017,32 +1120,43 @@ def best_sites(
         ``chosen`` in greedy order, ``marginal_population``,
         ``cumulative_population``, ``population_before`` / ``_after`` /
         ``_total``, ``bound_population``, ``method``, ``k``, ``target_met``,
-        ``optimal``, ``status``, ``swaps``, ``min_sites_proven``.
+        ``optimal``, ``status``, ``swaps``, ``min_sites_proven``, ``stopped``.
     """
     C, w, c0 = _check_matrix(cover, weights, covered0)
     total = float(w.sum())
     g, chosen, swaps = _greedy_then_swap(C, w, c0, options, tie_cover, tie_covered0)
-    if progress:
+    stopped = cancel_requested()
+    if progress and not stopped:
         progress(0.5, "bounds")
-    budget = TimeBudget.start(options.time_limit_s)
+    budget = budget or TimeBudget.start(options.time_limit_s)
     min_sites_proven: bool | None = None
-    if options.exact and chosen.size and options.target_share is not None and g.target_met:
+    if (
+        options.exact
+        and not stopped
+        and chosen.size
+        and options.target_share is not None
+        and g.target_met
+    ):
         # "How many stations until X %?": the fewest sites, then the best coverage with them
         chosen, min_sites_proven = _fewest_sites(
             C, w, c0, chosen, options.target_share * total, budget
         )
+        stopped = cancel_requested()
     kk = int(chosen.size)
     before = float(w[c0].sum())
     bound_pop = before
     if kk:
+        lp = options.lp_bound and not stopped
         bound = upper_bound(
-            C, w, chosen, covered0=c0, k=kk, lp=options.lp_bound, time_limit_s=budget.remaining_s()
+            C, w, chosen, covered0=c0, k=kk, lp=lp, time_limit_s=budget.remaining_s()
         )
         bound_pop = bound.population
+        stopped = stopped or cancel_requested()
     ex: ExactResult | None = None
-    if options.exact and kk:
+    if options.exact and kk and not stopped:
         chosen, ex = _exact_sites(C, w, c0, chosen, options, budget)
         bound_pop = min(bound_pop, ex.bound_population)
+        stopped = ex.stopped
     order, marg = greedy_order(C, w, chosen, covered0=c0)
     cum = before + np.cumsum(marg)
     after = float(cum[-1]) if cum.size else before
@@ -1064,6 +1178,7 @@ def best_sites(
         status=ex.status if ex is not None else "",
         swaps=swaps,
         min_sites_proven=min_sites_proven,
+        stopped=stopped,
     )
 
 
@@ -1440,8 +1555,7 @@ def capacitated_bound(
     if lp and model.cover.nnz <= CAP_BOUND_LP_MAX_PAIRS and k > 0:
         h, _ = _cap_mip(model, int(k), integral=False)
         h.setOptionValue("time_limit", min(float(time_limit_s), CAP_BOUND_LP_TIME_S))
-        h.run()
-        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+        if _run_highs(h) == RUN_DONE and h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             value = float(h.getInfo().objective_function_value) * (1 + 1e-9) + 1e-9
             if value < best:
                 best, kind = value, "lp"
@@ -1618,7 +1732,21 @@ def solve_capacitated_exact(
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     if warm_start is not None:
         _cap_warm_start(h, model, np.asarray(warm_start, dtype=np.int64))
-    h.run()
+    ran = _run_highs(h)
+    if ran == RUN_ABANDONED or (ran == RUN_STOPPED and h.getInfo().primal_solution_status == 0):
+        if warm_start is None:
+            msg = "the solve was stopped before HiGHS found a solution; run it again or use the greedy method."
+            raise SolverError(msg)
+        ws = np.asarray(warm_start, dtype=np.int64)
+        return ExactResult(
+            chosen=ws,
+            population_covered=served_population(model, ws),
+            bound_population=float("inf"),
+            optimal=False,
+            status=STATUS_STOPPED,
+            runtime_s=0.0,
+            stopped=True,
+        )
     status = h.getModelStatus()
     status_s = h.modelStatusToString(status)
     values = np.asarray(h.getSolution().col_value, dtype=np.float64)
@@ -1633,8 +1761,9 @@ def solve_capacitated_exact(
         population_covered=served,
         bound_population=max(dual, served) if target_population is None else dual,
         optimal=status == highspy.HighsModelStatus.kOptimal,
-        status=status_s,
+        status=STATUS_STOPPED if ran == RUN_STOPPED else status_s,
         runtime_s=float(h.getRunTime()),
+        stopped=ran == RUN_STOPPED,
     )
 
 
@@ -1656,18 +1785,19 @@ def _cap_exact(
     served: float,
     target: float | None,
     options: SolveOptions,
+    time_limit_s: float,
 ) -> tuple[IntArray, float, ExactResult]:
     """Run the MIP warm-started from the greedy's ``chosen`` (serving ``served``); keep the better."""
     if target is not None and served >= target * (1 - 1e-9):
         res = solve_capacitated_exact(
-            model, target_population=target, warm_start=chosen, time_limit_s=options.time_limit_s
+            model, target_population=target, warm_start=chosen, time_limit_s=time_limit_s
         )
     else:
         res = solve_capacitated_exact(
             model,
             k=int(options.k or options.max_k),
             warm_start=chosen,
-            time_limit_s=options.time_limit_s,
+            time_limit_s=time_limit_s,
             mip_rel_gap=options.mip_rel_gap,
         )
     if target is not None or res.population_covered >= served - 1e-9:
@@ -1677,7 +1807,9 @@ def _cap_exact(
     return chosen, served, res
 
 
-def best_capacitated_sites(model: CapacitatedModel, options: SolveOptions) -> CapacitatedSelection:
+def best_capacitated_sites(
+    model: CapacitatedModel, options: SolveOptions, *, budget: TimeBudget | None = None
+) -> CapacitatedSelection:
     """Choose actions: capacitated greedy, then (``exact``) the HiGHS MIP warm-started from it.
 
     The maximum flow of the existing centers is solved once (the served
@@ -1692,6 +1824,10 @@ def best_capacitated_sites(model: CapacitatedModel, options: SolveOptions) -> Ca
         ``k`` or ``target_share`` (with ``max_k``), ``exact`` (also solve the
         MIP: the best ``k`` actions, or the fewest reaching the target),
         ``time_limit_s``, ``mip_rel_gap``, ``lp_bound`` (as :class:`SolveOptions`).
+    budget
+        The run's budget when it started before this call; default
+        ``options.time_limit_s`` from now. A stop request (as in :func:`best_sites`)
+        keeps the greedy or the MIP's incumbent, with ``stopped``.
 
     Returns
     -------
@@ -1716,19 +1852,29 @@ def best_capacitated_sites(model: CapacitatedModel, options: SolveOptions) -> Ca
     method, optimal, status = METHOD_CAP_GREEDY, False, ""
     target = None if options.target_share is None else options.target_share * total
     mip_bound: float | None = None
-    if options.exact and model.n_actions:
-        picked, served, res = _cap_exact(model, chosen, served, target, options)
+    budget = budget or TimeBudget.start(options.time_limit_s)
+    stopped = cancel_requested()
+    if options.exact and model.n_actions and not stopped:
+        picked, served, res = _cap_exact(
+            model, chosen, served, target, options, budget.remaining_s()
+        )
         if picked is chosen:
             status = f"{res.status}; greedy kept (better than the MIP's incumbent)"
         else:
             chosen, method, optimal, status = picked, METHOD_CAP_EXACT, res.optimal, res.status
         mip_bound = res.bound_population if target is None else None
+        stopped = res.stopped
     order, gains = _cap_order(model, chosen, residual0)
     cum = before + np.cumsum(gains)
     after = max(served, float(cum[-1])) if order.size else before
     k_bound = int(options.k if options.k is not None else max(order.size, 1))
     bound, kind = capacitated_bound(
-        model, order, k_bound, served=after, before=before, lp=bool(options.lp_bound)
+        model,
+        order,
+        k_bound,
+        served=after,
+        before=before,
+        lp=bool(options.lp_bound) and not (stopped or cancel_requested()),
     )
     if mip_bound is not None and mip_bound < bound:
         bound, kind = mip_bound, "mip"
@@ -1748,4 +1894,5 @@ def best_capacitated_sites(model: CapacitatedModel, options: SolveOptions) -> Ca
         target_met=None if target is None else bool(after >= target * (1 - 1e-9)),
         optimal=optimal,
         status=status,
+        stopped=stopped,
     )

@@ -23,7 +23,7 @@ try:
     import resource  # POSIX only: honour an address-space limit (ulimit -v)
 except ImportError:  # pragma: no cover - Windows
     resource = None  # type: ignore[assignment]
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,10 +188,10 @@ def check_osm_file(path: Path | str, *, memory_budget_bytes: int | None = None) 
     p = Path(path)
     if p.is_dir():
         msg = f"{str(p)!r} is a folder; expected an OSM file inside it (e.g. `city.osm.pbf`)."
-        raise InputError(msg)
+        raise InputError(msg, code="osm.folder", params={"name": p.name})
     if not p.is_file():
         msg = f"OSM file not found: {str(p)!r}. Check the path (it is read from local disk; nothing is downloaded)."
-        raise InputError(msg)
+        raise InputError(msg, code="osm.not_found", params={"name": p.name})
     name = p.name.lower()
     if not name.endswith(SUPPORTED_SUFFIXES):
         msg = (
@@ -199,17 +199,21 @@ def check_osm_file(path: Path | str, *, memory_budget_bytes: int | None = None) 
             f"{', '.join(SUPPORTED_SUFFIXES)}. Export the area from OpenStreetMap "
             "(or convert it with osmium) to one of these formats."
         )
-        raise InputError(msg)
+        raise InputError(
+            msg,
+            code="osm.unsupported",
+            params={"name": p.name, "suffixes": ", ".join(SUPPORTED_SUFFIXES)},
+        )
     size = p.stat().st_size
     if size == 0:
         msg = f"OSM file {p.name!r} is empty (0 bytes). Export the area again."
-        raise InputError(msg)
+        raise InputError(msg, code="osm.empty", params={"name": p.name})
     _check_memory(p, size, memory_budget_bytes)
     if name.endswith(_XML_SUFFIXES):
         _check_xml_prolog(p)
     elif not _looks_like_pbf(p):
         msg = f"{p.name!r} is not an OSM PBF file (its header is not an OSMHeader block)."
-        raise InputError(msg)
+        raise InputError(msg, code="osm.not_pbf", params={"name": p.name})
     return p.resolve()
 
 
@@ -240,7 +244,11 @@ def _check_memory(p: Path, size: int, budget: int | None) -> None:
             f"memory to process, more than the budget of {budget / 1e9:.1f} GB. Cut a "
             "smaller extract (e.g. `osmium extract -b W,S,E,N`) or raise the budget."
         )
-        raise ResourceLimitError(msg)
+        raise ResourceLimitError(
+            msg,
+            code="osm.memory",
+            params={"name": p.name, "need_gb": need / 1e9, "budget_gb": budget / 1e9},
+        )
 
 
 def _check_expanded_size(p: Path, budget: int | None) -> bytearray | None:
@@ -276,11 +284,15 @@ def _check_expanded_size(p: Path, budget: int | None) -> bytearray | None:
                         f"budget of {budget / 1e9:.1f} GB to process. Cut a smaller extract "
                         "(e.g. `osmium extract -b W,S,E,N`) or raise the budget."
                     )
-                    raise ResourceLimitError(msg)
+                    raise ResourceLimitError(
+                        msg,
+                        code="osm.expands",
+                        params={"name": p.name, "limit_mb": limit / 1e6},
+                    )
                 xml += chunk
     except (OSError, EOFError, zlib.error) as exc:
         msg = f"{p.name!r} is corrupted or truncated and cannot be decompressed ({exc}). Copy or export it again."
-        raise InputError(msg) from exc
+        raise InputError(msg, code="osm.corrupt", params={"name": p.name}) from exc
     return xml
 
 
@@ -317,7 +329,7 @@ def _check_xml_prolog(p: Path) -> None:
                     break
     except (OSError, EOFError, zlib.error) as exc:
         msg = f"{p.name!r} is corrupted or truncated and cannot be decompressed ({exc}). Copy or export it again."
-        raise InputError(msg) from exc
+        raise InputError(msg, code="osm.corrupt", params={"name": p.name}) from exc
     if verdict is None:
         verdict = _first_element(head, final=True)
     kind, detail = verdict if verdict is not None else ("none", b"")
@@ -330,7 +342,7 @@ def _check_xml_prolog(p: Path) -> None:
             "external-entity attacks, so the file is refused. Export the area again "
             "from OpenStreetMap, or remove the declaration."
         )
-        raise InputError(msg)
+        raise InputError(msg, code="osm.doctype", params={"name": p.name})
     if kind == "element" and detail == b"osm":
         return
     magic = next((ext for m, ext in _MAGIC.items() if head.startswith(m)), None)
@@ -347,7 +359,8 @@ def _check_xml_prolog(p: Path) -> None:
         "exported by openstreetmap.org, Overpass or osmium (.osm, .osm.bz2, .osm.gz) or "
         "an .osm.pbf file."
     )
-    raise InputError(msg)
+    code = "osm.compressed" if magic is not None else "osm.not_xml"
+    raise InputError(msg, code=code, params={"name": p.name, "suffix": magic or ""})
 
 
 _PI_OR_COMMENT = re.compile(rb"\s*(<\?.*?\?>|<!--.*?-->)", re.DOTALL)
@@ -479,7 +492,11 @@ class _Collector:
             f"{self.budget_bytes / 1e9:.1f} GB allows; reading stopped there. Cut a smaller "
             "extract (e.g. `osmium extract -b W,S,E,N`) or raise the budget (--max-memory-gb)."
         )
-        raise ResourceLimitError(msg)
+        raise ResourceLimitError(
+            msg,
+            code="osm.too_many",
+            params={"name": self.name, "budget_gb": self.budget_bytes / 1e9},
+        )
 
     def _check_missing(self) -> None:
         present = self.refs - self.missing
@@ -489,7 +506,9 @@ class _Collector:
                 f"the file (and only {present:,} that are); this is not an extract of a real "
                 "place. Cut it again with `osmium extract --strategy complete_ways`."
             )
-            raise ResourceLimitError(msg)
+            raise ResourceLimitError(
+                msg, code="osm.missing_nodes", params={"name": self.name, "n": self.missing}
+            )
 
     def add(self, obj: Any) -> None:
         """Take what is wanted from one node, way or area."""
@@ -637,7 +656,7 @@ def _stream(
         # libosmium reports parse, decompression and format errors as RuntimeError
         # (or InvalidLocationError for bad coordinates), from its reader thread.
         msg = f"{p.name!r} could not be parsed as OpenStreetMap data: {exc}. The file may be truncated or corrupted; export it again."
-        raise InputError(msg) from exc
+        raise InputError(msg, code="osm.unparsable", params={"name": p.name}) from exc
     return bounds
 
 
@@ -649,7 +668,7 @@ def _check_ways(p: Path, ways: WalkWays, collector: _Collector) -> None:
             "there is no street network to walk on. Check that the extract covers a "
             "built-up area and includes highways."
         )
-        raise InputError(msg)
+        raise InputError(msg, code="osm.no_ways", params={"name": p.name})
     trimmed, dropped = collector.trimmed, collector.dropped
     if trimmed or dropped:
         logger.warning(
@@ -760,3 +779,58 @@ def _tag_string(tags: Any, keys: list[str]) -> str:
 def _frame(rows: list[dict[str, Any]], geoms: Any, columns: list[str]) -> gpd.GeoDataFrame:
     data = pd.DataFrame(rows, columns=columns)
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
+
+
+# --- named places (the offline map's labels) --------------------------------------------
+
+#: Most place names kept for the map (the largest named residential areas and boundaries).
+MAX_PLACES = 150
+
+
+def place_frame(
+    named: Sequence[gpd.GeoDataFrame], *, max_places: int = MAX_PLACES
+) -> gpd.GeoDataFrame:
+    """Return named places as label points: the largest named areas of the given frames.
+
+    Parameters
+    ----------
+    named
+        Frames with a ``name`` column (e.g. an OSM extract's ``residential`` and
+        ``boundaries``), in one CRS; rows without a name are skipped.
+    max_places
+        Most labels kept (the largest areas first); the map draws this many.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``name``, geometry (a point inside each area) in the frames' CRS.
+    """
+    frames = [f[["name", "geometry"]] for f in named if f is not None and "name" in f.columns]
+    frames = [f[f["name"].notna() & (f["name"].astype(str).str.strip() != "")] for f in frames]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return gpd.GeoDataFrame({"name": []}, geometry=[], crs=4326)
+    both = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
+    both = both.drop_duplicates("name")
+    area = (
+        both.to_crs(both.estimate_utm_crs()).area.to_numpy()
+        if both.crs and both.crs.is_geographic
+        else both.area.to_numpy()
+    )
+    both = both.iloc[np.argsort(-area, kind="stable")[:max_places]]
+    return gpd.GeoDataFrame(
+        {"name": both["name"].astype(str).to_numpy()},
+        geometry=both.geometry.representative_point().to_numpy(),
+        crs=both.crs,
+    )
+
+
+def named_places(extract: OsmExtract, *, max_places: int = MAX_PLACES) -> gpd.GeoDataFrame:
+    """Return the extract's place labels: :func:`place_frame` of its residential areas and boundaries.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``name``, geometry (points, EPSG:4326).
+    """
+    return place_frame([extract.residential, extract.boundaries], max_places=max_places)

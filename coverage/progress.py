@@ -7,6 +7,10 @@ CLI turns the callback into a progress bar, the app into ``st.progress``; when
 stderr is no terminal (a log file, a pipe, a batch job), the CLI uses
 :class:`ProgressLog`, which turns it into a log line per step and every few
 seconds.
+
+A run can also be stopped: inside ``with cancellable(check):`` the solver steps poll
+``check()`` (:func:`cancel_requested`) and, once it is true, return their best answer
+so far, flagged as stopped, instead of running to their time limit.
 """
 
 from __future__ import annotations
@@ -16,12 +20,49 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 logger = logging.getLogger(__name__)
 
 #: ``progress(fraction, message)``: ``fraction`` in 0..1 of the whole job.
 ProgressFn = Callable[[float, str], None]
+#: ``check()``: True once the run should stop and return what it has.
+CancelFn = Callable[[], bool]
+
+_CANCEL: ContextVar[CancelFn | None] = ContextVar("coverage_cancel", default=None)
+
+
+@contextmanager
+def cancellable(check: CancelFn) -> Iterator[None]:
+    """Let the long solver steps inside the block poll ``check`` and stop early when it is true.
+
+    A context variable rather than one more argument through every layer: the pipeline,
+    the siting and the optimizer keep their signatures, and the scope ends with the block.
+
+    Parameters
+    ----------
+    check
+        Called from the calling thread, a few times a second while a solver runs; must be
+        cheap and must not raise.
+    """
+    token = _CANCEL.set(check)
+    try:
+        yield
+    finally:
+        _CANCEL.reset(token)
+
+
+def cancel_check() -> CancelFn | None:
+    """Return the ``check`` of the innermost :func:`cancellable` block, or None outside one."""
+    return _CANCEL.get()
+
+
+def cancel_requested() -> bool:
+    """Return whether the innermost :func:`cancellable` block asks the run to stop."""
+    check = _CANCEL.get()
+    return bool(check is not None and check())
 
 
 def sub_progress(progress: ProgressFn | None, lo: float, hi: float) -> ProgressFn | None:

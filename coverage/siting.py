@@ -44,6 +44,7 @@ from coverage.optimize import (
     FloatArray,
     IntArray,
     SiteSelection,
+    TimeBudget,
     best_capacitated_sites,
     best_sites,
 )
@@ -112,8 +113,9 @@ class SitingParams:
     households of ``household_size`` persons).
     With ``exact`` and ``target_share``, a first MIP finds the fewest sites that
     reach the target (at most as many as greedy + swap needed), a second one the
-    best coverage with that many. ``time_limit_s`` is the wall-time budget of all
-    solver calls of one run together (LP bound, and in exact mode the MIPs).
+    best coverage with that many. ``time_limit_s`` is the wall-time budget of one
+    siting run from its start: candidates and coverage sets, then every solver call
+    (LP bound, and in exact mode the MIPs; each still gets at least a second).
     """
 
     k: int | None = None
@@ -248,6 +250,9 @@ class SitingResult:
     households_basis
         Capacitated siting: ``"census"`` when the demand's ``households`` column
         (a census's) set the capacities, ``"household_size"`` otherwise.
+    stopped
+        True when a stop request (:func:`coverage.progress.cancellable`) cut the
+        solver short: the sites are the best found until then.
     """
 
     params: SitingParams
@@ -269,6 +274,7 @@ class SitingResult:
     min_sites_proven: bool | None = None
     bound_kind: str = ""
     households_basis: str = ""
+    stopped: bool = False
 
     def summary(self) -> dict[str, Any]:
         """Return the ``siting`` section of ``summary.json``."""
@@ -850,6 +856,7 @@ def _result(
         swaps=sel.swaps,
         min_sites_proven=sel.min_sites_proven,
         bound_kind=sel.bound_kind,
+        stopped=sel.stopped,
     )
 
 
@@ -920,6 +927,7 @@ def propose_sites(
             closed=closed,
             progress=progress,
         )
+    budget = TimeBudget.start(params.time_limit_s)  # candidates and coverage sets count
     w, _ = _population(demand)
     dem = _snapped(demand, "demand")
     limit = _limit_m(params.minutes, params.speed_kmh)
@@ -951,6 +959,7 @@ def propose_sites(
         tie_cover=tie_cover,
         tie_covered0=tie0,
         progress=sub_progress(progress, 0.7, 0.9),
+        budget=budget,
     )
     sites = _sites_frame(net, cands, at.take(sel.chosen), sel)
     if progress:
@@ -1109,6 +1118,7 @@ def _propose_capacitated(
     if centers is not None and not isinstance(centers, gpd.GeoDataFrame):
         msg = "capacitated siting needs the existing centers as a GeoDataFrame with floor areas, not a covered0 array."
         raise InputError(msg)
+    budget = TimeBudget.start(params.time_limit_s)
     _population(demand)  # refuse a demand with nobody before any search
     dem = _snapped(demand, "demand")
     limit = _limit_m(params.minutes, params.speed_kmh)
@@ -1132,7 +1142,7 @@ def _propose_capacitated(
     model = _capacitated_model(params, cover_e, cover, demand, floor_m2)
     if progress:
         progress(0.6, "capacitated greedy")
-    sel = best_capacitated_sites(model, params)
+    sel = best_capacitated_sites(model, params, budget=budget)
     sites, new_at = _capacitated_sites(net, params, cands, at, open_centers, sel)
     minutes_after = _minutes_after(net, sources.plus(new_at), dem, params.speed_kmh, demand.index)
     basis = "census" if HOUSEHOLDS in demand.columns else "household_size"

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -247,6 +248,58 @@ def test_exact_optimizer_for_a_target_share() -> None:
     assert at.session_state["scenarios"]["baseline"].siting is None  # the baseline stays put
     assert "精确整数规划" in answer  # the method, in the planner's words
     assert "已证明" in answer  # whether the number of stations is proven minimal
+
+
+def test_stop_keeps_the_stopped_solve_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A click while HiGHS runs stops it (the solver polls the app's check); Stop keeps the
+    best sites found so far, flagged as stopped, instead of waiting out the solve."""
+    from contextlib import contextmanager
+
+    import coverage.progress
+
+    real = coverage.progress.cancellable
+
+    @contextmanager
+    def clicked_meanwhile(check: object) -> Iterator[None]:
+        with real(lambda: True):  # the run in which the planner clicks Stop
+            yield
+
+    at = started()
+    at.checkbox(key="opt_exact").check().run()
+    monkeypatch.setattr(coverage.progress, "cancellable", clicked_meanwhile)
+    at.button(key="run_optimizer").click().run()
+    monkeypatch.setattr(coverage.progress, "cancellable", real)
+    assert_ok(at)
+    assert at.session_state["stopped_run"][1].siting.stopped
+    at.button(key="stop_optimizer").click().run()  # the Stop click's own rerun
+    assert_ok(at)
+    req = active(at).siting
+    assert req is not None  # the request stays, with the kept answer
+    assert req.exact
+    assert any("已停止求解" in i.value for i in at.info)
+    answer = next(c.value for c in at.caption if "需新增" in c.value or "新增" in c.value)
+    assert "未证明最优" in answer
+    assert "快速算法" in answer  # HiGHS never ran: the greedy + swap answer
+    assert len(at.dataframe[0].value) >= 1  # the proposed sites
+    assert not [b for b in at.button if b.key == "stop_optimizer"]
+    at.run()  # kept for the session: no new solve, no Stop button
+    assert_ok(at)
+    assert "未证明最优" in next(c.value for c in at.caption if "未证明最优" in c.value)
+
+
+def test_rerun_pending_reads_streamlits_request_state(
+    app_module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    def ctx(name: str) -> object:
+        return SimpleNamespace(script_requests=SimpleNamespace(_state=SimpleNamespace(name=name)))
+
+    for name, pending in (("CONTINUE", False), ("RERUN", True), ("STOP", True)):
+        monkeypatch.setattr(app_module, "get_script_run_ctx", lambda n=name: ctx(n))
+        assert app_module.rerun_pending() is pending
+    monkeypatch.setattr(app_module, "get_script_run_ctx", lambda: None)  # no Streamlit run
+    assert app_module.rerun_pending() is False
 
 
 def test_compare_two_scenarios() -> None:
@@ -660,6 +713,44 @@ def test_file_errors_are_translated_without_internal_paths() -> None:
     text = " ".join(e.value for e in at.error)
     assert "'mine.csv' has a header but no data rows" in text
     assert not CJK.search(text), text
+
+
+def test_osm_errors_and_level_warnings_are_in_chinese(haidian_extract) -> None:  # type: ignore[no-untyped-def]
+    """osm.py's refusals and the level warnings carry codes: the zh page shows no English."""
+    at = started()
+    at.session_state["pending_upload"] = {
+        "source": "upload",
+        "osm": ("空白.osm", b'<?xml version="1.0"?><osm version="0.6"></osm>'),
+    }
+    at.run()
+    assert not at.exception
+    text = " ".join(e.value for e in at.error)
+    assert "“空白.osm”中没有可步行的道路" in text
+    assert "walkable" not in text
+    assert "Check that" not in text
+    at.session_state["pending_upload"] = {
+        "source": "upload",
+        "osm": ("网页.osm", b"<!DOCTYPE html><html><body>404</body></html>"),
+    }
+    at.run()
+    text = " ".join(e.value for e in at.error)
+    assert "“网页.osm”不是 OpenStreetMap 数据文件" in text
+    assert "root element" not in text
+    pts = haidian_extract.residential.geometry.representative_point()
+    csv = "name,lon,lat,level\n" + "".join(
+        f"站点{i},{p.x:.7f},{p.y:.7f},{lv}\n"
+        for i, (p, lv) in enumerate(zip(pts.iloc[:2], ["社区", "大型"], strict=True))
+    )
+    at.session_state["centers_src"] = "file"
+    at.session_state["pending_upload"] = {
+        "source": "default",
+        "centers": ("站点.csv", csv.encode("utf-8")),
+    }
+    at.run()
+    assert_ok(at)
+    notes = " ".join(w.value for w in at.warning)
+    assert "站点等级一列中有无法识别的值：大型" in notes
+    assert "not a known level" not in notes
 
 
 def test_summary_csv_download_is_labelled_and_rounded(

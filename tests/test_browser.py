@@ -605,13 +605,11 @@ def test_walkthrough_end_to_end(app_url: str, browser: Any, tmp_path: Path) -> N
     closures = page.locator("[data-testid='stMultiSelect']").filter(has_text="关闭现有服务中心")
     assert closures.locator("[data-tag-index]").count() == 1  # one center closed, not all
     restore = page.get_by_role("button", name="恢复全部关闭的中心")
-    for _ in range(3):  # the first click may only blur the multiselect (seen with one closure)
-        settle(page)
-        restore.click()
-        with contextlib.suppress(Exception):
-            restore.wait_for(state="hidden", timeout=15_000)  # shown only while one is closed
-            break
-    assert not restore.is_visible()
+    settle(page)
+    before = restore.bounding_box()
+    restore.click()  # once: the button no longer moves when the click blurs the list
+    restore.wait_for(state="hidden", timeout=30_000)  # shown only while one is closed
+    assert before is not None
     walk.check("restored-center", absent=("已关闭的服务中心（可恢复）",))
 
     # 3. speed and thresholds
@@ -664,6 +662,20 @@ def test_walkthrough_end_to_end(app_url: str, browser: Any, tmp_path: Path) -> N
     page.get_by_text("数据", exact=True).click()
     page.get_by_text("上传文件（GeoJSON / CSV）").click()
     uploader = page.locator("[data-testid='stFileUploader']").filter(has_text="服务中心文件")
+    # Streamlit's own uploader texts ("Upload", "200MB per file") are replaced by ours
+    shown = uploader.evaluate(
+        """u => {
+            const p = u.querySelector("button [data-testid='stMarkdownContainer'] p");
+            const s = u.querySelector("[data-testid='stFileUploaderDropzoneInstructions'] span");
+            return [getComputedStyle(p).fontSize, getComputedStyle(p, '::after').content,
+                    getComputedStyle(s).fontSize, getComputedStyle(s, '::after').content];
+        }"""
+    )
+    assert shown[0] == "0px", shown
+    assert shown[2] == "0px", shown
+    assert shown[1] == '"选择文件"', shown
+    assert "每个文件不超过 200 MB" in shown[3], shown
+    page.screenshot(path=str(shots / "uploader-zh.png"))
     uploader.locator("input[type='file']").set_input_files(str(gcj02_centers_csv(tmp_path)))
     page.get_by_text("街道站点_gcj02.csv").first.wait_for(timeout=30_000)
     crs = page.locator("[data-testid='stSelectbox']").filter(has_text="坐标系")

@@ -32,6 +32,7 @@ ASCII_WORDS_IN_ZH = {
     "HiGHS",
     "JSON",
     "MB",
+    "GB",
     "OSM",
     "OpenStreetMap",
     "WGS",

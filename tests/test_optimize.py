@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ from coverage.optimize import (
     swap_improve,
     upper_bound,
 )
+from coverage.progress import cancellable
 
 
 @dataclass(frozen=True)
@@ -336,6 +338,53 @@ def test_best_sites_reports_progress_once() -> None:
     seen: list[tuple[float, str]] = []
     best_sites(cover, w, Options(k=2), covered0=c0, progress=lambda f, m: seen.append((f, m)))
     assert seen == [(0.5, "bounds")]
+
+
+def hard_instance(n_cand: int = 500, n_dem: int = 4000) -> tuple[sparse.csr_array, np.ndarray]:
+    """Clustered covering sets: HiGHS needs seconds to prove 20 sites on it (2 s at 500 × 4000)."""
+    rng = np.random.default_rng(1)
+    m = rng.integers(20, 120, n_cand)
+    rows = np.repeat(np.arange(n_cand), m)
+    cols = (np.repeat(rng.integers(n_dem, size=n_cand), m) + rng.integers(-66, 66, m.sum())) % n_dem
+    cover = sparse.csr_array((np.ones(rows.size, bool), (rows, cols)), shape=(n_cand, n_dem))
+    return cover, rng.integers(1, 100, n_dem).astype(float)
+
+
+def test_stop_request_before_the_solver_keeps_greedy_and_says_stopped() -> None:
+    cover, w, c0 = random_instance(3)
+    plain = best_sites(cover, w, Options(k=3), covered0=c0)
+    with cancellable(lambda: True):
+        sel = best_sites(cover, w, Options(k=3, exact=True), covered0=c0)
+    assert sel.stopped
+    assert sel.method == METHOD_GREEDY
+    assert not sel.optimal
+    assert sorted(sel.chosen) == sorted(plain.chosen)
+    assert sel.population_after == pytest.approx(covered_by(cover, w, c0, sel.chosen))
+    # the submodular bound alone still holds
+    assert sel.bound_population >= brute_force(cover, w, c0, 3) - 1e-9
+    assert not best_sites(cover, w, Options(k=3, exact=True), covered0=c0).stopped
+
+
+def test_stop_request_cuts_a_running_highs_solve_short() -> None:
+    # HiGHS runs into its time limit on this one; HiGHS polls its interrupt only between
+    # nodes, so a stop inside the root LP leaves its thread to finish: keep the limit short
+    cover, w = hard_instance(1000, 8000)
+    flag = threading.Event()
+    t0 = time.perf_counter()
+    threading.Timer(0.5, flag.set).start()
+    with cancellable(flag.is_set):
+        ex = solve_exact(
+            cover, w, 20, warm_start=greedy_max_coverage(cover, w, k=20).chosen, time_limit_s=6.0
+        )
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 0.5 + 1.5, elapsed  # within a second of the request, not the 6 s
+    assert ex.stopped
+    assert not ex.optimal
+    g = greedy_max_coverage(cover, w, k=20)
+    zero = np.zeros(w.size, dtype=bool)
+    assert ex.population_covered >= covered_by(cover, w, zero, g.chosen) - 1e-9  # never worse
+    assert ex.population_covered == pytest.approx(covered_by(cover, w, zero, ex.chosen))
+    assert ex.chosen.size <= 20
 
 
 def test_time_budget_counts_down_and_grants_a_second() -> None:

@@ -126,6 +126,7 @@ def test_warm_city_equals_cold(
     assert sorted(p.name.split("-")[0] for p in cache.glob("*.npz")) == [
         "centers",
         "demand",
+        "places",
         "walk",
     ]
     with caplog.at_level(logging.INFO, logger="coverage.inputs"):
@@ -137,10 +138,43 @@ def test_warm_city_equals_cold(
     assert warm.population_model == cold_city.population_model
     assert_same_frame(warm.centers, cold_city.centers)
     assert_same_frame(warm.demand, cold_city.demand)
+    # the offline map's place labels survive the warm load (no OSM read to derive them from)
+    assert cold_city.places is not None
+    assert warm.places is not None
+    assert len(cold_city.places) > 10
+    assert_same_frame(warm.places, cold_city.places)
     a = pipeline.run(cold_city, Scenario(), with_polygons=False).audit
     b = pipeline.run(warm, Scenario(), with_polygons=False).audit
     pd.testing.assert_frame_equal(pd.DataFrame(a.demand), pd.DataFrame(b.demand))
     assert a.coverage == b.coverage
+
+
+def test_place_labels_are_the_largest_named_areas(tmp_path: Path) -> None:
+    """Independent of place_frame: the names of the largest named residential areas and
+    boundaries, a point inside each."""
+    from coverage.osm import MAX_PLACES, read_osm
+
+    city = load_city(CityInputs(osm=CHENGDU, cache_dir=tmp_path / "cache", osm_centers=True))
+    ex = read_osm(CHENGDU)
+    named = pd.concat([ex.residential[["name", "geometry"]], ex.boundaries[["name", "geometry"]]])
+    named = gpd.GeoDataFrame(named, crs=4326)
+    named = named[named["name"].notna() & (named["name"].astype(str).str.strip() != "")]
+    named = named.drop_duplicates("name")
+    area = named.to_crs(city.net.crs).area
+    expected = set(named.loc[area.sort_values(ascending=False).index[:MAX_PLACES], "name"])
+    assert city.places is not None
+    assert set(city.places["name"]) == expected
+    for name, point in zip(city.places["name"], city.places.geometry, strict=True):
+        assert named.loc[named["name"] == name].geometry.iloc[0].buffer(1e-9).contains(point)
+    # a cache from before the labels were cached is read once more, then warm with labels
+    for p in (tmp_path / "cache").glob("places-*.npz"):
+        p.unlink()
+    again = load_city(CityInputs(osm=CHENGDU, cache_dir=tmp_path / "cache", osm_centers=True))
+    assert again.extract is not None
+    warm = load_city(CityInputs(osm=CHENGDU, cache_dir=tmp_path / "cache", osm_centers=True))
+    assert warm.extract is None
+    assert warm.places is not None
+    assert set(warm.places["name"]) == expected
 
 
 def test_no_cache_dir_reads_the_file(
@@ -202,7 +236,7 @@ def test_embedded_stations_are_never_cached_as_osm_centers(tmp_path: Path) -> No
     with pytest.warns(PlannerWarning, match="300 m"):  # one office stands back from the street
         cold = load_city(inputs)
     cached = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.npz"))
-    assert cached == ["demand", "walk"]
+    assert cached == ["demand", "places", "walk"]
     with pytest.warns(PlannerWarning, match="300 m"):
         warm = load_city(inputs)
     assert warm.extract is None
