@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -476,26 +477,25 @@ def test_centers_csv_and_districts_upload(haidian_extract) -> None:  # type: ign
     assert metrics(at)["服务中心"] == "1"
 
 
-def test_census_upload_replaces_the_osm_estimate(haidian_extract) -> None:  # type: ignore[no-untyped-def]
-    """Issue 14: a census polygon uploaded in the data panel; its count is the city's residents."""
+def _census_over(extract: Any, extra: dict[str, int] | None = None) -> bytes:
+    """A census GeoJSON of one 示例社区 of 12,000 residents around ``extract``'s housing."""
     from shapely.geometry import box, mapping
 
-    at = started()
-    minx, miny, maxx, maxy = haidian_extract.residential.total_bounds
+    minx, miny, maxx, maxy = extract.residential.total_bounds
     area = box(minx - 0.001, miny - 0.001, maxx + 0.001, maxy + 0.001)
-    census = {
-        "type": "FeatureCollection",
-        "features": [
-            {
-                "type": "Feature",
-                "properties": {"名称": "示例社区", "常住人口": 12000},
-                "geometry": mapping(area),
-            }
-        ],
-    }
+    props = {"名称": "示例社区", "常住人口": 12000} | (extra or {})
+    feature = {"type": "Feature", "properties": props, "geometry": mapping(area)}
+    collection = {"type": "FeatureCollection", "features": [feature]}
+    return json.dumps(collection, ensure_ascii=False).encode()
+
+
+def test_census_upload_replaces_the_osm_estimate(haidian_extract) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14: a census polygon uploaded in the data panel; its count is the city's residents."""
+    at = started()
+    census = _census_over(haidian_extract)
     at.session_state["pending_upload"] = {
         "source": "default",
-        "census": ("普查.geojson", json.dumps(census, ensure_ascii=False).encode()),
+        "census": ("普查.geojson", census),
     }
     at.run()
     assert_ok(at)
@@ -1008,25 +1008,12 @@ def test_bad_standard_file_is_explained_in_the_users_language(
 
 def test_group_walking_speeds_in_the_panel(haidian_extract) -> None:  # type: ignore[no-untyped-def]
     """A census with a 60岁及以上 column: its speed widget shows the cited default and sets the scenario."""
-    from shapely.geometry import box, mapping
-
     at = started()
-    minx, miny, maxx, maxy = haidian_extract.residential.total_bounds
-    area = box(minx - 0.001, miny - 0.001, maxx + 0.001, maxy + 0.001)
-    census = {
-        "type": "FeatureCollection",
-        "features": [
-            {
-                "type": "Feature",
-                "properties": {"名称": "示例社区", "常住人口": 12000, "60岁及以上": 3000},
-                "geometry": mapping(area),
-            }
-        ],
-    }
+    census = _census_over(haidian_extract, {"60岁及以上": 3000})
     at.session_state["group_columns"] = "60岁及以上"
     at.session_state["pending_upload"] = {
         "source": "default",
-        "census": ("普查.geojson", json.dumps(census, ensure_ascii=False).encode()),
+        "census": ("普查.geojson", census),
     }
     at.run()
     assert_ok(at)

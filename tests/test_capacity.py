@@ -319,6 +319,34 @@ def test_e2sfca_matches_pysal_access(
 # --- capacitated siting on the grid -----------------------------------------------------
 
 
+def _sized_sites_case(
+    grid_net: Any, households: list[float] | None = None
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame, dict[str, Any]]:
+    """The grid's one 60 m² center, its demand (with ``households`` if given), two candidate
+    sites east and west, and siting parameters: one action of 30 or 90 m², or +90 m²."""
+    from coverage.siting import candidates_from_file
+
+    audit_result = grid_case(grid_net, (60.0, 150.0))
+    centers = audit_result.centers.iloc[[0]].reset_index(drop=True)
+    demand = audit_result.demand
+    if households is not None:
+        demand = demand.assign(**{cap.HOUSEHOLDS: households})
+    pts = gpd.GeoDataFrame(
+        {"candidate_id": ["east", "west"]},
+        geometry=shapely.points([[E0 + 400, N0 + 300], [E0, N0 + 100]]),
+        crs=grid_net.crs,
+    )
+    base = {
+        "k": 1,
+        "minutes": 3.5,
+        "speed_kmh": 6.0,
+        "secondary_minutes": None,
+        "new_site_m2": (30.0, 90.0),
+        "enlarge_m2": 90.0,
+    }
+    return centers, demand, candidates_from_file(grid_net, pts), base
+
+
 def test_capacitated_siting_on_the_grid(grid_net: WalkNetwork) -> None:
     """A (60 m²: 524 residents at 30 m²/100 households) covers u1, u2, u4 (1,048 residents).
 
@@ -331,27 +359,10 @@ def test_capacitated_siting_on_the_grid(grid_net: WalkNetwork) -> None:
         ACTION,
         ADDED_FLOOR_AREA_M2,
         SitingParams,
-        candidates_from_file,
         propose_sites,
     )
 
-    audit_result = grid_case(grid_net, (60.0, 150.0))
-    centers = audit_result.centers.iloc[[0]].reset_index(drop=True)
-    demand = audit_result.demand
-    pts = gpd.GeoDataFrame(
-        {"candidate_id": ["east", "west"]},
-        geometry=shapely.points([[E0 + 400, N0 + 300], [E0, N0 + 100]]),
-        crs=grid_net.crs,
-    )
-    cands = candidates_from_file(grid_net, pts)
-    base = {
-        "k": 1,
-        "minutes": 3.5,
-        "speed_kmh": 6.0,
-        "secondary_minutes": None,
-        "new_site_m2": (30.0, 90.0),
-        "enlarge_m2": 90.0,
-    }
+    centers, demand, cands, base = _sized_sites_case(grid_net)
     exact = propose_sites(
         grid_net, demand, centers, params=SitingParams(**base, exact=True), candidates=cands
     )
@@ -392,25 +403,9 @@ def test_capacitated_siting_counts_census_households(grid_net: WalkNetwork) -> N
 
     The best single action is the 90 m² east site; greedy and exact both find it.
     """
-    from coverage.siting import SitingParams, candidates_from_file, propose_sites
+    from coverage.siting import SitingParams, propose_sites
 
-    audit_result = grid_case(grid_net, (60.0, 150.0))
-    centers = audit_result.centers.iloc[[0]].reset_index(drop=True)
-    demand = audit_result.demand.assign(**{cap.HOUSEHOLDS: [50.0, 400.0, 25.0, 50.0]})
-    pts = gpd.GeoDataFrame(
-        {"candidate_id": ["east", "west"]},
-        geometry=shapely.points([[E0 + 400, N0 + 300], [E0, N0 + 100]]),
-        crs=grid_net.crs,
-    )
-    cands = candidates_from_file(grid_net, pts)
-    base = {
-        "k": 1,
-        "minutes": 3.5,
-        "speed_kmh": 6.0,
-        "secondary_minutes": None,
-        "new_site_m2": (30.0, 90.0),
-        "enlarge_m2": 90.0,
-    }
+    centers, demand, cands, base = _sized_sites_case(grid_net, households=[50.0, 400.0, 25.0, 50.0])
     by_hand = {("east", 90.0): 1146.25, ("west", 90.0): 1048.0, ("enlarge", 90.0): 1048.0}
     by_hand |= {("east", 30.0): 884.25, ("west", 30.0): 786.0}
     best = max(by_hand.values())
@@ -430,7 +425,11 @@ def test_capacitated_siting_counts_census_households(grid_net: WalkNetwork) -> N
         assert (row["candidate_id"], row["added_floor_area_m2"]) == ("east", 90.0)
     # without the census column the same instance counts 2.62 persons per household
     plain = propose_sites(
-        grid_net, audit_result.demand, centers, params=SitingParams(**base), candidates=cands
+        grid_net,
+        demand.drop(columns=[cap.HOUSEHOLDS]),
+        centers,
+        params=SitingParams(**base),
+        candidates=cands,
     )
     assert plain.share_before == pytest.approx(524 / total, rel=1e-9)
 
