@@ -41,8 +41,11 @@ from coverage.isochrones import (
     DEFAULT_MIN_HOLE_AREA_M2,
     MINUTES_FROM,
     MINUTES_TO,
+    AreaSpec,
+    area_sets_and_bands,
     check_thresholds,
-    service_areas_and_bands,
+    distance_spec,
+    minute_spec,
 )
 from coverage.names import (
     MAX_THRESHOLD_MIN,
@@ -761,6 +764,9 @@ def _uncovered_m(
     )
 
 
+_Frames = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
+
+
 def _polygons(
     net: WalkNetwork,
     centers: gpd.GeoDataFrame,
@@ -768,30 +774,65 @@ def _polygons(
     per_center: bool,
     progress: ProgressFn | None,
     cache_dir: Path | None = None,
-) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """Return the service areas and bands (from ``cache_dir`` when an identical run left them)."""
-    files = _polygon_files(net, centers, params, per_center, cache_dir)
-    if files is not None:
-        areas, bands = load_frame(files[0]), load_frame(files[1])
-        if areas is not None and bands is not None and areas.crs == net.crs:
-            logger.info("loaded service areas and bands from the cache (%s)", files[0].name)
-            return areas, bands
-    areas, bands = service_areas_and_bands(
-        net,
-        centers,
-        minutes=params.thresholds_min,
-        speed_kmh=params.speed_kmh,
-        corridor_m=params.corridor_m,
-        min_hole_area_m2=params.min_hole_area_m2,
-        per_center=per_center,
-        progress=progress,
+) -> tuple[_Frames, _Frames]:
+    """Return the service areas and bands of the minutes and of the distances.
+
+    Both sets come from one walking search (:func:`~coverage.isochrones.area_sets_and_bands`):
+    a distance ``D`` is the budget ``D`` meters, as a minute ``T`` is ``T`` × speed.
+    Each set is read from ``cache_dir`` when an identical run left it (under its own
+    key), and only the missing ones are built. Without distance thresholds the
+    distance frames are empty.
+    """
+    specs = [
+        minute_spec(
+            params.thresholds_min, params.speed_kmh, params.corridor_m, params.min_hole_area_m2
+        )
+    ]
+    if params.thresholds_m:
+        specs.append(
+            distance_spec(
+                params.thresholds_m,
+                params.corridor_m,
+                params.min_hole_area_m2,
+                (METERS, METERS_FROM, METERS_TO),
+            )
+        )
+    files = [_polygon_files(net, centers, params, per_center, cache_dir, spec) for spec in specs]
+    cached = [_cached_polygons(f, net) for f in files]
+    missing = [spec for spec, frames in zip(specs, cached, strict=True) if frames is None]
+    built = iter(
+        area_sets_and_bands(net, centers, missing, per_center=per_center, progress=progress)
+        if missing
+        else []
     )
-    if files is not None:
-        try:
-            save_frame(areas, files[0]) and save_frame(bands, files[1])
-        except OSError as exc:
-            logger.warning("could not write the service-area cache %s: %s", files[0], exc)
+    out: list[_Frames] = []
+    for f, frames in zip(files, cached, strict=True):
+        if frames is None:
+            frames = next(built)
+            _save_polygons(f, frames)
+        out.append(frames)
+    return out[0], out[1] if len(out) > 1 else _no_distance_polygons(net)
+
+
+def _cached_polygons(files: tuple[Path, Path] | None, net: WalkNetwork) -> _Frames | None:
+    """Return the areas and bands cached in ``files`` (``None``: not cached, or unreadable)."""
+    if files is None:
+        return None
+    areas, bands = load_frame(files[0]), load_frame(files[1])
+    if areas is None or bands is None or areas.crs != net.crs:
+        return None
+    logger.info("loaded service areas and bands from the cache (%s)", files[0].name)
     return areas, bands
+
+
+def _save_polygons(files: tuple[Path, Path] | None, frames: _Frames) -> None:
+    """Keep ``frames`` in the cache ``files`` (a failed write only warns)."""
+    if files is None:
+        return
+    try:
+        save_frame(frames[0], files[0]) and save_frame(frames[1], files[1])
+    except OSError as exc:
+        logger.warning("could not write the service-area cache %s: %s", files[0], exc)
 
 
 #: Bump when the service-area polygons change (isochrones.py), so cached ones are not reused.
@@ -804,11 +845,16 @@ def _polygon_files(
     params: AuditParams,
     per_center: bool,
     cache_dir: Path | None,
+    spec: AreaSpec,
 ) -> tuple[Path, Path] | None:
-    """Cache files of these centers' polygons on ``net`` (``None``: no cache, or not keyable).
+    """Cache files of these centers' polygons of ``spec`` on ``net`` (``None``: no cache, or not keyable).
 
     The key holds the network file's hash and size, every center's id, level,
-    snap columns and location, and the parameters the polygons depend on.
+    snap columns and location, and the parameters the polygons depend on. Minute
+    areas (``areas-``/``bands-`` files) depend on the thresholds and the speed;
+    distance areas (``distance_areas-``/``distance_bands-``, their own kind, so
+    the two never share a file) on the meters only: a walk of 500 m is the
+    same at any speed.
     """
     if cache_dir is None or not net.source_sha256:
         return None
@@ -819,59 +865,25 @@ def _polygon_files(
     for col in (SNAP_EDGE, SNAP_OFFSET_M, SNAP_DISTANCE_M):
         digest.update(np.ascontiguousarray(centers[col].to_numpy()).tobytes())
     digest.update(b"".join(shapely.to_wkb(np.asarray(centers.geometry.values, dtype=object))))
-    spec = {
+    spec_key: dict[str, Any] = {
         "network": [net.source_sha256, net.n_nodes, net.n_edges],
         "centers": digest.hexdigest(),
-        "thresholds_min": list(params.thresholds_min),
-        "speed_kmh": params.speed_kmh,
+    }
+    if spec.columns[0] == METERS:
+        kinds = ("distance_areas", "distance_bands")
+        spec_key["thresholds_m"] = list(spec.thresholds)
+    else:
+        kinds = ("areas", "bands")
+        spec_key["thresholds_min"] = list(params.thresholds_min)
+        spec_key["speed_kmh"] = params.speed_kmh
+    spec_key |= {
         "corridor_m": params.corridor_m,
         "min_hole_area_m2": params.min_hole_area_m2,
         "per_center": per_center,
         "version": POLYGON_CACHE_VERSION,
     }
-    key = derived_key(net.source_sha256, "areas", spec)
-    return derived_path(cache_dir, "areas", key), derived_path(cache_dir, "bands", key)
-
-
-def _distance_polygons(
-    net: WalkNetwork,
-    centers: gpd.GeoDataFrame,
-    params: AuditParams,
-    per_center: bool,
-    progress: ProgressFn | None,
-) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """Return the service areas and bands of the distance thresholds (``meters`` columns).
-
-    The isochrones are built from walking budgets in meters; a distance
-    threshold is handed over as the minutes that walk takes at the audit's
-    speed, so the budget is the distance itself, and relabelled.
-    """
-    if not params.thresholds_m:
-        return _no_distance_polygons(net)
-    ms = speed_ms(params.speed_kmh)
-    as_minutes = [d / ms / 60.0 for d in params.thresholds_m]
-    areas, bands = service_areas_and_bands(
-        net,
-        centers,
-        minutes=as_minutes,
-        speed_kmh=params.speed_kmh,
-        corridor_m=params.corridor_m,
-        min_hole_area_m2=params.min_hole_area_m2,
-        per_center=per_center,
-        progress=progress,
-    )
-    meters_of = dict(zip(as_minutes, params.thresholds_m, strict=True))
-    areas = areas.assign(**{METERS: areas[MINUTES].map(meters_of).astype(float)})
-    areas = areas[[CENTER_ID, METERS, "geometry"]]
-    bands = gpd.GeoDataFrame(
-        {
-            METERS_FROM: [0.0, *params.thresholds_m[:-1]][: len(bands)],
-            METERS_TO: list(params.thresholds_m[: len(bands)]),
-        },
-        geometry=bands.geometry.values,
-        crs=net.crs,
-    )
-    return areas, bands
+    key = derived_key(net.source_sha256, kinds[0], spec_key)
+    return derived_path(cache_dir, kinds[0], key), derived_path(cache_dir, kinds[1], key)
 
 
 def _no_distance_polygons(net: WalkNetwork) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
@@ -1006,16 +1018,13 @@ def audit(
         steps.begin("polygons", "service areas")
         if per_center_polygons is None:
             per_center_polygons = inp.src.size <= PER_CENTER_POLYGONS_MAX
-        areas, bands = _polygons(
+        (areas, bands), (d_areas, d_bands) = _polygons(
             net,
             inp.centers,
             params,
             bool(per_center_polygons),
             steps.sub("polygons"),
             polygon_cache_dir,
-        )
-        d_areas, d_bands = _distance_polygons(
-            net, inp.centers, params, bool(per_center_polygons), None
         )
     else:
         areas, bands = _no_polygons(net)

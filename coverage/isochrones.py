@@ -29,10 +29,11 @@ from coverage.centers import CENTER_ID
 from coverage.errors import InputError
 from coverage.network import WalkNetwork, speed_ms
 from coverage.parallel import worker_threads
-from coverage.progress import ProgressFn
+from coverage.progress import ProgressFn, sub_progress
 from coverage.reach import (
     NodeReach,
     Snapped,
+    SourceReach,
     as_snapped,
     center_ids,
     nearest_source_m,
@@ -467,22 +468,58 @@ def _check_corridor(corridor_m: float) -> None:
 
 
 @dataclass(frozen=True)
-class _AreaSpec:
-    """What areas to build: thresholds, their walking budgets, and the corridor shape."""
+class AreaSpec:
+    """One set of nested service areas to build (see :func:`area_sets_and_bands`).
 
-    minutes: tuple[float, ...]
+    Parameters
+    ----------
+    thresholds
+        The thresholds, strictly increasing, as they are labelled in the output
+        (minutes, or meters for distance thresholds).
+    budgets_m
+        The walking distance of each threshold.
+    corridor_m
+        Half-width of the street corridor.
+    min_hole_area_m2
+        Holes smaller than this are filled.
+    columns
+        Output columns of the threshold, and of the bands' lower and upper bounds.
+    label
+        Progress message of this set (``"service areas"``).
+    """
+
+    thresholds: tuple[float, ...]
     budgets_m: tuple[float, ...]
     corridor_m: float
     min_hole_area_m2: float
+    columns: tuple[str, str, str] = (MINUTES, MINUTES_FROM, MINUTES_TO)
+    label: str = "service areas"
 
 
-def _area_spec(
+def minute_spec(
     minutes: Sequence[float], speed_kmh: float, corridor_m: float, min_hole_area_m2: float
-) -> _AreaSpec:
+) -> AreaSpec:
+    """Return the spec of areas within ``minutes`` at ``speed_kmh`` (budget: minutes × speed)."""
     ms = speed_ms(speed_kmh)
     ts = check_thresholds(minutes)
     _check_corridor(corridor_m)
-    return _AreaSpec(ts, tuple(t * 60.0 * ms for t in ts), corridor_m, min_hole_area_m2)
+    return AreaSpec(ts, tuple(t * 60.0 * ms for t in ts), corridor_m, min_hole_area_m2)
+
+
+def distance_spec(
+    meters: Sequence[float],
+    corridor_m: float,
+    min_hole_area_m2: float,
+    columns: tuple[str, str, str],
+) -> AreaSpec:
+    """Return the spec of areas within ``meters`` of walking (the budget is the distance itself).
+
+    ``columns`` names the threshold and band columns (e.g. ``meters``,
+    ``meters_from``, ``meters_to``). The areas do not depend on the speed.
+    """
+    ds = check_thresholds(meters)
+    _check_corridor(corridor_m)
+    return AreaSpec(ds, ds, corridor_m, min_hole_area_m2, columns, "distance service areas")
 
 
 def service_areas(
@@ -523,10 +560,10 @@ def service_areas(
         Columns ``center_id`` (``"all"`` for the union), ``minutes``, geometry
         (Polygon/MultiPolygon in ``net.crs``); the union rows come first.
     """
-    spec = _area_spec(minutes, speed_kmh, corridor_m, min_hole_area_m2)
-    return _areas_and_bands(
-        net, centers, spec, per_center=per_center, progress=progress, with_bands=False
-    )[0]
+    spec = minute_spec(minutes, speed_kmh, corridor_m, min_hole_area_m2)
+    return _area_sets(
+        net, centers, [spec], per_center=per_center, progress=progress, with_bands=False
+    )[0][0]
 
 
 def service_areas_and_bands(
@@ -554,22 +591,67 @@ def service_areas_and_bands(
         The areas have columns ``center_id`` (``"all"`` for the union), ``minutes``, geometry
         (Polygon/MultiPolygon in ``net.crs``); the union rows come first.
     """
-    spec = _area_spec(minutes, speed_kmh, corridor_m, min_hole_area_m2)
-    return _areas_and_bands(
-        net, centers, spec, per_center=per_center, progress=progress, with_bands=True
+    spec = minute_spec(minutes, speed_kmh, corridor_m, min_hole_area_m2)
+    return _area_sets(
+        net, centers, [spec], per_center=per_center, progress=progress, with_bands=True
+    )[0]
+
+
+def area_sets_and_bands(
+    net: WalkNetwork,
+    centers: gpd.GeoDataFrame,
+    specs: Sequence[AreaSpec],
+    *,
+    per_center: bool = True,
+    progress: ProgressFn | None = None,
+) -> list[tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]]:
+    """Build several sets of service areas and bands from one walking search.
+
+    The nearest-center search (and, with ``per_center``, each center's own
+    search and the street corridors) runs once, to the longest budget of all
+    ``specs``; each set is then built from those reach values exactly as
+    :func:`service_areas_and_bands` builds it alone. Minute thresholds and
+    network-distance thresholds (:func:`minute_spec`, :func:`distance_spec`) so
+    share one search.
+
+    Parameters
+    ----------
+    net
+        The walking network.
+    centers
+        Centers frame (``center_id`` and snap columns), in ``net.crs``.
+    specs
+        The sets to build (at least one).
+    per_center
+        Also return one area per center and threshold (not only the union).
+    progress
+        Called with ``(fraction, message)``; each set reports under its label.
+
+    Returns
+    -------
+    list of tuple of geopandas.GeoDataFrame
+        Per spec, the areas (``center_id``, the threshold column, geometry; the
+        union rows first) and the bands (lower, upper, geometry), with the
+        spec's column names.
+    """
+    if not specs:
+        msg = "`specs` must list at least one set of service areas."
+        raise InputError(msg)
+    return _area_sets(
+        net, centers, specs, per_center=per_center, progress=progress, with_bands=True
     )
 
 
 def _union_areas(
     net: WalkNetwork,
+    reach: NodeReach,
     src: Snapped,
     legs: NDArray[np.object_],
-    spec: _AreaSpec,
+    spec: AreaSpec,
     *,
     with_bands: bool,
 ) -> tuple[list[shapely.Geometry], list[shapely.Geometry]]:
-    """Return the union area per threshold (and the bands between them) from one search."""
-    reach = nearest_source_m(net, src, limit_m=spec.budgets_m[-1])
+    """Return the union area per threshold (and the bands between them) from the search ``reach``."""
     line_sets = [
         _reach_lines(net, reach.dist_m, bm, src, legs[src.access_m <= bm]) for bm in spec.budgets_m
     ]
@@ -587,24 +669,44 @@ def _union_areas(
     return unions, _differences(unions) if with_bands else []
 
 
+@dataclass(frozen=True)
+class _Searched:
+    """The walking searches every set of areas is built from (see :func:`_area_sets`)."""
+
+    src: Snapped
+    legs: NDArray[np.object_]
+    reach: NodeReach
+    per_source: SourceReach | None
+    corridors: dict[float, NDArray[np.object_]]
+
+    def corridors_of(self, net: WalkNetwork, corridor_m: float) -> NDArray[np.object_]:
+        """Return every edge buffered by ``corridor_m`` (built once per width)."""
+        if corridor_m not in self.corridors:
+            self.corridors[corridor_m] = shapely.buffer(
+                net.edge_geometry, corridor_m, quad_segs=_QUAD_SEGS
+            )
+        return self.corridors[corridor_m]
+
+
 def _per_center_rows(
     net: WalkNetwork,
-    src: Snapped,
-    legs: NDArray[np.object_],
+    searched: _Searched,
+    per_source: SourceReach,
     ids: NDArray[np.object_],
-    spec: _AreaSpec,
+    spec: AreaSpec,
     progress: ProgressFn | None,
 ) -> list[dict[str, Any]]:
-    """Return one row (``center_id``, ``minutes``, geometry) per center and threshold.
+    """Return one row (``center_id``, threshold, geometry) per center and threshold.
 
-    One bounded search for all centers; then each center's areas are built in a thread
-    (GEOS releases the GIL), their street corridors taken from one buffer of every edge
-    (an edge reached by many centers is buffered once). Each polygon is the union of
-    the same corridors, in the same order, as :func:`reach_polygon` builds for that
-    center alone, so the areas do not depend on the threads.
+    One bounded search for all centers (``per_source``); then each center's
+    areas are built in a thread (GEOS releases the GIL), their street corridors taken
+    from one buffer of every edge (an edge reached by many centers is buffered once).
+    Each polygon is the union of the same corridors, in the same order, as
+    :func:`reach_polygon` builds for that center alone, so the areas do not depend on
+    the threads.
     """
-    per_source = reach_per_source_m(net, src, limit_m=spec.budgets_m[-1])
-    corridors = shapely.buffer(net.edge_geometry, spec.corridor_m, quad_segs=_QUAD_SEGS)
+    src, legs = searched.src, searched.legs
+    corridors = searched.corridors_of(net, spec.corridor_m)
 
     def areas_of(j: int) -> list[shapely.Geometry]:
         rj = per_source.of(j, net.n_nodes)
@@ -627,11 +729,12 @@ def _per_center_rows(
         return out
 
     rows: list[dict[str, Any]] = []
+    value = spec.columns[0]
     for j, geoms in enumerate(_each(areas_of, src.size)):
-        for t, geom in zip(spec.minutes, geoms, strict=True):
-            rows.append({CENTER_ID: ids[j], MINUTES: t, "geometry": geom})
+        for t, geom in zip(spec.thresholds, geoms, strict=True):
+            rows.append({CENTER_ID: ids[j], value: t, "geometry": geom})
         if progress:
-            progress((j + 1) / src.size, f"service areas {j + 1}/{src.size}")
+            progress((j + 1) / src.size, f"{spec.label} {j + 1}/{src.size}")
     return rows
 
 
@@ -659,7 +762,7 @@ def _corridor_union(
     corridors: NDArray[np.object_],
     pieces: NDArray[np.object_],
     extra: NDArray[np.object_],
-    spec: _AreaSpec,
+    spec: AreaSpec,
 ) -> shapely.Geometry:
     """:func:`_polygon` of the lines ``[edges, pieces, extra]``, the edges' corridors given."""
     if corridors.size + pieces.size + extra.size == 0:
@@ -669,33 +772,68 @@ def _corridor_union(
     return _fill_small_holes(merged, spec.min_hole_area_m2)
 
 
-def _areas_and_bands(
+def _area_sets(
     net: WalkNetwork,
     centers: gpd.GeoDataFrame,
-    spec: _AreaSpec,
+    specs: Sequence[AreaSpec],
     *,
     per_center: bool,
     progress: ProgressFn | None,
     with_bands: bool,
-) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+) -> list[tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]]:
+    """Build each spec's areas (and bands) from one search to the longest budget.
+
+    A node's reach within a budget does not depend on how far past it the search
+    went, so each set equals the one its own search would give.
+    """
     src = require_snapped(net, centers, "centers")
-    legs = _access_legs(net, centers, src)
-    unions, band_geoms = _union_areas(net, src, legs, spec, with_bands=with_bands)
-    rows: list[dict[str, Any]] = [
-        {CENTER_ID: ALL_CENTERS, MINUTES: t, "geometry": geom}
-        for t, geom in zip(spec.minutes, unions, strict=True)
-    ]
-    if per_center and src.size:
-        rows += _per_center_rows(net, src, legs, center_ids(centers), spec, progress)
-    out = gpd.GeoDataFrame(
-        rows, geometry="geometry", crs=net.crs, columns=[CENTER_ID, MINUTES, "geometry"]
+    limit_m = max(spec.budgets_m[-1] for spec in specs)
+    searched = _Searched(
+        src,
+        _access_legs(net, centers, src),
+        nearest_source_m(net, src, limit_m=limit_m),
+        reach_per_source_m(net, src, limit_m=limit_m) if per_center and src.size else None,
+        {},
     )
-    logger.info("returned %d service areas for %d centers", len(out), len(centers))
-    ts = spec.minutes
+    ids = center_ids(centers)
+    out = []
+    for k, spec in enumerate(specs):
+        step = sub_progress(progress, k / len(specs), (k + 1) / len(specs))
+        if step and k:
+            step(0.0, spec.label)
+        out.append(_area_set(net, searched, ids, spec, step, with_bands=with_bands))
+    return out
+
+
+def _area_set(
+    net: WalkNetwork,
+    searched: _Searched,
+    ids: NDArray[np.object_],
+    spec: AreaSpec,
+    progress: ProgressFn | None,
+    *,
+    with_bands: bool,
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Return one spec's areas and bands, built from ``searched``."""
+    value, lower, upper = spec.columns
+    unions, band_geoms = _union_areas(
+        net, searched.reach, searched.src, searched.legs, spec, with_bands=with_bands
+    )
+    rows: list[dict[str, Any]] = [
+        {CENTER_ID: ALL_CENTERS, value: t, "geometry": geom}
+        for t, geom in zip(spec.thresholds, unions, strict=True)
+    ]
+    if searched.per_source is not None:
+        rows += _per_center_rows(net, searched, searched.per_source, ids, spec, progress)
+    out = gpd.GeoDataFrame(
+        rows, geometry="geometry", crs=net.crs, columns=[CENTER_ID, value, "geometry"]
+    )
+    logger.info("returned %d %s for %d centers", len(out), spec.label, ids.size)
+    ts = spec.thresholds
     bands = gpd.GeoDataFrame(
         {
-            MINUTES_FROM: [0.0, *ts[:-1]][: len(band_geoms)],
-            MINUTES_TO: list(ts[: len(band_geoms)]),
+            lower: [0.0, *ts[:-1]][: len(band_geoms)],
+            upper: list(ts[: len(band_geoms)]),
         },
         geometry=gpd.GeoSeries(band_geoms, crs=net.crs),
         crs=net.crs,
