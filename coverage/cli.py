@@ -974,7 +974,12 @@ def _print_summary(out: TextIO, result: ScenarioResult, target: Path) -> None:
     if siting is not None and siting.params.k is not None and siting.k < siting.params.k:
         print(
             f"warning: --new {siting.params.k} asked; {siting.k} sites placed "
-            f"({siting.n_candidates} candidates; the others would cover nobody new)",
+            f"({siting.n_candidates} candidates; "
+            + (
+                "the others would serve nobody more within capacity)"
+                if siting.params.capacitated
+                else "the others would cover nobody new)"
+            ),
             file=out,
         )
     print(f"wrote {target}", file=out)
