@@ -695,7 +695,7 @@ def test_fewer_sites_than_asked_prints_a_warning(tmp_path: Path) -> None:
         share_after=0.9,
         upper_bound_share=0.95,
         n_candidates=3,
-        params=SimpleNamespace(k=1000, minutes=15.0),
+        params=SimpleNamespace(k=1000, minutes=15.0, capacitated=False),
     )
     result = SimpleNamespace(
         audit=SimpleNamespace(population_total=20.0, demand=[1, 2], coverage={"15": stats}),
@@ -704,4 +704,11 @@ def test_fewer_sites_than_asked_prints_a_warning(tmp_path: Path) -> None:
     )
     buf = io.StringIO()
     cli._print_summary(buf, result, tmp_path)  # type: ignore[arg-type]
-    assert "warning: --new 1000 asked; 3 sites placed (3 candidates" in buf.getvalue()
+    text = buf.getvalue()
+    assert "warning: --new 1000 asked; 3 sites placed (3 candidates" in text
+    assert "the others would cover nobody new)" in text
+    # capacitated sites are judged by the residents they serve within capacity
+    siting.params.capacitated = True
+    buf = io.StringIO()
+    cli._print_summary(buf, result, tmp_path)  # type: ignore[arg-type]
+    assert "the others would serve nobody more within capacity)" in buf.getvalue()
