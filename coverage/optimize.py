@@ -24,6 +24,7 @@ import heapq
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -587,7 +588,7 @@ def _run_highs(h: highspy.Highs) -> str:
                 )
                 return RUN_ABANDONED
             return RUN_STOPPED
-    return RUN_STOPPED if stop.is_set() else RUN_DONE
+    return RUN_DONE
 
 
 def _add_free_cols(h: highspy.Highs, cost: FloatArray) -> None:
@@ -707,6 +708,14 @@ def _lagrangian_bound(
     return float(np.maximum(w_open - lam, 0.0).sum() + top.sum()), price
 
 
+def _padded(before: float, value: float) -> float:
+    """Return ``before`` plus an LP ``value``, padded so the bound survives rounding.
+
+    The value is optimal up to the solver's tolerance; the hair added keeps it valid.
+    """
+    return before + value * (1 + 1e-9) + 1e-9
+
+
 def _lp_bound(
     C: sparse.csr_array, w: FloatArray, c0: BoolArray, chosen: IntArray, k: int, budget: TimeBudget
 ) -> float:
@@ -737,24 +746,20 @@ def _lp_bound(
     while True:
         h, _, dem = _mclp_model(sparse.csr_array(C[R]), w, c0, k, integral=False)
         h.setOptionValue("time_limit", budget.remaining_s())
-        if _run_highs(h) != RUN_DONE:
-            logger.info("LP bound stopped on request; using the Lagrangian or submodular bound")
-            if np.isfinite(best_lagrangian):
-                return before + best_lagrangian * (1 + 1e-9) + 1e-9
-            return float("nan")
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        ran = _run_highs(h)
+        if ran != RUN_DONE or h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             logger.warning(
                 "LP bound not solved (%s); using the %s bound",
-                h.modelStatusToString(h.getModelStatus()),
+                "stopped on request"
+                if ran != RUN_DONE
+                else h.modelStatusToString(h.getModelStatus()),
                 "Lagrangian" if np.isfinite(best_lagrangian) else "submodular",
             )
-            if np.isfinite(best_lagrangian):
-                return before + best_lagrangian * (1 + 1e-9) + 1e-9
-            return float("nan")
-        # Optimal LP value up to the solver's tolerance; add a hair so the
-        # bound stays valid under rounding.
+            return (
+                _padded(before, best_lagrangian) if np.isfinite(best_lagrangian) else float("nan")
+            )
         obj = float(h.getInfo().objective_function_value)
-        lp_pop = before + obj * (1 + 1e-9) + 1e-9
+        lp_pop = _padded(before, obj)
         if R.size == n_cand:
             return lp_pop
         duals = np.abs(np.asarray(h.getSolution().row_dual, dtype=np.float64))
@@ -775,7 +780,7 @@ def _lp_bound(
         )
         if not enter.size:
             # lp_pop is the whole LP's optimum; the Lagrangian bound certifies it
-            return min(lp_pop, before + lagrangian * (1 + 1e-9) + 1e-9)
+            return min(lp_pop, _padded(before, lagrangian))
         enter = enter[np.argsort(-excess[enter], kind="stable")[:LP_ADD_CANDIDATES]]
         R = np.union1d(R, enter).astype(np.int64)
 
@@ -870,13 +875,15 @@ def solve_exact(
         _set_warm_start(h, C, dem, warm_start)
     ran = _run_highs(h)
     if ran == RUN_ABANDONED:
-        return _warm_start_result(C, w, c0, warm_start)
+        return _warm_start_result(warm_start, lambda s: covered_population(C, w, s, covered0=c0))
     status = h.getModelStatus()
     status_s = h.modelStatusToString(status)
     chosen = _solved_sites(h, n_cand)
     if chosen is None:
         if ran == RUN_STOPPED:
-            return _warm_start_result(C, w, c0, warm_start)
+            return _warm_start_result(
+                warm_start, lambda s: covered_population(C, w, s, covered0=c0)
+            )
         msg = f"HiGHS found no feasible solution ({status_s}); raise `time_limit_s` or use the greedy method."
         raise SolverError(msg)
     pop = covered_population(C, w, chosen, covered0=c0)
@@ -894,16 +901,19 @@ def solve_exact(
 
 
 def _warm_start_result(
-    C: sparse.csr_array, w: FloatArray, c0: BoolArray, warm_start: ArrayLike | None
+    warm_start: ArrayLike | None, population: Callable[[IntArray], float]
 ) -> ExactResult:
-    """Return the answer of a solve stopped on request before HiGHS could report one: its warm start."""
+    """Return a solve's warm start when a stop came before HiGHS could report an answer.
+
+    ``population`` gives the residents the warm start covers (or serves, capacitated).
+    """
     if warm_start is None:
         msg = "the solve was stopped before HiGHS found a solution; run it again or use the greedy method."
         raise SolverError(msg)
     chosen = np.asarray(warm_start, dtype=np.int64)
     return ExactResult(
         chosen=chosen,
-        population_covered=covered_population(C, w, chosen, covered0=c0),
+        population_covered=population(chosen),
         bound_population=float("inf"),  # nothing proven
         optimal=False,
         status=STATUS_STOPPED,
@@ -967,12 +977,12 @@ def solve_min_sites(
         _set_warm_start(h, C, dem, warm_start)
     ran = _run_highs(h)
     if ran == RUN_ABANDONED:
-        return _warm_start_result(C, w, c0, warm_start)
+        return _warm_start_result(warm_start, lambda s: covered_population(C, w, s, covered0=c0))
     status = h.getModelStatus()
     status_s = h.modelStatusToString(status)
     chosen = _solved_sites(h, n_cand)
     if chosen is None and ran == RUN_STOPPED:
-        return _warm_start_result(C, w, c0, warm_start)
+        return _warm_start_result(warm_start, lambda s: covered_population(C, w, s, covered0=c0))
     if chosen is None:
         msg = f"HiGHS found no set of at most {max_k} sites reaching the target ({status_s}); lower the target share or raise the cap on new sites."
         raise SolverError(msg)
@@ -1734,19 +1744,7 @@ def solve_capacitated_exact(
         _cap_warm_start(h, model, np.asarray(warm_start, dtype=np.int64))
     ran = _run_highs(h)
     if ran == RUN_ABANDONED or (ran == RUN_STOPPED and h.getInfo().primal_solution_status == 0):
-        if warm_start is None:
-            msg = "the solve was stopped before HiGHS found a solution; run it again or use the greedy method."
-            raise SolverError(msg)
-        ws = np.asarray(warm_start, dtype=np.int64)
-        return ExactResult(
-            chosen=ws,
-            population_covered=served_population(model, ws),
-            bound_population=float("inf"),
-            optimal=False,
-            status=STATUS_STOPPED,
-            runtime_s=0.0,
-            stopped=True,
-        )
+        return _warm_start_result(warm_start, lambda s: served_population(model, s))
     status = h.getModelStatus()
     status_s = h.modelStatusToString(status)
     values = np.asarray(h.getSolution().col_value, dtype=np.float64)
@@ -1786,9 +1784,13 @@ def _cap_exact(
     target: float | None,
     options: SolveOptions,
     time_limit_s: float,
-) -> tuple[IntArray, float, ExactResult]:
-    """Run the MIP warm-started from the greedy's ``chosen`` (serving ``served``); keep the better."""
-    if target is not None and served >= target * (1 - 1e-9):
+) -> tuple[IntArray, float, ExactResult, bool]:
+    """Run the MIP warm-started from the greedy's ``chosen`` (serving ``served``); keep the better.
+
+    Returns the choice, its served residents, the MIP's result and whether the greedy was kept.
+    """
+    fewest = target is not None and served >= target * (1 - 1e-9)
+    if fewest:
         res = solve_capacitated_exact(
             model, target_population=target, warm_start=chosen, time_limit_s=time_limit_s
         )
@@ -1800,11 +1802,11 @@ def _cap_exact(
             time_limit_s=time_limit_s,
             mip_rel_gap=options.mip_rel_gap,
         )
-    if target is not None or res.population_covered >= served - 1e-9:
-        return res.chosen, res.population_covered, res
+    if fewest or res.population_covered >= served - 1e-9:
+        return res.chosen, res.population_covered, res, False
     # the MIP stopped (time limit) short of the greedy: keep the greedy
     logger.warning("capacitated MIP stopped short of the greedy (%s); greedy kept", res.status)
-    return chosen, served, res
+    return chosen, served, res, True
 
 
 def best_capacitated_sites(
@@ -1855,10 +1857,10 @@ def best_capacitated_sites(
     budget = budget or TimeBudget.start(options.time_limit_s)
     stopped = cancel_requested()
     if options.exact and model.n_actions and not stopped:
-        picked, served, res = _cap_exact(
+        picked, served, res, kept_greedy = _cap_exact(
             model, chosen, served, target, options, budget.remaining_s()
         )
-        if picked is chosen:
+        if kept_greedy:
             status = f"{res.status}; greedy kept (better than the MIP's incumbent)"
         else:
             chosen, method, optimal, status = picked, METHOD_CAP_EXACT, res.optimal, res.status
@@ -1875,6 +1877,7 @@ def best_capacitated_sites(
         served=after,
         before=before,
         lp=bool(options.lp_bound) and not (stopped or cancel_requested()),
+        time_limit_s=budget.remaining_s(),
     )
     if mip_bound is not None and mip_bound < bound:
         bound, kind = mip_bound, "mip"
