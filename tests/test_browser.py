@@ -579,6 +579,15 @@ def test_walkthrough_end_to_end(app_url: str, browser: Any, tmp_path: Path) -> N
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    console: list[str] = []  # console errors other than the blocked (offline) requests
+    page.on(
+        "console",
+        lambda m: (
+            console.append(m.text)
+            if m.type == "error" and "Failed to load resource" not in m.text
+            else None
+        ),
+    )
     page.goto(app_url)
     map_frame(page)
     walk = Walk(page, shots, errors)
@@ -701,6 +710,16 @@ def test_walkthrough_end_to_end(app_url: str, browser: Any, tmp_path: Path) -> N
     summary = (tmp_path / "summary.csv").read_text(encoding="utf-8-sig")
     assert summary.splitlines()[0].startswith("方案,"), summary  # labelled for the planner
     walk.check("downloads")
+
+    # 9. the speed slider moved on and back to a value already drawn: the map is drawn again
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    slider.press("ArrowLeft")
+    walk.check("speed-on")
+    slider.focus()
+    slider.press("ArrowRight")
+    walk.check("speed-back", "现有党群服务中心")
+    assert not console, console[:5]
     not_tiles = [u for u in outside if not any(h in u for h in TILE_HOSTS)]
     assert not not_tiles, not_tiles[:5]
     context.close()
