@@ -185,8 +185,21 @@ class PopulationFile:
 def _polygon_parts(
     parent: NDArray[np.intp], geoms: NDArray[np.object_], *, min_area_m2: float = 1e-6
 ) -> tuple[NDArray[np.intp], NDArray[np.object_]]:
-    """Explode to single Polygons, dropping non-polygon and empty parts."""
-    parts, idx = shapely.get_parts(geoms, return_index=True)
+    """Explode to single Polygons, dropping non-polygon and empty parts.
+
+    Polygons are their own single part: only the other types go through
+    ``get_parts``, which copies every part (0.7 s for 300,000 buildings).
+    """
+    single = shapely.get_type_id(geoms) == shapely.GeometryType.POLYGON
+    if single.all():
+        parts, idx = np.asarray(geoms, dtype=object), np.arange(geoms.size)
+    else:
+        multi = np.flatnonzero(~single)
+        m_parts, m_idx = shapely.get_parts(geoms[multi], return_index=True)
+        idx = np.concatenate([np.flatnonzero(single), multi[m_idx]])
+        parts = np.concatenate([geoms[single], m_parts])
+        order = np.argsort(idx, kind="stable")
+        idx, parts = idx[order], parts[order]
     keep = (shapely.get_type_id(parts) == shapely.GeometryType.POLYGON) & (
         shapely.area(parts) > min_area_m2
     )
@@ -269,8 +282,9 @@ def split_into_cells(
         shapely.destroy_prepared(big_geoms[fresh])
     pieces = np.full(which.size, None, dtype=object)
     pieces[inside] = boxes[inside]
-    edge = touch & ~inside
-    pieces[edge] = shapely.intersection(owner[edge], boxes[edge])
+    edge = np.flatnonzero(touch & ~inside)
+    near = _without_far_holes(big_geoms, which[edge], boxes[edge], 0.1 * c)
+    pieces[edge] = shapely.intersection(near, boxes[edge])
     pieces = pieces[touch]
     which = which[touch]
     big_parent, big_parts = _polygon_parts(index[big][which], pieces)
@@ -278,6 +292,57 @@ def split_into_cells(
     parts = np.concatenate([small_parts, big_parts])
     order = np.argsort(parent, kind="stable")
     return parent[order], parts[order]
+
+
+def _without_far_holes(
+    geoms: NDArray[np.object_],
+    owner: NDArray[np.intp],
+    boxes: NDArray[np.object_],
+    margin_m: float,
+) -> NDArray[np.object_]:
+    """Return ``geoms[owner]``, each Polygon without the holes farther than ``margin_m`` from its box.
+
+    A compound with its buildings cut out has a dozen holes, and GEOS spends
+    most of an intersection with a cell on the holes (4/5 of 9 s at 100k
+    nodes). A hole whose bounding box stays ``margin_m`` clear of the cell is
+    outside the piece and shares no edge or node with it, so the intersection
+    is the same, coordinate for coordinate: the overlay nodes and labels only
+    what it finds near the cell (GEOS's clipping box is the cell widened by a
+    tenth of its side, ``margin_m`` here, plus the segments that cross it). Other
+    geometry types, and polygons that keep all their holes, pass unchanged.
+    """
+    out = np.array(geoms[owner], dtype=object)
+    holed = (shapely.get_type_id(geoms) == shapely.GeometryType.POLYGON) & (
+        shapely.get_num_interior_rings(geoms) > 0
+    )
+    cells = np.flatnonzero(holed[owner])
+    if cells.size == 0:
+        return out
+    polys = np.flatnonzero(holed)
+    rings, ring_poly = shapely.get_rings(geoms[polys], return_index=True)
+    n_rings = np.bincount(ring_poly, minlength=polys.size)
+    first_ring = np.cumsum(n_rings) - n_rings
+    pos = np.searchsorted(polys, owner[cells])  # each cell's polygon among ``polys``
+    counts = n_rings[pos]
+    cell_of = np.repeat(np.arange(cells.size), counts)
+    local = np.arange(cell_of.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    ring = first_ring[pos][cell_of] + local
+    rb = shapely.bounds(rings)[ring]
+    bb = shapely.bounds(boxes[cells])[cell_of] + np.array(
+        [-margin_m, -margin_m, margin_m, margin_m]
+    )
+    far = (
+        (rb[:, 0] > bb[:, 2])
+        | (rb[:, 2] < bb[:, 0])
+        | (rb[:, 1] > bb[:, 3])
+        | (rb[:, 3] < bb[:, 1])
+    )
+    keep = (local == 0) | ~far  # the shell always
+    rebuilt = np.bincount(cell_of, weights=far & (local > 0), minlength=cells.size) > 0
+    sel = keep & rebuilt[cell_of]
+    if sel.any():
+        shapely.polygons(rings[ring[sel]], indices=cells[cell_of[sel]], out=out)
+    return out
 
 
 def _clamp(

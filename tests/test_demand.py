@@ -13,15 +13,20 @@ import pandas as pd
 import pyproj
 import pytest
 import shapely
+import shapely.affinity
 
 from coverage.coords import wgs84_to_gcj02
 from coverage.demand import (
     COLUMNS,
     PopulationFile,
     PopulationModel,
+    _grouped_unions,
+    _polygon_parts,
+    _without_far_holes,
     demand_units,
     population_from_raster,
     split_into_cells,
+    valid_geometries,
 )
 from coverage.errors import InputError
 
@@ -244,3 +249,117 @@ def test_raster_needs_rasterio(tmp_path, haidian_net, monkeypatch):  # type: ign
     monkeypatch.setitem(sys.modules, "rasterio", None)  # as if the optional extra were absent
     with pytest.raises(InputError, match="install"):
         population_from_raster(tmp_path / "worldpop.tif", haidian_net)
+
+
+# --- exact shortcuts: each gives the bytes of the plain computation ---------------------
+
+
+def _holed_compound(seed: int) -> shapely.Polygon:
+    """A tilted compound at UTM-like coordinates with 60 tilted building holes, some on cell lines."""
+    rng = np.random.default_rng(seed)
+    x0, y0 = 404_000.0 + rng.uniform(0, 1), 3_290_000.0 + rng.uniform(0, 1)
+    shell = [(x0 - 3, y0 + 2), (x0 + 352, y0 - 4), (x0 + 358, y0 + 247), (x0 + 1, y0 + 253)]
+    holes = []
+    for gx in range(10):
+        for gy in range(6):
+            cx, cy = x0 + 20 + gx * 33.3 + rng.uniform(-3, 3), y0 + 20 + gy * 38.1
+            house = shapely.affinity.rotate(shapely.box(cx - 6, cy - 4, cx + 6, cy + 4), 7.0)
+            holes.append(house.exterior.coords)
+    poly = shapely.Polygon(shell, holes)
+    assert poly.is_valid
+    return poly
+
+
+def _plain_split(poly: shapely.Polygon, c: float) -> list[bytes]:
+    """The cell split done the plain way: every cell of the grid against the whole polygon."""
+    x0, y0, x1, y1 = poly.bounds
+    out = []
+    for gy in range(int(np.floor(y0 / c)), int(np.ceil(y1 / c))):
+        for gx in range(int(np.floor(x0 / c)), int(np.ceil(x1 / c))):
+            box = shapely.box(gx * c, gy * c, (gx + 1) * c, (gy + 1) * c)
+            if shapely.contains_properly(poly, box):
+                out.append(box)
+            elif shapely.intersects(poly, box):
+                out.extend(
+                    p
+                    for p in shapely.get_parts(shapely.intersection(poly, box))
+                    if p.geom_type == "Polygon" and p.area > 1e-6
+                )
+    return sorted(shapely.to_wkb(out).tolist())
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_split_of_holed_compound_is_the_plain_intersection(seed):  # type: ignore[no-untyped-def]
+    poly = _holed_compound(seed)
+    parent, pieces = split_into_cells(np.array([poly], dtype=object), 100.0)
+    assert (parent == 0).all()
+    assert sorted(shapely.to_wkb(pieces).tolist()) == _plain_split(poly, 100.0)
+
+
+def test_without_far_holes_drops_only_far_holes():  # type: ignore[no-untyped-def]
+    poly = _holed_compound(4)
+    line = shapely.LineString([(0, 0), (1, 1)])
+    geoms = np.array([poly, line], dtype=object)
+    boxes = shapely.box([404_000.0, 404_200.0, 0.0], 3_290_000.0, [404_100.0, 404_300.0, 1.0],
+                        3_290_100.0)  # fmt: skip
+    owner = np.array([0, 0, 1])
+    near = _without_far_holes(geoms, owner, boxes, 10.0)
+    assert near[2] is line  # not a Polygon: passed unchanged
+    holes = shapely.bounds(np.array(poly.interiors, dtype=object))
+    for k in (0, 1):
+        bx0, by0, bx1, by1 = boxes[k].bounds
+        near_box = ~(
+            (holes[:, 0] > bx1 + 10)
+            | (holes[:, 2] < bx0 - 10)
+            | (holes[:, 1] > by1 + 10)
+            | (holes[:, 3] < by0 - 10)
+        )
+        assert 0 < near_box.sum() < len(holes)
+        assert shapely.get_num_interior_rings(near[k]) == near_box.sum()
+        assert shapely.equals_exact(near[k].exterior, poly.exterior, 0.0)
+        assert shapely.to_wkb(shapely.intersection(near[k], boxes[k])) == shapely.to_wkb(
+            shapely.intersection(poly, boxes[k])
+        )
+
+
+def test_grouped_unions_equal_one_union_per_group():  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(0, 1000, size=(300, 2))
+    geoms = shapely.buffer(shapely.points(xy), rng.uniform(5, 60, size=300), quad_segs=3)
+    group = rng.integers(0, 40, size=300)
+    keys, unions = _grouped_unions(group, geoms)
+    assert keys.tolist() == sorted(set(group.tolist()))
+    for k, u in zip(keys.tolist(), unions, strict=True):
+        assert shapely.to_wkb(u) == shapely.to_wkb(shapely.union_all(geoms[group == k]))
+
+
+def test_valid_geometries_drops_z_and_leaves_the_input():  # type: ignore[no-untyped-def]
+    flat = shapely.box(0, 0, 1, 1)
+    raised = shapely.Polygon([(0, 0, 5), (2, 0, 5), (2, 2, 5), (0, 0, 5)])
+    bow = shapely.Polygon([(0, 0), (1, 1), (1, 0), (0, 1)])  # self-intersecting
+    geoms = np.array([flat, raised, bow], dtype=object)
+    out = valid_geometries(geoms)
+    assert not shapely.has_z(out).any()
+    assert shapely.is_valid(out).all()
+    assert geoms[1] is raised  # the caller's array is untouched
+    assert geoms[2] is bow
+    assert shapely.equals_exact(out[0], flat, 0.0)
+    only_flat = valid_geometries(np.array([flat, bow], dtype=object))
+    assert shapely.to_wkb(only_flat[0]) == shapely.to_wkb(flat)
+
+
+def test_polygon_parts_match_get_parts():  # type: ignore[no-untyped-def]
+    a, b = shapely.box(0, 0, 1, 1), shapely.box(5, 5, 7, 7)
+    multi = shapely.MultiPolygon([shapely.box(2, 2, 3, 3), shapely.box(4, 4, 4.5, 4.5)])
+    mixed = shapely.GeometryCollection(
+        [shapely.box(8, 8, 9, 9), shapely.LineString([(0, 0), (1, 1)])]
+    )
+    geoms = np.array([a, multi, b, mixed, shapely.Polygon()], dtype=object)
+    parent = np.array([10, 11, 12, 13, 14])
+    got_parent, got = _polygon_parts(parent, geoms)
+    parts, idx = shapely.get_parts(geoms, return_index=True)
+    keep = (shapely.get_type_id(parts) == shapely.GeometryType.POLYGON) & (
+        shapely.area(parts) > 1e-6
+    )
+    assert got_parent.tolist() == parent[idx[keep]].tolist() == [10, 11, 11, 12, 13]
+    assert shapely.to_wkb(got).tolist() == shapely.to_wkb(parts[keep]).tolist()
