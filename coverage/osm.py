@@ -96,7 +96,7 @@ _PROLOG_LIMIT_BYTES = 1 << 20
 _EXPANSION = {".bz2": 8.5, ".gz": 7.0, ".pbf": 10.0}
 _MEMORY_PER_XML_BYTE = 25.0
 #: Streaming budget: peak bytes of working memory per walkable-way node reference
-#: and per entity (node, way or area that passes the tag filter), counted while
+#: and per entity (center node, street way or area that passes the tag filter), counted while
 #: reading. A reference is kept as an id, a lon and a lat in Python lists
 #: (~100 bytes), then copied into arrays and the network (~3x); an entity keeps a
 #: row, tags and a geometry. A PBF (or XML) can declare far more of either than
@@ -449,10 +449,6 @@ def _way_pieces(obj: Any) -> tuple[list[_Piece], int]:
     return pieces, missing
 
 
-def _is_residential(tags: Any) -> bool:
-    return tags.get("landuse") == "residential" or tags.get("building") in RESIDENTIAL_BUILDINGS
-
-
 class _Collector:
     """Rows gathered while streaming one OSM file (private to :func:`read_osm`)."""
 
@@ -566,7 +562,8 @@ class _Collector:
 
     def _area(self, obj: Any) -> None:
         tags = obj.tags
-        residential = _is_residential(tags)
+        landuse = tags.get("landuse")  # each tag read once: 300,000 areas in a big city
+        residential = landuse == "residential" or tags.get("building") in RESIDENTIAL_BUILDINGS
         boundary = tags.get("boundary") == "administrative"
         center = _matches(tags, self.center_tags)
         if not (residential or boundary or center):
@@ -581,13 +578,13 @@ class _Collector:
                 {
                     OSM_ID: obj.orig_id(),
                     OSM_TYPE: osm_type,
-                    KIND: "landuse" if tags.get("landuse") == "residential" else "building",
+                    KIND: "landuse" if landuse == "residential" else "building",
                     NAME: tags.get("name"),
                     LEVELS: _parse_levels(tags.get("building:levels")),
                 }
             )
             self.res_wkb.append(geom)
-        level = tags.get("admin_level")
+        level = tags.get("admin_level") if boundary else None
         if boundary and (self.admin_levels is None or level in self.admin_levels):
             self.bnd_rows.append(
                 {OSM_ID: obj.orig_id(), NAME: tags.get("name"), ADMIN_LEVEL: level}
@@ -629,18 +626,35 @@ class _Collector:
         return residential, centers, boundaries
 
 
+def _only_for(filt: Any, entity: Any) -> Any:
+    """Return ``filt`` applied to ``entity`` objects only (the others pass it)."""
+    filt.enable_for(entity)
+    return filt
+
+
 def _stream(
     p: Path, xml: bytearray | None, collector: _Collector
 ) -> tuple[float, float, float, float] | None:
     """Stream ``p`` (or its decompressed ``xml``) through ``collector``; return the header's bounds."""
     keys = collector.center_keys
     source = str(p) if xml is None else osmium.io.FileBuffer(xml, "osm")
+    area_keys = ("landuse", "building", "boundary", *keys)
     processor = (
         osmium.FileProcessor(source)
         .with_locations()
-        .with_areas(osmium.filter.KeyFilter("landuse", "building", "boundary", *keys))
-        .with_filter(osmium.filter.KeyFilter("highway", "landuse", "building", "boundary", *keys))
+        .with_areas(osmium.filter.KeyFilter(*area_keys))
+        .with_filter(osmium.filter.KeyFilter("highway", *area_keys))
     )
+    # Only what the collector keeps reaches Python (half the objects of a city): ways
+    # as streets, areas as land, nodes as centers. The location and area handlers
+    # run before these filters, so buildings still become areas.
+    for wanted, entity in ((("highway",), osmium.osm.WAY), (area_keys, osmium.osm.AREA)):
+        processor.with_filter(_only_for(osmium.filter.KeyFilter(*wanted), entity))
+    kept = osmium.osm.WAY | osmium.osm.AREA  # relations return as areas
+    if keys:
+        processor.with_filter(_only_for(osmium.filter.KeyFilter(*keys), osmium.osm.NODE))
+        kept |= osmium.osm.NODE
+    processor.with_filter(osmium.filter.EntityFilter(kept))
     try:
         box = processor.header.box()
         bounds = (

@@ -379,3 +379,56 @@ def test_huge_prolog_is_refused_after_a_bounded_read(tmp_path: Path) -> None:
     t0 = time.perf_counter()
     _raises(p, "no <osm> root")
     assert time.perf_counter() - t0 < 2.0
+
+
+_FILTER_OSM = """<?xml version="1.0"?>
+<osm version="0.6">
+<node id="1" lat="40.000" lon="116.000"/><node id="2" lat="40.000" lon="116.001"/>
+<node id="3" lat="40.001" lon="116.001"/><node id="4" lat="40.001" lon="116.000"/>
+<node id="5" lat="40.0005" lon="116.0005"><tag k="highway" v="crossing"/></node>
+<node id="6" lat="40.0006" lon="116.0006"><tag k="amenity" v="townhall"/></node>
+<way id="10"><nd ref="1"/><nd ref="2"/><tag k="highway" v="footway"/></way>
+<way id="11"><nd ref="1"/><nd ref="2"/><nd ref="3"/><nd ref="4"/><nd ref="1"/>
+<tag k="building" v="apartments"/><tag k="building:levels" v="9"/></way>
+<way id="12"><nd ref="2"/><nd ref="3"/><tag k="building" v="yes"/></way>
+<way id="13"><nd ref="1"/><nd ref="2"/><nd ref="3"/><nd ref="1"/><tag k="highway" v="pedestrian"/></way>
+<way id="14"><nd ref="3"/><nd ref="4"/></way>
+<way id="15"><nd ref="4"/><nd ref="1"/></way>
+<way id="16"><nd ref="1"/><nd ref="2"/></way>
+<relation id="20"><member type="way" ref="14" role="outer"/><member type="way" ref="15" role="outer"/>
+<member type="way" ref="12" role="outer"/><member type="way" ref="16" role="outer"/>
+<tag k="type" v="multipolygon"/>
+<tag k="landuse" v="residential"/></relation>
+<relation id="21"><member type="node" ref="6" role=""/><tag k="type" v="site"/>
+<tag k="amenity" v="townhall"/></relation>
+</osm>
+"""
+
+
+@pytest.mark.parametrize("center_tags", [None, {}])
+def test_only_kept_objects_reach_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, center_tags: dict[str, tuple[str, ...]] | None
+) -> None:
+    """Street ways, land areas and center nodes reach the collector; buildings still become areas."""
+    from coverage import osm
+
+    p = tmp_path / "filters.osm"
+    p.write_text(_FILTER_OSM, encoding="utf-8")
+    seen: list[tuple[str, int]] = []
+    add = osm._Collector.add
+
+    def spy(self: osm._Collector, obj: object) -> None:
+        seen.append((type(obj).__name__, int(obj.id)))  # type: ignore[attr-defined]
+        add(self, obj)
+
+    monkeypatch.setattr(osm._Collector, "add", spy)
+    kwargs = {} if center_tags is None else {"center_tags": center_tags}
+    extract = read_osm(p, **kwargs)  # type: ignore[arg-type]
+    centers = [("Node", 6)] if center_tags is None else []
+    # streets 10 and 13; areas: way 11 -> 22, relation 20 -> 41 (the closed street 13's
+    # area 26 is no land, the building line 12 no area, the site relation 21 no area)
+    expected = [("Way", 10), ("Way", 13), ("Area", 22), ("Area", 41), *centers]
+    assert sorted(seen) == sorted(expected)
+    assert sorted(extract.residential[OSM_ID].tolist()) == [11, 20]
+    assert extract.residential.set_index(OSM_ID).loc[11, LEVELS] == 9.0
+    assert extract.center_features[OSM_ID].tolist() == ([6] if center_tags is None else [])
