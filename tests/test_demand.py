@@ -334,6 +334,8 @@ def test_grouped_unions_equal_one_union_per_group():  # type: ignore[no-untyped-
     assert keys.tolist() == sorted(set(group.tolist()))
     for k, u in zip(keys.tolist(), unions, strict=True):
         assert shapely.to_wkb(u) == shapely.to_wkb(shapely.union_all(geoms[group == k]))
+    none_keys, none_unions = _grouped_unions(group[:0], geoms[:0])  # no building in any landuse
+    assert none_keys.size == none_unions.size == 0
 
 
 def test_valid_geometries_drops_z_and_leaves_the_input():  # type: ignore[no-untyped-def]
