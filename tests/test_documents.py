@@ -460,3 +460,33 @@ def test_large_shapes_simplified_like_small_ones() -> None:
     assert shapely.is_valid(out[0])
     assert shapely.get_num_coordinates(out[0]) < shapely.get_num_coordinates(ring) / 10
     assert shapely.area(shapely.symmetric_difference(out[0], ring)) < 0.01 * ring.area
+
+
+def test_large_shapes_simplified_ring_by_ring() -> None:
+    # a city-wide union: one shell with thousands of holes, and a part too thin to keep.
+    # Ring-by-ring Douglas-Peucker keeps every hole that has an area, drops what collapses,
+    # and matches GEOS's whole-shape simplification (which repairs validity after) in area.
+    shell = shapely.box(0, 0, 10_000, 10_000).buffer(50, quad_segs=64)
+    holes = [
+        shapely.Point(x, y).buffer(20, quad_segs=8).exterior
+        for x in range(100, 10_000, 200)
+        for y in range(100, 10_000, 200)
+    ]
+    city = shapely.Polygon(shell.exterior, holes)
+    sliver = shapely.box(20_000, 0, 20_001, 3)  # collapses at a 5 m tolerance
+    hole_collapses = shapely.Polygon(
+        shapely.box(30_000, 0, 31_000, 1_000).exterior,
+        [shapely.box(30_500, 500, 30_501, 501).exterior],
+    )
+    geom = shapely.MultiPolygon([city, sliver, hole_collapses])
+    assert shapely.get_num_coordinates(geom) > figure.LARGE_SIMPLIFY_COORDS
+    out = figure._simplified(np.array([geom], dtype=object), 5.0)[0]
+    parts = shapely.get_parts(out)
+    assert len(parts) == 2  # the sliver is gone
+    assert len(parts[0].interiors) == len(holes)  # every 20 m hole survives at 5 m
+    assert len(parts[1].interiors) == 0  # the 1 m hole collapsed
+    reference = shapely.simplify(geom, 5.0, preserve_topology=False)
+    assert abs(out.area - reference.area) < 1e-3 * reference.area
+    assert shapely.get_num_coordinates(out) < shapely.get_num_coordinates(geom) / 2
+    assert figure._simplified(np.array([sliver], dtype=object), 5.0)[0] is not None  # small: GEOS
+    assert figure._rings_simplified(sliver, 5.0) is None
