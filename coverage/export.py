@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import datetime as dt
 import errno
+import hashlib
 import io
 import json
 import logging
@@ -43,7 +44,7 @@ import shapely
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
-from coverage import fileio, i18n
+from coverage import i18n
 from coverage.audit import METERS_TO_NEAREST, AuditParams
 from coverage.capacity import (
     HAS_FLOOR_AREA,
@@ -86,7 +87,7 @@ from coverage.names import (
     threshold_key,
 )
 from coverage.optimize import CAPACITATED_GUARANTEE
-from coverage.outcache import PieceStore, piece_key, source_digest
+from coverage.outcache import PieceStore, column_digest, piece_key
 from coverage.progress import ProgressFn
 from coverage.report import report_html, report_pdf_bytes
 from coverage.scenario import ScenarioResult
@@ -466,19 +467,14 @@ def _column_json(series: pd.Series) -> list[str]:
     return [_value_json(v) for v in _column_values(series)]
 
 
-#: Modules whose source shapes a GeoJSON layer's bytes (their digest is part of its cache key).
-_GEOJSON_SOURCES = (Path(__file__), Path(fileio.__file__))
-
-
 def _layer_key(store: PieceStore, gdf: gpd.GeoDataFrame, props: Sequence[str]) -> str | None:
     """Cache key of a layer: the frame's written columns, geometry and CRS, the writer's code."""
     if store.folder is None:
         return None
     frame = store.digests.frame(gdf, props)
-    code = source_digest(_GEOJSON_SOURCES)
-    if frame is None or code is None:
+    if frame is None:
         return None
-    return piece_key("geojson", {"frame": frame, "decimals": COORD_DECIMALS, "code": code})
+    return piece_key("geojson", {"frame": frame, "decimals": COORD_DECIMALS})
 
 
 def _layer_file(
@@ -1345,17 +1341,17 @@ def output_files(
     files.update(_document_files(result, city, title, lang, documents, store))
     if report:
         step(0.6, "writing report")
-        page = _report(
+        files[REPORT_HTML] = _report_file(
+            store,
             title,
             _report_summary(doc, result, city, documents, lang),
             result,
             lang,
             files.get(MAP_PNG),
         )
-        files[REPORT_HTML] = page.encode("utf-8")
         if documents.pdf:
             step(0.8, "printing report.pdf")
-            pdf = report_pdf_bytes(page)
+            pdf = report_pdf_bytes(files[REPORT_HTML].decode("utf-8"))
             if pdf is None:
                 warnings.warn(
                     "report.pdf was not written: no headless Chromium was found (or it failed). Install Debian's chromium (scripts/install_chromium.sh) and run again, or print report.html to PDF from a browser.",
@@ -1496,6 +1492,89 @@ def _report(
         curve=pd.DataFrame(siting.curve) if siting is not None else None,
         map_image=map_image,
     )
+
+
+def _report_file(
+    store: PieceStore,
+    title: str,
+    doc: Mapping[str, Any],
+    result: ScenarioResult,
+    lang: str,
+    map_image: bytes | None,
+) -> bytes:
+    """``report.html`` (UTF-8), from the output cache when the same report was written before.
+
+    A cached page equals a fresh one but for the random element ids folium gives the map.
+    """
+    key = _report_key(store, title, doc, result, lang, map_image)
+    data = store.read(REPORT_HTML, key)
+    if data is None:
+        data = _report(title, doc, result, lang, map_image).encode("utf-8")
+        store.write(REPORT_HTML, key, data)
+    return data
+
+
+def _report_frames(result: ScenarioResult, store: PieceStore) -> dict[str, str | None] | None:
+    """Digests of every frame the report draws or tabulates (``None``: one cannot be keyed)."""
+    audit, siting, capacity = result.audit, result.siting, result.capacity
+    frames = {
+        "audit_centers": audit.centers,
+        "centers": result.centers,
+        "service_areas": audit.service_areas,
+        "demand": audit.demand,
+        "uncovered": audit.uncovered,
+        "sites": None if siting is None else siting.sites,
+        "capacity": None if capacity is None else capacity.demand,
+    }
+    out: dict[str, str | None] = {}
+    for name, gdf in frames.items():
+        if gdf is not None:
+            digest = store.digests.frame(gdf, [c for c in gdf.columns if c != gdf.geometry.name])
+            if digest is None:
+                return None
+            out[name] = digest
+    if siting is not None:
+        curve = pd.DataFrame(siting.curve)
+        parts = [column_digest(curve[c]) for c in curve.columns]
+        if any(p is None for p in parts):
+            return None
+        head = json.dumps([str(c) for c in curve.columns]).encode()
+        out["curve"] = hashlib.sha256(head + b"".join(p for p in parts if p)).hexdigest()
+    return out
+
+
+def _report_key(
+    store: PieceStore,
+    title: str,
+    doc: Mapping[str, Any],
+    result: ScenarioResult,
+    lang: str,
+    map_image: bytes | None,
+) -> str | None:
+    """Cache key of ``report.html``: the summary shown, every frame drawn, the texts, the date, the map image."""
+    if store.folder is None:
+        return None
+    frames = _report_frames(result, store)
+    try:
+        summary = json.dumps(doc, sort_keys=True, ensure_ascii=True, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    if frames is None:
+        return None
+    capacity = result.capacity
+    parts = {
+        "title": title,
+        "lang": lang,
+        "date": dt.datetime.now(dt.UTC).date().isoformat(),  # the report's default date
+        "summary": hashlib.sha256(summary.encode()).hexdigest(),
+        "frames": frames,
+        "map_image": None if map_image is None else hashlib.sha256(map_image).hexdigest(),
+        "thresholds_min": [float(t) for t in result.audit.params.thresholds_min],
+        "standard_m2": None
+        if capacity is None
+        else float(capacity.params.standard_m2_per_100_households),
+    }
+    return piece_key("report", parts)
 
 
 # --- atomic folder swap ------------------------------------------------------------------

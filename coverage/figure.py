@@ -42,13 +42,12 @@ from matplotlib.patches import Patch, PathPatch, Rectangle
 from matplotlib.path import Path as MplPath
 from numpy.typing import NDArray
 
-from coverage import i18n
 from coverage.errors import InputError
 from coverage.i18n import t
 from coverage.inputs import CityData
 from coverage.isochrones import ALL_CENTERS
 from coverage.network import WalkNetwork
-from coverage.outcache import FrameDigests, piece_key, source_digest
+from coverage.outcache import FrameDigests, piece_key
 from coverage.scenario import ScenarioResult
 
 logger = logging.getLogger(__name__)
@@ -628,12 +627,9 @@ def map_pdf_bytes(fig: Figure) -> bytes:
 
 # --- the output cache's key -------------------------------------------------------------
 
-#: Modules whose source shapes the figure (their digest is part of its cache key).
-_FIGURE_SOURCES = (Path(__file__), Path(i18n.__file__))
-
 
 def _drawing_setup() -> dict[str, str]:
-    """Return what besides the layers shapes the drawn bytes: matplotlib, its settings, the CJK font."""
+    """Return what besides the layers and the code shapes the drawn bytes: matplotlib's settings, the CJK font."""
     rc = matplotlib.rcParams
     settings = repr([(k, repr(rc[k])) for k in sorted(rc.keys()) if k != "backend"])
     font = _cjk_font_file()
@@ -642,7 +638,6 @@ def _drawing_setup() -> dict[str, str]:
         with contextlib.suppress(OSError):
             font_digest = hashlib.sha256(Path(font).read_bytes()).hexdigest()
     return {
-        "matplotlib": matplotlib.__version__,
         "rc": hashlib.sha256(settings.encode()).hexdigest(),
         "font": f"{font}:{font_digest}",
     }
@@ -695,8 +690,8 @@ def figure_key(
 
     It holds everything drawn: the network's nodes and edges, every column and
     geometry of the area layers, the stations, the texts (title, language, date,
-    parameters, attribution), the size, and what draws them (this module's and the
-    label table's source, matplotlib's version and settings, the CJK font file).
+    parameters, attribution), the size, and what draws them (matplotlib's settings and
+    the CJK font file; the package's code and the libraries' versions are in every key).
 
     Returns
     -------
@@ -705,11 +700,9 @@ def figure_key(
         keyed exactly (the figure is then drawn, not cached).
     """
     frames = _frames_digest(layers, digests)
-    code = source_digest(_FIGURE_SOURCES)
-    if frames is None or code is None:
+    if frames is None:
         return None
     parts = {
-        "code": code,
         "setup": _drawing_setup(),
         "spec": asdict(spec),
         "title": title,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -61,33 +62,69 @@ def library_versions() -> dict[str, str]:
         "geos": shapely.geos_version_string,
         "pyproj": pyproj.__version__,
         "proj": pyproj.proj_version_str,
+        **{name: _version(name) for name in ("matplotlib", "folium", "branca", "jinja2")},
     }
 
 
-def source_digest(paths: Sequence[Path | str]) -> str | None:
-    """SHA-256 of the source files of the modules that make a piece (``None``: one is unreadable)."""
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+#: The package whose code makes the pieces: its sources and vendored files are in every key.
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def package_digest(root: Path = PACKAGE_DIR) -> str | None:
+    """SHA-256 of every module and vendored file of the package (``None``: one is unreadable).
+
+    Part of every key, so a piece made by other code is never reused; a few
+    milliseconds per call. A process keeps the code it imported: a long-running one
+    (the app) whose files are replaced on disk keys with the new files' digest.
+    """
     digest = hashlib.sha256()
     try:
-        for path in paths:
-            data = Path(path).read_bytes()
-            digest.update(struct.pack("<Q", len(data)))
+        files = sorted(
+            p
+            for p in root.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        )
+        for path in files:
+            data = path.read_bytes()
+            name = path.relative_to(root).as_posix().encode()
+            digest.update(struct.pack("<QQ", len(name), len(data)) + name)
             digest.update(data)
     except OSError:
         return None
     return digest.hexdigest()
 
 
-def piece_key(kind: str, parts: Mapping[str, Any]) -> str:
+def piece_key(kind: str, parts: Mapping[str, Any]) -> str | None:
     """Key of the ``kind`` piece made from ``parts`` (JSON-ready digests and values).
 
     Returns
     -------
-    str
-        32 hex digits of the SHA-256 of ``kind``, ``parts``, :data:`PIECE_VERSION`
-        and :func:`library_versions`.
+    str or None
+        32 hex digits of the SHA-256 of ``kind``, ``parts``, :data:`PIECE_VERSION`,
+        :func:`library_versions` and :func:`package_digest`; ``None`` when the
+        package cannot be read or ``parts`` is not JSON (nothing is then cached).
     """
-    doc = {"kind": kind, "version": PIECE_VERSION, "libraries": library_versions(), **parts}
-    blob = json.dumps(doc, sort_keys=True, ensure_ascii=True, allow_nan=False).encode()
+    code = package_digest()
+    if code is None:
+        return None
+    doc = {
+        "kind": kind,
+        "version": PIECE_VERSION,
+        "libraries": library_versions(),
+        "code": code,
+        **parts,
+    }
+    try:
+        blob = json.dumps(doc, sort_keys=True, ensure_ascii=True, allow_nan=False).encode()
+    except (TypeError, ValueError):
+        return None
     return hashlib.sha256(blob).hexdigest()[:32]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -385,3 +386,30 @@ def test_refreshed_pdf_equals_a_fresh_drawing(
     differ = [i for i, (a, b) in enumerate(zip(local, now, strict=True)) if a != b]
     at = now.rfind(b"/CreationDate (") + len(b"/CreationDate (")
     assert all(at <= i < at + 17 for i in differ)  # at most the seconds of the date
+
+
+def _folium_ids_masked(page: bytes) -> bytes:
+    """``report.html`` without the random element ids folium gives each map object."""
+    return re.sub(rb"[0-9a-f]{32}", b"ID", page)
+
+
+@pytest.mark.figure
+def test_report_hit_equals_a_fresh_report(haidian: Any, tmp_path: Path) -> None:
+    city, base, closed = haidian
+    documents = export.Documents(workbook=False, figure=None, cache_dir=tmp_path)
+    plain = export.output_files(base, city, documents=replace(documents, cache_dir=None))
+    miss = export.output_files(base, city, documents=documents)
+    hit = export.output_files(base, city, documents=documents)
+    page = _folium_ids_masked(plain[export.REPORT_HTML])
+    assert _folium_ids_masked(miss[export.REPORT_HTML]) == page
+    assert _folium_ids_masked(hit[export.REPORT_HTML]) == page
+    assert hit[export.REPORT_HTML] == miss[export.REPORT_HTML]  # the kept page itself
+    for changed, kw in ((closed, {}), (base, {"lang": "en"}), (base, {"title": "别的"})):
+        fresh = export.output_files(
+            changed, city, documents=replace(documents, cache_dir=None), **kw
+        )
+        got = export.output_files(changed, city, documents=documents, **kw)
+        assert _folium_ids_masked(got[export.REPORT_HTML]) == _folium_ids_masked(
+            fresh[export.REPORT_HTML]
+        )
+        assert _folium_ids_masked(got[export.REPORT_HTML]) != page
