@@ -487,11 +487,10 @@ def _layer_file(
     what: str,
 ) -> bytes:
     """:func:`geojson_bytes`, from the output cache when the same layer was written before."""
-    props = _layer_props(gdf, columns, optional, what)
-    key = _layer_key(store, gdf, props)
+    key = _layer_key(store, gdf, _layer_props(gdf, columns, optional, what))
     data = store.read(name, key)
     if data is None:
-        data = _layer_bytes(gdf, props, what)
+        data = geojson_bytes(gdf, columns, optional=optional, what=what)
         store.write(name, key, data)
     return data
 
