@@ -166,7 +166,7 @@ def column_digest(series: pd.Series) -> bytes | None:
 
 
 class FrameDigests:
-    """Digests of frames, each geometry hashed once while this object lives (one output build).
+    """Digests of frames, each geometry and column hashed once while this object lives (one output build).
 
     A frame is remembered by identity and held, so its id cannot be reused for
     another frame; build one per output and drop it after.
@@ -174,6 +174,7 @@ class FrameDigests:
 
     def __init__(self) -> None:
         self._geometry: dict[int, tuple[gpd.GeoDataFrame, bytes]] = {}
+        self._columns: dict[tuple[int, str], tuple[gpd.GeoDataFrame, bytes | None]] = {}
 
     def geometry(self, gdf: gpd.GeoDataFrame) -> bytes:
         """SHA-256 of ``gdf``'s active geometry (:func:`geometry_digest`)."""
@@ -183,6 +184,13 @@ class FrameDigests:
             self._geometry[id(gdf)] = kept
         return kept[1]
 
+    def _column(self, gdf: gpd.GeoDataFrame, column: str) -> bytes | None:
+        kept = self._columns.get((id(gdf), column))
+        if kept is None or kept[0] is not gdf:
+            kept = (gdf, column_digest(gdf[column]))
+            self._columns[(id(gdf), column)] = kept
+        return kept[1]
+
     def frame(self, gdf: gpd.GeoDataFrame, columns: Sequence[str]) -> str | None:
         """Digest of ``gdf``'s ``columns`` (names, dtypes, values), geometry and CRS; ``None``: unkeyable."""
         digest = hashlib.sha256()
@@ -190,7 +198,7 @@ class FrameDigests:
         head = {"columns": [str(c) for c in columns], "crs": crs, "rows": len(gdf)}
         digest.update(json.dumps(head, ensure_ascii=True).encode() + b"\0")
         for c in columns:
-            part = column_digest(gdf[c])
+            part = self._column(gdf, c)
             if part is None:
                 return None
             digest.update(part)

@@ -413,3 +413,18 @@ def test_report_hit_equals_a_fresh_report(haidian: Any, tmp_path: Path) -> None:
             fresh[export.REPORT_HTML]
         )
         assert _folium_ids_masked(got[export.REPORT_HTML]) != page
+
+
+def test_frame_digests_remember_per_frame_never_across() -> None:
+    digests = outcache.FrameDigests()
+    a = _frame([1.0, 2.0], ["a", "b"])
+    same = _frame([1.0, 2.0], ["a", "b"])
+    other = _frame([1.0, 2.0], ["a", "B"])
+    first = digests.frame(a, ["value", "name"])
+    assert first is not None
+    assert digests.frame(a, ["value", "name"]) == first
+    assert digests.frame(same, ["value", "name"]) == first
+    assert outcache.FrameDigests().frame(a, ["value", "name"]) == first
+    assert digests.frame(other, ["value", "name"]) != first
+    assert digests.frame(a, ["value"]) != first
+    assert digests.frame(a.set_crs("EPSG:32651", allow_override=True), ["value", "name"]) != first
