@@ -468,7 +468,7 @@ def _column_json(series: pd.Series) -> list[str]:
 
 
 def _layer_key(store: PieceStore, gdf: gpd.GeoDataFrame, props: Sequence[str]) -> str | None:
-    """Cache key of a layer: the frame's written columns, geometry and CRS, the writer's code."""
+    """Cache key of a layer: the frame's written columns, its geometry and CRS (and, in every key, the code)."""
     if store.folder is None:
         return None
     frame = store.digests.frame(gdf, props)
@@ -1199,8 +1199,8 @@ class Documents:
         Where the stations come from, for the figure and the report (default: from
         the centers' ``source``).
     cache_dir
-        Keep the finished GeoJSON layers, ``map.png`` and ``map.pdf`` in this folder
-        and reuse them when the same bytes are asked for again (:mod:`coverage.outcache`:
+        Keep the finished GeoJSON layers, ``map.png``, ``map.pdf`` and ``report.html`` in
+        this folder and reuse them when the same files are asked for again (:mod:`coverage.outcache`:
         keyed by content, so a changed input never reuses a stale file); ``None``:
         build every file (the default; :func:`coverage.pipeline.write` passes the
         city's cache folder).

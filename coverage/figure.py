@@ -14,6 +14,10 @@ to :attr:`FigureSpec.simplify_m` before drawing (shapes above :data:`LARGE_SIMPL
 coordinates without topology preservation); each polygon layer and the streets are drawn as
 one path each, so the PNG and PDF writers handle a handful of paths, not one per shape. The figure is a :class:`matplotlib.figure.Figure`
 built without ``pyplot`` (no global state; safe in the app's threads).
+
+For the output cache (:mod:`coverage.outcache`), :func:`figure_key` names everything a
+figure is drawn from, and :func:`pdf_with_creation_date` gives a kept ``map.pdf`` the
+creation date a fresh drawing would have.
 """
 
 from __future__ import annotations
