@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import datetime as dt
 import errno
+import hashlib
 import io
 import json
 import logging
@@ -61,11 +63,14 @@ from coverage.capacity import (
 from coverage.centers import FLOOR_AREA_M2
 from coverage.errors import InputError
 from coverage.figure import (
+    FigureLayers,
     FigureSpec,
+    figure_key,
     figure_layers,
     map_figure,
     map_pdf_bytes,
     map_png_bytes,
+    pdf_with_creation_date,
     source_label,
     stations_source,
 )
@@ -82,6 +87,7 @@ from coverage.names import (
     threshold_key,
 )
 from coverage.optimize import CAPACITATED_GUARANTEE
+from coverage.outcache import PieceStore, column_digest, piece_key
 from coverage.progress import ProgressFn
 from coverage.report import report_html, report_pdf_bytes
 from coverage.scenario import ScenarioResult
@@ -399,18 +405,28 @@ def geojson_bytes(
     InputError
         A missing contract column, or no CRS.
     """
+    return _layer_bytes(gdf, _layer_props(gdf, columns, optional, what), what)
+
+
+def _layer_props(
+    gdf: gpd.GeoDataFrame, columns: Sequence[str] | None, optional: Sequence[str], what: str
+) -> list[str]:
+    """Return the properties :func:`geojson_bytes` writes, in order (a missing contract column raises)."""
     if not isinstance(gdf, gpd.GeoDataFrame):
         msg = f"`{what}` must be a GeoDataFrame; got {type(gdf).__name__}."
         raise InputError(msg)
     geom_name = gdf.geometry.name
     if columns is None:
-        props = [c for c in gdf.columns if c != geom_name]
-    else:
-        missing = [c for c in columns if c not in gdf.columns]
-        if missing:
-            msg = f"`{what}` lacks the contract column(s) {missing}; build it with the coverage library (see docs/ARCHITECTURE.md)."
-            raise InputError(msg)
-        props = list(columns) + [c for c in optional if c in gdf.columns and c not in columns]
+        return [c for c in gdf.columns if c != geom_name]
+    missing = [c for c in columns if c not in gdf.columns]
+    if missing:
+        msg = f"`{what}` lacks the contract column(s) {missing}; build it with the coverage library (see docs/ARCHITECTURE.md)."
+        raise InputError(msg)
+    return list(columns) + [c for c in optional if c in gdf.columns and c not in columns]
+
+
+def _layer_bytes(gdf: gpd.GeoDataFrame, props: Sequence[str], what: str) -> bytes:
+    """Return the FeatureCollection of ``props`` and the geometry of ``gdf`` (see :func:`geojson_bytes`)."""
     wgs = _to_wgs84(gdf, what)
     columns_json = [_column_json(wgs[c]) for c in props]
     geoms = _geometry_json(wgs.geometry.values)
@@ -449,6 +465,34 @@ def _column_json(series: pd.Series) -> list[str]:
     if isinstance(dtype, np.dtype) and dtype.kind in "iu":  # numpy integers: never missing
         return list(map(int.__repr__, series.to_numpy().tolist()))
     return [_value_json(v) for v in _column_values(series)]
+
+
+def _layer_key(store: PieceStore, gdf: gpd.GeoDataFrame, props: Sequence[str]) -> str | None:
+    """Cache key of a layer: the frame's written columns, its geometry and CRS (and, in every key, the code)."""
+    if store.folder is None:
+        return None
+    frame = store.digests.frame(gdf, props)
+    if frame is None:
+        return None
+    return piece_key("geojson", {"frame": frame, "decimals": COORD_DECIMALS})
+
+
+def _layer_file(
+    store: PieceStore,
+    name: str,
+    gdf: gpd.GeoDataFrame,
+    columns: Sequence[str],
+    *,
+    optional: Sequence[str] = (),
+    what: str,
+) -> bytes:
+    """:func:`geojson_bytes`, from the output cache when the same layer was written before."""
+    key = _layer_key(store, gdf, _layer_props(gdf, columns, optional, what))
+    data = store.read(name, key)
+    if data is None:
+        data = geojson_bytes(gdf, columns, optional=optional, what=what)
+        store.write(name, key, data)
+    return data
 
 
 # --- tables ---------------------------------------------------------------------------
@@ -1154,6 +1198,12 @@ class Documents:
     stations_source
         Where the stations come from, for the figure and the report (default: from
         the centers' ``source``).
+    cache_dir
+        Keep the finished GeoJSON layers, ``map.png``, ``map.pdf`` and ``report.html`` in
+        this folder and reuse them when the same files are asked for again (:mod:`coverage.outcache`:
+        keyed by content, so a changed input never reuses a stale file); ``None``:
+        build every file (the default; :func:`coverage.pipeline.write` passes the
+        city's cache folder).
     """
 
     workbook: bool = True
@@ -1161,6 +1211,7 @@ class Documents:
     pdf: bool = False
     comparison: pd.DataFrame | None = None
     stations_source: str = ""
+    cache_dir: Path | None = None
 
 
 #: What :func:`output_files` writes by default.
@@ -1247,9 +1298,13 @@ def output_files(
     if capacity is not None and len(capacity.centers) == len(centers_now):
         audited_centers = capacity.centers
     doc = summary_dict(result, city, extra=extra)
+    documents = DEFAULT_DOCUMENTS if documents is None else documents
+    store = PieceStore(None if documents.cache_dir is None else Path(documents.cache_dir))
     files: dict[str, bytes] = {}
     step(0.0, "writing centers")
-    files[CENTERS_GEOJSON] = geojson_bytes(
+    files[CENTERS_GEOJSON] = _layer_file(
+        store,
+        CENTERS_GEOJSON,
         audited_centers,
         ["center_id"],
         optional=[*CENTER_COLUMNS[1:], "population_nearest", *CAPACITY_CENTER_COLUMNS],
@@ -1257,16 +1312,23 @@ def output_files(
     )
     files[CENTERS_CSV] = csv_bytes(centers_table(audited_centers))
     step(0.1, "writing service areas")
-    files[SERVICE_AREAS_GEOJSON] = geojson_bytes(
-        _service_areas(audit), SERVICE_AREA_COLUMNS, optional=["meters"], what="service_areas"
+    files[SERVICE_AREAS_GEOJSON] = _layer_file(
+        store,
+        SERVICE_AREAS_GEOJSON,
+        _service_areas(audit),
+        SERVICE_AREA_COLUMNS,
+        optional=["meters"],
+        what="service_areas",
     )
     step(0.3, "writing demand")
     demand, demand_cols = _demand_frame(audit, siting, capacity)
-    files[DEMAND_GEOJSON] = geojson_bytes(
-        demand, demand_cols, optional=DEMAND_EXTRA_COLUMNS, what="demand"
+    files[DEMAND_GEOJSON] = _layer_file(
+        store, DEMAND_GEOJSON, demand, demand_cols, optional=DEMAND_EXTRA_COLUMNS, what="demand"
     )
     step(0.5, "writing uncovered areas")
-    files[UNCOVERED_GEOJSON] = geojson_bytes(
+    files[UNCOVERED_GEOJSON] = _layer_file(
+        store,
+        UNCOVERED_GEOJSON,
         _with_distances(audit.uncovered, getattr(audit, "distance_uncovered", None)),
         UNCOVERED_COLUMNS,
         optional=["meters"],
@@ -1274,22 +1336,21 @@ def output_files(
     )
     files.update(_table_files(result))
     files[SUMMARY_CSV] = summary_csv_bytes(audit, scenario=_scenario_name(extra))
-    documents = DEFAULT_DOCUMENTS if documents is None else documents
     step(0.55, "writing documents")
-    files.update(_document_files(result, city, title, lang, documents))
+    files.update(_document_files(result, city, title, lang, documents, store))
     if report:
         step(0.6, "writing report")
-        page = _report(
+        files[REPORT_HTML] = _report_file(
+            store,
             title,
             _report_summary(doc, result, city, documents, lang),
             result,
             lang,
             files.get(MAP_PNG),
         )
-        files[REPORT_HTML] = page.encode("utf-8")
         if documents.pdf:
             step(0.8, "printing report.pdf")
-            pdf = report_pdf_bytes(page)
+            pdf = report_pdf_bytes(files[REPORT_HTML].decode("utf-8"))
             if pdf is None:
                 warnings.warn(
                     "report.pdf was not written: no headless Chromium was found (or it failed). Install Debian's chromium (scripts/install_chromium.sh) and run again, or print report.html to PDF from a browser.",
@@ -1334,7 +1395,12 @@ def _table_files(result: ScenarioResult) -> dict[str, bytes]:
 
 
 def _document_files(
-    result: ScenarioResult, city: CityData, title: str, lang: str, documents: Documents
+    result: ScenarioResult,
+    city: CityData,
+    title: str,
+    lang: str,
+    documents: Documents,
+    store: PieceStore,
 ) -> dict[str, bytes]:
     """``tables.xlsx``, ``map.png`` and ``map.pdf`` as asked by ``documents``."""
     files: dict[str, bytes] = {}
@@ -1343,9 +1409,32 @@ def _document_files(
         files[TABLES_XLSX] = workbook_bytes(sheets)
     if documents.figure is not None:
         layers = figure_layers(result, city, source=documents.stations_source)
-        fig = map_figure(layers, title=title, lang=lang, spec=documents.figure)
-        files[MAP_PNG] = map_png_bytes(fig)
-        files[MAP_PDF] = map_pdf_bytes(fig)
+        files.update(_figure_files(layers, title, lang, documents.figure, store))
+    return files
+
+
+def _figure_files(
+    layers: FigureLayers, title: str, lang: str, spec: FigureSpec, store: PieceStore
+) -> dict[str, bytes]:
+    """``map.png`` and ``map.pdf``, from the output cache when the same figure was drawn before.
+
+    A cached ``map.pdf`` gets the creation date a fresh one would have (the only
+    bytes a new drawing of the same figure changes).
+    """
+    date = dt.datetime.now(dt.UTC).date()
+    key = None
+    if store.folder is not None:
+        key = figure_key(
+            layers, title=title, lang=lang, spec=spec, date=date, digests=store.digests
+        )
+    png, pdf = store.read(MAP_PNG, key), store.read(MAP_PDF, key)
+    fresh_pdf = None if pdf is None else pdf_with_creation_date(pdf)
+    if png is not None and fresh_pdf is not None:
+        return {MAP_PNG: png, MAP_PDF: fresh_pdf}
+    fig = map_figure(layers, title=title, lang=lang, spec=spec, date=date)
+    files = {MAP_PNG: map_png_bytes(fig), MAP_PDF: map_pdf_bytes(fig)}
+    for name, data in files.items():
+        store.write(name, key, data)
     return files
 
 
@@ -1402,6 +1491,89 @@ def _report(
         curve=pd.DataFrame(siting.curve) if siting is not None else None,
         map_image=map_image,
     )
+
+
+def _report_file(
+    store: PieceStore,
+    title: str,
+    doc: Mapping[str, Any],
+    result: ScenarioResult,
+    lang: str,
+    map_image: bytes | None,
+) -> bytes:
+    """``report.html`` (UTF-8), from the output cache when the same report was written before.
+
+    A cached page equals a fresh one but for the random element ids folium gives the map.
+    """
+    key = _report_key(store, title, doc, result, lang, map_image)
+    data = store.read(REPORT_HTML, key)
+    if data is None:
+        data = _report(title, doc, result, lang, map_image).encode("utf-8")
+        store.write(REPORT_HTML, key, data)
+    return data
+
+
+def _report_frames(result: ScenarioResult, store: PieceStore) -> dict[str, str | None] | None:
+    """Digests of every frame the report draws or tabulates (``None``: one cannot be keyed)."""
+    audit, siting, capacity = result.audit, result.siting, result.capacity
+    frames = {
+        "audit_centers": audit.centers,
+        "centers": result.centers,
+        "service_areas": audit.service_areas,
+        "demand": audit.demand,
+        "uncovered": audit.uncovered,
+        "sites": None if siting is None else siting.sites,
+        "capacity": None if capacity is None else capacity.demand,
+    }
+    out: dict[str, str | None] = {}
+    for name, gdf in frames.items():
+        if gdf is not None:
+            digest = store.digests.frame(gdf, [c for c in gdf.columns if c != gdf.geometry.name])
+            if digest is None:
+                return None
+            out[name] = digest
+    if siting is not None:
+        curve = pd.DataFrame(siting.curve)
+        parts = [column_digest(curve[c]) for c in curve.columns]
+        if any(p is None for p in parts):
+            return None
+        head = json.dumps([str(c) for c in curve.columns]).encode()
+        out["curve"] = hashlib.sha256(head + b"".join(p for p in parts if p)).hexdigest()
+    return out
+
+
+def _report_key(
+    store: PieceStore,
+    title: str,
+    doc: Mapping[str, Any],
+    result: ScenarioResult,
+    lang: str,
+    map_image: bytes | None,
+) -> str | None:
+    """Cache key of ``report.html``: the summary shown, every frame drawn, the texts, the date, the map image."""
+    if store.folder is None:
+        return None
+    frames = _report_frames(result, store)
+    try:
+        summary = json.dumps(doc, sort_keys=True, ensure_ascii=True, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    if frames is None:
+        return None
+    capacity = result.capacity
+    parts = {
+        "title": title,
+        "lang": lang,
+        "date": dt.datetime.now(dt.UTC).date().isoformat(),  # the report's default date
+        "summary": hashlib.sha256(summary.encode()).hexdigest(),
+        "frames": frames,
+        "map_image": None if map_image is None else hashlib.sha256(map_image).hexdigest(),
+        "thresholds_min": [float(t) for t in result.audit.params.thresholds_min],
+        "standard_m2": None
+        if capacity is None
+        else float(capacity.params.standard_m2_per_100_households),
+    }
+    return piece_key("report", parts)
 
 
 # --- atomic folder swap ------------------------------------------------------------------

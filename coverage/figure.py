@@ -14,19 +14,28 @@ to :attr:`FigureSpec.simplify_m` before drawing (shapes above :data:`LARGE_SIMPL
 coordinates ring by ring, without topology preservation); each polygon layer and the streets are drawn as
 one path each, so the PNG and PDF writers handle a handful of paths, not one per shape. The figure is a :class:`matplotlib.figure.Figure`
 built without ``pyplot`` (no global state; safe in the app's threads).
+
+For the output cache (:mod:`coverage.outcache`), :func:`figure_key` names everything a
+figure is drawn from, and :func:`pdf_with_creation_date` gives a kept ``map.pdf`` the
+creation date a fresh drawing would have.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import io
 import logging
+import os
+import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import matplotlib
 import numpy as np
 import shapely
 from matplotlib import font_manager
@@ -42,6 +51,7 @@ from coverage.i18n import t
 from coverage.inputs import CityData
 from coverage.isochrones import ALL_CENTERS
 from coverage.network import WalkNetwork
+from coverage.outcache import FrameDigests, piece_key
 from coverage.scenario import ScenarioResult
 
 logger = logging.getLogger(__name__)
@@ -51,10 +61,12 @@ __all__ = [
     "FigureLayers",
     "FigureSpec",
     "cjk_font",
+    "figure_key",
     "figure_layers",
     "map_figure",
     "map_pdf_bytes",
     "map_png_bytes",
+    "pdf_with_creation_date",
     "source_label",
     "stations_source",
 ]
@@ -180,21 +192,30 @@ def cjk_font() -> font_manager.FontProperties | None:
         The first of :data:`CJK_FONT_FILES` that exists, else the first of
         :data:`CJK_FONT_FAMILIES` matplotlib knows.
     """
-    for path in CJK_FONT_FILES:
-        if path.is_file():
-            return font_manager.FontProperties(fname=str(path))
-    for family in CJK_FONT_FAMILIES:
-        try:
-            found = font_manager.findfont(
-                font_manager.FontProperties(family=family), fallback_to_default=False
-            )
-        except ValueError:
-            continue
+    found = _cjk_font_file()
+    if found is not None:
         return font_manager.FontProperties(fname=found)
     warnings.warn(
         "No Chinese font found for map.png/map.pdf; Chinese labels will show as boxes. Install one: `apt-get install fonts-wqy-microhei` (or run scripts/install_chromium.sh).",
         stacklevel=2,
     )
+    return None
+
+
+def _cjk_font_file() -> str | None:
+    """Return the file of :func:`cjk_font` (``None``: no Chinese font), looked up without a warning."""
+    for path in CJK_FONT_FILES:
+        if path.is_file():
+            return str(path)
+    for family in CJK_FONT_FAMILIES:
+        try:
+            return str(
+                font_manager.findfont(
+                    font_manager.FontProperties(family=family), fallback_to_default=False
+                )
+            )
+        except ValueError:
+            continue
     return None
 
 
@@ -650,3 +671,142 @@ def map_png_bytes(fig: Figure) -> bytes:
 def map_pdf_bytes(fig: Figure) -> bytes:
     """Return the figure as a one-page vector PDF with the fonts embedded (``map.pdf``)."""
     return _save(fig, "pdf")
+
+
+# --- the output cache's key -------------------------------------------------------------
+
+
+def _drawing_setup() -> dict[str, str]:
+    """Return what besides the layers and the code shapes the drawn bytes: matplotlib's settings, the CJK font."""
+    rc = matplotlib.rcParams
+    settings = repr([(k, repr(rc[k])) for k in sorted(rc.keys()) if k != "backend"])
+    font = _cjk_font_file()
+    font_digest = ""
+    if font is not None:
+        with contextlib.suppress(OSError):
+            font_digest = hashlib.sha256(Path(font).read_bytes()).hexdigest()
+    return {
+        "rc": hashlib.sha256(settings.encode()).hexdigest(),
+        "font": f"{font}:{font_digest}",
+    }
+
+
+def _network_digest(net: WalkNetwork) -> str:
+    """SHA-256 of what the figure takes from the network: node positions, edges and their lengths."""
+    digest = hashlib.sha256()
+    for arr in (net.node_x, net.node_y, net.edge_u, net.edge_v, net.edge_length_m):
+        a = np.ascontiguousarray(arr)
+        digest.update(f"{a.dtype.str}:{a.size};".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def _frames_digest(
+    layers: FigureLayers, digests: FrameDigests
+) -> dict[str, str | dict[str, str | None] | None] | None:
+    """Digests of the layers' frames (every column and the geometry); ``None`` when one cannot be keyed."""
+    frames = {
+        "service_areas": layers.service_areas,
+        "uncovered": layers.uncovered,
+        "distance_areas": layers.distance_areas,
+        "distance_uncovered": layers.distance_uncovered,
+    }
+    out: dict[str, str | dict[str, str | None] | None] = {}
+    for name, gdf in frames.items():
+        if gdf is None:
+            out[name] = None
+            continue
+        columns = [c for c in gdf.columns if c != gdf.geometry.name]
+        out[name] = digests.frame(gdf, columns)
+        if out[name] is None:
+            return None
+    stations = {state: digests.frame(gdf, []) for state, gdf in layers.stations.items()}
+    out["stations"] = dict(stations)
+    return out
+
+
+def figure_key(
+    layers: FigureLayers,
+    *,
+    title: str,
+    lang: str,
+    spec: FigureSpec,
+    date: dt.date,
+    digests: FrameDigests,
+) -> str | None:
+    """Key of the figure :func:`map_figure` draws from these arguments, for the output cache.
+
+    It holds everything drawn: the network's nodes and edges, every column and
+    geometry of the area layers, the stations, the texts (title, language, date,
+    parameters, attribution), the size, and what draws them (matplotlib's settings and
+    the CJK font file; the package's code and the libraries' versions are in every key).
+
+    Returns
+    -------
+    str or None
+        :func:`coverage.outcache.piece_key` of it; ``None`` when a layer cannot be
+        keyed exactly (the figure is then drawn, not cached).
+    """
+    frames = _frames_digest(layers, digests)
+    if frames is None:
+        return None
+    parts = {
+        "setup": _drawing_setup(),
+        "spec": asdict(spec),
+        "title": title,
+        "lang": lang,
+        "date": date.isoformat(),
+        "net": _network_digest(layers.net),
+        "frames": frames,
+        "thresholds_min": list(layers.thresholds_min),
+        "thresholds_m": list(layers.thresholds_m),
+        "speed_kmh": layers.speed_kmh,
+        "scenario": layers.scenario,
+        "stations_source": layers.stations_source,
+    }
+    return piece_key("figure", parts)
+
+
+#: How matplotlib's PDF writer starts the creation date in the document's info dictionary.
+_PDF_CREATION_DATE = b"/CreationDate ("
+
+
+def _pdf_date_now() -> bytes:
+    """Return the ``CreationDate`` matplotlib's PDF writer puts into a PDF made now.
+
+    ``SOURCE_DATE_EPOCH`` when set (reproducible builds), else the local time with the
+    zone offset written as matplotlib writes it.
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        when = dt.datetime.fromtimestamp(int(epoch), dt.UTC)
+        return when.strftime("D:%Y%m%d%H%M%SZ").encode()
+    text = dt.datetime.today().strftime("D:%Y%m%d%H%M%S")
+    offset_s = time.altzone if time.daylight else time.timezone
+    if offset_s == 0:
+        return f"{text}Z".encode()
+    sign, offset_s = ("+", -offset_s) if offset_s < 0 else ("-", offset_s)
+    return f"{text}{sign}{offset_s // 3600:02d}'{offset_s % 3600:02d}'".encode()
+
+
+def pdf_with_creation_date(pdf: bytes) -> bytes | None:
+    """Return a cached ``map.pdf`` with the creation date a fresh drawing would get now.
+
+    The date is the only part of the PDF that changes between two drawings of the
+    same figure. It is replaced in place, so every byte offset stays valid.
+
+    Returns
+    -------
+    bytes or None
+        The PDF; ``None`` when it has no single creation date of the new date's length
+        (draw it again instead).
+    """
+    at = pdf.rfind(_PDF_CREATION_DATE)
+    if at < 0 or pdf.find(_PDF_CREATION_DATE) != at:
+        return None
+    start = at + len(_PDF_CREATION_DATE)
+    end = pdf.find(b")", start)
+    new = _pdf_date_now()
+    if end - start != len(new) or not pdf.startswith(b"D:", start):
+        return None
+    return pdf[:start] + new + pdf[end:]

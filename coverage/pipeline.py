@@ -318,21 +318,23 @@ def write(
     parameters); ``out`` is replaced as a whole (:func:`coverage.export.write_outputs`).
     ``report`` may be an :class:`coverage.export.Documents` (``report.html`` is then
     written, with those documents: ``tables.xlsx``, ``map.png``/``map.pdf``, ``report.pdf``).
+    The GeoJSON layers and the figure are kept in ``city.cache_dir`` and reused when a
+    later run asks for the same bytes (:attr:`coverage.export.Documents.cache_dir`).
 
     Returns
     -------
     pathlib.Path
         The absolute output folder.
     """
-    documents = report if isinstance(report, export.Documents) else None
+    documents = report if isinstance(report, export.Documents) else export.DEFAULT_DOCUMENTS
     built = export.output_files(
         result,
         city,
         title=title,
         extra=extra,
         lang=lang,
-        report=documents is not None or bool(report),
+        report=isinstance(report, export.Documents) or bool(report),
         progress=progress,
-        documents=documents,
+        documents=replace(documents, cache_dir=city.cache_dir),
     )
     return export.write_outputs(out, built)

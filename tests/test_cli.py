@@ -432,6 +432,8 @@ def test_writer_failure_keeps_previous_output(
         return real(gdf, columns, **kwargs)
 
     monkeypatch.setattr(export, "geojson_bytes", failing)
+    # the layer is built, not taken from the output cache an earlier run may have filled
+    monkeypatch.setattr(export.PieceStore, "read", lambda self, kind, key: None)
     before = _snapshot(previous_output)
     argv = ["audit", *_haidian(cache_dir), "--minutes", "3", "--out", str(previous_output)]
     code, _, err = _run(argv, capsys)
