@@ -764,6 +764,69 @@ def _uncovered_m(
     )
 
 
+#: Bump when the uncovered areas change (``_uncovered_areas``), so cached ones are not reused.
+UNCOVERED_CACHE_VERSION = "1"
+
+
+def _uncovered_frames(
+    net: WalkNetwork,
+    inp: _Inputs,
+    nearest: _Nearest,
+    params: AuditParams,
+    cache_dir: Path | None,
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Return the uncovered areas per minute and per distance threshold, from the cache when kept.
+
+    They depend only on the demand units (geometry and population) and on which
+    units each threshold covers, so the key holds those (the units' WKB, their
+    population, one bit per unit and threshold): a re-run of the same scenario
+    reads them (1.4-2.1 s of dissolving at 100k nodes), any other coverage builds them.
+    """
+    path = _uncovered_file(net, inp, nearest, params, cache_dir)
+    if path is not None:
+        minute, meter = load_frame(path[0]), load_frame(path[1])
+        if minute is not None and meter is not None and minute.crs == meter.crs == net.crs:
+            logger.info("loaded uncovered areas from the cache (%s)", path[0].name)
+            return minute, meter
+    frames = _uncovered(net, inp, nearest, params), _uncovered_m(net, inp, nearest, params)
+    if path is not None:
+        try:
+            for frame, f in zip(frames, path, strict=True):
+                save_frame(frame, f)
+        except OSError as exc:
+            logger.warning("could not write the uncovered-area cache %s: %s", path[0], exc)
+    return frames
+
+
+def _uncovered_file(
+    net: WalkNetwork,
+    inp: _Inputs,
+    nearest: _Nearest,
+    params: AuditParams,
+    cache_dir: Path | None,
+) -> tuple[Path, Path] | None:
+    """Cache files of the uncovered areas of this coverage (``None``: no cache, or not keyable)."""
+    if cache_dir is None or not net.source_sha256:
+        return None
+    digest = hashlib.sha256()
+    digest.update(b"".join(shapely.to_wkb(np.asarray(inp.demand.geometry.values, dtype=object))))
+    digest.update(np.ascontiguousarray(inp.pop).tobytes())
+    for t in params.thresholds_min:
+        digest.update(np.packbits(nearest.minutes <= t).tobytes())
+    for d in params.thresholds_m:
+        digest.update(np.packbits(nearest.meters <= d).tobytes())
+    spec_key = {
+        "network": [net.source_sha256, net.n_nodes, net.n_edges],
+        "crs": str(net.crs),
+        "demand_and_coverage": digest.hexdigest(),
+        "thresholds_min": [float(t) for t in params.thresholds_min],
+        "thresholds_m": [float(d) for d in params.thresholds_m],
+        "version": UNCOVERED_CACHE_VERSION,
+    }
+    key = derived_key(net.source_sha256, "uncovered", spec_key)
+    return derived_path(cache_dir, "uncovered", key), derived_path(cache_dir, "uncovered_m", key)
+
+
 _Frames = tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]
 
 
@@ -1012,8 +1075,7 @@ def audit(
     for col, ok in flags.items():
         out_demand[col] = ok
     steps.begin("uncovered", "uncovered areas")
-    uncovered = _uncovered(net, inp, nearest, params)
-    uncovered_m = _uncovered_m(net, inp, nearest, params)
+    uncovered, uncovered_m = _uncovered_frames(net, inp, nearest, params, polygon_cache_dir)
     if with_polygons:
         steps.begin("polygons", "service areas")
         if per_center_polygons is None:

@@ -249,3 +249,43 @@ def test_embedded_stations_are_never_cached_as_osm_centers(tmp_path: Path) -> No
     again = load_city(replace(inputs, osm_centers=True))
     assert again.extract is None
     assert again.centers["center_id"].tolist() == osm.centers["center_id"].tolist()
+
+
+def test_cached_uncovered_areas_equal_built(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Uncovered areas are read back only for the same units and the same coverage, exactly."""
+    city = load_city(CityInputs(osm=CHENGDU, cache_dir=tmp_path / "cache", osm_centers=True))
+    both = Scenario(audit=AuditParams(thresholds_m=(300.0, 500.0)))
+    built = pipeline.run(city, both, cache_polygons=True, with_polygons=False).audit
+    files = sorted((tmp_path / "cache").glob("uncovered*.npz"))
+    assert [p.name.split("-")[0] for p in files] == ["uncovered", "uncovered_m"]
+    assert len(built.uncovered)
+    assert len(built.distance_uncovered)
+    with caplog.at_level(logging.INFO, logger="coverage.audit"):
+        again = pipeline.run(city, both, cache_polygons=True, with_polygons=False).audit
+    assert "loaded uncovered areas from the cache" in caplog.text
+    assert_same_frame(again.uncovered, built.uncovered)
+    assert_same_frame(again.distance_uncovered, built.distance_uncovered)
+    # the library default (no cache) builds the same frames
+    plain = pipeline.run(city, both, with_polygons=False).audit
+    assert_same_frame(plain.uncovered, built.uncovered)
+    assert_same_frame(plain.distance_uncovered, built.distance_uncovered)
+    # another coverage (a station closed) is built afresh and equals the uncached build
+    closed = Scenario(audit=both.audit, closed=(str(city.centers["center_id"].iloc[0]),))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="coverage.audit"):
+        other = pipeline.run(city, closed, cache_polygons=True, with_polygons=False).audit
+    assert "loaded uncovered areas" not in caplog.text
+    assert_same_frame(
+        other.uncovered, pipeline.run(city, closed, with_polygons=False).audit.uncovered
+    )
+    # a damaged cache file is ignored and written again
+    for f in files:
+        f.write_bytes(f.read_bytes()[:100])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="coverage.audit"):
+        fixed = pipeline.run(city, both, cache_polygons=True, with_polygons=False).audit
+    assert "loaded uncovered areas" not in caplog.text
+    assert_same_frame(fixed.uncovered, built.uncovered)
+    assert all(f.stat().st_size > 100 for f in files)
