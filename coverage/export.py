@@ -425,17 +425,30 @@ def _layer_props(
     return list(columns) + [c for c in optional if c in gdf.columns and c not in columns]
 
 
+#: Features formatted and encoded at a time: the text of a whole city's layer is never held
+#: as one ``str`` (2-4 bytes per character once a name is Chinese) next to its UTF-8 copy.
+GEOJSON_CHUNK_ROWS = 65_536
+
+
 def _layer_bytes(gdf: gpd.GeoDataFrame, props: Sequence[str], what: str) -> bytes:
-    """Return the FeatureCollection of ``props`` and the geometry of ``gdf`` (see :func:`geojson_bytes`)."""
+    """Return the FeatureCollection of ``props`` and the geometry of ``gdf`` (see :func:`geojson_bytes`).
+
+    Built :data:`GEOJSON_CHUNK_ROWS` features at a time, each chunk encoded at once,
+    so the peak memory is about twice the file instead of about five times.
+    """
     wgs = _to_wgs84(gdf, what)
-    columns_json = [_column_json(wgs[c]) for c in props]
-    geoms = _geometry_json(wgs.geometry.values)
     # one %-template per feature: the keys are written once, the values formatted in C
     keys = ", ".join(_encode_text(str(c)).replace("%", "%%") + ": %s" for c in props)
     template = '{"type":"Feature","properties":{' + keys + '},"geometry":%s}'
-    parts = [template % row for row in zip(*columns_json, geoms, strict=True)]
-    text = '{"type":"FeatureCollection","features":[\n' + ",\n".join(parts) + "\n]}\n"
-    return text.encode("utf-8")
+    chunks = [b'{"type":"FeatureCollection","features":[\n']
+    for start in range(0, len(wgs), GEOJSON_CHUNK_ROWS):
+        part = wgs.iloc[start : start + GEOJSON_CHUNK_ROWS]
+        columns_json = [_column_json(part[c]) for c in props]
+        geoms = _geometry_json(part.geometry.values)
+        text = ",\n".join(template % row for row in zip(*columns_json, geoms, strict=True))
+        chunks.append((",\n" + text if start else text).encode("utf-8"))
+    chunks.append(b"\n]}\n")
+    return b"".join(chunks)
 
 
 def _value_json(value: Any) -> str:

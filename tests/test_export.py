@@ -675,3 +675,41 @@ def test_schema_2_keys_are_documented(haidian_result) -> None:  # type: ignore[n
     assert set(doc) <= SCHEMA_1_KEYS | documented
     marker = json.loads(export.marker_bytes("output"))
     assert marker["schema_version"] == 2
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7])
+def test_geojson_in_chunks_is_the_same_bytes(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """Formatting a layer chunk by chunk writes the bytes of one pass, whatever the chunk size.
+
+    Columns whose JSON could depend on the whole column (a nullable integer with a
+    missing value in one chunk only, text, floats with NaN, booleans) and missing or
+    empty geometries are spread over several chunks.
+    """
+    n = 7
+    gdf = gpd.GeoDataFrame(
+        {
+            "name": ["社区 A", "=cmd", None, "B\u0007", "街道", "x", "y"],
+            "count": pd.array([1, 2, None, 4, 5, 6, 7], dtype="Int64"),
+            "share": [0.5, np.nan, 1 / 3, np.inf, 0.0, -0.0, 2.5],
+            "ok": [True, False, True, True, False, False, True],
+            "n": np.arange(n, dtype=np.int64),
+        },
+        geometry=[
+            Point(104.06 + i * 1e-3, 30.66).buffer(1e-4) if i not in (2, 5) else None
+            for i in range(n)
+        ],
+        crs="EPSG:4326",
+    )
+    gdf.loc[5, "geometry"] = Polygon()
+    monkeypatch.setattr(export, "GEOJSON_CHUNK_ROWS", 10**6)
+    whole = export.geojson_bytes(gdf)
+    monkeypatch.setattr(export, "GEOJSON_CHUNK_ROWS", chunk)
+    assert export.geojson_bytes(gdf) == whole
+    features = json.loads(whole)["features"]
+    assert len(features) == n
+    assert features[2]["properties"]["count"] is None
+    assert features[0]["properties"]["name"] == "社区 A"
+    assert features[2]["geometry"] is None
+    empty = gdf.iloc[:0]
+    monkeypatch.setattr(export, "GEOJSON_CHUNK_ROWS", 1)
+    assert json.loads(export.geojson_bytes(empty)) == {"type": "FeatureCollection", "features": []}
