@@ -231,6 +231,37 @@ def test_optimizer_k2_lists_sites_and_accept() -> None:
     assert share(at, 15) >= before
 
 
+def test_another_k_reuses_the_numbers_and_coverage_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coverage import pipeline, siting
+    from coverage.inputs import load_city
+
+    searches: list[int] = []
+    real = siting._coverage_matrix
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        searches.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(siting, "_coverage_matrix", counted)
+    at = started()
+    after: list[int] = []
+    for k in (2, 3):
+        at.number_input(key="opt_k").set_value(k)
+        at.button(key="run_optimizer").click().run()
+        assert_ok(at)
+        after.append(len(searches))
+    assert after[1] == after[0]  # k = 3 searched nothing again (k = 2 may find them cached)
+    s = active(at)
+    assert s.siting is not None
+    assert s.siting.k == 3
+    fresh = pipeline.run(load_city(at.session_state["city_spec"]), s, with_polygons=False)
+    assert fresh.siting is not None
+    sites = at.dataframe[0].value
+    shown = [float(str(v).replace(",", "")) for v in sites["新增覆盖人口"]]
+    assert shown == pytest.approx(list(fresh.siting.sites["marginal_population"]), abs=0.5)
+    assert share(at, 15) == pytest.approx(100 * fresh.audit.coverage["15"].share, abs=0.05)
+
+
 def test_exact_optimizer_for_a_target_share() -> None:
     at = started()
     at.radio(key="opt_mode").set_value("share").run()
