@@ -519,8 +519,14 @@ def _run(
     per_center: bool | None = None,
     base: ScenarioResult | None = None,
     city_key: str = "",
+    cache_polygons: bool = False,
 ) -> ScenarioResult:
-    """Run `s` on `city` in a status box, stoppable; `base`: its numbers without siting to reuse."""
+    """Run `s` on `city` in a status box, stoppable; `base`: its numbers without siting to reuse.
+
+    With `cache_polygons` the service areas are kept in (and read from) the city's cache
+    folder, keyed by the network, the centers and the parameters
+    (:func:`coverage.pipeline.run`).
+    """
     slot = st.empty()  # the status box goes away once the work is done
     stopping = threading.Event()
 
@@ -551,6 +557,7 @@ def _run(
                 per_center_polygons=per_center,
                 progress=rest,
                 reuse=reuse,
+                cache_polygons=cache_polygons,
             )
         if res.siting is not None and res.siting.stopped:
             # kept for on_stop (the click's callback runs first on the rerun); another
@@ -666,6 +673,8 @@ def result_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
     station and threshold: seconds with the 91 embedded stations) are built only when the
     planner shows them on the map (``own_areas``); the downloads build them on their own
     (:func:`with_own_areas`). The capacity and group results come with the polygons.
+    The untouched baseline's areas (what every new session opens on) are kept in the
+    city's cache folder: a new server process on a city already seen reads them.
     """
     numbers = numbers_for(city, city_key, s)
     plain = replace(s, siting=None)
@@ -678,6 +687,7 @@ def result_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
             with_polygons=True,
             label=tr("running.areas"),
             per_center=None if own else False,
+            cache_polygons=plain == Scenario(name=BASELINE),
         ),
     )
     return replace(areas, scenario=s, siting=numbers.siting)

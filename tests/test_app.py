@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import shapely
 
 from coverage.audit import AuditParams
 from coverage.scenario import Scenario
@@ -260,6 +261,29 @@ def test_another_k_reuses_the_numbers_and_coverage_sets(monkeypatch: pytest.Monk
     shown = [float(str(v).replace(",", "")) for v in sites["新增覆盖人口"]]
     assert shown == pytest.approx(list(fresh.siting.sites["marginal_population"]), abs=0.5)
     assert share(at, 15) == pytest.approx(100 * fresh.audit.coverage["15"].share, abs=0.05)
+
+
+def test_the_baseline_areas_are_kept_in_the_city_cache(cache_dir: Path) -> None:
+    from coverage import audit, pipeline
+    from coverage.inputs import load_city
+    from coverage.isochrones import minute_spec
+
+    at = started()
+    city = load_city(at.session_state["city_spec"])
+    base = Scenario(name="baseline")
+    res = pipeline.run(city, base, with_polygons=True, per_center_polygons=False)
+    params = res.audit.params
+    spec = minute_spec(
+        params.thresholds_min, params.speed_kmh, params.corridor_m, params.min_hole_area_m2
+    )
+    files = audit._polygon_files(city.net, res.centers, params, False, cache_dir, spec)
+    assert files is not None
+    assert all(f.is_file() for f in files)  # written by the app's first map
+    cached = audit._cached_polygons(files, city.net)
+    assert cached is not None
+    assert list(shapely.to_wkb(cached[0].geometry.values)) == list(
+        shapely.to_wkb(res.audit.service_areas.geometry.values)
+    )
 
 
 def test_exact_optimizer_for_a_target_share() -> None:
