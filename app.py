@@ -60,9 +60,9 @@ from coverage.maps import MapLayers, coverage_map, place_frame, street_frame
 from coverage.names import share_column, uncovered_column
 from coverage.netcache import DEFAULT_CACHE_DIR
 from coverage.osm import DEFAULT_CENTER_TAGS
-from coverage.progress import cancellable
+from coverage.progress import ProgressFn, cancellable, sub_progress
 from coverage.scenario import AddedStation, Scenario, ScenarioResult
-from coverage.siting import SitingParams
+from coverage.siting import SitingParams, SitingSets, siting_sets_key
 from coverage.standards import DEFAULT_HOUSEHOLD_SIZE, PRESETS, Standard, standard_from_bytes
 from coverage.tables import (
     NO_CHANGE_SHARE,
@@ -517,7 +517,16 @@ def _run(
     with_polygons: bool,
     label: str,
     per_center: bool | None = None,
+    base: ScenarioResult | None = None,
+    city_key: str = "",
+    cache_polygons: bool = False,
 ) -> ScenarioResult:
+    """Run `s` on `city` in a status box, stoppable; `base`: its numbers without siting to reuse.
+
+    With `cache_polygons` the service areas are kept in (and read from) the city's cache
+    folder, keyed by the network, the centers and the parameters
+    (:func:`coverage.pipeline.run`).
+    """
     slot = st.empty()  # the status box goes away once the work is done
     stopping = threading.Event()
 
@@ -534,12 +543,21 @@ def _run(
                 bar.progress(min(max(fraction, 0.0), 1.0), text=stage(message))
 
         with cancellable(stop_check):
+            reuse, rest = None, progress
+            if base is not None:
+                sets = shared_siting_sets(city, city_key, s, sub_progress(progress, 0.0, 0.7))
+                reuse, rest = (
+                    pipeline.Reuse(audited=base, siting_sets=sets),
+                    sub_progress(progress, 0.7, 1.0),
+                )
             res = pipeline.run(
                 city,
                 s,
                 with_polygons=with_polygons,
                 per_center_polygons=per_center,
-                progress=progress,
+                progress=rest,
+                reuse=reuse,
+                cache_polygons=cache_polygons,
             )
         if res.siting is not None and res.siting.stopped:
             # kept for on_stop (the click's callback runs first on the rerun); another
@@ -584,6 +602,38 @@ def shared_result(key: tuple[str, str, str], make: Callable[[], ScenarioResult])
         return slot.value
 
 
+class SetsSlot:
+    """The candidates and coverage sets of one city and siting limits, shared read-only."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.value: SitingSets | None = None
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def sets_slot(key: str) -> SetsSlot:
+    """Return the process-wide slot of the siting sets with hash `key`."""
+    return SetsSlot()
+
+
+def shared_siting_sets(
+    city: CityData, city_key: str, s: Scenario, progress: ProgressFn | None
+) -> SitingSets | None:
+    """Return the siting sets of `s` on the city (built once per city and limits, for every k).
+
+    ``None`` when `s` proposes no sites or a capacitated siting (which builds its own).
+    """
+    sp = pipeline.siting_params(s)
+    if sp is None or sp.capacitated:
+        return None
+    key = json.dumps([city_key, list(siting_sets_key(sp, len(city.demand)))])
+    slot = sets_slot(hashlib.sha256(key.encode()).hexdigest())
+    with slot.lock:
+        if slot.value is None:
+            slot.value = pipeline.siting_sets_for(city, s, progress)
+        return slot.value
+
+
 def elapsed_s(s: Scenario) -> float:
     """Return how long the numbers (and proposal) of `s` took to compute, in seconds."""
     key = (str(st.session_state.get("city_key", "")), s.to_json(), "numbers")
@@ -600,10 +650,18 @@ def has_result(s: Scenario) -> bool:
 
 def numbers_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
     """Return the scenario's numbers (and proposed sites), without polygons: fast, shown first."""
-    label = tr("opt.running") if s.siting else tr("running")
+    if s.siting is None:
+        return shared_result(
+            (city_key, s.to_json(), "numbers"),
+            lambda: _run(city, s, with_polygons=False, label=tr("running")),
+        )
+    # a proposal reuses the scenario's own numbers and the coverage sets of any earlier k
+    base = numbers_for(city, city_key, replace(s, siting=None))
     return shared_result(
         (city_key, s.to_json(), "numbers"),
-        lambda: _run(city, s, with_polygons=False, label=label),
+        lambda: _run(
+            city, s, with_polygons=False, label=tr("opt.running"), base=base, city_key=city_key
+        ),
     )
 
 
@@ -615,6 +673,8 @@ def result_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
     station and threshold: seconds with the 91 embedded stations) are built only when the
     planner shows them on the map (``own_areas``); the downloads build them on their own
     (:func:`with_own_areas`). The capacity and group results come with the polygons.
+    The untouched baseline's areas (what every new session opens on) are kept in the
+    city's cache folder: a new server process on a city already seen reads them.
     """
     numbers = numbers_for(city, city_key, s)
     plain = replace(s, siting=None)
@@ -627,6 +687,7 @@ def result_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
             with_polygons=True,
             label=tr("running.areas"),
             per_center=None if own else False,
+            cache_polygons=plain == Scenario(name=BASELINE),
         ),
     )
     return replace(areas, scenario=s, siting=numbers.siting)

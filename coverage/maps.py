@@ -93,25 +93,18 @@ _STATE_LABELS: Final[dict[str, str]] = {
 _STREET_COLOR: Final = "#8c8c8c"
 #: Most edges of the light street layer; above it only the larger street classes are drawn.
 MAX_STREET_EDGES: Final = 40_000
-#: Street classes kept on a city-sized network (the light layer is for orientation only).
-MAJOR_HIGHWAYS: Final = frozenset(
-    {
-        "motorway",
-        "trunk",
-        "primary",
-        "secondary",
-        "tertiary",
-        "motorway_link",
-        "trunk_link",
-        "primary_link",
-        "secondary_link",
-        "tertiary_link",
-        "residential",
-        "pedestrian",
-        "living_street",
-        "unclassified",
-    }
+#: Street classes of the light layer, most important first; a network above
+#: ``MAX_STREET_EDGES`` edges keeps the leading classes whose edges together fit in it.
+STREET_CLASS_RANKS: Final = (
+    ("motorway", "motorway_link", "trunk", "trunk_link"),
+    ("primary", "primary_link"),
+    ("secondary", "secondary_link"),
+    ("tertiary", "tertiary_link"),
+    ("unclassified",),
+    ("residential", "living_street", "pedestrian"),
 )
+#: Every street class the light layer may draw on a network above ``MAX_STREET_EDGES`` edges.
+MAJOR_HIGHWAYS: Final = frozenset(c for rank in STREET_CLASS_RANKS for c in rank)
 _SITE_COLOR: Final = "#ff7f00"
 _UNCOVERED_COLOR: Final = "#54278f"
 _DISTRICT_COLOR: Final = "#444444"
@@ -803,8 +796,9 @@ def street_frame(net: WalkNetwork, *, max_edges: int = MAX_STREET_EDGES) -> gpd.
     net
         The walking network.
     max_edges
-        Above this many edges only the larger street classes (:data:`MAJOR_HIGHWAYS`) are
-        kept, so a city-sized network stays a light layer.
+        Above this many edges only the larger street classes are kept: the leading ranks of
+        :data:`STREET_CLASS_RANKS` whose edges together number at most `max_edges` (at least
+        the first rank present), so a city-sized network stays a light layer.
 
     Returns
     -------
@@ -814,8 +808,7 @@ def street_frame(net: WalkNetwork, *, max_edges: int = MAX_STREET_EDGES) -> gpd.
     """
     geoms = np.asarray(net.edge_geometry, dtype=object)
     if len(geoms) > max_edges:
-        keep = np.isin(np.asarray(net.edge_highway, dtype=object).astype(str), list(MAJOR_HIGHWAYS))
-        geoms = geoms[keep]
+        geoms = geoms[_street_rank(net.edge_highway) < _ranks_within(net.edge_highway, max_edges)]
     geoms = np.asarray([g for g in geoms if g is not None], dtype=object)
     if not len(geoms):
         return gpd.GeoDataFrame(geometry=[], crs=net.crs)
@@ -824,14 +817,45 @@ def street_frame(net: WalkNetwork, *, max_edges: int = MAX_STREET_EDGES) -> gpd.
     return gpd.GeoDataFrame(geometry=parts, crs=net.crs)
 
 
+def _street_rank(highway: NDArray[Any]) -> NDArray[np.int64]:
+    """Rank of each edge's street class in :data:`STREET_CLASS_RANKS` (len of it: none).
+
+    A multi-valued tag (``"residential;tertiary"``) takes the rank of its most important value.
+    """
+    rank_of = {c: i for i, rank in enumerate(STREET_CLASS_RANKS) for c in rank}
+    none = len(STREET_CLASS_RANKS)
+    values = np.asarray(highway, dtype=object).astype(str)
+    uniq, inverse = np.unique(values, return_inverse=True)
+    ranks = np.array(
+        [min((rank_of.get(v, none) for v in u.split(";")), default=none) for u in uniq],
+        dtype=np.int64,
+    )
+    return ranks[inverse]
+
+
+def _ranks_within(highway: NDArray[Any], max_edges: int) -> int:
+    """Return how many leading ranks have edges that fit in `max_edges` (at least the first present)."""
+    counts = np.bincount(_street_rank(highway), minlength=len(STREET_CLASS_RANKS) + 1)
+    total = np.cumsum(counts[:-1])
+    fit = int(np.count_nonzero(total <= max_edges))
+    first = int(np.argmax(counts[:-1] > 0)) + 1 if counts[:-1].any() else 0
+    return max(fit, first)
+
+
 def _draw_streets(d: _Drawing, streets: gpd.GeoDataFrame) -> None:
-    """Draw the light street layer (bottom of the stack), for a map read with no tiles."""
+    """Draw the light street layer (bottom of the stack), for a map read with no tiles.
+
+    The lines are drawn as one feature: the layer is not interactive, and a city's tens of
+    thousands of lines would otherwise each carry a feature's JSON and a Leaflet layer.
+    """
     if not len(streets):
         return
     frame = _display_frame(streets, d.tolerance_m)
     d.track(frame)
+    lines = np.asarray(shapely.get_parts(frame.geometry.values), dtype=object)
+    one = gpd.GeoDataFrame(geometry=[shapely.multilinestrings(lines)], crs=frame.crs)
     _GeoJsonLayer(
-        frame,
+        one,
         [],
         name=t("map.layer.streets", d.lang),
         style={"color": _STREET_COLOR, "weight": 1, "opacity": 0.55, "interactive": False},

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,14 @@ from coverage.inputs import CityData
 from coverage.names import METERS_UNIT, covered_column, threshold_key
 from coverage.progress import ProgressFn, sub_progress
 from coverage.scenario import Scenario, ScenarioResult
-from coverage.siting import SitingParams, propose_sites
+from coverage.siting import (
+    SitingParams,
+    SitingResult,
+    SitingSets,
+    propose_sites,
+    propose_sites_with,
+    siting_sets,
+)
 from coverage.standards import (
     ComplianceParams,
     census_area_table,
@@ -147,6 +154,85 @@ def scenario_centers(city: CityData, scenario: Scenario) -> gpd.GeoDataFrame:
     return centers
 
 
+# --- reuse between scenarios -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """Work of earlier runs on the same city that :func:`run` may take instead of redoing it.
+
+    Parameters
+    ----------
+    audited
+        A result of the same scenario without its siting request (``with_polygons=False``):
+        when the siting minutes are among its audited thresholds, its audit and tables
+        are the run's, and only the sites are proposed.
+    siting_sets
+        The candidates and coverage sets of the scenario's siting limits
+        (:func:`siting_sets_for`): another ``k`` or target share is not searched again.
+    """
+
+    audited: ScenarioResult | None = None
+    siting_sets: SitingSets | None = None
+
+
+def siting_sets_for(
+    city: CityData, scenario: Scenario, progress: ProgressFn | None = None
+) -> SitingSets | None:
+    """Return the candidates and coverage sets of the scenario's siting, for :class:`Reuse`.
+
+    ``None`` when the scenario proposes no sites or a capacitated siting (it builds its
+    own). They depend on the city and :func:`coverage.siting.siting_sets_key` of
+    :func:`siting_params` only: key a cache of them by both.
+    """
+    sp = siting_params(scenario)
+    if sp is None or sp.capacitated:
+        return None
+    return siting_sets(
+        city.net,
+        city.demand,
+        sp,
+        candidates=city.candidates,
+        exclude=city.exclusions,
+        progress=progress,
+    )
+
+
+def _reused_audit(
+    scenario: Scenario, params: AuditParams, reuse: Reuse | None
+) -> ScenarioResult | None:
+    """Return ``reuse.audited`` when it is this scenario's audit with these parameters."""
+    base = reuse.audited if reuse is not None else None
+    if base is None:
+        return None
+    same = replace(base.scenario, siting=None).to_json() == replace(scenario, siting=None).to_json()
+    return base if same and base.audit.params == params else None
+
+
+def _propose(
+    city: CityData,
+    centers: gpd.GeoDataFrame,
+    sp: SitingParams,
+    reuse: Reuse | None,
+    progress: ProgressFn | None,
+) -> SitingResult:
+    """Propose sites for `sp` on `city` with `centers` in force (the reused sets if any)."""
+    sets = reuse.siting_sets if reuse is not None else None
+    if sets is not None and not sp.capacitated:
+        return propose_sites_with(
+            city.net, city.demand, centers, params=sp, sets=sets, progress=progress
+        )
+    return propose_sites(
+        city.net,
+        city.demand,
+        centers,
+        params=sp,
+        candidates=city.candidates,
+        exclude=city.exclusions,
+        progress=progress,
+    )
+
+
 # --- the run ---------------------------------------------------------------------------
 
 
@@ -158,6 +244,7 @@ def run(
     per_center_polygons: bool | None = None,
     progress: ProgressFn | None = None,
     cache_polygons: bool = False,
+    reuse: Reuse | None = None,
 ) -> ScenarioResult:
     """Audit ``scenario`` on ``city`` and, if it asks, propose new sites.
 
@@ -179,6 +266,10 @@ def run(
     cache_polygons
         Keep the service areas in ``city.cache_dir`` and reuse them when the same
         command runs again (the CLI; the app keeps results in memory instead).
+    reuse
+        Earlier work on the same city (:class:`Reuse`): without polygons, the audit of
+        the same scenario without its siting request, and the siting's coverage sets.
+        The result equals a run without it.
 
     Returns
     -------
@@ -192,6 +283,12 @@ def run(
     params = audit_params(scenario, city)
     sp = siting_params(scenario)
     split = _AUDIT_SHARE_WITH_SITING if sp is not None else 1.0
+    base = None if with_polygons else _reused_audit(scenario, params, reuse)
+    if base is not None and sp is not None:
+        logger.info("running scenario %r on the audit of its run without siting", scenario.name)
+        return replace(
+            base, scenario=scenario, siting=_propose(city, base.centers, sp, reuse, progress)
+        )
     centers = scenario_centers(city, scenario)
     result = audit(
         city.net,
@@ -223,15 +320,7 @@ def run(
     census_areas, census_compliance = _census_tables(city, params, demand, cparams)
     siting = None
     if sp is not None:
-        siting = propose_sites(
-            city.net,
-            city.demand,
-            centers,
-            params=sp,
-            candidates=city.candidates,
-            exclude=city.exclusions,
-            progress=sub_progress(progress, split, 1.0),
-        )
+        siting = _propose(city, centers, sp, reuse, sub_progress(progress, split, 1.0))
     logger.info(
         "ran scenario %r: %d centers, %d thresholds%s",
         scenario.name,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -860,6 +860,94 @@ def _result(
     )
 
 
+@dataclass(frozen=True)
+class SitingSets:
+    """The candidates and their coverage sets at one siting threshold: what another ``k`` reuses.
+
+    Built by :func:`siting_sets`; :func:`propose_sites_with` takes them instead of searching
+    again. They depend on the network, the demand, the candidates (or their spacing and
+    distance), the exclusions, the walking limits and nothing else: not on ``k``, a target
+    share, the existing centers or the solver. ``key`` (:func:`siting_sets_key`) names
+    the parameters they were built with; the caller keys them by its inputs too.
+    """
+
+    key: tuple[float, float | None, float, float, int]
+    candidates: gpd.GeoDataFrame
+    cover: sparse.csr_array
+    tie_cover: sparse.csr_array | None
+
+
+def siting_sets_key(
+    params: SitingParams, n_demand: int
+) -> tuple[float, float | None, float, float, int]:
+    """Return what :class:`SitingSets` depend on in `params`, and the number of demand units.
+
+    The primary and tie-break limits in meters (minutes at the walking speed), the
+    candidates' spacing and greatest distance from demand, and ``n_demand``.
+    """
+    limit2 = (
+        _limit_m(params.secondary_minutes, params.speed_kmh)
+        if params.secondary_minutes is not None
+        else None
+    )
+    return (
+        _limit_m(params.minutes, params.speed_kmh),
+        limit2,
+        float(params.spacing_m),
+        float(params.max_distance_m),
+        int(n_demand),
+    )
+
+
+def siting_sets(
+    net: WalkNetwork,
+    demand: gpd.GeoDataFrame,
+    params: SitingParams,
+    *,
+    candidates: gpd.GeoDataFrame | None = None,
+    exclude: gpd.GeoDataFrame | None = None,
+    progress: ProgressFn | None = None,
+) -> SitingSets:
+    """Return the candidates of :func:`propose_sites` and their coverage sets, for reuse.
+
+    Parameters are those of :func:`propose_sites` (same meaning). The sets are those
+    :func:`propose_sites` builds itself when it is given none.
+
+    Returns
+    -------
+    SitingSets
+        ``candidates`` (``candidate_id``, ``source``, snap columns, geometry), ``cover``
+        (boolean candidates × demand within ``params.minutes``) and ``tie_cover`` (within
+        ``params.secondary_minutes``, ``None`` without one).
+    """
+    key = siting_sets_key(params, len(demand))
+    limit, limit2 = key[0], key[1]
+    dem = _snapped(demand, "demand")
+    cands = _siting_candidates(net, demand, params, candidates, exclude)
+    at = _snapped(cands, "candidates")
+    cover = _coverage_matrix(net, at, dem, limit, progress=sub_progress(progress, 0.0, 0.6))
+    tie_cover = (
+        _coverage_matrix(net, at, dem, limit2, progress=sub_progress(progress, 0.6, 1.0))
+        if limit2 is not None
+        else None
+    )
+    return SitingSets(key=key, candidates=cands, cover=cover, tie_cover=tie_cover)
+
+
+def _checked_sets(sets: SitingSets, params: SitingParams, n_demand: int) -> SitingSets:
+    """Return `sets` when they were built for `params` and `n_demand` units; else refuse."""
+    want = siting_sets_key(params, n_demand)
+    if params.capacitated or sets.key != want:
+        msg = (
+            "`sets` were built for other siting parameters (limits, spacing, demand: "
+            f"{sets.key}); these need {want}"
+            + (" and a capacitated siting builds its own" if params.capacitated else "")
+            + ". Build them with `siting_sets(net, demand, params)` for these parameters."
+        )
+        raise InputError(msg)
+    return sets
+
+
 def propose_sites(
     net: WalkNetwork,
     demand: gpd.GeoDataFrame,
@@ -927,6 +1015,53 @@ def propose_sites(
             closed=closed,
             progress=progress,
         )
+
+    def sets_of(sub: ProgressFn | None) -> SitingSets:
+        return siting_sets(
+            net, demand, params, candidates=candidates, exclude=exclude, progress=sub
+        )
+
+    return _propose(net, demand, centers, params, closed, progress, sets_of)
+
+
+def propose_sites_with(
+    net: WalkNetwork,
+    demand: gpd.GeoDataFrame,
+    centers: gpd.GeoDataFrame | NDArray[np.bool_] | None = None,
+    *,
+    params: SitingParams,
+    sets: SitingSets,
+    closed: Sequence[str] = (),
+    progress: ProgressFn | None = None,
+) -> SitingResult:
+    """Return :func:`propose_sites` on the candidates and coverage sets of an earlier run.
+
+    `sets` (:func:`siting_sets`) must come from the same network, demand, candidates and
+    exclusions; they are checked against `params` (limits, spacing, number of demand
+    units) and the search is not run again: another ``k``, target share or set of
+    existing centers costs the solver only. Not for a capacitated siting.
+
+    Returns
+    -------
+    SitingResult
+        As :func:`propose_sites`, equal to it on the same inputs.
+    """
+    if not isinstance(params, SitingParams):
+        msg = f"`params` must be a SitingParams; got {type(params).__name__}."
+        raise InputError(msg)
+    checked = _checked_sets(sets, params, len(demand))
+    return _propose(net, demand, centers, params, closed, progress, lambda _: checked)
+
+
+def _propose(  # the uncapacitated core of propose_sites and propose_sites_with
+    net: WalkNetwork,
+    demand: gpd.GeoDataFrame,
+    centers: gpd.GeoDataFrame | NDArray[np.bool_] | None,
+    params: SitingParams,
+    closed: Sequence[str],
+    progress: ProgressFn | None,
+    sets_of: Callable[[ProgressFn | None], SitingSets],
+) -> SitingResult:
     budget = TimeBudget.start(params.time_limit_s)  # candidates and coverage sets count
     w, _ = _population(demand)
     dem = _snapped(demand, "demand")
@@ -943,14 +1078,9 @@ def propose_sites(
         tie0 = np.zeros_like(covered0)
     if progress:
         progress(0.05, "existing coverage")
-    cands = _siting_candidates(net, demand, params, candidates, exclude)
+    sets = sets_of(sub_progress(progress, 0.05, 0.7))
+    cands, cover, tie_cover = sets.candidates, sets.cover, sets.tie_cover
     at = _snapped(cands, "candidates")
-    cover = _coverage_matrix(net, at, dem, limit, progress=sub_progress(progress, 0.05, 0.45))
-    tie_cover = (
-        _coverage_matrix(net, at, dem, limit2, progress=sub_progress(progress, 0.45, 0.7))
-        if limit2 is not None
-        else None
-    )
     sel = best_sites(
         cover,
         w,

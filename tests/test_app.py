@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import shapely
 
 from coverage.audit import AuditParams
 from coverage.scenario import Scenario
@@ -229,6 +230,60 @@ def test_optimizer_k2_lists_sites_and_accept() -> None:
     assert len(s.accepted_sites) == 2
     assert s.siting is None
     assert share(at, 15) >= before
+
+
+def test_another_k_reuses_the_numbers_and_coverage_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coverage import pipeline, siting
+    from coverage.inputs import load_city
+
+    searches: list[int] = []
+    real = siting._coverage_matrix
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        searches.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(siting, "_coverage_matrix", counted)
+    at = started()
+    after: list[int] = []
+    for k in (2, 3):
+        at.number_input(key="opt_k").set_value(k)
+        at.button(key="run_optimizer").click().run()
+        assert_ok(at)
+        after.append(len(searches))
+    assert after[1] == after[0]  # k = 3 searched nothing again (k = 2 may find them cached)
+    s = active(at)
+    assert s.siting is not None
+    assert s.siting.k == 3
+    fresh = pipeline.run(load_city(at.session_state["city_spec"]), s, with_polygons=False)
+    assert fresh.siting is not None
+    sites = at.dataframe[0].value
+    shown = [float(str(v).replace(",", "")) for v in sites["新增覆盖人口"]]
+    assert shown == pytest.approx(list(fresh.siting.sites["marginal_population"]), abs=0.5)
+    assert share(at, 15) == pytest.approx(100 * fresh.audit.coverage["15"].share, abs=0.05)
+
+
+def test_the_baseline_areas_are_kept_in_the_city_cache(cache_dir: Path) -> None:
+    from coverage import audit, pipeline
+    from coverage.inputs import load_city
+    from coverage.isochrones import minute_spec
+
+    at = started()
+    city = load_city(at.session_state["city_spec"])
+    base = Scenario(name="baseline")
+    res = pipeline.run(city, base, with_polygons=True, per_center_polygons=False)
+    params = res.audit.params
+    spec = minute_spec(
+        params.thresholds_min, params.speed_kmh, params.corridor_m, params.min_hole_area_m2
+    )
+    files = audit._polygon_files(city.net, res.centers, params, False, cache_dir, spec)
+    assert files is not None
+    assert all(f.is_file() for f in files)  # written by the app's first map
+    cached = audit._cached_polygons(files, city.net)
+    assert cached is not None
+    assert list(shapely.to_wkb(cached[0].geometry.values)) == list(
+        shapely.to_wkb(res.audit.service_areas.geometry.values)
+    )
 
 
 def test_exact_optimizer_for_a_target_share() -> None:

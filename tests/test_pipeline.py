@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
-from conftest import HAIDIAN
+from conftest import CHENGDU, GRID, HAIDIAN
 
 from coverage import cli, pipeline
 from coverage.audit import AuditParams
+from coverage.errors import InputError, PlannerWarning
 from coverage.inputs import CityData, CityInputs, load_city
 from coverage.scenario import AddedStation, Scenario
 from coverage.siting import SitingParams
@@ -87,3 +90,86 @@ def test_batch_and_site_agree(tmp_path: Path, cache_dir: Path) -> None:
     np.testing.assert_array_equal(
         shapely.get_coordinates(sa.geometry.values), shapely.get_coordinates(sb.geometry.values)
     )
+
+
+def _same_siting(a: pipeline.ScenarioResult, b: pipeline.ScenarioResult) -> None:
+    """Assert two results propose the same sites with the same numbers and bound."""
+    sa, sb = a.siting, b.siting
+    assert sa is not None
+    assert sb is not None
+    cols = [c for c in sa.sites.columns if c != "geometry"]
+    pd.testing.assert_frame_equal(sa.sites[cols], sb.sites[cols])
+    assert list(shapely.to_wkb(sa.sites.geometry.values)) == list(
+        shapely.to_wkb(sb.sites.geometry.values)
+    )
+    pd.testing.assert_frame_equal(sa.curve, sb.curve)
+    pd.testing.assert_series_equal(sa.minutes_after, sb.minutes_after)
+    for name in ("method", "k", "share_before", "share_after", "upper_bound_share", "gap"):
+        assert getattr(sa, name) == getattr(sb, name), name
+    assert sa.n_candidates == sb.n_candidates
+    assert a.audit.coverage == b.audit.coverage
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(a.audit.demand.drop(columns="geometry")),
+        pd.DataFrame(b.audit.demand.drop(columns="geometry")),
+    )
+
+
+@pytest.fixture(scope="module")
+def chengdu_city(cache_dir: Path) -> CityData:
+    # the embedded city with its embedded stations, as the app opens it (one is far off a street)
+    with pytest.warns(PlannerWarning, match="nearest walkable street"):
+        return load_city(CityInputs(osm=CHENGDU, cache_dir=cache_dir))
+
+
+@pytest.fixture(scope="module")
+def grid_city() -> CityData:
+    return load_city(CityInputs(osm=GRID, cache_dir=None))
+
+
+@pytest.mark.parametrize("which", ["grid", "haidian", "chengdu"])
+def test_reused_audit_and_coverage_sets_give_the_fresh_result(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    city: CityData = request.getfixturevalue(f"{which}_city")
+    plain = Scenario(audit=AuditParams(thresholds_min=(5.0, 15.0)))
+    audited = pipeline.run(city, plain, with_polygons=False)
+    # the sets of a k = 1 request serve k = 2 (and a target share) on the same limits
+    first = replace(plain, siting=SitingParams(k=1, minutes=15.0))
+    sets = pipeline.siting_sets_for(city, first)
+    assert sets is not None
+    for siting in (SitingParams(k=2, minutes=15.0), SitingParams(target_share=0.99, minutes=15.0)):
+        s = replace(plain, siting=siting)
+        fresh = pipeline.run(city, s, with_polygons=False)
+        reused = pipeline.run(
+            city, s, with_polygons=False, reuse=pipeline.Reuse(audited=audited, siting_sets=sets)
+        )
+        assert reused.audit is audited.audit  # not audited again
+        assert reused.scenario == s
+        _same_siting(reused, fresh)
+
+
+def test_reuse_is_ignored_when_it_does_not_apply(haidian_city: CityData) -> None:
+    plain = Scenario(audit=AuditParams(thresholds_min=(5.0, 15.0)))
+    audited = pipeline.run(city := haidian_city, plain, with_polygons=False)
+    # 10 minutes is not among the audited thresholds: the audit runs again, with it
+    s = replace(plain, siting=SitingParams(k=1, minutes=10.0))
+    res = pipeline.run(city, s, with_polygons=False, reuse=pipeline.Reuse(audited=audited))
+    assert res.audit is not audited.audit
+    assert res.audit.params.thresholds_min == (5.0, 10.0, 15.0)
+    # another scenario's audit (a station closed) is not taken either
+    closed = replace(plain, closed=(str(city.centers["center_id"].iloc[0]),))
+    other = pipeline.run(city, closed, with_polygons=False)
+    s15 = replace(plain, siting=SitingParams(k=1, minutes=15.0))
+    res = pipeline.run(city, s15, with_polygons=False, reuse=pipeline.Reuse(audited=other))
+    assert res.audit is not other.audit
+    _same_siting(res, pipeline.run(city, s15, with_polygons=False))
+
+
+def test_coverage_sets_of_other_limits_are_refused(haidian_city: CityData) -> None:
+    city = haidian_city
+    sets = pipeline.siting_sets_for(city, Scenario(siting=SitingParams(k=1, minutes=15.0)))
+    assert sets is not None
+    slower = Scenario(audit=AuditParams(speed_kmh=4.0), siting=SitingParams(k=1, minutes=15.0))
+    with pytest.raises(InputError, match="siting_sets"):
+        pipeline.run(city, slower, with_polygons=False, reuse=pipeline.Reuse(siting_sets=sets))
+    assert pipeline.siting_sets_for(city, Scenario()) is None
