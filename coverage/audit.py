@@ -431,31 +431,34 @@ def _group_unions(
 
 def _uncovered_areas(
     demand: gpd.GeoDataFrame, covered: NDArray[np.bool_], minutes: float, pop: NDArray[np.float64]
-) -> list[dict[str, Any]]:
-    """Dissolve uncovered units into connected areas with their population."""
+) -> pd.DataFrame:
+    """Dissolve uncovered units into connected areas with their population (largest first).
+
+    Columns ``minutes``, ``population``, ``area_m2`` and ``geometry`` (shapely objects).
+    """
     idx = np.flatnonzero(~covered)
-    if idx.size == 0:
-        return []
-    geoms = np.asarray(demand.geometry.values[idx], dtype=object)
-    bad = ~shapely.is_valid(geoms)
-    if bad.any():
-        geoms = geoms.copy()
-        geoms[bad] = shapely.make_valid(geoms[bad])
-    polys, part_of = _dissolve_touching(geoms)
-    if polys.size == 0:
-        return []
-    ok = part_of >= 0
-    part_pop = np.bincount(part_of[ok], weights=pop[idx][ok], minlength=polys.size)
-    areas = shapely.area(polys)
-    return [
+    polys: NDArray[np.object_] = np.empty(0, dtype=object)
+    part_pop = np.empty(0, dtype=np.float64)
+    if idx.size:
+        geoms = np.asarray(demand.geometry.values[idx], dtype=object)
+        bad = ~shapely.is_valid(geoms)
+        if bad.any():
+            geoms = geoms.copy()
+            geoms[bad] = shapely.make_valid(geoms[bad])
+        polys, part_of = _dissolve_touching(geoms)
+        ok = part_of >= 0
+        part_pop = np.asarray(
+            np.bincount(part_of[ok], weights=pop[idx][ok], minlength=polys.size), dtype=np.float64
+        )
+    order = np.argsort(-part_pop, kind="stable")
+    return pd.DataFrame(
         {
-            MINUTES: float(minutes),
-            POPULATION: float(part_pop[i]),
-            AREA_M2: float(areas[i]),
-            "geometry": polys[i],
+            MINUTES: np.full(order.size, float(minutes)),
+            POPULATION: part_pop[order].astype(np.float64),
+            AREA_M2: np.asarray(shapely.area(polys), dtype=np.float64)[order],
+            "geometry": polys[order],
         }
-        for i in np.argsort(-part_pop, kind="stable")
-    ]
+    )
 
 
 # --- the audit's steps ---------------------------------------------------------
@@ -742,26 +745,34 @@ def _uncovered(
     net: WalkNetwork, inp: _Inputs, nearest: _Nearest, params: AuditParams
 ) -> gpd.GeoDataFrame:
     """Return the uncovered residential areas per threshold."""
-    rows: list[dict[str, Any]] = []
-    for t in params.thresholds_min:
-        rows += _uncovered_areas(inp.demand, nearest.minutes <= t, t, inp.pop)
-    return gpd.GeoDataFrame(
-        rows, columns=[MINUTES, POPULATION, AREA_M2, "geometry"], geometry="geometry", crs=net.crs
-    )
+    parts = [
+        _uncovered_areas(inp.demand, nearest.minutes <= t, t, inp.pop)
+        for t in params.thresholds_min
+    ]
+    return _uncovered_frame(net, parts, MINUTES)
 
 
 def _uncovered_m(
     net: WalkNetwork, inp: _Inputs, nearest: _Nearest, params: AuditParams
 ) -> gpd.GeoDataFrame:
     """Return the uncovered residential areas per distance threshold (``meters`` column)."""
-    rows: list[dict[str, Any]] = []
-    for d in params.thresholds_m:
-        for row in _uncovered_areas(inp.demand, nearest.meters <= d, d, inp.pop):
-            row[METERS] = row.pop(MINUTES)
-            rows.append(row)
-    return gpd.GeoDataFrame(
-        rows, columns=[METERS, POPULATION, AREA_M2, "geometry"], geometry="geometry", crs=net.crs
-    )
+    parts = [
+        _uncovered_areas(inp.demand, nearest.meters <= d, d, inp.pop).rename(
+            columns={MINUTES: METERS}
+        )
+        for d in params.thresholds_m
+    ]
+    return _uncovered_frame(net, parts, METERS)
+
+
+def _uncovered_frame(net: WalkNetwork, parts: list[pd.DataFrame], by: str) -> gpd.GeoDataFrame:
+    """One frame of the thresholds' uncovered areas, in order (no rows: object columns, as ever)."""
+    columns = [by, POPULATION, AREA_M2, "geometry"]
+    parts = [f for f in parts if len(f)]
+    if not parts:
+        return gpd.GeoDataFrame([], columns=columns, geometry="geometry", crs=net.crs)
+    frame = pd.concat(parts, ignore_index=True)[columns]
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=net.crs)
 
 
 #: Bump when the uncovered areas change (``_uncovered_areas``), so cached ones are not reused.
