@@ -184,9 +184,18 @@ def test_warm_run_reads_distance_areas_from_the_cache(
     params = AuditParams(speed_kmh=SPEED, thresholds_min=(5.0,), thresholds_m=(375.0, 600.0))
     cold = audit(grid_net, centers, demand, params, polygon_cache_dir=tmp_path)
     names = sorted(p.name.split("-")[0] for p in tmp_path.iterdir())
-    assert names == ["areas", "bands", "distance_areas", "distance_bands"]
+    # the four polygon sets, and the uncovered areas (minutes and meters) next to them
+    assert names == [
+        "areas",
+        "bands",
+        "distance_areas",
+        "distance_bands",
+        "uncovered",
+        "uncovered_m",
+    ]
+    polygons = [p for p in tmp_path.iterdir() if not p.name.startswith("uncovered")]
     # 375 m is 5 minutes at this speed: the two sets still have their own files
-    assert len({p.name.split("-", 1)[1] for p in tmp_path.iterdir()}) == 2
+    assert len({p.name.split("-", 1)[1] for p in polygons}) == 2
 
     built: list[list[str]] = []
     real = audit_mod.area_sets_and_bands
