@@ -61,6 +61,7 @@ from coverage.names import (
 )
 from coverage.network import DEFAULT_SPEED_KMH, WalkNetwork, speed_ms
 from coverage.osmcache import derived_key, derived_path, load_frame, save_frame
+from coverage.outcache import geometry_digest
 from coverage.parallel import worker_threads
 from coverage.progress import ProgressFn
 from coverage.reach import (
@@ -820,7 +821,7 @@ def _uncovered_file(
     if cache_dir is None or not net.source_sha256:
         return None
     digest = hashlib.sha256()
-    digest.update(b"".join(shapely.to_wkb(np.asarray(inp.demand.geometry.values, dtype=object))))
+    digest.update(geometry_digest(inp.demand.geometry.values))
     digest.update(np.ascontiguousarray(inp.pop).tobytes())
     for t in params.thresholds_min:
         digest.update(np.packbits(nearest.minutes <= t).tobytes())

@@ -13,7 +13,11 @@ segments (the longest), only the union service area per threshold, and polygons 
 to :attr:`FigureSpec.simplify_m` before drawing (shapes above :data:`LARGE_SIMPLIFY_COORDS`
 coordinates ring by ring, without topology preservation); each polygon layer and the streets are drawn as
 one path each, so the PNG and PDF writers handle a handful of paths, not one per shape. The figure is a :class:`matplotlib.figure.Figure`
-built without ``pyplot`` (no global state; safe in the app's threads).
+built without ``pyplot`` (no global state; safe in the app's threads). Its artist classes
+(figure, axes, patches, lines, paths) are imported by the drawing functions when they run,
+not at the top: they take about 0.7 s to import, and a re-run whose ``map.png`` and
+``map.pdf`` come from the output cache draws nothing (``matplotlib`` itself and its font
+manager, which the key reads, are imported at the top).
 
 For the output cache (:mod:`coverage.outcache`), :func:`figure_key` names everything a
 figure is drawn from, and :func:`pdf_with_creation_date` gives a kept ``map.pdf`` the
@@ -33,17 +37,13 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import matplotlib
 import numpy as np
 import shapely
 from matplotlib import font_manager
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch, PathPatch, Rectangle
-from matplotlib.path import Path as MplPath
 from numpy.typing import NDArray
 
 from coverage.errors import InputError
@@ -53,6 +53,13 @@ from coverage.isochrones import ALL_CENTERS
 from coverage.network import WalkNetwork
 from coverage.outcache import FrameDigests, piece_key
 from coverage.scenario import ScenarioResult
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.path import Path as MplPath
 
 logger = logging.getLogger(__name__)
 
@@ -295,6 +302,8 @@ def _street_path(net: WalkNetwork, limit: int) -> tuple[MplPath, int]:
     One path, not a collection of one line each: a PDF writer handles a collection
     item by item in Python (16 s for 150,000 segments).
     """
+    from matplotlib.path import Path as MplPath  # lazy: see the module notes
+
     u, v = net.edge_u, net.edge_v
     if len(u) > limit:
         keep = np.argsort(net.edge_length_m)[-limit:]
@@ -390,6 +399,8 @@ def _polygons_path(geoms: NDArray[np.object_]) -> MplPath:
     Drawn as one patch (non-zero fill: holes stay open), so a layer of 100,000
     polygons costs one path in the PNG and the PDF instead of one patch each.
     """
+    from matplotlib.path import Path as MplPath  # lazy: see the module notes
+
     parts = shapely.get_parts(shapely.orient_polygons(np.asarray(geoms, dtype=object)))
     parts = parts[shapely.get_type_id(parts) == shapely.GeometryType.POLYGON]
     rings = shapely.get_rings(parts)
@@ -408,6 +419,8 @@ def _draw_polygons(
     ax: Axes, gdf: gpd.GeoDataFrame, *, color: str, alpha: float, zorder: float
 ) -> None:
     """Fill every polygon of ``gdf`` as one patch."""
+    from matplotlib.patches import PathPatch  # lazy: see the module notes
+
     patch = PathPatch(
         _polygons_path(np.asarray(gdf.geometry.values, dtype=object)),
         facecolor=color,
@@ -451,6 +464,8 @@ def _area_label(kind: str, value: float, by: str, lang: str) -> str:
 
 
 def _draw_areas(ax: Axes, layers: FigureLayers, spec: FigureSpec, lang: str) -> list[Patch]:
+    from matplotlib.patches import Patch  # lazy: see the module notes
+
     handles: list[Patch] = []
     areas, uncovered, thresholds, by = _area_layers(layers)
     if areas is not None:
@@ -477,6 +492,8 @@ def _draw_areas(ax: Axes, layers: FigureLayers, spec: FigureSpec, lang: str) -> 
 
 
 def _draw_stations(ax: Axes, layers: FigureLayers, lang: str) -> list[Line2D]:
+    from matplotlib.lines import Line2D  # lazy: see the module notes
+
     handles: list[Line2D] = []
     for z, state in enumerate(STATION_STATES):
         gdf = layers.stations.get(state)
@@ -515,6 +532,8 @@ def _nice_length_m(span_m: float) -> int:
 
 
 def _draw_scale_and_north(ax: Axes, lang: str, font: font_manager.FontProperties | None) -> None:
+    from matplotlib.patches import Rectangle  # lazy: see the module notes
+
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
     length = _nice_length_m(x1 - x0)
@@ -595,6 +614,10 @@ def map_figure(
         One axes; its legend lists the streets, the service area per threshold,
         the uncovered housing and each station state present, with counts.
     """
+    from matplotlib.figure import Figure  # lazy: see the module notes
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import PathPatch
+
     spec = spec or FigureSpec()
     t("report.title", lang)  # validates `lang`
     font = cjk_font()

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from coverage.fileio import atomic_write
 from coverage.netcache import NETWORK_VERSION
+from coverage.outcache import remember_geometry_digest, wkb_digest_head
 
 logger = logging.getLogger(__name__)
 
@@ -147,4 +148,10 @@ def load_frame(path: Path) -> gpd.GeoDataFrame | None:
         return None
     data[meta["geometry"]] = gpd.GeoSeries(geoms, crs=meta["crs"])
     frame = pd.DataFrame(data)[meta["order"]]
-    return gpd.GeoDataFrame(frame, geometry=meta["geometry"], crs=meta["crs"])
+    gdf = gpd.GeoDataFrame(frame, geometry=meta["geometry"], crs=meta["crs"])
+    # the WKB just decoded is what an output key would encode again (no missing shapes here)
+    lengths = np.diff(offsets).astype(np.int64)
+    digest = hashlib.sha256(wkb_digest_head(np.zeros(lengths.size, dtype=bool), lengths))
+    digest.update(buf)
+    remember_geometry_digest(gdf.geometry.values, digest.digest())
+    return gdf

@@ -27,6 +27,8 @@ import os
 import platform
 import struct
 import tempfile
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,7 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
+from numpy.typing import NDArray
 
 from coverage.fileio import TEMP_FILE_PREFIX
 
@@ -129,19 +132,87 @@ def piece_key(kind: str, parts: Mapping[str, Any]) -> str | None:
 
 
 def geometry_digest(geoms: Any) -> bytes:
-    """SHA-256 of a geometry array: count, missing mask, WKB lengths and the WKB (ISO, with Z)."""
+    """SHA-256 of a geometry array: count, missing mask, WKB lengths and the WKB (extended, with Z).
+
+    An array holding the very geometry objects of one whose digest is known (a frame
+    read from a cache, see :func:`remember_geometry_digest`, or a copy of it) gets that
+    digest without encoding its WKB again.
+    """
     arr = np.asarray(geoms, dtype=object)
+    ids = _object_ids(arr)
+    known = _DIGESTS.get(ids)
+    if known is not None:
+        return known
     wkb = np.asarray(shapely.to_wkb(arr, output_dimension=3), dtype=object)
     missing = np.asarray(shapely.is_missing(arr), dtype=bool)
     wkb[missing] = b""
     lengths = np.fromiter(map(len, wkb), dtype=np.int64, count=wkb.size)
-    digest = hashlib.sha256()
-    digest.update(struct.pack("<Q", arr.size))
-    digest.update(missing.tobytes())
-    digest.update(lengths.tobytes())
+    digest = hashlib.sha256(wkb_digest_head(missing, lengths))
     for _ in map(digest.update, wkb):  # one C call per shape, no joined copy
         pass
     return digest.digest()
+
+
+def wkb_digest_head(missing: NDArray[np.bool_], lengths: NDArray[np.int64]) -> bytes:
+    """Return the bytes :func:`geometry_digest` hashes before the WKB: count, missing mask, WKB lengths."""
+    return struct.pack("<Q", missing.size) + missing.tobytes() + lengths.tobytes()
+
+
+def _object_ids(arr: NDArray[np.object_]) -> NDArray[np.intp]:
+    return np.fromiter(map(id, arr.ravel()), dtype=np.intp, count=arr.size)
+
+
+class _DigestMemo:
+    """Geometry digests of live arrays, keyed by the identities of the geometry objects they hold.
+
+    Shapely geometries are immutable, and an entry holds its own references to the
+    objects it was made from, so no other object can take their identities while the
+    entry lives: an array holding the same objects in the same order has the same WKB.
+    An entry lives as long as the array it was remembered for (then its objects are
+    released); entries are only added for frames read from a cache.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[bytes, tuple[object, NDArray[np.object_], NDArray[np.intp], bytes]] = {}
+
+    def get(self, ids: NDArray[np.intp]) -> bytes | None:
+        key = hashlib.sha256(ids.tobytes()).digest()
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None:
+            return None
+        _, _, held_ids, digest = entry
+        return digest if np.array_equal(held_ids, ids) else None
+
+    def put(self, owner: Any, digest: bytes) -> None:
+        held = np.array(np.asarray(owner, dtype=object).ravel(), dtype=object)  # own references
+        ids = _object_ids(held)
+        key = hashlib.sha256(ids.tobytes()).digest()
+        token = object()
+        with self._lock:
+            self._entries[key] = (token, held, ids, digest)
+        weakref.finalize(owner, self._forget, key, token)
+
+    def _forget(self, key: bytes, token: object) -> None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] is token:
+                del self._entries[key]
+
+
+_DIGESTS = _DigestMemo()
+
+
+def remember_geometry_digest(values: Any, digest: bytes) -> None:
+    """Record that the geometry array ``values`` has :func:`geometry_digest` ``digest``.
+
+    For a reader that has just decoded ``values`` from WKB it holds (a cache
+    file): it knows the digest from those bytes (:func:`wkb_digest_head` and the
+    WKB), so the writers' keys need not encode the geometries again. ``values``
+    must support weak references (a ``GeometryArray`` or numpy array does).
+    """
+    _DIGESTS.put(values, digest)
 
 
 def column_digest(series: pd.Series) -> bytes | None:

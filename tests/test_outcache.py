@@ -8,6 +8,7 @@ writer without a cache makes of the changed input.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import os
 import re
@@ -25,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point, Polygon
 
-from coverage import export, figure, outcache, pipeline
+from coverage import export, figure, osmcache, outcache, pipeline
 from coverage.inputs import CityData, CityInputs, load_city
 from coverage.scenario import Scenario, ScenarioResult
 
@@ -428,3 +429,66 @@ def test_frame_digests_remember_per_frame_never_across() -> None:
     assert digests.frame(other, ["value", "name"]) != first
     assert digests.frame(a, ["value"]) != first
     assert digests.frame(a.set_crs("EPSG:32651", allow_override=True), ["value", "name"]) != first
+
+
+def _fresh_digest(geoms: Any) -> bytes:
+    """The digest computed from the WKB (new geometry objects, so nothing remembered applies)."""
+    arr = np.asarray(geoms, dtype=object)
+    copies = shapely.from_wkb(shapely.to_wkb(arr, output_dimension=3))
+    return outcache.geometry_digest(copies)
+
+
+def _mixed_frame() -> gpd.GeoDataFrame:
+    square = Polygon([(0, 0), (10, 0), (10, 10), (0, 10)])
+    holed = Polygon([(0, 0), (30, 0), (30, 30), (0, 30)], [[(5, 5), (9, 5), (9, 9), (5, 9)]])
+    geoms = [
+        square,
+        shapely.MultiPolygon([square, shapely.affinity.translate(square, 20, 0)]),
+        holed,
+        shapely.LineString([(0, 0, 1), (5, 5, 2)]),  # with Z
+        Polygon(),  # empty
+        Point(X0 + 0.123456789, Y0),
+    ]
+    return gpd.GeoDataFrame({"name": list("abcdef")}, geometry=geoms, crs=UTM50)
+
+
+def test_a_frame_read_from_the_cache_keeps_the_digest_of_its_wkb(tmp_path: Path) -> None:
+    path = tmp_path / "frame.npz"
+    assert osmcache.save_frame(_mixed_frame(), path)
+    loaded = osmcache.load_frame(path)
+    assert loaded is not None
+    remembered = outcache.geometry_digest(loaded.geometry.values)
+    assert remembered == _fresh_digest(loaded.geometry.values)
+    # the same objects in a copy of the frame, or in a plain object array, get it too
+    assert outcache.geometry_digest(loaded.copy().geometry.values) == remembered
+    assert outcache.geometry_digest(np.asarray(loaded.geometry.values, dtype=object)) == remembered
+
+
+def test_a_remembered_digest_never_reaches_other_shapes(tmp_path: Path) -> None:
+    path = tmp_path / "frame.npz"
+    osmcache.save_frame(_mixed_frame(), path)
+    loaded = osmcache.load_frame(path)
+    assert loaded is not None
+    remembered = outcache.geometry_digest(loaded.geometry.values)
+    changed = loaded.copy()
+    changed.loc[0, "geometry"] = Polygon([(0, 0), (11, 0), (11, 10), (0, 10)])
+    assert outcache.geometry_digest(changed.geometry.values) == _fresh_digest(changed.geometry)
+    assert outcache.geometry_digest(changed.geometry.values) != remembered
+    # a subset or another order is other content
+    sub = loaded.geometry.values[1:]
+    assert outcache.geometry_digest(sub) == _fresh_digest(sub)
+    rev = loaded.geometry.values[::-1]
+    assert outcache.geometry_digest(rev) == _fresh_digest(rev) != remembered
+    # a wrong digest would show here: what is remembered is what the WKB gives
+    assert remembered == outcache.geometry_digest(_mixed_frame().geometry.values)
+
+
+def test_remembered_digests_are_released_with_their_frame(tmp_path: Path) -> None:
+    path = tmp_path / "frame.npz"
+    osmcache.save_frame(_mixed_frame(), path)
+    before = len(outcache._DIGESTS._entries)
+    loaded = osmcache.load_frame(path)
+    assert len(outcache._DIGESTS._entries) == before + 1
+    del loaded
+    gc.collect()
+    assert len(outcache._DIGESTS._entries) == before
