@@ -345,7 +345,7 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         type=Path,
         metavar="DIR",
         default=default,
-        help="walking-network cache folder (default: the user cache folder)",
+        help="cache folder: the walking network, the demand units and centers read from the OSM file, service and uncovered areas, and finished output pieces (kept within 2 GiB; the rest is never pruned), each keyed by what it is made from; delete it between runs to free space (default: the user cache folder)",
     )
 
 
