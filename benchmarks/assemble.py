@@ -12,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = [
     "e2e",
+    "e2e_audit",
     "network",
     "isochrones",
     "documents",
@@ -19,6 +20,7 @@ SECTIONS = [
     "capacity",
     "app",
     "app_100k",
+    "app_300k",
     "batch",
     "suite",
     "scale",
@@ -34,12 +36,13 @@ Regenerate a section by running its script, then `python benchmarks/assemble.py`
 | section | script | command |
 |---|---|---|
 | whole commands, cold and warm (issue 16) | `benchmarks/bench_e2e.py` | `.venv/bin/python benchmarks/bench_e2e.py --sizes 10000,100000,300000 --write-docs` (also in `make bench-full`) |
+| `audit` re-measured on the 100k and 300k cities (issue 16) | `benchmarks/bench_e2e.py` | see the section's own command line |
 | network | `benchmarks/bench_network.py` | `.venv/bin/python benchmarks/bench_network.py` |
 | isochrones and audit | `benchmarks/bench_isochrones.py` | `.venv/bin/python benchmarks/bench_isochrones.py` |
 | the default city (91 stations) and its documents (issue 14) | `benchmarks/bench_documents.py` | `.venv/bin/python benchmarks/bench_documents.py --write-docs` |
 | siting | `benchmarks/bench_siting.py` | `.venv/bin/python benchmarks/bench_siting.py` |
 | capacity: 2SFCA, capacitated siting (issue 15) | `benchmarks/bench_capacity.py` | `.venv/bin/python benchmarks/bench_capacity.py` |
-| app | `benchmarks/bench_app.py` | `.venv/bin/python benchmarks/bench_app.py` |
+| app | `benchmarks/bench_app.py` | `.venv/bin/python benchmarks/bench_app.py` (`--targets city100k` / `city300k` with `--name app_100k` / `app_300k` for the synthetic cities) |
 | batch | `benchmarks/bench_batch.py` | `.venv/bin/python benchmarks/bench_batch.py` |
 | benchmark suite (every stage, anchors) | `benchmarks/run.py` | `make bench-full` (10k / 100k / 300k nodes) |
 | city-scale targets (issue 7) | `benchmarks/bench_scale.py` | `.venv/bin/python benchmarks/bench_scale.py` (10k / 100k / 300k nodes) |

@@ -441,7 +441,11 @@ def main() -> None:
                         log(f"optimizer k=10: {opt10}")
                         nums = [first_numbers(browser, url) for _ in range(args.repeat)]
                         log(f"first numbers, new session: {nums}")
-                        added = [add_station(browser, url) for _ in range(args.repeat)]
+                        try:
+                            added = [add_station(browser, url) for _ in range(args.repeat)]
+                        except Exception as exc:  # Playwright's timeout: say so in the table
+                            log(f"add a station not measured: {exc}")
+                            added = [float("nan")]
                         log(f"add a station: {added}")
                         try:
                             export_s = [first_export(browser, url, args.export_timeout_s)]
@@ -558,7 +562,7 @@ def main() -> None:
             "server builds it once per city (≈ 0.6 s).\n"
             "- *first export* is the first download click, which builds the whole bundle "
             "(each station's own service areas, every GeoJSON, the workbook, map.png, "
-            "report.html); `nan` means it did not arrive within `--export-timeout-s`. "
+            "report.html); `nan` means it did not arrive within `--export-timeout-s` (for *add a station*: the map click was not taken up within 120 s). "
             "*server memory* is the server's resident memory after all the runs above, and its peak the largest of samples taken every 0.5 s from the first page open to the end of the first export.\n"
         )
         write_markdown(
