@@ -275,26 +275,28 @@ def _check_matrix(
     return C, w, c0
 
 
-#: Nonzeros per row block of :func:`_float_rows`.
-_FLOAT_BLOCK_NNZ = 1 << 22
+#: Nonzeros per row block of :func:`_float_rows` (8 MB of float64 ones).
+_FLOAT_BLOCK_NNZ = 1 << 20
 
 
 def _float_rows(C: sparse.csr_array) -> Iterator[tuple[int, int, sparse.csr_array]]:
     """Yield ``(a, b, C[a:b] as float64)`` in row blocks of about ``_FLOAT_BLOCK_NNZ`` nonzeros.
 
     A float copy of a city's whole coverage matrix costs 12 bytes per pair (over a GB at
-    10⁸ pairs); a block shares ``C``'s column indices and costs a few MB. A product is
+    10⁸ pairs); a block shares ``C``'s column indices and one array of ones. A product is
     computed row by row, so by blocks it gives the same bits as on the whole float copy.
     """
     n = C.shape[0]
+    ones = np.ones(min(C.nnz, _FLOAT_BLOCK_NNZ))
     a = 0
     while a < n:
         s = int(C.indptr[a])
         b = int(np.searchsorted(C.indptr, s + _FLOAT_BLOCK_NNZ, side="right")) - 1
         b = min(max(b, a + 1), n)
         e = int(C.indptr[b])
+        data = ones[: e - s] if e - s <= ones.size else np.ones(e - s)  # a row longer than a block
         block = sparse.csr_array(
-            (np.ones(e - s), C.indices[s:e], C.indptr[a : b + 1] - s), shape=(b - a, C.shape[1])
+            (data, C.indices[s:e], C.indptr[a : b + 1] - s), shape=(b - a, C.shape[1])
         )
         yield a, b, block
         a = b

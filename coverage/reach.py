@@ -920,12 +920,20 @@ def pairs_within_m(
     return pairs
 
 
-def _sorted_rows(s: IntArray, p: IntArray) -> tuple[IntArray, IntArray, NDArray[np.int32]]:
-    """One tile's pairs as rows: its sources, their pair counts, their points sorted per source."""
-    rows, counts = np.unique(s, return_counts=True)
-    # s is already ascending (one block per source): sort the points within each block
-    order = np.lexsort((p, s))
-    return rows, counts, p[order].astype(np.int32)
+def _sorted_rows(
+    s: IntArray, p: IntArray, n_points: int
+) -> tuple[IntArray, IntArray, NDArray[np.int32]]:
+    """One tile's pairs as rows: its sources, their pair counts, their points sorted per source.
+
+    ``s`` is ascending (one block per source, as a tile yields them).
+    """
+    starts = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]]))
+    counts = np.diff(np.append(starts, s.size))
+    rank = np.repeat(np.arange(starts.size, dtype=np.int64) * n_points, counts)
+    key = rank + p
+    key.sort()  # one sort of row-major keys: the points ascend within each row
+    key -= rank
+    return s[starts], counts, key.astype(np.int32)
 
 
 def within_matrix(
@@ -968,7 +976,11 @@ def within_matrix(
     shape = (src.size, pts.size)
     if src.size == 0 or pts.size == 0:
         return sparse.csr_array(shape, dtype=bool)
-    parts = [_sorted_rows(s, p) for s, p, _ in _tile_pairs_each(net, src, pts, limit_m, progress)]
+    parts = [
+        _sorted_rows(s, p, pts.size)
+        for s, p, _ in _tile_pairs_each(net, src, pts, limit_m, progress)
+        if s.size
+    ]
     counts = np.zeros(src.size, dtype=np.int64)
     for rows, n, _ in parts:
         counts[rows] = n

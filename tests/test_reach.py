@@ -675,3 +675,7 @@ def test_within_matrix_of_nothing(grid_net: WalkNetwork) -> None:
     alone = reach.within_matrix(grid_net, centers, far, limit_m=10.0)
     assert alone.shape == (1, 1)
     assert alone.nnz == 0
+    # 2.1 m away in a straight line, 3 m on foot: a tile with points near but none within
+    near = snapped(make_centers(grid_net, np.array([[GRID_E + 1.5, GRID_N + 1.5]])))
+    assert reach.within_matrix(grid_net, centers, near, limit_m=2.5).nnz == 0
+    assert reach.within_matrix(grid_net, centers, near, limit_m=3.1).nnz == 1
