@@ -24,7 +24,7 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -275,6 +275,41 @@ def _check_matrix(
     return C, w, c0
 
 
+#: Nonzeros per row block of :func:`_float_rows` (8 MB of float64 ones).
+_FLOAT_BLOCK_NNZ = 1 << 20
+
+
+def _float_rows(C: sparse.csr_array) -> Iterator[tuple[int, int, sparse.csr_array]]:
+    """Yield ``(a, b, C[a:b] as float64)`` in row blocks of about ``_FLOAT_BLOCK_NNZ`` nonzeros.
+
+    A float copy of a city's whole coverage matrix costs 12 bytes per pair (over a GB at
+    10⁸ pairs); a block shares ``C``'s column indices and one array of ones. A product is
+    computed row by row, so by blocks it gives the same bits as on the whole float copy.
+    """
+    n = C.shape[0]
+    ones = np.ones(min(C.nnz, _FLOAT_BLOCK_NNZ))
+    a = 0
+    while a < n:
+        s = int(C.indptr[a])
+        b = int(np.searchsorted(C.indptr, s + _FLOAT_BLOCK_NNZ, side="right")) - 1
+        b = min(max(b, a + 1), n)
+        e = int(C.indptr[b])
+        data = ones[: e - s] if e - s <= ones.size else np.ones(e - s)  # a row longer than a block
+        block = sparse.csr_array(
+            (data, C.indices[s:e], C.indptr[a : b + 1] - s), shape=(b - a, C.shape[1])
+        )
+        yield a, b, block
+        a = b
+
+
+def _row_sums(C: sparse.csr_array, x: FloatArray) -> FloatArray:
+    """Return ``C.astype(float) @ x`` for a boolean ``C`` without the float copy of ``C``."""
+    out = np.zeros(C.shape[0])
+    for a, b, block in _float_rows(C):
+        out[a:b] = block @ x
+    return out
+
+
 def _row_gain(C: sparse.csr_array, c: int, w_open: FloatArray) -> float:
     # One summation routine everywhere, so equal gains compare equal and ties
     # fall to the candidate index deterministically.
@@ -502,18 +537,20 @@ def swap_improve(
     n_cand, n_dem = C.shape
     if S.size == 0 or S.size >= n_cand:
         return SwapResult(S, covered_population(C, w, S, covered0=c0), 0)
-    Cf = C.astype(np.float64)
     count = np.zeros(n_dem, dtype=np.int64)
     np.add.at(count, C[S].indices, 1)
     tol = 1e-9 * max(float(w.sum()), 1.0)
     swaps = 0
     while swaps < max_swaps:
         w_unc = np.where(~c0 & (count == 0), w, 0.0)
-        gain_now = Cf @ w_unc
+        gain_now = _row_sums(C, w_unc)
         uniq = np.where(~c0 & (count == 1), w, 0.0)
-        U = Cf[S].multiply(uniq[None, :]).tocsr()  # k × n_dem: population only s covers
+        U = C[S].astype(np.float64).multiply(uniq[None, :]).tocsr()  # k × n_dem: only s covers
         loss = np.asarray(U.sum(axis=1)).ravel()
-        M = (Cf @ U.T).toarray()  # n_cand × k
+        UT = U.T.tocsr()  # once, not per block
+        M = np.zeros((n_cand, S.size))  # n_cand × k
+        for a, b, block in _float_rows(C):
+            M[a:b] = (block @ UT).toarray()
         delta = gain_now[:, None] + M - loss[None, :]
         delta[S, :] = -np.inf
         best = int(np.argmax(delta))
@@ -695,7 +732,7 @@ LP_ADD_CANDIDATES = 500
 
 
 def _lagrangian_bound(
-    Cf: sparse.csr_array, w_open: FloatArray, lam: FloatArray, k: int
+    C: sparse.csr_array, w_open: FloatArray, lam: FloatArray, k: int
 ) -> tuple[float, FloatArray]:
     """Lagrangian bound of the covering LP at multipliers ``lam >= 0`` (any ``lam`` is valid).
 
@@ -703,7 +740,7 @@ def _lagrangian_bound(
     plus the ``k`` largest positive candidate prices ``(C lam)_c``. Returns the bound
     (open demand only) and the prices.
     """
-    price = Cf @ lam
+    price = _row_sums(C, lam)
     top = np.sort(np.maximum(price, 0.0))[::-1][:k]
     return float(np.maximum(w_open - lam, 0.0).sum() + top.sum()), price
 
@@ -734,12 +771,11 @@ def _lp_bound(
     coverable[C.indices] = True
     open_ = coverable & ~c0 & (w > 0)
     w_open = np.where(open_, w, 0.0)
-    Cf = sparse.csr_array(C.astype(np.float64))
     before = float(w[c0].sum())
     if n_cand <= LP_INITIAL_CANDIDATES:
         R = np.arange(n_cand, dtype=np.int64)
     else:
-        gains = Cf @ w_open
+        gains = _row_sums(C, w_open)
         top = np.argsort(-gains, kind="stable")[:LP_INITIAL_CANDIDATES]
         R = np.union1d(chosen, top).astype(np.int64)
     best_lagrangian = float("inf")
@@ -765,7 +801,7 @@ def _lp_bound(
         duals = np.abs(np.asarray(h.getSolution().row_dual, dtype=np.float64))
         lam = w_open.copy()  # open demand no candidate of R covers: lam_d = w_d
         lam[dem] = np.minimum(duals[: dem.size], w[dem])
-        lagrangian, price = _lagrangian_bound(Cf, w_open, lam, k)
+        lagrangian, price = _lagrangian_bound(C, w_open, lam, k)
         best_lagrangian = min(best_lagrangian, lagrangian)
         excess = price - duals[-1] * (1 + 1e-9) - 1e-9
         excess[R] = 0.0
@@ -815,7 +851,7 @@ def upper_bound(
     if S.size:
         hit[C[S].indices] = True
     f_s = float(w[hit].sum())
-    gains = sparse.csr_array(C.astype(np.float64)) @ np.where(hit, 0.0, w)
+    gains = _row_sums(C, np.where(hit, 0.0, w))
     top = np.sort(gains)[::-1][:kk]
     sub = f_s + float(top.sum())
     lp_pop = float("nan")

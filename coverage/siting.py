@@ -52,10 +52,10 @@ from coverage.progress import ProgressFn, sub_progress
 from coverage.reach import (
     Snapped,
     nearest_points_m,
-    pairs_within_m,
     point_xy,
     require_snapped,
     snap_arrays,
+    within_matrix,
 )
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_points
 from coverage.standards import (
@@ -324,7 +324,7 @@ def coverage_sets(
 
     Walking distance = candidate access leg + network path between the two
     snapped points (through edge ends, or along the edge when both share it) +
-    demand access leg, as :func:`coverage.reach.pairs_within_m` finds it: the
+    demand access leg, as :func:`coverage.reach.within_matrix` finds it: the
     work grows with the area reached, not with the city.
 
     Parameters
@@ -355,17 +355,7 @@ def _coverage_matrix(
 ) -> sparse.csr_array:
     """Boolean candidates × demand matrix of the pairs within ``limit`` meters (see :func:`coverage_sets`)."""
     n_c, n_d = sources.size, points.size
-    pairs = pairs_within_m(
-        net,
-        sources,
-        points,
-        limit_m=limit + _LIMIT_EPS_M,
-        progress=progress,
-    )
-    out = sparse.csr_array(
-        (np.ones(len(pairs), dtype=bool), (pairs.source, pairs.point)), shape=(n_c, n_d)
-    )
-    out.sort_indices()
+    out = within_matrix(net, sources, points, limit_m=limit + _LIMIT_EPS_M, progress=progress)
     logger.info(
         "coverage sets: %d candidates × %d demand units within %.0f m, %d pairs",
         n_c,

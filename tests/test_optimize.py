@@ -670,3 +670,26 @@ def test_served_residents_are_submodular_by_brute_force(seed: int) -> None:
             fa, fb = f(list(a)), f(list(b))
             assert fb >= fa - 1e-9  # monotone
             assert f([*a, x]) - fa >= f([*b, x]) - fb - 1e-9  # diminishing returns
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_float_row_blocks_give_the_bits_of_the_float_matrix(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # blocks of one row each (a nonzero per block at most) up to the whole matrix in one block
+    import coverage.optimize as optimize
+
+    cover, w, c0 = random_instance(seed, n_cand=40, n_dem=60, density=0.1)
+    dense = cover.toarray()
+    dense[[3, 17]] = False  # rows that cover nobody
+    cover = sparse.csr_array(dense)
+    x = np.random.default_rng(seed).random(60) * 1e3
+    whole = cover.astype(np.float64) @ x
+    picks = []
+    for block_nnz in (1, 7, 1 << 22):
+        monkeypatch.setattr(optimize, "_FLOAT_BLOCK_NNZ", block_nnz)
+        np.testing.assert_array_equal(optimize._row_sums(cover, x), whole)
+        sel = best_sites(cover, w, Options(k=4), covered0=c0)
+        picks.append((list(sel.chosen), list(sel.cumulative_population), sel.bound_population))
+    assert picks[0] == picks[1] == picks[2]
+    assert picks[0][1][-1] >= (1 - 1 / math.e) * brute_force(cover, w, c0, 4) - 1e-9

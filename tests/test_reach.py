@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import shapely
 from conftest import GRID_E, GRID_N
+from scipy import sparse
 
 from coverage import reach
 from coverage.errors import InputError
@@ -627,3 +628,54 @@ def test_graph_cache_is_per_network_and_dies_with_it() -> None:
     del net
     gc.collect()
     assert key not in reach._GRAPHS
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("per_tile", [1.0, 48.0, 10_000.0])
+def test_within_matrix_equals_pairs_and_networkx(
+    seed: int, per_tile: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tiles of one cell (the smallest pieces the matrix is built from) to the widest
+    monkeypatch.setattr(reach, "_SOURCES_PER_TILE", per_tile)
+    net, src, pts = random_case(seed)
+    limit_m = 350.0
+    M = reach.within_matrix(net, src, pts, limit_m=limit_m)
+    assert M.shape == (src.size, pts.size)
+    assert M.dtype == bool
+    assert M.indices.dtype == np.int32
+    # canonical: column indices strictly increasing in every row
+    rows = np.repeat(np.arange(src.size), np.diff(M.indptr))
+    assert (np.diff(M.indices)[rows[1:] == rows[:-1]] > 0).all()
+    # the pair arrays of pairs_within_m, as a matrix the way siting built it before
+    pairs = reach.pairs_within_m(net, src, pts, limit_m=limit_m)
+    ref = sparse.csr_array(
+        (np.ones(len(pairs), dtype=bool), (pairs.source, pairs.point)), shape=M.shape
+    )
+    ref.sort_indices()
+    np.testing.assert_array_equal(M.indptr, ref.indptr)
+    np.testing.assert_array_equal(M.indices, ref.indices)
+    assert M.data.all()
+    # and networkx, one source at a time
+    G = nx_graph(net, src, pts)
+    for j in range(src.size):
+        _, ref_pts = nx_single(G, j, pts.size, net.n_nodes)
+        clear = np.abs(ref_pts - limit_m) > TOL_M
+        row = M[[j]].toarray().ravel()
+        np.testing.assert_array_equal(row[clear], (ref_pts <= limit_m)[clear])
+
+
+def test_within_matrix_of_nothing(grid_net: WalkNetwork) -> None:
+    centers = snapped(make_centers(grid_net, np.array([[GRID_E, GRID_N]])))
+    none = Snapped(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0))
+    assert reach.within_matrix(grid_net, none, centers, limit_m=100.0).shape == (0, 1)
+    empty = reach.within_matrix(grid_net, centers, none, limit_m=100.0)
+    assert empty.shape == (1, 0)
+    assert empty.dtype == bool
+    far = snapped(make_centers(grid_net, np.array([[GRID_E + 400, GRID_N + 400]])))
+    alone = reach.within_matrix(grid_net, centers, far, limit_m=10.0)
+    assert alone.shape == (1, 1)
+    assert alone.nnz == 0
+    # 2.1 m away in a straight line, 3 m on foot: a tile with points near but none within
+    near = snapped(make_centers(grid_net, np.array([[GRID_E + 1.5, GRID_N + 1.5]])))
+    assert reach.within_matrix(grid_net, centers, near, limit_m=2.5).nnz == 0
+    assert reach.within_matrix(grid_net, centers, near, limit_m=3.1).nnz == 1

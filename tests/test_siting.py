@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import shapely
 
+from coverage import reach
 from coverage.errors import InputError
 from coverage.optimize import best_sites
 from coverage.reach import Snapped, nearest_points_m
@@ -467,3 +468,44 @@ def test_propose_sites_is_best_sites_on_the_coverage_sets(
     assert res.share_after == sel.population_after / w.sum()
     assert res.upper_bound_share == min(1.0, sel.bound_population / w.sum())
     np.testing.assert_array_equal(res.sites["marginal_population"], sel.marginal_population)
+
+
+# --- the hand-made grid -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("per_tile", [1.0, 48.0, 10_000.0])
+def test_coverage_sets_on_the_grid_match_networkx(
+    grid_net, per_tile: float, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    # the matrix is assembled from one tile of candidates at a time: the narrowest tiles
+    # (most pieces) and one tile for all must give the same matrix, and networkx's
+    monkeypatch.setattr(reach, "_SOURCES_PER_TILE", per_tile)
+    from conftest import GRID_E, GRID_N
+
+    net = grid_net
+    rng = np.random.default_rng(5)
+
+    def places(n: int) -> gpd.GeoDataFrame:
+        xy = rng.uniform(-20.0, 420.0, (n, 2)) + np.array([GRID_E, GRID_N])
+        return gpd.GeoDataFrame(
+            {"population": np.ones(n)}, geometry=shapely.points(xy), crs=net.crs
+        )
+
+    cands = candidates_from_file(net, places(14))
+    dem = snap_frame(net, places(60))
+    minutes = 3.0  # 225 m: a part of the 400 m grid
+    limit_m = minutes * 60 * SPEED_KMH / 3.6
+    M = coverage_sets(net, cands, dem, minutes=minutes, speed_kmh=SPEED_KMH)
+    assert M.shape == (len(cands), len(dem))
+    assert M.dtype == bool
+    assert 0 < M.nnz < M.shape[0] * M.shape[1]
+    G = net.to_networkx()
+    de, do, da = (dem[c].to_numpy() for c in ("snap_edge", "snap_offset_m", "snap_distance_m"))
+    for r in range(len(cands)):
+        edge, off, acc = (
+            cands[c].iloc[r] for c in ("snap_edge", "snap_offset_m", "snap_distance_m")
+        )
+        dist = _networkx_reach_m(net, G, int(edge), float(off), float(acc), de, do, da)
+        clear = np.abs(dist - limit_m) > 1e-3
+        row = M[[r]].toarray().ravel()
+        np.testing.assert_array_equal(row[clear], (dist <= limit_m)[clear])
