@@ -701,6 +701,9 @@ def test_walkthrough_end_to_end(app_url: str, browser: Any, tmp_path: Path) -> N
     buttons.first.wait_for(timeout=60_000)
     names = []
     for i in range(buttons.count()):
+        # at a person's pace: Chromium fetched map.png but started no download when its
+        # click came 0.1 s after the previous file's (the retry's 60 s wait, every run)
+        page.wait_for_timeout(500)
         download = click_for_download(page, buttons.nth(i))
         target = tmp_path / download.suggested_filename
         download.save_as(target)
