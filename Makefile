@@ -3,6 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest-xdist workers for `make test`: two halve the suite (serial about 12 min on CI's 2 cores);
+# each worker starts its own Streamlit server for the browser tests. `make test TEST_WORKERS=0` runs serially.
+TEST_WORKERS ?= 2
 
 .PHONY: app test lint typecheck reliability bench-full browser clean
 
@@ -26,7 +29,7 @@ test: $(STAMP) browser
 	$(BIN)/ruff check coverage tests benchmarks app.py
 	$(BIN)/ruff format --check coverage tests benchmarks app.py
 	$(BIN)/mypy --no-incremental
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 browser:
 	@bash scripts/install_chromium.sh
