@@ -521,18 +521,28 @@ class Walk:
             self.page.keyboard.press("Escape")
         raise AssertionError(f"the list of {label!r} did not open")
 
+    def choose(self, label: str, option: Any) -> None:
+        """Open `label`'s list and click `option` (a locator); a rerun that redraws the
+        sidebar closes an open list (seen on a loaded machine): open it again."""
+        for attempt in range(5):
+            self.open_list(label)
+            # no untranslated bulk option ("Select all") that would pick every entry at once
+            texts = self.page.get_by_role("option").all_inner_texts()
+            assert "Select all" not in texts, texts[:3]
+            try:
+                option.click(timeout=5_000)
+            except Exception:
+                if attempt == 4:
+                    raise
+                continue
+            self.page.keyboard.press("Escape")
+            return
+
     def pick_first(self, label: str) -> None:
-        self.open_list(label)
-        options = self.page.get_by_role("option")
-        # no untranslated bulk option ("Select all") that would pick every entry at once
-        assert "Select all" not in options.all_inner_texts(), options.all_inner_texts()[:3]
-        options.first.click()
-        self.page.keyboard.press("Escape")
+        self.choose(label, self.page.get_by_role("option").first)
 
     def pick(self, label: str, option: str) -> None:
-        self.open_list(label)
-        self.page.get_by_role("option", name=option, exact=True).click()
-        self.page.keyboard.press("Escape")
+        self.choose(label, self.page.get_by_role("option", name=option, exact=True))
 
 
 def gcj02_centers_csv(tmp: Path) -> Path:
