@@ -1870,14 +1870,23 @@ def sidebar_scenarios(city: CityData) -> Any:
     return sidebar_optimizer()
 
 
+#: The map's click fields (streamlit-folium): a click on empty map, and a click on a layer.
+#: Leaflet stops a click that opens a layer's popup (a station, a residential cell, an
+#: uncovered area) before the map sees it, so such a click arrives only as the second.
+CLICK_FIELDS: tuple[str, ...] = ("last_clicked", "last_object_clicked")
+
+
 def read_click() -> None:
     """Pick up the map's last click (the component's value) before widgets draw."""
     ss = st.session_state
     value = ss.get("map")
-    click = value.get("last_clicked") if isinstance(value, Mapping) else None
-    if click and click != ss.get("click_seen"):
-        ss["click_seen"] = click
-        ss["clicked"] = {"lat": float(click["lat"]), "lng": float(click["lng"])}
+    if not isinstance(value, Mapping):
+        return
+    for field in CLICK_FIELDS:
+        click = value.get(field)
+        if click and click != ss.get(f"{field}_seen"):
+            ss[f"{field}_seen"] = click
+            ss["clicked"] = {"lat": float(click["lat"]), "lng": float(click["lng"])}
 
 
 def uploader_css() -> str:
@@ -2021,7 +2030,7 @@ def map_section(city: CityData, city_key: str, s: Scenario, res: ScenarioResult)
         m = None
     if m is not None:
         st_folium(
-            m, key="map", height=560, use_container_width=True, returned_objects=["last_clicked"]
+            m, key="map", height=560, use_container_width=True, returned_objects=list(CLICK_FIELDS)
         )
 
 
