@@ -558,6 +558,7 @@ def _run(
                 progress=rest,
                 reuse=reuse,
                 cache_polygons=cache_polygons,
+                numbers_only=not with_polygons,  # the headline's run: the map's builds the areas
             )
         if res.siting is not None and res.siting.stopped:
             # kept for on_stop (the click's callback runs first on the rerun); another

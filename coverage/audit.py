@@ -1058,18 +1058,65 @@ def audit(
         or no demand unit that can reach any of the (non-empty) centers. An
         empty centers frame is valid: nobody is covered.
     """
+    build = _Build(_checked(params), with_polygons, per_center_polygons, uncovered=True)
+    return _audit(net, centers, demand, build, progress, polygon_cache_dir)
+
+
+def audit_numbers(
+    net: WalkNetwork,
+    centers: gpd.GeoDataFrame,
+    demand: gpd.GeoDataFrame,
+    params: AuditParams | None = None,
+    *,
+    progress: ProgressFn | None = None,
+) -> AuditResult:
+    """Audit as :func:`audit` does, without building any polygon: numbers and tables only.
+
+    The result equals ``audit(..., with_polygons=False)`` except that ``uncovered`` and
+    ``distance_uncovered`` are empty frames (with their columns): dissolving the
+    uncovered units is most of a numbers-only audit (2.4 of 4.1 s at 300k nodes). For
+    the app's headline numbers, drawn before the map; the map's run builds the areas.
+    """
+    build = _Build(_checked(params), polygons=False, per_center=None, uncovered=False)
+    return _audit(net, centers, demand, build, progress, None)
+
+
+@dataclass(frozen=True)
+class _Build:
+    """What one audit builds: its parameters, and which polygons."""
+
+    params: AuditParams
+    polygons: bool
+    per_center: bool | None
+    uncovered: bool
+
+
+def _checked(params: AuditParams | None) -> AuditParams:
     if params is None:
-        params = AuditParams()
+        return AuditParams()
     if not isinstance(params, AuditParams):
         msg = f"`params` must be an AuditParams; got {type(params).__name__}."
         raise InputError(msg)
+    return params
+
+
+def _audit(
+    net: WalkNetwork,
+    centers: gpd.GeoDataFrame,
+    demand: gpd.GeoDataFrame,
+    build: _Build,
+    progress: ProgressFn | None,
+    polygon_cache_dir: Path | None,
+) -> AuditResult:
+    """Run the audit's steps (:func:`audit`)."""
+    params, with_polygons, per_center_polygons = build.params, build.polygons, build.per_center
     steps = _Steps(
         progress,
         {
             "search": 1,
             "per_center": 2,
             "levels": 1,
-            "uncovered": 2,
+            "uncovered": 2 if build.uncovered else 0.001,
             "polygons": 10 if with_polygons else 0.001,
         },
     )
@@ -1087,7 +1134,13 @@ def audit(
     for col, ok in flags.items():
         out_demand[col] = ok
     steps.begin("uncovered", "uncovered areas")
-    uncovered, uncovered_m = _uncovered_frames(net, inp, nearest, params, polygon_cache_dir)
+    if build.uncovered:
+        uncovered, uncovered_m = _uncovered_frames(net, inp, nearest, params, polygon_cache_dir)
+    else:
+        uncovered, uncovered_m = (
+            _uncovered_frame(net, [], MINUTES),
+            _uncovered_frame(net, [], METERS),
+        )
     if with_polygons:
         steps.begin("polygons", "service areas")
         if per_center_polygons is None:

@@ -34,7 +34,7 @@ import geopandas as gpd
 import pandas as pd
 
 from coverage import export
-from coverage.audit import AuditParams, audit
+from coverage.audit import AuditParams, audit, audit_numbers
 from coverage.capacity import CapacityParams, capacity_audit, compliance_params
 from coverage.centers import FLOOR_AREA_M2, add_centers, close_centers
 from coverage.groups import group_coverage, group_names
@@ -245,6 +245,7 @@ def run(
     progress: ProgressFn | None = None,
     cache_polygons: bool = False,
     reuse: Reuse | None = None,
+    numbers_only: bool = False,
 ) -> ScenarioResult:
     """Audit ``scenario`` on ``city`` and, if it asks, propose new sites.
 
@@ -255,7 +256,8 @@ def run(
     scenario
         Parameters and edits.
     with_polygons
-        Build service-area and uncovered polygons (the slowest step).
+        Build the service-area polygons (the slowest step). The uncovered areas are
+        built either way (``audit --no-polygons`` still writes the gap map).
     per_center_polygons
         With ``with_polygons``, also each center's own service areas
         (:func:`coverage.audit.audit`'s parameter: ``None`` does so up to
@@ -270,6 +272,10 @@ def run(
         Earlier work on the same city (:class:`Reuse`): without polygons, the audit of
         the same scenario without its siting request, and the siting's coverage sets.
         The result equals a run without it.
+    numbers_only
+        Build no polygon at all, neither service areas nor uncovered areas
+        (:func:`coverage.audit.audit_numbers`; ``with_polygons`` is then ignored): the
+        app's headline numbers. A ``reuse.audited`` for such a run must be one too.
 
     Returns
     -------
@@ -283,22 +289,27 @@ def run(
     params = audit_params(scenario, city)
     sp = siting_params(scenario)
     split = _AUDIT_SHARE_WITH_SITING if sp is not None else 1.0
-    base = None if with_polygons else _reused_audit(scenario, params, reuse)
+    base = None if with_polygons and not numbers_only else _reused_audit(scenario, params, reuse)
     if base is not None and sp is not None:
         logger.info("running scenario %r on the audit of its run without siting", scenario.name)
         return replace(
             base, scenario=scenario, siting=_propose(city, base.centers, sp, reuse, progress)
         )
     centers = scenario_centers(city, scenario)
-    result = audit(
-        city.net,
-        centers,
-        city.demand,
-        params,
-        with_polygons=with_polygons,
-        per_center_polygons=per_center_polygons,
-        progress=sub_progress(progress, 0.0, split),
-        polygon_cache_dir=city.cache_dir if cache_polygons else None,
+    audit_progress = sub_progress(progress, 0.0, split)
+    result = (
+        audit_numbers(city.net, centers, city.demand, params, progress=audit_progress)
+        if numbers_only
+        else audit(
+            city.net,
+            centers,
+            city.demand,
+            params,
+            with_polygons=with_polygons,
+            per_center_polygons=per_center_polygons,
+            progress=audit_progress,
+            polygon_cache_dir=city.cache_dir if cache_polygons else None,
+        )
     )
     districts = (
         export.district_coverage(

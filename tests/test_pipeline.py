@@ -173,3 +173,33 @@ def test_coverage_sets_of_other_limits_are_refused(haidian_city: CityData) -> No
     with pytest.raises(InputError, match="siting_sets"):
         pipeline.run(city, slower, with_polygons=False, reuse=pipeline.Reuse(siting_sets=sets))
     assert pipeline.siting_sets_for(city, Scenario()) is None
+
+
+@pytest.mark.parametrize("which", ["grid", "haidian", "chengdu"])
+def test_numbers_only_is_the_audit_without_any_polygon(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    """The app's headline run: the same numbers and tables, and no uncovered areas built."""
+    city: CityData = request.getfixturevalue(f"{which}_city")
+    # short thresholds: every city has residents outside them
+    s = Scenario(audit=AuditParams(thresholds_min=(2.0, 5.0), thresholds_m=(150.0,)))
+    full = pipeline.run(city, s, with_polygons=False)
+    fast = pipeline.run(city, s, numbers_only=True)
+    a, b = full.audit, fast.audit
+    assert len(a.uncovered) > 0  # the gap map, built by the ordinary run
+    for frame in (b.uncovered, b.distance_uncovered, b.service_areas, b.bands):
+        assert len(frame) == 0
+    assert list(b.uncovered.columns) == list(a.uncovered.columns)
+    assert list(b.distance_uncovered.columns) == list(a.distance_uncovered.columns)
+    assert b.uncovered.crs == a.uncovered.crs
+    pd.testing.assert_frame_equal(pd.DataFrame(b.demand), pd.DataFrame(a.demand))
+    pd.testing.assert_frame_equal(pd.DataFrame(b.centers), pd.DataFrame(a.centers))
+    pd.testing.assert_frame_equal(b.coverage_by_level, a.coverage_by_level)
+    assert b.coverage == a.coverage
+    if full.districts is not None:
+        pd.testing.assert_frame_equal(fast.districts, full.districts)
+    # a proposal on the numbers run reuses it, as the app does
+    sited = replace(s, siting=SitingParams(k=1, minutes=5.0))
+    reused = pipeline.run(city, sited, numbers_only=True, reuse=pipeline.Reuse(audited=fast))
+    assert reused.audit is fast.audit
+    _same_siting(reused, pipeline.run(city, sited, with_polygons=False))
