@@ -679,3 +679,35 @@ def test_within_matrix_of_nothing(grid_net: WalkNetwork) -> None:
     near = snapped(make_centers(grid_net, np.array([[GRID_E + 1.5, GRID_N + 1.5]])))
     assert reach.within_matrix(grid_net, centers, near, limit_m=2.5).nnz == 0
     assert reach.within_matrix(grid_net, centers, near, limit_m=3.1).nnz == 1
+
+
+def test_point_xy_of_many_places_is_kept_per_network(chengdu_net: WalkNetwork) -> None:
+    """The app audits the same demand after every change: its snapped points' coordinates
+    are interpolated once (read-only), and equal shapely's own interpolation."""
+    net = chengdu_net
+    rng = np.random.default_rng(5)
+    n = 12_000  # above the memo's floor
+    edge = rng.integers(0, net.n_edges, n)
+    offset = rng.random(n) * net.edge_length_m[edge]
+    x, y = reach.point_xy(net, edge, offset)
+    lines = net.edge_geometry[edge]
+    want = shapely.line_interpolate_point(lines, offset / net.edge_length_m[edge], normalized=True)
+    np.testing.assert_allclose(x, shapely.get_x(want), atol=1e-6)
+    np.testing.assert_allclose(y, shapely.get_y(want), atol=1e-6)
+    again = reach.point_xy(net, edge.copy(), offset.copy())  # equal places, other arrays
+    assert again[0] is x
+    assert again[1] is y
+    assert not x.flags.writeable
+    assert not y.flags.writeable
+    moved = offset.copy()
+    moved[0] = moved[0] / 2
+    other = reach.point_xy(net, edge, moved)
+    assert other[0] is not x
+    assert other[0][0] != x[0] or other[1][0] != y[0]
+    np.testing.assert_array_equal(other[0][1:], x[1:])
+    for k in range(6):  # never more than a few sets
+        reach.point_xy(net, edge, offset + k * 1e-3)
+    assert len(reach._graph(net)._places) <= 4
+    few_x, _ = reach.point_xy(net, edge[:10], offset[:10])  # small sets: computed each time
+    assert few_x.flags.writeable
+    np.testing.assert_array_equal(few_x, x[:10])
