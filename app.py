@@ -93,6 +93,9 @@ TABLE_SUFFIXES = ("geojson", "json", "gpkg", "csv", "txt", "xlsx")
 #: Component iframe (…/component/streamlit_folium.st_folium/index.html) → app static root.
 STATIC_URL = "../../app/static/"
 MEMO_ENTRIES = 24
+#: Download bundles kept per session (the scenarios last shown): each holds its result with
+#: polygons and, once built, every file's bytes, hundreds of MB each at 300k nodes.
+EXPORTS_KEPT = 2
 #: Wall-time limit of the exact optimizer in the app, as its label says.
 EXACT_TIME_LIMIT_S = 60.0
 #: The solver's share of that limit (the CLI's --time-limit-s); candidates, coverage sets and
@@ -484,15 +487,15 @@ def reset_results() -> None:
     st.session_state["memo"] = OrderedDict()
 
 
-def memo_get(store: str, key: Any, make: Callable[[], Any]) -> Any:
-    """Session memo with LRU eviction: results never leak into other sessions."""
+def memo_get(store: str, key: Any, make: Callable[[], Any], entries: int = MEMO_ENTRIES) -> Any:
+    """Session memo with LRU eviction (`entries` kept): results never leak into other sessions."""
     memo: OrderedDict[Any, Any] = st.session_state.setdefault(store, OrderedDict())
     if key in memo:
         memo.move_to_end(key)
         return memo[key]
     value = make()
     memo[key] = value
-    while len(memo) > MEMO_ENTRIES:
+    while len(memo) > entries:
         memo.popitem(last=False)
     return value
 
@@ -586,12 +589,25 @@ def result_slot(key: str) -> ResultSlot:
     return ResultSlot()
 
 
+#: Results with polygons kept per server (the baseline's and the latest scenarios'): each
+#: holds a city's service and uncovered areas, several hundred MB at 300k nodes, and a
+#: planner trying speeds would otherwise keep one per speed (6.8 GB after three at 300k).
+AREAS_KEPT = 4
+
+
+@st.cache_resource(max_entries=AREAS_KEPT, show_spinner=False)
+def areas_slot(key: str) -> ResultSlot:
+    """Return the process-wide slot of the result with polygons with hash `key`."""
+    return ResultSlot()
+
+
 def shared_result(key: tuple[str, str, str], make: Callable[[], ScenarioResult]) -> ScenarioResult:
     """Return the result for `key` (city, scenario JSON, kind), computing it once for all sessions."""
     kept = st.session_state.get("kept_results", {}).get(key)
     if kept is not None:  # a stopped solve this session chose to keep (on_stop)
         return kept  # type: ignore[no-any-return]
-    slot = result_slot(hashlib.sha256(json.dumps(key).encode()).hexdigest())
+    slots = areas_slot if key[2].startswith("areas") else result_slot
+    slot = slots(hashlib.sha256(json.dumps(key).encode()).hexdigest())
     with slot.lock:
         if slot.value is None:
             t0 = time.perf_counter()
@@ -1269,11 +1285,13 @@ def downloads(city: CityData, city_key: str, res: ScenarioResult) -> None:
         "exports_full",
         (city_key, res.scenario.to_json()),
         lambda: LazyValue(lambda: with_own_areas(city, res)),
+        EXPORTS_KEPT,
     )
     lazy: LazyFiles = memo_get(
         "exports",
         (city_key, res.scenario.to_json(), language),
         lambda: LazyFiles(lambda: export_files(city, full.get(), language)),
+        EXPORTS_KEPT,
     )
     cols = st.columns(3)
     i = 0

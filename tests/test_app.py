@@ -111,6 +111,28 @@ def test_default_load_shows_metrics() -> None:
     assert any("OSM" in c.value and "GCJ-02" in c.value for c in at.caption)
 
 
+def test_results_with_polygons_are_kept_for_a_few_scenarios_only() -> None:
+    """Memory stays bounded while a planner tries speeds: each result with polygons holds a
+    city's areas (hundreds of MB at 300k nodes), and only the latest few stay cached."""
+    import gc
+
+    from coverage.scenario import ScenarioResult
+
+    at = started()
+    for speed in (3.0, 3.5, 4.0, 5.0, 5.5, 6.0, 6.5):
+        at.slider(key="speed").set_value(speed).run()
+        assert_ok(at)
+    gc.collect()
+    speeds = {
+        float(o.scenario.speed_kmh)
+        for o in gc.get_objects()
+        if isinstance(o, ScenarioResult) and len(o.audit.service_areas)
+    }
+    assert 6.5 in speeds  # the one on screen
+    kept = int(re.search(r"AREAS_KEPT = (\d+)", APP.read_text()).group(1))  # type: ignore[union-attr]
+    assert len(speeds) <= kept, speeds
+
+
 def test_speed_change_changes_numbers() -> None:
     at = started()
     before = share(at, 15)
