@@ -251,15 +251,17 @@ def test_flipped_array_byte_fails_checksum(tmp_path: Path) -> None:
 
 
 def test_exact_time_limit_honoured_with_gap() -> None:
-    from coverage.optimize import solve_exact
+    from coverage.optimize import greedy_max_coverage, solve_exact
     from coverage.siting import SitingParams
 
     rng = np.random.default_rng(0)
     C = sparse.random_array((400, 3000), density=0.02, rng=rng, format="csr").astype(bool)
     w = rng.uniform(1, 100, 3000)
     limit = 0.5
+    # the greedy's sites as a start: under load HiGHS may find no solution of its own in 0.5 s
+    start = greedy_max_coverage(C, w, k=15).chosen
     t0 = time.monotonic()
-    res = solve_exact(C, w, 15, time_limit_s=limit)
+    res = solve_exact(C, w, 15, time_limit_s=limit, warm_start=start)
     elapsed = time.monotonic() - t0
     assert elapsed < limit + 10
     assert not res.optimal
