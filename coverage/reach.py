@@ -259,8 +259,9 @@ def point_xy(
         return _point_xy(net, edge, offset_m)
     edge = np.ascontiguousarray(edge, dtype=np.int64)
     offset_m = np.ascontiguousarray(offset_m, dtype=np.float64)
-    key = hashlib.sha256(edge.tobytes() + b"|" + offset_m.tobytes()).digest()
-    return _graph(net).places_xy(key, lambda: _point_xy(net, edge, offset_m))
+    digest = hashlib.sha256(edge.data)  # the buffers themselves: no joined copy
+    digest.update(offset_m.data)
+    return _graph(net).places_xy(digest.digest(), lambda: _point_xy(net, edge, offset_m))
 
 
 #: Fewer places than this are interpolated every time (cheaper than keying them).
