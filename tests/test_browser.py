@@ -481,8 +481,11 @@ def settle(page: Any) -> None:
     page.wait_for_timeout(1200)
     page.wait_for_function(
         "() => !document.querySelector(\"[data-testid='stStatusWidget'] button\")"
-        " && !document.querySelector(\"[data-testid='stSpinner']\")",
-        timeout=120_000,
+        " && !document.querySelector(\"[data-testid='stSpinner']\")"
+        # the app's status box (st.status) stands where the map was while the service areas
+        # of a new speed are built; under a loaded two-worker run this outlasted 30 s (CI)
+        " && !document.querySelector(\"[data-testid='stExpanderIconSpinner']\")",
+        timeout=180_000,
     )
     page.wait_for_timeout(800)
 
@@ -495,7 +498,7 @@ def visible_map(page: Any, step: str, shots: Path, errors: list[str]) -> dict[st
         page.wait_for_function(
             "() => Array.from(document.querySelectorAll(\"iframe[src*='st_folium']\"))"
             ".some(f => f.getBoundingClientRect().height > 300)",
-            timeout=30_000,
+            timeout=90_000,
         )
     box = page.locator(MAP_IFRAME).first.bounding_box()
     assert box is not None, (step, errors)
