@@ -205,6 +205,25 @@ def default_osm() -> Path:
     return Path(os.environ.get("COVERAGE_PLANNER_DEFAULT_OSM") or DEFAULT_CITY)
 
 
+#: From this many network nodes the map is drawn at once from the numbers (stations, each
+#: resident's walking minutes) and the service and uncovered areas are built below it; the
+#: page then reruns and draws them. On the embedded city (3,062 nodes) a speed change drew
+#: its final map after 2.6 s, and 4.0 s this way (the map is drawn twice); at 100k nodes the
+#: areas take 17.7 s to build, at 300k 41–66 s (docs/BENCHMARKS.md), with no map meanwhile.
+MAP_FIRST_NODES = 20_000
+
+
+def map_first(city: CityData) -> bool:
+    """Return whether the city is large enough to draw its map before its areas are built.
+
+    The threshold is :data:`MAP_FIRST_NODES`, or the environment variable
+    ``COVERAGE_PLANNER_MAP_FIRST_NODES`` (a whole number of nodes) when set.
+    """
+    env = os.environ.get("COVERAGE_PLANNER_MAP_FIRST_NODES", "").strip()
+    limit = int(env) if env.isdigit() else MAP_FIRST_NODES
+    return int(city.net.n_nodes) >= limit
+
+
 def max_upload_mb() -> int:
     """Return the OSM upload limit in MB: the env setting capped by Streamlit's own."""
     server = int(st.get_option("server.maxUploadSize"))
@@ -407,7 +426,7 @@ def apply_pending_load() -> None:
         ss.pop("loading_name", None)
         previous: CityInputs | None = ss.get("city_spec")
         if previous is not None:
-            st.info(tr("data.kept", name=ss.get("city_name", previous.osm.name)))
+            notice("info", tr("data.kept", name=ss.get("city_name", previous.osm.name)))
         return
     ss.pop("loading_name", None)
     ss["city_spec"] = pending
@@ -429,7 +448,10 @@ def drop_unknown_closures(city: CityData) -> None:
     if "closed" in ss:
         ss["closed"] = [c for c in ss["closed"] if str(c) in known]
     if dropped:
-        st.warning(tr("data.closures_dropped", n=len(dropped), ids=", ".join(sorted(dropped)[:5])))
+        notice(
+            "warning",
+            tr("data.closures_dropped", n=len(dropped), ids=", ".join(sorted(dropped)[:5])),
+        )
 
 
 # --- scenarios and results --------------------------------------------------------------
@@ -697,7 +719,7 @@ def result_for(city: CityData, city_key: str, s: Scenario) -> ScenarioResult:
     plain = replace(s, siting=None)
     own = bool(st.session_state.get("own_areas"))
     areas = shared_result(
-        (city_key, plain.to_json(), "areas" if own else "areas:unions"),
+        areas_key(city_key, s),
         lambda: _run(
             city,
             plain,
@@ -1025,17 +1047,23 @@ def capture_warnings() -> Iterator[None]:
 
 
 def _show_warnings(log: list[warnings.WarningMessage]) -> None:
-    seen = set()
+    quiet = (DeprecationWarning, PendingDeprecationWarning, FutureWarning, ResourceWarning)
     for w in log:
-        if issubclass(
-            w.category,
-            (DeprecationWarning, PendingDeprecationWarning, FutureWarning, ResourceWarning),
-        ):
-            continue
-        text = warning_text(w.message)
-        if text not in seen:
-            seen.add(text)
-            st.warning(tr("warn", msg=text))
+        if not issubclass(w.category, quiet):
+            notice("warning", tr("warn", msg=warning_text(w.message)))
+
+
+def notice(kind: Literal["info", "warning", "success"], text: str) -> None:
+    """Show a one-shot message once per run; :func:`main` carries it over its own rerun.
+
+    That rerun (after the service areas are built below the map) reads cached results,
+    which warn no more, and a callback's flash is gone: the messages are shown again.
+    """
+    shown = st.session_state.setdefault("notices", [])
+    if [kind, text] in shown:
+        return
+    shown.append([kind, text])
+    getattr(st, kind)(text)
 
 
 def warning_text(message: Warning | str) -> str:
@@ -1946,9 +1974,12 @@ def page_header() -> None:
         horizontal=True,
     )
     st.title(tr("title"))
-    flash = st.session_state.pop("flash", None)
-    if flash:
-        getattr(st, flash[0])(flash[1])
+    ss = st.session_state
+    ss["notices"] = []
+    flash = ss.pop("flash", None)
+    with st.container():  # one element whatever it holds: the map below keeps its place
+        for kind, text in [*ss.pop("carried_notices", []), *([flash] if flash else [])]:
+            notice(kind, text)
 
 
 def page_city() -> tuple[CityData, str] | None:
@@ -2012,13 +2043,30 @@ def city_caption(city: CityData) -> None:
         st.caption(tr("data.osm_hint", n=len(city.centers)))
 
 
-def page_result(city: CityData, city_key: str, s: Scenario) -> ScenarioResult | None:
-    """Show the headline numbers of `s`, then return its full result (with polygons).
+def areas_key(city_key: str, s: Scenario) -> tuple[str, str, str]:
+    """Return the key of the service and uncovered areas of `s` (:func:`result_for`)."""
+    own = bool(st.session_state.get("own_areas"))
+    plain = replace(s, siting=None)
+    return (city_key, plain.to_json(), "areas" if own else "areas:unions")
+
+
+def has_areas(city_key: str, s: Scenario) -> bool:
+    """Return whether the areas of `s` are in memory (then the map is drawn with them at once)."""
+    key = areas_key(city_key, s)
+    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()
+    return areas_slot(digest).value is not None  # a slot made here is filled next
+
+
+def page_result(
+    city: CityData, city_key: str, s: Scenario
+) -> tuple[ScenarioResult, ScenarioResult | None] | None:
+    """Show the headline numbers of `s`; return them and its full result if its areas are built.
 
     Returns
     -------
-    ScenarioResult or None
-        None (the error is shown) when the scenario cannot be computed.
+    tuple or None
+        The numbers, and the result with polygons (None while they are to be built); None
+        (the error is shown) when the scenario cannot be computed.
     """
     try:
         # one capture: the numbers and the polygons runs warn about the same oddities once
@@ -2027,10 +2075,26 @@ def page_result(city: CityData, city_key: str, s: Scenario) -> ScenarioResult | 
             first = next(iter(scenarios().values()))
             base = numbers_for(city, city_key, first) if first is not s else None
             headline(numbers, base, population_source(city))  # numbers first
-            return result_for(city, city_key, s)
+            later = map_first(city) and not has_areas(city_key, s)
+            full = None if later else result_for(city, city_key, s)
+            return numbers, full
     except Exception as exc:
         show_error(exc)
         return None
+
+
+def build_areas(city: CityData, city_key: str, s: Scenario) -> bool:
+    """Build the areas of `s` in a status box below the drawn map; return whether they are built.
+
+    :func:`main` then reruns the page, which draws the map and the tabs with them.
+    """
+    try:
+        with capture_warnings():
+            result_for(city, city_key, s)
+    except Exception as exc:
+        show_error(exc)
+        return False
+    return True
 
 
 def map_section(city: CityData, city_key: str, s: Scenario, res: ScenarioResult) -> None:
@@ -2212,12 +2276,24 @@ def main() -> None:
     stop = sidebar_scenarios(city)
     city_caption(city)
     s = active()
-    res = page_result(city, city_key, s)
-    if res is None or res.siting is None or not res.siting.stopped:
+    with st.container():  # what varies between reruns stays in it: the map keeps its place
+        got = page_result(city, city_key, s)
+    numbers, res = (None, None) if got is None else got
+    if numbers is None or numbers.siting is None or not numbers.siting.stopped:
         stop.empty()  # the proposal is computed (or failed): nothing left to stop
-    if res is None:
+    if numbers is None:
         return
-    map_section(city, city_key, s, res)
+    map_section(city, city_key, s, numbers if res is None else res)
+    building = st.container()  # always drawn: the tabs below keep their place (and tab)
+    if res is None:
+        # the map came at once, from the numbers (stations, walking minutes); the service
+        # and uncovered areas are built below it, and the rerun draws them with the tabs
+        with building:
+            built = build_areas(city, city_key, s)
+        if built:
+            st.session_state["carried_notices"] = st.session_state.get("notices", [])
+            st.rerun()
+        return
     result_tabs(city, city_key, s, res)
 
 

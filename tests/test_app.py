@@ -583,9 +583,18 @@ def test_census_upload_replaces_the_osm_estimate(haidian_extract) -> None:  # ty
     assert any("OpenStreetMap" in c.value for c in at.caption)
 
 
-def test_centers_file_after_a_closure_drops_the_closure(haidian_extract) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("map_first_nodes", ["", "0"], ids=["one-pass", "map-first"])
+def test_centers_file_after_a_closure_drops_the_closure(  # type: ignore[no-untyped-def]
+    haidian_extract, map_first_nodes, monkeypatch
+) -> None:
     """Issue 13: a closure of an OSM center survives into a centers file that lacks it. It is
-    dropped from every scenario with a notice; the page keeps its metrics and map."""
+    dropped from every scenario with a notice; the page keeps its metrics and map.
+
+    Map-first (issue 16, a city above ``MAP_FIRST_NODES``): the map is drawn from the
+    numbers, the new city's areas are built below it and the page reruns; the notice of the
+    run before the rerun is still on the page after it.
+    """
+    monkeypatch.setenv("COVERAGE_PLANNER_MAP_FIRST_NODES", map_first_nodes)
     at = started()
     ids = at.multiselect(key="closed").options
     at.multiselect(key="closed").set_value(ids[:1]).run()
@@ -1107,3 +1116,21 @@ def test_group_walking_speeds_in_the_panel(haidian_extract) -> None:  # type: ig
     assert at.session_state["scenarios"]["baseline"].groups.speeds_kmh == {}  # baseline stays
     at.number_input(key="group_speed::60岁及以上").set_value(3.3).run()
     assert dict(active(at).groups.speeds_kmh) == {}  # the default is not stored
+
+
+def test_map_first_draws_the_page_of_a_new_speed_after_its_areas(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16: above ``MAP_FIRST_NODES`` a new speed's page is drawn twice, the map from its
+    numbers and then, once its areas are built, the whole page; it ends as the one-pass page:
+    the same numbers, the tabs, the areas shared for the next session."""
+    monkeypatch.setenv("COVERAGE_PLANNER_MAP_FIRST_NODES", "0")
+    at = started()
+    at.slider(key="speed").set_value(3.3).run()  # a speed no other test computes
+    assert_ok(at)
+    assert len(at.tabs) == 6, [t.label for t in at.tabs]
+    first = metrics(at)
+    monkeypatch.setenv("COVERAGE_PLANNER_MAP_FIRST_NODES", "")
+    again = started()
+    again.slider(key="speed").set_value(3.3).run()  # one pass: the areas are shared now
+    assert_ok(again)
+    assert metrics(again) == first
+    assert len(again.tabs) == 6

@@ -16,12 +16,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from coverage.i18n import t
 
 ROOT = Path(__file__).resolve().parents[1]
 HAIDIAN = ROOT / "data" / "beijing_haidian_cau.osm.bz2"
@@ -75,6 +77,9 @@ def serve_app(tmp: pytest.TempPathFactory, *extra: str, path: str = "") -> Itera
         **os.environ,
         "COVERAGE_PLANNER_DEFAULT_OSM": str(TEST_OSM),
         "COVERAGE_PLANNER_CACHE": str(cache),
+        # the large-city path on the small test city: each new scenario's map is drawn from
+        # its numbers, its service areas are built below it and the page reruns to draw them
+        "COVERAGE_PLANNER_MAP_FIRST_NODES": "0",
         "PYTHONUNBUFFERED": "1",
     }
     log = (tmp.mktemp("app-log") / "streamlit.log").open("w+")
@@ -501,6 +506,8 @@ def visible_map(page: Any, step: str, shots: Path, errors: list[str]) -> dict[st
             timeout=90_000,
         )
     box = page.locator(MAP_IFRAME).first.bounding_box()
+    if box is None:  # what the page showed instead, for the failure's reader
+        page.screenshot(path=str(shots / f"{step}-no-map.png"), full_page=True)
     assert box is not None, (step, errors)
     assert box["height"] > 300, (step, box, errors)
     counts = leaflet_layers(map_frame(page))
@@ -516,6 +523,36 @@ def visible_map(page: Any, step: str, shots: Path, errors: list[str]) -> dict[st
     assert not errors, (step, errors)
     assert not page.locator("[data-testid='stException']").count(), step
     return counts
+
+
+def map_while_building(
+    page: Any, action: Callable[[], None], timeout_s: float = 120.0
+) -> list[float]:
+    """Do `action`; return the heights of the maps drawn since, while its areas were built.
+
+    The iframes shown before `action` are marked; from then on the page is polled every
+    50 ms until the status box that builds the service areas has come and gone. Each poll
+    in which it shows adds the tallest unmarked (new) map iframe's height (-1: none; 0 while
+    the new map loads).
+    """
+    mark = "() => document.querySelectorAll(\"iframe[src*='st_folium']\").forEach(f => f.dataset.before = '1')"
+    probe = (
+        f"() => [document.body.innerText.includes({t('app.running.areas').rstrip('…')!r}),"
+        " Math.max(-1, ...Array.from(document.querySelectorAll(\"iframe[src*='st_folium']\"))"
+        ".filter(f => !f.dataset.before).map(f => f.getBoundingClientRect().height))]"
+    )
+    page.evaluate(mark)
+    action()
+    heights: list[float] = []
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        building, height = page.evaluate(probe)
+        if building:
+            heights.append(float(height))
+        elif heights:
+            break
+        page.wait_for_timeout(50)
+    return heights
 
 
 def overlay_names(frame: Any) -> list[str]:
@@ -784,7 +821,10 @@ def test_walkthrough_end_to_end(app_url: str, browser: Any, tmp_path: Path) -> N
     # 9. the speed slider moved on and back to a value already drawn: the map is drawn again
     slider = page.get_by_role("slider").first
     slider.focus()
-    slider.press("ArrowLeft")
+    seen = map_while_building(page, lambda: slider.press("ArrowLeft"))
+    # the new speed's areas are built below its map, drawn at once from its numbers
+    assert seen, "the status box building the service areas was never seen"
+    assert max(seen) >= 0, seen
     walk.check("speed-on")
     slider.focus()
     slider.press("ArrowRight")
