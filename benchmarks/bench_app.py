@@ -153,18 +153,34 @@ def offline_page(browser: Any, url: str) -> Any:
 AREAS_OVERLAY = "服务范围"
 
 
-def map_state(page: Any) -> tuple[int, bool]:
-    """The visible map's vector layer count (0: none yet) and whether it has service areas."""
+def mark_maps(page: Any) -> None:
+    """Mark the map frames now in the page: :func:`map_state` with ``new=True`` skips them.
+
+    Each map the app draws is a new iframe, whose Leaflet ids start again from zero: the
+    same map size gives the same largest id, so ids cannot tell a new map from the old.
+    """
+    for f in page.frames:
+        if "st_folium" in f.url:
+            with contextlib.suppress(Exception):  # frame navigating
+                f.evaluate("() => { window.__benchBefore = true; }")
+
+
+def map_state(page: Any, new: bool = False) -> tuple[int, bool]:
+    """The map's vector layer count (0: none yet) and whether it has service areas.
+
+    With `new`, only a map drawn since :func:`mark_maps` counts.
+    """
     for f in page.frames:
         if "st_folium" in f.url:
             try:
                 n, areas = f.evaluate(
-                    "(word) => { if (!window.map || !window.L) return [0, false]; let n = 0;"
+                    "([word, fresh]) => { if (!window.map || !window.L) return [0, false];"
+                    " if (fresh && window.__benchBefore) return [0, false]; let n = 0;"
                     " window.map.eachLayer(l => { if (l instanceof L.Path) n++; });"
                     " const names = Array.from(document.querySelectorAll("
                     "'.leaflet-control-layers-overlays label span')).map(e => e.textContent);"
                     " return [n, names.some(t => t.includes(word))]; }",
-                    AREAS_OVERLAY,
+                    [AREAS_OVERLAY, new],
                 )
             except Exception as exc:  # frame navigating
                 if os.environ.get("BENCH_DEBUG"):
@@ -189,24 +205,6 @@ def wait_map(page: Any, timeout_s: float = 120, areas: bool = True) -> None:
 
 #: How long a slider change's map redraw is waited for (300k nodes: about 80 s).
 MAP_REDRAW_TIMEOUT_S = 300.0
-
-
-def map_layers_id(page: Any) -> int | None:
-    """The largest Leaflet id on the visible map: it grows when the map is drawn anew.
-
-    Streamlit's running indicator is no sign of the map: it showed idle through the whole
-    80 s of a 300k-node slider change while the new service areas were built.
-    """
-    for f in page.frames:
-        if "st_folium" in f.url:
-            with contextlib.suppress(Exception):  # frame navigating
-                return int(
-                    f.evaluate(
-                        "() => { let m = 0; if (!window.map) return -1;"
-                        " window.map.eachLayer(l => { m = Math.max(m, L.stamp(l)); }); return m; }"
-                    )
-                )
-    return None
 
 
 def first_map(browser: Any, url: str) -> tuple[float, float]:
@@ -250,7 +248,7 @@ def slider_updates(browser: Any, url: str, n: int) -> list[tuple[float, float, f
     out = []
     for _ in range(n):
         before = share_text(page)
-        drawn = map_layers_id(page)
+        mark_maps(page)
         thumb.focus()
         t0 = time.perf_counter()
         page.keyboard.press("ArrowLeft")
@@ -260,9 +258,10 @@ def slider_updates(browser: Any, url: str, n: int) -> list[tuple[float, float, f
         while time.monotonic() < deadline:
             if t_numbers != t_numbers and share_text(page) != before:
                 t_numbers = time.perf_counter() - t0
-            if t_numbers == t_numbers and map_layers_id(page) not in (drawn, None):
+            drawn, areas = map_state(page, new=True)
+            if t_numbers == t_numbers and drawn:
                 t_map = time.perf_counter() - t0 if t_map != t_map else t_map
-                if map_state(page)[1]:
+                if areas:
                     t_areas = time.perf_counter() - t0
                     break
             page.wait_for_timeout(100)
@@ -318,7 +317,7 @@ def add_station(browser: Any, url: str) -> tuple[float, float]:
     page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
     page.get_by_text("地图上选中的位置").wait_for(timeout=120_000)
     page.wait_for_timeout(1000)
-    drawn = map_layers_id(page)
+    mark_maps(page)
     t0 = time.perf_counter()
     page.get_by_role("button", name="在选中位置新增站点").click()
     page.get_by_text("新增站点：1 个").wait_for(timeout=300_000)
@@ -328,7 +327,7 @@ def add_station(browser: Any, url: str) -> tuple[float, float]:
     t_areas = float("nan")
     deadline = time.monotonic() + MAP_REDRAW_TIMEOUT_S
     while time.monotonic() < deadline:
-        if map_layers_id(page) not in (drawn, None) and map_state(page)[1]:
+        if map_state(page, new=True)[1]:
             t_areas = time.perf_counter() - t0
             break
         page.wait_for_timeout(100)
@@ -647,8 +646,9 @@ def main() -> None:
             "ticked, and by the downloads (the same `service_areas.geojson` as the CLI). "
             "They are built in threads from one buffer of every edge, "
             "byte-identical to the one-by-one build.\n"
-            "- *Map redrawn* waits until the map in the page is a new one (Leaflet's layer "
-            "ids grow), since Streamlit's running indicator does not show the polygon phase; "
+            "- *Map redrawn* waits until the page shows a new map (each map is a new "
+            "iframe; the ones before the key press are marked), since Streamlit's running "
+            "indicator does not show the polygon phase; "
             "*with service areas* until that new map's layer control lists a service area "
             "(服务范围); `nan`: not within 300 s. A new server "
             "process finds the city in the cache the benchmark warmed (network, demand and the "
