@@ -209,7 +209,7 @@ def default_osm() -> Path:
 #: resident's walking minutes) and the service and uncovered areas are built below it; the
 #: page then reruns and draws them. On the embedded city (3,062 nodes) a speed change drew
 #: its final map after 2.6 s, and 4.0 s this way (the map is drawn twice); at 100k nodes the
-#: areas take 17.7 s to build, at 300k 41–66 s (docs/BENCHMARKS.md), with no map meanwhile.
+#: areas take 13–18 s to build, at 300k 41–66 s (docs/BENCHMARKS.md), with no map meanwhile.
 MAP_FIRST_NODES = 20_000
 
 
