@@ -1054,10 +1054,11 @@ def _show_warnings(log: list[warnings.WarningMessage]) -> None:
 
 
 def notice(kind: Literal["info", "warning", "success"], text: str) -> None:
-    """Show a one-shot message once per run; :func:`main` carries it over its own rerun.
+    """Show a one-shot message once per run; kept for the next run if this one is cut short.
 
-    That rerun (after the service areas are built below the map) reads cached results,
-    which warn no more, and a callback's flash is gone: the messages are shown again.
+    A run stopped for a rerun (:func:`main`'s after the service areas are built, or a click
+    mid-run) is followed by one that reads cached results, which warn no more, and a
+    callback's flash is gone: :func:`page_header` shows the messages again.
     """
     shown = st.session_state.setdefault("notices", [])
     if [kind, text] in shown:
@@ -1975,10 +1976,13 @@ def page_header() -> None:
     )
     st.title(tr("title"))
     ss = st.session_state
-    ss["notices"] = []
+    # a run that did not reach its end (the page's own rerun, or a click mid-run) showed
+    # its messages to no one for long: they are shown again
+    carried = [] if ss.get("run_ended", True) else ss.get("notices", [])
+    ss["notices"], ss["run_ended"] = [], False
     flash = ss.pop("flash", None)
     with st.container():  # one element whatever it holds: the map below keeps its place
-        for kind, text in [*ss.pop("carried_notices", []), *([flash] if flash else [])]:
+        for kind, text in [*carried, *([flash] if flash else [])]:
             notice(kind, text)
 
 
@@ -2291,8 +2295,7 @@ def main() -> None:
         with building:
             built = build_areas(city, city_key, s)
         if built:
-            st.session_state["carried_notices"] = st.session_state.get("notices", [])
-            st.rerun()
+            st.rerun()  # the notices are shown again (page_header)
         return
     result_tabs(city, city_key, s, res)
 
@@ -2303,6 +2306,8 @@ def run() -> None:
         main()
     except Exception as exc:  # last resort: the session survives, the user sees what to do
         show_error(exc)
+    # not reached when Streamlit stops the run for a rerun (a BaseException)
+    st.session_state["run_ended"] = True
 
 
 if __name__ == "__main__":  # `streamlit run app.py` and AppTest; importing runs nothing
