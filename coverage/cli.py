@@ -15,6 +15,7 @@ import argparse
 import itertools
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -1091,20 +1092,46 @@ def _interrupted(exc: KeyboardInterrupt, args: argparse.Namespace) -> str:
     return "interrupted; nothing was written (an earlier output is unchanged)"
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the run cleans its temporary output."""
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    raise _Terminated
+
+
+def _redeliver_lost_interrupt(unraisable: Any) -> None:
+    """Send an interrupt again when it was raised inside a finalizer and so swallowed.
+
+    Python runs weakref finalizers and ``__del__`` wherever the collector fires; an
+    interrupt raised there cannot propagate and would otherwise be printed as
+    "Exception ignored ... Traceback" and lost.  Here it is re-sent 10 ms later, so it
+    reaches the command's own code and ends the run with the usual one line.
+    """
+    exc = getattr(unraisable, "exc_value", None)
+    if not isinstance(exc, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+        return
+    signum = signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT
+    timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
 
 
 def _sigterm_as_interrupt() -> Any:
     """Treat SIGTERM like Ctrl-C, so a terminated run cleans its temporary output."""
     if threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt), sys.unraisablehook
+    sys.unraisablehook = _redeliver_lost_interrupt
+    return previous
 
 
 def _restore_sigterm(previous: Any) -> None:
     if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
+        handler, hook = previous
+        signal.signal(signal.SIGTERM, handler)
+        sys.unraisablehook = hook
 
 
 if __name__ == "__main__":
