@@ -24,6 +24,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -1100,7 +1101,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise _Terminated
 
 
-def _redeliver_lost_interrupt(unraisable: Any) -> None:
+def _redeliver_lost_interrupt(unraisable: Any, fallback: Callable[[Any], object]) -> None:
     """Send an interrupt again when it was raised inside a finalizer and so swallowed.
 
     Python runs weakref finalizers and ``__del__`` wherever the collector fires; an
@@ -1110,7 +1111,7 @@ def _redeliver_lost_interrupt(unraisable: Any) -> None:
     """
     exc = getattr(unraisable, "exc_value", None)
     if not isinstance(exc, KeyboardInterrupt):
-        sys.__unraisablehook__(unraisable)
+        fallback(unraisable)
         return
     signum = signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT
     timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
@@ -1119,11 +1120,16 @@ def _redeliver_lost_interrupt(unraisable: Any) -> None:
 
 
 def _sigterm_as_interrupt() -> Any:
-    """Treat SIGTERM like Ctrl-C, so a terminated run cleans its temporary output."""
+    """Treat SIGTERM like Ctrl-C, so a terminated run cleans its temporary output.
+
+    Also routes interrupts swallowed by finalizers back to the run; every other
+    unraisable exception still goes to the hook that was installed before.
+    """
     if threading.current_thread() is not threading.main_thread():
         return None
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt), sys.unraisablehook
-    sys.unraisablehook = _redeliver_lost_interrupt
+    hook = sys.unraisablehook
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt), hook
+    sys.unraisablehook = partial(_redeliver_lost_interrupt, fallback=hook)
     return previous
 
 
