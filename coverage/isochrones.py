@@ -12,9 +12,12 @@ tiles.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,6 +66,9 @@ _TILE_GRID_M = 0.001
 _SEAM_MARGIN = 1.01
 #: Parts of a band smaller than this are numerical slivers between two areas' shared edges.
 _SLIVER_M2 = 0.01
+#: Most vertices the tile memo keeps (24 bytes each in GEOS plus overhead: about 100 MB; one
+#: scenario's city-wide areas and bands hold 1.45 M at 100k nodes).
+TILE_MEMO_MAX_VERTICES = 4_000_000
 
 # --- polygons ------------------------------------------------------------------
 
@@ -197,8 +203,14 @@ def _fill_small_holes(geom: shapely.Geometry, min_hole_area_m2: float) -> shapel
 
 
 def _tile_boxes(bounds: NDArray[np.float64], tile_m: float) -> list[_Box]:
+    """Tiles covering ``bounds``, on a grid aligned to multiples of ``tile_m``.
+
+    The grid does not move with the extent, so a scenario that reaches farther (a
+    station at the edge of town) keeps every other tile's box, and its memo key.
+    """
     # nan* skips the bounds of empty geometries
-    x0, y0 = math.floor(np.nanmin(bounds[:, 0])), math.floor(np.nanmin(bounds[:, 1]))
+    x0 = math.floor(np.nanmin(bounds[:, 0]) / tile_m) * tile_m
+    y0 = math.floor(np.nanmin(bounds[:, 1]) / tile_m) * tile_m
     x1, y1 = np.nanmax(bounds[:, 2]), np.nanmax(bounds[:, 3])
     xs = np.arange(x0, x1 + tile_m, tile_m)
     ys = np.arange(y0, y1 + tile_m, tile_m)
@@ -224,30 +236,136 @@ def _seam_rounded(geom: shapely.Geometry, box: _Box) -> shapely.Geometry:
     return shapely.set_coordinates(geom, xy)
 
 
+class TileMemo:
+    """The tile pieces and bands of recent service areas, keyed by what each is built from.
+
+    A new scenario whose streets are unchanged in a tile (a station added across town,
+    the same speed) takes that tile's piece from here instead of buffering and
+    unioning its corridors again: only the tiles whose reached streets changed are
+    built (issue 16, "do not search again"). The key is the tile's box, the corridor
+    width, the hole filling and the WKB of its lines in order, so a hit returns the
+    very geometry a build would. Least recently used entries go first once the memo
+    holds more than ``max_vertices`` vertices; safe to use from the tile threads.
+    """
+
+    def __init__(self, max_vertices: int = TILE_MEMO_MAX_VERTICES) -> None:
+        self.max_vertices = int(max_vertices)
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[bytes, tuple[shapely.Geometry | None, int]] = OrderedDict()
+        self._vertices = 0
+        self._lock = threading.Lock()
+
+    @property
+    def vertices(self) -> int:
+        """Vertices held now."""
+        return self._vertices
+
+    def __len__(self) -> int:
+        """Entries held now."""
+        return len(self._items)
+
+    def get(self, key: bytes) -> tuple[bool, shapely.Geometry | None]:
+        """Return ``(found, geometry)`` for ``key`` (and count a hit or a miss)."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                self.misses += 1
+                return False, None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return True, item[0]
+
+    def put(self, key: bytes, geom: shapely.Geometry | None) -> None:
+        """Keep ``geom`` under ``key``, dropping the oldest entries beyond the bound."""
+        size = 0 if geom is None else int(shapely.get_num_coordinates(geom))
+        if size > self.max_vertices:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._vertices -= old[1]
+            self._items[key] = (geom, size)
+            self._vertices += size
+            while self._vertices > self.max_vertices:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._vertices -= dropped
+
+    def clear(self) -> None:
+        """Forget every entry and reset the counts."""
+        with self._lock:
+            self._items.clear()
+            self._vertices = 0
+            self.hits = self.misses = 0
+
+
+#: The process's tile memo (what the app's scenarios share); ``TILE_MEMO.clear()`` frees it.
+TILE_MEMO = TileMemo()
+
+
+def _tile_key(
+    lines: NDArray[np.object_], box: _Box, corridor_m: float, min_hole_area_m2: float
+) -> bytes:
+    """Hash what a tile piece is built from: box, widths and the lines' WKB in order."""
+    digest = hashlib.sha256(np.array([*box, corridor_m, min_hole_area_m2, _QUAD_SEGS]).tobytes())
+    for wkb in shapely.to_wkb(lines, hex=False).tolist():
+        digest.update(len(wkb).to_bytes(8, "little"))
+        digest.update(wkb)
+    return digest.digest()
+
+
 def _tile_piece(
     lines: NDArray[np.object_],
     tree: shapely.STRtree,
     box: _Box,
     corridor_m: float,
     min_hole_area_m2: float,
-) -> shapely.Geometry | None:
-    """Union the corridors of ``lines`` inside ``box``; holes under ``min_hole_area_m2`` filled.
+) -> tuple[bytes, shapely.Geometry | None]:
+    """Return the tile's memo key and the union of the corridors of ``lines`` inside ``box``.
 
-    Buffers crossing the box edge are cut before the union, so the seam crossings come
-    from the buffers themselves (the same on both sides of a seam) and not from the
-    noding of the union; holes strictly inside the tile are holes of the whole union.
+    Holes under ``min_hole_area_m2`` are filled. Buffers crossing the box edge are cut
+    before the union, so the seam crossings come from the buffers themselves (the same
+    on both sides of a seam) and not from the noding of the union; holes strictly
+    inside the tile are holes of the whole union. The lines are taken in their order in
+    ``lines`` (not the tree's), so a tile whose streets a new scenario leaves alone has
+    the same key and is taken from :data:`TILE_MEMO`. The key is empty when no line
+    touches the tile.
     """
     r = corridor_m * _SEAM_MARGIN
-    idx = tree.query(shapely.box(box[0] - r, box[1] - r, box[2] + r, box[3] + r))
+    idx = np.sort(tree.query(shapely.box(box[0] - r, box[1] - r, box[2] + r, box[3] + r)))
     if idx.size == 0:
-        return None
-    buffers = shapely.buffer(lines[idx], corridor_m, quad_segs=_QUAD_SEGS)
+        return b"", None
+    near = lines[idx]
+    key = _tile_key(near, box, corridor_m, min_hole_area_m2)
+    found, piece = TILE_MEMO.get(key)
+    if found:
+        return key, piece
+    buffers = shapely.buffer(near, corridor_m, quad_segs=_QUAD_SEGS)
     b = shapely.bounds(buffers).reshape(-1, 4)
     inner = (b[:, 0] > box[0]) & (b[:, 1] > box[1]) & (b[:, 2] < box[2]) & (b[:, 3] < box[3])
     cut = shapely.clip_by_rect(buffers[~inner], *box)
     merged = shapely.union_all(np.concatenate([buffers[inner], cut]))
     piece = _fill_small_holes(_seam_rounded(merged, box), min_hole_area_m2)
-    return None if piece.is_empty else piece
+    piece = None if piece.is_empty else piece
+    TILE_MEMO.put(key, piece)
+    return key, piece
+
+
+def _tile_band(
+    keys: tuple[bytes, bytes],
+    lo: shapely.Geometry | None,
+    hi: shapely.Geometry | None,
+    box: _Box,
+) -> shapely.Geometry | None:
+    """:func:`_band` of two tile pieces, from :data:`TILE_MEMO` when both pieces' keys were seen."""
+    if not (keys[0] and keys[1]):
+        return _band(lo, hi, box)
+    key = hashlib.sha256(b"band" + keys[0] + keys[1]).digest()
+    found, band = TILE_MEMO.get(key)
+    if not found:
+        band = _band(lo, hi, box)
+        TILE_MEMO.put(key, band)
+    return band
 
 
 def _join_tiles(
@@ -327,11 +445,18 @@ def _tiled_areas(
     boxes = _tile_boxes(bounds + np.array([-r, -r, r, r]), _TILE_M)
 
     def tile(box: _Box) -> tuple[list[shapely.Geometry | None], list[shapely.Geometry | None]]:
-        pieces = [
+        keyed = [
             _tile_piece(x, tree, box, corridor_m, min_hole_area_m2)
             for x, tree in zip(sets, trees, strict=True)
         ]
-        bands = [_band(lo, hi, box) for lo, hi in itertools.pairwise(pieces)] if with_bands else []
+        keys = [k for k, _ in keyed]
+        pieces = [p for _, p in keyed]
+        if not with_bands:
+            return pieces, []
+        bands = [
+            _tile_band((keys[k - 1], keys[k]), pieces[k - 1], pieces[k], box)
+            for k in range(1, len(pieces))
+        ]
         return pieces, bands
 
     def join(k: int) -> tuple[shapely.Geometry, NDArray[np.object_]]:

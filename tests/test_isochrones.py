@@ -202,3 +202,65 @@ def _rings_over_1m2(geom: Any) -> tuple[int, int]:
     parts = parts[shapely.area(parts) >= 1.0]
     rings = shapely.polygons(shapely.get_rings(parts))
     return int(parts.size), int((shapely.area(rings) >= 1.0).sum()) - int(parts.size)
+
+
+# --- the tile memo (issue 16: a new station rebuilds only the tiles it changes) ----------
+
+
+def _tiled_build(net: WalkNetwork, centers: Any) -> tuple[list[bytes], list[bytes]]:
+    areas, bands = iso.service_areas_and_bands(
+        net, centers, minutes=(5, 15), speed_kmh=SPEED, per_center=False
+    )
+    return shapely.to_wkb(areas.geometry.values).tolist(), shapely.to_wkb(
+        bands.geometry.values
+    ).tolist()
+
+
+def test_a_new_station_reuses_the_tiles_it_leaves_alone_and_gives_a_fresh_builds_bytes(
+    chengdu_net: WalkNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(iso, "_TILED_UNION_MIN", 0)
+    monkeypatch.setattr(iso, "_TILE_M", 300.0)
+    memo = iso.TileMemo()
+    monkeypatch.setattr(iso, "TILE_MEMO", memo)
+    six = node_centers(chengdu_net, 6, seed=3)
+    xy = shapely.get_coordinates(six.geometry.values)
+    one_more = [chengdu_net.node_x[0] + 7.0, chengdu_net.node_y[0] - 5.0]
+    seven = make_centers(chengdu_net, np.vstack([xy, one_more]))  # the same six and one more
+    _tiled_build(chengdu_net, six)
+    built_first, hits_first = memo.misses, memo.hits  # a tile both areas fill alike: a hit
+    assert built_first == len(memo) > 20
+    reused = _tiled_build(chengdu_net, seven)
+    new_tiles = memo.misses - built_first
+    assert memo.hits > hits_first  # tiles the seventh station does not reach: not built again
+    assert new_tiles < built_first
+    memo.clear()
+    fresh = _tiled_build(chengdu_net, seven)
+    assert reused == fresh  # byte for byte: a hit is the geometry a build gives
+    # the same scenario again: every tile from the memo
+    misses = memo.misses
+    assert _tiled_build(chengdu_net, seven) == fresh
+    assert memo.misses == misses
+
+
+def test_the_tile_memo_is_bounded_and_drops_the_least_recently_used() -> None:
+    memo = iso.TileMemo(max_vertices=12)
+    square = shapely.box(0, 0, 1, 1)  # 5 vertices
+    memo.put(b"a", square)
+    memo.put(b"b", square)
+    assert (memo.vertices, len(memo)) == (10, 2)
+    assert memo.get(b"a") == (True, square)  # "a" is now the most recent
+    memo.put(b"c", square)  # 15 > 12: the least recently used ("b") goes
+    assert memo.get(b"b") == (False, None)
+    assert memo.get(b"a")[0]
+    assert memo.get(b"c")[0]
+    assert memo.vertices == 10 <= memo.max_vertices
+    memo.put(b"none", None)  # an empty tile is remembered too, at no size
+    assert memo.get(b"none") == (True, None)
+    memo.put(b"big", shapely.buffer(shapely.Point(0, 0), 10))  # larger than the bound: not kept
+    assert memo.get(b"big") == (False, None)
+    assert memo.vertices <= memo.max_vertices
+    memo.put(b"a", square)  # the same key again is counted once
+    assert memo.vertices == 10
+    memo.clear()
+    assert (len(memo), memo.vertices, memo.hits, memo.misses) == (0, 0, 0, 0)
