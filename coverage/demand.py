@@ -50,6 +50,7 @@ from coverage.errors import InputError, ResourceLimitError
 from coverage.names import GROUP_PREFIX, HOUSEHOLDS
 from coverage.network import WalkNetwork
 from coverage.osm import OsmExtract, default_memory_budget_bytes
+from coverage.parallel import elementwise_in_threads
 from coverage.snapping import SNAP_DISTANCE_M, SNAP_EDGE, SNAP_OFFSET_M, snap_frame
 from coverage.userfiles import Source, read_features
 
@@ -286,7 +287,7 @@ def split_into_cells(
     pieces[inside] = boxes[inside]
     edge = np.flatnonzero(touch & ~inside)
     near = _without_far_holes(big_geoms, which[edge], boxes[edge], 0.1 * c)
-    pieces[edge] = shapely.intersection(near, boxes[edge])
+    pieces[edge] = elementwise_in_threads(shapely.intersection, near, boxes[edge])
     pieces = pieces[touch]
     which = which[touch]
     big_parent, big_parts = _polygon_parts(index[big][which], pieces)
@@ -422,6 +423,11 @@ def _disjoint(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
     return out
 
 
+def _row_unions(rows: NDArray[np.object_]) -> NDArray[np.object_]:
+    """Return the union of each row of a 2-D array of geometries."""
+    return np.asarray(shapely.union_all(rows, axis=1), dtype=object)
+
+
 def _grouped_unions(
     group: NDArray[np.intp], geoms: NDArray[np.object_]
 ) -> tuple[NDArray[np.intp], NDArray[np.object_]]:
@@ -439,7 +445,7 @@ def _grouped_unions(
     for size in np.unique(sizes).tolist():
         which = np.flatnonzero(sizes == size)
         rows = starts[which][:, None] + np.arange(size)[None, :]
-        unions[which] = shapely.union_all(members[rows], axis=1)
+        unions[which] = elementwise_in_threads(_row_unions, members[rows], min_elements=1_000)
     return keys, unions
 
 
@@ -481,12 +487,12 @@ def osm_units(
     l_place = l_geom.copy()
     if b_geom.size and l_geom.size:
         li, bi = shapely.STRtree(b_geom).query(l_geom, predicate="intersects")
-        inside = shapely.area(shapely.intersection(l_geom[li], b_geom[bi]))
+        inside = shapely.area(elementwise_in_threads(shapely.intersection, l_geom[li], b_geom[bi]))
         share = np.divide(inside, b_area[bi], out=np.zeros_like(inside), where=b_area[bi] > 0)
         b_pop_in = np.bincount(li, weights=b_pop[bi] * share, minlength=l_geom.size)
         l_pop = np.maximum(l_pop - b_pop_in, 0.0)
         keys, unions = _grouped_unions(li, b_geom[bi])
-        rest = shapely.difference(l_geom[keys], unions)
+        rest = elementwise_in_threads(shapely.difference, l_geom[keys], unions)
         open_ = shapely.area(rest) > 1.0  # else a fully built-over compound: keep its outline
         l_place[keys[open_]] = rest[open_]
         logger.info(

@@ -8,8 +8,15 @@ the machine with others sets it to its share of the cores).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 logger = logging.getLogger(__name__)
 
@@ -33,3 +40,34 @@ def worker_threads() -> int:
     except (AttributeError, OSError):  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, min(cores, MAX_THREADS))
+
+
+#: Fewer elements than this are computed in the calling thread (threads would not pay).
+THREADED_MIN_ELEMENTS = 20_000
+
+
+def elementwise_in_threads(
+    fn: Callable[..., NDArray[Any]],
+    *arrays: NDArray[Any],
+    min_elements: int = THREADED_MIN_ELEMENTS,
+) -> NDArray[Any]:
+    """Return ``fn(*arrays)`` for an element-wise shapely function, in chunks run in threads.
+
+    The arrays are cut into :func:`worker_threads` equal chunks along the first axis and
+    the results joined in order, so the answer is the one ``fn`` gives in one call, element
+    for element (GEOS computes each element alone). Below ``min_elements``, or when a
+    thread cannot start (a process under a tight address-space limit), one call.
+    """
+    n = len(arrays[0])
+    threads = worker_threads()
+    if n < min_elements or threads < 2:
+        return fn(*arrays)
+    bounds = np.linspace(0, n, threads + 1).astype(np.int64)
+    chunks = [tuple(a[lo:hi] for a in arrays) for lo, hi in itertools.pairwise(bounds.tolist())]
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(lambda args: fn(*args), chunks))
+    except RuntimeError as exc:  # "can't start new thread"
+        logger.info("%s computed in one thread: %s", getattr(fn, "__name__", "step"), exc)
+        return fn(*arrays)
+    return np.concatenate(parts)
