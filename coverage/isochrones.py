@@ -66,9 +66,10 @@ _TILE_GRID_M = 0.001
 _SEAM_MARGIN = 1.01
 #: Parts of a band smaller than this are numerical slivers between two areas' shared edges.
 _SLIVER_M2 = 0.01
-#: Most vertices the tile memo keeps (24 bytes each in GEOS plus overhead: about 100 MB; one
-#: scenario's city-wide areas and bands hold 1.45 M at 100k nodes).
-TILE_MEMO_MAX_VERTICES = 4_000_000
+#: Most vertices the tile memo keeps: about 230 MB at the ~39 bytes per vertex measured
+#: (shapely 2.2, GEOS 3.14). One scenario's city-wide areas and bands hold 1.45 M at 100k
+#: nodes, so the baseline and three other scenarios (three walking speeds) are kept.
+TILE_MEMO_MAX_VERTICES = 6_000_000
 
 # --- polygons ------------------------------------------------------------------
 
