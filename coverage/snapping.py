@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from coverage.errors import InputError
 from coverage.network import WalkNetwork
+from coverage.parallel import elementwise_in_threads
 
 #: Columns added by :func:`snap_frame`.
 SNAP_EDGE = "snap_edge"
@@ -69,18 +70,13 @@ def snap_points(net: WalkNetwork, x: NDArray[np.float64], y: NDArray[np.float64]
         msg = "Points to snap have NaN or infinite coordinates; drop or fix them first."
         raise InputError(msg)
     pts = shapely.points(x, y)
-    idx, dist = net.edge_tree.query_nearest(pts, return_distance=True, all_matches=False)
-    order = np.argsort(idx[0], kind="stable")
-    pi, ei, d = idx[0][order], idx[1][order], dist[order]
-    first = np.ones(pi.size, dtype=bool)
-    first[1:] = pi[1:] != pi[:-1]
-    edge = np.empty(x.size, dtype=np.int64)
-    distance = np.empty(x.size, dtype=np.float64)
-    edge[pi[first]] = ei[first]
-    distance[pi[first]] = d[first]
+    # the tree queries and the line measures release the GIL: chunks of points in threads
+    nearest = elementwise_in_threads(lambda chunk: _nearest_edge(net.edge_tree, chunk), pts)
+    edge = nearest[:, 0].astype(np.int64)
+    distance = nearest[:, 1]
     lines = net.edge_geometry[edge]
-    offset = shapely.line_locate_point(lines, pts)
-    on = shapely.line_interpolate_point(lines, offset)
+    offset = elementwise_in_threads(shapely.line_locate_point, lines, pts)
+    on = elementwise_in_threads(shapely.line_interpolate_point, lines, offset)
     offset = np.clip(
         offset * (net.edge_length_m[edge] / np.maximum(shapely.length(lines), 1e-12)),
         0.0,
@@ -93,6 +89,23 @@ def snap_points(net: WalkNetwork, x: NDArray[np.float64], y: NDArray[np.float64]
         x=shapely.get_x(on),
         y=shapely.get_y(on),
     )
+
+
+def _nearest_edge(tree: shapely.STRtree, pts: NDArray[np.object_]) -> NDArray[np.float64]:
+    """Return one row per point, in order: the nearest edge's index and its distance.
+
+    Of several edges at the same distance, the first the tree yields (the same whichever
+    chunk of points a point is queried with).
+    """
+    idx, dist = tree.query_nearest(pts, return_distance=True, all_matches=False)
+    order = np.argsort(idx[0], kind="stable")
+    pi, ei, d = idx[0][order], idx[1][order], dist[order]
+    first = np.ones(pi.size, dtype=bool)
+    first[1:] = pi[1:] != pi[:-1]
+    out = np.empty((pts.size, 2), dtype=np.float64)
+    out[pi[first], 0] = ei[first]  # exact: edge indices are far below 2**53
+    out[pi[first], 1] = d[first]
+    return out
 
 
 def require_net_crs(net: WalkNetwork, gdf: object, what: str) -> None:
