@@ -68,3 +68,27 @@ def test_snap_points_edge_cases(grid_net: WalkNetwork) -> None:
     assert len(empty) == 0
     with pytest.raises(InputError, match="NaN"):
         snap_points(grid_net, np.array([np.nan]), np.array([0.0]))
+
+
+def test_snapping_in_threads_gives_the_one_thread_answer(
+    chengdu_net: WalkNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # above THREADED_MIN_ELEMENTS points the queries run in chunks: same edges, offsets, points
+    from coverage import parallel
+
+    rng = np.random.default_rng(11)
+    x0, y0, x1, y1 = shapely.total_bounds(chengdu_net.edge_geometry)
+    n = parallel.THREADED_MIN_ELEMENTS + 5_001
+    x, y = rng.uniform(x0, x1, n), rng.uniform(y0, y1, n)
+    # points on nodes: every edge of the node is at distance 0 (ties)
+    x[:50], y[:50] = chengdu_net.node_x[:50], chengdu_net.node_y[:50]
+    monkeypatch.setenv(parallel.THREADS_ENV, "1")
+    one = snap_points(chengdu_net, x, y)
+    monkeypatch.setenv(parallel.THREADS_ENV, "3")
+    three = snap_points(chengdu_net, x, y)
+    for field in ("edge", "offset_m", "distance_m", "x", "y"):
+        np.testing.assert_array_equal(getattr(three, field), getattr(one, field))
+    # and each snap is the nearest edge: brute force on a sample
+    for k in rng.choice(n, 40, replace=False):
+        d = shapely.distance(chengdu_net.edge_geometry, shapely.Point(x[k], y[k]))
+        assert three.distance_m[k] == pytest.approx(d.min(), abs=1e-9)
